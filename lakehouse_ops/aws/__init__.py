@@ -1,0 +1,1 @@
+"""AWS access: one client factory so tests can point every client at a local server."""

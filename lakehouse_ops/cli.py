@@ -1,0 +1,174 @@
+"""The `lakehouse-ops` command.
+
+Exit codes: 0 success, 1 a table or action failed, 2 usage or configuration error (nothing was started).
+"""
+import functools
+import json
+import sys
+
+import click
+
+from lakehouse_ops import logs
+from lakehouse_ops.errors import ConfigError, LakehouseOpsError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _fail(message, code):
+    click.echo("lakehouse-ops: %s" % message, err=True)
+    sys.exit(code)
+
+
+def handles_errors(func):
+    """Map our errors to exit codes with a message instead of a traceback."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            _fail(str(exc), EXIT_USAGE)
+        except LakehouseOpsError as exc:
+            _fail(str(exc), EXIT_FAILED)
+    return wrapper
+
+
+def _config(ctx):
+    from lakehouse_ops.config import load_config
+    path = ctx.obj["config_path"]
+    if not path:
+        raise ConfigError("no config file: pass --config FILE (or set LAKEHOUSE_OPS_CONFIG); "
+                          "conf/local.yaml is the local example")
+    return load_config(path)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", envvar="LAKEHOUSE_OPS_CONFIG", metavar="FILE",
+              help="YAML config (local path or s3:// URI); also LAKEHOUSE_OPS_CONFIG.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              help="Log format; default: text in a terminal, JSON lines otherwise.")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+@click.pass_context
+def cli(ctx, config_path, log_format, verbose):
+    """Keep Apache Iceberg tables healthy: health, plans and maintenance driven by table policies."""
+    import logging
+    logs.configure(log_format, logging.DEBUG if verbose else logging.INFO)
+    ctx.obj = {"config_path": config_path}
+
+
+@cli.command()
+@click.argument("tables", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per table, one per line.")
+@click.pass_context
+@handles_errors
+def health(ctx, tables, as_json):
+    """Health of TABLES (names or globs) from metadata alone; no Spark is started."""
+    from lakehouse_ops.health import open_tables, read_health
+    from lakehouse_ops.runner import resolve_tables
+    from lakehouse_ops.runner.report import print_health
+
+    config = _config(ctx)
+    catalog_tables = open_tables(config.catalog)
+    results = []
+    for name in resolve_tables(config, catalog_tables, tables):
+        results.append(read_health(catalog_tables.load(name), name, config.policy_for(name)).to_dict())
+    if as_json:
+        for item in results:
+            click.echo(json.dumps(item, default=str))
+    else:
+        print_health(results)
+
+
+def _maintain(ctx, tables, dry_run, as_json, report_path, only):
+    from lakehouse_ops.runner import MaintenanceRunner
+    from lakehouse_ops.runner.report import print_actions, to_json, write_report
+
+    config = _config(ctx)
+    report = MaintenanceRunner(config, only=only or None).run(list(tables), dry_run=dry_run)
+    if report_path:
+        write_report(report, report_path)
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        print_actions(report)
+    sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
+
+
+_ACTION_NAMES = ["properties", "compaction", "rewrite_position_deletes", "rewrite_manifests", "expire_snapshots",
+                 "remove_orphan_files"]
+
+
+@cli.command()
+@click.argument("tables", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@click.option("--only", multiple=True, type=click.Choice(_ACTION_NAMES), help="Plan only these actions.")
+@click.pass_context
+@handles_errors
+def plan(ctx, tables, as_json, only):
+    """What maintenance would do on TABLES (default: every table a rule matches), and why. Changes nothing."""
+    _maintain(ctx, tables, True, as_json, None, only)
+
+
+@cli.command()
+@click.argument("tables", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--report", "report_path", metavar="PATH", help="Also write the JSON report to a file or s3:// URI.")
+@click.option("--only", multiple=True, type=click.Choice(_ACTION_NAMES), help="Run only these actions.")
+@click.pass_context
+@handles_errors
+def maintain(ctx, tables, dry_run, as_json, report_path, only):
+    """Maintain TABLES (names or globs; default: every table a rule matches) as their policies say."""
+    _maintain(ctx, tables, dry_run, as_json, report_path, only)
+
+
+@cli.group()
+def policy():
+    """Inspect table policies."""
+
+
+@policy.command("show")
+@click.argument("table")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handles_errors
+def policy_show(ctx, table, as_json):
+    """The effective policy of TABLE and which rule set each value."""
+    from lakehouse_ops.config.loader import _flatten
+
+    config = _config(ctx)
+    effective, sources = config.explain(table)
+    flat = _flatten(effective.model_dump())
+    if as_json:
+        click.echo(json.dumps({"table": config.table_name(table), "policy": effective.model_dump(),
+                               "sources": sources}, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    out = Table(title="policy of %s" % config.table_name(table))
+    for column in ("key", "value", "set by"):
+        out.add_column(column, overflow="fold")
+    for key in sorted(flat):
+        out.add_row(key, json.dumps(flat[key], default=str), sources.get(key, ""))
+    Console(width=140).print(out)
+
+
+@cli.command()
+@click.option("--table", default="demo.events", show_default=True, help="Table to create (replaced if present).")
+@click.option("--commits", default=12, show_default=True, help="Streaming-like appends to make.")
+@click.option("--json", "as_json", is_flag=True, help="Print the maintenance report as JSON.")
+@click.pass_context
+@handles_errors
+def demo(ctx, table, commits, as_json):
+    """Create a fragmented table in the local warehouse, show its health, plan, maintain, show health again."""
+    from lakehouse_ops.demo import run_demo
+    config = _config(ctx)
+    report = run_demo(config, table=table, commits=commits, as_json=as_json)
+    sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
+
+
+def main(argv=None):
+    cli.main(args=argv, prog_name="lakehouse-ops")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Load the YAML config: validate everything up front, resolve per-table policies, remember who set what.
+
+Layers, lowest first: built-in defaults, the `defaults` section, environment variables, then every `tables` rule
+whose `match` fits the table, least specific first (an exact name beats a glob; a glob with more literal characters
+beats a shorter one; on a tie the later rule wins).
+
+Environment overrides: `LAKEHOUSE_OPS__<SECTION>__<KEY>[__<KEY>...]=<yaml value>`, for example
+`LAKEHOUSE_OPS__CATALOG__WAREHOUSE=s3://bucket/wh` or `LAKEHOUSE_OPS__DEFAULTS__SNAPSHOTS__MAX_AGE_DAYS=3`.
+"""
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from lakehouse_ops.config.models import CatalogConfig, SparkConfig, TablePolicy
+from lakehouse_ops.errors import ConfigError
+
+ENV_PREFIX = "LAKEHOUSE_OPS__"
+BUILTIN = "built-in default"
+SECTIONS = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
+TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables")
+
+
+@dataclass(frozen=True)
+class TableRule:
+    index: int
+    match: str
+    overrides: Dict[str, Any]
+
+    @property
+    def label(self):
+        return "tables[%d] (match '%s')" % (self.index, self.match)
+
+    @property
+    def specificity(self):
+        if not any(ch in self.match for ch in "*?["):
+            return (1, len(self.match))
+        return (0, sum(1 for ch in self.match if ch not in "*?[]"))
+
+    def matches(self, table):
+        return fnmatch.fnmatchcase(table.lower(), self.match.lower())
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    catalog: CatalogConfig
+    spark: SparkConfig
+    defaults: TablePolicy
+    rules: Tuple[TableRule, ...] = ()
+    defaults_raw: Dict[str, Any] = field(default_factory=dict)
+    env_keys: Dict[str, str] = field(default_factory=dict)
+    raw: Dict[str, Any] = field(default_factory=dict)
+
+    def table_name(self, name):
+        """`namespace.table`, accepting a name qualified with this config's catalog."""
+        parts = name.split(".")
+        if len(parts) >= 3 and parts[0] == self.catalog.name:
+            parts = parts[1:]
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError("table name '%s' must be 'namespace.table' (optionally prefixed with the catalog "
+                              "name '%s')" % (name, self.catalog.name))
+        return ".".join(parts)
+
+    def rules_for(self, table):
+        table = self.table_name(table)
+        hits = [r for r in self.rules if r.matches(table)]
+        return sorted(hits, key=lambda r: (r.specificity, r.index))
+
+    def is_managed(self, table):
+        """Tables a rule matches are managed; with no rules at all, every table is."""
+        return not self.rules or bool(self.rules_for(table))
+
+    def explain(self, table):
+        """The effective policy and, per dotted key, which layer set it."""
+        merged, origin = {}, {}
+        _merge(merged, origin, self.defaults_raw, "defaults (%s)" % self.source)
+        for dotted, var in self.env_keys.items():
+            if dotted.startswith("defaults."):
+                origin[dotted[len("defaults."):]] = "env %s" % var
+        for rule in self.rules_for(table):
+            _merge(merged, origin, rule.overrides, rule.label)
+        policy = TablePolicy.model_validate(merged)
+        sources = {key: origin.get(key, BUILTIN) for key in _flatten(policy.model_dump())}
+        # A key set as a whole mapping (e.g. options) is credited to whoever set any of its entries.
+        for key in list(sources):
+            if sources[key] == BUILTIN:
+                for okey, who in origin.items():
+                    if okey.startswith(key + "."):
+                        sources[key] = who
+        return policy, sources
+
+    def policy_for(self, table):
+        return self.explain(table)[0]
+
+
+def _flatten(data, prefix=""):
+    out = {}
+    for key, value in data.items():
+        dotted = prefix + str(key)
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _merge(target, origin, overrides, who, prefix=""):
+    for key, value in overrides.items():
+        dotted = prefix + str(key)
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], origin, value, who, dotted + ".")
+        else:
+            target[key] = _copy(value)
+            for sub in _flatten({key: value}, prefix) if isinstance(value, dict) and value else [dotted]:
+                origin[sub] = who
+
+
+def _copy(value):
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _read_text(path):
+    if path.startswith("s3://"):
+        from lakehouse_ops.aws.s3 import read_text
+        return read_text(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror or exc)) from None
+
+
+def _parse_yaml(path, text):
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = " line %d, column %d" % (mark.line + 1, mark.column + 1) if mark else ""
+        raise ConfigError("%s:%s is not valid YAML: %s" % (path, where, getattr(exc, "problem", exc))) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("%s: the top level must be a mapping with keys %s" % (path, ", ".join(TOP_LEVEL_KEYS)))
+    return data
+
+
+def _apply_env(data, environ):
+    """Fold LAKEHOUSE_OPS__A__B=value into data; return {dotted key: variable name}."""
+    applied, problems = {}, []
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in var[len(ENV_PREFIX):].split("__") if p]
+        if len(path) < 2 or path[0] not in SECTIONS:
+            problems.append("environment variable %s: expected %s<SECTION>__<KEY>, SECTION one of %s"
+                            % (var, ENV_PREFIX, ", ".join(s.upper() for s in SECTIONS)))
+            continue
+        try:
+            value = yaml.safe_load(environ[var])
+        except yaml.YAMLError:
+            value = environ[var]
+        node = data.setdefault(path[0], {})
+        if not isinstance(node, dict):
+            problems.append("environment variable %s: section '%s' is not a mapping in the file" % (var, path[0]))
+            continue
+        for part in path[1:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        applied[".".join(path)] = var
+    return applied, problems
+
+
+def _accepted_keys(model, loc):
+    """Field names of the model found at `loc` (for 'unknown key' messages)."""
+    for part in loc:
+        annotation = model.model_fields.get(part).annotation if part in model.model_fields else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        else:
+            args = getattr(annotation, "__args__", ())
+            nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if not nested:
+                return []
+            model = nested[0]
+    return sorted(model.model_fields)
+
+
+def _describe(exc, model, where, touched=None):
+    """One line per pydantic error: where, key, value, what is accepted."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc) or "(section)"
+        if touched is not None and not any(t == key or t.startswith(key + ".") or key.startswith(t + ".")
+                                           for t in touched):
+            continue
+        if err["type"] == "extra_forbidden":
+            accepted = _accepted_keys(model, loc[:-1])
+            lines.append("%s: unknown key '%s'; accepted keys: %s" % (where, key, ", ".join(accepted)))
+            continue
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else " = %r" % (value,)
+        lines.append("%s: %s%s: %s" % (where, key, shown, msg))
+    return lines
+
+
+def load_config(path, environ=None):
+    """Read and validate a config file (local path or s3:// URI); raise ConfigError naming every problem."""
+    environ = os.environ if environ is None else environ
+    data = _parse_yaml(path, _read_text(path))
+    return config_from_dict(data, source=path, environ=environ)
+
+
+def config_from_dict(data, source="<dict>", environ=None):
+    environ = {} if environ is None else environ
+    data = _copy(data)
+    problems = []
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            problems.append("%s: unknown top-level key '%s'; accepted keys: %s"
+                            % (source, key, ", ".join(TOP_LEVEL_KEYS)))
+    env_keys, env_problems = _apply_env(data, environ)
+    problems.extend(env_problems)
+
+    sections = {}
+    for name, model in SECTIONS.items():
+        raw = data.get(name) or {}
+        if not isinstance(raw, dict):
+            problems.append("%s: '%s' must be a mapping, got %r" % (source, name, raw))
+            continue
+        try:
+            sections[name] = model.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_describe(exc, model, "%s: %s" % (source, name)))
+
+    rules = _load_rules(data.get("tables"), data.get("defaults") or {}, source, problems)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return Config(source=source, catalog=sections["catalog"], spark=sections["spark"],
+                  defaults=sections["defaults"], rules=tuple(rules), defaults_raw=data.get("defaults") or {},
+                  env_keys=env_keys, raw=data)
+
+
+def _load_rules(raw_rules, defaults_raw, source, problems):
+    rules: List[TableRule] = []
+    if raw_rules is None:
+        return rules
+    if not isinstance(raw_rules, list):
+        problems.append("%s: 'tables' must be a list of rules, each with a 'match' key" % source)
+        return rules
+    for index, raw in enumerate(raw_rules):
+        where = "%s: tables[%d]" % (source, index)
+        if not isinstance(raw, dict) or not isinstance(raw.get("match"), str) or not raw.get("match"):
+            problems.append("%s: a rule must be a mapping with a non-empty string 'match' (a table name or a glob "
+                            "such as 'analytics.*')" % where)
+            continue
+        overrides = {k: v for k, v in raw.items() if k != "match"}
+        rule = TableRule(index=index, match=raw["match"], overrides=overrides)
+        merged, origin = {}, {}
+        _merge(merged, origin, defaults_raw if isinstance(defaults_raw, dict) else {}, "defaults")
+        _merge(merged, origin, overrides, rule.label)
+        try:
+            TablePolicy.model_validate(merged)
+        except ValidationError as exc:
+            touched = set(_flatten(overrides)) | set(overrides)
+            problems.extend(_describe(exc, TablePolicy, "%s: %s" % (source, rule.label), touched))
+        rules.append(rule)
+    return rules

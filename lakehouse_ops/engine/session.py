@@ -1,0 +1,134 @@
+"""The one function that builds every SparkSession, and the catalog settings it applies.
+
+local mode: local[*], Iceberg's SQL extensions, the Iceberg runtime jar shipped by the `local` extra.
+cluster mode: the cluster's own Spark and Iceberg (EMR `iceberg.enabled`, or the EMR Serverless jar); only the
+catalog configuration is added.
+"""
+import glob
+import os
+import shutil
+
+from lakehouse_ops.errors import EngineError
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("engine")
+
+EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+JAR_PACKAGE = "snowpark-connect-deps-iceberg==1.0.2"
+JAR_NAMES = ("iceberg-spark-runtime-3.5_2.12-1.10.2.jar", "iceberg-spark-extensions-3.5_2.12-1.10.2.jar")
+
+# Settings that make a 2-core laptop or CI machine usable; any of them can be overridden in `spark.conf`.
+LOCAL_DEFAULTS = {
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.enabled": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.memory": "2g",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def catalog_conf(catalog):
+    """spark.sql.catalog.<name>.* settings for a CatalogConfig."""
+    prefix = "spark.sql.catalog." + catalog.name
+    conf = {prefix: "org.apache.iceberg.spark.SparkCatalog"}
+    if catalog.type == "hadoop":
+        conf[prefix + ".type"] = "hadoop"
+        conf[prefix + ".warehouse"] = _warehouse_uri(catalog.warehouse)
+    elif catalog.type == "glue":
+        conf[prefix + ".catalog-impl"] = "org.apache.iceberg.aws.glue.GlueCatalog"
+        conf[prefix + ".io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
+        conf[prefix + ".warehouse"] = catalog.warehouse
+    elif catalog.type == "rest":
+        conf[prefix + ".type"] = "rest"
+        conf[prefix + ".uri"] = catalog.uri
+        if catalog.warehouse:
+            conf[prefix + ".warehouse"] = catalog.warehouse
+    elif catalog.type == "hive":
+        conf[prefix + ".type"] = "hive"
+        conf[prefix + ".uri"] = catalog.uri
+        if catalog.warehouse:
+            conf[prefix + ".warehouse"] = catalog.warehouse
+    for key, value in catalog.properties.items():
+        conf["%s.%s" % (prefix, key)] = value
+    return conf
+
+
+def _warehouse_uri(warehouse):
+    if "://" in warehouse:
+        return warehouse
+    return os.path.abspath(warehouse)
+
+
+def iceberg_jars():
+    """Paths of the Iceberg runtime and extensions jars shipped by the `local` extra."""
+    try:
+        import snowpark_connect_deps_iceberg as pkg
+    except ImportError:
+        raise EngineError("the Iceberg runtime jar for local Spark is missing: install it with "
+                          "pip install 'lakehouse-ops[local]' (it brings %s)" % JAR_PACKAGE) from None
+    jar_dir = os.path.join(os.path.dirname(pkg.__file__), "jars")
+    paths = [os.path.join(jar_dir, name) for name in JAR_NAMES]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        found = ", ".join(os.path.basename(p) for p in glob.glob(os.path.join(jar_dir, "*.jar"))) or "none"
+        raise EngineError("the Iceberg jar %s is missing from %s (found: %s); install exactly %s "
+                          "(other versions ship different or stripped jars)" % (missing[0], jar_dir, found,
+                                                                                JAR_PACKAGE))
+    return paths
+
+
+def check_java():
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and os.path.isfile(os.path.join(java_home, "bin", "java")):
+        return
+    if shutil.which("java"):
+        return
+    raise EngineError("Java was not found: Spark needs Java 17 (or 8/11). Install it (e.g. apt-get install "
+                      "openjdk-17-jre-headless) and put it on PATH or set JAVA_HOME")
+
+
+def session_conf(config, mode=None):
+    """Every Spark setting the builder would apply, as a dict (used by submit and tests too)."""
+    mode = mode or config.spark.mode
+    conf = {}
+    if mode == "local":
+        conf.update(LOCAL_DEFAULTS)
+        conf["spark.jars"] = ",".join(iceberg_jars())
+    conf["spark.sql.extensions"] = EXTENSIONS
+    conf.update(catalog_conf(config.catalog))
+    conf.update(config.spark.conf)
+    return conf
+
+
+def build_session(config, mode=None):
+    """Build (or join) the SparkSession for this config."""
+    mode = mode or config.spark.mode
+    conf = session_conf(config, mode)
+    if mode == "local":
+        check_java()
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise EngineError("pyspark is not installed: on EMR it is provided by the cluster; locally install "
+                          "pip install 'lakehouse-ops[local]'") from None
+    builder = SparkSession.builder.appName(config.spark.app_name)
+    if mode == "local":
+        builder = builder.master(config.spark.master)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:
+        raise EngineError("Spark did not start (%s). Check that Java 17 is installed and JAVA_HOME points at it"
+                          % str(exc).splitlines()[0]) from exc
+    if mode == "cluster":
+        # getOrCreate may return a session started by spark-submit; catalog settings are runtime-settable.
+        for key, value in catalog_conf(config.catalog).items():
+            spark.conf.set(key, value)
+    # Locally, Iceberg's retried-commit warnings would bury the report; on a cluster they belong in the logs.
+    default_level = "ERROR" if mode == "local" else "WARN"
+    spark.sparkContext.setLogLevel(os.environ.get("LAKEHOUSE_OPS_SPARK_LOG_LEVEL", default_level))
+    log.info("spark session ready", extra={"mode": mode, "catalog": config.catalog.name,
+                                           "catalog_type": config.catalog.type})
+    return spark

@@ -1,0 +1,36 @@
+"""One small hierarchy, so callers can catch everything from lakehouse-ops at once.
+
+The runner maps these to exit codes: ConfigError -> 2 (nothing was started), anything else -> 1.
+"""
+
+
+class LakehouseOpsError(Exception):
+    """Base class of every error lakehouse-ops raises on purpose."""
+
+
+class ConfigError(LakehouseOpsError):
+    """The config file or an override is wrong; raised before any Spark session starts."""
+
+
+class PolicyError(ConfigError):
+    """A table policy value is out of range or inconsistent."""
+
+
+class CatalogError(LakehouseOpsError):
+    """A table or catalog could not be found or read."""
+
+
+class EngineError(LakehouseOpsError):
+    """Spark could not be started (missing Java, missing Iceberg jar, bad catalog settings)."""
+
+
+class MaintenanceError(LakehouseOpsError):
+    """A maintenance action failed or was stopped by a safety guard."""
+
+
+class SafetyError(MaintenanceError):
+    """A guard refused a destructive step (budget exceeded, scope violation, age too small)."""
+
+
+class VerificationError(MaintenanceError):
+    """Data before and after a rewrite differ."""

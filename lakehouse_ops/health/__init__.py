@@ -1,0 +1,13 @@
+"""Table health from Iceberg metadata via pyiceberg: no JVM, cheap enough to run on every table."""
+from lakehouse_ops.health.catalog import open_tables
+from lakehouse_ops.health.scan import PartitionHealth, TableHealth, read_health
+
+
+def table_health(config, table, tables=None):
+    """Health of one table, judged against the policy the config gives it."""
+    name = config.table_name(table)
+    tables = tables or open_tables(config.catalog)
+    return read_health(tables.load(name), name, config.policy_for(name))
+
+
+__all__ = ["PartitionHealth", "TableHealth", "read_health", "open_tables", "table_health"]

@@ -1,0 +1,130 @@
+"""Open Iceberg tables and list them through pyiceberg, without a JVM.
+
+hadoop: the table's latest `vN.metadata.json` under <warehouse>/<namespace>/<table>/metadata (StaticTable).
+glue / rest / hive: pyiceberg's catalog of that type, configured from the same catalog section.
+"""
+import os
+import re
+
+from lakehouse_ops.errors import CatalogError
+
+_VERSION_FILE = re.compile(r"^v(\d+)\.metadata\.json$")
+
+
+def _fs_and_path(uri):
+    import pyarrow.fs as pafs
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except Exception as exc:
+        raise CatalogError("cannot open warehouse %s: %s" % (uri, exc)) from None
+
+
+def _join(base, *parts):
+    return "/".join([base.rstrip("/")] + list(parts))
+
+
+def _scheme_prefix(uri):
+    return uri.split("://", 1)[0] + "://" if "://" in uri else ""
+
+
+class HadoopTables:
+    """A Hadoop-catalog warehouse read directly: one directory per namespace, one per table."""
+
+    def __init__(self, warehouse):
+        self.warehouse = warehouse
+        self.fs, self.root = _fs_and_path(warehouse)
+        self.prefix = _scheme_prefix(warehouse)
+
+    def table_dir(self, table):
+        return _join(self.root, *table.split("."))
+
+    def metadata_location(self, table):
+        from pyarrow.fs import FileSelector, FileType
+        meta_dir = _join(self.table_dir(table), "metadata")
+        hint = _join(meta_dir, "version-hint.text")
+        version = None
+        try:
+            with self.fs.open_input_stream(hint) as stream:
+                version = int(stream.read().decode().strip())
+        except (OSError, ValueError):
+            version = None
+        candidate = _join(meta_dir, "v%d.metadata.json" % version) if version is not None else None
+        if candidate is None or self.fs.get_file_info(candidate).type != FileType.File:
+            # The hint is written after the metadata file; a missing or stale hint falls back to the newest file.
+            try:
+                infos = self.fs.get_file_info(FileSelector(meta_dir))
+            except (OSError, FileNotFoundError):
+                infos = []
+            versions = [int(m.group(1)) for m in (_VERSION_FILE.match(i.base_name) for i in infos) if m]
+            if not versions:
+                raise CatalogError("table %s not found: no metadata under %s%s" % (table, self.prefix, meta_dir))
+            candidate = _join(meta_dir, "v%d.metadata.json" % max(versions))
+        return self.prefix + candidate
+
+    def load(self, table):
+        from pyiceberg.table import StaticTable
+        return StaticTable.from_metadata(self.metadata_location(table))
+
+    def list_tables(self):
+        """Walk namespace directories only (never into a table's data), up to three namespace levels."""
+        from pyarrow.fs import FileSelector, FileType
+
+        def subdirs(path):
+            try:
+                return [i for i in self.fs.get_file_info(FileSelector(path)) if i.type == FileType.Directory]
+            except (OSError, FileNotFoundError):
+                return []
+
+        found = []
+
+        def walk(path, names):
+            for info in subdirs(path):
+                child = names + [info.base_name]
+                if len(child) >= 2 and any(d.base_name == "metadata" for d in subdirs(info.path)):
+                    found.append(".".join(child))
+                elif len(child) <= 3:
+                    walk(info.path, child)
+
+        walk(self.root, [])
+        return sorted(found)
+
+
+class PyIcebergTables:
+    """Glue, REST or Hive through pyiceberg's catalog implementations."""
+
+    def __init__(self, catalog):
+        from pyiceberg.catalog import load_catalog
+        props = {"type": catalog.type}
+        if catalog.uri:
+            props["uri"] = catalog.uri
+        if catalog.warehouse:
+            props["warehouse"] = catalog.warehouse
+        # Spark-only settings (class names) mean nothing to pyiceberg; everything else is passed through.
+        props.update({k: v for k, v in catalog.properties.items() if not k.endswith("-impl")})
+        try:
+            self.catalog = load_catalog(catalog.name, **props)
+        except Exception as exc:
+            raise CatalogError("cannot open the %s catalog '%s' with pyiceberg: %s (for Glue, install "
+                               "pyiceberg[glue]; for Hive, pyiceberg[hive])" % (catalog.type, catalog.name,
+                                                                                 exc)) from None
+
+    def load(self, table):
+        try:
+            return self.catalog.load_table(table)
+        except Exception as exc:
+            raise CatalogError("table %s not found in catalog: %s" % (table, exc)) from None
+
+    def list_tables(self):
+        names = []
+        for ns in self.catalog.list_namespaces():
+            for ident in self.catalog.list_tables(ns):
+                names.append(".".join(ident))
+        return sorted(names)
+
+
+def open_tables(catalog):
+    if catalog.type == "hadoop":
+        return HadoopTables(catalog.warehouse)
+    return PyIcebergTables(catalog)

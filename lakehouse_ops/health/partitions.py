@@ -1,0 +1,110 @@
+"""Turn an Iceberg partition tuple into a Spark SQL filter on the source columns.
+
+rewrite_data_files' `where` filters source columns, not partition fields, so a day partition `ts_day=19844`
+becomes `ts >= TIMESTAMP '2024-05-01 00:00:00Z' AND ts < TIMESTAMP '2024-05-02 00:00:00Z'`. Transforms that have
+no range form (bucket, truncate) give None: such partitions can only be compacted with the whole table.
+"""
+import datetime
+
+EPOCH = datetime.date(1970, 1, 1)
+EPOCH_TS = datetime.datetime(1970, 1, 1)
+
+
+def quote_ident(name):
+    """Backtick-quote a (possibly nested, dotted) column name for Spark SQL."""
+    return ".".join("`%s`" % part.replace("`", "``") for part in name.split("."))
+
+
+def quote_string(value):
+    return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _type_name(iceberg_type):
+    return type(iceberg_type).__name__
+
+
+def _ts_literal(moment, iceberg_type):
+    text = moment.strftime("%Y-%m-%d %H:%M:%S.%f" if moment.microsecond else "%Y-%m-%d %H:%M:%S")
+    if _type_name(iceberg_type) == "TimestampType":  # without zone: Spark's TIMESTAMP_NTZ
+        return "TIMESTAMP_NTZ '%s'" % text
+    return "TIMESTAMP '%sZ'" % text
+
+
+def _range(column, iceberg_type, start, end):
+    if _type_name(iceberg_type) == "DateType":
+        low, high = "DATE '%s'" % start.date().isoformat(), "DATE '%s'" % end.date().isoformat()
+    elif _type_name(iceberg_type) in ("TimestampType", "TimestamptzType", "TimestampNanoType",
+                                      "TimestamptzNanoType"):
+        low, high = _ts_literal(start, iceberg_type), _ts_literal(end, iceberg_type)
+    else:
+        return None
+    return "%s >= %s AND %s < %s" % (column, low, column, high)
+
+
+def _add_months(moment, months):
+    total = moment.year * 12 + (moment.month - 1) + months
+    return datetime.datetime(total // 12, total % 12 + 1, 1)
+
+
+def _identity_literal(value, iceberg_type):
+    kind = _type_name(iceberg_type)
+    if isinstance(value, bool) or kind == "BooleanType":
+        return "true" if value else "false"
+    if kind in ("IntegerType", "LongType"):
+        return str(int(value))
+    if kind in ("FloatType", "DoubleType"):
+        return repr(float(value))
+    if kind == "DecimalType":
+        return "%s" % value
+    if kind == "DateType":
+        day = value if isinstance(value, datetime.date) else EPOCH + datetime.timedelta(days=int(value))
+        return "DATE '%s'" % day.isoformat()
+    if kind in ("TimestampType", "TimestamptzType"):
+        moment = value if isinstance(value, datetime.datetime) else EPOCH_TS + datetime.timedelta(
+            microseconds=int(value))
+        return _ts_literal(moment, iceberg_type)
+    if kind == "StringType":
+        return quote_string(value)
+    return None
+
+
+def field_filter(transform, column, iceberg_type, value):
+    """Filter for one partition field, or None when it has no source-column form."""
+    name = type(transform).__name__
+    if value is None:
+        return "%s IS NULL" % column if name == "IdentityTransform" else None
+    if name == "IdentityTransform":
+        literal = _identity_literal(value, iceberg_type)
+        return None if literal is None else "%s = %s" % (column, literal)
+    if name == "DayTransform":
+        start = EPOCH_TS + datetime.timedelta(days=int(value))
+        return _range(column, iceberg_type, start, start + datetime.timedelta(days=1))
+    if name == "HourTransform":
+        start = EPOCH_TS + datetime.timedelta(hours=int(value))
+        if _type_name(iceberg_type) == "DateType":
+            return None
+        return _range(column, iceberg_type, start, start + datetime.timedelta(hours=1))
+    if name == "MonthTransform":
+        start = _add_months(EPOCH_TS, int(value))
+        return _range(column, iceberg_type, start, _add_months(start, 1))
+    if name == "YearTransform":
+        start = datetime.datetime(1970 + int(value), 1, 1)
+        return _range(column, iceberg_type, start, datetime.datetime(start.year + 1, 1, 1))
+    return None
+
+
+def partition_filter(spec, schema, record):
+    """AND of every field's filter; None if any field cannot be expressed."""
+    if not spec.fields:
+        return None
+    parts = []
+    for pos, pfield in enumerate(spec.fields):
+        if type(pfield.transform).__name__ == "VoidTransform":
+            continue
+        column = quote_ident(schema.find_column_name(pfield.source_id))
+        source_type = schema.find_field(pfield.source_id).field_type
+        clause = field_filter(pfield.transform, column, source_type, record[pos])
+        if clause is None:
+            return None
+        parts.append("(%s)" % clause)
+    return " AND ".join(parts) if parts else None

@@ -1,0 +1,184 @@
+"""Table health from Iceberg metadata alone: metadata.json, manifest lists and manifests, read by pyiceberg.
+
+Cheap enough to run on every table before deciding anything: no JVM, no data file is opened.
+"""
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from lakehouse_ops.health.partitions import partition_filter
+
+MANIFEST_READERS = 8
+
+
+@dataclass
+class PartitionHealth:
+    partition: str
+    data_files: int = 0
+    data_bytes: int = 0
+    small_files: int = 0
+    small_bytes: int = 0
+    records: int = 0
+    delete_files: int = 0
+    last_updated_ms: int = 0
+    # Spark SQL filter on source columns selecting exactly this partition (None: not expressible).
+    filter: Optional[str] = None
+
+    @property
+    def small_file_ratio(self):
+        return self.small_files / self.data_files if self.data_files else 0.0
+
+
+@dataclass
+class TableHealth:
+    table: str
+    location: str
+    format_version: int
+    snapshot_id: Optional[int]
+    data_files: int = 0
+    data_bytes: int = 0
+    small_files: int = 0
+    small_bytes: int = 0
+    small_file_threshold_bytes: int = 0
+    delete_files: int = 0
+    position_delete_files: int = 0
+    equality_delete_files: int = 0
+    records: int = 0
+    snapshots: int = 0
+    oldest_snapshot_age_hours: float = 0.0
+    manifests: int = 0
+    manifest_bytes: int = 0
+    small_manifests: int = 0
+    metadata_files: int = 0
+    properties: Dict[str, str] = field(default_factory=dict)
+    property_drift: Dict[str, Dict[str, Optional[str]]] = field(default_factory=dict)
+    sort_order: List[str] = field(default_factory=list)
+    partition_spec: List[str] = field(default_factory=list)
+    refs: int = 0
+    partitions: List[PartitionHealth] = field(default_factory=list)
+    read_seconds: float = 0.0
+
+    @property
+    def small_file_ratio(self):
+        return self.small_files / self.data_files if self.data_files else 0.0
+
+    @property
+    def avg_manifest_bytes(self):
+        return self.manifest_bytes // self.manifests if self.manifests else 0
+
+    @property
+    def gc_enabled(self):
+        return self.properties.get("gc.enabled", "true").lower() != "false"
+
+    def to_dict(self):
+        out = asdict(self)
+        out["small_file_ratio"] = round(self.small_file_ratio, 4)
+        out["avg_manifest_bytes"] = self.avg_manifest_bytes
+        out["gc_enabled"] = self.gc_enabled
+        for part, obj in zip(out["partitions"], self.partitions):
+            part["small_file_ratio"] = round(obj.small_file_ratio, 4)
+        return out
+
+
+def _sort_terms(table):
+    order = table.sort_order()
+    schema = table.schema()
+    terms = []
+    for f in order.fields:
+        name = schema.find_column_name(f.source_id)
+        transform = type(f.transform).__name__
+        expr = name if transform == "IdentityTransform" else "%s(%s)" % (str(f.transform), name)
+        terms.append("%s %s %s" % (expr, f.direction.name.upper(), f.null_order.name.upper().replace("_", " ")))
+    return terms
+
+
+def _spec_terms(table):
+    schema = table.schema()
+    return ["%s(%s)" % (str(f.transform), schema.find_column_name(f.source_id)) for f in table.spec().fields]
+
+
+def _entries(io, manifest):
+    return list(manifest.fetch_manifest_entry(io, discard_deleted=True))
+
+
+def property_drift(actual, desired):
+    return {key: {"actual": actual.get(key), "expected": value}
+            for key, value in desired.items() if actual.get(key) != value}
+
+
+def read_health(table, name, policy, now_ms=None):
+    """Health of pyiceberg `table` (StaticTable or catalog table) judged against `policy` (a TablePolicy)."""
+    started = time.time()
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    meta = table.metadata
+    snapshot = table.current_snapshot()
+    small_limit = int(policy.target_file_size * policy.compaction.small_file_threshold)
+    health = TableHealth(
+        table=name, location=meta.location, format_version=meta.format_version,
+        snapshot_id=snapshot.snapshot_id if snapshot else None,
+        small_file_threshold_bytes=small_limit,
+        snapshots=len(meta.snapshots),
+        metadata_files=len(meta.metadata_log) + 1,
+        properties=dict(meta.properties),
+        sort_order=_sort_terms(table), partition_spec=_spec_terms(table),
+        refs=len(meta.refs),
+    )
+    health.property_drift = property_drift(health.properties, policy.desired_properties())
+    if meta.snapshots:
+        oldest = min(s.timestamp_ms for s in meta.snapshots)
+        health.oldest_snapshot_age_hours = round((now_ms - oldest) / 3600000.0, 3)
+    if snapshot is None:
+        health.read_seconds = round(time.time() - started, 3)
+        return health
+
+    io = table.io
+    manifests = snapshot.manifests(io)
+    health.manifests = len(manifests)
+    health.manifest_bytes = sum(m.manifest_length for m in manifests)
+    health.small_manifests = sum(1 for m in manifests if m.manifest_length < policy.manifests.small_manifest_bytes)
+    commit_ms = {s.snapshot_id: s.timestamp_ms for s in meta.snapshots}
+    specs = meta.specs()
+    schema = table.schema()
+    partitions: Dict[str, PartitionHealth] = {}
+
+    def part_for(spec_id, record):
+        spec = specs[spec_id]
+        key = spec.partition_to_path(record, schema) if spec.fields else ""
+        if spec_id != meta.default_spec_id:
+            key = "spec=%d/%s" % (spec_id, key)
+        if key not in partitions:
+            partitions[key] = PartitionHealth(partition=key, filter=partition_filter(spec, schema, record))
+        return partitions[key]
+
+    with ThreadPoolExecutor(max_workers=MANIFEST_READERS) as pool:
+        results = list(pool.map(lambda m: (m, _entries(io, m)), manifests))
+    for manifest, entries in results:
+        for entry in entries:
+            data_file = entry.data_file
+            part = part_for(manifest.partition_spec_id, data_file.partition)
+            part.last_updated_ms = max(part.last_updated_ms, commit_ms.get(entry.snapshot_id, 0))
+            content = int(data_file.content)
+            if content == 0:
+                size = data_file.file_size_in_bytes
+                health.data_files += 1
+                health.data_bytes += size
+                health.records += data_file.record_count
+                part.data_files += 1
+                part.data_bytes += size
+                part.records += data_file.record_count
+                if size < small_limit:
+                    health.small_files += 1
+                    health.small_bytes += size
+                    part.small_files += 1
+                    part.small_bytes += size
+            else:
+                health.delete_files += 1
+                part.delete_files += 1
+                if content == 1:
+                    health.position_delete_files += 1
+                else:
+                    health.equality_delete_files += 1
+    health.partitions = [partitions[k] for k in sorted(partitions)]
+    health.read_seconds = round(time.time() - started, 3)
+    return health

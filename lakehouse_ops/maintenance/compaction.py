@@ -1,0 +1,141 @@
+"""Compaction (rewrite_data_files): binpack, sort or z-order, only where the small files are.
+
+Partitions qualify when their small-file count and ratio, or their delete-file count, cross the policy's
+thresholds; partitions written within `skip_recent_hours` are left to their active writer. The selection becomes
+the procedure's `where` filter on the source columns.
+"""
+import random
+import time
+
+from lakehouse_ops.errors import MaintenanceError
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.maintenance.base import Plan, human_bytes, now_ms as _now_ms, skip
+from lakehouse_ops.maintenance.sql import call, is_commit_conflict
+
+NAME = "compaction"
+log = get_logger("compaction")
+
+
+def _strategy(policy, health):
+    """(strategy argument, sort_order argument, note) for the procedure."""
+    c = policy.compaction
+    if c.strategy == "zorder":
+        return "sort", "zorder(%s)" % ",".join(c.zorder_columns), "z-order on %s" % ", ".join(c.zorder_columns)
+    if c.strategy == "sort":
+        if c.sort_order:
+            return "sort", ", ".join(c.sort_order), "sort by %s" % ", ".join(c.sort_order)
+        if health.sort_order:
+            return "sort", None, "sort by the table's sort order (%s)" % ", ".join(health.sort_order)
+        return "binpack", None, "binpack (sort requested, but neither the policy nor the table has a sort order)"
+    return "binpack", None, "binpack"
+
+
+def _options(policy):
+    c = policy.compaction
+    options = {
+        "target-file-size-bytes": str(policy.target_file_size),
+        "min-input-files": str(c.min_input_files),
+        "max-concurrent-file-group-rewrites": str(c.max_concurrent_file_group_rewrites),
+        "partial-progress.enabled": str(c.partial_progress).lower(),
+        "partial-progress.max-commits": str(c.partial_progress_max_commits),
+        "rewrite-job-order": c.rewrite_job_order,
+        "delete-file-threshold": str(c.delete_file_threshold),
+    }
+    options.update(c.options)
+    return options
+
+
+def _qualifies(part, c):
+    if part.delete_files >= c.delete_file_threshold:
+        return "%d delete files" % part.delete_files
+    if part.small_files >= c.min_input_files and part.small_file_ratio >= c.min_small_file_ratio:
+        return "%d of %d files small" % (part.small_files, part.data_files)
+    return None
+
+
+def plan(policy, health, now_ms=None):
+    c = policy.compaction
+    if not c.enabled:
+        return skip(NAME, "disabled by policy (compaction.enabled=false)")
+    if not health.data_files:
+        return skip(NAME, "table has no data files")
+    now_ms = _now_ms() if now_ms is None else now_ms
+    recent_cutoff = now_ms - int(c.skip_recent_hours * 3600 * 1000)
+    chosen, recent, why = [], [], {}
+    for part in health.partitions:
+        reason = _qualifies(part, c)
+        if reason is None:
+            continue
+        if c.skip_recent_hours and part.last_updated_ms >= recent_cutoff:
+            recent.append(part)
+            continue
+        chosen.append(part)
+        why[part.partition] = reason
+    if not chosen:
+        note = " (%d partitions written within %sh left alone)" % (len(recent), c.skip_recent_hours) if recent else ""
+        return skip(NAME, "no partition crosses the thresholds: >= %d small files and >= %.0f%% small, or >= %d "
+                    "delete files; table small-file ratio %.0f%%%s" % (
+                        c.min_input_files, c.min_small_file_ratio * 100, c.delete_file_threshold,
+                        health.small_file_ratio * 100, note))
+
+    strategy, sort_order, note = _strategy(policy, health)
+    whole_table = not recent and len(chosen) == len(health.partitions)
+    filters = [p.filter for p in chosen]
+    if whole_table or (not recent and any(f is None for f in filters)):
+        where = None
+    else:
+        expressible = [p for p in chosen if p.filter is not None]
+        if not expressible:
+            return skip(NAME, "qualifying partitions cannot be selected by a filter on source columns while "
+                        "recent partitions must be left alone; compact them when the writer is done")
+        chosen = expressible
+        where = " OR ".join("(%s)" % p.filter for p in chosen) if len(chosen) > 1 else chosen[0].filter
+    if c.where:
+        where = "(%s) AND (%s)" % (c.where, where) if where else c.where
+
+    rewrites_all = strategy == "sort"
+    estimated = sum(p.data_bytes if rewrites_all else p.small_bytes for p in chosen)
+    reason = "%s on %d partition(s): %s" % (note, len(chosen), "; ".join(
+        "%s (%s)" % (p.partition or "unpartitioned", why.get(p.partition, "selected")) for p in chosen[:5]))
+    if len(chosen) > 5:
+        reason += "; and %d more" % (len(chosen) - 5)
+    reason += "; about %s to rewrite" % human_bytes(estimated)
+    if recent:
+        reason += "; %d recently written partition(s) left alone" % len(recent)
+    params = {"strategy": strategy, "options": _options(policy), "where": where, "commit_retries": c.commit_retries}
+    if sort_order:
+        params["sort_order"] = sort_order
+    return Plan(action=NAME, run=True, reason=reason, params=params,
+                partitions=[p.partition for p in chosen], estimated_bytes=estimated)
+
+
+def execute(spark, catalog, table, plan, backoff_s=2.0):
+    """Run rewrite_data_files; a commit conflict with a concurrent writer is retried with backoff."""
+    retries = plan.params.get("commit_retries", 3)
+    args = {"table": table, "strategy": plan.params["strategy"], "sort_order": plan.params.get("sort_order"),
+            "options": plan.params["options"], "where": plan.params.get("where")}
+    attempt = 0
+    totals = {}
+    while True:
+        try:
+            rows = call(spark, catalog, "rewrite_data_files", args)
+            for row in rows:
+                for key, value in row.items():
+                    totals[key] = totals.get(key, 0) + (value or 0)
+            totals["attempts"] = attempt + 1
+            return totals
+        except Exception as exc:
+            if not is_commit_conflict(exc) or attempt >= retries:
+                raise MaintenanceError("rewrite_data_files on %s failed after %d attempt(s): %s"
+                                       % (table, attempt + 1, str(exc).splitlines()[0])) from exc
+            delay = backoff_s * (2 ** attempt) * (0.5 + random.random())
+            log.warning("commit conflict with a concurrent writer; retrying",
+                        extra={"table": table, "attempt": attempt + 1, "sleep_s": round(delay, 2)})
+            time.sleep(delay)
+            attempt += 1
+
+
+def summarize(outputs):
+    return "rewrote %d data files into %d (%s)" % (outputs.get("rewritten_data_files_count", 0),
+                                                   outputs.get("added_data_files_count", 0),
+                                                   human_bytes(outputs.get("rewritten_bytes_count", 0)))

@@ -1,0 +1,36 @@
+"""Rewrite manifests (rewrite_manifests) when there are too many, or too many small ones.
+
+Many small manifests spanning partitions make query planning slow; the rewrite groups entries by partition.
+"""
+from lakehouse_ops.maintenance.base import Plan, human_bytes, skip
+from lakehouse_ops.maintenance.sql import call
+
+NAME = "rewrite_manifests"
+
+
+def plan(policy, health, now_ms=None):
+    m = policy.manifests
+    if not m.enabled:
+        return skip(NAME, "disabled by policy (manifests.enabled=false)")
+    count, small = health.manifests, health.small_manifests
+    if count > m.max_manifests:
+        reason = "%d manifests > max_manifests %d" % (count, m.max_manifests)
+    elif count >= m.min_manifests and small / count >= m.max_small_manifest_ratio:
+        reason = "%d of %d manifests are smaller than %s (>= %.0f%%)" % (
+            small, count, human_bytes(m.small_manifest_bytes), m.max_small_manifest_ratio * 100)
+    else:
+        return skip(NAME, "%d manifests (%d small): within policy (max %d; small share below %.0f%% or fewer than "
+                    "%d manifests)" % (count, small, m.max_manifests, m.max_small_manifest_ratio * 100,
+                                        m.min_manifests))
+    return Plan(action=NAME, run=True, reason=reason, params={"use_caching": m.use_caching},
+                estimated_bytes=health.manifest_bytes)
+
+
+def execute(spark, catalog, table, plan):
+    rows = call(spark, catalog, "rewrite_manifests", {"table": table, "use_caching": plan.params["use_caching"]})
+    return rows[0] if rows else {}
+
+
+def summarize(outputs):
+    return "rewrote %d manifests into %d" % (outputs.get("rewritten_manifests_count", 0),
+                                             outputs.get("added_manifests_count", 0))

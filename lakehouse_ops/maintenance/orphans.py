@@ -1,0 +1,189 @@
+"""Remove orphan files (remove_orphan_files), guarded twice.
+
+1. A dry run finds the candidates (Iceberg's own checks: older than the cut-off, unreferenced by any snapshot).
+2. Our guards: every candidate lies inside the table location; the candidates fit the deletion budget
+   (max files, max bytes); otherwise nothing is deleted.
+3. The real run is handed exactly the checked candidates as its file list (`file_list_view`), so it can delete
+   nothing we did not check, and Iceberg re-checks each one against the table metadata.
+4. Afterwards: every deleted file is gone and none of them is referenced by any snapshot.
+"""
+import datetime
+import uuid
+
+from lakehouse_ops.errors import SafetyError, VerificationError
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.maintenance.base import Plan, human_bytes, iso_utc, now_ms as _now_ms, skip
+from lakehouse_ops.maintenance.sql import Timestamp, call, table_ref
+
+NAME = "remove_orphan_files"
+MIN_AGE_HOURS = 24
+OPTIONAL = ("prefix_mismatch_mode", "equal_schemes", "equal_authorities")
+log = get_logger("orphans")
+
+
+def plan(policy, health, now_ms=None):
+    o = policy.orphans
+    if not o.enabled:
+        return skip(NAME, "disabled by policy (orphans.enabled=false)")
+    if not health.gc_enabled:
+        return skip(NAME, "table has gc.enabled=false")
+    now_ms = _now_ms() if now_ms is None else now_ms
+    older_than = iso_utc(now_ms - int(o.older_than_hours * 3600 * 1000))
+    source = "the file list at %s" % o.file_list.path if o.file_list else "a listing of the table location"
+    return Plan(action=NAME, run=True,
+                reason="find files older than %g h in %s that no snapshot references, using %s; budget %d files / "
+                       "%s%s" % (o.older_than_hours, health.location, source, o.max_files,
+                                 human_bytes(o.max_bytes), "; dry run only" if o.dry_run else ""),
+                params={"older_than": older_than, "location": health.location, "dry_run": o.dry_run,
+                        "max_files": o.max_files, "max_bytes": o.max_bytes,
+                        "prefix_mismatch_mode": o.prefix_mismatch_mode, "equal_schemes": dict(o.equal_schemes),
+                        "equal_authorities": dict(o.equal_authorities),
+                        "max_concurrent_deletes": o.max_concurrent_deletes,
+                        "file_list": o.file_list.model_dump() if o.file_list else None,
+                        "now": iso_utc(now_ms)})
+
+
+def normalize(path):
+    """Compare paths across s3/s3a/s3n and file:/, file:///, bare local paths."""
+    for scheme in ("s3a://", "s3n://"):
+        if path.startswith(scheme):
+            return "s3://" + path[len(scheme):]
+    if path.startswith("file:"):
+        rest = path[len("file:"):]
+        while rest.startswith("//"):
+            rest = rest[1:]
+        return rest
+    return path
+
+
+def within(path, location):
+    base = normalize(location).rstrip("/") + "/"
+    return normalize(path).startswith(base)
+
+
+def _parse_iso(text):
+    return datetime.datetime.strptime(text.rstrip("Z"), "%Y-%m-%d %H:%M:%S.%f")
+
+
+def check_age(params):
+    age = _parse_iso(params["now"]) - _parse_iso(params["older_than"])
+    if age < datetime.timedelta(hours=MIN_AGE_HOURS):
+        raise SafetyError("refusing to remove orphan files younger than %d h (asked for %.1f h): files that young "
+                          "may belong to a write still in progress" % (MIN_AGE_HOURS, age.total_seconds() / 3600))
+
+
+def _hadoop_fs(spark, path):
+    jvm = spark._jvm
+    jpath = jvm.org.apache.hadoop.fs.Path(path)
+    return jpath, jpath.getFileSystem(spark._jsc.hadoopConfiguration())
+
+
+def stat(spark, path):
+    """(size, mtime ms) of a file through Hadoop's FileSystem, or None if it does not exist."""
+    jpath, fs = _hadoop_fs(spark, path)
+    if not fs.exists(jpath):
+        return None
+    status = fs.getFileStatus(jpath)
+    return status.getLen(), status.getModificationTime()
+
+
+def _register_file_list(spark, source):
+    df = spark.read.format(source["format"])
+    if source["format"] == "csv":
+        df = df.option("header", "true")
+    df = df.load(source["path"]).selectExpr(
+        "CAST(`%s` AS STRING) AS file_path" % source["file_path_column"],
+        "CAST(`%s` AS TIMESTAMP) AS last_modified" % source["last_modified_column"])
+    return _temp_view(df)
+
+
+def _temp_view(df):
+    name = "lakehouse_ops_files_%s" % uuid.uuid4().hex[:12]
+    df.createOrReplaceTempView(name)
+    return name
+
+
+def _candidate_view(spark, stats):
+    utc = datetime.timezone.utc
+    rows = [(path, datetime.datetime.fromtimestamp(mtime / 1000.0, tz=utc)) for path, (_, mtime) in stats.items()]
+    return _temp_view(spark.createDataFrame(rows, "file_path string, last_modified timestamp"))
+
+
+def _referenced(spark, catalog, table, paths):
+    """Those of `paths` that any snapshot of the table still references (data, delete or manifest files)."""
+    if not paths:
+        return []
+    ref = table_ref(catalog, table)
+    wanted = {normalize(p) for p in paths}
+    live = set()
+    queries = ["SELECT file_path AS p FROM %s.all_files" % ref,
+               "SELECT path AS p FROM %s.all_manifests" % ref]
+    for query in queries:
+        for row in spark.sql(query).collect():
+            if normalize(row.p) in wanted:
+                live.add(normalize(row.p))
+    return sorted(live)
+
+
+def execute(spark, catalog, table, plan):
+    p = plan.params
+    check_age(p)
+    base = {"table": table, "older_than": Timestamp(p["older_than"]), "location": p["location"],
+            "prefix_mismatch_mode": p["prefix_mismatch_mode"], "equal_schemes": p["equal_schemes"] or None,
+            "equal_authorities": p["equal_authorities"] or None,
+            "max_concurrent_deletes": p.get("max_concurrent_deletes")}
+    views = []
+    try:
+        if p.get("file_list"):
+            views.append(_register_file_list(spark, p["file_list"]))
+            base["file_list_view"] = views[-1]
+        rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
+        candidates = sorted({r["orphan_file_location"] for r in rows})
+        outside = [c for c in candidates if not within(c, p["location"])]
+        if outside:
+            raise SafetyError("orphan candidates outside the table location %s (e.g. %s); nothing deleted"
+                              % (p["location"], outside[0]))
+        if len(candidates) > p["max_files"]:
+            raise SafetyError("%d orphan candidates exceed the budget of %d files; nothing deleted (raise "
+                              "orphans.max_files after checking the dry-run list)" % (len(candidates), p["max_files"]))
+        stats = {}
+        for path in candidates:
+            found = stat(spark, path)
+            if found is not None:
+                stats[path] = found
+        total = sum(size for size, _ in stats.values())
+        if total > p["max_bytes"]:
+            raise SafetyError("orphan candidates hold %s, over the budget of %s; nothing deleted"
+                              % (human_bytes(total), human_bytes(p["max_bytes"])))
+        outputs = {"candidates": len(candidates), "candidate_bytes": total, "candidate_sample": candidates[:20],
+                   "deleted_files": 0, "deleted_bytes": 0, "dry_run": bool(p["dry_run"])}
+        if not stats or p["dry_run"]:
+            return outputs
+
+        views.append(_candidate_view(spark, stats))
+        run_args = dict(base, dry_run=False, file_list_view=views[-1])
+        deleted = sorted({r["orphan_file_location"] for r in
+                          call(spark, catalog, "remove_orphan_files", run_args, optional=OPTIONAL)})
+        unexpected = [d for d in deleted if d not in stats]
+        still_there = [d for d in deleted if stat(spark, d) is not None]
+        referenced = _referenced(spark, catalog, table, deleted)
+        outputs.update(deleted_files=len(deleted), deleted_bytes=sum(stats[d][0] for d in deleted if d in stats),
+                       verified=not (unexpected or still_there or referenced))
+        if unexpected or still_there or referenced:
+            raise VerificationError("orphan removal on %s did not verify: %d deleted outside the checked list, %d "
+                                    "still present, %d still referenced" % (table, len(unexpected),
+                                                                            len(still_there), len(referenced)))
+        return outputs
+    finally:
+        for view in views:
+            spark.catalog.dropTempView(view)
+
+
+def summarize(outputs):
+    if not outputs.get("candidates"):
+        return "no orphan files found"
+    if outputs.get("dry_run"):
+        return "dry run: %d orphan file(s), %s, would be deleted" % (outputs["candidates"],
+                                                                    human_bytes(outputs["candidate_bytes"]))
+    return "deleted %d orphan file(s), %s; verified" % (outputs.get("deleted_files", 0),
+                                                       human_bytes(outputs.get("deleted_bytes", 0)))

@@ -1,0 +1,30 @@
+"""Rewrite position delete files (rewrite_position_delete_files) once they pile up."""
+from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.maintenance.sql import call
+
+NAME = "rewrite_position_deletes"
+
+
+def plan(policy, health, now_ms=None):
+    p = policy.position_deletes
+    if not p.enabled:
+        return skip(NAME, "disabled by policy (position_deletes.enabled=false)")
+    if health.format_version < 2:
+        return skip(NAME, "format version 1 tables have no delete files")
+    if health.position_delete_files < p.min_delete_files:
+        return skip(NAME, "%d position delete files, below the threshold of %d"
+                    % (health.position_delete_files, p.min_delete_files))
+    return Plan(action=NAME, run=True,
+                reason="%d position delete files >= %d" % (health.position_delete_files, p.min_delete_files),
+                params={"options": dict(p.options)},
+                partitions=[x.partition for x in health.partitions if x.delete_files])
+
+
+def execute(spark, catalog, table, plan):
+    rows = call(spark, catalog, "rewrite_position_delete_files", {"table": table, "options": plan.params["options"]})
+    return rows[0] if rows else {}
+
+
+def summarize(outputs):
+    return "rewrote %d position delete files into %d" % (outputs.get("rewritten_delete_files_count", 0),
+                                                         outputs.get("added_delete_files_count", 0))

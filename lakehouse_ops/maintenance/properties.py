@@ -1,0 +1,29 @@
+"""Table properties: set what the policy manages, report the drift it found."""
+from lakehouse_ops.health.partitions import quote_string
+from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.maintenance.sql import table_ref
+
+NAME = "properties"
+
+
+def plan(policy, health, now_ms=None):
+    if not policy.properties.enabled:
+        return skip(NAME, "disabled by policy (properties.enabled=false)")
+    drift = health.property_drift
+    if not drift:
+        return skip(NAME, "every managed property matches the policy")
+    changes = ", ".join("%s: %s -> %s" % (k, v["actual"], v["expected"]) for k, v in sorted(drift.items()))
+    return Plan(action=NAME, run=True, reason="drift from policy: " + changes,
+                params={"set": {k: v["expected"] for k, v in sorted(drift.items())},
+                        "previous": {k: v["actual"] for k, v in sorted(drift.items())}})
+
+
+def execute(spark, catalog, table, plan):
+    values = plan.params["set"]
+    pairs = ", ".join("%s = %s" % (quote_string(k), quote_string(v)) for k, v in values.items())
+    spark.sql("ALTER TABLE %s SET TBLPROPERTIES (%s)" % (table_ref(catalog, table), pairs))
+    return {"set": values, "previous": plan.params.get("previous", {})}
+
+
+def summarize(outputs):
+    return "set %s" % ", ".join("%s=%s" % kv for kv in sorted(outputs.get("set", {}).items()))

@@ -1,0 +1,69 @@
+"""Calling Iceberg procedures from Python: literal rendering, argument feature detection, result rows."""
+import re
+
+from lakehouse_ops.health.partitions import quote_ident, quote_string
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("sql")
+
+
+def table_ref(catalog, table):
+    """`catalog`.`ns`.`table` for SQL statements."""
+    return ".".join(quote_ident(p) for p in [catalog] + table.split("."))
+
+
+class Timestamp(str):
+    """An ISO UTC instant to be rendered as a TIMESTAMP literal."""
+
+
+def literal(value):
+    if isinstance(value, Timestamp):
+        return "TIMESTAMP %s" % quote_string(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        if not value:
+            return "map()"
+        return "map(%s)" % ", ".join("%s, %s" % (quote_string(k), quote_string(v)) for k, v in value.items())
+    return quote_string(value)
+
+
+def procedure_sql(catalog, procedure, args):
+    rendered = ", ".join("%s => %s" % (k, literal(v)) for k, v in args.items() if v is not None)
+    return "CALL %s.system.%s(%s)" % (quote_ident(catalog), procedure, rendered)
+
+
+def call(spark, catalog, procedure, args, optional=()):
+    """Run CALL <catalog>.system.<procedure>(...) and return its rows as dicts.
+
+    Arguments listed in `optional` are newer than the oldest Iceberg on EMR 7.x: if the cluster's Iceberg does not
+    know one, the call is repeated without it (and a warning names it) instead of failing the action.
+    """
+    args = dict(args)
+    while True:
+        statement = procedure_sql(catalog, procedure, args)
+        try:
+            return [row.asDict(recursive=True) for row in spark.sql(statement).collect()]
+        except Exception as exc:
+            unknown = _unknown_argument(str(exc), [a for a in optional if args.get(a) is not None])
+            if unknown is None:
+                raise
+            log.warning("this Iceberg version does not support an argument; calling without it",
+                        extra={"procedure": procedure, "argument": unknown})
+            args.pop(unknown)
+
+
+def _unknown_argument(message, candidates):
+    for name in candidates:
+        if re.search(r"\b%s\b" % re.escape(name), message) and re.search(
+                r"(?i)(unknown|not found|cannot|invalid|does not|couldn't|could not)", message):
+            return name
+    return None
+
+
+def is_commit_conflict(exc):
+    text = str(exc)
+    return any(marker in text for marker in ("CommitFailedException", "ValidationException", "Cannot commit",
+                                             "conflicting files", "Found conflicting"))

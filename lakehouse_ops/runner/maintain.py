@@ -1,0 +1,148 @@
+"""The maintenance lifecycle: per table, health -> plan -> execute in order -> verify -> health -> report.
+
+Healthy tables cost one metadata read and no Spark: the session is built the first time an action must run.
+One failing table never stops the others; deletions are not run on a table after one of its actions failed.
+"""
+import fnmatch
+import time
+
+from lakehouse_ops.errors import CatalogError, LakehouseOpsError
+from lakehouse_ops.health import open_tables, read_health
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.maintenance import DATA_REWRITES, DESTRUCTIVE, ORDER
+from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result, now_ms
+
+log = get_logger("runner")
+PLANNED = "planned"
+
+
+def resolve_tables(config, catalog_tables, patterns=None):
+    """Table names for the given names/globs; with none, every table a rule matches (all, with no rules)."""
+    if not patterns:
+        return [t for t in catalog_tables.list_tables() if config.is_managed(t)]
+    listing = None
+    names = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            listing = catalog_tables.list_tables() if listing is None else listing
+            hits = [t for t in listing if fnmatch.fnmatchcase(t.lower(), config.table_name(pattern).lower())]
+            if not hits:
+                raise CatalogError("no table in catalog '%s' matches '%s'" % (config.catalog.name, pattern))
+            names.extend(hits)
+        else:
+            names.append(config.table_name(pattern))
+    seen = set()
+    return [n for n in names if not (n in seen or seen.add(n))]
+
+
+def _first_line(exc):
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class MaintenanceRunner:
+    def __init__(self, config, spark=None, only=None, catalog_tables=None, session_factory=None):
+        self.config = config
+        self._spark = spark
+        self.only = set(only) if only else None
+        self.catalog_tables = catalog_tables or open_tables(config.catalog)
+        self._session_factory = session_factory
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            if self._session_factory is not None:
+                self._spark = self._session_factory()
+            else:
+                from lakehouse_ops.engine import build_session
+                self._spark = build_session(self.config)
+        return self._spark
+
+    def _health(self, table, policy):
+        return read_health(self.catalog_tables.load(table), table, policy)
+
+    def run(self, patterns=None, dry_run=False):
+        started = time.time()
+        report = {"ok": True, "dry_run": dry_run, "catalog": self.config.catalog.name,
+                  "config": self.config.source, "started_at": _iso(started), "tables": []}
+        try:
+            tables = resolve_tables(self.config, self.catalog_tables, patterns)
+        except LakehouseOpsError as exc:
+            report.update(ok=False, error=str(exc))
+            tables = []
+        for table in tables:
+            entry = self._run_table(table, dry_run)
+            report["tables"].append(entry)
+            report["ok"] = report["ok"] and entry["ok"]
+        report["finished_at"] = _iso(time.time())
+        report["duration_s"] = round(time.time() - started, 3)
+        return report
+
+    def _run_table(self, table, dry_run):
+        entry = {"table": table, "ok": True, "rules": [r.label for r in self.config.rules_for(table)],
+                 "before": None, "after": None, "actions": []}
+        try:
+            policy = self.config.policy_for(table)
+            health = self._health(table, policy)
+        except Exception as exc:  # a missing or unreadable table must not stop the others
+            entry.update(ok=False, error=_first_line(exc))
+            log.error("cannot read table health", extra={"table": table, "error": _first_line(exc)})
+            return entry
+        entry["before"] = health.to_dict()
+        failed = False
+        changed = False
+        for module in ORDER:
+            if self.only is not None and module.NAME not in self.only:
+                continue
+            if changed:
+                health = self._health(table, policy)
+                changed = False
+            result = self._run_action(module, table, policy, health, dry_run, failed)
+            entry["actions"].append(result.to_dict())
+            if result.status == FAILED:
+                failed = True
+            changed = result.status == DONE
+        if not dry_run:
+            try:
+                entry["after"] = self._health(table, policy).to_dict()
+            except Exception as exc:
+                entry["after_error"] = _first_line(exc)
+        entry["ok"] = not failed
+        return entry
+
+    def _run_action(self, module, table, policy, health, dry_run, failed_earlier):
+        plan = module.plan(policy, health, now_ms())
+        if not plan.run:
+            return Result(module.NAME, SKIPPED, plan.reason)
+        if dry_run:
+            return Result(module.NAME, PLANNED, plan.reason,
+                          outputs={"params": plan.params, "partitions": plan.partitions,
+                                   "estimated_bytes": plan.estimated_bytes})
+        if module.NAME in DESTRUCTIVE and failed_earlier:
+            return Result(module.NAME, SKIPPED, "not run: an earlier action on this table failed")
+        started = time.time()
+        catalog = self.config.catalog.name
+        outputs = {}
+        try:
+            spark = self.spark
+            before_id = None
+            if module.NAME in DATA_REWRITES:
+                from lakehouse_ops.maintenance.verify import current_snapshot_id
+                before_id = current_snapshot_id(spark, catalog, table)
+            outputs = module.execute(spark, catalog, table, plan) or {}
+            if module.NAME in DATA_REWRITES:
+                from lakehouse_ops.maintenance.verify import verify_rewrites
+                outputs["verification"] = verify_rewrites(spark, catalog, table, before_id,
+                                                          where=plan.params.get("where"))
+            status, reason = DONE, "%s: %s" % (module.summarize(outputs), plan.reason)
+        except Exception as exc:
+            status, reason = FAILED, _first_line(exc)
+            log.error("maintenance action failed", extra={"table": table, "action": module.NAME, "error": reason})
+        duration = round(time.time() - started, 3)
+        log.info("maintenance action finished", extra={"table": table, "action": module.NAME, "status": status,
+                                                       "duration_s": duration})
+        return Result(module.NAME, status, reason, outputs=outputs, duration_s=duration)
+
+
+def _iso(epoch_s):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))

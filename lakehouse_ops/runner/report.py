@@ -1,0 +1,86 @@
+"""Reports: JSON for machines (stdout, a file or s3://), readable tables for people."""
+import json
+import os
+
+from lakehouse_ops.maintenance.base import human_bytes
+
+
+def to_json(report):
+    return json.dumps(report, indent=2, sort_keys=False, default=str)
+
+
+def write_report(report, destination):
+    text = to_json(report)
+    if destination.startswith(("s3://", "s3a://")):
+        from lakehouse_ops.aws.s3 import write_text
+        write_text(destination, text)
+        return
+    parent = os.path.dirname(os.path.abspath(destination))
+    os.makedirs(parent, exist_ok=True)
+    with open(destination, "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+
+
+def _console():
+    from rich.console import Console
+    return Console(width=max(100, int(os.environ.get("COLUMNS", "120"))))
+
+
+def health_rows(health):
+    """(label, value) pairs summarising a health dict."""
+    return [
+        ("data files", "%d (%d small, %.0f%%)" % (health["data_files"], health["small_files"],
+                                                  health["small_file_ratio"] * 100)),
+        ("data bytes", human_bytes(health["data_bytes"])),
+        ("records", "%d" % health["records"]),
+        ("delete files", "%d" % health["delete_files"]),
+        ("partitions", "%d" % len(health["partitions"])),
+        ("snapshots", "%d (oldest %.1f h)" % (health["snapshots"], health["oldest_snapshot_age_hours"])),
+        ("manifests", "%d (%d small, avg %s)" % (health["manifests"], health["small_manifests"],
+                                                 human_bytes(health["avg_manifest_bytes"]))),
+        ("metadata files", "%d" % health["metadata_files"]),
+        ("property drift", ", ".join(sorted(health["property_drift"])) or "none"),
+    ]
+
+
+def print_health(healths, console=None):
+    from rich.table import Table
+    console = console or _console()
+    for health in healths:
+        table = Table(title="health of %s" % health["table"], show_header=False)
+        table.add_column("what")
+        table.add_column("value")
+        for label, value in health_rows(health):
+            table.add_row(label, value)
+        console.print(table)
+
+
+def print_compare(before, after, console=None):
+    from rich.table import Table
+    console = console or _console()
+    table = Table(title="%s: before and after" % before["table"])
+    for column in ("what", "before", "after"):
+        table.add_column(column)
+    for (label, b), (_, a) in zip(health_rows(before), health_rows(after)):
+        table.add_row(label, b, a)
+    console.print(table)
+
+
+def print_actions(report, console=None):
+    from rich.table import Table
+    console = console or _console()
+    styles = {"done": "green", "skipped": "dim", "failed": "bold red", "planned": "cyan"}
+    for entry in report["tables"]:
+        table = Table(title="%s%s" % (entry["table"], " (dry run)" if report.get("dry_run") else ""))
+        for column in ("action", "status", "seconds", "reason"):
+            table.add_column(column, overflow="fold")
+        if entry.get("error"):
+            table.add_row("-", "[bold red]failed[/]", "", entry["error"])
+        for action in entry["actions"]:
+            style = styles.get(action["status"], "")
+            table.add_row(action["action"], "[%s]%s[/]" % (style, action["status"]) if style else action["status"],
+                          "%.1f" % action["duration_s"] if action["duration_s"] else "", action["reason"])
+        console.print(table)
+    if report.get("error"):
+        console.print("[bold red]%s[/]" % report["error"])
+    console.print("[bold %s]%s[/]" % (("green", "ok") if report["ok"] else ("red", "something failed: see above")))
