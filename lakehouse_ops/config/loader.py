@@ -193,8 +193,20 @@ def _accepted_keys(model, loc):
     return sorted(model.model_fields)
 
 
-def _describe(exc, model, where, touched=None):
-    """One line per pydantic error: where, key, value, what is accepted."""
+_MISSING = object()
+
+
+def _lookup(raw, loc):
+    node = raw
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _describe(exc, model, where, touched=None, raw=None):
+    """One line per pydantic error: where, key, value as written, what is accepted."""
     lines = []
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
@@ -209,7 +221,8 @@ def _describe(exc, model, where, touched=None):
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
-        value = err.get("input")
+        value = _lookup(raw, loc) if raw is not None else _MISSING
+        value = err.get("input") if value is _MISSING else value
         shown = "" if isinstance(value, dict) else " = %r" % (value,)
         lines.append("%s: %s%s: %s" % (where, key, shown, msg))
     return lines
@@ -242,7 +255,7 @@ def config_from_dict(data, source="<dict>", environ=None):
         try:
             sections[name] = model.model_validate(raw)
         except ValidationError as exc:
-            problems.extend(_describe(exc, model, "%s: %s" % (source, name)))
+            problems.extend(_describe(exc, model, "%s: %s" % (source, name), raw=raw))
 
     rules = _load_rules(data.get("tables"), data.get("defaults") or {}, source, problems)
     if problems:
@@ -274,6 +287,6 @@ def _load_rules(raw_rules, defaults_raw, source, problems):
             TablePolicy.model_validate(merged)
         except ValidationError as exc:
             touched = set(_flatten(overrides)) | set(overrides)
-            problems.extend(_describe(exc, TablePolicy, "%s: %s" % (source, rule.label), touched))
+            problems.extend(_describe(exc, TablePolicy, "%s: %s" % (source, rule.label), touched, merged))
         rules.append(rule)
     return rules

@@ -1,4 +1,9 @@
-"""Rewrite position delete files (rewrite_position_delete_files) once they pile up."""
+"""Rewrite position delete files (rewrite_position_delete_files) once they pile up.
+
+Partition-scoped delete files (`write.delete.granularity=partition`) are merged into few files. With file-scoped
+deletes (Iceberg 1.8+ default) each delete file serves one data file, so the rewrite mostly drops dangling deletes;
+the lasting remedy there is compaction, which qualifies partitions by their delete-file count.
+"""
 from lakehouse_ops.maintenance.base import Plan, skip
 from lakehouse_ops.maintenance.sql import call
 

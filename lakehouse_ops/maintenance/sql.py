@@ -1,6 +1,7 @@
 """Calling Iceberg procedures from Python: literal rendering, argument feature detection, result rows."""
 import re
 
+from lakehouse_ops.errors import MaintenanceError
 from lakehouse_ops.health.partitions import quote_ident, quote_string
 from lakehouse_ops.logs import get_logger
 
@@ -31,7 +32,8 @@ def literal(value):
 
 
 def procedure_sql(catalog, procedure, args):
-    rendered = ", ".join("%s => %s" % (k, literal(v)) for k, v in args.items() if v is not None)
+    # None and empty maps mean "use Iceberg's default": the argument is left out.
+    rendered = ", ".join("%s => %s" % (k, literal(v)) for k, v in args.items() if v is not None and v != {})
     return "CALL %s.system.%s(%s)" % (quote_ident(catalog), procedure, rendered)
 
 
@@ -49,10 +51,17 @@ def call(spark, catalog, procedure, args, optional=()):
         except Exception as exc:
             unknown = _unknown_argument(str(exc), [a for a in optional if args.get(a) is not None])
             if unknown is None:
-                raise
+                if is_commit_conflict(exc):
+                    raise
+                raise MaintenanceError("%s failed: %s [%s]" % (procedure, _first_line(exc), statement)) from exc
             log.warning("this Iceberg version does not support an argument; calling without it",
                         extra={"procedure": procedure, "argument": unknown})
             args.pop(unknown)
+
+
+def _first_line(exc):
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _unknown_argument(message, candidates):
