@@ -103,9 +103,15 @@ def _temp_view(df):
     return name
 
 
-def _candidate_view(spark, stats):
+def as_location_path(path, location):
+    """`path` spelled with the table location's own prefix: Iceberg keeps only list entries under `location`."""
+    return location.rstrip("/") + normalize(path)[len(normalize(location).rstrip("/")):]
+
+
+def _candidate_view(spark, stats, location):
     utc = datetime.timezone.utc
-    rows = [(path, datetime.datetime.fromtimestamp(mtime / 1000.0, tz=utc)) for path, (_, mtime) in stats.items()]
+    rows = [(as_location_path(path, location), datetime.datetime.fromtimestamp(mtime / 1000.0, tz=utc))
+            for path, (_, mtime) in stats.items()]
     return _temp_view(spark.createDataFrame(rows, "file_path string, last_modified timestamp"))
 
 
@@ -160,9 +166,10 @@ def execute(spark, catalog, table, plan):
         if not stats or p["dry_run"]:
             return outputs
 
-        views.append(_candidate_view(spark, stats))
+        views.append(_candidate_view(spark, stats, p["location"]))
         run_args = dict(base, dry_run=False, file_list_view=views[-1])
-        deleted = sorted({r["orphan_file_location"] for r in
+        checked = {normalize(path): path for path in stats}
+        deleted = sorted({checked.get(normalize(r["orphan_file_location"]), r["orphan_file_location"]) for r in
                           call(spark, catalog, "remove_orphan_files", run_args, optional=OPTIONAL)})
         unexpected = [d for d in deleted if d not in stats]
         still_there = [d for d in deleted if stat(spark, d) is not None]

@@ -1,0 +1,98 @@
+"""Orphan cleanup: deletes old orphans, keeps new ones, never leaves the table location, obeys the budget."""
+import os
+
+import pytest
+
+from conftest import make_config
+from helpers import CATALOG, assert_same_rows, maintain, snapshot_id
+from lakehouse_ops.demo import create_streaming_table, plant_orphan
+from lakehouse_ops.errors import SafetyError
+from lakehouse_ops.maintenance import orphans
+from lakehouse_ops.maintenance.base import now_ms
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture
+def small_table(spark, table_name):
+    create_streaming_table(spark, CATALOG, table_name, days=1, commits=2, rows_per_commit=20, files_per_commit=1)
+    location = spark.sql("DESCRIBE TABLE EXTENDED lake.%s" % table_name).filter(
+        "col_name = 'Location'").collect()[0].data_type
+    return table_name, location.replace("file:", "")
+
+
+def test_deletes_old_orphan_keeps_new_one_and_files_outside(spark, warehouse, small_table):
+    table, location = small_table
+    old = plant_orphan(location, "old-orphan.parquet", age_hours=100)
+    new = plant_orphan(location, "new-orphan.parquet", age_hours=1)
+    # A sibling directory whose name starts like the table's: outside the table location all the same.
+    outside_dir = location + "_backup"
+    outside = plant_orphan(outside_dir, "outside.parquet", age_hours=500)
+    before = snapshot_id(spark, table)
+    config = make_config(warehouse, defaults={"orphans": {"older_than_hours": 72}})
+    _, actions = maintain(spark, config, table, only=["remove_orphan_files"])
+    result = actions["remove_orphan_files"]
+    assert result["status"] == "done", result
+    assert result["outputs"]["deleted_files"] == 1 and result["outputs"]["verified"] is True
+    assert result["outputs"]["deleted_bytes"] == 4096
+    assert not os.path.exists(old)
+    assert os.path.exists(new) and os.path.exists(outside)
+    assert_same_rows(spark, table, before)
+
+
+def test_budget_stops_before_deleting_anything(spark, warehouse, small_table):
+    table, location = small_table
+    planted = [plant_orphan(location, "old-%d.parquet" % i, age_hours=100) for i in range(3)]
+    config = make_config(warehouse, defaults={"orphans": {"max_files": 2}})
+    entry, actions = maintain(spark, config, table, only=["remove_orphan_files"])
+    result = actions["remove_orphan_files"]
+    assert result["status"] == "failed"
+    assert "3 orphan candidates exceed the budget of 2 files; nothing deleted" in result["reason"]
+    assert all(os.path.exists(p) for p in planted)
+    assert entry["ok"] is False
+
+    by_bytes = make_config(warehouse, defaults={"orphans": {"max_bytes": 10000}})
+    _, actions = maintain(spark, by_bytes, table, only=["remove_orphan_files"])
+    assert "over the budget of 9.8 KiB; nothing deleted" in actions["remove_orphan_files"]["reason"]
+    assert all(os.path.exists(p) for p in planted)
+
+
+def test_dry_run_policy_lists_and_keeps(spark, warehouse, small_table):
+    table, location = small_table
+    old = plant_orphan(location, "old.parquet", age_hours=100)
+    config = make_config(warehouse, defaults={"orphans": {"dry_run": True}})
+    _, actions = maintain(spark, config, table, only=["remove_orphan_files"])
+    outputs = actions["remove_orphan_files"]["outputs"]
+    assert outputs["candidates"] == 1 and outputs["deleted_files"] == 0 and outputs["dry_run"] is True
+    assert outputs["candidate_sample"][0].endswith("old.parquet")
+    assert os.path.exists(old)
+
+
+def test_external_file_list_limits_what_is_considered(spark, warehouse, small_table, tmp_path):
+    table, location = small_table
+    listed = plant_orphan(location, "listed.parquet", age_hours=100)
+    unlisted = plant_orphan(location, "unlisted.parquet", age_hours=100)
+    # An inventory-style listing: every live file plus only one of the two orphans.
+    live = [r.file_path for r in spark.sql("SELECT file_path FROM lake.%s.all_files" % table).collect()]
+    live += [r.path for r in spark.sql("SELECT path FROM lake.%s.all_manifests" % table).collect()]
+    rows = [(p.replace("file:", ""), "2020-01-01 00:00:00") for p in live + [listed]]
+    inventory = str(tmp_path / "inventory")
+    spark.createDataFrame(rows, "key string, modified string").write.parquet(inventory)
+    config = make_config(warehouse, defaults={"orphans": {"file_list": {
+        "path": inventory, "format": "parquet", "file_path_column": "key", "last_modified_column": "modified"}}})
+    _, actions = maintain(spark, config, table, only=["remove_orphan_files"])
+    assert actions["remove_orphan_files"]["status"] == "done", actions["remove_orphan_files"]
+    assert actions["remove_orphan_files"]["outputs"]["deleted_files"] == 1
+    assert not os.path.exists(listed) and os.path.exists(unlisted)
+
+
+def test_refuses_under_24_hours_even_if_policy_validation_was_bypassed(spark, warehouse, small_table):
+    table, location = small_table
+    young = plant_orphan(location, "young.parquet", age_hours=2)
+    policy = make_config(warehouse).policy_for(table)
+    bypassed = policy.model_copy(update={"orphans": policy.orphans.model_copy(update={"older_than_hours": 1})})
+    from helpers import health
+    plan = orphans.plan(bypassed, health(make_config(warehouse), table), now_ms())
+    with pytest.raises(SafetyError, match="younger than 24 h"):
+        orphans.execute(spark, CATALOG, table, plan)
+    assert os.path.exists(young)
