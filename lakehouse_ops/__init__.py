@@ -4,7 +4,7 @@ Notebook use, with the SparkSession you already have:
 
     import lakehouse_ops
     report = lakehouse_ops.maintain(spark, "db.events", config="s3://bucket/lakehouse-ops.yaml")
-    lakehouse_ops.health("db.events", config="conf/emr.yaml")
+    lakehouse_ops.table_health("db.events", config="conf/emr.yaml")
 """
 __version__ = "0.1.0"
 
@@ -25,7 +25,7 @@ def maintain(spark, tables, config, dry_run=False, only=None):
     return MaintenanceRunner(_as_config(config), spark=spark, only=only).run(names, dry_run=dry_run)
 
 
-def health(table, config):
+def table_health(table, config):
     """Health of one table from its metadata (no Spark), as a dict."""
     from lakehouse_ops.health import table_health
     return table_health(_as_config(config), table).to_dict()
@@ -36,4 +36,4 @@ def load_config(path):
     return _load(path)
 
 
-__all__ = ["maintain", "health", "load_config", "__version__"]
+__all__ = ["maintain", "table_health", "load_config", "__version__"]

@@ -51,10 +51,22 @@ def choose_format(requested=None):
     return "text" if sys.stderr.isatty() else "json"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (notebooks and test runners swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure(fmt=None, level=logging.INFO):
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers[:] = []
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if choose_format(fmt) == "json" else TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -1,0 +1,148 @@
+"""The runner and its entry points: report shape, exit codes, one failing table never stops the others."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_config
+from helpers import CATALOG, data_files, maintain
+from lakehouse_ops.cli import cli
+from lakehouse_ops.demo import create_streaming_table
+
+pytestmark = pytest.mark.spark
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ACTIONS = ["properties", "compaction", "rewrite_position_deletes", "rewrite_manifests", "expire_snapshots",
+           "remove_orphan_files"]
+
+
+def _config_file(tmp_path, warehouse, extra=""):
+    path = tmp_path / "lakehouse-ops.yaml"
+    path.write_text(textwrap.dedent("""
+        catalog: {name: %s, type: hadoop, warehouse: %s}
+        spark: {mode: local, master: "local[2]"}
+        defaults:
+          target_file_size: 8MB
+        %s
+        """ % (CATALOG, warehouse, extra)))
+    return str(path)
+
+
+def test_maintain_json_report_and_exit_code(spark, warehouse, table_name, tmp_path):
+    create_streaming_table(spark, CATALOG, table_name, days=2, commits=6, rows_per_commit=100, files_per_commit=2)
+    files_before = len(data_files(spark, table_name))
+    config = _config_file(tmp_path, warehouse)
+    report_path = tmp_path / "reports" / "run.json"
+    result = CliRunner().invoke(cli, ["--config", config, "maintain", table_name, "--json",
+                                      "--report", str(report_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report == json.loads(report_path.read_text())
+    assert report["ok"] is True
+    entry = report["tables"][0]
+    assert entry["table"] == table_name
+    assert [a["action"] for a in entry["actions"]] == ACTIONS
+    for action in entry["actions"]:
+        assert set(action) == {"action", "status", "reason", "outputs", "duration_s"}
+        assert action["status"] in ("done", "skipped", "failed")
+    by_name = {a["action"]: a for a in entry["actions"]}
+    assert by_name["compaction"]["status"] == "done"
+    assert by_name["expire_snapshots"]["status"] == "skipped"
+    assert entry["before"]["data_files"] == files_before > 2 and entry["after"]["data_files"] == 2
+    for key in ("table", "data_files", "data_bytes", "small_files", "delete_files", "records", "snapshots",
+                "manifests", "metadata_files", "partitions"):
+        assert key in entry["before"] and key in entry["after"]
+
+
+def test_dry_run_changes_nothing(spark, warehouse, table_name, tmp_path):
+    create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=50, files_per_commit=2)
+    files = data_files(spark, table_name)
+    config = _config_file(tmp_path, warehouse)
+    result = CliRunner().invoke(cli, ["--config", config, "maintain", "--dry-run", "--json", table_name])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    compaction = [a for a in report["tables"][0]["actions"] if a["action"] == "compaction"][0]
+    assert compaction["status"] == "planned" and compaction["outputs"]["estimated_bytes"] > 0
+    assert data_files(spark, table_name) == files
+    text = CliRunner().invoke(cli, ["--config", config, "plan", table_name])
+    assert text.exit_code == 0 and "compaction" in text.output and "planned" in text.output
+
+
+def test_failing_table_does_not_stop_the_others(spark, warehouse, table_name, tmp_path):
+    create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=50, files_per_commit=2)
+    config = _config_file(tmp_path, warehouse)
+    result = CliRunner().invoke(cli, ["--config", config, "maintain", "--json", "nowhere.missing", table_name])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    missing, real = report["tables"]
+    assert missing["ok"] is False and "nowhere.missing" in missing["error"]
+    assert real["ok"] is True
+    assert [a for a in real["actions"] if a["action"] == "compaction"][0]["status"] == "done"
+
+
+def test_default_selection_is_every_table_a_rule_matches(spark, warehouse, table_name, tmp_path):
+    create_streaming_table(spark, CATALOG, table_name, days=1, commits=1, rows_per_commit=10, files_per_commit=1)
+    namespace = table_name.split(".")[0]
+    config = make_config(warehouse, tables=[{"match": "%s.*" % namespace}])
+    from lakehouse_ops.health import open_tables
+    from lakehouse_ops.runner import resolve_tables
+    tables = resolve_tables(config, open_tables(config.catalog))
+    assert table_name in tables and all(t.startswith(namespace + ".") for t in tables)
+    assert resolve_tables(config, open_tables(config.catalog), ["%s.*" % namespace]) == tables
+
+
+def test_health_json_needs_no_spark_and_has_the_documented_keys(spark, warehouse, table_name, tmp_path):
+    create_streaming_table(spark, CATALOG, table_name, days=2, commits=2, rows_per_commit=10, files_per_commit=1,
+                           late_fraction=0.0)
+    config = _config_file(tmp_path, warehouse)
+    probe = ("import sys, json; from click.testing import CliRunner; from lakehouse_ops.cli import cli; "
+             "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.stdout); "
+             "print('PYSPARK_IMPORTED', 'pyspark' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe, "--config", config, "health", "--json", table_name],
+                          capture_output=True, text=True, timeout=120)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    health = json.loads(lines[0])
+    assert health["table"] == table_name and health["data_files"] == 2 and len(health["partitions"]) == 2
+    assert "PYSPARK_IMPORTED False" in proc.stdout
+
+
+def test_spark_job_entry_point(spark, warehouse, table_name, tmp_path, capsys):
+    create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=50, files_per_commit=2)
+    sys.path.insert(0, os.path.join(ROOT, "spark_jobs"))
+    try:
+        import maintain as job
+    finally:
+        sys.path.pop(0)
+    config = _config_file(tmp_path, warehouse)
+    code = job.main(["--config", config, "--mode", "local", table_name, "--only", "compaction"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"]
+    assert [a["action"] for a in report["tables"][0]["actions"]] == ["compaction"]
+    assert job.main(["--config", str(tmp_path / "absent.yaml")]) == 2
+
+
+def test_notebook_api_uses_the_given_session(spark, warehouse, table_name):
+    import lakehouse_ops
+    create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=50, files_per_commit=2)
+    config = make_config(warehouse, defaults={"target_file_size": "8MB"})
+    report = lakehouse_ops.maintain(spark, table_name, config=config, only=["compaction"])
+    assert report["ok"] and report["tables"][0]["actions"][0]["status"] == "done"
+    assert lakehouse_ops.table_health(table_name, config=config)["data_files"] == 1
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    """The README's first command, in a fresh process and directory."""
+    proc = subprocess.run([sys.executable, "-m", "lakehouse_ops.cli", "--config", os.path.join(ROOT, "conf",
+                                                                                              "local.yaml"),
+                           "demo", "--json", "--commits", "8"],
+                          cwd=str(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    actions = {a["action"]: a for a in report["tables"][0]["actions"]}
+    assert actions["compaction"]["status"] == "done"
+    assert actions["remove_orphan_files"]["outputs"]["deleted_files"] == 1
+    assert report["tables"][0]["after"]["data_files"] < report["tables"][0]["before"]["data_files"]
