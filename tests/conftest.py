@@ -38,3 +38,43 @@ def spark(warehouse):
 def table_name():
     """A fresh `namespace.table` name per test, so tests never share a table."""
     return "t%d.events_%d_%d" % (os.getpid() % 1000, next(_counter), os.getpid())
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's standalone server on a free loopback port; AWS clients reach it over real HTTP."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            break
+        except Exception:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("moto server did not start on %s" % url)
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(moto_server, monkeypatch):
+    """Point every client built by lakehouse_ops.aws at the moto server, with dummy credentials."""
+    monkeypatch.setenv("LAKEHOUSE_OPS_AWS_ENDPOINT_URL", moto_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return moto_server

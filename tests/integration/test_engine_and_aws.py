@@ -1,0 +1,71 @@
+"""Session settings per catalog type, start-up errors that say how to fix them, S3 config and reports."""
+import json
+import sys
+
+import pytest
+
+from lakehouse_ops.config import config_from_dict, load_config
+from lakehouse_ops.engine import catalog_conf, session_conf
+from lakehouse_ops.engine import session as engine
+from lakehouse_ops.errors import EngineError
+from lakehouse_ops.runner.report import write_report
+
+
+def conf_for(catalog, **spark):
+    return config_from_dict({"catalog": catalog, "spark": spark})
+
+
+def test_catalog_settings_for_each_type():
+    glue = catalog_conf(conf_for({"name": "glue_catalog", "type": "glue", "warehouse": "s3://b/wh/",
+                                  "properties": {"client.region": "eu-west-1"}}).catalog)
+    assert glue == {"spark.sql.catalog.glue_catalog": "org.apache.iceberg.spark.SparkCatalog",
+                    "spark.sql.catalog.glue_catalog.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
+                    "spark.sql.catalog.glue_catalog.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+                    "spark.sql.catalog.glue_catalog.warehouse": "s3://b/wh/",
+                    "spark.sql.catalog.glue_catalog.client.region": "eu-west-1"}
+    rest = catalog_conf(conf_for({"name": "r", "type": "rest", "uri": "https://cat.example/api"}).catalog)
+    assert rest["spark.sql.catalog.r.type"] == "rest" and rest["spark.sql.catalog.r.uri"] == "https://cat.example/api"
+    hive = catalog_conf(conf_for({"name": "h", "type": "hive", "uri": "thrift://hms:9083"}).catalog)
+    assert hive["spark.sql.catalog.h.type"] == "hive"
+    hadoop = catalog_conf(conf_for({"name": "l", "type": "hadoop", "warehouse": "rel/wh"}).catalog)
+    assert hadoop["spark.sql.catalog.l.warehouse"].endswith("/rel/wh")
+
+
+def test_cluster_mode_adds_only_catalog_settings():
+    conf = session_conf(conf_for({"name": "g", "type": "glue", "warehouse": "s3://b/"}, mode="cluster",
+                                 conf={"spark.sql.adaptive.enabled": True}))
+    assert "spark.jars" not in conf and "spark.sql.shuffle.partitions" not in conf
+    assert conf["spark.sql.extensions"] == engine.EXTENSIONS
+    assert conf["spark.sql.adaptive.enabled"] == "true"
+
+
+def test_local_mode_uses_the_pinned_jars():
+    conf = session_conf(conf_for({"name": "l", "type": "hadoop", "warehouse": "/tmp/wh"}))
+    jars = conf["spark.jars"].split(",")
+    assert [j.rsplit("/", 1)[1] for j in jars] == list(engine.JAR_NAMES)
+
+
+def test_missing_jar_package_says_how_to_fix_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "snowpark_connect_deps_iceberg", None)
+    with pytest.raises(EngineError, match=r"pip install 'lakehouse-ops\[local\]'"):
+        engine.iceberg_jars()
+
+
+def test_missing_java_says_how_to_fix_it(monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EngineError, match="Java was not found.*JAVA_HOME"):
+        engine.check_java()
+
+
+def test_config_and_report_on_s3(aws_env, tmp_path):
+    from lakehouse_ops.aws.clients import client
+    s3 = client("s3")
+    s3.create_bucket(Bucket="ops-bucket")
+    s3.put_object(Bucket="ops-bucket", Key="conf/lakehouse-ops.yaml",
+                  Body=b"catalog: {name: g, type: glue, warehouse: 's3://lake/wh/'}\n")
+    config = load_config("s3://ops-bucket/conf/lakehouse-ops.yaml", environ={})
+    assert config.catalog.warehouse == "s3://lake/wh/"
+    write_report({"ok": True, "tables": []}, "s3://ops-bucket/reports/run.json")
+    body = s3.get_object(Bucket="ops-bucket", Key="reports/run.json")["Body"].read()
+    assert json.loads(body) == {"ok": True, "tables": []}
