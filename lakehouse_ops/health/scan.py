@@ -19,6 +19,8 @@ class PartitionHealth:
     data_bytes: int = 0
     small_files: int = 0
     small_bytes: int = 0
+    # Small files not written by a rewrite (compaction output is often a little under target size).
+    new_small_files: int = 0
     records: int = 0
     delete_files: int = 0
     last_updated_ms: int = 0
@@ -40,6 +42,7 @@ class TableHealth:
     data_bytes: int = 0
     small_files: int = 0
     small_bytes: int = 0
+    new_small_files: int = 0
     small_file_threshold_bytes: int = 0
     delete_files: int = 0
     position_delete_files: int = 0
@@ -100,6 +103,13 @@ def _spec_terms(table):
 
 def _entries(io, manifest):
     return list(manifest.fetch_manifest_entry(io, discard_deleted=True))
+
+
+def written_by_rewrite(entry):
+    """True for files a rewrite committed: with Iceberg's default use-starting-sequence-number, their data
+    sequence number is older than the commit's own (format v2+). Appended files have the two equal."""
+    data_seq, file_seq = entry.sequence_number, entry.file_sequence_number
+    return data_seq is not None and file_seq is not None and data_seq < file_seq
 
 
 def property_drift(actual, desired):
@@ -172,6 +182,9 @@ def read_health(table, name, policy, now_ms=None):
                     health.small_bytes += size
                     part.small_files += 1
                     part.small_bytes += size
+                    if not written_by_rewrite(entry):
+                        health.new_small_files += 1
+                        part.new_small_files += 1
             else:
                 health.delete_files += 1
                 part.delete_files += 1

@@ -44,6 +44,9 @@ def call(spark, catalog, procedure, args, optional=()):
     know one, the call is repeated without it (and a warning names it) instead of failing the action.
     """
     args = dict(args)
+    if isinstance(args.get("table"), str):
+        # Qualify with the catalog: a namespace that shares a catalog's name would otherwise be read as one.
+        args["table"] = table_ref(catalog, args["table"])
     while True:
         statement = procedure_sql(catalog, procedure, args)
         try:

@@ -20,9 +20,10 @@ def policy(**defaults):
                              "defaults": defaults}).policy_for("db.t")
 
 
-def part(name, files, small, deletes=0, hours_ago=48, day=None):
+def part(name, files, small, deletes=0, hours_ago=48, day=None, compacted=0):
     return PartitionHealth(partition=name, data_files=files, data_bytes=files * MB, small_files=small,
-                           small_bytes=small * MB, records=files * 10, delete_files=deletes,
+                           small_bytes=small * MB, new_small_files=small - compacted, records=files * 10,
+                           delete_files=deletes,
                            last_updated_ms=NOW - hours_ago * HOUR,
                            filter=None if day is None else "(`ts` >= DATE '%s')" % day)
 
@@ -84,6 +85,13 @@ def test_compaction_strategies():
     assert no_order.params["strategy"] == "binpack" and "neither the policy nor the table" in no_order.reason
     z = compaction.plan(policy(compaction={"strategy": "zorder", "zorder_columns": ["a", "b"]}), h, NOW)
     assert z.params["sort_order"] == "zorder(a,b)"
+
+
+def test_small_files_left_by_an_earlier_compaction_do_not_requalify():
+    settled = health([part("d=1", 15, 15, compacted=15, day="a")])
+    assert not compaction.plan(policy(), settled, NOW).run
+    fresh = health([part("d=1", 21, 21, compacted=15, day="a")])
+    assert compaction.plan(policy(), fresh, NOW).run
 
 
 def test_compaction_not_needed_and_disabled():
