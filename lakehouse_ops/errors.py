@@ -34,3 +34,7 @@ class SafetyError(MaintenanceError):
 
 class VerificationError(MaintenanceError):
     """Data before and after a rewrite differ."""
+
+
+class IngestError(LakehouseOpsError):
+    """Ingest could not proceed (queue, ledger or commit trouble); messages stay on the queue."""

@@ -15,13 +15,15 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lakehouse_ops.config.models import CatalogConfig, SparkConfig, TablePolicy
+from lakehouse_ops.config.models import CatalogConfig, IngestConfig, SparkConfig, TablePolicy
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"
 BUILTIN = "built-in default"
 SECTIONS = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
-TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables")
+# Sections that may be left out entirely; validated only when present.
+OPTIONAL_SECTIONS = {"ingest": IngestConfig}
+TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Config:
     spark: SparkConfig
     defaults: TablePolicy
     rules: Tuple[TableRule, ...] = ()
+    ingest: Optional[IngestConfig] = None
     defaults_raw: Dict[str, Any] = field(default_factory=dict)
     env_keys: Dict[str, str] = field(default_factory=dict)
     raw: Dict[str, Any] = field(default_factory=dict)
@@ -159,9 +162,10 @@ def _apply_env(data, environ):
         if not var.startswith(ENV_PREFIX):
             continue
         path = [p.lower() for p in var[len(ENV_PREFIX):].split("__") if p]
-        if len(path) < 2 or path[0] not in SECTIONS:
+        if len(path) < 2 or (path[0] not in SECTIONS and path[0] not in OPTIONAL_SECTIONS):
             problems.append("environment variable %s: expected %s<SECTION>__<KEY>, SECTION one of %s"
-                            % (var, ENV_PREFIX, ", ".join(s.upper() for s in SECTIONS)))
+                            % (var, ENV_PREFIX, ", ".join(s.upper() for s in list(SECTIONS) +
+                                                          list(OPTIONAL_SECTIONS))))
             continue
         try:
             value = yaml.safe_load(environ[var])
@@ -257,11 +261,23 @@ def config_from_dict(data, source="<dict>", environ=None):
         except ValidationError as exc:
             problems.extend(_describe(exc, model, "%s: %s" % (source, name), raw=raw))
 
+    for name, model in OPTIONAL_SECTIONS.items():
+        if data.get(name) is None:
+            continue
+        if not isinstance(data[name], dict):
+            problems.append("%s: '%s' must be a mapping, got %r" % (source, name, data[name]))
+            continue
+        try:
+            sections[name] = model.model_validate(data[name])
+        except ValidationError as exc:
+            problems.extend(_describe(exc, model, "%s: %s" % (source, name), raw=data[name]))
+
     rules = _load_rules(data.get("tables"), data.get("defaults") or {}, source, problems)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(source=source, catalog=sections["catalog"], spark=sections["spark"],
-                  defaults=sections["defaults"], rules=tuple(rules), defaults_raw=data.get("defaults") or {},
+                  defaults=sections["defaults"], rules=tuple(rules), ingest=sections.get("ingest"),
+                  defaults_raw=data.get("defaults") or {},
                   env_keys=env_keys, raw=data)
 
 

@@ -191,3 +191,57 @@ class SparkConfig(Model):
         if isinstance(value, dict):
             return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
         return value
+
+
+class BatchBudget(Model):
+    """How much one ingest batch may hold: whichever limit is reached first closes the batch."""
+    max_objects: int = Field(1000, ge=1, le=100000)
+    # Bytes from the sizes in the events; aim at a few target files per commit.
+    max_bytes: Size = Field(1 * GB, ge=1024)
+    max_wait_seconds: float = Field(20, ge=0, le=900)
+    # Parallel ReceiveMessage calls (each returns at most 10 messages).
+    receive_concurrency: int = Field(8, ge=1, le=64)
+    # Long-poll time of each ReceiveMessage call.
+    wait_time_seconds: int = Field(1, ge=0, le=20)
+
+
+class IngestConfig(Model):
+    queue_url: str
+    # Where poison messages and unreadable objects go, with the reason as a message attribute. Without it,
+    # `poison_action: leave` must be set so the queue's own redrive policy moves them.
+    dlq_url: Optional[str] = None
+    poison_action: Literal["dlq", "leave"] = "dlq"
+    target_table: str
+    quarantine_table: Optional[str] = None
+    # Every object committed, by identity; survives snapshot expiry. Default: <target>_ingest_ledger.
+    ledger_table: Optional[str] = None
+    format: Literal["json", "csv", "parquet"] = "json"
+    read_options: Dict[str, str] = Field(default_factory=dict)
+    # Dotted path to a function DataFrame -> DataFrame applied before the write, e.g. "mypkg.enrich.add_geo".
+    enrichment: Optional[str] = None
+    eventbridge_key_encoding: Literal["none", "url", "form"] = "none"
+    # Local runs: s3:// prefixes -> local directories (file:// URIs or paths).
+    uri_map: Dict[str, str] = Field(default_factory=dict)
+    source_column: str = "_source_object"
+    ingest_time_column: str = "_ingested_at"
+    batch_column: str = "_ingest_batch"
+    batch: BatchBudget = Field(default_factory=BatchBudget)
+    visibility_timeout_seconds: int = Field(300, ge=5, le=43200)
+    # Visibility is extended this often while a batch is in flight (well under the timeout).
+    heartbeat_seconds: float = Field(60, gt=0, le=3600)
+    empty_backoff_seconds: float = Field(1, gt=0, le=600)
+    max_empty_backoff_seconds: float = Field(60, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.poison_action == "dlq" and not self.dlq_url:
+            raise ValueError("poison_action 'dlq' needs dlq_url (or set poison_action: leave to rely on the "
+                             "queue's redrive policy)")
+        if self.heartbeat_seconds >= self.visibility_timeout_seconds:
+            raise ValueError("heartbeat_seconds (%g) must be shorter than visibility_timeout_seconds (%d)"
+                             % (self.heartbeat_seconds, self.visibility_timeout_seconds))
+        return self
+
+    @property
+    def ledger(self):
+        return self.ledger_table or self.target_table + "_ingest_ledger"

@@ -10,6 +10,7 @@
 import datetime
 import uuid
 
+from lakehouse_ops.engine.fs import stat
 from lakehouse_ops.errors import SafetyError, VerificationError
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import Plan, human_bytes, iso_utc, now_ms as _now_ms, skip
@@ -70,21 +71,6 @@ def check_age(params):
     if age < datetime.timedelta(hours=MIN_AGE_HOURS):
         raise SafetyError("refusing to remove orphan files younger than %d h (asked for %.1f h): files that young "
                           "may belong to a write still in progress" % (MIN_AGE_HOURS, age.total_seconds() / 3600))
-
-
-def _hadoop_fs(spark, path):
-    jvm = spark._jvm
-    jpath = jvm.org.apache.hadoop.fs.Path(path)
-    return jpath, jpath.getFileSystem(spark._jsc.hadoopConfiguration())
-
-
-def stat(spark, path):
-    """(size, mtime ms) of a file through Hadoop's FileSystem, or None if it does not exist."""
-    jpath, fs = _hadoop_fs(spark, path)
-    if not fs.exists(jpath):
-        return None
-    status = fs.getFileStatus(jpath)
-    return status.getLen(), status.getModificationTime()
 
 
 def _register_file_list(spark, source):

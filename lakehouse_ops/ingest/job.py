@@ -1,0 +1,288 @@
+"""The SQS ingest job: receive a batch, read its objects, append them exactly once, then delete the messages.
+
+Modes: `until_empty` (drain and exit: EMR steps, schedules), `max_batches`, `max_runtime_s`, and continuous
+(neither: back off while the queue is empty). Every batch reports its metrics in the log and the run report.
+"""
+import datetime
+import time
+
+from lakehouse_ops.errors import IngestError
+from lakehouse_ops.ingest import ledger as ledger_mod
+from lakehouse_ops.ingest.batch import fill_batch
+from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
+from lakehouse_ops.ingest.read import CORRUPT, data_schema, existing, load_function, read_batch
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.health.partitions import quote_string
+from lakehouse_ops.maintenance.sql import table_ref
+
+log = get_logger("ingest")
+
+QUARANTINE_SCHEMA = ("raw STRING, source_object STRING, reason STRING, batch_id STRING, quarantined_at TIMESTAMP")
+QUARANTINE_REASON = "record does not match the target table's schema (unparseable or wrong types)"
+
+
+def _event_ms(obj, fallback_ms):
+    if obj.event_time:
+        try:
+            moment = datetime.datetime.strptime(obj.event_time.replace("Z", ""), "%Y-%m-%dT%H:%M:%S.%f")
+        except ValueError:
+            try:
+                moment = datetime.datetime.strptime(obj.event_time.replace("Z", ""), "%Y-%m-%dT%H:%M:%S")
+            except ValueError:
+                return fallback_ms
+        return int(moment.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+    return fallback_ms
+
+
+class IngestJob:
+    def __init__(self, config, spark=None, sqs=None, session_factory=None):
+        if config.ingest is None:
+            from lakehouse_ops.errors import ConfigError
+            raise ConfigError("%s has no 'ingest' section: see docs/ingest.md" % config.source)
+        self.config = config
+        self.cfg = config.ingest
+        self.catalog = config.catalog.name
+        self._spark = spark
+        self._session_factory = session_factory
+        if sqs is None:
+            from lakehouse_ops.aws.clients import client
+            sqs = client("sqs")
+        self.queue = Queue(sqs, self.cfg.queue_url, self.cfg.dlq_url, self.cfg.visibility_timeout_seconds)
+        self.enrich = load_function(self.cfg.enrichment) if self.cfg.enrichment else None
+        self.target = config.table_name(self.cfg.target_table)
+        self.target_ref = table_ref(self.catalog, self.target)
+        self._prepared = False
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            if self._session_factory is not None:
+                self._spark = self._session_factory()
+            else:
+                from lakehouse_ops.engine import build_session
+                self._spark = build_session(self.config)
+        return self._spark
+
+    # -- start-up -------------------------------------------------------------------------------------------
+
+    def prepare(self):
+        """Ledger and quarantine tables exist, the target has the job's columns and the policy's properties,
+        and batches interrupted after their commit are finished."""
+        if self._prepared:
+            return
+        spark = self.spark
+        try:
+            spark.table(self.target_ref).schema
+        except Exception:
+            raise IngestError("target table %s does not exist: create it first (its schema governs what is "
+                              "read)" % self.target) from None
+        self._ensure_columns()
+        self._apply_properties()
+        self.ledger = ledger_mod.Ledger(spark, self.catalog, self.config.table_name(self.cfg.ledger))
+        self.ledger.ensure()
+        if self.cfg.quarantine_table:
+            self.quarantine_ref = table_ref(self.catalog, self.config.table_name(self.cfg.quarantine_table))
+            namespace = self.config.table_name(self.cfg.quarantine_table).rsplit(".", 1)[0]
+            spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(self.catalog, namespace))
+            spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg" % (self.quarantine_ref, QUARANTINE_SCHEMA))
+        else:
+            self.quarantine_ref = None
+        self.reconciled = self.ledger.reconcile(self.catalog, self.target)
+        self.schema = data_schema(spark, self.target_ref, self._meta_columns())
+        self._prepared = True
+
+    def _meta_columns(self):
+        return {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
+
+    def _ensure_columns(self):
+        present = {f.name for f in self.spark.table(self.target_ref).schema.fields}
+        wanted = [(self.cfg.source_column, "STRING"), (self.cfg.ingest_time_column, "TIMESTAMP"),
+                  (self.cfg.batch_column, "STRING")]
+        for name, kind in wanted:
+            if name not in present:
+                self.spark.sql("ALTER TABLE %s ADD COLUMN `%s` %s" % (self.target_ref, name, kind))
+                log.info("added ingest column to the target", extra={"table": self.target, "column": name})
+
+    def _apply_properties(self):
+        from lakehouse_ops.health import open_tables, read_health
+        from lakehouse_ops.maintenance import properties
+        policy = self.config.policy_for(self.target)
+        health = read_health(open_tables(self.config.catalog).load(self.target), self.target, policy)
+        plan = properties.plan(policy, health)
+        if plan.run:
+            properties.execute(self.spark, self.catalog, self.target, plan)
+            log.info("target table properties set from policy", extra={"table": self.target,
+                                                                        "set": sorted(plan.params["set"])})
+
+    # -- the loop -------------------------------------------------------------------------------------------
+
+    def run(self, until_empty=False, max_batches=None, max_runtime_s=None):
+        started = time.time()
+        report = {"ok": True, "target": self.target, "queue": self.cfg.queue_url, "batches": [],
+                  "started_at": _iso(started)}
+        self.prepare()
+        report["reconciled_batches"] = self.reconciled
+        backoff = self.cfg.empty_backoff_seconds
+        while True:
+            if max_batches is not None and len(report["batches"]) >= max_batches:
+                report["stopped"] = "max_batches"
+                break
+            if max_runtime_s is not None and time.time() - started >= max_runtime_s:
+                report["stopped"] = "max_runtime"
+                break
+            batch = fill_batch(self.queue, self.cfg.batch, self.cfg.eventbridge_key_encoding)
+            if batch.empty:
+                if until_empty:
+                    report["stopped"] = "queue empty"
+                    break
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.cfg.max_empty_backoff_seconds)
+                continue
+            backoff = self.cfg.empty_backoff_seconds
+            metrics = self.process(batch)
+            report["batches"].append(metrics)
+            log.info("batch committed", extra=metrics)
+        report.update(_totals(report["batches"], time.time() - started))
+        report["finished_at"] = _iso(time.time())
+        return report
+
+    def process(self, batch):
+        started = time.time()
+        metrics = {"messages": len(batch.messages), "objects": len(batch.objects), "duplicates": batch.duplicates,
+                   "bytes": batch.bytes, "receive_calls": batch.receive_calls, "ignored": len(batch.ignored),
+                   "deletions_seen": len(batch.deleted), "poison": len(batch.poison), "rows": 0, "quarantined": 0,
+                   "dlq_messages": 0, "already_committed": 0, "batch_id": None, "snapshot_id": None,
+                   "commit_s": 0.0}
+        sent = oldest_sent_ms(batch.messages)
+        oldest = min([_event_ms(o, sent) for o in batch.objects.values()] or [sent])
+        with Heartbeat(self.queue, batch.messages, self.cfg.heartbeat_seconds):
+            for message, reason in batch.poison:
+                log.warning("poison message", extra={"message_id": message.message_id, "reason": reason})
+                if self.cfg.poison_action == "dlq":
+                    self.queue.dead_letter(message, "poison: " + reason)
+                    metrics["dlq_messages"] += 1
+            for obj in batch.deleted:
+                log.info("object deletion seen; nothing to ingest", extra={"object": obj.uri})
+            if batch.ignored:
+                self.queue.delete([m for m, _ in batch.ignored])
+
+            done = self.ledger.committed(list(batch.objects))
+            metrics["already_committed"] = len(done)
+            todo = {i: o for i, o in batch.objects.items() if i not in done}
+            failed = {}
+            if todo:
+                failed = self._write(todo, metrics)
+            self._settle_messages(batch, failed, metrics)
+        metrics["lag_s"] = round(time.time() - oldest / 1000.0, 3)
+        metrics["batch_s"] = round(time.time() - started, 3)
+        return metrics
+
+    def _write(self, todo, metrics):
+        """Read, transform and commit `todo`; return {identity: reason} for objects that could not be used."""
+        spark = self.spark
+        paths, failed = existing(spark, todo, self.cfg.uri_map)
+        df, files, unreadable = read_batch(spark, self.cfg, self.schema, paths) if paths else (None, {}, {})
+        failed.update(unreadable)
+        usable = [todo[i] for i in paths if i not in unreadable]
+        if not usable:
+            return failed
+        batch = ledger_mod.batch_id([o.identity for o in usable])
+        metrics["batch_id"] = batch
+        try:
+            snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
+            if snapshot is None:
+                self.ledger.record(batch, usable, ledger_mod.PENDING)
+                sources = {path: todo[identity].uri for path, identity in files.items()}
+                snapshot = self._commit(df, sources, batch, metrics)
+            self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
+            metrics["snapshot_id"] = snapshot
+        finally:
+            df.unpersist()
+        return failed
+
+    def _commit(self, df, sources, batch, metrics):
+        """Quarantine the misfits, append the rest with the batch id in the snapshot summary; the snapshot id."""
+        from pyspark.sql import functions as F
+        spark = self.spark
+        source_df = spark.createDataFrame(list(sources.items()),
+                                          "_lakehouse_ops_file STRING, _lakehouse_ops_source STRING")
+        df = df.join(F.broadcast(source_df), "_lakehouse_ops_file")
+        text_format = self.cfg.format in ("json", "csv")
+        good = df.filter(F.col(CORRUPT).isNull()) if text_format else df
+        if text_format and self.quarantine_ref:
+            bad = df.filter(F.col(CORRUPT).isNotNull())
+            quarantined = bad.count()
+            metrics["quarantined"] = quarantined
+            # Rows an interrupted earlier attempt quarantined for these (uncommitted) objects are replaced.
+            listed = ", ".join(quote_string(uri) for uri in sorted(set(sources.values())))
+            spark.sql("DELETE FROM %s WHERE source_object IN (%s)" % (self.quarantine_ref, listed))
+            if quarantined:
+                bad.select(F.col(CORRUPT).alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
+                           F.lit(QUARANTINE_REASON).alias("reason"), F.lit(batch).alias("batch_id"),
+                           F.current_timestamp().alias("quarantined_at")).writeTo(self.quarantine_ref).append()
+        elif text_format:
+            metrics["quarantined"] = df.filter(F.col(CORRUPT).isNotNull()).count()
+            if metrics["quarantined"]:
+                raise IngestError("%d records do not match the target schema and no quarantine_table is "
+                                  "configured; nothing was written" % metrics["quarantined"])
+        out = good.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source")) \
+            .withColumn(self.cfg.ingest_time_column, F.current_timestamp()) \
+            .withColumn(self.cfg.batch_column, F.lit(batch))
+        if self.enrich is not None:
+            out = self.enrich(out)
+        columns = [f.name for f in spark.table(self.target_ref).schema.fields]
+        out = out.select(*columns)
+        metrics["rows"] = out.count()
+        commit_started = time.time()
+        try:
+            out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch) \
+                .option("snapshot-property.lakehouse-ops.objects", str(len(sources))).append()
+        except Exception as exc:
+            # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
+            snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
+            if snapshot is None:
+                raise IngestError("commit of batch %s to %s failed: %s" % (batch, self.target,
+                                                                         str(exc).splitlines()[0])) from exc
+            log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
+            return snapshot
+        metrics["commit_s"] = round(time.time() - commit_started, 3)
+        snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
+        if snapshot is None:
+            raise IngestError("batch %s is not in the history of %s after its commit" % (batch, self.target))
+        return snapshot
+
+    def _settle_messages(self, batch, failed, metrics):
+        """Delete messages whose objects are all committed; dead-letter those with failed objects."""
+        to_delete = []
+        for message in batch.messages:
+            ids = batch.message_objects.get(message.message_id)
+            if ids is None:
+                continue  # poison or ignored: already handled
+            reasons = [failed[i] for i in ids if i in failed]
+            if not reasons:
+                to_delete.append(message)
+            elif self.cfg.poison_action == "dlq":
+                self.queue.dead_letter(message, "; ".join(reasons))
+                metrics["dlq_messages"] += 1
+            else:
+                log.warning("message left for the queue's redrive policy",
+                            extra={"message_id": message.message_id, "reason": "; ".join(reasons)})
+        self.queue.delete(to_delete)
+        metrics["deleted_messages"] = len(to_delete) + len(batch.ignored)
+
+
+def _totals(batches, seconds):
+    keys = ("messages", "objects", "duplicates", "bytes", "rows", "quarantined", "dlq_messages", "poison",
+            "already_committed")
+    totals = {k: sum(b.get(k, 0) for b in batches) for k in keys}
+    totals["batches"] = len(batches)
+    totals["duration_s"] = round(seconds, 3)
+    totals["batches_per_minute"] = round(len(batches) / (seconds / 60.0), 3) if seconds > 0 else 0.0
+    totals["rows_per_s"] = round(totals["rows"] / seconds, 1) if seconds > 0 else 0.0
+    totals["messages_per_s"] = round(totals["messages"] / seconds, 1) if seconds > 0 else 0.0
+    totals["max_lag_s"] = max((b.get("lag_s", 0) for b in batches), default=0)
+    return {"totals": totals}
+
+
+def _iso(epoch_s):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))

@@ -1,0 +1,127 @@
+"""SQS access for ingest: parallel receives, visibility heartbeats, batched deletes, dead-lettering.
+
+Messages are deleted only by the job, and only after the data they announce is durably committed.
+"""
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Dict, List
+
+from lakehouse_ops.errors import IngestError
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("ingest.queue")
+
+
+@dataclass
+class Message:
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    sent_timestamp_ms: int
+
+
+def _chunks(items, size=10):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class Queue:
+    def __init__(self, sqs, queue_url, dlq_url=None, visibility_timeout=300):
+        self.sqs = sqs
+        self.url = queue_url
+        self.dlq_url = dlq_url
+        self.visibility_timeout = visibility_timeout
+
+    def receive(self, calls, wait_time_seconds=1):
+        """Issue `calls` ReceiveMessage requests (10 messages each at most) in parallel."""
+        def one(_):
+            response = self.sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_time_seconds,
+                VisibilityTimeout=self.visibility_timeout,
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
+            return response.get("Messages", [])
+
+        with ThreadPoolExecutor(max_workers=calls) as pool:
+            batches = list(pool.map(one, range(calls)))
+        out = []
+        for raw in (m for batch in batches for m in batch):
+            attrs = raw.get("Attributes", {})
+            out.append(Message(raw["MessageId"], raw["ReceiptHandle"], raw.get("Body"),
+                               int(attrs.get("ApproximateReceiveCount", "1")),
+                               int(attrs.get("SentTimestamp", "0"))))
+        return out
+
+    def extend(self, messages, seconds=None):
+        seconds = self.visibility_timeout if seconds is None else seconds
+        failed = []
+        for chunk in _chunks(messages):
+            response = self.sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+                for i, m in enumerate(chunk)])
+            failed.extend(response.get("Failed", []))
+        if failed:
+            log.warning("could not extend visibility of some messages", extra={"failed": len(failed)})
+
+    def delete(self, messages):
+        """Delete messages; raise if SQS refuses any (they would be redelivered and skipped by the ledger)."""
+        failed = []
+        for chunk in _chunks(messages):
+            response = self.sqs.delete_message_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)])
+            failed.extend(response.get("Failed", []))
+        if failed:
+            raise IngestError("SQS did not delete %d message(s): %s" % (len(failed), failed[0].get("Message")))
+
+    def dead_letter(self, message, reason):
+        """Move a message to the DLQ with the reason as a message attribute, then delete it here."""
+        if not self.dlq_url:
+            raise IngestError("no dlq_url configured")
+        self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=message.body or "", MessageAttributes={
+            "lakehouse_ops_reason": {"DataType": "String", "StringValue": reason[:1000]},
+            "lakehouse_ops_source_message_id": {"DataType": "String", "StringValue": message.message_id}})
+        self.delete([message])
+
+    def depth(self):
+        attrs = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+class Heartbeat:
+    """Keeps a batch's messages invisible to other workers while it is in flight."""
+
+    def __init__(self, queue, messages, every_seconds):
+        self.queue = queue
+        self.messages: List[Message] = list(messages)
+        self.every = every_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqs-heartbeat", daemon=True)
+        self.beats = 0
+
+    def _run(self):
+        while not self._stop.wait(self.every):
+            try:
+                self.queue.extend(self.messages)
+                self.beats += 1
+            except Exception as exc:  # a missed beat is retried; the timeout leaves room for several
+                log.warning("visibility heartbeat failed", extra={"error": str(exc).splitlines()[0]})
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return False
+
+
+def oldest_sent_ms(messages: List[Message]) -> int:
+    return min((m.sent_timestamp_ms for m in messages if m.sent_timestamp_ms), default=int(time.time() * 1000))
+
+
+def by_id(messages) -> Dict[str, Message]:
+    return {m.message_id: m for m in messages}

@@ -1,0 +1,94 @@
+"""Landing files and their S3 events, for the ingest tests and the demo-style kill test."""
+import gzip
+import json
+import os
+import uuid
+from urllib.parse import quote_plus
+
+from conftest import CATALOG, make_config
+
+BUCKET = "landing-bucket"
+TARGET_SCHEMA = "event_time TIMESTAMP, customer_id STRING, bytes_sent BIGINT, rec_id BIGINT"
+
+
+def s3_notification(key, size=100, event="ObjectCreated:Put", etag=None):
+    return json.dumps({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2024-05-13T10:15:30.123Z", "eventName": event,
+        "s3": {"bucket": {"name": BUCKET}, "object": {"key": quote_plus(key, safe="/"), "size": size,
+                                                      "eTag": etag or uuid.uuid4().hex}}}]})
+
+
+def write_json_lines(landing, key, records, gz=False, extra_lines=()):
+    path = os.path.join(landing, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    lines = [json.dumps(r) for r in records] + list(extra_lines)
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    if gz:
+        data = gzip.compress(data)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return len(data)
+
+
+def records(start, count, day="2024-05-13"):
+    return [{"event_time": "%sT%02d:%02d:00Z" % (day, (i // 60) % 24, i % 60), "customer_id": "c%03d" % (i % 50),
+             "bytes_sent": i * 10, "rec_id": i} for i in range(start, start + count)]
+
+
+class Landing:
+    """A landing 'bucket' (a local directory mapped from s3://landing-bucket/) with its SQS queues."""
+
+    def __init__(self, sqs, root, name):
+        self.sqs = sqs
+        self.root = str(root)
+        os.makedirs(self.root, exist_ok=True)
+        self.queue_url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+        self.dlq_url = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+
+    def put(self, key, rows, gz=False, extra_lines=(), send=True):
+        size = write_json_lines(self.root, key, rows, gz=gz, extra_lines=extra_lines)
+        if send:
+            self.send(s3_notification(key, size))
+        return size
+
+    def send(self, body):
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
+
+    def depth(self, url=None):
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def dlq_messages(self):
+        out = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                           MessageAttributeNames=["All"]).get("Messages", [])
+            if not got:
+                return out
+            out.extend(got)
+            self.sqs.delete_message_batch(QueueUrl=self.dlq_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+
+
+def ingest_config(warehouse, landing, target, fmt="json", defaults=None, **ingest):
+    section = {"queue_url": landing.queue_url, "dlq_url": landing.dlq_url, "target_table": target,
+               "quarantine_table": target + "_quarantine", "format": fmt,
+               "uri_map": {"s3://%s/" % BUCKET: landing.root},
+               "visibility_timeout_seconds": 30, "heartbeat_seconds": 5,
+               "batch": {"max_wait_seconds": 2, "wait_time_seconds": 0, "receive_concurrency": 4}}
+    section.update(ingest)
+    return make_config(warehouse, defaults=defaults, ingest=section)
+
+
+def create_target(spark, table):
+    ref = "%s.%s" % (CATALOG, table)
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (CATALOG, table.split(".")[0]))
+    spark.sql("CREATE TABLE %s (%s) USING iceberg PARTITIONED BY (days(event_time))" % (ref, TARGET_SCHEMA))
+    return ref
+
+
+def add_tag(df):
+    """An enrichment step as users write them: DataFrame -> DataFrame."""
+    from pyspark.sql import functions as F
+    return df.withColumn("tag", F.lit("enriched"))
