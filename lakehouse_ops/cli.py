@@ -121,6 +121,47 @@ def maintain(ctx, tables, dry_run, as_json, report_path, only):
     _maintain(ctx, tables, dry_run, as_json, report_path, only)
 
 
+@cli.command()
+@click.option("--until-empty", is_flag=True, help="Drain the queue and exit (EMR steps, schedules).")
+@click.option("--max-batches", type=click.IntRange(min=1), help="Stop after this many batches.")
+@click.option("--max-runtime", type=click.FloatRange(min=1), metavar="SECONDS", help="Stop after this long.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as one JSON object.")
+@click.option("--report", "report_path", metavar="PATH", help="Also write the JSON report to a file or s3:// URI.")
+@click.pass_context
+@handles_errors
+def ingest(ctx, until_empty, max_batches, max_runtime, as_json, report_path):
+    """Ingest S3 objects announced on SQS into the target Iceberg table, exactly once.
+
+    Without --until-empty, --max-batches or --max-runtime it runs until stopped, backing off while the queue
+    is empty.
+    """
+    from lakehouse_ops.ingest.job import IngestJob
+    from lakehouse_ops.runner.report import print_ingest, to_json, write_report
+
+    config = _config(ctx)
+    report = IngestJob(config).run(until_empty=until_empty, max_batches=max_batches, max_runtime_s=max_runtime)
+    if report_path:
+        write_report(report, report_path)
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        print_ingest(report)
+    sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
+
+
+@cli.command("demo-ingest")
+@click.option("--files", default=20, show_default=True, help="Landing files to write and announce.")
+@click.option("--rows", default=500, show_default=True, help="Rows per file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
+@click.pass_context
+@handles_errors
+def demo_ingest(ctx, files, rows, as_json):
+    """Write landing files, send their S3 events to a local SQS (moto's server), and ingest them."""
+    from lakehouse_ops.ingest.demo import run_ingest_demo
+    report = run_ingest_demo(_config(ctx), files=files, rows=rows, as_json=as_json)
+    sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
+
+
 @cli.group()
 def policy():
     """Inspect table policies."""

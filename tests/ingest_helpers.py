@@ -2,20 +2,16 @@
 import gzip
 import json
 import os
-import uuid
-from urllib.parse import quote_plus
 
 from conftest import CATALOG, make_config
+from lakehouse_ops.ingest import events
 
 BUCKET = "landing-bucket"
 TARGET_SCHEMA = "event_time TIMESTAMP, customer_id STRING, bytes_sent BIGINT, rec_id BIGINT"
 
 
-def s3_notification(key, size=100, event="ObjectCreated:Put", etag=None):
-    return json.dumps({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2024-05-13T10:15:30.123Z", "eventName": event,
-        "s3": {"bucket": {"name": BUCKET}, "object": {"key": quote_plus(key, safe="/"), "size": size,
-                                                      "eTag": etag or uuid.uuid4().hex}}}]})
+def s3_notification(key, size=100, etag=None):
+    return events.s3_notification(BUCKET, key, size, etag=etag)
 
 
 def write_json_lines(landing, key, records, gz=False, extra_lines=()):

@@ -4,6 +4,8 @@ Modes: `until_empty` (drain and exit: EMR steps, schedules), `max_batches`, `max
 (neither: back off while the queue is empty). Every batch reports its metrics in the log and the run report.
 """
 import datetime
+import os
+import signal
 import time
 
 from lakehouse_ops.errors import IngestError
@@ -16,6 +18,15 @@ from lakehouse_ops.health.partitions import quote_string
 from lakehouse_ops.maintenance.sql import table_ref
 
 log = get_logger("ingest")
+
+FAULT_ENV = "LAKEHOUSE_OPS_INGEST_FAULT"
+
+
+def _fault_point(name):
+    """Crash tests kill the process here (SIGKILL, like kill -9) when LAKEHOUSE_OPS_INGEST_FAULT names this point."""
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 QUARANTINE_SCHEMA = ("raw STRING, source_object STRING, reason STRING, batch_id STRING, quarantined_at TIMESTAMP")
 QUARANTINE_REASON = "record does not match the target table's schema (unparseable or wrong types)"
@@ -156,6 +167,7 @@ class IngestJob:
         sent = oldest_sent_ms(batch.messages)
         oldest = min([_event_ms(o, sent) for o in batch.objects.values()] or [sent])
         with Heartbeat(self.queue, batch.messages, self.cfg.heartbeat_seconds):
+            _fault_point("after_receive")
             for message, reason in batch.poison:
                 log.warning("poison message", extra={"message_id": message.message_id, "reason": reason})
                 if self.cfg.poison_action == "dlq":
@@ -192,9 +204,12 @@ class IngestJob:
             snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
             if snapshot is None:
                 self.ledger.record(batch, usable, ledger_mod.PENDING)
+                _fault_point("after_pending")
                 sources = {path: todo[identity].uri for path, identity in files.items()}
                 snapshot = self._commit(df, sources, batch, metrics)
+                _fault_point("after_commit")
             self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
+            _fault_point("before_delete")
             metrics["snapshot_id"] = snapshot
         finally:
             df.unpersist()

@@ -4,6 +4,7 @@ Records that do not fit the schema are split off for quarantine (raw text, sourc
 missing or cannot be read is reported with the reason and the rest of the batch goes on.
 """
 import importlib
+import os
 from urllib.parse import unquote
 
 from lakehouse_ops.engine.fs import stat
@@ -21,7 +22,7 @@ def local_uri(uri, uri_map):
         if uri.startswith(prefix):
             target = uri_map[prefix]
             if "://" not in target:
-                target = "file://" + target
+                target = "file://" + os.path.abspath(target)
             return target.rstrip("/") + "/" + uri[len(prefix):].lstrip("/")
     return uri
 

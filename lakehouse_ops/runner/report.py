@@ -84,3 +84,20 @@ def print_actions(report, console=None):
     if report.get("error"):
         console.print("[bold red]%s[/]" % report["error"])
     console.print("[bold %s]%s[/]" % (("green", "ok") if report["ok"] else ("red", "something failed: see above")))
+
+
+def print_ingest(report, console=None):
+    from rich.table import Table
+    console = console or _console()
+    table = Table(title="ingest into %s" % report["target"])
+    columns = ("batch", "messages", "objects", "dup", "rows", "quarantined", "dlq", "commit s", "lag s")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for i, b in enumerate(report["batches"], 1):
+        table.add_row(str(i), str(b["messages"]), str(b["objects"]), str(b["duplicates"] + b["already_committed"]),
+                      str(b["rows"]), str(b["quarantined"]), str(b["dlq_messages"]), "%.2f" % b["commit_s"],
+                      "%.1f" % b.get("lag_s", 0))
+    console.print(table)
+    t = report["totals"]
+    console.print("%d batches, %d rows, %.1f rows/s, %.1f messages/s; stopped: %s" % (
+        t["batches"], t["rows"], t["rows_per_s"], t["messages_per_s"], report.get("stopped", "-")))
