@@ -10,8 +10,12 @@ def hadoop_path(spark, path):
 
 def stat(spark, path):
     """(size, modification time in ms) of a file, or None if it does not exist."""
+    from py4j.protocol import Py4JJavaError
     jpath, fs = hadoop_path(spark, path)
-    if not fs.exists(jpath):
-        return None
-    status = fs.getFileStatus(jpath)
+    try:
+        status = fs.getFileStatus(jpath)
+    except Py4JJavaError as exc:
+        if "FileNotFoundException" in str(exc.java_exception.getClass().getName()):
+            return None
+        raise
     return status.getLen(), status.getModificationTime()

@@ -47,14 +47,19 @@ class Batch:
         self.message_objects[message.message_id] = ids
 
 
-def fill_batch(queue, budget, eventbridge_key_encoding="none", clock=time.monotonic):
-    """Receive until the budget (objects, bytes, wait) is reached or the queue answers empty."""
+def fill_batch(queue, budget, eventbridge_key_encoding="none", clock=time.monotonic, on_receive=None):
+    """Receive until the budget (objects, bytes, wait) is reached or the queue answers empty.
+
+    `on_receive` sees every received message list first (the job hands them to the batch's heartbeat).
+    """
     batch = Batch()
     started = clock()
     while True:
         room = max(budget.max_objects - len(batch.objects), 1)
         calls = max(1, min(budget.receive_concurrency, math.ceil(room / 10.0)))
         received = queue.receive(calls, budget.wait_time_seconds)
+        if on_receive is not None and received:
+            on_receive(received)
         batch.receive_calls += calls
         for message in received:
             batch.add(message, eventbridge_key_encoding)

@@ -3,10 +3,12 @@
 Modes: `until_empty` (drain and exit: EMR steps, schedules), `max_batches`, `max_runtime_s`, and continuous
 (neither: back off while the queue is empty). Every batch reports its metrics in the log and the run report.
 """
+import contextlib
 import datetime
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest import ledger as ledger_mod
@@ -43,6 +45,17 @@ def _event_ms(obj, fallback_ms):
                 return fallback_ms
         return int(moment.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
     return fallback_ms
+
+
+@contextlib.contextmanager
+def _timed(metrics, stage):
+    """Add the stage's wall time to metrics['timings_s'][stage]."""
+    started = time.time()
+    try:
+        yield
+    finally:
+        timings = metrics.setdefault("timings_s", {})
+        timings[stage] = round(timings.get(stage, 0.0) + time.time() - started, 3)
 
 
 class IngestJob:
@@ -127,32 +140,64 @@ class IngestJob:
 
     # -- the loop -------------------------------------------------------------------------------------------
 
+    def _receive(self):
+        """Fill one batch; its heartbeat runs from the first receipt, so a prefetched batch stays hidden too."""
+        heartbeat = Heartbeat(self.queue, self.cfg.heartbeat_seconds).start()
+        try:
+            batch = fill_batch(self.queue, self.cfg.batch, self.cfg.eventbridge_key_encoding,
+                               on_receive=heartbeat.add)
+        except Exception:
+            heartbeat.stop()
+            raise
+        return batch, heartbeat
+
     def run(self, until_empty=False, max_batches=None, max_runtime_s=None):
+        """Process batches until a stop condition; the next batch is received while the current one is written."""
         started = time.time()
         report = {"ok": True, "target": self.target, "queue": self.cfg.queue_url, "batches": [],
                   "started_at": _iso(started)}
         self.prepare()
         report["reconciled_batches"] = self.reconciled
         backoff = self.cfg.empty_backoff_seconds
-        while True:
-            if max_batches is not None and len(report["batches"]) >= max_batches:
-                report["stopped"] = "max_batches"
-                break
-            if max_runtime_s is not None and time.time() - started >= max_runtime_s:
-                report["stopped"] = "max_runtime"
-                break
-            batch = fill_batch(self.queue, self.cfg.batch, self.cfg.eventbridge_key_encoding)
-            if batch.empty:
-                if until_empty:
-                    report["stopped"] = "queue empty"
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqs-prefetch")
+        upcoming = None
+        try:
+            while True:
+                if max_batches is not None and len(report["batches"]) >= max_batches:
+                    report["stopped"] = "max_batches"
                     break
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.cfg.max_empty_backoff_seconds)
-                continue
-            backoff = self.cfg.empty_backoff_seconds
-            metrics = self.process(batch)
-            report["batches"].append(metrics)
-            log.info("batch committed", extra=metrics)
+                if max_runtime_s is not None and time.time() - started >= max_runtime_s:
+                    report["stopped"] = "max_runtime"
+                    break
+                batch, heartbeat = upcoming.result() if upcoming is not None else self._receive()
+                upcoming = None
+                if batch.empty:
+                    heartbeat.stop()
+                    if until_empty:
+                        report["stopped"] = "queue empty"
+                        break
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, self.cfg.max_empty_backoff_seconds)
+                    continue
+                backoff = self.cfg.empty_backoff_seconds
+                if max_batches is None or len(report["batches"]) + 1 < max_batches:
+                    upcoming = pool.submit(self._receive)
+                try:
+                    metrics = self.process(batch)
+                finally:
+                    heartbeat.stop()
+                report["batches"].append(metrics)
+                log.info("batch committed", extra=metrics)
+        finally:
+            if upcoming is not None:
+                # Received but not processed: hand the messages back instead of waiting out their timeout.
+                try:
+                    leftover, heartbeat = upcoming.result()
+                    heartbeat.stop()
+                    self.queue.release(leftover.messages)
+                except Exception as exc:  # they come back after the visibility timeout all the same
+                    log.warning("could not release prefetched messages", extra={"error": str(exc)[:200]})
+            pool.shutdown()
         report.update(_totals(report["batches"], time.time() - started))
         report["finished_at"] = _iso(time.time())
         return report
@@ -160,40 +205,47 @@ class IngestJob:
     def process(self, batch):
         started = time.time()
         metrics = {"messages": len(batch.messages), "objects": len(batch.objects), "duplicates": batch.duplicates,
-                   "bytes": batch.bytes, "receive_calls": batch.receive_calls, "ignored": len(batch.ignored),
+                   "bytes": batch.bytes, "receive_calls": batch.receive_calls,
+                   "receive_s": round(batch.fill_seconds, 3), "ignored": len(batch.ignored),
                    "deletions_seen": len(batch.deleted), "poison": len(batch.poison), "rows": 0, "quarantined": 0,
                    "dlq_messages": 0, "already_committed": 0, "batch_id": None, "snapshot_id": None,
                    "commit_s": 0.0}
         sent = oldest_sent_ms(batch.messages)
         oldest = min([_event_ms(o, sent) for o in batch.objects.values()] or [sent])
-        with Heartbeat(self.queue, batch.messages, self.cfg.heartbeat_seconds):
-            _fault_point("after_receive")
-            for message, reason in batch.poison:
-                log.warning("poison message", extra={"message_id": message.message_id, "reason": reason})
-                if self.cfg.poison_action == "dlq":
-                    self.queue.dead_letter(message, "poison: " + reason)
-                    metrics["dlq_messages"] += 1
-            for obj in batch.deleted:
-                log.info("object deletion seen; nothing to ingest", extra={"object": obj.uri})
-            if batch.ignored:
-                self.queue.delete([m for m, _ in batch.ignored])
+        _fault_point("after_receive")
+        for message, reason in batch.poison:
+            log.warning("poison message", extra={"message_id": message.message_id, "reason": reason})
+            if self.cfg.poison_action == "dlq":
+                self.queue.dead_letter(message, "poison: " + reason)
+                metrics["dlq_messages"] += 1
+        for obj in batch.deleted:
+            log.info("object deletion seen; nothing to ingest", extra={"object": obj.uri})
+        if batch.ignored:
+            self.queue.delete([m for m, _ in batch.ignored])
 
-            done = self.ledger.committed(list(batch.objects))
-            metrics["already_committed"] = len(done)
-            todo = {i: o for i, o in batch.objects.items() if i not in done}
-            failed = {}
-            if todo:
-                failed = self._write(todo, metrics)
+        with _timed(metrics, "ledger_check"):
+            done, pending = self.ledger.state(list(batch.objects))
+        metrics["already_committed"] = len(done)
+        todo = {i: o for i, o in batch.objects.items() if i not in done}
+        failed = {}
+        if todo:
+            failed = self._write(todo, metrics, pending)
+        with _timed(metrics, "settle_messages"):
             self._settle_messages(batch, failed, metrics)
         metrics["lag_s"] = round(time.time() - oldest / 1000.0, 3)
         metrics["batch_s"] = round(time.time() - started, 3)
         return metrics
 
-    def _write(self, todo, metrics):
-        """Read, transform and commit `todo`; return {identity: reason} for objects that could not be used."""
+    def _write(self, todo, metrics, pending):
+        """Read, transform and commit `todo`; return {identity: reason} for objects that could not be used.
+
+        `pending`: objects an interrupted earlier attempt recorded as pending (their quarantine rows are redone).
+        """
         spark = self.spark
-        paths, failed = existing(spark, todo, self.cfg.uri_map)
-        df, files, unreadable = read_batch(spark, self.cfg, self.schema, paths) if paths else (None, {}, {})
+        with _timed(metrics, "exists"):
+            paths, failed = existing(spark, todo, self.cfg.uri_map)
+        with _timed(metrics, "read"):
+            df, files, unreadable = read_batch(spark, self.cfg, self.schema, paths) if paths else (None, {}, {})
         failed.update(unreadable)
         usable = [todo[i] for i in paths if i not in unreadable]
         if not usable:
@@ -203,68 +255,73 @@ class IngestJob:
         try:
             snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
             if snapshot is None:
-                self.ledger.record(batch, usable, ledger_mod.PENDING)
+                with _timed(metrics, "ledger_write"):
+                    self.ledger.record(batch, usable, ledger_mod.PENDING)
                 _fault_point("after_pending")
                 sources = {path: todo[identity].uri for path, identity in files.items()}
-                snapshot = self._commit(df, sources, batch, metrics)
+                retried = any(o.identity in pending for o in usable)
+                snapshot = self._commit(df, sources, batch, metrics, retried)
                 _fault_point("after_commit")
-            self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
+            with _timed(metrics, "ledger_write"):
+                self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
             _fault_point("before_delete")
             metrics["snapshot_id"] = snapshot
         finally:
             df.unpersist()
         return failed
 
-    def _commit(self, df, sources, batch, metrics):
+    def _commit(self, df, sources, batch, metrics, retried):
         """Quarantine the misfits, append the rest with the batch id in the snapshot summary; the snapshot id."""
         from pyspark.sql import functions as F
         spark = self.spark
         source_df = spark.createDataFrame(list(sources.items()),
                                           "_lakehouse_ops_file STRING, _lakehouse_ops_source STRING")
         df = df.join(F.broadcast(source_df), "_lakehouse_ops_file")
-        text_format = self.cfg.format in ("json", "csv")
-        good = df.filter(F.col(CORRUPT).isNull()) if text_format else df
-        if text_format and self.quarantine_ref:
-            bad = df.filter(F.col(CORRUPT).isNotNull())
-            quarantined = bad.count()
-            metrics["quarantined"] = quarantined
-            # Rows an interrupted earlier attempt quarantined for these (uncommitted) objects are replaced.
-            listed = ", ".join(quote_string(uri) for uri in sorted(set(sources.values())))
-            spark.sql("DELETE FROM %s WHERE source_object IN (%s)" % (self.quarantine_ref, listed))
-            if quarantined:
-                bad.select(F.col(CORRUPT).alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
-                           F.lit(QUARANTINE_REASON).alias("reason"), F.lit(batch).alias("batch_id"),
-                           F.current_timestamp().alias("quarantined_at")).writeTo(self.quarantine_ref).append()
-        elif text_format:
-            metrics["quarantined"] = df.filter(F.col(CORRUPT).isNotNull()).count()
-            if metrics["quarantined"]:
-                raise IngestError("%d records do not match the target schema and no quarantine_table is "
-                                  "configured; nothing was written" % metrics["quarantined"])
-        out = good.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source")) \
+        if self.cfg.format in ("json", "csv"):
+            with _timed(metrics, "quarantine"):
+                self._quarantine(df.filter(F.col(CORRUPT).isNotNull()), sources, batch, metrics, retried)
+            df = df.filter(F.col(CORRUPT).isNull())
+        out = df.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source")) \
             .withColumn(self.cfg.ingest_time_column, F.current_timestamp()) \
             .withColumn(self.cfg.batch_column, F.lit(batch))
         if self.enrich is not None:
             out = self.enrich(out)
-        columns = [f.name for f in spark.table(self.target_ref).schema.fields]
-        out = out.select(*columns)
-        metrics["rows"] = out.count()
+        out = out.select(*[f.name for f in spark.table(self.target_ref).schema.fields])
         commit_started = time.time()
         try:
             out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch) \
                 .option("snapshot-property.lakehouse-ops.objects", str(len(sources))).append()
         except Exception as exc:
             # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
-            snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
-            if snapshot is None:
+            if ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch) is None:
                 raise IngestError("commit of batch %s to %s failed: %s" % (batch, self.target,
                                                                          str(exc).splitlines()[0])) from exc
             log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
-            return snapshot
         metrics["commit_s"] = round(time.time() - commit_started, 3)
-        snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
-        if snapshot is None:
+        found = ledger_mod.batch_snapshot(spark, self.catalog, self.target, batch)
+        if found is None:
             raise IngestError("batch %s is not in the history of %s after its commit" % (batch, self.target))
+        snapshot, summary = found
+        metrics["rows"] = int(summary.get("added-records", 0))
         return snapshot
+
+    def _quarantine(self, bad, sources, batch, metrics, retried):
+        quarantined = bad.count()
+        metrics["quarantined"] = quarantined
+        if self.quarantine_ref is None:
+            if quarantined:
+                raise IngestError("%d records do not match the target schema and no quarantine_table is "
+                                  "configured; nothing was written" % quarantined)
+            return
+        if retried:
+            # An interrupted attempt may have quarantined rows of these (never committed) objects: replace them.
+            listed = ", ".join(quote_string(uri) for uri in sorted(set(sources.values())))
+            self.spark.sql("DELETE FROM %s WHERE source_object IN (%s)" % (self.quarantine_ref, listed))
+        if quarantined:
+            from pyspark.sql import functions as F
+            bad.select(F.col(CORRUPT).alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
+                       F.lit(QUARANTINE_REASON).alias("reason"), F.lit(batch).alias("batch_id"),
+                       F.current_timestamp().alias("quarantined_at")).writeTo(self.quarantine_ref).append()
 
     def _settle_messages(self, batch, failed, metrics):
         """Delete messages whose objects are all committed; dead-letter those with failed objects."""

@@ -27,11 +27,17 @@ def batch_id(identities):
     return "b-" + digest[:32]
 
 
+def batch_snapshot(spark, catalog, table, batch):
+    """(snapshot id, summary) of the target commit that carries `batch`, or None."""
+    rows = spark.sql("SELECT snapshot_id, summary FROM %s.snapshots WHERE summary['%s'] = '%s'"
+                     % (table_ref(catalog, table), BATCH_PROPERTY, batch)).collect()
+    return (rows[0].snapshot_id, rows[0].summary) if rows else None
+
+
 def find_batch_snapshot(spark, catalog, table, batch):
     """Snapshot id of the target commit that carries `batch`, or None."""
-    rows = spark.sql("SELECT snapshot_id FROM %s.snapshots WHERE summary['%s'] = '%s'"
-                     % (table_ref(catalog, table), BATCH_PROPERTY, batch)).collect()
-    return rows[0].snapshot_id if rows else None
+    found = batch_snapshot(spark, catalog, table, batch)
+    return found[0] if found else None
 
 
 class Ledger:
@@ -47,13 +53,17 @@ class Ledger:
         self.spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg TBLPROPERTIES ('format-version'='2', "
                        "'write.parquet.compression-codec'='zstd')" % (self.ref, LEDGER_SCHEMA))
 
-    def committed(self, identities):
-        """Those of `identities` already committed by some earlier batch."""
+    def state(self, identities):
+        """(identities already committed, identities an earlier attempt left pending), in one ledger read."""
         if not identities:
-            return set()
+            return set(), set()
         wanted = self.spark.createDataFrame([(i,) for i in identities], "object_id STRING")
-        done = self.spark.table(self.ref).filter("status = '%s'" % COMMITTED).select("object_id")
-        return {r.object_id for r in wanted.join(done, "object_id", "left_semi").collect()}
+        rows = self.spark.table(self.ref).select("object_id", "status").join(wanted, "object_id", "left_semi") \
+            .distinct().collect()
+        committed = {r.object_id for r in rows if r.status == COMMITTED}
+        pending = {r.object_id for r in rows if r.status == PENDING} - committed
+        return committed, pending
+
 
     def record(self, batch, objects, status, snapshot_id=None):
         rows = [(o.identity, o.bucket, o.key, o.version_id, o.etag, o.size, batch, status, snapshot_id)

@@ -75,6 +75,11 @@ class Queue:
         if failed:
             raise IngestError("SQS did not delete %d message(s): %s" % (len(failed), failed[0].get("Message")))
 
+    def release(self, messages):
+        """Make messages visible again at once (received, but this run will not process them)."""
+        if messages:
+            self.extend(messages, seconds=0)
+
     def dead_letter(self, message, reason):
         """Move a message to the DLQ with the reason as a message attribute, then delete it here."""
         if not self.dlq_url:
@@ -91,32 +96,39 @@ class Queue:
 
 
 class Heartbeat:
-    """Keeps a batch's messages invisible to other workers while it is in flight."""
+    """Keeps a batch's messages invisible to other workers from receipt until the batch is settled."""
 
-    def __init__(self, queue, messages, every_seconds):
+    def __init__(self, queue, every_seconds):
         self.queue = queue
-        self.messages: List[Message] = list(messages)
         self.every = every_seconds
+        self._messages: List[Message] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-heartbeat", daemon=True)
         self.beats = 0
 
+    def add(self, messages):
+        with self._lock:
+            self._messages.extend(messages)
+
     def _run(self):
         while not self._stop.wait(self.every):
+            with self._lock:
+                messages = list(self._messages)
             try:
-                self.queue.extend(self.messages)
+                self.queue.extend(messages)
                 self.beats += 1
             except Exception as exc:  # a missed beat is retried; the timeout leaves room for several
                 log.warning("visibility heartbeat failed", extra={"error": str(exc).splitlines()[0]})
 
-    def __enter__(self):
+    def start(self):
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def stop(self):
         self._stop.set()
-        self._thread.join(timeout=30)
-        return False
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
 
 
 def oldest_sent_ms(messages: List[Message]) -> int:

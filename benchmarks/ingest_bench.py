@@ -1,0 +1,191 @@
+"""Ingest benchmark: SQS-driven exactly-once ingest next to a plain Spark read + append of the same files.
+
+    python benchmarks/ingest_bench.py [--files 1000] [--rows-per-file 1000] [--out benchmarks/out]
+
+Starts moto's SQS server on a loopback port, writes the landing files, sends one S3 event per file, then in the
+same run measures:
+- rows/s of `lakehouse-ops ingest --until-empty` (after start-up) and of a plain `spark.read.json(files)` +
+  `writeTo(table).append()` into an identical table;
+- messages received per second (parallel 10-message receives) and, on a refilled queue, the same receive loop
+  with one receive in flight;
+- files written per commit and the end-to-end lag (commit time minus S3 event time) per batch.
+Writes <out>/ingest.json and <out>/ingest.png.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from maintenance_bench import machine  # noqa: E402
+
+from lakehouse_ops.config import config_from_dict  # noqa: E402
+from lakehouse_ops.engine import build_session  # noqa: E402
+from lakehouse_ops.ingest.demo import DEMO_SCHEMA, write_landing_files  # noqa: E402
+from lakehouse_ops.ingest.events import s3_notification  # noqa: E402
+from lakehouse_ops.ingest.job import IngestJob  # noqa: E402
+from lakehouse_ops.ingest.queue import Queue  # noqa: E402
+
+CATALOG = "bench"
+BUCKET = "landing-bucket"
+
+
+def start_moto():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1)
+            return proc, url
+        except Exception:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("moto did not start")
+
+
+def send_events(sqs, queue_url, written):
+    entries = [{"Id": str(i), "MessageBody": s3_notification(BUCKET, key, size, etag)}
+               for i, (key, size, etag) in enumerate(written)]
+    for start in range(0, len(entries), 10):
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries[start:start + 10])
+
+
+def receive_rate(sqs, queue_url, written, concurrency):
+    """Messages/s of a drain with `concurrency` receives in flight (messages deleted as received)."""
+    send_events(sqs, queue_url, written)
+    queue = Queue(sqs, queue_url, visibility_timeout=60)
+    got = 0
+    started = time.time()
+    while True:
+        messages = queue.receive(concurrency, wait_time_seconds=0)
+        if not messages:
+            break
+        got += len(messages)
+        queue.delete(messages)
+    return got / (time.time() - started)
+
+
+def chart(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    r = results
+    axes[0].bar(["SQS ingest", "plain read+append"], [r["ingest"]["rows_per_s"], r["baseline"]["rows_per_s"]],
+                color=["C2", "C7"])
+    axes[0].set_title("rows/s, ratio %.2f" % r["ratio"])
+    axes[1].bar(["8 receives in flight", "1 in flight"], [r["receive"]["parallel_msgs_per_s"],
+                                                          r["receive"]["sequential_msgs_per_s"]], color=["C2", "C7"])
+    axes[1].set_title("SQS messages received per second")
+    lags = [b["lag_s"] for b in r["ingest"]["batches"]]
+    axes[2].bar([str(i + 1) for i in range(len(lags))], lags, color="C0")
+    axes[2].set_title("end-to-end lag per batch (s)")
+    axes[2].set_xlabel("batch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--rows-per-file", type=int, default=1000)
+    parser.add_argument("--out", default=os.path.join(HERE, "out"))
+    args = parser.parse_args(argv)
+    out = os.path.abspath(args.out)
+    work = os.path.join(out, "ingest-work")
+    shutil.rmtree(work, ignore_errors=True)
+    landing = os.path.join(work, "landing")
+    moto, endpoint = start_moto()
+    os.environ.update({"LAKEHOUSE_OPS_AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
+                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+    try:
+        from lakehouse_ops.aws.clients import client
+        sqs = client("sqs")
+        queue_url = sqs.create_queue(QueueName="bench-landing", Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+        dlq_url = sqs.create_queue(QueueName="bench-landing-dlq")["QueueUrl"]
+        raw = {"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": os.path.join(work, "warehouse")},
+               "spark": {"mode": "local", "master": "local[*]", "conf": {"spark.driver.memory": "6g",
+                                                                         "spark.sql.shuffle.partitions": "8"}},
+               "ingest": {"queue_url": queue_url, "dlq_url": dlq_url, "target_table": "bench.requests",
+                          "quarantine_table": "bench.requests_quarantine", "uri_map": {"s3://%s/" % BUCKET: landing},
+                          "batch": {"max_objects": 500, "max_bytes": "1GB", "max_wait_seconds": 30,
+                                    "wait_time_seconds": 0, "receive_concurrency": 8},
+                          "visibility_timeout_seconds": 300, "heartbeat_seconds": 60}}
+        config = config_from_dict(raw)
+        spark = build_session(config)
+        for table in ("bench.requests", "bench.baseline"):
+            spark.sql("CREATE NAMESPACE IF NOT EXISTS bench.bench")
+            spark.sql("CREATE TABLE %s.%s (%s) USING iceberg PARTITIONED BY (days(requested_at))"
+                      % (CATALOG, table, DEMO_SCHEMA))
+        written = write_landing_files(landing, BUCKET, args.files, args.rows_per_file, seed=11)
+        total_bytes = sum(size for _, size, _ in written)
+        results = {"machine": machine(), "parameters": vars(args), "landing_bytes": total_bytes}
+
+        # Baseline first: a plain read of the same files and one append (warms the JVM for both).
+        paths = ["file://" + os.path.join(landing, key) for key, _, _ in written]
+        from lakehouse_ops.ingest.read import glob_escape
+        started = time.time()
+        df = spark.read.schema(DEMO_SCHEMA).json([glob_escape(p) for p in paths])
+        df.writeTo("%s.bench.baseline" % CATALOG).append()
+        baseline_s = time.time() - started
+        baseline_rows = spark.table("%s.bench.baseline" % CATALOG).count()
+
+        send_events(sqs, queue_url, written)
+        job = IngestJob(config, spark=spark, sqs=sqs)
+        job.prepare()
+        started = time.time()
+        report = job.run(until_empty=True)
+        ingest_s = time.time() - started
+        rows = spark.table("%s.bench.requests" % CATALOG).count()
+        files_per_commit = [int(r.summary.get("added-data-files", 0)) for r in spark.sql(
+            "SELECT summary FROM %s.bench.requests.snapshots WHERE summary['lakehouse-ops.batch-id'] IS NOT NULL"
+            % CATALOG).collect()]
+        batches = [{k: b.get(k) for k in ("messages", "objects", "rows", "quarantined", "receive_s", "commit_s",
+                                          "lag_s", "batch_s", "timings_s")} for b in report["batches"]]
+        calls = sum(b.get("receive_calls", 0) for b in report["batches"])
+        receive_s = sum(b["receive_s"] for b in report["batches"])
+        processing_s = ingest_s - receive_s
+        results["ingest"] = {"seconds": round(ingest_s, 2), "rows": rows, "rows_per_s": round(rows / ingest_s, 1),
+                             "receive_s": round(receive_s, 2), "processing_s": round(processing_s, 2),
+                             "processing_rows_per_s": round(rows / processing_s, 1),
+                             "messages": report["totals"]["messages"], "receive_calls": calls,
+                             "quarantined": report["totals"]["quarantined"], "files_per_commit": files_per_commit,
+                             "batches": batches}
+        results["baseline"] = {"seconds": round(baseline_s, 2), "rows": baseline_rows,
+                               "rows_per_s": round(baseline_rows / baseline_s, 1)}
+        results["ratio"] = round(results["ingest"]["rows_per_s"] / results["baseline"]["rows_per_s"], 3)
+        results["processing_ratio"] = round(results["ingest"]["processing_rows_per_s"] /
+                                            results["baseline"]["rows_per_s"], 3)
+        spark.stop()
+
+        results["receive"] = {"parallel_msgs_per_s": round(receive_rate(sqs, queue_url, written, 8), 1),
+                              "sequential_msgs_per_s": round(receive_rate(sqs, queue_url, written, 1), 1)}
+        results["targets"] = {"ingest_ge_0.7x_plain": results["ratio"] >= 0.7,
+                              "processing_ge_0.7x_plain": results["processing_ratio"] >= 0.7,
+                              "exactly_once": rows == args.files * args.rows_per_file}
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "ingest.json"), "w") as handle:
+            json.dump(results, handle, indent=2)
+        chart(results, os.path.join(out, "ingest.png"))
+        print(json.dumps({k: results[k] for k in ("ingest", "baseline", "ratio", "processing_ratio", "receive",
+                                                   "targets")}, indent=1))
+    finally:
+        moto.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
