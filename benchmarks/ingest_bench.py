@@ -2,7 +2,8 @@
 
     python benchmarks/ingest_bench.py [--files 1000] [--rows-per-file 1000] [--out benchmarks/out]
 
-Starts moto's SQS server on a loopback port, writes the landing files, sends one S3 event per file, then in the
+Starts moto's SQS server (benchmarks/fast_moto.py: moto with its receive path's quadratic cost removed) on a
+loopback port, writes the landing files, sends one S3 event per file, then in the
 same run measures:
 - rows/s of `lakehouse-ops ingest --until-empty` (after start-up) and of a plain `spark.read.json(files)` +
   `writeTo(table).append()` into an identical table;
@@ -43,7 +44,7 @@ def start_moto():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fast_moto.py"), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = "http://127.0.0.1:%d" % port
     for _ in range(300):
@@ -157,9 +158,11 @@ def main(argv=None):
                                           "lag_s", "batch_s", "timings_s")} for b in report["batches"]]
         calls = sum(b.get("receive_calls", 0) for b in report["batches"])
         receive_s = sum(b["receive_s"] for b in report["batches"])
-        processing_s = ingest_s - receive_s
+        # Receiving overlaps writing (the next batch is prefetched); only the time the job sat waiting counts out.
+        processing_s = ingest_s - report["receive_wait_s"]
         results["ingest"] = {"seconds": round(ingest_s, 2), "rows": rows, "rows_per_s": round(rows / ingest_s, 1),
-                             "receive_s": round(receive_s, 2), "processing_s": round(processing_s, 2),
+                             "receive_s": round(receive_s, 2), "receive_wait_s": report["receive_wait_s"],
+                             "processing_s": round(processing_s, 2),
                              "processing_rows_per_s": round(rows / processing_s, 1),
                              "messages": report["totals"]["messages"], "receive_calls": calls,
                              "quarantined": report["totals"]["quarantined"], "files_per_commit": files_per_commit,

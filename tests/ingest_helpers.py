@@ -88,3 +88,10 @@ def add_tag(df):
     """An enrichment step as users write them: DataFrame -> DataFrame."""
     from pyspark.sql import functions as F
     return df.withColumn("tag", F.lit("enriched"))
+
+
+def slow_enrich(df):
+    """An enrichment that takes longer than the queue's visibility timeout."""
+    import time
+    time.sleep(float(os.environ.get("SLOW_ENRICH_SECONDS", "8")))
+    return df

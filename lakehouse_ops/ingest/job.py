@@ -155,7 +155,7 @@ class IngestJob:
         """Process batches until a stop condition; the next batch is received while the current one is written."""
         started = time.time()
         report = {"ok": True, "target": self.target, "queue": self.cfg.queue_url, "batches": [],
-                  "started_at": _iso(started)}
+                  "started_at": _iso(started), "receive_wait_s": 0.0}
         self.prepare()
         report["reconciled_batches"] = self.reconciled
         backoff = self.cfg.empty_backoff_seconds
@@ -169,7 +169,9 @@ class IngestJob:
                 if max_runtime_s is not None and time.time() - started >= max_runtime_s:
                     report["stopped"] = "max_runtime"
                     break
+                waited = time.time()
                 batch, heartbeat = upcoming.result() if upcoming is not None else self._receive()
+                report["receive_wait_s"] = round(report["receive_wait_s"] + time.time() - waited, 3)
                 upcoming = None
                 if batch.empty:
                     heartbeat.stop()

@@ -5,6 +5,7 @@ missing or cannot be read is reported with the reason and the rest of the batch 
 """
 import importlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 from lakehouse_ops.engine.fs import stat
@@ -72,20 +73,29 @@ def _load(spark, cfg, schema, paths):
     return df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
 
 
-def existing(spark, objects, uri_map):
-    """Split {identity: S3Object} into ({identity: local uri} that exist, {identity: reason} missing)."""
-    found, missing = {}, {}
-    for identity, obj in objects.items():
+def existing(spark, objects, uri_map, threads=8):
+    """Split {identity: S3Object} into ({identity: local uri} that exist, {identity: reason} missing).
+
+    The checks are metadata calls (HEAD on S3), made from a few threads at once.
+    """
+    def check(item):
+        identity, obj = item
         path = local_uri(obj.uri, uri_map)
         try:
             present = stat(spark, path)
         except Exception as exc:
-            missing[identity] = "cannot check %s: %s" % (obj.uri, str(exc).splitlines()[0])
-            continue
+            return identity, None, "cannot check %s: %s" % (obj.uri, str(exc).splitlines()[0])
         if present is None:
-            missing[identity] = "object %s does not exist" % obj.uri
-        else:
-            found[identity] = path
+            return identity, None, "object %s does not exist" % obj.uri
+        return identity, path, None
+
+    found, missing = {}, {}
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for identity, path, problem in pool.map(check, list(objects.items())):
+            if problem is None:
+                found[identity] = path
+            else:
+                missing[identity] = problem
     return found, missing
 
 
