@@ -1,5 +1,9 @@
 """File checks through Hadoop's FileSystem in the Spark JVM: the same view of s3://, s3a:// and file: that
 Spark's readers and Iceberg's procedures have (EMRFS on EMR)."""
+from collections import namedtuple
+
+# uri: the file's qualified path as Hadoop spells it (what Spark's _metadata.file_path reports).
+FileInfo = namedtuple("FileInfo", "size mtime_ms uri")
 
 
 def hadoop_path(spark, path):
@@ -9,7 +13,7 @@ def hadoop_path(spark, path):
 
 
 def stat(spark, path):
-    """(size, modification time in ms) of a file, or None if it does not exist."""
+    """FileInfo(size, modification time in ms, qualified uri) of a file, or None if it does not exist."""
     from py4j.protocol import Py4JJavaError
     jpath, fs = hadoop_path(spark, path)
     try:
@@ -18,4 +22,4 @@ def stat(spark, path):
         if "FileNotFoundException" in str(exc.java_exception.getClass().getName()):
             return None
         raise
-    return status.getLen(), status.getModificationTime()
+    return FileInfo(status.getLen(), status.getModificationTime(), status.getPath().toUri().toString())

@@ -14,7 +14,8 @@ from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.batch import fill_batch
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
-from lakehouse_ops.ingest.read import CORRUPT, data_schema, existing, load_function, read_batch
+from lakehouse_ops.ingest.read import CORRUPT, data_schema, existing, find_unreadable, load, load_function, \
+    spark_spellings
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.health.partitions import quote_string
 from lakehouse_ops.maintenance.sql import table_ref
@@ -32,6 +33,14 @@ def _fault_point(name):
 
 QUARANTINE_SCHEMA = ("raw STRING, source_object STRING, reason STRING, batch_id STRING, quarantined_at TIMESTAMP")
 QUARANTINE_REASON = "record does not match the target table's schema (unparseable or wrong types)"
+
+
+class _ReadFailed(Exception):
+    """The batch's read-and-write job failed: the objects are checked one by one to find the culprits."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
 
 
 def _event_ms(obj, fallback_ms):
@@ -111,9 +120,24 @@ class IngestJob:
             spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg" % (self.quarantine_ref, QUARANTINE_SCHEMA))
         else:
             self.quarantine_ref = None
-        self.reconciled = self.ledger.reconcile(self.catalog, self.target)
         self.schema = data_schema(spark, self.target_ref, self._meta_columns())
+        self.reconciled = self._reconcile()
         self._prepared = True
+
+    def _reconcile(self):
+        """Finish batches whose target commit happened but whose ledger record did not (an interruption):
+        redo their quarantine rows, then mark them committed. Returns how many were finished."""
+        finished = 0
+        for batch, snapshot, objects in self.ledger.interrupted(self.catalog, self.target):
+            todo = {o.identity: o for o in objects}
+            located, _ = existing(self.spark, todo, self.cfg.uri_map)
+            if located:
+                self._quarantine(batch, located, todo, {}, replace=True)
+            self.ledger.record(batch, objects, ledger_mod.COMMITTED, snapshot)
+            finished += 1
+            log.info("finished a batch committed before an interruption",
+                     extra={"batch_id": batch, "snapshot_id": snapshot})
+        return finished
 
     def _meta_columns(self):
         return {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
@@ -226,63 +250,84 @@ class IngestJob:
             self.queue.delete([m for m, _ in batch.ignored])
 
         with _timed(metrics, "ledger_check"):
-            done, pending = self.ledger.state(list(batch.objects))
+            done = self.ledger.committed(list(batch.objects))
         metrics["already_committed"] = len(done)
         todo = {i: o for i, o in batch.objects.items() if i not in done}
         failed = {}
         if todo:
-            failed = self._write(todo, metrics, pending)
+            failed = self._write(todo, metrics)
         with _timed(metrics, "settle_messages"):
             self._settle_messages(batch, failed, metrics)
         metrics["lag_s"] = round(time.time() - oldest / 1000.0, 3)
         metrics["batch_s"] = round(time.time() - started, 3)
         return metrics
 
-    def _write(self, todo, metrics, pending):
-        """Read, transform and commit `todo`; return {identity: reason} for objects that could not be used.
-
-        `pending`: objects an interrupted earlier attempt recorded as pending (their quarantine rows are redone).
-        """
+    def _write(self, todo, metrics):
+        """Read, transform and commit `todo`; return {identity: reason} for objects that could not be used."""
         spark = self.spark
         with _timed(metrics, "exists"):
-            paths, failed = existing(spark, todo, self.cfg.uri_map)
-        with _timed(metrics, "read"):
-            df, files, unreadable = read_batch(spark, self.cfg, self.schema, paths) if paths else (None, {}, {})
-        failed.update(unreadable)
-        usable = [todo[i] for i in paths if i not in unreadable]
-        if not usable:
-            return failed
-        batch = ledger_mod.batch_id([o.identity for o in usable])
-        metrics["batch_id"] = batch
-        try:
+            located, failed = existing(spark, todo, self.cfg.uri_map)
+        while located:
+            usable = [todo[i] for i in located]
+            batch = ledger_mod.batch_id([o.identity for o in usable])
+            metrics["batch_id"] = batch
             snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
             if snapshot is None:
                 with _timed(metrics, "ledger_write"):
                     self.ledger.record(batch, usable, ledger_mod.PENDING)
                 _fault_point("after_pending")
-                sources = {path: todo[identity].uri for path, identity in files.items()}
-                retried = any(o.identity in pending for o in usable)
-                snapshot = self._commit(df, sources, batch, metrics, retried)
+                try:
+                    with _timed(metrics, "read_write"):
+                        snapshot = self._commit(located, todo, batch, metrics)
+                except _ReadFailed as exc:
+                    with _timed(metrics, "isolate"):
+                        unreadable = find_unreadable(spark, self.cfg, self.schema, located, self._quarantining)
+                    if not unreadable:
+                        raise exc.error
+                    log.warning("objects could not be read; the rest of the batch goes on",
+                                extra={"unreadable": len(unreadable)})
+                    failed.update(unreadable)
+                    located = {i: v for i, v in located.items() if i not in unreadable}
+                    continue
                 _fault_point("after_commit")
+                with _timed(metrics, "quarantine"):
+                    self._quarantine(batch, located, todo, metrics)
             with _timed(metrics, "ledger_write"):
                 self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
             _fault_point("before_delete")
             metrics["snapshot_id"] = snapshot
-        finally:
-            df.unpersist()
+            break
         return failed
 
-    def _commit(self, df, sources, batch, metrics, retried):
-        """Quarantine the misfits, append the rest with the batch id in the snapshot summary; the snapshot id."""
+    @property
+    def _quarantining(self):
+        return self.quarantine_ref is not None
+
+    def _sourced(self, located, todo):
+        """The batch's rows, each with the S3 URI of the object it came from."""
+        from pyspark.sql import functions as F
+        pairs = [(spelling, todo[identity].uri) for identity, (_, uri) in located.items()
+                 for spelling in spark_spellings(uri)]
+        sources = self.spark.createDataFrame(pairs, "_lakehouse_ops_file STRING, _lakehouse_ops_source STRING")
+        df = load(self.spark, self.cfg, self.schema, [path for path, _ in located.values()], self._quarantining)
+        return df.join(F.broadcast(sources), "_lakehouse_ops_file")
+
+    def _commit(self, located, todo, batch, metrics):
+        """Append the batch's good rows in one pass, with the batch id in the snapshot summary; the snapshot id.
+
+        The pass also counts the records that do not fit (an observation), so they cost a second read only when
+        there are some.
+        """
+        from pyspark.sql import Observation
         from pyspark.sql import functions as F
         spark = self.spark
-        source_df = spark.createDataFrame(list(sources.items()),
-                                          "_lakehouse_ops_file STRING, _lakehouse_ops_source STRING")
-        df = df.join(F.broadcast(source_df), "_lakehouse_ops_file")
-        if self.cfg.format in ("json", "csv"):
-            with _timed(metrics, "quarantine"):
-                self._quarantine(df.filter(F.col(CORRUPT).isNotNull()), sources, batch, metrics, retried)
+        df = self._sourced(located, todo)
+        observation = Observation("lakehouse_ops_ingest")
+        if self._quarantining and self.cfg.format in ("json", "csv"):
+            df = df.observe(observation, F.count(F.when(F.col(CORRUPT).isNotNull(), 1)).alias("misfits"))
             df = df.filter(F.col(CORRUPT).isNull())
+        else:
+            df = df.observe(observation, F.lit(0).alias("misfits"))
         out = df.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source")) \
             .withColumn(self.cfg.ingest_time_column, F.current_timestamp()) \
             .withColumn(self.cfg.batch_column, F.lit(batch))
@@ -292,12 +337,12 @@ class IngestJob:
         commit_started = time.time()
         try:
             out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch) \
-                .option("snapshot-property.lakehouse-ops.objects", str(len(sources))).append()
+                .option("snapshot-property.lakehouse-ops.objects", str(len(located))).append()
         except Exception as exc:
             # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
             if ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch) is None:
-                raise IngestError("commit of batch %s to %s failed: %s" % (batch, self.target,
-                                                                         str(exc).splitlines()[0])) from exc
+                raise _ReadFailed(IngestError("commit of batch %s to %s failed: %s" % (
+                    batch, self.target, str(exc).strip().splitlines()[0]))) from exc
             log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
         metrics["commit_s"] = round(time.time() - commit_started, 3)
         found = ledger_mod.batch_snapshot(spark, self.catalog, self.target, batch)
@@ -305,25 +350,31 @@ class IngestJob:
             raise IngestError("batch %s is not in the history of %s after its commit" % (batch, self.target))
         snapshot, summary = found
         metrics["rows"] = int(summary.get("added-records", 0))
+        metrics["misfits"] = int(observation.get.get("misfits", 0)) if observation.get else 0
         return snapshot
 
-    def _quarantine(self, bad, sources, batch, metrics, retried):
-        quarantined = bad.count()
-        metrics["quarantined"] = quarantined
-        if self.quarantine_ref is None:
-            if quarantined:
-                raise IngestError("%d records do not match the target schema and no quarantine_table is "
-                                  "configured; nothing was written" % quarantined)
+    def _quarantine(self, batch, located, todo, metrics, replace=False):
+        """Write the batch's misfit records to the quarantine table (after the target commit, before the ledger
+        says committed: an interruption in between is redone by `reconcile`, replacing what was written)."""
+        from pyspark.sql import functions as F
+        if not self._quarantining or self.cfg.format not in ("json", "csv"):
             return
-        if retried:
-            # An interrupted attempt may have quarantined rows of these (never committed) objects: replace them.
-            listed = ", ".join(quote_string(uri) for uri in sorted(set(sources.values())))
+        if replace:
+            listed = ", ".join(quote_string(todo[i].uri) for i in sorted(located))
             self.spark.sql("DELETE FROM %s WHERE source_object IN (%s)" % (self.quarantine_ref, listed))
-        if quarantined:
-            from pyspark.sql import functions as F
-            bad.select(F.col(CORRUPT).alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
-                       F.lit(QUARANTINE_REASON).alias("reason"), F.lit(batch).alias("batch_id"),
-                       F.current_timestamp().alias("quarantined_at")).writeTo(self.quarantine_ref).append()
+        elif not metrics.get("misfits"):
+            return
+        # Spark refuses a scan that needs only the corrupt-record column unless the parsed rows are cached.
+        parsed = self._sourced(located, todo).cache()
+        try:
+            parsed.filter(F.col(CORRUPT).isNotNull()).select(
+                F.col(CORRUPT).alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
+                F.lit(QUARANTINE_REASON).alias("reason"), F.lit(batch).alias("batch_id"),
+                F.current_timestamp().alias("quarantined_at")).writeTo(self.quarantine_ref).append()
+        finally:
+            parsed.unpersist()
+        metrics["quarantined"] = self.spark.table(self.quarantine_ref).filter(
+            F.col("batch_id") == batch).count()
 
     def _settle_messages(self, batch, failed, metrics):
         """Delete messages whose objects are all committed; dead-letter those with failed objects."""

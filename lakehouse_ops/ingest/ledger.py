@@ -6,7 +6,7 @@ Protocol for one batch (a batch id is derived from the sorted identities of the 
 3. ledger: one `committed` row per object, with the target snapshot id;
 4. only then the SQS messages are deleted.
 A process killed anywhere leaves either no target commit (the objects are read again on redelivery) or a target
-commit whose batch id is found in the table's snapshots; `reconcile` finishes step 3 for such batches at the next
+commit whose batch id is found in the table's snapshots; the job finishes such batches (`interrupted`) at the next
 start, before any message is read. The ledger is its own Iceberg table, so it survives snapshot expiry.
 """
 import hashlib
@@ -53,17 +53,13 @@ class Ledger:
         self.spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg TBLPROPERTIES ('format-version'='2', "
                        "'write.parquet.compression-codec'='zstd')" % (self.ref, LEDGER_SCHEMA))
 
-    def state(self, identities):
-        """(identities already committed, identities an earlier attempt left pending), in one ledger read."""
+    def committed(self, identities):
+        """Those of `identities` already committed by some earlier batch."""
         if not identities:
-            return set(), set()
+            return set()
         wanted = self.spark.createDataFrame([(i,) for i in identities], "object_id STRING")
-        rows = self.spark.table(self.ref).select("object_id", "status").join(wanted, "object_id", "left_semi") \
-            .distinct().collect()
-        committed = {r.object_id for r in rows if r.status == COMMITTED}
-        pending = {r.object_id for r in rows if r.status == PENDING} - committed
-        return committed, pending
-
+        done = self.spark.table(self.ref).filter("status = '%s'" % COMMITTED).select("object_id")
+        return {r.object_id for r in done.join(wanted, "object_id", "left_semi").distinct().collect()}
 
     def record(self, batch, objects, status, snapshot_id=None):
         rows = [(o.identity, o.bucket, o.key, o.version_id, o.etag, o.size, batch, status, snapshot_id)
@@ -73,21 +69,23 @@ class Ledger:
                                               "status STRING, target_snapshot_id BIGINT")
         df.selectExpr("*", "current_timestamp() AS recorded_at").writeTo(self.ref).append()
 
-    def reconcile(self, target_catalog, target_table):
-        """Mark committed every pending batch whose target commit exists; return how many were finished."""
+    def interrupted(self, target_catalog, target_table):
+        """[(batch id, target snapshot id, objects)] for pending batches whose target commit exists.
+
+        Pending batches without a commit never happened: their objects are read again when their messages return.
+        """
+        from lakehouse_ops.ingest.messages import S3Object
         pending = self.spark.sql(
             "SELECT DISTINCT batch_id FROM %s WHERE status = '%s' AND batch_id NOT IN "
             "(SELECT batch_id FROM %s WHERE status = '%s')" % (self.ref, PENDING, self.ref, COMMITTED)).collect()
-        finished = 0
+        out = []
         for row in pending:
             snapshot = find_batch_snapshot(self.spark, target_catalog, target_table, row.batch_id)
             if snapshot is None:
-                continue  # never committed: its objects are read again when their messages come back
-            self.spark.sql(
-                "INSERT INTO %s SELECT object_id, bucket, object_key, version_id, etag, size, batch_id, '%s', %d, "
-                "current_timestamp() FROM %s WHERE batch_id = '%s' AND status = '%s'"
-                % (self.ref, COMMITTED, snapshot, self.ref, row.batch_id, PENDING))
-            finished += 1
-            log.info("finished a batch committed before an interruption",
-                     extra={"batch_id": row.batch_id, "snapshot_id": snapshot})
-        return finished
+                continue
+            objects = [S3Object(bucket=r.bucket, key=r.object_key, size=r.size, etag=r.etag,
+                                version_id=r.version_id)
+                       for r in self.spark.table(self.ref).filter(
+                           "batch_id = '%s' AND status = '%s'" % (row.batch_id, PENDING)).collect()]
+            out.append((row.batch_id, snapshot, objects))
+        return out

@@ -1,12 +1,11 @@
 """Reading a batch's objects with Spark, in one job, under the target table's schema.
 
-Records that do not fit the schema are split off for quarantine (raw text, source, reason); an object that is
+Records that do not fit the schema carry their raw text in `_corrupt_record` (for quarantine); an object that is
 missing or cannot be read is reported with the reason and the rest of the batch goes on.
 """
 import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import unquote
 
 from lakehouse_ops.engine.fs import stat
 from lakehouse_ops.errors import ConfigError
@@ -33,14 +32,6 @@ def glob_escape(path):
     return "".join("\\" + ch if ch in _GLOB_CHARS else ch for ch in path)
 
 
-def _normal(path):
-    """Spark reports file paths URI-encoded and with file:/ rather than file:///; compare on one spelling."""
-    text = unquote(path)
-    if text.startswith("file:"):
-        text = "/" + text[len("file:"):].lstrip("/")
-    return text
-
-
 def load_function(dotted):
     """`package.module.function` or `package.module:function` -> the function."""
     module_name, _, attr = dotted.replace(":", ".").rpartition(".")
@@ -56,25 +47,39 @@ def data_schema(spark, target_ref, meta_columns):
     return StructType([f for f in spark.table(target_ref).schema.fields if f.name not in meta_columns])
 
 
-def _reader(spark, cfg, schema):
+def _reader(spark, cfg, schema, quarantine):
     from pyspark.sql.types import StringType, StructField, StructType
     reader = spark.read.format(cfg.format)
     if cfg.format in ("json", "csv"):
-        schema = StructType(list(schema.fields) + [StructField(CORRUPT, StringType())])
-        reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+        if quarantine:
+            schema = StructType(list(schema.fields) + [StructField(CORRUPT, StringType())])
+            reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+        else:
+            # No quarantine table: a record that does not fit makes its file unreadable (and dead-lettered).
+            reader = reader.option("mode", "FAILFAST")
     reader = reader.schema(schema)
     for key, value in cfg.read_options.items():
         reader = reader.option(key, value)
     return reader
 
 
-def _load(spark, cfg, schema, paths):
-    df = _reader(spark, cfg, schema).load([glob_escape(p) for p in paths])
+def load(spark, cfg, schema, paths, quarantine=True):
+    """Lazily read `paths` (local or s3 URIs); adds `_lakehouse_ops_file`, the file as Spark reports it."""
+    df = _reader(spark, cfg, schema, quarantine).load([glob_escape(p) for p in paths])
     return df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
 
 
+def spark_spellings(uri):
+    """The ways Spark may spell a qualified file URI in _metadata.file_path (local files: file:/ or file:///)."""
+    if uri.startswith("file:///"):
+        return [uri, "file:/" + uri[len("file:///"):]]
+    if uri.startswith("file:/"):
+        return [uri, "file:///" + uri[len("file:/"):]]
+    return [uri]
+
+
 def existing(spark, objects, uri_map, threads=8):
-    """Split {identity: S3Object} into ({identity: local uri} that exist, {identity: reason} missing).
+    """Split {identity: S3Object} into ({identity: (load path, qualified uri)} that exist, {identity: reason}).
 
     The checks are metadata calls (HEAD on S3), made from a few threads at once.
     """
@@ -82,66 +87,32 @@ def existing(spark, objects, uri_map, threads=8):
         identity, obj = item
         path = local_uri(obj.uri, uri_map)
         try:
-            present = stat(spark, path)
+            info = stat(spark, path)
         except Exception as exc:
             return identity, None, "cannot check %s: %s" % (obj.uri, str(exc).splitlines()[0])
-        if present is None:
+        if info is None:
             return identity, None, "object %s does not exist" % obj.uri
-        return identity, path, None
+        return identity, (path, info.uri), None
 
     found, missing = {}, {}
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for identity, path, problem in pool.map(check, list(objects.items())):
+        for identity, located, problem in pool.map(check, list(objects.items())):
             if problem is None:
-                found[identity] = path
+                found[identity] = located
             else:
                 missing[identity] = problem
     return found, missing
 
 
-def read_batch(spark, cfg, schema, paths):
-    """Read `paths` ({identity: local uri}) in one job.
-
-    Returns (cached DataFrame with the data columns, the corrupt-record column for text formats and the file
-    column, {identity: reason} for objects that could not be read). The caller unpersists the DataFrame.
-    """
-    from pyspark import StorageLevel
+def find_unreadable(spark, cfg, schema, paths, quarantine=True):
+    """After a failed batch read: {identity: reason} for the files that fail on their own."""
     unreadable = {}
-    readable = dict(paths)
-    while readable:
-        df = _load(spark, cfg, schema, list(readable.values())).persist(StorageLevel.MEMORY_AND_DISK)
+    for identity, (path, _) in paths.items():
         try:
-            df.count()
-            return df, file_map(df, readable), unreadable
+            load(spark, cfg, schema, [path], quarantine).count()
         except Exception as exc:
-            df.unpersist()
-            if len(readable) == 1:
-                identity = next(iter(readable))
-                unreadable[identity] = _reason(exc)
-                readable = {}
-                break
-            # Find the culprits one file at a time, then read the rest together again.
-            log.warning("batch read failed; checking objects one by one", extra={"objects": len(readable)})
-            for identity, path in list(readable.items()):
-                try:
-                    _load(spark, cfg, schema, [path]).count()
-                except Exception as one:
-                    unreadable[identity] = _reason(one)
-                    del readable[identity]
-            if len(unreadable) == 0:
-                raise
-    return None, {}, unreadable
-
-
-def file_map(df, paths):
-    """{file path as Spark reports it: identity} for the files a DataFrame read."""
-    by_normal = {_normal(p): identity for identity, p in paths.items()}
-    out = {}
-    for row in df.select("_lakehouse_ops_file").distinct().collect():
-        identity = by_normal.get(_normal(row[0]))
-        if identity is not None:
-            out[row[0]] = identity
-    return out
+            unreadable[identity] = _reason(exc)
+    return unreadable
 
 
 def _reason(exc):

@@ -97,7 +97,7 @@ def as_location_path(path, location):
 def _candidate_view(spark, stats, location):
     utc = datetime.timezone.utc
     rows = [(as_location_path(path, location), datetime.datetime.fromtimestamp(mtime / 1000.0, tz=utc))
-            for path, (_, mtime) in stats.items()]
+            for path, (_, mtime, _) in stats.items()]
     return _temp_view(spark.createDataFrame(rows, "file_path string, last_modified timestamp"))
 
 
@@ -143,7 +143,7 @@ def execute(spark, catalog, table, plan):
             found = stat(spark, path)
             if found is not None:
                 stats[path] = found
-        total = sum(size for size, _ in stats.values())
+        total = sum(info.size for info in stats.values())
         if total > p["max_bytes"]:
             raise SafetyError("orphan candidates hold %s, over the budget of %s; nothing deleted"
                               % (human_bytes(total), human_bytes(p["max_bytes"])))
@@ -160,7 +160,7 @@ def execute(spark, catalog, table, plan):
         unexpected = [d for d in deleted if d not in stats]
         still_there = [d for d in deleted if stat(spark, d) is not None]
         referenced = _referenced(spark, catalog, table, deleted)
-        outputs.update(deleted_files=len(deleted), deleted_bytes=sum(stats[d][0] for d in deleted if d in stats),
+        outputs.update(deleted_files=len(deleted), deleted_bytes=sum(stats[d].size for d in deleted if d in stats),
                        verified=not (unexpected or still_there or referenced))
         if unexpected or still_there or referenced:
             raise VerificationError("orphan removal on %s did not verify: %d deleted outside the checked list, %d "
