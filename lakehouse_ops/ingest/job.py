@@ -278,7 +278,7 @@ class IngestJob:
                 _fault_point("after_pending")
                 try:
                     with _timed(metrics, "read_write"):
-                        snapshot = self._commit(located, todo, batch, metrics)
+                        snapshot, misfit_sources = self._commit(located, todo, batch, metrics)
                 except _ReadFailed as exc:
                     with _timed(metrics, "isolate"):
                         unreadable = find_unreadable(spark, self.cfg, self.schema, located, self._quarantining)
@@ -291,7 +291,7 @@ class IngestJob:
                     continue
                 _fault_point("after_commit")
                 with _timed(metrics, "quarantine"):
-                    self._quarantine(batch, located, todo, metrics)
+                    self._quarantine(batch, located, todo, metrics, only_sources=misfit_sources)
             with _timed(metrics, "ledger_write"):
                 self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
             _fault_point("before_delete")
@@ -313,7 +313,9 @@ class IngestJob:
         return df.join(F.broadcast(sources), "_lakehouse_ops_file")
 
     def _commit(self, located, todo, batch, metrics):
-        """Append the batch's good rows in one pass, with the batch id in the snapshot summary; the snapshot id.
+        """Append the batch's good rows in one pass, with the batch id in the snapshot summary.
+
+        Returns the snapshot id and the S3 URIs of the objects that held misfit records.
 
         The pass also counts the records that do not fit (an observation), so they cost a second read only when
         there are some.
@@ -324,10 +326,13 @@ class IngestJob:
         df = self._sourced(located, todo)
         observation = Observation("lakehouse_ops_ingest")
         if self._quarantining and self.cfg.format in ("json", "csv"):
-            df = df.observe(observation, F.count(F.when(F.col(CORRUPT).isNotNull(), 1)).alias("misfits"))
+            misfit = F.col(CORRUPT).isNotNull()
+            df = df.observe(observation, F.count(F.when(misfit, 1)).alias("misfits"),
+                            F.collect_set(F.when(misfit, F.col("_lakehouse_ops_source"))).alias("misfit_sources"))
             df = df.filter(F.col(CORRUPT).isNull())
         else:
-            df = df.observe(observation, F.lit(0).alias("misfits"))
+            df = df.observe(observation, F.lit(0).alias("misfits"),
+                            F.array().cast("array<string>").alias("misfit_sources"))
         out = df.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source")) \
             .withColumn(self.cfg.ingest_time_column, F.current_timestamp()) \
             .withColumn(self.cfg.batch_column, F.lit(batch))
@@ -350,10 +355,15 @@ class IngestJob:
             raise IngestError("batch %s is not in the history of %s after its commit" % (batch, self.target))
         snapshot, summary = found
         metrics["rows"] = int(summary.get("added-records", 0))
-        metrics["misfits"] = int(observation.get.get("misfits", 0)) if observation.get else 0
-        return snapshot
+        observed = observation.get or {}
+        metrics["misfits"] = int(observed.get("misfits", 0))
+        sources = observed.get("misfit_sources")
+        if sources is not None and not isinstance(sources, (list, tuple)):
+            # Arrays come back from the JVM as Scala sequences.
+            sources = spark._jvm.scala.collection.JavaConverters.seqAsJavaList(sources)
+        return snapshot, set(sources or [])
 
-    def _quarantine(self, batch, located, todo, metrics, replace=False):
+    def _quarantine(self, batch, located, todo, metrics, replace=False, only_sources=None):
         """Write the batch's misfit records to the quarantine table (after the target commit, before the ledger
         says committed: an interruption in between is redone by `reconcile`, replacing what was written)."""
         from pyspark.sql import functions as F
@@ -364,6 +374,9 @@ class IngestJob:
             self.spark.sql("DELETE FROM %s WHERE source_object IN (%s)" % (self.quarantine_ref, listed))
         elif not metrics.get("misfits"):
             return
+        if only_sources is not None:
+            # Only the objects the commit's observation saw misfits in are read again.
+            located = {i: v for i, v in located.items() if todo[i].uri in only_sources}
         # Spark refuses a scan that needs only the corrupt-record column unless the parsed rows are cached.
         parsed = self._sourced(located, todo).cache()
         try:
