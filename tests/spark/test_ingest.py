@@ -191,7 +191,13 @@ def test_slow_batch_stays_hidden_from_other_workers(spark, warehouse, sqs, tmp_p
     result = {}
     worker = threading.Thread(target=lambda: result.update(report=run(spark, config)))
     worker.start()
-    time.sleep(1.5)  # let the job receive the batch
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until the job holds the batch
+        attrs = sqs.get_queue_attributes(QueueUrl=landing.queue_url,
+                                         AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        if attrs["ApproximateNumberOfMessagesNotVisible"] == "3":
+            break
+        time.sleep(0.2)
     stolen = []
     while worker.is_alive():
         stolen += sqs.receive_message(QueueUrl=landing.queue_url, MaxNumberOfMessages=10,
