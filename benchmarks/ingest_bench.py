@@ -16,11 +16,8 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -29,6 +26,7 @@ sys.path.insert(0, HERE)
 
 from maintenance_bench import machine  # noqa: E402
 
+from lakehouse_ops.aws.local import start_moto  # noqa: E402
 from lakehouse_ops.config import config_from_dict  # noqa: E402
 from lakehouse_ops.engine import build_session  # noqa: E402
 from lakehouse_ops.ingest.demo import DEMO_SCHEMA, write_landing_files  # noqa: E402
@@ -38,23 +36,6 @@ from lakehouse_ops.ingest.queue import Queue  # noqa: E402
 
 CATALOG = "bench"
 BUCKET = "landing-bucket"
-
-
-def start_moto():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "fast_moto.py"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = "http://127.0.0.1:%d" % port
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            return proc, url
-        except Exception:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("moto did not start")
 
 
 def send_events(sqs, queue_url, written):
@@ -109,7 +90,7 @@ def main(argv=None):
     work = os.path.join(out, "ingest-work")
     shutil.rmtree(work, ignore_errors=True)
     landing = os.path.join(work, "landing")
-    moto, endpoint = start_moto()
+    moto, endpoint = start_moto(launcher=os.path.join(HERE, "fast_moto.py"))
     os.environ.update({"LAKEHOUSE_OPS_AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench",
                        "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
     try:

@@ -11,7 +11,7 @@ import click
 from lakehouse_ops import logs
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from lakehouse_ops.runner.entry import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def _fail(message, code):
@@ -78,19 +78,25 @@ def health(ctx, tables, as_json):
         print_health(results)
 
 
-def _maintain(ctx, tables, dry_run, as_json, report_path, only):
-    from lakehouse_ops.runner import MaintenanceRunner
-    from lakehouse_ops.runner.report import print_actions, to_json, write_report
-
-    config = _config(ctx)
-    report = MaintenanceRunner(config, only=only or None).run(list(tables), dry_run=dry_run)
+def _emit(report, as_json, report_path, printer):
+    """Write the report where asked, show it, and exit with its outcome."""
+    from lakehouse_ops.runner.report import to_json, write_report
     if report_path:
         write_report(report, report_path)
     if as_json:
         click.echo(to_json(report))
     else:
-        print_actions(report)
+        printer(report)
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
+
+
+def _maintain(ctx, tables, dry_run, as_json, report_path, only):
+    from lakehouse_ops.runner import MaintenanceRunner
+    from lakehouse_ops.runner.report import print_actions
+
+    config = _config(ctx)
+    report = MaintenanceRunner(config, only=only or None).run(list(tables), dry_run=dry_run)
+    _emit(report, as_json, report_path, print_actions)
 
 
 _ACTION_NAMES = ["properties", "compaction", "rewrite_position_deletes", "rewrite_manifests", "expire_snapshots",
@@ -136,17 +142,11 @@ def ingest(ctx, until_empty, max_batches, max_runtime, as_json, report_path):
     is empty.
     """
     from lakehouse_ops.ingest.job import IngestJob
-    from lakehouse_ops.runner.report import print_ingest, to_json, write_report
+    from lakehouse_ops.runner.report import print_ingest
 
     config = _config(ctx)
     report = IngestJob(config).run(until_empty=until_empty, max_batches=max_batches, max_runtime_s=max_runtime)
-    if report_path:
-        write_report(report, report_path)
-    if as_json:
-        click.echo(to_json(report))
-    else:
-        print_ingest(report)
-    sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
+    _emit(report, as_json, report_path, print_ingest)
 
 
 @cli.command("demo-ingest")

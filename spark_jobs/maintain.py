@@ -10,43 +10,25 @@ import sys
 
 
 def parse_args(argv):
+    from lakehouse_ops.runner.entry import add_common_arguments
     parser = argparse.ArgumentParser(prog="maintain.py", description=__doc__.splitlines()[0])
     parser.add_argument("tables", nargs="*", help="table names or globs; default: every table a rule matches")
-    parser.add_argument("--config", required=True, help="YAML config, local path or s3:// URI")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    parser.add_argument("--report", help="write the JSON report to this file or s3:// URI")
     parser.add_argument("--only", action="append", help="run only this action (repeatable)")
-    parser.add_argument("--mode", choices=("cluster", "local"), default="cluster",
-                        help="cluster: use the cluster's Spark and Iceberg (default); local: start local Spark")
+    add_common_arguments(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from lakehouse_ops import logs
-    from lakehouse_ops.config import load_config
-    from lakehouse_ops.engine import build_session
-    from lakehouse_ops.errors import ConfigError, LakehouseOpsError
     from lakehouse_ops.runner import MaintenanceRunner
-    from lakehouse_ops.runner.report import to_json, write_report
+    from lakehouse_ops.runner.entry import run_spark_job
 
-    logs.configure()
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print("maintain.py: %s" % exc, file=sys.stderr)
-        return 2
-    try:
-        runner = MaintenanceRunner(config, only=args.only,
-                                   session_factory=lambda: build_session(config, mode=args.mode))
-        report = runner.run(args.tables, dry_run=args.dry_run)
-    except LakehouseOpsError as exc:
-        print("maintain.py: %s" % exc, file=sys.stderr)
-        return 1
-    if args.report:
-        write_report(report, args.report)
-    print(to_json(report))
-    return 0 if report["ok"] else 1
+    def work(config, session_factory):
+        runner = MaintenanceRunner(config, only=args.only, session_factory=session_factory)
+        return runner.run(args.tables, dry_run=args.dry_run)
+
+    return run_spark_job("maintain.py", args.config, args.mode, work, args.report)
 
 
 if __name__ == "__main__":

@@ -43,28 +43,8 @@ def table_name():
 @pytest.fixture(scope="session")
 def moto_server():
     """moto's standalone server on a free loopback port; AWS clients reach it over real HTTP."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1)
-            break
-        except Exception:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("moto server did not start on %s" % url)
-            time.sleep(0.2)
+    from lakehouse_ops.aws.local import start_moto
+    proc, url = start_moto()
     yield url
     proc.terminate()
     proc.wait(timeout=10)

@@ -79,5 +79,6 @@ def test_imports_and_pure_tests_under_python_39(wheel, tmp_path):
     # The pure tests, against the installed wheel (run from a copy so the source tree is not imported).
     tests = tmp_path / "tests"
     shutil.copytree(os.path.join(ROOT, "tests", "unit"), str(tests / "unit"))
+    shutil.copytree(os.path.join(ROOT, "tests", "fixtures"), str(tests / "fixtures"))
     shutil.copytree(os.path.join(ROOT, "conf"), str(tmp_path / "conf"))
     run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests / "unit")], cwd=str(tmp_path), timeout=600)

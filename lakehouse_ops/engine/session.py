@@ -132,3 +132,18 @@ def build_session(config, mode=None):
     log.info("spark session ready", extra={"mode": mode, "catalog": config.catalog.name,
                                            "catalog_type": config.catalog.type})
     return spark
+
+
+class LazySession:
+    """The SparkSession a job was handed, or one built the first time it is needed (healthy tables and empty
+    queues never start Spark)."""
+
+    def __init__(self, config, spark=None, factory=None):
+        self.config = config
+        self._spark = spark
+        self._factory = factory
+
+    def get(self):
+        if self._spark is None:
+            self._spark = self._factory() if self._factory is not None else build_session(self.config)
+        return self._spark

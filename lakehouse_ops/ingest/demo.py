@@ -11,13 +11,10 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from urllib.parse import urlparse
 
-from lakehouse_ops.errors import ConfigError, IngestError
+from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest.events import s3_notification
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.sql import table_ref
@@ -54,18 +51,10 @@ def local_sqs(queue_url):
     except ImportError:
         raise ConfigError("nothing answers at %s and moto is not installed: pip install 'moto[server]'"
                           % endpoint) from None
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", parsed.hostname, "-p",
-                             str(parsed.port or 80)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
-            log.info("started moto's SQS server for the demo", extra={"endpoint": endpoint})
-            return proc
-        except Exception:
-            time.sleep(0.2)
-    proc.kill()
-    raise IngestError("moto's server did not start at %s" % endpoint)
+    from lakehouse_ops.aws.local import start_moto
+    proc, _ = start_moto(parsed.hostname, parsed.port or 80)
+    log.info("started moto's SQS server for the demo", extra={"endpoint": endpoint})
+    return proc
 
 
 def _queue(sqs, url, visibility):

@@ -10,6 +10,7 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.batch import fill_batch
@@ -75,8 +76,7 @@ class IngestJob:
         self.config = config
         self.cfg = config.ingest
         self.catalog = config.catalog.name
-        self._spark = spark
-        self._session_factory = session_factory
+        self._session = LazySession(config, spark, session_factory)
         if sqs is None:
             from lakehouse_ops.aws.clients import client
             sqs = client("sqs")
@@ -88,13 +88,7 @@ class IngestJob:
 
     @property
     def spark(self):
-        if self._spark is None:
-            if self._session_factory is not None:
-                self._spark = self._session_factory()
-            else:
-                from lakehouse_ops.engine import build_session
-                self._spark = build_session(self.config)
-        return self._spark
+        return self._session.get()
 
     # -- start-up -------------------------------------------------------------------------------------------
 

@@ -42,21 +42,15 @@ def _first_line(exc):
 
 class MaintenanceRunner:
     def __init__(self, config, spark=None, only=None, catalog_tables=None, session_factory=None):
+        from lakehouse_ops.engine.session import LazySession
         self.config = config
-        self._spark = spark
+        self._session = LazySession(config, spark, session_factory)
         self.only = set(only) if only else None
         self.catalog_tables = catalog_tables or open_tables(config.catalog)
-        self._session_factory = session_factory
 
     @property
     def spark(self):
-        if self._spark is None:
-            if self._session_factory is not None:
-                self._spark = self._session_factory()
-            else:
-                from lakehouse_ops.engine import build_session
-                self._spark = build_session(self.config)
-        return self._spark
+        return self._session.get()
 
     def _health(self, table, policy):
         return read_health(self.catalog_tables.load(table), table, policy)
