@@ -162,6 +162,39 @@ def demo_ingest(ctx, files, rows, as_json):
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
 
 
+@cli.command("pseudo-service")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--key-file", metavar="PATH", help="Development keys (JSON); created with one new key if absent.")
+@click.option("--keys-secret", metavar="SECRET_ID", help="Secrets Manager secret holding the keys.")
+@click.option("--api-key-env", default="LAKEHOUSE_OPS_PSEUDO_API_KEY", show_default=True,
+              help="Environment variable holding the API key clients must send in x-api-key.")
+@handles_errors
+def pseudo_service(host, port, key_file, keys_secret, api_key_env):
+    """Run the reference pseudonymization service over HTTP (the contract of the AWS sample)."""
+    import os
+    import time
+    from lakehouse_ops.pseudo import keys
+    from lakehouse_ops.pseudo.cipher import Keyring
+    from lakehouse_ops.pseudo.service import PseudonymService, serve
+
+    if bool(key_file) == bool(keys_secret):
+        raise ConfigError("pass exactly one of --key-file (development) or --keys-secret (Secrets Manager)")
+    if key_file and not os.path.exists(key_file):
+        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(Keyring.generate().to_json())
+        click.echo("created development key file %s (keep it out of version control)" % key_file, err=True)
+    keyring = keys.keyring_from_file(key_file) if key_file else keys.keyring_from_secret(keys_secret)
+    server, url = serve(PseudonymService(keyring, keys.api_key(env_var=api_key_env)), host, port)
+    click.echo("pseudonymization service listening on %s (key version %d); Ctrl-C stops it"
+               % (url, keyring.current), err=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
 @cli.group()
 def policy():
     """Inspect table policies."""

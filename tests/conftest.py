@@ -7,13 +7,16 @@ import pytest
 from lakehouse_ops.config import config_from_dict
 
 CATALOG = "lake"
+PSEUDO_API_KEY = "test-api-key-0123456789"
 _counter = itertools.count()
 
 
 def make_config(warehouse, defaults=None, tables=None, **sections):
     data = {"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
             "spark": {"mode": "local", "master": "local[2]",
-                      "conf": {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g"}},
+                      "conf": {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g",
+                               # Python workers read the service API key from their environment.
+                               "spark.executorEnv.LAKEHOUSE_OPS_PSEUDO_API_KEY": PSEUDO_API_KEY}},
             "defaults": defaults or {}}
     if tables is not None:
         data["tables"] = tables
@@ -58,3 +61,14 @@ def aws_env(moto_server, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def pseudo_service():
+    """The reference pseudonymization service over HTTP on loopback (its `url` attribute is set)."""
+    from lakehouse_ops.pseudo.cipher import Keyring
+    from lakehouse_ops.pseudo.service import PseudonymService, serve
+    service = PseudonymService(Keyring.generate(), PSEUDO_API_KEY)
+    server, service.url = serve(service)
+    yield service
+    server.shutdown()

@@ -7,6 +7,7 @@ catalog configuration is added.
 import glob
 import os
 import shutil
+import sys
 
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
@@ -95,6 +96,7 @@ def session_conf(config, mode=None):
     if mode == "local":
         conf.update(LOCAL_DEFAULTS)
         conf["spark.jars"] = ",".join(iceberg_jars())
+        conf["spark.pyspark.python"] = sys.executable
     conf["spark.sql.extensions"] = EXTENSIONS
     conf.update(catalog_conf(config.catalog))
     conf.update(config.spark.conf)
@@ -107,6 +109,9 @@ def build_session(config, mode=None):
     conf = session_conf(config, mode)
     if mode == "local":
         check_java()
+        # Python workers must run this interpreter (its virtualenv has pyarrow, pandas and lakehouse_ops), not
+        # whatever `python3` comes first on PATH; PySpark reads the variable when the context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
         from pyspark.sql import SparkSession
     except ImportError:

@@ -1,0 +1,1 @@
+"""Pseudonymization: tokens (cipher), the reference service, the service client, and the Spark integration."""

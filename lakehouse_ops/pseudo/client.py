@@ -1,0 +1,115 @@
+"""Client of the pseudonymization service contract (see service.py and the AWS sample it follows).
+
+One HTTP session per process with keep-alive; connect and read timeouts; retries with exponential backoff and
+full jitter on 429, 5xx, timeouts and connection errors, bounded in count and in total time. A response of the
+wrong length or with null entries is an error. Errors and logs name endpoints, counts and statuses, never values.
+"""
+import json
+import random
+import threading
+import time
+
+from lakehouse_ops.errors import LakehouseOpsError
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("pseudo.client")
+RETRY_STATUSES = frozenset([429, 500, 502, 503, 504])
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
+
+
+class PseudoServiceError(LakehouseOpsError):
+    """The service did not give a usable answer (after retries where retrying made sense)."""
+
+
+class PseudoClient:
+    def __init__(self, url, api_key, connect_timeout=3.05, read_timeout=29.0, max_retries=6,
+                 max_retry_seconds=60.0, backoff_seconds=0.2, max_backoff_seconds=10.0, session=None):
+        import requests
+        from requests.adapters import HTTPAdapter
+        self.url = url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_retries = max_retries
+        self.max_retry_seconds = max_retry_seconds
+        self.backoff = backoff_seconds
+        self.max_backoff = max_backoff_seconds
+        if session is None:
+            session = requests.Session()
+            # Retries are ours (they cover POST and bad bodies); the adapter only keeps connections alive.
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
+        self.requests = 0
+        self.retries = 0
+
+    def pseudonymize(self, values, deterministic=True):
+        return self._call("/pseudonymization", {"deterministic": "true" if deterministic else "false"},
+                          "identifiers", "pseudonyms", values)
+
+    def reidentify(self, tokens):
+        return self._call("/reidentification", None, "pseudonyms", "identifiers", tokens)
+
+    def _call(self, path, params, in_key, out_key, values):
+        import requests
+        values = list(values)
+        body = json.dumps({in_key: values})
+        if len(body) > MAX_REQUEST_BYTES:
+            raise PseudoServiceError("a request of %d values is %d bytes, over the service's 6 MB limit; lower "
+                                     "batch_size" % (len(values), len(body)))
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            self.requests += 1
+            problem = None
+            try:
+                response = self.session.post(self.url + path, params=params, data=body, timeout=self.timeout,
+                                             headers={"x-api-key": self._api_key,
+                                                      "Content-Type": "application/json"})
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                problem = type(exc).__name__
+            else:
+                if response.status_code == 200:
+                    return self._validate(response, path, out_key, len(values))
+                if response.status_code not in RETRY_STATUSES:
+                    raise PseudoServiceError("%s answered HTTP %d (not retried): %s" % (
+                        path, response.status_code, response.text[:200]))
+                problem = "HTTP %d" % response.status_code
+            elapsed = time.monotonic() - started
+            delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** (attempt - 1))))
+            if attempt > self.max_retries or elapsed + delay > self.max_retry_seconds:
+                raise PseudoServiceError("%s failed after %d attempt(s) in %.1f s; last: %s" % (
+                    path, attempt, elapsed, problem))
+            self.retries += 1
+            log.warning("pseudonymization service call failed; retrying",
+                        extra={"endpoint": path, "attempt": attempt, "problem": problem, "sleep_s": round(delay, 3)})
+            time.sleep(delay)
+
+    @staticmethod
+    def _validate(response, path, out_key, expected):
+        try:
+            out = response.json()[out_key]
+        except (ValueError, KeyError, TypeError):
+            raise PseudoServiceError("%s answered 200 without a JSON %r list" % (path, out_key)) from None
+        if not isinstance(out, list) or len(out) != expected:
+            raise PseudoServiceError("%s answered %s values for %d sent" % (
+                path, len(out) if isinstance(out, list) else "no list of", expected))
+        nulls = sum(1 for v in out if v is None)
+        if nulls:
+            raise PseudoServiceError("%s could not convert %d of %d values (null in the answer)" % (
+                path, nulls, expected))
+        return out
+
+
+_clients = {}
+_clients_lock = threading.Lock()
+
+
+def client_for(url, api_key, **options):
+    """The process's client (one HTTP session, reused by every partition a Python worker runs)."""
+    key = (url, api_key, tuple(sorted(options.items())))
+    with _clients_lock:
+        if key not in _clients:
+            _clients[key] = PseudoClient(url, api_key, **options)
+        return _clients[key]

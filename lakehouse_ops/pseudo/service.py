@@ -1,0 +1,149 @@
+"""The reference pseudonymization service: the public AWS sample's contract, implemented safely.
+
+Endpoints (JSON; API key in `x-api-key`):
+  POST /pseudonymization?deterministic=true|false   {"identifiers": [...]} -> {"pseudonyms": [...]}
+  POST /reidentification                            {"pseudonyms": [...]}  -> {"identifiers": [...]}
+Same order and length; a value that cannot be converted comes back as null. Unparseable bodies and unknown paths
+get HTTP 500 with a plain-text message (as the sample does), a bad key 403, a body over 6 MB 413.
+
+Unlike the sample: request bodies and values are never logged; the API key is compared in constant time; there is
+no cache at all (so none shared between the two directions); keys carry versions (see cipher.py).
+
+Run it locally with `lakehouse-ops pseudo-service`, or deploy `lambda_handler` behind API Gateway.
+"""
+import hmac
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.pseudo.cipher import Cipher, TokenError
+
+log = get_logger("pseudo.service")
+MAX_BODY_BYTES = 6 * 1024 * 1024
+
+
+class PseudonymService:
+    """Transport-free core: (method, path, query, headers, body) -> (status, content type, body)."""
+
+    def __init__(self, keyring, api_key, faults=None):
+        self.cipher = Cipher(keyring)
+        self._api_key = api_key.encode("utf-8")
+        self._faults = list(faults or [])
+        self._lock = threading.Lock()
+        self.calls = {"pseudonymization": 0, "reidentification": 0}
+        self.values = {"pseudonymization": 0, "reidentification": 0}
+
+    def inject(self, *faults):
+        """Tests: answer the next requests with these faults, in order: '429', '500', '503', 'sleep:<s>',
+        'short' (one value fewer), 'null' (a null slot)."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def _next_fault(self):
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def handle(self, method, path, query, headers, body):
+        key = (headers.get("x-api-key") or "").encode("utf-8")
+        if not hmac.compare_digest(key, self._api_key):
+            return 403, "application/json", b'{"message": "Forbidden"}'
+        fault = self._next_fault()
+        if fault in ("429", "500", "502", "503", "504"):
+            return int(fault), "text/plain", b"injected fault"
+        if fault and fault.startswith("sleep:"):
+            time.sleep(float(fault.split(":", 1)[1]))
+        if method != "POST" or path not in ("/pseudonymization", "/reidentification"):
+            return 500, "text/plain", b"unknown path"
+        if len(body) > MAX_BODY_BYTES:
+            return 413, "application/json", b'{"message": "Request must be smaller than 6291456 bytes"}'
+        endpoint = path.lstrip("/")
+        in_key, out_key = ("identifiers", "pseudonyms") if endpoint == "pseudonymization" else \
+            ("pseudonyms", "identifiers")
+        try:
+            values = json.loads(body.decode("utf-8"))[in_key]
+            if not isinstance(values, list):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            return 500, "text/plain", ("request body must be JSON {\"%s\": [...]}" % in_key).encode()
+        deterministic = (query.get("deterministic", ["false"])[0].lower() == "true")
+        out = [self._convert(endpoint, v, deterministic) for v in values]
+        if fault == "short" and out:
+            out = out[:-1]
+        if fault == "null" and out:
+            out[0] = None
+        with self._lock:
+            self.calls[endpoint] += 1
+            self.values[endpoint] += len(values)
+        log.info("request served", extra={"endpoint": endpoint, "values": len(values)})
+        return 200, "application/json", json.dumps({out_key: out}).encode("utf-8")
+
+    def _convert(self, endpoint, value, deterministic):
+        if not isinstance(value, str):
+            return None
+        try:
+            if endpoint == "pseudonymization":
+                return self.cipher.pseudonymize(value, deterministic)
+            return self.cipher.reidentify(value)
+        except TokenError:
+            return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    service = None  # set per server class
+    protocol_version = "HTTP/1.1"  # keep-alive
+
+    def _serve(self, method):
+        url = urlparse(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, content_type, payload = self.service.handle(method, url.path, parse_qs(url.query), headers, body)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_POST(self):
+        self._serve("POST")
+
+    def do_GET(self):
+        self._serve("GET")
+
+    def log_message(self, fmt, *args):
+        # The default handler logs request lines to stderr; paths carry no values, but keep it quiet and uniform.
+        log.debug("http %s", self.command)
+
+
+def serve(service, host="127.0.0.1", port=0):
+    """Start the service on a thread; returns (server, base URL). Stop with server.shutdown()."""
+    handler = type("PseudonymHandler", (_Handler,), {"service": service})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="pseudo-service", daemon=True)
+    thread.start()
+    return server, "http://%s:%d" % server.server_address[:2]
+
+
+_LAMBDA_SERVICE = None
+
+
+def lambda_handler(event, context):
+    """API Gateway (REST, proxy integration) entry point. Keys come from Secrets Manager: the secret named by
+    LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET; API Gateway checks the API key itself, so the service accepts its header."""
+    global _LAMBDA_SERVICE
+    if _LAMBDA_SERVICE is None:
+        import os
+        from lakehouse_ops.pseudo.keys import keyring_from_secret
+        keyring = keyring_from_secret(os.environ["LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET"])
+        _LAMBDA_SERVICE = PseudonymService(keyring, api_key="")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    headers["x-api-key"] = ""  # already verified by API Gateway's usage plan
+    query = {k: [v] for k, v in (event.get("queryStringParameters") or {}).items()}
+    body = (event.get("body") or "").encode("utf-8")
+    status, content_type, payload = _LAMBDA_SERVICE.handle(event.get("httpMethod", "POST"), event.get("path", ""),
+                                                           query, headers, body)
+    return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": payload.decode("utf-8")}

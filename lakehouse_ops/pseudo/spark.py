@@ -1,0 +1,120 @@
+"""Pseudonymize or re-identify DataFrame columns through the service, per partition.
+
+Each partition is streamed as Arrow record batches (never materialised whole). Per batch and column, the distinct
+non-null values not already known to the partition are sent in requests of `batch_size` values, with up to
+`max_concurrent_requests` requests in flight; the answers replace the values through a vectorised lookup; nulls
+stay null. Deterministic answers are remembered for the rest of the partition (bounded), so a value repeated
+across the partition costs one lookup. Any failure fails the task and so the job: nothing half-converted is ever
+written (fail closed). Works in batch jobs and inside Structured Streaming `foreachBatch`.
+"""
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from lakehouse_ops.errors import ConfigError
+
+MAX_REMEMBERED = 200000
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    url: str
+    api_key_env: Optional[str] = "LAKEHOUSE_OPS_PSEUDO_API_KEY"
+    api_key_secret: Optional[str] = None
+    batch_size: int = 900
+    max_concurrent_requests: int = 4
+    # Cap on calls in flight against the service from the whole job (Lambda's default concurrency is 1,000).
+    max_total_concurrency: int = 200
+    connect_timeout: float = 3.05
+    read_timeout: float = 29.0
+    max_retries: int = 6
+    max_retry_seconds: float = 120.0
+
+    def __post_init__(self):
+        if not 1 <= self.batch_size <= 100000:
+            raise ConfigError("batch_size %d is outside 1-100000" % self.batch_size)
+        if not 1 <= self.max_concurrent_requests <= self.max_total_concurrency:
+            raise ConfigError("max_concurrent_requests (%d) must be between 1 and max_total_concurrency (%d)"
+                              % (self.max_concurrent_requests, self.max_total_concurrency))
+
+
+def _client(settings):
+    from lakehouse_ops.pseudo import keys
+    from lakehouse_ops.pseudo.client import client_for
+    api_key = keys.api_key(env_var=settings.api_key_env, secret_id=settings.api_key_secret)
+    return client_for(settings.url, api_key, connect_timeout=settings.connect_timeout,
+                      read_timeout=settings.read_timeout, max_retries=settings.max_retries,
+                      max_retry_seconds=settings.max_retry_seconds)
+
+
+def _convert_values(call, values, batch_size, pool):
+    """Answers for `values` (distinct strings), asked in chunks of batch_size, concurrently."""
+    chunks = [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
+    out = []
+    for answer in pool.map(call, chunks):
+        out.extend(answer)
+    return out
+
+
+def convert_batches(batches, columns, settings, direction, deterministic=True, client=None):
+    """The per-partition function: Arrow record batches in, the same batches with `columns` converted out."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    client = client or _client(settings)
+    if direction == "pseudonymize":
+        def call(chunk):
+            return client.pseudonymize(chunk, deterministic)
+    else:
+        call = client.reidentify
+    remember = direction == "reidentify" or deterministic
+    known = {column: {} for column in columns}
+    with ThreadPoolExecutor(max_workers=settings.max_concurrent_requests) as pool:
+        for batch in batches:
+            arrays = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
+            for column in columns:
+                values = arrays[column]
+                distinct = pc.unique(pc.drop_null(values)).to_pylist()
+                cache = known[column] if remember else {}
+                missing = [v for v in distinct if v not in cache]
+                fresh = dict(zip(missing, _convert_values(call, missing, settings.batch_size, pool))) if missing \
+                    else {}
+                answers = [cache[v] if v in cache else fresh[v] for v in distinct]
+                if remember and len(cache) + len(fresh) <= MAX_REMEMBERED:
+                    cache.update(fresh)
+                positions = pc.index_in(values, value_set=pa.array(distinct, type=pa.string()))
+                arrays[column] = pc.take(pa.array(answers, type=pa.string()), positions)
+            yield pa.RecordBatch.from_arrays([arrays[n] for n in batch.schema.names], names=batch.schema.names)
+
+
+def _apply(df, columns, settings, direction, deterministic):
+    from pyspark.sql.types import StringType
+    columns = list(columns)
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    for column in columns:
+        if column not in fields:
+            raise ConfigError("column %r is not in the DataFrame (columns: %s)" % (column, ", ".join(fields)))
+        if not isinstance(fields[column], StringType):
+            raise ConfigError("column %r is %s; only string columns can be pseudonymized (cast it first)"
+                              % (column, fields[column].simpleString()))
+    partitions = max(1, settings.max_total_concurrency // settings.max_concurrent_requests)
+    if df.rdd.getNumPartitions() > partitions:
+        # Bound the calls in flight against the service: partitions x per-partition concurrency <= the cap.
+        df = df.coalesce(partitions)
+    frozen = json.loads(json.dumps(asdict(settings)))
+
+    def per_partition(batches):
+        return convert_batches(batches, columns, ServiceSettings(**frozen), direction, deterministic)
+
+    return df.mapInArrow(per_partition, df.schema)
+
+
+def pseudonymize(df, columns, settings, deterministic=True):
+    """`df` with `columns` replaced by pseudonyms from the service; same schema; nulls stay null."""
+    return _apply(df, columns, settings, "pseudonymize", deterministic)
+
+
+def reidentify(df, columns, settings):
+    """`df` with pseudonym `columns` replaced by the original values; same schema."""
+    return _apply(df, columns, settings, "reidentify", True)

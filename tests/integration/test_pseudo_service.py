@@ -1,0 +1,106 @@
+"""The reference service and the client, over real HTTP on loopback."""
+import json
+import logging
+
+import pytest
+import requests
+
+from lakehouse_ops.pseudo import keys
+from lakehouse_ops.pseudo.cipher import Keyring
+from lakehouse_ops.pseudo.client import PseudoClient, PseudoServiceError
+
+from conftest import PSEUDO_API_KEY as API_KEY
+SECRET_VALUES = ["WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002", "alice@example.com"]
+
+
+@pytest.fixture
+def service(pseudo_service):
+    return pseudo_service
+
+
+def client(service, **kw):
+    kw.setdefault("backoff_seconds", 0.01)
+    return PseudoClient(service.url, API_KEY, **kw)
+
+
+def test_round_trip_both_modes(service):
+    c = client(service)
+    tokens = c.pseudonymize(SECRET_VALUES)
+    assert tokens == c.pseudonymize(SECRET_VALUES)  # deterministic
+    assert c.reidentify(tokens) == SECRET_VALUES
+    randomized = c.pseudonymize(SECRET_VALUES, deterministic=False)
+    assert randomized != c.pseudonymize(SECRET_VALUES, deterministic=False)
+    assert c.reidentify(randomized) == SECRET_VALUES
+
+
+def test_contract_details(service):
+    url = service.url
+    headers = {"x-api-key": API_KEY}
+    # The sample's default when the parameter is absent: randomized.
+    a = requests.post(url + "/pseudonymization", json={"identifiers": ["v"]}, headers=headers).json()
+    b = requests.post(url + "/pseudonymization", json={"identifiers": ["v"]}, headers=headers).json()
+    assert a["pseudonyms"][0] != b["pseudonyms"][0]
+    bad = requests.post(url + "/reidentification", json={"pseudonyms": ["garbage", a["pseudonyms"][0]]},
+                        headers=headers).json()
+    assert bad == {"identifiers": [None, "v"]}
+    assert requests.post(url + "/pseudonymization", data="{", headers=headers).status_code == 500
+    assert requests.post(url + "/nowhere", json={}, headers=headers).status_code == 500
+    assert requests.post(url + "/pseudonymization", json={"identifiers": ["v"]},
+                         headers={"x-api-key": "wrong"}).status_code == 403
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "503", "sleep:1.5"])
+def test_retries_on_throttling_errors_and_timeouts(service, fault):
+    c = client(service, read_timeout=0.5)
+    service.inject(fault, fault)
+    assert c.reidentify(c.pseudonymize(SECRET_VALUES[:1])) == SECRET_VALUES[:1]
+    assert c.retries == 2
+
+
+def test_persistent_failure_is_bounded_and_names_no_value(service):
+    c = client(service, max_retries=3)
+    service.inject(*(["503"] * 4))
+    with pytest.raises(PseudoServiceError) as info:
+        c.pseudonymize(SECRET_VALUES)
+    assert "after 4 attempt(s)" in str(info.value) and "HTTP 503" in str(info.value)
+    assert not any(v in str(info.value) for v in SECRET_VALUES)
+    assert c.requests == 4
+
+
+def test_wrong_length_and_nulls_are_errors(service):
+    c = client(service)
+    service.inject("short")
+    with pytest.raises(PseudoServiceError, match="2 values for 3 sent"):
+        c.pseudonymize(SECRET_VALUES)
+    service.inject("null")
+    with pytest.raises(PseudoServiceError, match="could not convert 1 of 3"):
+        c.pseudonymize(SECRET_VALUES)
+    with pytest.raises(PseudoServiceError, match="not retried"):
+        PseudoClient(service.url, "wrong-key").pseudonymize(["x"])
+
+
+def test_logs_hold_no_plaintext_and_no_key(service, caplog, monkeypatch):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(logging.getLogger("lakehouse_ops"), "propagate", True)
+    c = client(service)
+    service.inject("429")
+    c.reidentify(c.pseudonymize(SECRET_VALUES))
+    text = caplog.text + json.dumps([r.__dict__ for r in caplog.records], default=str)
+    assert "request served" in text and "retrying" in text
+    for secret in SECRET_VALUES + [API_KEY]:
+        assert secret not in text
+
+
+def test_keys_and_api_key_from_secrets_manager(aws_env):
+    from lakehouse_ops.aws.clients import client as aws_client
+    keys.forget()
+    sm = aws_client("secretsmanager")
+    ring = Keyring.generate(versions=2)
+    sm.create_secret(Name="pseudo/keys", SecretString=ring.to_json())
+    sm.create_secret(Name="pseudo/api-key", SecretString=json.dumps({"api_key": API_KEY}))
+    assert keys.keyring_from_secret("pseudo/keys") == ring
+    assert keys.api_key(secret_id="pseudo/api-key") == API_KEY
+    sm.put_secret_value(SecretId="pseudo/keys", SecretString=Keyring.generate().to_json())
+    assert keys.keyring_from_secret("pseudo/keys") == ring  # cached for the process
+    keys.forget()
+    assert keys.keyring_from_secret("pseudo/keys") != ring
