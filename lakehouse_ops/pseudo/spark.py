@@ -1,4 +1,5 @@
-"""Pseudonymize or re-identify DataFrame columns through the service, per partition.
+"""Pseudonymize or re-identify DataFrame columns, per partition: through the service (ServiceSettings) or with
+the same algorithm inside the executors (InExecutorSettings).
 
 Each partition is streamed as Arrow record batches (never materialised whole). Per batch and column, the distinct
 non-null values not already known to the partition are sent in requests of `batch_size` values, with up to
@@ -39,8 +40,42 @@ class ServiceSettings:
                               % (self.max_concurrent_requests, self.max_total_concurrency))
 
 
+@dataclass(frozen=True)
+class InExecutorSettings:
+    """The service's algorithm inside the executors: no HTTP at all. The keys come from a Secrets Manager secret
+    (or a key file, for development), read once per executor process; tokens equal the service's for the same
+    keys, so both modes can be mixed on one table."""
+    keys_secret: Optional[str] = None
+    key_file: Optional[str] = None
+    batch_size: int = 100000
+    max_concurrent_requests: int = 1
+    max_total_concurrency: int = 1000000
+
+    def __post_init__(self):
+        if bool(self.keys_secret) == bool(self.key_file):
+            raise ConfigError("in-executor mode needs exactly one of keys_secret or key_file")
+
+
+class LocalCipherClient:
+    """The client interface over the cipher itself (what the service would answer, computed here)."""
+
+    def __init__(self, keyring):
+        from lakehouse_ops.pseudo.cipher import Cipher
+        self.cipher = Cipher(keyring)
+
+    def pseudonymize(self, values, deterministic=True):
+        return [self.cipher.pseudonymize(v, deterministic) for v in values]
+
+    def reidentify(self, tokens):
+        return [self.cipher.reidentify(t) for t in tokens]
+
+
 def _client(settings):
     from lakehouse_ops.pseudo import keys
+    if isinstance(settings, InExecutorSettings):
+        keyring = keys.keyring_from_secret(settings.keys_secret) if settings.keys_secret else \
+            keys.keyring_from_file(settings.key_file)
+        return LocalCipherClient(keyring)
     from lakehouse_ops.pseudo.client import client_for
     api_key = keys.api_key(env_var=settings.api_key_env, secret_id=settings.api_key_secret)
     return client_for(settings.url, api_key, connect_timeout=settings.connect_timeout,
@@ -102,10 +137,11 @@ def _apply(df, columns, settings, direction, deterministic):
     if df.rdd.getNumPartitions() > partitions:
         # Bound the calls in flight against the service: partitions x per-partition concurrency <= the cap.
         df = df.coalesce(partitions)
+    kind = type(settings)
     frozen = json.loads(json.dumps(asdict(settings)))
 
     def per_partition(batches):
-        return convert_batches(batches, columns, ServiceSettings(**frozen), direction, deterministic)
+        return convert_batches(batches, columns, kind(**frozen), direction, deterministic)
 
     return df.mapInArrow(per_partition, df.schema)
 

@@ -62,3 +62,18 @@ def test_only_string_columns_that_exist(spark, pseudo_service):
         pseudonymize(vins(spark, rows=10), ["id"], settings)
     with pytest.raises(ConfigError, match="'nope' is not in the DataFrame"):
         pseudonymize(vins(spark, rows=10), ["nope"], settings)
+
+
+def test_in_executor_mode_gives_the_service_tokens(spark, pseudo_service, tmp_path):
+    from lakehouse_ops.pseudo.spark import InExecutorSettings
+    key_file = tmp_path / "keys.json"
+    key_file.write_text(pseudo_service.cipher.keyring.to_json())
+    df = vins(spark, rows=2000, distinct=200).cache()
+    via_service = pseudonymize(df, ["vin"], ServiceSettings(url=pseudo_service.url))
+    in_executor = pseudonymize(df, ["vin"], InExecutorSettings(key_file=str(key_file)))
+    assert_df_equality(via_service, in_executor, ignore_row_order=True)
+    # Tokens from either mode re-identify in the other.
+    assert_df_equality(reidentify(via_service, ["vin"], InExecutorSettings(key_file=str(key_file))), df,
+                       ignore_row_order=True)
+    with pytest.raises(ConfigError, match="exactly one"):
+        InExecutorSettings()
