@@ -17,8 +17,8 @@ from lakehouse_ops.ingest.batch import fill_batch
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
 from lakehouse_ops.ingest.read import CORRUPT, data_schema, existing, find_unreadable, load, load_function, \
     spark_spellings
-from lakehouse_ops.logs import get_logger
 from lakehouse_ops.health.partitions import quote_string
+from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.sql import table_ref
 
 log = get_logger("ingest")
@@ -45,14 +45,12 @@ class _ReadFailed(Exception):
 
 
 def _event_ms(obj, fallback_ms):
-    if obj.event_time:
+    """The S3 event time of an object in epoch ms (for lag), or the fallback when absent or unreadable."""
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
         try:
-            moment = datetime.datetime.strptime(obj.event_time.replace("Z", ""), "%Y-%m-%dT%H:%M:%S.%f")
+            moment = datetime.datetime.strptime((obj.event_time or "").replace("Z", ""), fmt)
         except ValueError:
-            try:
-                moment = datetime.datetime.strptime(obj.event_time.replace("Z", ""), "%Y-%m-%dT%H:%M:%S")
-            except ValueError:
-                return fallback_ms
+            continue
         return int(moment.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
     return fallback_ms
 
