@@ -162,6 +162,35 @@ def demo_ingest(ctx, files, rows, as_json):
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
 
 
+@cli.command()
+@click.option("--job", "job_name", required=True, help="A job of the config's pseudonymization section.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--report", "report_path", metavar="PATH")
+@click.pass_context
+@handles_errors
+def pseudonymize(ctx, job_name, as_json, report_path):
+    """Replace a job's sensitive columns with pseudonyms and write its target table (one commit)."""
+    from lakehouse_ops.pseudo import job
+    _emit(job.run(_config(ctx), job_name), as_json, report_path, _print_summary)
+
+
+@cli.command()
+@click.option("--job", "job_name", required=True, help="A job of the config's pseudonymization section.")
+@click.option("--target", required=True, help="Table to write the re-identified rows to.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--report", "report_path", metavar="PATH")
+@click.pass_context
+@handles_errors
+def reidentify(ctx, job_name, target, as_json, report_path):
+    """Turn a job's pseudonyms back into the original values, into TARGET (one commit)."""
+    from lakehouse_ops.pseudo import job
+    _emit(job.run(_config(ctx), job_name, "reidentify", target), as_json, report_path, _print_summary)
+
+
+def _print_summary(report):
+    click.echo(" ".join("%s=%s" % (k, v) for k, v in report.items()))
+
+
 @cli.command("pseudo-service")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)

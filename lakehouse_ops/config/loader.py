@@ -15,15 +15,16 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lakehouse_ops.config.models import CatalogConfig, IngestConfig, SparkConfig, TablePolicy
+from lakehouse_ops.config.models import CatalogConfig, IngestConfig, PseudonymizationConfig, SparkConfig, \
+    TablePolicy
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"
 BUILTIN = "built-in default"
 SECTIONS = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
 # Sections that may be left out entirely; validated only when present.
-OPTIONAL_SECTIONS = {"ingest": IngestConfig}
-TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest")
+OPTIONAL_SECTIONS = {"ingest": IngestConfig, "pseudonymization": PseudonymizationConfig}
+TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Config:
     defaults: TablePolicy
     rules: Tuple[TableRule, ...] = ()
     ingest: Optional[IngestConfig] = None
+    pseudonymization: Optional[PseudonymizationConfig] = None
     defaults_raw: Dict[str, Any] = field(default_factory=dict)
     env_keys: Dict[str, str] = field(default_factory=dict)
     raw: Dict[str, Any] = field(default_factory=dict)
@@ -277,6 +279,7 @@ def config_from_dict(data, source="<dict>", environ=None):
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(source=source, catalog=sections["catalog"], spark=sections["spark"],
                   defaults=sections["defaults"], rules=tuple(rules), ingest=sections.get("ingest"),
+                  pseudonymization=sections.get("pseudonymization"),
                   defaults_raw=data.get("defaults") or {},
                   env_keys=env_keys, raw=data)
 

@@ -245,3 +245,58 @@ class IngestConfig(Model):
     @property
     def ledger(self):
         return self.ledger_table or self.target_table + "_ingest_ledger"
+
+
+class PseudoSource(Model):
+    """Where rows to pseudonymize come from: an Iceberg table, or files (Parquet by default)."""
+    table: Optional[str] = None
+    path: Optional[str] = None
+    format: Literal["parquet", "json", "csv", "orc"] = "parquet"
+
+    @model_validator(mode="after")
+    def _one(self):
+        if bool(self.table) == bool(self.path):
+            raise ValueError("a source needs exactly one of table or path")
+        return self
+
+
+class PseudoJob(Model):
+    source: PseudoSource
+    target: str
+    columns: List[str] = Field(min_length=1)
+    deterministic: bool = True
+    # append: add the converted rows; overwrite: replace the target's contents.
+    write_mode: Literal["append", "overwrite"] = "append"
+
+
+class PseudonymizationConfig(Model):
+    mode: Literal["service", "in_executor"] = "service"
+    service_url: Optional[str] = None
+    # The API key comes from this environment variable (set it on executors with spark.executorEnv.*) ...
+    api_key_env: Optional[str] = "LAKEHOUSE_OPS_PSEUDO_API_KEY"
+    # ... or from this Secrets Manager secret. Never from this file.
+    api_key_secret: Optional[str] = None
+    keys_secret: Optional[str] = None
+    key_file: Optional[str] = None
+    batch_size: int = Field(900, ge=1, le=100000)
+    max_concurrent_requests: int = Field(4, ge=1, le=64)
+    max_total_concurrency: int = Field(200, ge=1, le=10000)
+    max_retries: int = Field(6, ge=0, le=20)
+    jobs: Dict[str, PseudoJob] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _mode_inputs(self):
+        if self.mode == "service" and not self.service_url:
+            raise ValueError("mode 'service' needs service_url")
+        if self.mode == "in_executor" and bool(self.keys_secret) == bool(self.key_file):
+            raise ValueError("mode 'in_executor' needs exactly one of keys_secret or key_file")
+        return self
+
+    def settings(self):
+        from lakehouse_ops.pseudo.spark import InExecutorSettings, ServiceSettings
+        if self.mode == "in_executor":
+            return InExecutorSettings(keys_secret=self.keys_secret, key_file=self.key_file)
+        return ServiceSettings(url=self.service_url, api_key_env=self.api_key_env,
+                               api_key_secret=self.api_key_secret, batch_size=self.batch_size,
+                               max_concurrent_requests=self.max_concurrent_requests,
+                               max_total_concurrency=self.max_total_concurrency, max_retries=self.max_retries)

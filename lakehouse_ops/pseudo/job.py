@@ -1,0 +1,87 @@
+"""The pseudonymize and reidentify jobs: a source (Iceberg table or files) -> converted columns -> an Iceberg
+table, in one commit. If any value cannot be converted the job fails before the commit, so the target is
+unchanged and plaintext never lands where pseudonyms were expected."""
+import time
+
+from lakehouse_ops.engine.session import LazySession
+from lakehouse_ops.errors import ConfigError, LakehouseOpsError
+from lakehouse_ops.maintenance.sql import table_ref
+from lakehouse_ops.pseudo.spark import pseudonymize, reidentify
+
+JOB_PROPERTY = "lakehouse-ops.pseudo-job"
+
+
+class PseudoJobError(LakehouseOpsError):
+    """The job failed before its commit; the target is unchanged."""
+
+
+def _cause(exc):
+    """The line of a (possibly remote) failure that says what went wrong; our errors never hold values."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for marker in ("PseudoServiceError:", "TokenError:", "KeyMaterialError:", "ConfigError:"):
+        for line in lines:
+            if marker in line:
+                return line[line.index(marker):]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _job(config, name):
+    section = config.pseudonymization
+    if section is None:
+        raise ConfigError("%s has no 'pseudonymization' section: see docs/pseudonymization.md" % config.source)
+    if name not in section.jobs:
+        raise ConfigError("no pseudonymization job '%s' in %s (jobs: %s)" % (
+            name, config.source, ", ".join(sorted(section.jobs)) or "none"))
+    return section, section.jobs[name]
+
+
+def _table_exists(spark, ref):
+    try:
+        spark.table(ref).schema
+        return True
+    except Exception:
+        return False
+
+
+def _write(spark, df, ref, mode, tag):
+    writer = df.writeTo(ref).option("snapshot-property." + JOB_PROPERTY, tag)
+    if not _table_exists(spark, ref):
+        writer.using("iceberg").create()
+    elif mode == "overwrite":
+        from pyspark.sql import functions as F
+        writer.overwrite(F.lit(True))
+    else:
+        writer.append()
+    row = spark.sql("SELECT snapshot_id, summary FROM %s.snapshots ORDER BY committed_at DESC LIMIT 1"
+                    % ref).collect()[0]
+    return row.snapshot_id, int(row.summary.get("added-records", 0))
+
+
+def run(config, name, direction="pseudonymize", target=None, spark=None, session_factory=None):
+    """Run pseudonymization job `name` (direction 'reidentify': from its target into `target`)."""
+    section, job = _job(config, name)
+    if direction == "reidentify" and not target:
+        raise ConfigError("reidentify writes plaintext: name the table to write it to (--target)")
+    started = time.time()
+    spark = LazySession(config, spark, session_factory).get()
+    catalog = config.catalog.name
+    if direction == "pseudonymize":
+        if job.source.table:
+            df = spark.table(table_ref(catalog, config.table_name(job.source.table)))
+        else:
+            df = spark.read.format(job.source.format).load(job.source.path)
+        out_table = config.table_name(job.target)
+        converted = pseudonymize(df, job.columns, section.settings(), job.deterministic)
+    else:
+        df = spark.table(table_ref(catalog, config.table_name(job.target)))
+        out_table = config.table_name(target)
+        converted = reidentify(df, job.columns, section.settings())
+    try:
+        snapshot, rows = _write(spark, converted, table_ref(catalog, out_table), job.write_mode,
+                                "%s:%s" % (direction, name))
+    except Exception as exc:
+        raise PseudoJobError("%s job '%s' failed; %s is unchanged: %s" % (direction, name, out_table,
+                                                                       _cause(exc))) from None
+    return {"ok": True, "job": name, "direction": direction, "mode": section.mode, "columns": list(job.columns),
+            "source": job.source.table or job.source.path if direction == "pseudonymize" else job.target,
+            "target": out_table, "rows": rows, "snapshot_id": snapshot, "duration_s": round(time.time() - started, 3)}

@@ -1,0 +1,70 @@
+"""The pseudonymize / reidentify jobs end to end, through the CLI, against the reference service."""
+import json
+
+import pytest
+from chispa import assert_df_equality
+from click.testing import CliRunner
+
+from conftest import CATALOG
+from lakehouse_ops.cli import cli
+
+pytestmark = pytest.mark.spark
+
+
+def _config(tmp_path, warehouse, service_url, source, target):
+    path = tmp_path / "pseudo.yaml"
+    path.write_text(json.dumps({
+        "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
+        "pseudonymization": {"service_url": service_url, "batch_size": 50, "max_retries": 1,
+                             "jobs": {"vehicles": {"source": {"table": source}, "target": target,
+                                                   "columns": ["vin", "owner_email"]}}}}))
+    return str(path)
+
+
+def test_pseudonymize_then_reidentify(spark, warehouse, pseudo_service, tmp_path, table_name, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", "test-api-key-0123456789")
+    source = spark.range(500).selectExpr(
+        "id", "concat('WVWZZZ', CAST(id % 120 AS STRING)) AS vin",
+        "CASE WHEN id % 9 = 0 THEN NULL ELSE concat('owner', CAST(id % 40 AS STRING), '@example.com') END "
+        "AS owner_email")
+    src = table_name + "_raw"
+    source.writeTo("%s.%s" % (CATALOG, src)).using("iceberg").create()
+    config = _config(tmp_path, warehouse, pseudo_service.url, src, table_name)
+
+    result = CliRunner().invoke(cli, ["--config", config, "pseudonymize", "--job", "vehicles", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rows"] == 500 and report["target"] == table_name
+    safe = spark.table("%s.%s" % (CATALOG, table_name))
+    assert safe.filter("vin LIKE 'WVWZZZ%' OR owner_email LIKE '%example.com'").count() == 0
+    assert safe.filter("owner_email IS NULL").count() == source.filter("owner_email IS NULL").count()
+
+    plain = table_name + "_plain"
+    result = CliRunner().invoke(cli, ["--config", config, "reidentify", "--job", "vehicles", "--target", plain,
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert_df_equality(spark.table("%s.%s" % (CATALOG, plain)), source, ignore_row_order=True,
+                       ignore_nullable=True)
+
+
+def test_service_failure_leaves_the_target_unchanged(spark, warehouse, pseudo_service, tmp_path, table_name,
+                                                     monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", "test-api-key-0123456789")
+    src = table_name + "_raw"
+    spark.range(50).selectExpr("id", "CAST(id AS STRING) AS vin", "'x@example.com' AS owner_email") \
+        .writeTo("%s.%s" % (CATALOG, src)).using("iceberg").create()
+    config = _config(tmp_path, warehouse, pseudo_service.url, src, table_name)
+    assert CliRunner().invoke(cli, ["--config", config, "pseudonymize", "--job", "vehicles"]).exit_code == 0
+    before = spark.sql("SELECT count(*) n FROM %s.%s.snapshots" % (CATALOG, table_name)).collect()[0].n
+    pseudo_service.inject(*(["500"] * 40))
+    try:
+        result = CliRunner().invoke(cli, ["--config", config, "pseudonymize", "--job", "vehicles"])
+    finally:
+        pseudo_service._faults.clear()
+    assert result.exit_code == 1
+    assert "is unchanged: PseudoServiceError: /pseudonymization failed after 2 attempt(s)" in result.output
+    spark.sql("REFRESH TABLE %s.%s" % (CATALOG, table_name))
+    assert spark.sql("SELECT count(*) n FROM %s.%s.snapshots" % (CATALOG, table_name)).collect()[0].n == before
+    assert spark.table("%s.%s" % (CATALOG, table_name)).filter("vin RLIKE '^[0-9]+$'").count() == 0
+    bad = CliRunner().invoke(cli, ["--config", config, "pseudonymize", "--job", "nope"])
+    assert bad.exit_code == 2 and "jobs: vehicles" in bad.output
