@@ -207,3 +207,14 @@ def test_slow_batch_stays_hidden_from_other_workers(spark, warehouse, sqs, tmp_p
     assert result["report"]["totals"]["rows"] == 9 and spark.table(ref).count() == 9
     assert result["report"]["batches"][0]["batch_s"] > 5
     assert landing.depth() == 0
+
+
+def test_continuous_mode_backs_off_on_an_empty_queue_until_max_runtime(spark, warehouse, landing, table_name):
+    create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name, empty_backoff_seconds=0.5, max_empty_backoff_seconds=1)
+    report = run(spark, config, until_empty=False, max_runtime_s=3)
+    assert report["stopped"] == "max_runtime" and report["batches"] == []
+    assert report["totals"]["duration_s"] >= 3
+    landing.put("late/a.json", records(0, 2))
+    report = run(spark, config, until_empty=False, max_runtime_s=4)
+    assert report["stopped"] == "max_runtime" and report["totals"]["rows"] == 2
