@@ -90,7 +90,6 @@ class MaintenanceRunner:
                 continue
             if changed:
                 health = self._health(table, policy)
-                changed = False
             result = self._run_action(module, table, policy, health, dry_run, failed)
             entry["actions"].append(result.to_dict())
             if result.status == FAILED:
