@@ -4,6 +4,12 @@ The runner maps these to exit codes: ConfigError -> 2 (nothing was started), any
 """
 
 
+def first_line(exc):
+    """The first non-blank line of an exception's text (Spark and Py4J errors run to pages)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 class LakehouseOpsError(Exception):
     """Base class of every error lakehouse-ops raises on purpose."""
 

@@ -19,6 +19,7 @@ from lakehouse_ops.ingest.read import CORRUPT, data_schema, existing, find_unrea
     spark_spellings
 from lakehouse_ops.health.partitions import quote_string
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.maintenance.base import iso_seconds as _iso
 from lakehouse_ops.maintenance.sql import table_ref
 
 log = get_logger("ingest")
@@ -413,6 +414,3 @@ def _totals(batches, seconds):
     totals["max_lag_s"] = max((b.get("lag_s", 0) for b in batches), default=0)
     return {"totals": totals}
 
-
-def _iso(epoch_s):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))

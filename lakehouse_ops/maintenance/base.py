@@ -49,6 +49,11 @@ def iso_utc(epoch_ms):
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + ".%03dZ" % millis
 
 
+def iso_seconds(epoch_s):
+    """ISO-8601 UTC text, to the second, for report timestamps."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
+
+
 def human_bytes(n):
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":

@@ -1,7 +1,7 @@
 """Calling Iceberg procedures from Python: literal rendering, argument feature detection, result rows."""
 import re
 
-from lakehouse_ops.errors import MaintenanceError
+from lakehouse_ops.errors import MaintenanceError, first_line as _first_line
 from lakehouse_ops.health.partitions import quote_ident, quote_string
 from lakehouse_ops.logs import get_logger
 
@@ -60,11 +60,6 @@ def call(spark, catalog, procedure, args, optional=()):
             log.warning("this Iceberg version does not support an argument; calling without it",
                         extra={"procedure": procedure, "argument": unknown})
             args.pop(unknown)
-
-
-def _first_line(exc):
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _unknown_argument(message, candidates):

@@ -6,11 +6,11 @@ One failing table never stops the others; deletions are not run on a table after
 import fnmatch
 import time
 
-from lakehouse_ops.errors import CatalogError, LakehouseOpsError
+from lakehouse_ops.errors import CatalogError, LakehouseOpsError, first_line as _first_line
 from lakehouse_ops.health import open_tables, read_health
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import DATA_REWRITES, DESTRUCTIVE, ORDER
-from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result, now_ms
+from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result, iso_seconds as _iso, now_ms
 
 log = get_logger("runner")
 PLANNED = "planned"
@@ -33,11 +33,6 @@ def resolve_tables(config, catalog_tables, patterns=None):
             names.append(config.table_name(pattern))
     seen = set()
     return [n for n in names if not (n in seen or seen.add(n))]
-
-
-def _first_line(exc):
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 class MaintenanceRunner:
@@ -135,7 +130,3 @@ class MaintenanceRunner:
         log.info("maintenance action finished", extra={"table": table, "action": module.NAME, "status": status,
                                                        "duration_s": duration})
         return Result(module.NAME, status, reason, outputs=outputs, duration_s=duration)
-
-
-def _iso(epoch_s):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
