@@ -187,6 +187,36 @@ def reidentify(ctx, job_name, target, as_json, report_path):
     _emit(job.run(_config(ctx), job_name, "reidentify", target), as_json, report_path, _print_summary)
 
 
+@cli.command()
+@click.option("--subjects-file", metavar="PATH", help="Subject identifiers, one per line (file, s3:// or - for "
+              "stdin). Preferred: command lines end up in shell history and EMR step arguments.")
+@click.option("--subject", "subjects", multiple=True, metavar="ID", help="A subject identifier (repeatable).")
+@click.option("--pseudonyms-file", metavar="PATH", help="Subjects given by their pseudonyms, one per line.")
+@click.option("--pseudonym", "pseudonyms", multiple=True, metavar="TOKEN", help="A subject's pseudonym "
+              "(repeatable).")
+@click.option("--table", "tables", multiple=True, help="Only these of the erasure section's tables.")
+@click.option("--request-id", help="The erasure request's reference (ticket), recorded in the receipt.")
+@click.option("--dry-run", is_flag=True, help="Find where the subjects are; change nothing.")
+@click.option("--receipt", "receipt_path", metavar="PATH", help="Write the receipt here (file or s3:// URI); "
+              "default: a new file under erasure.receipts.")
+@click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON.")
+@click.pass_context
+@handles_errors
+def erase(ctx, subjects_file, subjects, pseudonyms_file, pseudonyms, tables, request_id, dry_run, receipt_path,
+          as_json):
+    """Right to be forgotten: delete subjects' rows from every table holding subject data, make the old bytes
+    physically gone (rewrite, expire snapshots, remove orphans), verify, and write a receipt."""
+    from lakehouse_ops.erasure.job import run_request
+    receipt = run_request(_config(ctx), subjects, subjects_file, pseudonyms, pseudonyms_file, tables=tables or None,
+                          dry_run=dry_run, request_id=request_id, receipt_path=receipt_path)
+    _emit(receipt, as_json, None, _print_receipt)
+
+
+def _print_receipt(receipt):
+    from lakehouse_ops.runner.report import print_erasure
+    print_erasure(receipt)
+
+
 def _print_summary(report):
     click.echo(" ".join("%s=%s" % (k, v) for k, v in report.items()))
 

@@ -15,16 +15,16 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lakehouse_ops.config.models import CatalogConfig, IngestConfig, PseudonymizationConfig, SparkConfig, \
-    TablePolicy
+from lakehouse_ops.config.models import CatalogConfig, ErasureConfig, IngestConfig, PseudonymizationConfig, \
+    SparkConfig, TablePolicy
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"
 BUILTIN = "built-in default"
 SECTIONS = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
 # Sections that may be left out entirely; validated only when present.
-OPTIONAL_SECTIONS = {"ingest": IngestConfig, "pseudonymization": PseudonymizationConfig}
-TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization")
+OPTIONAL_SECTIONS = {"ingest": IngestConfig, "pseudonymization": PseudonymizationConfig, "erasure": ErasureConfig}
+TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization", "erasure")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Config:
     rules: Tuple[TableRule, ...] = ()
     ingest: Optional[IngestConfig] = None
     pseudonymization: Optional[PseudonymizationConfig] = None
+    erasure: Optional[ErasureConfig] = None
     defaults_raw: Dict[str, Any] = field(default_factory=dict)
     env_keys: Dict[str, str] = field(default_factory=dict)
     raw: Dict[str, Any] = field(default_factory=dict)
@@ -275,13 +276,31 @@ def config_from_dict(data, source="<dict>", environ=None):
             problems.extend(_describe(exc, model, "%s: %s" % (source, name), raw=data[name]))
 
     rules = _load_rules(data.get("tables"), data.get("defaults") or {}, source, problems)
+    problems.extend(_cross_section_problems(sections, source))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return Config(source=source, catalog=sections["catalog"], spark=sections["spark"],
                   defaults=sections["defaults"], rules=tuple(rules), ingest=sections.get("ingest"),
-                  pseudonymization=sections.get("pseudonymization"),
+                  pseudonymization=sections.get("pseudonymization"), erasure=sections.get("erasure"),
                   defaults_raw=data.get("defaults") or {},
                   env_keys=env_keys, raw=data)
+
+
+def _cross_section_problems(sections, source):
+    """Sections that lean on another one: the ingest transform and pseudonym tables need the pseudonymization
+    section (its service or keys)."""
+    problems = []
+    has_pseudo = sections.get("pseudonymization") is not None
+    ingest = sections.get("ingest")
+    if ingest is not None and ingest.pseudonymize is not None and not has_pseudo:
+        problems.append("%s: ingest.pseudonymize needs a 'pseudonymization' section (service_url, or keys for "
+                        "in_executor mode)" % source)
+    erasure = sections.get("erasure")
+    for i, entry in enumerate(erasure.tables if erasure is not None else []):
+        if entry.holds == "pseudonyms" and not has_pseudo:
+            problems.append("%s: erasure.tables[%d] (%s) holds pseudonyms, which needs a 'pseudonymization' "
+                            "section to match subjects" % (source, i, entry.table))
+    return problems
 
 
 def _load_rules(raw_rules, defaults_raw, source, problems):

@@ -205,6 +205,13 @@ class BatchBudget(Model):
     wait_time_seconds: int = Field(1, ge=0, le=20)
 
 
+class IngestPseudonymize(Model):
+    """Replace these columns with pseudonyms before rows land (through the config's pseudonymization section)."""
+    columns: List[str] = Field(min_length=1)
+    # deterministic: one token per value (joins and erasure by token work); randomized: a new token every time.
+    mode: Literal["deterministic", "randomized"] = "deterministic"
+
+
 class IngestConfig(Model):
     queue_url: str
     # Where poison messages and unreadable objects go, with the reason as a message attribute. Without it,
@@ -219,6 +226,8 @@ class IngestConfig(Model):
     read_options: Dict[str, str] = Field(default_factory=dict)
     # Dotted path to a function DataFrame -> DataFrame applied before the write, e.g. "mypkg.enrich.add_geo".
     enrichment: Optional[str] = None
+    # Pseudonymize columns after enrichment, before the write: plaintext never lands in the target table.
+    pseudonymize: Optional[IngestPseudonymize] = None
     eventbridge_key_encoding: Literal["none", "url", "form"] = "none"
     # Local runs: s3:// prefixes -> local directories (file:// URIs or paths).
     uri_map: Dict[str, str] = Field(default_factory=dict)
@@ -300,3 +309,21 @@ class PseudonymizationConfig(Model):
                                api_key_secret=self.api_key_secret, batch_size=self.batch_size,
                                max_concurrent_requests=self.max_concurrent_requests,
                                max_total_concurrency=self.max_total_concurrency, max_retries=self.max_retries)
+
+
+class ErasureTable(Model):
+    """A table that holds subject data, in one or more columns (a row matching any of them is erased)."""
+    table: str
+    columns: List[str] = Field(min_length=1)
+    # identifiers: the columns hold plaintext; pseudonyms: they hold tokens of the pseudonymization service.
+    holds: Literal["identifiers", "pseudonyms"] = "identifiers"
+    # For pseudonym columns. tokens: match the subject's deterministic token(s) (fast; in service mode only the
+    # current key version's token, so after a key rotation use reidentify or pass the old pseudonyms);
+    # reidentify: re-identify the column's distinct tokens and match plaintext (randomized tokens, any key version).
+    match: Literal["tokens", "reidentify"] = "tokens"
+
+
+class ErasureConfig(Model):
+    tables: List[ErasureTable] = Field(min_length=1)
+    # Where receipts are written (a directory or s3:// prefix); one JSON file per erasure run.
+    receipts: Optional[str] = None

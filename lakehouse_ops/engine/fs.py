@@ -23,3 +23,20 @@ def stat(spark, path):
             return None
         raise
     return FileInfo(status.getLen(), status.getModificationTime(), status.getPath().toUri().toString())
+
+
+def list_files(spark, location):
+    """Every file under `location` (recursively): [(qualified uri, size, modification time in ms)]."""
+    from py4j.protocol import Py4JJavaError
+    jpath, fs = hadoop_path(spark, location)
+    try:
+        iterator = fs.listFiles(jpath, True)
+    except Py4JJavaError as exc:
+        if "FileNotFoundException" in str(exc.java_exception.getClass().getName()):
+            return []
+        raise
+    out = []
+    while iterator.hasNext():
+        status = iterator.next()
+        out.append((status.getPath().toUri().toString(), status.getLen(), status.getModificationTime()))
+    return out

@@ -24,6 +24,8 @@ def literal(value):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "array(%s)" % ", ".join(literal(v) for v in value)
     if isinstance(value, dict):
         if not value:
             return "map()"

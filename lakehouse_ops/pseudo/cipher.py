@@ -82,9 +82,13 @@ class Cipher:
         self.keyring = keyring
         self._siv = {version: AESSIV(key) for version, key in keyring.keys.items()}
 
-    def pseudonymize(self, value, deterministic=True):
+    def pseudonymize(self, value, deterministic=True, version=None):
+        """The token of `value` under the current key version (or `version`, to match tokens written before a
+        rotation)."""
         data = value.encode("utf-8")
-        version = self.keyring.current
+        version = self.keyring.current if version is None else version
+        if version not in self._siv:
+            raise KeyMaterialError("no key version %d in the keyring" % version)
         if deterministic:
             sealed = self._siv[version].encrypt(data, [_AD[DETERMINISTIC]])
             payload = bytes([version]) + DETERMINISTIC + sealed

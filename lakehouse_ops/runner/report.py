@@ -101,3 +101,26 @@ def print_ingest(report, console=None):
     t = report["totals"]
     console.print("%d batches, %d rows, %.1f rows/s, %.1f messages/s; stopped: %s" % (
         t["batches"], t["rows"], t["rows_per_s"], t["messages_per_s"], report.get("stopped", "-")))
+
+
+def print_erasure(receipt, console=None):
+    from rich.table import Table
+    console = console or _console()
+    title = "erasure%s%s" % (" (dry run)" if receipt["dry_run"] else "",
+                             " for %s" % receipt["request_id"] if receipt.get("request_id") else "")
+    table = Table(title=title)
+    for column in ("table", "found", "rows deleted", "files rewritten", "snapshots expired", "files removed",
+                   "verified"):
+        table.add_column(column)
+    for t in receipt["tables"]:
+        verified = t["verification"].get("verified")
+        table.add_row(t["table"], "yes" if t["found"] else "no", str(t["rows_deleted"]), str(t["files_rewritten"]),
+                      str(len(t["snapshots_expired"])), str(sum(t["files_removed"].values())),
+                      "-" if verified is None else ("yes" if verified else "NO"))
+    console.print(table)
+    for t in receipt["tables"]:
+        for problem in t["problems"]:
+            console.print("[red]%s[/red]: %s" % (t["table"], problem))
+    console.print(receipt["summary"])
+    if receipt.get("receipt_path"):
+        console.print("receipt: %s" % receipt["receipt_path"])
