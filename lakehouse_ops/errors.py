@@ -4,9 +4,18 @@ The runner maps these to exit codes: ConfigError -> 2 (nothing was started), any
 """
 
 
+# Errors raised inside Python workers reach the driver as pages of trace; these markers find their own line.
+WORKER_ERRORS = ("PseudoServiceError:", "TokenError:", "KeyMaterialError:", "ConfigError:")
+
+
 def first_line(exc):
-    """The first non-blank line of an exception's text (Spark and Py4J errors run to pages)."""
+    """The line of an exception's text that says what went wrong: the line of one of our errors raised in a
+    Python worker if there is one, else the first non-blank line (Spark and Py4J errors run to pages)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for marker in WORKER_ERRORS:
+        for line in lines:
+            if marker in line:
+                return line[line.index(marker):]
     return lines[0] if lines else type(exc).__name__
 
 

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from lakehouse_ops.engine.session import LazySession
-from lakehouse_ops.errors import IngestError
+from lakehouse_ops.errors import ConfigError, IngestError, first_line
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.batch import fill_batch
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
@@ -70,7 +70,6 @@ def _timed(metrics, stage):
 class IngestJob:
     def __init__(self, config, spark=None, sqs=None, session_factory=None):
         if config.ingest is None:
-            from lakehouse_ops.errors import ConfigError
             raise ConfigError("%s has no 'ingest' section: see docs/ingest.md" % config.source)
         self.config = config
         self.cfg = config.ingest
@@ -103,6 +102,7 @@ class IngestJob:
             raise IngestError("target table %s does not exist: create it first (its schema governs what is "
                               "read)" % self.target) from None
         self._ensure_columns()
+        self._check_pseudonymized_columns()
         self._apply_properties()
         self.ledger = ledger_mod.Ledger(spark, self.catalog, self.config.table_name(self.cfg.ledger))
         self.ledger.ensure()
@@ -131,6 +131,15 @@ class IngestJob:
             log.info("finished a batch committed before an interruption",
                      extra={"batch_id": batch, "snapshot_id": snapshot})
         return finished
+
+    def _check_pseudonymized_columns(self):
+        if self.cfg.pseudonymize is None:
+            return
+        fields = {f.name: f.dataType.simpleString() for f in self.spark.table(self.target_ref).schema.fields}
+        for column in self.cfg.pseudonymize.columns:
+            if fields.get(column) != "string":
+                raise ConfigError("ingest.pseudonymize column %r must be a string column of %s (it is %s)" % (
+                    column, self.target, fields.get(column, "missing")))
 
     def _meta_columns(self):
         return {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
@@ -332,6 +341,12 @@ class IngestJob:
         if self.enrich is not None:
             out = self.enrich(out)
         out = out.select(*[f.name for f in spark.table(self.target_ref).schema.fields])
+        if self.cfg.pseudonymize is not None:
+            # Fail closed: a value the service cannot convert fails the batch before the commit; its messages
+            # come back after the visibility timeout.
+            from lakehouse_ops.pseudo.spark import pseudonymize
+            out = pseudonymize(out, self.cfg.pseudonymize.columns, self.config.pseudonymization.settings(),
+                               deterministic=self.cfg.pseudonymize.mode == "deterministic")
         commit_started = time.time()
         try:
             out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch) \
@@ -340,7 +355,7 @@ class IngestJob:
             # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
             if ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch) is None:
                 raise _ReadFailed(IngestError("commit of batch %s to %s failed: %s" % (
-                    batch, self.target, str(exc).strip().splitlines()[0]))) from exc
+                    batch, self.target, first_line(exc)))) from exc
             log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
         metrics["commit_s"] = round(time.time() - commit_started, 3)
         found = ledger_mod.batch_snapshot(spark, self.catalog, self.target, batch)
@@ -373,8 +388,11 @@ class IngestJob:
         # Spark refuses a scan that needs only the corrupt-record column unless the parsed rows are cached.
         parsed = self._sourced(located, todo).cache()
         try:
+            # With pseudonymized columns the raw text would put plaintext in the lake: it is withheld (the
+            # record stays in its source object).
+            raw = F.lit(None).cast("string") if self.cfg.pseudonymize is not None else F.col(CORRUPT)
             parsed.filter(F.col(CORRUPT).isNotNull()).select(
-                F.col(CORRUPT).alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
+                raw.alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
                 F.lit(QUARANTINE_REASON).alias("reason"), F.lit(batch).alias("batch_id"),
                 F.current_timestamp().alias("quarantined_at")).writeTo(self.quarantine_ref).append()
         finally:

@@ -4,7 +4,7 @@ unchanged and plaintext never lands where pseudonyms were expected."""
 import time
 
 from lakehouse_ops.engine.session import LazySession
-from lakehouse_ops.errors import ConfigError, LakehouseOpsError
+from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.maintenance.sql import table_ref
 from lakehouse_ops.pseudo.spark import pseudonymize, reidentify
 
@@ -13,16 +13,6 @@ JOB_PROPERTY = "lakehouse-ops.pseudo-job"
 
 class PseudoJobError(LakehouseOpsError):
     """The job failed before its commit; the target is unchanged."""
-
-
-def _cause(exc):
-    """The line of a (possibly remote) failure that says what went wrong; our errors never hold values."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    for marker in ("PseudoServiceError:", "TokenError:", "KeyMaterialError:", "ConfigError:"):
-        for line in lines:
-            if marker in line:
-                return line[line.index(marker):]
-    return lines[0] if lines else type(exc).__name__
 
 
 def _job(config, name):
@@ -81,7 +71,7 @@ def run(config, name, direction="pseudonymize", target=None, spark=None, session
                                 "%s:%s" % (direction, name))
     except Exception as exc:
         raise PseudoJobError("%s job '%s' failed; %s is unchanged: %s" % (direction, name, out_table,
-                                                                       _cause(exc))) from None
+                                                                       first_line(exc))) from None
     return {"ok": True, "job": name, "direction": direction, "mode": section.mode, "columns": list(job.columns),
             "source": job.source.table or job.source.path if direction == "pseudonymize" else job.target,
             "target": out_table, "rows": rows, "snapshot_id": snapshot, "duration_s": round(time.time() - started, 3)}

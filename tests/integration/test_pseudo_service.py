@@ -104,3 +104,34 @@ def test_keys_and_api_key_from_secrets_manager(aws_env):
     assert keys.keyring_from_secret("pseudo/keys") == ring  # cached for the process
     keys.forget()
     assert keys.keyring_from_secret("pseudo/keys") != ring
+
+
+def test_key_rotation_through_secrets_manager(aws_env):
+    """Rotate the service's keys in Secrets Manager: new tokens carry the new version, tokens issued before the
+    rotation still re-identify, and a service that does not hold the new version refuses its tokens."""
+    import base64
+    from lakehouse_ops.aws.clients import client as aws_client
+    from lakehouse_ops.pseudo.service import PseudonymService, serve
+    keys.forget()
+    sm = aws_client("secretsmanager")
+    first = Keyring.generate()
+    sm.create_secret(Name="pseudo/rotating-keys", SecretString=first.to_json())
+    before = PseudonymService(keys.keyring_from_secret("pseudo/rotating-keys"), API_KEY)
+    old_server, before.url = serve(before)
+    sm.put_secret_value(SecretId="pseudo/rotating-keys", SecretString=first.rotated().to_json())
+    keys.forget()  # a new service process (or Lambda cold start) reads the rotated secret
+    after = PseudonymService(keys.keyring_from_secret("pseudo/rotating-keys"), API_KEY)
+    new_server, after.url = serve(after)
+    try:
+        old_tokens = client(before).pseudonymize(SECRET_VALUES)
+        new_tokens = client(after).pseudonymize(SECRET_VALUES)
+        assert {base64.b64decode(t)[0] for t in old_tokens} == {1}
+        assert {base64.b64decode(t)[0] for t in new_tokens} == {2}
+        assert set(old_tokens).isdisjoint(new_tokens)
+        assert client(after).reidentify(old_tokens + new_tokens) == SECRET_VALUES * 2
+        with pytest.raises(PseudoServiceError, match="could not convert 3 of 3"):
+            client(before).reidentify(new_tokens)
+    finally:
+        old_server.shutdown()
+        new_server.shutdown()
+        keys.forget()

@@ -110,6 +110,7 @@ def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service
     assert spark.table(ref(plain)).where("customer_id = '%s'" % SUBJECT).count() > 0  # dry run changed nothing
 
     caplog.set_level(logging.DEBUG, logger="lakehouse_ops")
+    monkeypatch.setattr(logging.getLogger("lakehouse_ops"), "propagate", True)
     receipt_path = os.path.join(str(warehouse), "receipts", "%s.json" % table_name)
     receipt = run_request(config, [SUBJECT], request_id="REQ-1", receipt_path=receipt_path, spark=spark)
     by_table = {t["table"]: t for t in receipt["tables"]}
@@ -149,7 +150,8 @@ def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service
     with open(receipt_path) as handle:
         written = handle.read()
     assert json.loads(written)["request_id"] == "REQ-1" and SUBJECT not in written
-    assert SUBJECT not in caplog.text
+    assert "erasure verified" in caplog.text and "rows deleted" in caplog.text
+    assert SUBJECT not in caplog.text + json.dumps([r.__dict__ for r in caplog.records], default=str)
 
     # Asked again (through the CLI, subjects from a file): the subject is nowhere, and the receipt says so.
     subjects = os.path.join(str(warehouse), "%s-subjects.txt" % table_name)

@@ -77,3 +77,33 @@ def test_in_executor_mode_gives_the_service_tokens(spark, pseudo_service, tmp_pa
                        ignore_row_order=True)
     with pytest.raises(ConfigError, match="exactly one"):
         InExecutorSettings()
+
+
+def test_inside_structured_streaming_foreach_batch(spark, pseudo_service, tmp_path, table_name):
+    """The reference streaming pattern: each micro-batch is pseudonymized, then appended to Iceberg."""
+    import json
+    source = tmp_path / "incoming"
+    source.mkdir()
+    for part in range(3):
+        with open(str(source / ("part-%d.json" % part)), "w") as handle:
+            for i in range(part * 100, part * 100 + 100):
+                handle.write(json.dumps({"id": i, "vin": "WVWZZZ1JZXW%06d" % (i % 40)}) + "\n")
+    target = "lake.%s" % table_name
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.%s" % table_name.split(".")[0])
+    spark.sql("CREATE TABLE %s (id BIGINT, vin STRING) USING iceberg" % target)
+    settings = ServiceSettings(url=pseudo_service.url, batch_size=25)
+
+    def write_batch(batch, batch_id):
+        pseudonymize(batch, ["vin"], settings).writeTo(target).append()
+
+    query = spark.readStream.schema("id BIGINT, vin STRING").option("maxFilesPerTrigger", 1).json(str(source)) \
+        .writeStream.foreachBatch(write_batch).option("checkpointLocation", str(tmp_path / "checkpoint")) \
+        .trigger(availableNow=True).start()
+    query.awaitTermination(120)
+    assert query.exception() is None
+    spark.sql("REFRESH TABLE %s" % target)  # the stream committed through its own session
+    rows = spark.table(target)
+    assert rows.count() == 300 and rows.filter("vin LIKE 'WVWZZZ%'").count() == 0
+    assert spark.sql("SELECT count(*) n FROM %s.snapshots" % target).collect()[0].n == 3  # one per micro-batch
+    back = {r.id: r.vin for r in reidentify(rows, ["vin"], settings).collect()}
+    assert back == {i: "WVWZZZ1JZXW%06d" % (i % 40) for i in range(300)}
