@@ -231,19 +231,18 @@ def _print_summary(report):
 @handles_errors
 def pseudo_service(host, port, key_file, keys_secret, api_key_env):
     """Run the reference pseudonymization service over HTTP (the contract of the AWS sample)."""
-    import os
     import time
     from lakehouse_ops.pseudo import keys
-    from lakehouse_ops.pseudo.cipher import Keyring
-    from lakehouse_ops.pseudo.service import PseudonymService, serve
+    from lakehouse_ops.pseudo.service import PseudonymService, load_or_create_key_file, serve
 
     if bool(key_file) == bool(keys_secret):
         raise ConfigError("pass exactly one of --key-file (development) or --keys-secret (Secrets Manager)")
-    if key_file and not os.path.exists(key_file):
-        with open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
-            handle.write(Keyring.generate().to_json())
-        click.echo("created development key file %s (keep it out of version control)" % key_file, err=True)
-    keyring = keys.keyring_from_file(key_file) if key_file else keys.keyring_from_secret(keys_secret)
+    if key_file:
+        keyring, created = load_or_create_key_file(key_file)
+        if created:
+            click.echo("created development key file %s (keep it out of version control)" % key_file, err=True)
+    else:
+        keyring = keys.keyring_from_secret(keys_secret)
     server, url = serve(PseudonymService(keyring, keys.api_key(env_var=api_key_env)), host, port)
     click.echo("pseudonymization service listening on %s (key version %d); Ctrl-C stops it"
                % (url, keyring.current), err=True)
@@ -286,16 +285,17 @@ def policy_show(ctx, table, as_json):
 
 
 @cli.command()
-@click.option("--table", default="demo.events", show_default=True, help="Table to create (replaced if present).")
-@click.option("--commits", default=12, show_default=True, help="Streaming-like appends to make.")
-@click.option("--json", "as_json", is_flag=True, help="Print the maintenance report as JSON.")
+@click.option("--files", default=24, show_default=True, help="Landing files to write and announce.")
+@click.option("--rows", default=300, show_default=True, help="Rows per landing file.")
+@click.option("--objects-per-batch", default=3, show_default=True, help="Small ingest batches, as streaming makes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the pipeline report as JSON.")
 @click.pass_context
 @handles_errors
-def demo(ctx, table, commits, as_json):
-    """Create a fragmented table in the local warehouse, show its health, plan, maintain, show health again."""
+def demo(ctx, files, rows, objects_per_batch, as_json):
+    """The whole pipeline locally: landing files and their events on a local SQS, ingest with pseudonymization
+    through the local reference service, then maintenance of the table (health, plan, actions, health again)."""
     from lakehouse_ops.demo import run_demo
-    config = _config(ctx)
-    report = run_demo(config, table=table, commits=commits, as_json=as_json)
+    report = run_demo(_config(ctx), files=files, rows=rows, objects_per_batch=objects_per_batch, as_json=as_json)
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
 
 

@@ -1,4 +1,4 @@
-"""The embedded demo, and the streaming-like table generator it shares with tests and benchmarks.
+"""The embedded demo (the whole pipeline), and the streaming-like table generator tests and benchmarks share.
 
 The generator commits the way streaming writers do: many small appends, each spraying small files over the
 current day and a few late rows over older days, with manifest merging off so manifests pile up.
@@ -64,36 +64,83 @@ def plant_orphan(location, name="orphan-from-failed-job.parquet", age_hours=120.
     return path
 
 
-def run_demo(config, table="demo.events", commits=12, as_json=False):
-    from lakehouse_ops.engine import build_session
-    from lakehouse_ops.health import open_tables, read_health
-    from lakehouse_ops.runner import MaintenanceRunner
-    from lakehouse_ops.runner.report import print_actions, print_compare, print_health, to_json
+DEV_KEY_FILE = "dev-keys.json"
+DEV_API_KEY = "dev-only-api-key"
 
+
+def _check_local(config):
+    from lakehouse_ops.errors import ConfigError
+    from lakehouse_ops.ingest.demo import require_local_ingest
     if config.catalog.type != "hadoop" or "://" in (config.catalog.warehouse or ""):
-        from lakehouse_ops.errors import ConfigError
         raise ConfigError("the demo writes a local warehouse: use a config with catalog type 'hadoop' and a local "
                           "warehouse path, such as conf/local.yaml")
-    spark = build_session(config)
-    name = config.table_name(table)
-    log.info("creating a fragmented table", extra={"table": name, "commits": commits})
-    create_streaming_table(spark, config.catalog.name, name, commits=commits)
-    catalog_tables = open_tables(config.catalog)
-    policy = config.policy_for(name)
-    before = read_health(catalog_tables.load(name), name, policy)
-    orphan = plant_orphan(before.location)
-    log.info("planted an orphan file five days old, as a failed job would leave", extra={"path": orphan})
-    if not as_json:
-        print_health([before.to_dict()])
-    runner = MaintenanceRunner(config, spark=spark, catalog_tables=catalog_tables)
-    if not as_json:
-        print_actions(runner.run([name], dry_run=True))
-    report = runner.run([name])
-    if as_json:
-        print(to_json(report))
-    else:
-        print_actions(report)
-        entry = report["tables"][0]
-        if entry.get("after"):
-            print_compare(entry["before"], entry["after"])
-    return report
+    require_local_ingest(config, "the demo")
+    if config.ingest.pseudonymize is None or config.pseudonymization is None:
+        raise ConfigError("the demo pseudonymizes during ingest: it needs ingest.pseudonymize and a "
+                          "'pseudonymization' section, as in conf/local.yaml")
+
+
+def _small_batches(config, objects):
+    """The config with ingest batches of at most `objects` objects: many small commits, as streaming makes."""
+    import dataclasses
+    ingest = config.ingest.model_copy(update={"batch": config.ingest.batch.model_copy(
+        update={"max_objects": objects})})
+    return dataclasses.replace(config, ingest=ingest)
+
+
+def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
+    """The whole pipeline on the embedded default: landing files and their events on a local SQS (moto's server),
+    ingest with pseudonymization through the local reference service, then maintenance of the table."""
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.engine import build_session
+    from lakehouse_ops.health import open_tables, read_health
+    from lakehouse_ops.ingest.demo import local_sqs, prepare_landing
+    from lakehouse_ops.ingest.job import IngestJob
+    from lakehouse_ops.pseudo.service import ensure_local_service
+    from lakehouse_ops.runner import MaintenanceRunner
+    from lakehouse_ops.runner.report import print_actions, print_compare, print_health, print_ingest, to_json
+
+    _check_local(config)
+    pseudo = config.pseudonymization
+    if pseudo.mode == "service" and pseudo.api_key_env:
+        # Before Spark starts, so its Python workers inherit it (a cluster sets it with spark.executorEnv.*).
+        os.environ.setdefault(pseudo.api_key_env, DEV_API_KEY)
+    sqs_server = local_sqs(config.ingest.queue_url)
+    service = ensure_local_service(pseudo.service_url, DEV_KEY_FILE, pseudo.api_key_env) \
+        if pseudo.mode == "service" else None
+    try:
+        spark = build_session(config)
+        target = prepare_landing(config, spark, client("sqs"), files, rows, replace=True)
+        ingest = IngestJob(_small_batches(config, objects_per_batch), spark=spark).run(until_empty=True)
+        columns = list(config.ingest.pseudonymize.columns)
+        sample = [r.asDict() for r in spark.table(table_ref(config.catalog.name, target))
+                  .select(*(columns + ["status", "url"])).limit(3).collect()]
+        catalog_tables = open_tables(config.catalog)
+        before = read_health(catalog_tables.load(target), target, config.policy_for(target))
+        orphan = plant_orphan(before.location)
+        log.info("planted an orphan file five days old, as a failed job would leave", extra={"path": orphan})
+        if not as_json:
+            print_ingest(ingest)
+            print("pseudonymized columns %s; a few rows as they landed:" % ", ".join(columns))
+            for row in sample:
+                print("  %s" % row)
+            print_health([before.to_dict()])
+        runner = MaintenanceRunner(config, spark=spark, catalog_tables=catalog_tables)
+        if not as_json:
+            print_actions(runner.run([target], dry_run=True))
+        maintenance = runner.run([target])
+        report = {"ok": bool(ingest["ok"] and maintenance["ok"]), "target": target,
+                  "pseudonymized_columns": columns, "ingest": ingest, "maintenance": maintenance}
+        if as_json:
+            print(to_json(report))
+        else:
+            print_actions(maintenance)
+            entry = maintenance["tables"][0]
+            if entry.get("after"):
+                print_compare(entry["before"], entry["after"])
+        return report
+    finally:
+        if service is not None:
+            service.shutdown()
+        if sqs_server is not None:
+            sqs_server.terminate()

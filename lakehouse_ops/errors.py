@@ -6,6 +6,8 @@ The runner maps these to exit codes: ConfigError -> 2 (nothing was started), any
 
 # Errors raised inside Python workers reach the driver as pages of trace; these markers find their own line.
 WORKER_ERRORS = ("PseudoServiceError:", "TokenError:", "KeyMaterialError:", "ConfigError:")
+# Py4J's and PySpark's wrapper lines say only that something failed somewhere else.
+_WRAPPER_LINES = ("An error occurred while calling", "An exception was thrown from the Python worker")
 
 
 def first_line(exc):
@@ -16,7 +18,8 @@ def first_line(exc):
         for line in lines:
             if marker in line:
                 return line[line.index(marker):]
-    return lines[0] if lines else type(exc).__name__
+    said = [line for line in lines if not line.startswith(_WRAPPER_LINES)]
+    return (said or lines or [type(exc).__name__])[0]
 
 
 class LakehouseOpsError(Exception):

@@ -14,6 +14,13 @@ def free_port(host="127.0.0.1"):
         return sock.getsockname()[1]
 
 
+def listening(host, port):
+    """Whether something accepts TCP connections at host:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
 def start_moto(host="127.0.0.1", port=None, launcher=None, timeout_s=60):
     """Start moto's server (or `launcher`, a script taking moto's -H/-p arguments); return (process, url)."""
     port = port or free_port(host)

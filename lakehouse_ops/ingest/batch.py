@@ -57,7 +57,8 @@ def fill_batch(queue, budget, eventbridge_key_encoding="none", clock=time.monoto
     while True:
         room = max(budget.max_objects - len(batch.objects), 1)
         calls = max(1, min(budget.receive_concurrency, math.ceil(room / 10.0)))
-        received = queue.receive(calls, budget.wait_time_seconds)
+        # Ask for no more messages than the budget has room for (a message may still announce several objects).
+        received = queue.receive(calls, budget.wait_time_seconds, min(10, room))
         if on_receive is not None and received:
             on_receive(received)
         batch.receive_calls += calls

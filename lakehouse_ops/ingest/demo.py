@@ -10,7 +10,6 @@ import hashlib
 import json
 import os
 import random
-import socket
 import time
 from urllib.parse import urlparse
 
@@ -23,12 +22,6 @@ log = get_logger("ingest.demo")
 
 DEMO_SCHEMA = ("requested_at TIMESTAMP, customer_id STRING, provider STRING, status INT, bytes_sent BIGINT, "
                "url STRING")
-
-
-def _listening(host, port):
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
 
 
 def local_sqs(queue_url):
@@ -44,7 +37,8 @@ def local_sqs(queue_url):
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    if _listening(parsed.hostname, parsed.port or 80):
+    from lakehouse_ops.aws.local import listening
+    if listening(parsed.hostname, parsed.port or 80):
         return None
     try:
         import moto.server  # noqa: F401  (only to give a clear message when it is missing)
@@ -97,37 +91,53 @@ def write_landing_files(root, bucket, files, rows, seed=7):
     return written
 
 
+def prepare_landing(config, spark, sqs, files, rows, replace=False):
+    """Queues and target table exist; `files` landing files are written and announced (plus one duplicate
+    announcement and one poison message). Returns the target table name."""
+    cfg = config.ingest
+    prefix, root = sorted(cfg.uri_map.items())[0]
+    bucket = prefix[len("s3://"):].split("/", 1)[0]
+    root = root[len("file://"):] if root.startswith("file://") else os.path.abspath(root)
+    _queue(sqs, cfg.queue_url, cfg.visibility_timeout_seconds)
+    if cfg.dlq_url:
+        _queue(sqs, cfg.dlq_url, cfg.visibility_timeout_seconds)
+    target = config.table_name(cfg.target_table)
+    catalog = config.catalog.name
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(catalog, target.rsplit(".", 1)[0]))
+    if replace:
+        for table in (target, cfg.quarantine_table, cfg.ledger):
+            if table:
+                spark.sql("DROP TABLE IF EXISTS %s PURGE" % table_ref(catalog, config.table_name(table)))
+    spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg PARTITIONED BY (days(requested_at))"
+              % (table_ref(catalog, target), DEMO_SCHEMA))
+    written = write_landing_files(root, bucket, files, rows, seed=int(time.time()))
+    for key, size, etag in written:
+        sqs.send_message(QueueUrl=cfg.queue_url, MessageBody=s3_notification(bucket, key, size, etag))
+    # At-least-once delivery: the first object is announced twice; and one message is not an S3 event.
+    sqs.send_message(QueueUrl=cfg.queue_url, MessageBody=s3_notification(bucket, *written[0]))
+    sqs.send_message(QueueUrl=cfg.queue_url, MessageBody='{"hello": "not an S3 event"}')
+    log.info("landing files written and announced", extra={"files": len(written), "rows_per_file": rows})
+    return target
+
+
+def require_local_ingest(config, command):
+    if config.ingest is None or not config.ingest.uri_map:
+        raise ConfigError("%s needs an 'ingest' section with a uri_map to a local directory, such as the one in "
+                          "conf/local.yaml" % command)
+
+
 def run_ingest_demo(config, files=20, rows=500, as_json=False):
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.engine import build_session
     from lakehouse_ops.ingest.job import IngestJob
     from lakehouse_ops.runner.report import print_health, print_ingest, to_json
 
-    cfg = config.ingest
-    if cfg is None or not cfg.uri_map:
-        raise ConfigError("demo-ingest needs an 'ingest' section with a uri_map to a local directory, such as "
-                          "the one in conf/local.yaml")
-    prefix, root = sorted(cfg.uri_map.items())[0]
-    bucket = prefix[len("s3://"):].split("/", 1)[0]
-    root = root[len("file://"):] if root.startswith("file://") else os.path.abspath(root)
-    server = local_sqs(cfg.queue_url)
+    require_local_ingest(config, "demo-ingest")
+    server = local_sqs(config.ingest.queue_url)
     try:
         sqs = client("sqs")
-        _queue(sqs, cfg.queue_url, cfg.visibility_timeout_seconds)
-        if cfg.dlq_url:
-            _queue(sqs, cfg.dlq_url, cfg.visibility_timeout_seconds)
         spark = build_session(config)
-        target = config.table_name(cfg.target_table)
-        spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(config.catalog.name, target.rsplit(".", 1)[0]))
-        spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg PARTITIONED BY (days(requested_at))"
-                  % (table_ref(config.catalog.name, target), DEMO_SCHEMA))
-        written = write_landing_files(root, bucket, files, rows, seed=int(time.time()))
-        for key, size, etag in written:
-            sqs.send_message(QueueUrl=cfg.queue_url, MessageBody=s3_notification(bucket, key, size, etag))
-        # At-least-once delivery: the first object is announced twice; and one message is not an S3 event.
-        sqs.send_message(QueueUrl=cfg.queue_url, MessageBody=s3_notification(bucket, *written[0]))
-        sqs.send_message(QueueUrl=cfg.queue_url, MessageBody='{"hello": "not an S3 event"}')
-        log.info("landing files written and announced", extra={"files": len(written), "rows_per_file": rows})
+        target = prepare_landing(config, spark, sqs, files, rows)
         report = IngestJob(config, spark=spark, sqs=sqs).run(until_empty=True)
         if as_json:
             print(to_json(report))

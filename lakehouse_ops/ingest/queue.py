@@ -35,11 +35,11 @@ class Queue:
         self.dlq_url = dlq_url
         self.visibility_timeout = visibility_timeout
 
-    def receive(self, calls, wait_time_seconds=1):
-        """Issue `calls` ReceiveMessage requests (10 messages each at most) in parallel."""
+    def receive(self, calls, wait_time_seconds=1, max_messages=10):
+        """Issue `calls` ReceiveMessage requests (`max_messages`, at most 10, each) in parallel."""
         def one(_):
             response = self.sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_time_seconds,
+                QueueUrl=self.url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_time_seconds,
                 VisibilityTimeout=self.visibility_timeout,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
             return response.get("Messages", [])

@@ -11,10 +11,10 @@ class ScriptedQueue:
         self.bodies = list(bodies)
         self.calls = []
 
-    def receive(self, calls, wait_time_seconds):
+    def receive(self, calls, wait_time_seconds, max_messages=10):
         self.calls.append(calls)
         out = []
-        for _ in range(calls * 10):
+        for _ in range(calls * max_messages):
             if not self.bodies:
                 break
             body = self.bodies.pop(0)
@@ -31,6 +31,8 @@ def test_object_budget_closes_the_batch_after_the_round_that_reached_it():
     batch = fill_batch(queue, BatchBudget(max_objects=25, receive_concurrency=8))
     assert queue.calls == [3]  # ceil(25 / 10) receives for the room left
     assert len(batch.objects) == 30 and len(queue.bodies) == 70
+    small = fill_batch(queue, BatchBudget(max_objects=3))
+    assert len(small.objects) == 3 and len(queue.bodies) == 67  # asks for no more than the room left
 
 
 def test_byte_budget_and_empty_queue():
