@@ -29,7 +29,9 @@ class PseudonymService:
     """Transport-free core: (method, path, query, headers, body) -> (status, content type, body)."""
 
     def __init__(self, keyring, api_key, faults=None):
+        from lakehouse_ops.pseudo.vectorized import VectorCipher
         self.cipher = Cipher(keyring)
+        self.vector = VectorCipher(keyring)
         self._api_key = api_key.encode("utf-8")
         self._faults = list(faults or [])
         self._lock = threading.Lock()
@@ -69,7 +71,7 @@ class PseudonymService:
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
             return 500, "text/plain", ("request body must be JSON {\"%s\": [...]}" % in_key).encode()
         deterministic = (query.get("deterministic", ["false"])[0].lower() == "true")
-        out = [self._convert(endpoint, v, deterministic) for v in values]
+        out = self._convert_all(endpoint, values, deterministic)
         if fault == "short" and out:
             out = out[:-1]
         if fault == "null" and out:
@@ -79,6 +81,23 @@ class PseudonymService:
             self.values[endpoint] += len(values)
         log.info("request served", extra={"endpoint": endpoint, "values": len(values)})
         return 200, "application/json", json.dumps({out_key: out}).encode("utf-8")
+
+    def _convert_all(self, endpoint, values, deterministic):
+        """Deterministic requests of strings are converted in one vectorised pass; anything else (randomized
+        mode, non-strings, a token that does not authenticate) value by value, with null for what fails."""
+        if values and all(isinstance(v, str) for v in values) and (deterministic or endpoint != "pseudonymization"):
+            import pyarrow as pa
+            try:
+                if endpoint == "pseudonymization":
+                    return self.vector.pseudonymize_array(pa.array(values, pa.string())).to_pylist()
+                answers, others = self.vector.reidentify_array(pa.array(values, pa.string()))
+                out = answers.to_pylist()
+                for i in others:
+                    out[i] = self._convert(endpoint, values[i], deterministic)
+                return out
+            except TokenError:
+                pass
+        return [self._convert(endpoint, v, deterministic) for v in values]
 
     def _convert(self, endpoint, value, deterministic):
         if not isinstance(value, str):
