@@ -13,6 +13,7 @@ Run it locally with `lakehouse-ops pseudo-service`, or deploy `lambda_handler` b
 """
 import hmac
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,12 +115,23 @@ class _Handler(BaseHTTPRequestHandler):
     service = None  # set per server class
     protocol_version = "HTTP/1.1"  # keep-alive
 
+    def setup(self):
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle's algorithm and the client's delayed
+        # ACK hold every response back by tens of milliseconds.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def _serve(self, method):
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        status, content_type, payload = self.service.handle(method, url.path, parse_qs(url.query), headers, body)
+        try:
+            status, content_type, payload = self.service.handle(method, url.path, parse_qs(url.query), headers,
+                                                                body)
+        except Exception as exc:  # answer rather than drop the connection; name the failure, never the values
+            log.error("request failed", extra={"error": type(exc).__name__})
+            status, content_type, payload = 500, "text/plain", b"internal error"
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))

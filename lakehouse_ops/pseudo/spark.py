@@ -8,6 +8,7 @@ stay null. Deterministic answers are remembered for the rest of the partition (b
 across the partition costs one lookup. Any failure fails the task and so the job: nothing half-converted is ever
 written (fail closed). Works in batch jobs and inside Structured Streaming `foreachBatch`.
 """
+import itertools
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -15,7 +16,7 @@ from typing import Optional
 
 from lakehouse_ops.errors import ConfigError
 
-MAX_REMEMBERED = 200000
+MAX_REMEMBERED = 500000  # answers a partition remembers per column (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,13 @@ def _vector_convert(client, values, direction):
     return pc.take(answers, pc.index_in(values, value_set=distinct))
 
 
+def _forget_oldest(cache):
+    """Keep a partition's cache bounded: when over the limit, the oldest half is forgotten."""
+    if len(cache) > MAX_REMEMBERED:
+        for key in list(itertools.islice(iter(cache), len(cache) // 2)):
+            del cache[key]
+
+
 def convert_batches(batches, columns, settings, direction, deterministic=True, client=None):
     """The per-partition function: Arrow record batches in, the same batches with `columns` converted out."""
     import pyarrow as pa
@@ -137,15 +145,19 @@ def convert_batches(batches, columns, settings, direction, deterministic=True, c
             arrays = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
             for column in columns:
                 values = arrays[column]
-                distinct = pc.unique(pc.drop_null(values)).to_pylist()
-                cache = known[column] if remember else {}
-                missing = [v for v in distinct if v not in cache]
-                fresh = dict(zip(missing, _convert_values(call, missing, settings.batch_size, pool))) if missing \
-                    else {}
-                answers = [cache[v] if v in cache else fresh[v] for v in distinct]
-                if remember and len(cache) + len(fresh) <= MAX_REMEMBERED:
-                    cache.update(fresh)
-                positions = pc.index_in(values, value_set=pa.array(distinct, type=pa.string()))
+                distinct = pc.unique(pc.drop_null(values))
+                keys = distinct.to_pylist()
+                if remember:
+                    # Set and map operations run in C: no Python loop per value.
+                    cache = known[column]
+                    missing = list(itertools.filterfalse(cache.__contains__, keys))
+                    if missing:
+                        cache.update(zip(missing, _convert_values(call, missing, settings.batch_size, pool)))
+                    answers = list(map(cache.__getitem__, keys))
+                    _forget_oldest(cache)
+                else:
+                    answers = _convert_values(call, keys, settings.batch_size, pool)
+                positions = pc.index_in(values, value_set=distinct)
                 arrays[column] = pc.take(pa.array(answers, type=pa.string()), positions)
             yield pa.RecordBatch.from_arrays([arrays[n] for n in batch.schema.names], names=batch.schema.names)
 

@@ -35,9 +35,9 @@ class _SIV:
     """AES-SIV with one fixed associated data string (deterministic mode) for one 64-byte key."""
 
     def __init__(self, key, ad):
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-        self._mac = Cipher(algorithms.AES(key[:32]), modes.ECB()).encryptor()
-        self._ctr = Cipher(algorithms.AES(key[32:]), modes.ECB()).encryptor()
+        from cryptography.hazmat.primitives.ciphers import algorithms
+        self._mac = algorithms.AES(key[:32])
+        self._ctr = algorithms.AES(key[32:])
         zero = self._aes(self._mac, np.zeros((1, 16), np.uint8))[0].tobytes()
         self._k1 = _dbl(zero)
         self._k2 = _dbl(self._k1)
@@ -45,7 +45,11 @@ class _SIV:
         self._d = _xor(_dbl(d), self._cmac_one(ad))  # S2V state after the associated data: fixed per key
 
     @staticmethod
-    def _aes(encryptor, blocks):
+    def _aes(algorithm, blocks):
+        """AES-ECB of every 16-byte row, in one call. A new encryptor each time: they are not thread-safe, and
+        the service converts requests on several threads."""
+        from cryptography.hazmat.primitives.ciphers import Cipher, modes
+        encryptor = Cipher(algorithm, modes.ECB()).encryptor()
         return np.frombuffer(encryptor.update(np.ascontiguousarray(blocks).tobytes()), np.uint8).reshape(-1, 16)
 
     def _cmac_one(self, message):
