@@ -4,6 +4,7 @@ Exit codes: 0 success, 1 a table or action failed, 2 usage or configuration erro
 """
 import functools
 import json
+import os
 import sys
 
 import click
@@ -107,11 +108,38 @@ _ACTION_NAMES = ["properties", "compaction", "rewrite_position_deletes", "rewrit
 @click.argument("tables", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @click.option("--only", multiple=True, type=click.Choice(_ACTION_NAMES), help="Plan only these actions.")
+@click.option("--all", "fleet", is_flag=True, help="Every managed table (or TABLES' globs), read concurrently, "
+              "ranked by what maintenance would gain; no Spark.")
+@click.option("--workers", default=8, show_default=True, help="Tables read at once with --all.")
 @click.pass_context
 @handles_errors
-def plan(ctx, tables, as_json, only):
+def plan(ctx, tables, as_json, only, fleet, workers):
     """What maintenance would do on TABLES (default: every table a rule matches), and why. Changes nothing."""
-    _maintain(ctx, tables, True, as_json, None, only)
+    if not fleet:
+        _maintain(ctx, tables, True, as_json, None, only)
+        return
+    from lakehouse_ops.ship.fleet import plan_fleet
+    report = plan_fleet(_config(ctx), patterns=list(tables) or None, workers=workers)
+    _emit(report, as_json, None, _print_fleet)
+
+
+def _print_fleet(report):
+    from rich.console import Console
+    from rich.table import Table
+    from lakehouse_ops.maintenance.base import human_bytes
+    out = Table(title="%d tables, %d need maintenance (%.1f s, no Spark)" % (
+        report["count"], report["needy"], report["duration_s"]))
+    for column in ("rank", "table", "score", "actions", "to rewrite", "files (small)", "manifests", "snapshots"):
+        out.add_column(column)
+    for i, e in enumerate(report["tables"], 1):
+        if not e["ok"]:
+            out.add_row(str(i), e["table"], "-", "error: " + e["error"], "", "", "", "")
+            continue
+        h = e["health"]
+        out.add_row(str(i) if e["needy"] else "-", e["table"], "%.1f" % e["score"], ", ".join(e["actions"]) or "-",
+                    human_bytes(e["rewrite_bytes"]), "%d (%d)" % (h["data_files"], h["small_files"]),
+                    str(h["manifests"]), str(h["snapshots"]))
+    Console(width=max(100, int(os.environ.get("COLUMNS", "140")))).print(out)
 
 
 @cli.command()
@@ -215,6 +243,141 @@ def erase(ctx, subjects_file, subjects, pseudonyms_file, pseudonyms, tables, req
 def _print_receipt(receipt):
     from lakehouse_ops.runner.report import print_erasure
     print_erasure(receipt)
+
+
+@cli.command()
+@click.option("--out", "outdir", default="dist", show_default=True, help="Where the wheel and archive go.")
+@click.option("--python", "interpreter", metavar="PATH", help="Interpreter for the archive's virtualenv (default: "
+              "this one). Its version must be ship.python (3.9 for EMR 7.x).")
+@click.option("--target-python", help="Python of the cluster image (default: ship.python, else 3.9).")
+@click.option("--force", is_flag=True, help="Build even if the interpreter's Python differs from the target's.")
+@click.option("--wheel", metavar="PATH", help="Use this wheel instead of building one from the checkout.")
+@click.option("--no-archive", is_flag=True, help="Only the wheel (EMR on EC2 with a bootstrap action).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handles_errors
+def package(ctx, outdir, interpreter, target_python, force, wheel, no_archive, as_json):
+    """Build the wheel and a venv-pack archive for spark.archives (EMR Serverless, or YARN on EMR), and print
+    the spark-submit settings that use it."""
+    from lakehouse_ops.ship.package import package as build
+    config = _config(ctx) if ctx.obj["config_path"] else None
+    ship = config.ship if config is not None else None
+    report = build(outdir, target_python or (ship.python if ship else "3.9"), interpreter=interpreter, force=force,
+                   wheel=wheel, archive=not no_archive,
+                   artifacts_prefix=_artifact_prefix(ship) if ship else None)
+    _emit(report, as_json, None, _print_package)
+
+
+def _artifact_prefix(ship):
+    from lakehouse_ops.ship.requests import artifact_prefix
+    return artifact_prefix(ship)
+
+
+def _print_package(report):
+    click.echo("wheel:   %s" % report["wheel"])
+    if report.get("archive"):
+        click.echo("archive: %s (%d bytes, Python %s)" % (report["archive"], report["archive_bytes"],
+                                                          report["python"]))
+        for target, conf in report["spark_submit"].items():
+            click.echo("%s: %s" % (target, " ".join("--conf %s=%s" % kv for kv in sorted(conf.items()))))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--target", type=click.Choice(["emr-serverless", "emr"]), required=True)
+@click.option("--job", type=click.Choice(["maintain", "ingest", "pseudonymize", "erase"]), required=True)
+@click.option("--archive", metavar="PATH|S3URI", help="The packed environment (`lakehouse-ops package`); required "
+              "for EMR Serverless; on EMR without it the cluster must have lakehouse-ops installed.")
+@click.option("--name", help="Run name (default: lakehouse-ops-<job>-<UTC time>).")
+@click.option("--needy", is_flag=True, help="maintain only: plan the fleet first and run the tables that need "
+              "it, best first, within ship.budget (one run; --per-table for one run each).")
+@click.option("--per-table", is_flag=True, help="With --needy: one run per table.")
+@click.option("--wait", is_flag=True, help="Follow the run to its end; Ctrl-C cancels it.")
+@click.option("--dry-run", is_flag=True, help="Print the exact API request(s) and uploads; send nothing.")
+@click.option("--poll-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0.01))
+@click.option("--json", "as_json", is_flag=True)
+@click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@handles_errors
+def submit(ctx, target, job, archive, name, needy, per_table, wait, dry_run, poll_seconds, as_json, job_args):
+    """Start a job on EMR Serverless (StartJobRun) or EMR on EC2 (a step): uploads the entry point, the config and
+    the archive to ship.artifacts, then sends the request. JOB_ARGS (after --) go to the job."""
+    from lakehouse_ops.ship import submit as sub
+    config = _config(ctx)
+    batches = [list(job_args)]
+    if needy:
+        if job != "maintain":
+            raise ConfigError("--needy plans maintenance: use it with --job maintain")
+        from lakehouse_ops.ship.fleet import plan_fleet, select
+        if config.ship is None:
+            raise ConfigError("%s has no 'ship' section" % config.source)
+        chosen = select(plan_fleet(config)["tables"], config.ship.budget)
+        if not chosen:
+            _emit({"ok": True, "runs": [], "message": "no table needs maintenance"}, as_json, None, _print_summary)
+        batches = [[t] + list(job_args) for t in chosen] if per_table else [chosen + list(job_args)]
+    runs = []
+    for args in batches:
+        request, files = sub.plan_submission(config, ctx.obj["config_path"], target, job, args, archive, name)
+        if dry_run:
+            runs.append({"request": request, "uploads": [{"from": f, "to": u} for f, u in files]})
+            continue
+        sub.upload(files)
+        run = sub.start(target, request)
+        runs.append(run.describe())
+        click.echo("started %s run %s" % (target, run.id), err=True)
+        if wait:
+            def report(state, details, seconds):
+                click.echo("%7.0f s  %s%s" % (seconds, state, "  (%s)" % details if details else ""), err=True)
+            state, success = sub.wait(run, report, poll_seconds)
+            runs[-1].update(state=state, ok=success)
+            for key, value in run.where().items():
+                click.echo("%s: %s" % (key, value), err=True)
+    result = {"ok": all(r.get("ok", True) for r in runs), "dry_run": dry_run, "target": target, "job": job,
+              "runs": runs}
+    _emit(result, as_json or dry_run, None, _print_summary)
+
+
+@cli.command()
+@click.option("--archive", metavar="PATH|S3URI", help="The packed environment the scheduled runs use.")
+@click.option("--list", "list_only", is_flag=True, help="List the schedules in ship.schedule_group.")
+@click.option("--delete", "delete_names", multiple=True, metavar="NAME", help="Delete these schedules.")
+@click.option("--prune", is_flag=True, help="Also delete schedules of the group the config no longer names.")
+@click.option("--dry-run", is_flag=True, help="Say what would change; change nothing and upload nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handles_errors
+def schedule(ctx, archive, list_only, delete_names, prune, dry_run, as_json):
+    """Create or update the EventBridge Scheduler schedules of ship.schedules (idempotent)."""
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.ship import schedule as sched
+    from lakehouse_ops.ship import submit as sub
+    from lakehouse_ops.ship.requests import artifacts_for
+    config = _config(ctx)
+    if config.ship is None:
+        raise ConfigError("%s has no 'ship' section" % config.source)
+    scheduler = client("scheduler")
+    group = config.ship.schedule_group
+    if list_only:
+        _emit({"ok": True, "group": group, "schedules": sched.listed(scheduler, group)}, as_json, None, _print_json)
+    if delete_names:
+        _emit({"ok": True, "group": group, "results": sched.delete(scheduler, group, delete_names)}, as_json, None,
+              _print_json)
+    if not archive:
+        raise ConfigError("scheduled runs need the packed environment: pass --archive (`lakehouse-ops package`)")
+    config_path = ctx.obj["config_path"]
+    wanted_artifacts = {e.job: artifacts_for(config.ship, e.job, config_path, archive) for e in config.ship.schedules}
+    any_artifacts = next(iter(wanted_artifacts.values()))
+    wanted = sched.desired(config, any_artifacts.config, any_artifacts.archive)
+    if not dry_run:
+        files = []
+        for job in wanted_artifacts:
+            files += sub.uploads(wanted_artifacts[job], job, config_path, archive)
+        sub.upload(dict(files).items())
+    results = sched.apply(scheduler, wanted, group, prune=prune, dry_run=dry_run)
+    _emit({"ok": True, "group": group, "dry_run": dry_run, "results": results}, as_json, None, _print_json)
+
+
+def _print_json(report):
+    click.echo(json.dumps(report, indent=2, default=str))
 
 
 def _print_summary(report):

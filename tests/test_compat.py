@@ -6,6 +6,7 @@ answers --help, and the pure unit tests run under 3.9. tests/unit therefore hold
 the wheel's own dependencies (no Spark, no moto).
 """
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -61,6 +62,28 @@ def test_wheel_carries_the_package_and_not_pyspark(wheel):
     assert any("pyspark" in r and 'extra == "local"' in r for r in requires)
 
 
+def check_entry_points(venv):
+    """`lakehouse-ops --help` and every spark_jobs entry point's --help, run as spark-submit runs them: the
+    module's file as a script, with the code it imports coming from the installed wheel."""
+    from lakehouse_ops.spark_jobs import JOBS
+    py = os.path.join(venv, "bin", "python")
+    out = run([os.path.join(venv, "bin", "lakehouse-ops"), "--help"])
+    assert "maintain" in out and "erase" in out and "submit" in out
+    where = run([py, "-c", "import os, lakehouse_ops.spark_jobs as j; print(os.path.dirname(j.__file__))"],
+                cwd=venv).strip()
+    assert where.startswith(venv)
+    for module in JOBS.values():
+        usage = run([py, os.path.join(where, module + ".py"), "--help"], cwd=venv)
+        assert usage.startswith("usage: %s.py" % module) and "--config" in usage
+
+
+def test_wheel_in_a_fresh_virtualenv(wheel, tmp_path):
+    venv = str(tmp_path / "venv")
+    run([sys.executable, "-m", "venv", venv])
+    run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet", wheel], timeout=900)
+    check_entry_points(venv)
+
+
 def test_imports_and_pure_tests_under_python_39(wheel, tmp_path):
     python39 = find_python39()
     if python39 is None:
@@ -75,10 +98,34 @@ def test_imports_and_pure_tests_under_python_39(wheel, tmp_path):
                 "    importlib.import_module(m.name)\n"
                 "import sys; assert 'pyspark' not in sys.modules\n")
     run([py, "-c", importer])
-    assert "maintain" in run([os.path.join(venv, "bin", "lakehouse-ops"), "--help"])
+    check_entry_points(venv)
     # The pure tests, against the installed wheel (run from a copy so the source tree is not imported).
     tests = tmp_path / "tests"
     shutil.copytree(os.path.join(ROOT, "tests", "unit"), str(tests / "unit"))
     shutil.copytree(os.path.join(ROOT, "tests", "fixtures"), str(tests / "fixtures"))
     shutil.copytree(os.path.join(ROOT, "conf"), str(tmp_path / "conf"))
     run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests / "unit")], cwd=str(tmp_path), timeout=600)
+
+
+def test_package_builds_an_archive_for_the_target_python_and_refuses_another(wheel, tmp_path):
+    import tarfile
+    from click.testing import CliRunner
+    from lakehouse_ops.cli import cli
+    here = "%d.%d" % sys.version_info[:2]
+    other = "3.9" if here != "3.9" else "3.11"
+    refused = CliRunner().invoke(cli, ["package", "--out", str(tmp_path), "--wheel", wheel, "--target-python", other])
+    assert refused.exit_code == 2 and "is Python %s but the target is Python %s" % (here, other) in refused.output
+    assert "--force" in refused.output
+    result = CliRunner().invoke(cli, ["package", "--out", str(tmp_path), "--wheel", wheel, "--target-python", here,
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["python"] == here and os.path.isfile(report["archive"])
+    with tarfile.open(report["archive"]) as archive:
+        names = archive.getnames()
+    site = "lib/python%s/site-packages/" % here
+    assert "bin/python" in names and site + "lakehouse_ops/spark_jobs/maintain.py" in names
+    assert site + "pyiceberg/__init__.py" in names and not [n for n in names if n.startswith(site + "pyspark/")]
+    serverless = report["spark_submit"]["emr-serverless"]
+    assert serverless["spark.archives"].endswith(os.path.basename(report["archive"]) + "#environment")
+    assert serverless["spark.emr-serverless.driverEnv.PYSPARK_PYTHON"] == "./environment/bin/python"

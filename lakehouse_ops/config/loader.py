@@ -16,15 +16,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from lakehouse_ops.config.models import CatalogConfig, ErasureConfig, IngestConfig, PseudonymizationConfig, \
-    SparkConfig, TablePolicy
+    ShipConfig, SparkConfig, TablePolicy
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"
 BUILTIN = "built-in default"
 SECTIONS = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
 # Sections that may be left out entirely; validated only when present.
-OPTIONAL_SECTIONS = {"ingest": IngestConfig, "pseudonymization": PseudonymizationConfig, "erasure": ErasureConfig}
-TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization", "erasure")
+OPTIONAL_SECTIONS = {"ingest": IngestConfig, "pseudonymization": PseudonymizationConfig, "erasure": ErasureConfig,
+                     "ship": ShipConfig}
+TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization", "erasure", "ship")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Config:
     ingest: Optional[IngestConfig] = None
     pseudonymization: Optional[PseudonymizationConfig] = None
     erasure: Optional[ErasureConfig] = None
+    ship: Optional[ShipConfig] = None
     defaults_raw: Dict[str, Any] = field(default_factory=dict)
     env_keys: Dict[str, str] = field(default_factory=dict)
     raw: Dict[str, Any] = field(default_factory=dict)
@@ -282,6 +284,7 @@ def config_from_dict(data, source="<dict>", environ=None):
     return Config(source=source, catalog=sections["catalog"], spark=sections["spark"],
                   defaults=sections["defaults"], rules=tuple(rules), ingest=sections.get("ingest"),
                   pseudonymization=sections.get("pseudonymization"), erasure=sections.get("erasure"),
+                  ship=sections.get("ship"),
                   defaults_raw=data.get("defaults") or {},
                   env_keys=env_keys, raw=data)
 

@@ -327,3 +327,71 @@ class ErasureConfig(Model):
     tables: List[ErasureTable] = Field(min_length=1)
     # Where receipts are written (a directory or s3:// prefix); one JSON file per erasure run.
     receipts: Optional[str] = None
+
+
+JOB_NAMES = ("maintain", "ingest", "pseudonymize", "erase")
+
+
+class EmrServerlessTarget(Model):
+    application_id: str
+    execution_role_arn: str
+    # Driver and executor logs (S3), and optionally CloudWatch Logs.
+    log_uri: Optional[str] = None
+    cloudwatch_log_group: Optional[str] = None
+    # EMR Serverless images carry the Iceberg runtime here; the job run adds it with spark.jars.
+    iceberg_jar: str = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
+    execution_timeout_minutes: int = Field(240, ge=1, le=1440)
+
+
+class EmrTarget(Model):
+    cluster_id: str
+    action_on_failure: Literal["CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"] = "CONTINUE"
+    deploy_mode: Literal["cluster", "client"] = "cluster"
+
+
+class Schedule(Model):
+    """One EventBridge Scheduler schedule that starts an EMR Serverless job run."""
+    name: str = Field(pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
+    job: Literal["maintain", "ingest", "pseudonymize", "erase"] = "maintain"
+    # The job's own arguments, e.g. ["--only", "compaction", "analytics.*"].
+    args: List[str] = Field(default_factory=list)
+    # rate(1 hour), cron(0 3 * * ? *) or at(...), as EventBridge Scheduler takes them.
+    expression: str = Field(pattern=r"^(rate|cron|at)\(.+\)$")
+    timezone: str = "UTC"
+    flexible_window_minutes: int = Field(0, ge=0, le=1440)
+    enabled: bool = True
+
+
+class RunBudget(Model):
+    """What one maintenance run over several tables may take on."""
+    max_tables: int = Field(20, ge=1, le=10000)
+    max_rewrite_bytes: Size = Field(2 * 1024 * GB, ge=1)
+
+
+class ShipConfig(Model):
+    # The Python of the cluster image (EMR 7.x: 3.9); `package` refuses an archive built with another one.
+    python: str = Field("3.9", pattern=r"^3\.\d+$")
+    # Where submit uploads entry points, the archive or wheel, and the config (an s3:// prefix).
+    artifacts: str = Field(pattern=r"^s3://[^/]+/.*")
+    emr_serverless: Optional[EmrServerlessTarget] = None
+    emr: Optional[EmrTarget] = None
+    # Extra Spark settings for submitted runs (on top of the catalog's and the `spark.conf` section's).
+    spark_conf: Dict[str, str] = Field(default_factory=dict)
+    tags: Dict[str, str] = Field(default_factory=dict)
+    # Per-table leases (S3 objects with an expiry) so two maintenance runs never work on one table at once.
+    leases: Optional[str] = Field(None, pattern=r"^s3://[^/]+/.*")
+    lease_minutes: int = Field(360, ge=1, le=10080)
+    budget: RunBudget = Field(default_factory=RunBudget)
+    scheduler_role_arn: Optional[str] = None
+    schedule_group: str = Field("lakehouse-ops", pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
+    schedules: List[Schedule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [s.name for s in self.schedules]
+        if len(names) != len(set(names)):
+            raise ValueError("schedule names must be unique")
+        if self.schedules and (self.emr_serverless is None or not self.scheduler_role_arn):
+            raise ValueError("schedules start EMR Serverless job runs: they need emr_serverless and "
+                             "scheduler_role_arn")
+        return self

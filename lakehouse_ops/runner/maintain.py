@@ -36,12 +36,16 @@ def resolve_tables(config, catalog_tables, patterns=None):
 
 
 class MaintenanceRunner:
-    def __init__(self, config, spark=None, only=None, catalog_tables=None, session_factory=None):
+    def __init__(self, config, spark=None, only=None, catalog_tables=None, session_factory=None, leases=None):
         from lakehouse_ops.engine.session import LazySession
         self.config = config
         self._session = LazySession(config, spark, session_factory)
         self.only = set(only) if only else None
         self.catalog_tables = catalog_tables or open_tables(config.catalog)
+        if leases is None and config.ship is not None and config.ship.leases:
+            from lakehouse_ops.ship.lease import Leases
+            leases = Leases(config.ship.leases, config.ship.lease_minutes)
+        self.leases = leases
 
     @property
     def spark(self):
@@ -60,12 +64,28 @@ class MaintenanceRunner:
             report.update(ok=False, error=str(exc))
             tables = []
         for table in tables:
-            entry = self._run_table(table, dry_run)
+            entry = self._leased(table, dry_run)
             report["tables"].append(entry)
             report["ok"] = report["ok"] and entry["ok"]
         report["finished_at"] = _iso(time.time())
         report["duration_s"] = round(time.time() - started, 3)
         return report
+
+    def _leased(self, table, dry_run):
+        """Run one table under its lease (when leases are configured): a table another run holds is skipped."""
+        if self.leases is None or dry_run:
+            return self._run_table(table, dry_run)
+        taken, holder = self.leases.acquire(table)
+        if not taken:
+            log.warning("table skipped: another maintenance run holds its lease",
+                        extra={"table": table, "holder": holder.get("owner"), "until": holder.get("expires_at")})
+            return {"table": table, "ok": True, "skipped": "another maintenance run (%s) holds the table's lease "
+                    "until %s" % (holder.get("owner"), _iso(holder.get("expires_at", 0))), "actions": [],
+                    "before": None, "after": None}
+        try:
+            return self._run_table(table, dry_run)
+        finally:
+            self.leases.release(table)
 
     def _run_table(self, table, dry_run):
         entry = {"table": table, "ok": True, "rules": [r.label for r in self.config.rules_for(table)],

@@ -112,11 +112,7 @@ def test_health_json_needs_no_spark_and_has_the_documented_keys(spark, warehouse
 
 def test_spark_job_entry_point(spark, warehouse, table_name, tmp_path, capsys):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=50, files_per_commit=2)
-    sys.path.insert(0, os.path.join(ROOT, "spark_jobs"))
-    try:
-        import maintain as job
-    finally:
-        sys.path.pop(0)
+    from lakehouse_ops.spark_jobs import maintain as job
     config = _config_file(tmp_path, warehouse)
     code = job.main(["--config", config, "--mode", "local", table_name, "--only", "compaction"])
     report = json.loads(capsys.readouterr().out)
@@ -166,3 +162,29 @@ def test_demo_runs_end_to_end(tmp_path):
     ids = table.scan().to_arrow().column("customer_id").to_pylist()
     assert len(ids) == 18 * 60 and not any(re.match(r"^c\d{5}$", v) for v in ids)
     assert os.path.exists(str(tmp_path / "dev-keys.json"))
+
+
+def test_plan_all_ranks_the_fleet_without_spark(spark, warehouse, tmp_path):
+    """plan --all: every managed table read concurrently through pyiceberg, needy first by score; no JVM."""
+    namespace = "fleet%d" % os.getpid()
+    fragmented, lighter, healthy = ["%s.%s" % (namespace, n) for n in ("fragmented", "lighter", "healthy")]
+    create_streaming_table(spark, CATALOG, fragmented, days=1, commits=8, rows_per_commit=40, files_per_commit=2)
+    create_streaming_table(spark, CATALOG, lighter, days=1, commits=4, rows_per_commit=40, files_per_commit=2)
+    create_streaming_table(spark, CATALOG, healthy, days=1, commits=1, rows_per_commit=40, files_per_commit=1,
+                           extra_properties={"write.metadata.delete-after-commit.enabled": "true",
+                                             "write.metadata.previous-versions-max": "100",
+                                             "write.target-file-size-bytes": "536870912"})
+    path = tmp_path / "fleet.yaml"
+    path.write_text(json.dumps({"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
+                                "tables": [{"match": namespace + ".*"}]}))
+    probe = ("import sys, json; from click.testing import CliRunner; from lakehouse_ops.cli import cli; "
+             "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.stdout); "
+             "print('PYSPARK_IMPORTED', 'pyspark' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe, "--config", str(path), "plan", "--all", "--json"],
+                          capture_output=True, text=True, timeout=120)
+    report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    assert "PYSPARK_IMPORTED False" in proc.stdout
+    order = [e["table"] for e in report["tables"]]
+    assert order == [fragmented, lighter, healthy] and report["count"] == 3 and report["needy"] == 2
+    assert report["tables"][0]["score"] > report["tables"][1]["score"] > 0
+    assert "compaction" in report["tables"][0]["actions"] and not report["tables"][2]["needy"]

@@ -1,0 +1,86 @@
+"""Fleet planning: the health and plan of every managed table, read concurrently through pyiceberg (no JVM),
+ranked by what maintenance would gain, and cut to a run's budget.
+
+A table is *needy* when an action other than orphan removal would run (orphan removal is always planned because
+finding orphans needs a listing; it runs with a needy table's maintenance, or on its own schedule). The score
+ranks needy tables: bytes to rewrite (per MB), small files and delete files to fold away, manifests to merge and
+snapshots to expire. Healthy tables cost one metadata read.
+"""
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from lakehouse_ops.errors import first_line
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("ship.fleet")
+MB = 1024 * 1024
+
+
+def score(health, plans):
+    """What running the planned actions would gain (higher first)."""
+    run = {p.action: p for p in plans if p.run}
+    total = 0.0
+    if "compaction" in run:
+        total += run["compaction"].estimated_bytes / MB + health.small_files
+    if "rewrite_position_deletes" in run:
+        total += 2 * health.position_delete_files
+    if "rewrite_manifests" in run:
+        total += health.manifests
+    if "expire_snapshots" in run:
+        total += health.snapshots
+    if "properties" in run:
+        total += 1
+    return round(total, 1)
+
+
+def table_plan(config, catalog_tables, table, now_ms=None):
+    from lakehouse_ops.health import read_health
+    from lakehouse_ops.maintenance import plan_all
+    started = time.time()
+    try:
+        policy = config.policy_for(table)
+        health = read_health(catalog_tables.load(table), table, policy, now_ms)
+        plans = plan_all(policy, health, now_ms)
+    except Exception as exc:  # one unreadable table must not hide the others
+        return {"table": table, "ok": False, "error": first_line(exc), "needy": False, "score": 0.0}
+    needy = [p.action for p in plans if p.run and p.action != "remove_orphan_files"]
+    return {"table": table, "ok": True, "needy": bool(needy), "score": score(health, plans), "actions": needy,
+            "rewrite_bytes": sum(p.estimated_bytes for p in plans if p.run),
+            "reasons": {p.action: p.reason for p in plans if p.run},
+            "health": {"data_files": health.data_files, "small_files": health.small_files,
+                       "data_bytes": health.data_bytes, "delete_files": health.delete_files,
+                       "manifests": health.manifests, "snapshots": health.snapshots},
+            "read_s": round(time.time() - started, 3)}
+
+
+def plan_fleet(config, catalog_tables=None, patterns=None, workers=8, now_ms=None):
+    """Every managed table's plan, needy ones first by score. No Spark."""
+    from lakehouse_ops.health import open_tables
+    from lakehouse_ops.runner.maintain import resolve_tables
+    started = time.time()
+    catalog_tables = catalog_tables or open_tables(config.catalog)
+    tables = resolve_tables(config, catalog_tables, patterns)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        entries = list(pool.map(lambda t: table_plan(config, catalog_tables, t, now_ms), tables))
+    entries.sort(key=lambda e: (not e["needy"], -e["score"], e["table"]))
+    report = {"ok": all(e["ok"] for e in entries), "tables": entries, "count": len(entries),
+              "needy": sum(1 for e in entries if e["needy"]), "duration_s": round(time.time() - started, 3)}
+    log.info("fleet planned", extra={"tables": len(entries), "needy": report["needy"],
+                                     "duration_s": report["duration_s"]})
+    return report
+
+
+def select(entries, budget):
+    """The needy tables one run takes on: best score first, within max_tables and max_rewrite_bytes (a table
+    whose estimate alone exceeds the byte budget still goes when it is the first, so no table starves)."""
+    chosen, total = [], 0
+    for entry in entries:
+        if not entry.get("needy"):
+            continue
+        if len(chosen) >= budget.max_tables:
+            break
+        if chosen and total + entry["rewrite_bytes"] > budget.max_rewrite_bytes:
+            continue
+        chosen.append(entry["table"])
+        total += entry["rewrite_bytes"]
+    return chosen

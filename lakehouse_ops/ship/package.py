@@ -1,0 +1,126 @@
+"""`lakehouse-ops package`: the wheel, and a venv-pack archive of a virtualenv holding it and its runtime
+dependencies (never pyspark: the cluster provides Spark) for `spark.archives=...#environment`.
+
+The archive holds compiled packages (pydantic-core, pyarrow, numpy, cryptography), so it must be built with the
+Python version of the cluster image on a matching platform: Amazon Linux 2023 (or the EMR Serverless base image),
+same architecture as the application. The Python check is enforced; the platform is the builder's to choose
+(docs/emr-serverless.md shows a container build).
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from lakehouse_ops.errors import ConfigError, LakehouseOpsError
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.ship.requests import ARCHIVE_ALIAS, ENV_PYTHON
+
+log = get_logger("ship.package")
+
+
+class PackageError(LakehouseOpsError):
+    """Building the wheel or the archive failed."""
+
+
+def source_root():
+    """The checkout this package was installed from (editable install), or None for an installed wheel."""
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return here if os.path.isfile(os.path.join(here, "setup.cfg")) else None
+
+
+def python_version(interpreter):
+    try:
+        out = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=60)
+    except OSError as exc:
+        raise ConfigError("cannot run Python interpreter %s: %s" % (interpreter, exc.strerror)) from None
+    if out.returncode != 0:
+        raise ConfigError("cannot run Python interpreter %s: %s" % (interpreter, out.stderr.strip()[:200]))
+    return out.stdout.strip()
+
+
+def check_python(interpreter, target, force=False):
+    """The archive's Python must be the cluster's: compiled packages and the venv's interpreter path depend on it."""
+    found = python_version(interpreter)
+    if found != target and not force:
+        raise ConfigError("%s is Python %s but the target is Python %s (ship.python): an archive built with it "
+                          "would not run on the cluster. Build with a %s interpreter (--python), or pass --force"
+                          % (interpreter, found, target, target))
+    return found
+
+
+def _run(cmd, what, timeout=1800):
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise PackageError("%s failed (%s): %s" % (what, " ".join(cmd[:4]), (proc.stderr or proc.stdout)[-1500:]))
+    return proc.stdout
+
+
+def build_wheel(outdir, source=None):
+    source = source or source_root()
+    if source is None:
+        raise ConfigError("building the wheel needs the source checkout (pass --source DIR), or pass --wheel PATH")
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", outdir, source], "pip wheel")
+    wheels = sorted(glob.glob(os.path.join(outdir, "lakehouse_ops-*.whl")), key=os.path.getmtime)
+    if not wheels:
+        raise PackageError("pip wheel wrote no lakehouse_ops wheel into %s" % outdir)
+    return wheels[-1]
+
+
+def build_archive(wheel, output, interpreter, extras=()):
+    """A venv-pack archive of a fresh virtualenv (made by `interpreter`) holding `wheel` and its dependencies."""
+    try:
+        import venv_pack
+    except ImportError:
+        raise ConfigError("venv-pack is missing: pip install 'lakehouse-ops[ship]'") from None
+    work = tempfile.mkdtemp(prefix="lakehouse-ops-package-")
+    try:
+        env = os.path.join(work, ARCHIVE_ALIAS)
+        _run([interpreter, "-m", "venv", env], "creating the virtualenv")
+        python = os.path.join(env, "bin", "python")
+        target = wheel + ("[%s]" % ",".join(extras) if extras else "")
+        _run([python, "-m", "pip", "install", "--quiet", target], "installing the wheel")
+        check = _run([python, "-c", "import importlib.util, lakehouse_ops; "
+                                    "print(importlib.util.find_spec('pyspark') is None)"], "checking the environment")
+        if check.strip() != "True":
+            raise PackageError("pyspark ended up in the environment; the cluster provides Spark")
+        if os.path.exists(output):
+            os.remove(output)
+        venv_pack.pack(prefix=env, output=output, verbose=False)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return output
+
+
+def parameters(archive_uri):
+    """The spark-submit settings that use the archive, for EMR Serverless and for EMR on EC2 (YARN)."""
+    return {
+        "emr-serverless": {"spark.archives": "%s#%s" % (archive_uri, ARCHIVE_ALIAS),
+                           "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": ENV_PYTHON,
+                           "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": ENV_PYTHON,
+                           "spark.executorEnv.PYSPARK_PYTHON": ENV_PYTHON},
+        "emr": {"spark.archives": "%s#%s" % (archive_uri, ARCHIVE_ALIAS),
+                "spark.yarn.appMasterEnv.PYSPARK_PYTHON": ENV_PYTHON,
+                "spark.executorEnv.PYSPARK_PYTHON": ENV_PYTHON},
+    }
+
+
+def package(outdir, target_python, interpreter=None, force=False, wheel=None, source=None, archive=True,
+            artifacts_prefix=None):
+    """Build what a cluster needs; returns a report (paths, Python, spark-submit settings)."""
+    interpreter = interpreter or sys.executable
+    os.makedirs(outdir, exist_ok=True)
+    found = check_python(interpreter, target_python, force) if archive else None
+    wheel = wheel or build_wheel(outdir, source)
+    report = {"ok": True, "wheel": wheel, "python": found, "target_python": target_python}
+    if archive:
+        name = "lakehouse-ops-py%s.tar.gz" % (found or target_python).replace(".", "")
+        path = build_archive(wheel, os.path.join(outdir, name), interpreter)
+        report["archive"] = path
+        report["archive_bytes"] = os.path.getsize(path)
+        uri = "%s/%s" % (artifacts_prefix.rstrip("/"), name) if artifacts_prefix else "s3://YOUR-BUCKET/" + name
+        report["spark_submit"] = parameters(uri)
+        log.info("archive built", extra={"archive": path, "bytes": report["archive_bytes"], "python": found})
+    return report

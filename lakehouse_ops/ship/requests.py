@@ -1,0 +1,128 @@
+"""What a submitted run looks like, as data (pure: no AWS calls): artifact locations, spark-submit settings, and the
+exact EMR Serverless StartJobRun / EMR AddJobFlowSteps requests."""
+import os
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from lakehouse_ops import __version__
+from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.spark_jobs import JOBS
+
+ARCHIVE_ALIAS = "environment"
+ENV_PYTHON = "./%s/bin/python" % ARCHIVE_ALIAS
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Where a run's files live in S3 (under ship.artifacts/<version>/)."""
+    entry_point: str
+    config: str
+    archive: Optional[str] = None
+
+
+def artifact_prefix(ship):
+    return "%s/%s" % (ship.artifacts.rstrip("/"), __version__)
+
+
+def artifacts_for(ship, job, config_path, archive=None):
+    """S3 locations of the job's entry point, the config and (if any) the archive for this version."""
+    if job not in JOBS:
+        raise ConfigError("unknown job %r; jobs: %s" % (job, ", ".join(sorted(JOBS))))
+    prefix = artifact_prefix(ship)
+    if config_path.startswith("s3://"):
+        config_uri = config_path
+    else:
+        config_uri = "%s/config/%s" % (prefix, os.path.basename(config_path))
+    archive_uri = None
+    if archive:
+        archive_uri = archive if archive.startswith("s3://") else "%s/%s" % (prefix, os.path.basename(archive))
+    return Artifacts("%s/jobs/%s.py" % (prefix, JOBS[job]), config_uri, archive_uri)
+
+
+def spark_settings(config, target, archive_uri=None):
+    """Every --conf of a submitted run: the Iceberg catalog from the config, the `spark.conf` section, ship's
+    spark_conf, the Iceberg jar (EMR Serverless) and the packed environment's Python."""
+    from lakehouse_ops.engine.session import session_conf
+    conf = session_conf(config, mode="cluster")
+    ship = config.ship
+    if target == "emr-serverless":
+        conf["spark.jars"] = ship.emr_serverless.iceberg_jar
+    if archive_uri:
+        conf["spark.archives"] = "%s#%s" % (archive_uri, ARCHIVE_ALIAS)
+        conf["spark.executorEnv.PYSPARK_PYTHON"] = ENV_PYTHON
+        if target == "emr-serverless":
+            conf["spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON"] = ENV_PYTHON
+            conf["spark.emr-serverless.driverEnv.PYSPARK_PYTHON"] = ENV_PYTHON
+        else:
+            conf["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] = ENV_PYTHON
+    conf.update(ship.spark_conf)
+    return conf
+
+
+def submit_parameters(conf):
+    """sparkSubmitParameters text: --conf k=v, in a stable order."""
+    for key, value in conf.items():
+        if " " in str(value) or " " in key:
+            raise ConfigError("spark setting %s=%r holds a space, which sparkSubmitParameters cannot carry"
+                              % (key, value))
+    return " ".join("--conf %s=%s" % (k, conf[k]) for k in sorted(conf))
+
+
+def run_name(job, now=None):
+    return "lakehouse-ops-%s-%s" % (job, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now or time.time())))
+
+
+def job_arguments(artifacts, job_args):
+    return ["--config", artifacts.config] + list(job_args)
+
+
+def start_job_run(config, job, artifacts, job_args, name=None, client_token=None):
+    """The EMR Serverless StartJobRun request."""
+    ship = config.ship
+    target = _need(ship, "emr_serverless")
+    request = {
+        "applicationId": target.application_id,
+        "executionRoleArn": target.execution_role_arn,
+        "name": name or run_name(job),
+        "jobDriver": {"sparkSubmit": {
+            "entryPoint": artifacts.entry_point,
+            "entryPointArguments": job_arguments(artifacts, job_args),
+            "sparkSubmitParameters": submit_parameters(spark_settings(config, "emr-serverless", artifacts.archive)),
+        }},
+        "executionTimeoutMinutes": target.execution_timeout_minutes,
+        "tags": dict(ship.tags, **{"lakehouse-ops:job": job}),
+    }
+    monitoring = {}
+    if target.log_uri:
+        monitoring["s3MonitoringConfiguration"] = {"logUri": target.log_uri}
+    if target.cloudwatch_log_group:
+        monitoring["cloudWatchLoggingConfiguration"] = {"enabled": True, "logGroupName": target.cloudwatch_log_group}
+    if monitoring:
+        request["configurationOverrides"] = {"monitoringConfiguration": monitoring}
+    if client_token:
+        request["clientToken"] = client_token
+    return request
+
+
+def add_job_flow_steps(config, job, artifacts, job_args, name=None):
+    """The EMR on EC2 AddJobFlowSteps request: command-runner.jar running spark-submit."""
+    target = _need(config.ship, "emr")
+    args: List[str] = ["spark-submit", "--deploy-mode", target.deploy_mode]
+    settings: Dict[str, str] = spark_settings(config, "emr", artifacts.archive)
+    for key in sorted(settings):
+        args += ["--conf", "%s=%s" % (key, settings[key])]
+    args += [artifacts.entry_point] + job_arguments(artifacts, job_args)
+    return {"JobFlowId": target.cluster_id,
+            "Steps": [{"Name": name or run_name(job), "ActionOnFailure": target.action_on_failure,
+                       "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args}}]}
+
+
+def _need(ship, target):
+    if ship is None:
+        raise ConfigError("the config has no 'ship' section: see docs/emr-serverless.md")
+    section = getattr(ship, target)
+    if section is None:
+        raise ConfigError("ship.%s is not configured: see docs/%s.md" % (
+            target, "emr-serverless" if target == "emr_serverless" else "emr-step"))
+    return section

@@ -1,0 +1,121 @@
+"""`lakehouse-ops schedule`: EventBridge Scheduler schedules that start EMR Serverless job runs, one per entry of
+ship.schedules, in the group ship.schedule_group. Idempotent: a schedule that already says the same is left alone;
+one that differs is updated; `prune` deletes schedules of the group the config no longer names."""
+import json
+
+from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.ship import requests as req
+
+log = get_logger("ship.schedule")
+TARGET_ARN = "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
+MANAGED = "managed by lakehouse-ops"
+# Scheduler fills this in per invocation: each run gets its own idempotency token.
+EXECUTION_ID = "<aws.scheduler.execution-id>"
+
+
+def desired(config, config_uri, archive_uri):
+    """{schedule name: CreateSchedule request} for the config's schedules."""
+    ship = config.ship
+    if ship is None or not ship.schedules:
+        raise ConfigError("%s has no ship.schedules to create" % config.source)
+    out = {}
+    for entry in ship.schedules:
+        artifacts = req.artifacts_for(ship, entry.job, config_uri, archive_uri)
+        run = req.start_job_run(config, entry.job, artifacts, entry.args, name="lakehouse-ops-" + entry.name,
+                                client_token=EXECUTION_ID)
+        run["tags"] = dict(run["tags"], **{"lakehouse-ops:schedule": entry.name})
+        window = {"Mode": "OFF"} if not entry.flexible_window_minutes else \
+            {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": entry.flexible_window_minutes}
+        out[entry.name] = {
+            "Name": entry.name, "GroupName": ship.schedule_group, "ScheduleExpression": entry.expression,
+            "ScheduleExpressionTimezone": entry.timezone, "FlexibleTimeWindow": window,
+            "State": "ENABLED" if entry.enabled else "DISABLED", "Description": "%s: %s" % (MANAGED, entry.job),
+            "Target": {"Arn": TARGET_ARN, "RoleArn": ship.scheduler_role_arn,
+                       "Input": json.dumps(run, sort_keys=True)}}
+    return out
+
+
+def _same(current, wanted):
+    def norm(request):
+        target = dict(request.get("Target") or {})
+        try:
+            target["Input"] = json.loads(target.get("Input") or "null")
+        except ValueError:
+            pass
+        return {"ScheduleExpression": request.get("ScheduleExpression"),
+                "ScheduleExpressionTimezone": request.get("ScheduleExpressionTimezone") or "UTC",
+                "FlexibleTimeWindow": request.get("FlexibleTimeWindow"), "State": request.get("State"),
+                "Description": request.get("Description"),
+                "Target": {k: target.get(k) for k in ("Arn", "RoleArn", "Input")}}
+    return norm(current) == norm(wanted)
+
+
+def apply(scheduler, wanted, group, prune=False, dry_run=False):
+    """Create, update or leave each schedule; with prune, delete the group's schedules not wanted.
+    Returns [{name, action}] (action: created, updated, unchanged, deleted; 'would ...' in a dry run)."""
+    from botocore.exceptions import ClientError
+    results = []
+    prefix = "would " if dry_run else ""
+    if not dry_run:
+        try:
+            scheduler.get_schedule_group(Name=group)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            scheduler.create_schedule_group(Name=group)
+    for name, request in sorted(wanted.items()):
+        try:
+            current = scheduler.get_schedule(Name=name, GroupName=group)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            current = None
+        if current is None:
+            if not dry_run:
+                scheduler.create_schedule(**request)
+            action = "created"
+        elif _same(current, request):
+            results.append({"name": name, "action": "unchanged"})
+            continue
+        else:
+            if not dry_run:
+                scheduler.update_schedule(**request)
+            action = "updated"
+        results.append({"name": name, "action": prefix + action})
+        log.info("schedule %s" % action, extra={"schedule": name, "group": group, "dry_run": dry_run})
+    if prune:
+        for existing in listed(scheduler, group):
+            if existing["Name"] not in wanted:
+                if not dry_run:
+                    scheduler.delete_schedule(Name=existing["Name"], GroupName=group)
+                results.append({"name": existing["Name"], "action": prefix + "deleted"})
+    return results
+
+
+def listed(scheduler, group):
+    """The schedules in `group` (name, state, expression where the listing gives it)."""
+    out, token = [], None
+    while True:
+        kwargs = {"GroupName": group}
+        if token:
+            kwargs["NextToken"] = token
+        page = scheduler.list_schedules(**kwargs)
+        out.extend(page.get("Schedules", []))
+        token = page.get("NextToken")
+        if not token:
+            return out
+
+
+def delete(scheduler, group, names):
+    from botocore.exceptions import ClientError
+    results = []
+    for name in names:
+        try:
+            scheduler.delete_schedule(Name=name, GroupName=group)
+            results.append({"name": name, "action": "deleted"})
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            results.append({"name": name, "action": "not found"})
+    return results

@@ -1,0 +1,145 @@
+"""`lakehouse-ops submit`: upload what a run needs, start it on EMR Serverless or EMR on EC2, optionally follow it."""
+import os
+import uuid
+
+from lakehouse_ops.errors import ConfigError, LakehouseOpsError
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.ship import follow as follow_mod
+from lakehouse_ops.ship import requests as req
+from lakehouse_ops.spark_jobs import JOBS
+
+log = get_logger("ship.submit")
+TARGETS = ("emr-serverless", "emr")
+
+
+class SubmitError(LakehouseOpsError):
+    """The run could not be started, or it ended in failure."""
+
+
+def entry_point_file(job):
+    """The job's entry point script inside the installed package (what gets uploaded)."""
+    import lakehouse_ops.spark_jobs as jobs
+    return os.path.join(os.path.dirname(jobs.__file__), JOBS[job] + ".py")
+
+
+def uploads(artifacts, job, config_path, archive):
+    """[(local path, s3 uri)] still to upload."""
+    out = [(entry_point_file(job), artifacts.entry_point)]
+    if not config_path.startswith("s3://"):
+        out.append((config_path, artifacts.config))
+    if archive and not archive.startswith("s3://"):
+        if not os.path.isfile(archive):
+            raise ConfigError("archive %s does not exist: build it with `lakehouse-ops package`" % archive)
+        out.append((archive, artifacts.archive))
+    return out
+
+
+def plan_submission(config, config_path, target, job, job_args, archive=None, name=None):
+    """(request, uploads) for one run: the exact API request and the files it needs in S3."""
+    if target not in TARGETS:
+        raise ConfigError("target must be one of %s" % ", ".join(TARGETS))
+    if config.ship is None:
+        raise ConfigError("%s has no 'ship' section (artifacts prefix, EMR Serverless application or EMR cluster): "
+                          "see docs/emr-serverless.md" % config.source)
+    if target == "emr-serverless" and not archive:
+        raise ConfigError("EMR Serverless runs need the packed environment: pass --archive (built by "
+                          "`lakehouse-ops package`)")
+    artifacts = req.artifacts_for(config.ship, job, config_path, archive)
+    if target == "emr-serverless":
+        request = req.start_job_run(config, job, artifacts, job_args, name=name, client_token=str(uuid.uuid4()))
+    else:
+        request = req.add_job_flow_steps(config, job, artifacts, job_args, name=name)
+    return request, uploads(artifacts, job, config_path, archive)
+
+
+def upload(files, s3=None):
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.aws.s3 import split_uri
+    s3 = s3 or client("s3")
+    for path, uri in files:
+        bucket, key = split_uri(uri)
+        s3.upload_file(path, bucket, key)
+        log.info("uploaded", extra={"file": os.path.basename(path), "to": uri})
+
+
+class Run:
+    """A started run: how to read its state, cancel it, and where its logs and UI are."""
+
+    def __init__(self, target, request, response, clients):
+        self.target = target
+        self.request = request
+        self.response = response
+        self.clients = clients
+        if target == "emr-serverless":
+            self.app = request["applicationId"]
+            self.id = response["jobRunId"]
+        else:
+            self.app = request["JobFlowId"]
+            self.id = response["StepIds"][0]
+
+    def describe(self):
+        out = {"target": self.target, "id": self.id, "application_or_cluster": self.app,
+               "name": self.request.get("name") or self.request.get("Steps", [{}])[0].get("Name")}
+        out.update(self.where())
+        return out
+
+    def state(self):
+        if self.target == "emr-serverless":
+            run = self.clients["emr-serverless"].get_job_run(applicationId=self.app, jobRunId=self.id)["jobRun"]
+            return run["state"], run.get("stateDetails") or ""
+        status = self.clients["emr"].describe_step(ClusterId=self.app, StepId=self.id)["Step"]["Status"]
+        failure = status.get("FailureDetails") or {}
+        details = "; ".join(str(failure[k]) for k in ("Reason", "Message", "LogFile") if failure.get(k))
+        return status["State"], details or status.get("StateChangeReason", {}).get("Message", "")
+
+    def cancel(self):
+        if self.target == "emr-serverless":
+            self.clients["emr-serverless"].cancel_job_run(applicationId=self.app, jobRunId=self.id)
+        else:
+            self.clients["emr"].cancel_steps(ClusterId=self.app, StepIds=[self.id])
+
+    def where(self):
+        """Where the logs and the Spark UI are."""
+        if self.target == "emr-serverless":
+            out = {}
+            monitoring = self.request.get("configurationOverrides", {}).get("monitoringConfiguration", {})
+            log_uri = monitoring.get("s3MonitoringConfiguration", {}).get("logUri")
+            if log_uri:
+                out["logs"] = "%s/applications/%s/jobs/%s/" % (log_uri.rstrip("/"), self.app, self.id)
+            group = monitoring.get("cloudWatchLoggingConfiguration", {}).get("logGroupName")
+            if group:
+                out["cloudwatch_log_group"] = group
+            try:
+                out["spark_ui"] = self.clients["emr-serverless"].get_dashboard_for_job_run(
+                    applicationId=self.app, jobRunId=self.id)["url"]
+            except Exception:  # not offered for every state (and not by every endpoint)
+                out["spark_ui"] = "EMR Studio: application %s, job run %s" % (self.app, self.id)
+            return out
+        out = {"spark_ui": "EMR console: cluster %s, Application user interfaces" % self.app}
+        try:
+            log_uri = self.clients["emr"].describe_cluster(ClusterId=self.app)["Cluster"].get("LogUri")
+        except Exception:
+            log_uri = None
+        if log_uri:
+            out["logs"] = "%s/%s/steps/%s/" % (log_uri.rstrip("/"), self.app, self.id)
+        return out
+
+
+def start(target, request, clients=None):
+    from lakehouse_ops.aws.clients import client
+    clients = clients or {"emr-serverless": client("emr-serverless"), "emr": client("emr")}
+    try:
+        if target == "emr-serverless":
+            response = clients["emr-serverless"].start_job_run(**request)
+        else:
+            response = clients["emr"].add_job_flow_steps(**request)
+    except Exception as exc:
+        from lakehouse_ops.errors import first_line
+        raise SubmitError("could not start the %s run: %s" % (target, first_line(exc))) from None
+    return Run(target, request, response, clients)
+
+
+def wait(run, report, poll_seconds=10.0, sleep=None):
+    done = follow_mod.SERVERLESS_DONE if run.target == "emr-serverless" else follow_mod.STEP_DONE
+    kwargs = {"sleep": sleep} if sleep is not None else {}
+    return follow_mod.follow(run.state, done, run.cancel, report, poll_seconds=poll_seconds, **kwargs)
