@@ -126,3 +126,14 @@ def _need(ship, target):
         raise ConfigError("ship.%s is not configured: see docs/%s.md" % (
             target, "emr-serverless" if target == "emr_serverless" else "emr-step"))
     return section
+
+
+def airflow_start_job_run_kwargs(config, job, job_args, config_uri, archive_uri, name=None):
+    """Keyword arguments for the Amazon provider's EmrServerlessStartJobOperator (Airflow / MWAA), from the same
+    request `submit` sends; the artifacts must already be in S3 (upload them once with `submit` or `schedule`)."""
+    artifacts = artifacts_for(config.ship, job, config_uri, archive_uri)
+    request = start_job_run(config, job, artifacts, job_args, name=name)
+    kwargs = {"application_id": request["applicationId"], "execution_role_arn": request["executionRoleArn"],
+              "job_driver": request["jobDriver"], "name": request["name"],
+              "configuration_overrides": request.get("configurationOverrides") or {}}
+    return kwargs

@@ -168,3 +168,14 @@ def test_schedules_start_job_runs_with_a_fresh_token_each_time():
     assert run["jobDriver"]["sparkSubmit"]["entryPointArguments"][-2:] == ["--only", "compaction"]
     assert _same(dict(hourly, Target=dict(hourly["Target"], Input=json.dumps(run))), hourly)
     assert not _same(dict(hourly, ScheduleExpression="rate(2 hours)"), hourly)
+
+
+def test_airflow_operator_kwargs_carry_the_submitted_request():
+    cfg = config()
+    kwargs = req.airflow_start_job_run_kwargs(cfg, "maintain", ["--only", "expire_snapshots"],
+                                              "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz", name="expire")
+    assert set(kwargs) == {"application_id", "execution_role_arn", "job_driver", "name", "configuration_overrides"}
+    artifacts = req.artifacts_for(cfg.ship, "maintain", "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz")
+    sent = req.start_job_run(cfg, "maintain", artifacts, ["--only", "expire_snapshots"], name="expire")
+    assert kwargs["job_driver"] == sent["jobDriver"] and kwargs["application_id"] == "00fabc"
+    assert kwargs["configuration_overrides"] == sent["configurationOverrides"]
