@@ -188,3 +188,28 @@ def test_plan_all_ranks_the_fleet_without_spark(spark, warehouse, tmp_path):
     assert order == [fragmented, lighter, healthy] and report["count"] == 3 and report["needy"] == 2
     assert report["tables"][0]["score"] > report["tables"][1]["score"] > 0
     assert "compaction" in report["tables"][0]["actions"] and not report["tables"][2]["needy"]
+
+
+def test_submit_needy_runs_only_the_tables_that_need_it_within_the_budget(spark, warehouse, tmp_path):
+    namespace = "needy%d" % os.getpid()
+    tables = ["%s.%s" % (namespace, n) for n in ("big", "small", "clean")]
+    create_streaming_table(spark, CATALOG, tables[0], days=1, commits=8, rows_per_commit=40, files_per_commit=2)
+    create_streaming_table(spark, CATALOG, tables[1], days=1, commits=4, rows_per_commit=40, files_per_commit=2)
+    create_streaming_table(spark, CATALOG, tables[2], days=1, commits=1, rows_per_commit=40, files_per_commit=1)
+    path = tmp_path / "needy.yaml"
+    path.write_text(json.dumps({
+        "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
+        "defaults": {"properties": {"enabled": False}}, "tables": [{"match": namespace + ".*"}],
+        "ship": {"artifacts": "s3://artifacts/lo", "budget": {"max_tables": 5, "max_rewrite_bytes": "10GB"},
+                 "emr_serverless": {"application_id": "00fapp", "execution_role_arn": "arn:aws:iam::1:role/r"}}}))
+    common = ["--config", str(path), "submit", "--target", "emr-serverless", "--job", "maintain",
+              "--archive", "s3://envs/env.tar.gz", "--needy", "--dry-run"]
+    one = CliRunner().invoke(cli, common + ["--", "--only", "compaction"])
+    assert one.exit_code == 0, one.output
+    runs = json.loads(one.stdout)["runs"]
+    assert len(runs) == 1
+    args = runs[0]["request"]["jobDriver"]["sparkSubmit"]["entryPointArguments"]
+    assert args[2:] == [tables[0], tables[1], "--only", "compaction"]  # best first; the clean table is left out
+    each = json.loads(CliRunner().invoke(cli, common + ["--per-table"]).stdout)["runs"]
+    assert [r["request"]["jobDriver"]["sparkSubmit"]["entryPointArguments"][2:] for r in each] == [
+        [tables[0]], [tables[1]]]
