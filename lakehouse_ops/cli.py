@@ -91,12 +91,13 @@ def _emit(report, as_json, report_path, printer):
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
 
 
-def _maintain(ctx, tables, dry_run, as_json, report_path, only):
+def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours=None):
     from lakehouse_ops.runner import MaintenanceRunner
     from lakehouse_ops.runner.report import print_actions
 
     config = _config(ctx)
-    report = MaintenanceRunner(config, only=only or None).run(list(tables), dry_run=dry_run)
+    report = MaintenanceRunner(config, only=only or None, written_within_hours=written_within_hours).run(
+        list(tables), dry_run=dry_run)
     _emit(report, as_json, report_path, print_actions)
 
 
@@ -148,11 +149,13 @@ def _print_fleet(report):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 @click.option("--report", "report_path", metavar="PATH", help="Also write the JSON report to a file or s3:// URI.")
 @click.option("--only", multiple=True, type=click.Choice(_ACTION_NAMES), help="Run only these actions.")
+@click.option("--written-within-hours", type=click.FloatRange(min=0, min_open=True), metavar="HOURS",
+              help="Compact only partitions written within HOURS (hourly runs over recent partitions).")
 @click.pass_context
 @handles_errors
-def maintain(ctx, tables, dry_run, as_json, report_path, only):
+def maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours):
     """Maintain TABLES (names or globs; default: every table a rule matches) as their policies say."""
-    _maintain(ctx, tables, dry_run, as_json, report_path, only)
+    _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours)
 
 
 @cli.command()

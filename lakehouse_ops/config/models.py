@@ -62,6 +62,9 @@ class CompactionPolicy(Model):
     where: Optional[str] = None
     # Partitions written within this many hours are left alone: their writer is probably still active.
     skip_recent_hours: float = Field(0, ge=0, le=24 * 365)
+    # Only partitions written within this many hours are compacted (an hourly run over recent partitions; the
+    # rest waits for a full run). None: every partition.
+    only_written_within_hours: Optional[float] = Field(None, gt=0, le=24 * 365)
     commit_retries: int = Field(3, ge=0, le=20)
     options: Dict[str, str] = Field(default_factory=dict)
 

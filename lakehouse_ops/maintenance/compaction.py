@@ -67,7 +67,9 @@ def plan(policy, health, now_ms=None):
         return skip(NAME, "table has no data files")
     now_ms = _now_ms() if now_ms is None else now_ms
     recent_cutoff = now_ms - int(c.skip_recent_hours * 3600 * 1000)
-    chosen, recent, why = [], [], {}
+    window = c.only_written_within_hours
+    window_cutoff = now_ms - int(window * 3600 * 1000) if window else None
+    chosen, recent, older, why = [], [], [], {}
     for part in health.partitions:
         reason = _qualifies(part, c)
         if reason is None:
@@ -75,25 +77,31 @@ def plan(policy, health, now_ms=None):
         if c.skip_recent_hours and part.last_updated_ms >= recent_cutoff:
             recent.append(part)
             continue
+        if window_cutoff is not None and part.last_updated_ms < window_cutoff:
+            older.append(part)
+            continue
         chosen.append(part)
         why[part.partition] = reason
     if not chosen:
         note = " (%d partitions written within %sh left alone)" % (len(recent), c.skip_recent_hours) if recent else ""
+        if older:
+            note += " (%d partitions not written within the last %gh left for a full run)" % (len(older), window)
         return skip(NAME, "no partition crosses the thresholds: >= %d small files not yet compacted and >= %.0f%% "
                     "small, or >= %d delete files; table small-file ratio %.0f%%%s" % (
                         c.min_input_files, c.min_small_file_ratio * 100, c.delete_file_threshold,
                         health.small_file_ratio * 100, note))
 
     strategy, sort_order, note = _strategy(policy, health)
-    whole_table = not recent and len(chosen) == len(health.partitions)
+    left_alone = recent + older
+    whole_table = not left_alone and len(chosen) == len(health.partitions)
     filters = [p.filter for p in chosen]
-    if whole_table or (not recent and any(f is None for f in filters)):
+    if whole_table or (not left_alone and any(f is None for f in filters)):
         where = None
     else:
         expressible = [p for p in chosen if p.filter is not None]
         if not expressible:
             return skip(NAME, "qualifying partitions cannot be selected by a filter on source columns while "
-                        "recent partitions must be left alone; compact them when the writer is done")
+                        "other partitions must be left alone; compact them when the writer is done")
         chosen = expressible
         where = " OR ".join("(%s)" % p.filter for p in chosen) if len(chosen) > 1 else chosen[0].filter
     if c.where:
@@ -108,6 +116,8 @@ def plan(policy, health, now_ms=None):
     reason += "; about %s to rewrite" % human_bytes(estimated)
     if recent:
         reason += "; %d recently written partition(s) left alone" % len(recent)
+    if older:
+        reason += "; only partitions written within %gh (%d older ones left)" % (window, len(older))
     params = {"strategy": strategy, "options": _options(policy), "where": where, "commit_retries": c.commit_retries}
     if sort_order:
         params["sort_order"] = sort_order

@@ -36,7 +36,8 @@ def resolve_tables(config, catalog_tables, patterns=None):
 
 
 class MaintenanceRunner:
-    def __init__(self, config, spark=None, only=None, catalog_tables=None, session_factory=None, leases=None):
+    def __init__(self, config, spark=None, only=None, catalog_tables=None, session_factory=None, leases=None,
+                 written_within_hours=None):
         from lakehouse_ops.engine.session import LazySession
         self.config = config
         self._session = LazySession(config, spark, session_factory)
@@ -46,6 +47,15 @@ class MaintenanceRunner:
             from lakehouse_ops.ship.lease import Leases
             leases = Leases(config.ship.leases, config.ship.lease_minutes)
         self.leases = leases
+        # Compaction of recently written partitions only (hourly schedules); the policy's value otherwise.
+        self.written_within_hours = written_within_hours
+
+    def _policy(self, table):
+        policy = self.config.policy_for(table)
+        if self.written_within_hours:
+            policy = policy.model_copy(update={"compaction": policy.compaction.model_copy(
+                update={"only_written_within_hours": self.written_within_hours})})
+        return policy
 
     @property
     def spark(self):
@@ -91,7 +101,7 @@ class MaintenanceRunner:
         entry = {"table": table, "ok": True, "rules": [r.label for r in self.config.rules_for(table)],
                  "before": None, "after": None, "actions": []}
         try:
-            policy = self.config.policy_for(table)
+            policy = self._policy(table)
             health = self._health(table, policy)
         except Exception as exc:  # a missing or unreadable table must not stop the others
             entry.update(ok=False, error=_first_line(exc))

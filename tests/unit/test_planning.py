@@ -59,6 +59,16 @@ def test_compaction_skips_recent_partitions():
     assert not only_recent.run and "written within 6" in only_recent.reason
 
 
+def test_compaction_limited_to_recently_written_partitions():
+    p = policy(compaction={"only_written_within_hours": 3})
+    h = health([part("d=1", 20, 20, hours_ago=30, day="2024-05-01"), part("d=2", 20, 20, hours_ago=1, day="2024-05-02")])
+    plan = compaction.plan(p, h, NOW)
+    assert plan.partitions == ["d=2"] and plan.params["where"] == "(`ts` >= DATE '2024-05-02')"
+    assert "only partitions written within 3h (1 older ones left)" in plan.reason
+    none = compaction.plan(p, health([part("d=1", 20, 20, hours_ago=30, day="2024-05-01")]), NOW)
+    assert not none.run and "not written within the last 3h" in none.reason
+
+
 def test_compaction_whole_table_has_no_where_and_policy_where_is_anded():
     h = health([part("d=1", 20, 20, day="2024-05-01"), part("d=2", 20, 20, day="2024-05-02")])
     assert compaction.plan(policy(), h, NOW).params["where"] is None
