@@ -17,7 +17,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import textwrap
 import time
@@ -27,7 +26,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from maintenance_bench import machine  # noqa: E402
+from maintenance_bench import machine, run_probe  # noqa: E402
 
 CATALOG = "fleet"
 
@@ -73,16 +72,6 @@ PLAN_SPARK = textwrap.dedent("""
     print(json.dumps({{"seconds": time.time() - t0, "tables": len(tables), "needy": needy,
                       "after_startup_s": time.time() - started}}))
 """)
-
-
-def run_probe(code):
-    started = time.time()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-3000:])
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["process_seconds"] = round(time.time() - started, 3)
-    return result
 
 
 def chart(results, path):
