@@ -120,45 +120,51 @@ def _forget_oldest(cache):
             del cache[key]
 
 
-def convert_batches(batches, columns, settings, direction, deterministic=True, client=None):
-    """The per-partition function: Arrow record batches in, the same batches with `columns` converted out."""
+def _service_converter(client, settings, direction, deterministic, pool):
+    """column, Arrow array -> converted array, through the client: distinct values not yet known to the partition,
+    in chunks of batch_size, concurrently; deterministic answers remembered (bounded)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-
-    client = client or _client(settings)
-    if getattr(client, "vector", None) is not None and (deterministic or direction == "reidentify"):
-        for batch in batches:
-            arrays = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
-            for column in columns:
-                arrays[column] = _vector_convert(client, arrays[column], direction)
-            yield pa.RecordBatch.from_arrays([arrays[n] for n in batch.schema.names], names=batch.schema.names)
-        return
     if direction == "pseudonymize":
         def call(chunk):
             return client.pseudonymize(chunk, deterministic)
     else:
         call = client.reidentify
     remember = direction == "reidentify" or deterministic
-    known = {column: {} for column in columns}
+    known = {}
+
+    def convert(column, values):
+        distinct = pc.unique(pc.drop_null(values))
+        keys = distinct.to_pylist()
+        if remember:
+            # Set and map operations run in C: no Python loop per value.
+            cache = known.setdefault(column, {})
+            missing = list(itertools.filterfalse(cache.__contains__, keys))
+            if missing:
+                cache.update(zip(missing, _convert_values(call, missing, settings.batch_size, pool)))
+            answers = list(map(cache.__getitem__, keys))
+            _forget_oldest(cache)
+        else:
+            answers = _convert_values(call, keys, settings.batch_size, pool)
+        return pc.take(pa.array(answers, type=pa.string()), pc.index_in(values, value_set=distinct))
+    return convert
+
+
+def convert_batches(batches, columns, settings, direction, deterministic=True, client=None):
+    """The per-partition function: Arrow record batches in, the same batches with `columns` converted out."""
+    import pyarrow as pa
+
+    client = client or _client(settings)
     with ThreadPoolExecutor(max_workers=settings.max_concurrent_requests) as pool:
+        if getattr(client, "vector", None) is not None and (deterministic or direction == "reidentify"):
+            def convert(column, values):
+                return _vector_convert(client, values, direction)
+        else:
+            convert = _service_converter(client, settings, direction, deterministic, pool)
         for batch in batches:
             arrays = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
             for column in columns:
-                values = arrays[column]
-                distinct = pc.unique(pc.drop_null(values))
-                keys = distinct.to_pylist()
-                if remember:
-                    # Set and map operations run in C: no Python loop per value.
-                    cache = known[column]
-                    missing = list(itertools.filterfalse(cache.__contains__, keys))
-                    if missing:
-                        cache.update(zip(missing, _convert_values(call, missing, settings.batch_size, pool)))
-                    answers = list(map(cache.__getitem__, keys))
-                    _forget_oldest(cache)
-                else:
-                    answers = _convert_values(call, keys, settings.batch_size, pool)
-                positions = pc.index_in(values, value_set=distinct)
-                arrays[column] = pc.take(pa.array(answers, type=pa.string()), positions)
+                arrays[column] = convert(column, arrays[column])
             yield pa.RecordBatch.from_arrays([arrays[n] for n in batch.schema.names], names=batch.schema.names)
 
 
