@@ -17,7 +17,7 @@ The receipt (JSON) lists tables, rows deleted, snapshots expired, files removed,
 Subjects appear in it (and in logs) only by reference, never by value.
 """
 import time
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.erasure import files as meta_files
@@ -41,8 +41,12 @@ class ErasureError(LakehouseOpsError):
 
 def _names_value(uri, values):
     """Whether a path segment `name=value` (a partition directory) spells one of `values`."""
-    for segment in unquote(uri).split("/"):
-        if "=" in segment and unquote(segment.split("=", 1)[1]) in values:
+    for segment in uri.split("/"):  # split first: an encoded value may hold "/" (%2F)
+        if "=" not in segment:
+            continue
+        value = segment.split("=", 1)[1]
+        # Iceberg form-encodes partition values in paths (space as "+"); a URI may percent-encode them once more.
+        if unquote_plus(value) in values or unquote_plus(unquote(value)) in values:
             return True
     return False
 
