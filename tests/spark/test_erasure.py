@@ -205,3 +205,29 @@ def test_pseudonym_subjects_young_leftovers_and_rotation(spark, warehouse, pseud
     again = erase(config, pseudonyms=[new_token], spark=spark)
     assert again["ok"] and again["verified"], json.dumps(again, indent=1)
     assert not os.path.exists(young)
+
+
+def test_bytes_hidden_by_an_earlier_merge_on_read_delete_are_rewritten(spark, warehouse, pseudo_service,
+                                                                         table_name, caplog, monkeypatch):
+    """The subject's row was deleted before, with a delete file: no visible row, but the data file still holds
+    its bytes. Erasure rewrites that file and expires the snapshots that reference it."""
+    monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", PSEUDO_API_KEY)
+    _create(spark, table_name, commits=0)
+    # Customers only (no referrals): the subject is in customer_id alone.
+    _rows(spark, 0, 500).selectExpr("id", "customer_id", "CAST(NULL AS STRING) AS referrer", "url") \
+        .repartition(2).writeTo(ref(table_name)).append()
+    spark.sql("DELETE FROM %s WHERE customer_id = '%s'" % (ref(table_name), SUBJECT))
+    location = _location(spark, table_name)
+    assert spark.table(ref(table_name)).where("customer_id = '%s'" % SUBJECT).count() == 0
+    assert _values_in_files(location, [SUBJECT])  # the bytes are still there
+    caplog.set_level(logging.INFO, logger="lakehouse_ops")
+    monkeypatch.setattr(logging.getLogger("lakehouse_ops"), "propagate", True)
+    config = _config(warehouse, pseudo_service, [{"table": table_name, "columns": ["customer_id"]}])
+    receipt = erase(config, [SUBJECT], spark=spark)
+    entry = receipt["tables"][0]
+    assert receipt["ok"] and receipt["verified"], json.dumps(receipt, indent=1)
+    assert entry["found"] and entry["rows_deleted"] == 0 and entry["files_rewritten"] >= 1
+    assert "files holding deleted rows rewritten" in caplog.text
+    assert _values_in_files(location, [SUBJECT]) == []
+    spark.sql("REFRESH TABLE %s" % ref(table_name))
+    assert spark.table(ref(table_name)).count() == 500 - 10  # the other rows are all still there
