@@ -231,3 +231,21 @@ def test_bytes_hidden_by_an_earlier_merge_on_read_delete_are_rewritten(spark, wa
     assert _values_in_files(location, [SUBJECT]) == []
     spark.sql("REFRESH TABLE %s" % ref(table_name))
     assert spark.table(ref(table_name)).count() == 500 - 10  # the other rows are all still there
+
+
+def test_a_tagged_snapshot_holding_the_subject_is_named_not_expired(spark, warehouse, pseudo_service, table_name,
+                                                                    monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", PSEUDO_API_KEY)
+    _create(spark, table_name, commits=1)
+    spark.sql("ALTER TABLE %s CREATE TAG `audit-2024`" % ref(table_name))
+    config = _config(warehouse, pseudo_service, [{"table": table_name, "columns": ["customer_id", "referrer"]}])
+    receipt = erase(config, [SUBJECT], spark=spark)
+    entry = receipt["tables"][0]
+    assert not receipt["ok"] and not receipt["verified"] and entry["rows_deleted"] > 0
+    assert any("head of branch or tag 'audit-2024'" in p for p in entry["problems"])
+    assert any("remaining snapshots still hold the subject" in p for p in entry["problems"])
+    # The tag still answers, as the user asked; the receipt says what to do about it.
+    spark.sql("REFRESH TABLE %s" % ref(table_name))
+    tagged = spark.sql("SELECT count(*) n FROM %s VERSION AS OF 'audit-2024' WHERE customer_id = '%s'"
+                       % (ref(table_name), SUBJECT)).collect()[0].n
+    assert tagged > 0
