@@ -55,10 +55,14 @@ def plan_submission(config, config_path, target, job, job_args, archive=None, na
 def upload(files, s3=None):
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.aws.s3 import split_uri
+    from lakehouse_ops.errors import first_line
     s3 = s3 or client("s3")
     for path, uri in files:
         bucket, key = split_uri(uri)
-        s3.upload_file(path, bucket, key)
+        try:
+            s3.upload_file(path, bucket, key)
+        except Exception as exc:  # credentials, bucket, permissions: say which upload and why
+            raise SubmitError("could not upload %s to %s: %s" % (path, uri, first_line(exc))) from None
         log.info("uploaded", extra={"file": os.path.basename(path), "to": uri})
 
 

@@ -142,6 +142,11 @@ def test_dry_run_prints_the_request_and_sends_nothing(aws, tmp_path):
     assert clients["s3"].list_objects_v2(Bucket="artifacts-bucket", Prefix="dry-run/").get("KeyCount", 0) == 0
     bad, _ = invoke("--config", config, "submit", "--target", "emr-serverless", "--job", "maintain")
     assert bad.exit_code == 2 and "--archive" in bad.output
+    missing = write_config(tmp_path, roles, app, cluster, artifacts="s3://no-such-bucket/lakehouse-ops")
+    failed, _ = invoke("--config", missing, "submit", "--target", "emr-serverless", "--job", "maintain",
+                       "--archive", "s3://envs/env.tar.gz")
+    assert failed.exit_code == 1 and "could not upload" in failed.output and "s3://no-such-bucket/" in failed.output
+    assert job_runs(clients, app) == before  # nothing started
 
 
 def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_path):
