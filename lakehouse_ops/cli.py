@@ -360,10 +360,13 @@ def schedule(ctx, archive, list_only, delete_names, prune, dry_run, as_json):
     scheduler = client("scheduler")
     group = config.ship.schedule_group
     if list_only:
-        _emit({"ok": True, "group": group, "schedules": sched.listed(scheduler, group)}, as_json, None, _print_json)
+        with sched.scheduler_errors("listing schedule group %s" % group):
+            schedules = sched.listed(scheduler, group)
+        _emit({"ok": True, "group": group, "schedules": schedules}, as_json, None, _print_json)
     if delete_names:
-        _emit({"ok": True, "group": group, "results": sched.delete(scheduler, group, delete_names)}, as_json, None,
-              _print_json)
+        with sched.scheduler_errors("deleting schedules in group %s" % group):
+            results = sched.delete(scheduler, group, delete_names)
+        _emit({"ok": True, "group": group, "results": results}, as_json, None, _print_json)
     if not archive:
         raise ConfigError("scheduled runs need the packed environment: pass --archive (`lakehouse-ops package`)")
     config_path = ctx.obj["config_path"]
@@ -375,7 +378,8 @@ def schedule(ctx, archive, list_only, delete_names, prune, dry_run, as_json):
         for job in wanted_artifacts:
             files += sub.uploads(wanted_artifacts[job], job, config_path, archive)
         sub.upload(dict(files).items())
-    results = sched.apply(scheduler, wanted, group, prune=prune, dry_run=dry_run)
+    with sched.scheduler_errors("applying schedules to group %s" % group):
+        results = sched.apply(scheduler, wanted, group, prune=prune, dry_run=dry_run)
     _emit({"ok": True, "group": group, "dry_run": dry_run, "results": results}, as_json, None, _print_json)
 
 

@@ -3,7 +3,9 @@ ship.schedules, in the group ship.schedule_group. Idempotent: a schedule that al
 one that differs is updated; `prune` deletes schedules of the group the config no longer names."""
 import json
 
-from lakehouse_ops.errors import ConfigError
+import contextlib
+
+from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.ship import requests as req
 
@@ -12,6 +14,21 @@ TARGET_ARN = "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
 MANAGED = "managed by lakehouse-ops"
 # Scheduler fills this in per invocation: each run gets its own idempotency token.
 EXECUTION_ID = "<aws.scheduler.execution-id>"
+
+
+class ScheduleError(LakehouseOpsError):
+    """EventBridge Scheduler refused a call."""
+
+
+@contextlib.contextmanager
+def scheduler_errors(what):
+    """Turn an AWS error into one line naming what was being done (role, group, permissions...)."""
+    try:
+        yield
+    except LakehouseOpsError:
+        raise
+    except Exception as exc:
+        raise ScheduleError("%s failed: %s" % (what, first_line(exc))) from None
 
 
 def desired(config, config_uri, archive_uri):

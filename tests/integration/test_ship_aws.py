@@ -180,6 +180,7 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
     assert deleted["results"] == [{"name": "compaction-hourly", "action": "deleted"}]
 
 
+
 def test_leases_block_expire_and_are_taken_over(aws, tmp_path):
     from lakehouse_ops.config import load_config
     from lakehouse_ops.runner import MaintenanceRunner
