@@ -179,3 +179,11 @@ def test_airflow_operator_kwargs_carry_the_submitted_request():
     sent = req.start_job_run(cfg, "maintain", artifacts, ["--only", "expire_snapshots"], name="expire")
     assert kwargs["job_driver"] == sent["jobDriver"] and kwargs["application_id"] == "00fabc"
     assert kwargs["configuration_overrides"] == sent["configurationOverrides"]
+
+
+def test_scheduler_errors_become_one_line_naming_the_step():
+    from botocore.exceptions import EndpointConnectionError
+    from lakehouse_ops.ship.schedule import ScheduleError, scheduler_errors
+    with pytest.raises(ScheduleError, match=r"^listing schedule group g failed: Could not connect to the endpoint URL"):
+        with scheduler_errors("listing schedule group g"):
+            raise EndpointConnectionError(endpoint_url="https://scheduler.us-east-1.amazonaws.com/")
