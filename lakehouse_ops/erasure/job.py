@@ -21,7 +21,8 @@ from urllib.parse import unquote, unquote_plus
 
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.erasure import files as meta_files
-from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, resolve_subjects, table_values
+from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, reidentified, resolve_subjects, \
+    table_values
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.ingest.read import glob_escape
 from lakehouse_ops.logs import get_logger
@@ -113,14 +114,11 @@ class _field_id_reads:
 def _client(config):
     if config.pseudonymization is None:
         return None, None
-    from lakehouse_ops.pseudo import keys
     from lakehouse_ops.pseudo.spark import InExecutorSettings, _client as make_client
     settings = config.pseudonymization.settings()
-    keyring = None
-    if isinstance(settings, InExecutorSettings):
-        keyring = keys.keyring_from_secret(settings.keys_secret) if settings.keys_secret else \
-            keys.keyring_from_file(settings.key_file)
-    return make_client(settings), keyring
+    client = make_client(settings)
+    # In-executor mode has the keys at hand: tokens of every key version can then be matched.
+    return client, (client.cipher.keyring if isinstance(settings, InExecutorSettings) else None)
 
 
 def _entries(config, tables):
@@ -146,13 +144,12 @@ def erase(config, identifiers=(), pseudonyms=(), tables=None, dry_run=False, req
     started = time.time()
     entries = _entries(config, tables)
     client, keyring = _client(config)
-    subjects = resolve_subjects(identifiers, pseudonyms, client)
-    given_tokens = {}
-    if pseudonyms:
-        # The pseudonyms given stand for the subjects they re-identify to (same order, after any identifiers).
-        by_identifier = {s.identifier: s.index for s in subjects}
-        for token, plain in zip(pseudonyms, client.reidentify(list(pseudonyms))):
-            given_tokens[token] = by_identifier[plain]
+    pseudonyms = list(pseudonyms or ())
+    # Re-identified once: the plaintexts become subjects, and each given pseudonym is matched as it is.
+    plains = reidentified(pseudonyms, client)
+    subjects = resolve_subjects(list(identifiers or ()) + plains, [], client)
+    by_identifier = {s.identifier: s.index for s in subjects}
+    given_tokens = {token: by_identifier[plain] for token, plain in zip(pseudonyms, plains)}
     if keyring is not None:
         given_tokens.update(all_version_tokens(keyring, subjects))
     spark = LazySession(config, spark, session_factory).get()

@@ -27,16 +27,22 @@ def read_subject_lines(text, source):
     return out
 
 
+def reidentified(pseudonyms, client):
+    """The plaintexts of subjects given as pseudonyms, in order."""
+    if not pseudonyms:
+        return []
+    if client is None:
+        raise ConfigError("subjects given as pseudonyms need the config's 'pseudonymization' section to "
+                          "re-identify them")
+    return client.reidentify(list(pseudonyms))
+
+
 def resolve_subjects(identifiers, pseudonyms, client=None):
     """Subjects from identifiers and pseudonyms (re-identified through `client`), deduplicated, in order."""
     identifiers, pseudonyms = list(identifiers or ()), list(pseudonyms or ())
     if not identifiers and not pseudonyms:
         raise ConfigError("name at least one subject (an identifier or a pseudonym)")
-    if pseudonyms:
-        if client is None:
-            raise ConfigError("subjects given as pseudonyms need the config's 'pseudonymization' section to "
-                              "re-identify them")
-        identifiers += client.reidentify(pseudonyms)
+    identifiers += reidentified(pseudonyms, client)
     distinct = list(dict.fromkeys(identifiers))
     refs = client.pseudonymize(distinct, True) if client is not None else \
         ["subject-%d" % (i + 1) for i in range(len(distinct))]

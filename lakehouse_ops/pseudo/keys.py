@@ -41,6 +41,11 @@ def keyring_from_file(path):
     return _cached(("keyfile", path), load)
 
 
+def keyring_for(keys_secret=None, key_file=None):
+    """The keyring from a Secrets Manager secret, else from a key file (development)."""
+    return keyring_from_secret(keys_secret) if keys_secret else keyring_from_file(key_file)
+
+
 def api_key(env_var=None, secret_id=None):
     """The service API key: environment variable first, else a Secrets Manager secret (plain string, or JSON
     with an "api_key" field)."""

@@ -77,9 +77,7 @@ class LocalCipherClient:
 def _client(settings):
     from lakehouse_ops.pseudo import keys
     if isinstance(settings, InExecutorSettings):
-        keyring = keys.keyring_from_secret(settings.keys_secret) if settings.keys_secret else \
-            keys.keyring_from_file(settings.key_file)
-        return LocalCipherClient(keyring)
+        return LocalCipherClient(keys.keyring_for(settings.keys_secret, settings.key_file))
     from lakehouse_ops.pseudo.client import client_for
     api_key = keys.api_key(env_var=settings.api_key_env, secret_id=settings.api_key_secret)
     return client_for(settings.url, api_key, connect_timeout=settings.connect_timeout,

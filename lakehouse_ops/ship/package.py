@@ -15,7 +15,7 @@ import tempfile
 
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.ship.requests import ARCHIVE_ALIAS, ENV_PYTHON
+from lakehouse_ops.ship.requests import ARCHIVE_ALIAS, archive_settings
 
 log = get_logger("ship.package")
 
@@ -96,15 +96,7 @@ def build_archive(wheel, output, interpreter, extras=()):
 
 def parameters(archive_uri):
     """The spark-submit settings that use the archive, for EMR Serverless and for EMR on EC2 (YARN)."""
-    return {
-        "emr-serverless": {"spark.archives": "%s#%s" % (archive_uri, ARCHIVE_ALIAS),
-                           "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": ENV_PYTHON,
-                           "spark.emr-serverless.driverEnv.PYSPARK_PYTHON": ENV_PYTHON,
-                           "spark.executorEnv.PYSPARK_PYTHON": ENV_PYTHON},
-        "emr": {"spark.archives": "%s#%s" % (archive_uri, ARCHIVE_ALIAS),
-                "spark.yarn.appMasterEnv.PYSPARK_PYTHON": ENV_PYTHON,
-                "spark.executorEnv.PYSPARK_PYTHON": ENV_PYTHON},
-    }
+    return {target: archive_settings(target, archive_uri) for target in ("emr-serverless", "emr")}
 
 
 def package(outdir, target_python, interpreter=None, force=False, wheel=None, source=None, archive=True,

@@ -49,14 +49,19 @@ def spark_settings(config, target, archive_uri=None):
     if target == "emr-serverless":
         conf["spark.jars"] = ship.emr_serverless.iceberg_jar
     if archive_uri:
-        conf["spark.archives"] = "%s#%s" % (archive_uri, ARCHIVE_ALIAS)
-        conf["spark.executorEnv.PYSPARK_PYTHON"] = ENV_PYTHON
-        if target == "emr-serverless":
-            conf["spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON"] = ENV_PYTHON
-            conf["spark.emr-serverless.driverEnv.PYSPARK_PYTHON"] = ENV_PYTHON
-        else:
-            conf["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] = ENV_PYTHON
+        conf.update(archive_settings(target, archive_uri))
     conf.update(ship.spark_conf)
+    return conf
+
+
+def archive_settings(target, archive_uri):
+    """The settings that run the job's Python from the packed environment (EMR Serverless, or YARN on EMR)."""
+    conf = {"spark.archives": "%s#%s" % (archive_uri, ARCHIVE_ALIAS), "spark.executorEnv.PYSPARK_PYTHON": ENV_PYTHON}
+    if target == "emr-serverless":
+        conf["spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON"] = ENV_PYTHON
+        conf["spark.emr-serverless.driverEnv.PYSPARK_PYTHON"] = ENV_PYTHON
+    else:
+        conf["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] = ENV_PYTHON
     return conf
 
 
