@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from commit_locks import lock_settings
 from lakehouse_ops.config import config_from_dict
 
 CATALOG = "lake"
@@ -11,17 +12,32 @@ PSEUDO_API_KEY = "test-api-key-0123456789"
 _counter = itertools.count()
 
 
-def make_config(warehouse, defaults=None, tables=None, **sections):
-    data = {"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
-            "spark": {"mode": "local", "master": "local[2]",
-                      "conf": {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g",
-                               # Python workers read the service API key from their environment.
-                               "spark.executorEnv.LAKEHOUSE_OPS_PSEUDO_API_KEY": PSEUDO_API_KEY}},
+def config_data(warehouse, defaults=None, tables=None, master="local[2]", **sections):
+    """The config for the test warehouse, as YAML would hold it; every process built from it commits under the
+    same cross-process lock."""
+    lock_conf, lock_props = lock_settings(str(warehouse).rstrip("/") + "-commit-locks")
+    conf = {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g",
+            # Python workers read the service API key from their environment.
+            "spark.executorEnv.LAKEHOUSE_OPS_PSEUDO_API_KEY": PSEUDO_API_KEY}
+    conf.update(lock_conf)
+    data = {"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse), "properties": lock_props},
+            "spark": {"mode": "local", "master": master, "conf": conf},
             "defaults": defaults or {}}
     if tables is not None:
         data["tables"] = tables
     data.update(sections)
-    return config_from_dict(data, source="test.yaml")
+    return data
+
+
+def make_config(warehouse, defaults=None, tables=None, **sections):
+    return config_from_dict(config_data(warehouse, defaults, tables, **sections), source="test.yaml")
+
+
+def write_config(path, warehouse, **kwargs):
+    """The same config as a YAML file, for the tests' other processes (writers, workers, the CLI)."""
+    import yaml
+    path.write_text(yaml.safe_dump(config_data(warehouse, **kwargs)))
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,6 @@ class CompactionPolicy(Model):
     # Only partitions written within this many hours are compacted (an hourly run over recent partitions; the
     # rest waits for a full run). None: every partition.
     only_written_within_hours: Optional[float] = Field(None, gt=0, le=24 * 365)
-    commit_retries: int = Field(3, ge=0, le=20)
     options: Dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -134,14 +133,37 @@ class PropertiesPolicy(Model):
     extra: Dict[str, str] = Field(default_factory=dict)
 
 
+class CommitPolicy(Model):
+    """How an action that commits to the table retries after a conflict with another writer's commit."""
+    retries: int = Field(3, ge=0, le=20)
+    backoff_seconds: float = Field(2.0, gt=0, le=600)
+    max_backoff_seconds: float = Field(60.0, gt=0, le=3600)
+    # All attempts of one action together, sleeps included.
+    max_seconds: float = Field(1800.0, gt=0, le=24 * 3600)
+
+
 class TablePolicy(Model):
     target_file_size: Size = Field(512 * MB, ge=MB, le=64 * GB)
+    commits: CommitPolicy = Field(default_factory=CommitPolicy)
     compaction: CompactionPolicy = Field(default_factory=CompactionPolicy)
     position_deletes: PositionDeletesPolicy = Field(default_factory=PositionDeletesPolicy)
     manifests: ManifestPolicy = Field(default_factory=ManifestPolicy)
     snapshots: SnapshotPolicy = Field(default_factory=SnapshotPolicy)
     orphans: OrphanPolicy = Field(default_factory=OrphanPolicy)
     properties: PropertiesPolicy = Field(default_factory=PropertiesPolicy)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data):
+        # compaction.commit_retries was the only retry setting before every committing action retried.
+        if isinstance(data, dict) and isinstance(data.get("compaction"), dict) \
+                and "commit_retries" in data["compaction"]:
+            data = dict(data, compaction=dict(data["compaction"]))
+            retries = data["compaction"].pop("commit_retries")
+            commits = dict(data.get("commits") or {})
+            commits.setdefault("retries", retries)
+            data["commits"] = commits
+        return data
 
     def desired_properties(self):
         """Iceberg table properties this policy wants, as strings (what ALTER TABLE would set)."""
@@ -239,6 +261,11 @@ class IngestConfig(Model):
     batch_column: str = "_ingest_batch"
     batch: BatchBudget = Field(default_factory=BatchBudget)
     visibility_timeout_seconds: int = Field(300, ge=5, le=43200)
+    # Where workers claim objects before writing them (s3:// prefix or local directory); default: under the
+    # catalog's warehouse, <warehouse>/_lakehouse_ops/ingest-claims/<target>.
+    claims: Optional[str] = None
+    # A claim not released after this long is taken over (its worker is presumed dead): longer than a batch takes.
+    claim_seconds: float = Field(900, ge=5, le=43200)
     # Visibility is extended this often while a batch is in flight (well under the timeout).
     heartbeat_seconds: float = Field(60, gt=0, le=3600)
     empty_backoff_seconds: float = Field(1, gt=0, le=600)

@@ -99,8 +99,25 @@ def session_conf(config, mode=None):
         conf["spark.pyspark.python"] = sys.executable
     conf["spark.sql.extensions"] = EXTENSIONS
     conf.update(catalog_conf(config.catalog))
-    conf.update(config.spark.conf)
-    return conf
+    return merge_conf(conf, config.spark.conf)
+
+
+# Comma-separated lists: a user's value adds to what the library needs (the Iceberg jar and extensions) instead
+# of replacing it, so `spark.jars: my.jar` never silently drops Iceberg.
+LIST_SETTINGS = ("spark.jars", "spark.jars.packages", "spark.sql.extensions", "spark.submit.pyFiles",
+                 "spark.archives", "spark.files")
+
+
+def merge_conf(base, overrides):
+    """`base` updated with `overrides`, list-valued settings merged (base entries first, no duplicates)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if key in LIST_SETTINGS and merged.get(key):
+            entries = [e.strip() for e in (merged[key] + "," + value).split(",") if e.strip()]
+            merged[key] = ",".join(dict.fromkeys(entries))
+        else:
+            merged[key] = value
+    return merged
 
 
 def build_session(config, mode=None):

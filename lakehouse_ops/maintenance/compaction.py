@@ -4,16 +4,11 @@ Partitions qualify when their small-file count and ratio, or their delete-file c
 thresholds; partitions written within `skip_recent_hours` are left to their active writer. The selection becomes
 the procedure's `where` filter on the source columns.
 """
-import random
-import time
-
-from lakehouse_ops.errors import MaintenanceError
-from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import Plan, human_bytes, now_ms as _now_ms, skip
-from lakehouse_ops.maintenance.sql import call, is_commit_conflict
+from lakehouse_ops.maintenance.sql import call
 
 NAME = "compaction"
-log = get_logger("compaction")
+COMMITS = True
 
 
 def _strategy(policy, health):
@@ -118,37 +113,21 @@ def plan(policy, health, now_ms=None):
         reason += "; %d recently written partition(s) left alone" % len(recent)
     if older:
         reason += "; only partitions written within %gh (%d older ones left)" % (window, len(older))
-    params = {"strategy": strategy, "options": _options(policy), "where": where, "commit_retries": c.commit_retries}
+    params = {"strategy": strategy, "options": _options(policy), "where": where}
     if sort_order:
         params["sort_order"] = sort_order
     return Plan(action=NAME, run=True, reason=reason, params=params,
                 partitions=[p.partition for p in chosen], estimated_bytes=estimated)
 
 
-def execute(spark, catalog, table, plan, backoff_s=2.0):
-    """Run rewrite_data_files; a commit conflict with a concurrent writer is retried with backoff."""
-    retries = plan.params.get("commit_retries", 3)
+def execute(spark, catalog, table, plan):
     args = {"table": table, "strategy": plan.params["strategy"], "sort_order": plan.params.get("sort_order"),
             "options": plan.params["options"], "where": plan.params.get("where")}
-    attempt = 0
     totals = {}
-    while True:
-        try:
-            rows = call(spark, catalog, "rewrite_data_files", args)
-            for row in rows:
-                for key, value in row.items():
-                    totals[key] = totals.get(key, 0) + (value or 0)
-            totals["attempts"] = attempt + 1
-            return totals
-        except Exception as exc:
-            if not is_commit_conflict(exc) or attempt >= retries:
-                raise MaintenanceError("rewrite_data_files on %s failed after %d attempt(s): %s"
-                                       % (table, attempt + 1, str(exc).splitlines()[0])) from exc
-            delay = backoff_s * (2 ** attempt) * (0.5 + random.random())
-            log.warning("commit conflict with a concurrent writer; retrying",
-                        extra={"table": table, "attempt": attempt + 1, "sleep_s": round(delay, 2)})
-            time.sleep(delay)
-            attempt += 1
+    for row in call(spark, catalog, "rewrite_data_files", args):
+        for key, value in row.items():
+            totals[key] = totals.get(key, 0) + (value or 0)
+    return totals
 
 
 def summarize(outputs):

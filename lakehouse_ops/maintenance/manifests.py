@@ -6,6 +6,7 @@ from lakehouse_ops.maintenance.base import Plan, human_bytes, skip
 from lakehouse_ops.maintenance.sql import call
 
 NAME = "rewrite_manifests"
+COMMITS = True
 
 
 def plan(policy, health, now_ms=None):

@@ -17,6 +17,7 @@ from lakehouse_ops.maintenance.base import Plan, human_bytes, iso_utc, now_ms as
 from lakehouse_ops.maintenance.sql import Timestamp, call, table_ref
 
 NAME = "remove_orphan_files"
+COMMITS = False
 MIN_AGE_HOURS = 24
 OPTIONAL = ("prefix_mismatch_mode", "equal_schemes", "equal_authorities")
 log = get_logger("orphans")

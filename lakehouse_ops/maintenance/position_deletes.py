@@ -8,6 +8,7 @@ from lakehouse_ops.maintenance.base import Plan, skip
 from lakehouse_ops.maintenance.sql import call
 
 NAME = "rewrite_position_deletes"
+COMMITS = True
 
 
 def plan(policy, health, now_ms=None):

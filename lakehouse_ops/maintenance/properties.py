@@ -4,6 +4,7 @@ from lakehouse_ops.maintenance.base import Plan, skip
 from lakehouse_ops.maintenance.sql import table_ref
 
 NAME = "properties"
+COMMITS = True
 
 
 def plan(policy, health, now_ms=None):

@@ -6,6 +6,7 @@ from lakehouse_ops.maintenance.base import Plan, iso_utc, now_ms as _now_ms, ski
 from lakehouse_ops.maintenance.sql import Timestamp, call
 
 NAME = "expire_snapshots"
+COMMITS = True
 
 
 def plan(policy, health, now_ms=None):

@@ -75,4 +75,5 @@ def _unknown_argument(message, candidates):
 def is_commit_conflict(exc):
     text = str(exc)
     return any(marker in text for marker in ("CommitFailedException", "ValidationException", "Cannot commit",
-                                             "conflicting files", "Found conflicting"))
+                                             "conflicting files", "Found conflicting",
+                                             "could not be found in the latest snapshot"))

@@ -6,8 +6,10 @@ consecutive rewrite snapshots against the snapshot just before it. For each run 
 order-independent checksum (the sum of a 64-bit hash of every row) on the rewritten partitions.
 
 On a mismatch the table goes back to the snapshot taken before the action; appends committed by others since are
-re-applied with cherrypick_snapshot, so no appended row is lost. If others committed anything but appends, we do
-not guess: the action fails with the snapshot ids needed to repair by hand.
+re-applied with cherrypick_snapshot, so no appended row is lost. Which appends: those the rollback took off the
+table's main line, read from the table's history log after the rollback, because other writers go on committing
+while the checksums run. If others committed anything but appends, we do not guess: the action fails with the
+snapshot ids needed to repair by hand.
 """
 from dataclasses import dataclass
 from typing import List, Optional
@@ -107,23 +109,74 @@ def verify_rewrites(spark, catalog, table, before_id, where=None, is_rewrite=_is
     summary = {"rewrite_commits": sum(1 for s in chain if is_rewrite(s)), "checks": checks, "verified": not bad}
     if not bad:
         return summary
-    foreign = [s for s in chain if not is_rewrite(s)]
     detail = "; ".join("snapshot %d has %d rows where %d has %d" % (c["after_snapshot"], c["rows_after"],
                                                                   c["before_snapshot"], c["rows_before"])
                        for c in bad)
     if before_id is None:
         raise VerificationError("rewrite of %s changed data (%s) and the table had no snapshot to return to"
                                 % (table, detail))
-    not_appends = [s for s in foreign if s.operation != "append"]
+    # The checksums take a while and other writers go on committing: decide on the table as it is now.
+    not_appends = [s for s in snapshots_since(spark, catalog, table, before_id)
+                   if not is_rewrite(s) and s.operation != "append"]
     if not_appends:
         raise VerificationError(
             "rewrite of %s changed data (%s); not rolled back automatically because other writers committed "
             "non-append snapshots since (%s). Repair: roll back to snapshot %d and re-apply those commits"
             % (table, detail, ", ".join("%d (%s)" % (s.snapshot_id, s.operation) for s in not_appends), before_id))
-    call(spark, catalog, "rollback_to_snapshot", {"table": table, "snapshot_id": before_id})
-    for snap in foreign:
-        call(spark, catalog, "cherrypick_snapshot", {"table": table, "snapshot_id": snap.snapshot_id})
+    reapplied = rollback_and_reapply(spark, catalog, table, before_id, is_rewrite)
     log.error("rewrite changed data; rolled back", extra={"table": table, "snapshot": before_id,
-                                                          "reapplied_appends": len(foreign)})
+                                                          "reapplied_appends": len(reapplied)})
     raise VerificationError("rewrite of %s changed data (%s); rolled back to snapshot %d and re-applied %d "
-                            "concurrent append(s)" % (table, detail, before_id, len(foreign)))
+                            "concurrent append(s)" % (table, detail, before_id, len(reapplied)))
+
+
+def detached_since(spark, catalog, table, before_id):
+    """Snapshots that were once on the table's main line after `before_id` and are not any more, oldest first,
+    leaving out those already re-applied (cherry-picked, or fast-forwarded back onto the line).
+
+    Read from the table's own history log after a rollback, not from a list taken before it: whatever another
+    writer committed up to the instant the rollback landed is in that log.
+    """
+    ref = table_ref(catalog, table)
+    snaps = {r.snapshot_id: r for r in spark.sql(
+        "SELECT snapshot_id, parent_id, operation, committed_at, summary FROM %s.snapshots" % ref).collect()}
+    log_rows = spark.sql("SELECT snapshot_id, is_current_ancestor FROM %s.history" % ref).collect()
+    current = {r.snapshot_id for r in log_rows if r.is_current_ancestor}
+    picked = {int(snaps[i].summary["source-snapshot-id"]) for i in current
+              if i in snaps and snaps[i].summary and "source-snapshot-id" in snaps[i].summary}
+    detached = {}
+    for head in {r.snapshot_id for r in log_rows if not r.is_current_ancestor}:
+        path, node = [], head
+        while node is not None and node in snaps and node not in current:
+            path.append(node)
+            node = snaps[node].parent_id
+        if node == before_id:
+            detached.update((i, snaps[i]) for i in path)
+    ordered = sorted(detached.values(), key=lambda r: (r.committed_at, r.snapshot_id))
+    return [Snapshot(r.snapshot_id, r.parent_id, r.operation) for r in ordered
+            if r.snapshot_id not in picked and r.snapshot_id not in current]
+
+
+def rollback_and_reapply(spark, catalog, table, before_id, is_rewrite=_is_replace):
+    """Return the table to `before_id` and re-apply every append other writers committed after it.
+
+    Returns the re-applied snapshots. A non-append another writer slipped in just before the rollback cannot be
+    re-applied safely: it is named, with what to do, instead of being guessed at.
+    """
+    call(spark, catalog, "rollback_to_snapshot", {"table": table, "snapshot_id": before_id})
+    reapplied, refused = [], []
+    for snap in detached_since(spark, catalog, table, before_id):
+        if is_rewrite(snap):
+            continue
+        if snap.operation != "append":
+            refused.append(snap)
+            continue
+        call(spark, catalog, "cherrypick_snapshot", {"table": table, "snapshot_id": snap.snapshot_id})
+        reapplied.append(snap)
+    if refused:
+        raise VerificationError(
+            "%s was rolled back to snapshot %d and %d concurrent append(s) were re-applied, but other writers "
+            "committed %s just before the rollback; re-apply them by hand (cherrypick_snapshot, or repeat the "
+            "change)" % (table, before_id, len(reapplied),
+                         ", ".join("%d (%s)" % (s.snapshot_id, s.operation) for s in refused)))
+    return reapplied

@@ -10,6 +10,7 @@ from lakehouse_ops.errors import CatalogError, LakehouseOpsError, first_line as 
 from lakehouse_ops.health import open_tables, read_health
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import DATA_REWRITES, DESTRUCTIVE, ORDER
+from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
 from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result, iso_seconds as _iso, now_ms
 
 log = get_logger("runner")
@@ -147,7 +148,13 @@ class MaintenanceRunner:
             if module.NAME in DATA_REWRITES:
                 from lakehouse_ops.maintenance.verify import current_snapshot_id
                 before_id = current_snapshot_id(spark, catalog, table)
-            outputs = module.execute(spark, catalog, table, plan) or {}
+            if module.COMMITS:
+                outputs, attempts = with_commit_retries(
+                    retry_policy(policy.commits), lambda: module.execute(spark, catalog, table, plan) or {},
+                    table, module.NAME)
+                outputs["attempts"] = attempts
+            else:
+                outputs = module.execute(spark, catalog, table, plan) or {}
             if module.NAME in DATA_REWRITES:
                 from lakehouse_ops.maintenance.verify import verify_rewrites
                 outputs["verification"] = verify_rewrites(spark, catalog, table, before_id,

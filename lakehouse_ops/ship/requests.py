@@ -43,15 +43,16 @@ def artifacts_for(ship, job, config_path, archive=None):
 def spark_settings(config, target, archive_uri=None):
     """Every --conf of a submitted run: the Iceberg catalog from the config, the `spark.conf` section, ship's
     spark_conf, the Iceberg jar (EMR Serverless) and the packed environment's Python."""
-    from lakehouse_ops.engine.session import session_conf
+    from lakehouse_ops.engine.session import merge_conf, session_conf
     conf = session_conf(config, mode="cluster")
     ship = config.ship
     if target == "emr-serverless":
-        conf["spark.jars"] = ship.emr_serverless.iceberg_jar
+        # The image's Iceberg jar first; jars the config adds come after it.
+        conf["spark.jars"] = merge_conf({"spark.jars": ship.emr_serverless.iceberg_jar},
+                                        {"spark.jars": conf.get("spark.jars", "")})["spark.jars"]
     if archive_uri:
-        conf.update(archive_settings(target, archive_uri))
-    conf.update(ship.spark_conf)
-    return conf
+        conf = merge_conf(conf, archive_settings(target, archive_uri))
+    return merge_conf(conf, ship.spark_conf)
 
 
 def archive_settings(target, archive_uri):
