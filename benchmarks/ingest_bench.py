@@ -9,13 +9,16 @@ same run measures:
   `writeTo(table).append()` into an identical table;
 - messages received per second (parallel 10-message receives) and, on a refilled queue, the same receive loop
   with one receive in flight;
-- files written per commit and the end-to-end lag (commit time minus S3 event time) per batch.
+- files written per commit and the end-to-end lag (commit time minus S3 event time) per batch;
+- rows/s of one and of three `lakehouse-ops ingest --until-empty` worker processes on one queue where every file
+  is announced twice (each worker pays its own Spark start-up, so both figures include it), exactly once checked.
 Writes <out>/ingest.json and <out>/ingest.png.
 """
 import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 
@@ -60,11 +63,51 @@ def receive_rate(sqs, queue_url, written, concurrency):
     return got / (time.time() - started)
 
 
+def workers_run(sqs, written, work, landing, workers, table):
+    """rows/s of `workers` ingest processes draining a queue on which every file is announced twice."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from commit_locks import lock_settings   # the local Hadoop catalog's commits, safe across processes
+    import yaml
+    name = "bench-workers-%d" % workers
+    queue_url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+    lock_conf, lock_props = lock_settings(os.path.join(work, "commit-locks"))
+    raw = {"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": os.path.join(work, "warehouse"),
+                       "properties": lock_props},
+           "spark": {"mode": "local", "master": "local[2]", "conf": dict(lock_conf, **{
+               "spark.driver.memory": "3g", "spark.sql.shuffle.partitions": "4"})},
+           "ingest": {"queue_url": queue_url, "dlq_url": dlq_url, "target_table": table,
+                      "quarantine_table": table + "_quarantine", "uri_map": {"s3://%s/" % BUCKET: landing},
+                      "batch": {"max_objects": 200, "max_bytes": "1GB", "max_wait_seconds": 10,
+                                "wait_time_seconds": 0, "receive_concurrency": 8},
+                      "visibility_timeout_seconds": 300, "heartbeat_seconds": 60, "claim_seconds": 300}}
+    config = os.path.join(work, "%s.yaml" % name)
+    with open(config, "w") as handle:
+        yaml.safe_dump(raw, handle)
+    send_events(sqs, queue_url, written)
+    send_events(sqs, queue_url, written)
+    started = time.time()
+    procs = [subprocess.Popen([sys.executable, "-m", "lakehouse_ops.cli", "--config", config, "ingest",
+                               "--until-empty", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(workers)]
+    reports = []
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError("ingest worker failed: %s" % err.decode()[-2000:])
+        reports.append(json.loads(out))
+    seconds = time.time() - started
+    return {"workers": workers, "seconds": round(seconds, 2), "messages": 2 * len(written),
+            "rows_by_worker": [r["totals"]["rows"] for r in reports],
+            "objects_held_elsewhere": sum(b.get("held_elsewhere", 0) for r in reports for b in r["batches"]),
+            "queue_left": sum(Queue(sqs, queue_url).depth())}
+
+
 def chart(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
     r = results
     axes[0].bar(["SQS ingest", "plain read+append"], [r["ingest"]["rows_per_s"], r["baseline"]["rows_per_s"]],
                 color=["C2", "C7"])
@@ -76,6 +119,9 @@ def chart(results, path):
     axes[2].bar([str(i + 1) for i in range(len(lags))], lags, color="C0")
     axes[2].set_title("end-to-end lag per batch (s)")
     axes[2].set_xlabel("batch")
+    axes[3].bar(["1 worker", "3 workers"], [r["workers_1"]["rows_per_s"], r["workers_3"]["rows_per_s"]],
+                color=["C7", "C2"])
+    axes[3].set_title("worker processes, files announced twice: rows/s")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -155,17 +201,35 @@ def main(argv=None):
                                             results["baseline"]["rows_per_s"], 3)
         spark.stop()
 
+        for workers in (1, 3):
+            table = "bench.workers_%d" % workers
+            spark = build_session(config)
+            spark.sql("CREATE TABLE %s.%s (%s) USING iceberg PARTITIONED BY (days(requested_at))"
+                      % (CATALOG, table, DEMO_SCHEMA))
+            spark.stop()
+            run = workers_run(sqs, written, work, landing, workers, table)
+            spark = build_session(config)
+            run["rows"] = spark.table("%s.%s" % (CATALOG, table)).count()
+            spark.stop()
+            run["rows_per_s"] = round(run["rows"] / run["seconds"], 1)
+            results["workers_%d" % workers] = run
+        results["three_vs_one_worker"] = round(results["workers_3"]["rows_per_s"] /
+                                               results["workers_1"]["rows_per_s"], 3)
+
         results["receive"] = {"parallel_msgs_per_s": round(receive_rate(sqs, queue_url, written, 8), 1),
                               "sequential_msgs_per_s": round(receive_rate(sqs, queue_url, written, 1), 1)}
         results["targets"] = {"ingest_ge_0.7x_plain": results["ratio"] >= 0.7,
                               "processing_ge_0.7x_plain": results["processing_ratio"] >= 0.7,
-                              "exactly_once": rows == args.files * args.rows_per_file}
+                              "exactly_once": rows == args.files * args.rows_per_file and all(
+                                  results["workers_%d" % w]["rows"] == args.files * args.rows_per_file
+                                  for w in (1, 3))}
         os.makedirs(out, exist_ok=True)
         with open(os.path.join(out, "ingest.json"), "w") as handle:
             json.dump(results, handle, indent=2)
         chart(results, os.path.join(out, "ingest.png"))
         print(json.dumps({k: results[k] for k in ("ingest", "baseline", "ratio", "processing_ratio", "receive",
-                                                   "targets")}, indent=1))
+                                                   "workers_1", "workers_3", "three_vs_one_worker", "targets")},
+                         indent=1))
     finally:
         moto.terminate()
     return 0

@@ -2,6 +2,9 @@
 import gzip
 import json
 import os
+import signal
+import subprocess
+import sys
 
 from conftest import CATALOG, make_config
 from lakehouse_ops.ingest import events
@@ -95,3 +98,25 @@ def slow_enrich(df):
     import time
     time.sleep(float(os.environ.get("SLOW_ENRICH_SECONDS", "8")))
     return df
+
+
+def start_worker(config, fault=None):
+    """`lakehouse-ops ingest --until-empty --json` in its own process group; `fault` names a point where the
+    worker kills itself with SIGKILL (LAKEHOUSE_OPS_INGEST_FAULT)."""
+    from lakehouse_ops.ingest.job import FAULT_ENV
+    env = dict(os.environ)
+    env.pop(FAULT_ENV, None)
+    if fault:
+        env[FAULT_ENV] = fault
+    return subprocess.Popen([sys.executable, "-m", "lakehouse_ops.cli", "--config", config, "ingest",
+                             "--until-empty", "--json"], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def kill_group(proc):
+    """kill -9 of a worker and of the JVM it started."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=60)

@@ -13,14 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.errors import ConfigError, IngestError, first_line
 from lakehouse_ops.ingest import ledger as ledger_mod
+from lakehouse_ops.conditional import open_store
 from lakehouse_ops.ingest.batch import fill_batch
+from lakehouse_ops.ingest.claims import Claims, new_batch_id
+from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
 from lakehouse_ops.ingest.read import CORRUPT, data_schema, existing, find_unreadable, load, load_function, \
     spark_spellings
 from lakehouse_ops.health.partitions import quote_string
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import iso_seconds as _iso
-from lakehouse_ops.maintenance.sql import table_ref
+from lakehouse_ops.maintenance.sql import call, table_ref
 
 log = get_logger("ingest")
 
@@ -31,6 +34,20 @@ def _fault_point(name):
     """Crash tests kill the process here (SIGKILL, like kill -9) when LAKEHOUSE_OPS_INGEST_FAULT names this point."""
     if os.environ.get(FAULT_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+# SQS's longest visibility timeout: a message deferred behind a claim comes back by then at the latest.
+MAX_DEFER_SECONDS = 43200
+
+
+def claims_root(config, target):
+    """Where the target's claims live: `ingest.claims`, or under the catalog's warehouse."""
+    root = config.ingest.claims or (config.catalog.warehouse.rstrip("/") + "/_lakehouse_ops/ingest-claims"
+                                    if config.catalog.warehouse else None)
+    if root is None:
+        raise ConfigError("%s: ingest.claims is needed (an s3:// prefix where ingest workers claim objects) when "
+                          "the catalog has no warehouse" % config.source)
+    return root.rstrip("/") + "/" + target
 
 
 QUARANTINE_SCHEMA = ("raw STRING, source_object STRING, reason STRING, batch_id STRING, quarantined_at TIMESTAMP")
@@ -82,6 +99,7 @@ class IngestJob:
         self.enrich = load_function(self.cfg.enrichment) if self.cfg.enrichment else None
         self.target = config.table_name(self.cfg.target_table)
         self.target_ref = table_ref(self.catalog, self.target)
+        self.claims = Claims(open_store(claims_root(config, self.target)), self.cfg.claim_seconds)
         self._prepared = False
 
     @property
@@ -102,6 +120,7 @@ class IngestJob:
             raise IngestError("target table %s does not exist: create it first (its schema governs what is "
                               "read)" % self.target) from None
         self._ensure_columns()
+        self._enable_wap()
         self._check_pseudonymized_columns()
         self._apply_properties()
         self.ledger = ledger_mod.Ledger(spark, self.catalog, self.config.table_name(self.cfg.ledger))
@@ -110,7 +129,9 @@ class IngestJob:
             self.quarantine_ref = table_ref(self.catalog, self.config.table_name(self.cfg.quarantine_table))
             namespace = self.config.table_name(self.cfg.quarantine_table).rsplit(".", 1)[0]
             spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(self.catalog, namespace))
-            spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg" % (self.quarantine_ref, QUARANTINE_SCHEMA))
+            ledger_mod.concurrent_ddl(
+                spark, "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg" % (self.quarantine_ref, QUARANTINE_SCHEMA),
+                lambda: ledger_mod.table_exists(spark, self.quarantine_ref))
         else:
             self.quarantine_ref = None
         self.schema = data_schema(spark, self.target_ref, self._meta_columns())
@@ -141,6 +162,17 @@ class IngestJob:
                 raise ConfigError("ingest.pseudonymize column %r must be a string column of %s (it is %s)" % (
                     column, self.target, fields.get(column, "missing")))
 
+    def _wap_enabled(self):
+        props = {r.key: r.value for r in self.spark.sql("SHOW TBLPROPERTIES %s" % self.target_ref).collect()}
+        return props.get("write.wap.enabled") == "true"
+
+    def _enable_wap(self):
+        """Batches are staged and then published (write-audit-publish): Iceberg lands one batch id only once."""
+        if not self._wap_enabled():
+            ledger_mod.concurrent_ddl(
+                self.spark, "ALTER TABLE %s SET TBLPROPERTIES ('write.wap.enabled'='true')" % self.target_ref,
+                lambda: ledger_mod.table_exists(self.spark, self.target_ref) and self._wap_enabled())
+
     def _meta_columns(self):
         return {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
 
@@ -150,7 +182,10 @@ class IngestJob:
                   (self.cfg.batch_column, "STRING")]
         for name, kind in wanted:
             if name not in present:
-                self.spark.sql("ALTER TABLE %s ADD COLUMN `%s` %s" % (self.target_ref, name, kind))
+                ledger_mod.concurrent_ddl(
+                    self.spark, "ALTER TABLE %s ADD COLUMN `%s` %s" % (self.target_ref, name, kind),
+                    lambda name=name: ledger_mod.table_exists(self.spark, self.target_ref) and name in {
+                        f.name for f in self.spark.table(self.target_ref).schema.fields})
                 log.info("added ingest column to the target", extra={"table": self.target, "column": name})
 
     def _apply_properties(self):
@@ -211,7 +246,7 @@ class IngestJob:
                 if max_batches is None or len(report["batches"]) + 1 < max_batches:
                     upcoming = pool.submit(self._receive)
                 try:
-                    metrics = self.process(batch)
+                    metrics = self.process(batch, heartbeat)
                 finally:
                     heartbeat.stop()
                 report["batches"].append(metrics)
@@ -230,7 +265,7 @@ class IngestJob:
         report["finished_at"] = _iso(time.time())
         return report
 
-    def process(self, batch):
+    def process(self, batch, heartbeat=None):
         started = time.time()
         metrics = {"messages": len(batch.messages), "objects": len(batch.objects), "duplicates": batch.duplicates,
                    "bytes": batch.bytes, "receive_calls": batch.receive_calls,
@@ -251,55 +286,111 @@ class IngestJob:
         if batch.ignored:
             self.queue.delete([m for m, _ in batch.ignored])
 
+        identities = list(batch.objects)
+        batch_id = new_batch_id()
+        with _timed(metrics, "claims"):
+            claimed = self.claims.claim(identities, batch_id)
+        for other, seal in claimed.to_finish.items():
+            with _timed(metrics, "finish_batches"):
+                self._finish(other, seal)
+            metrics["finished_batches"] = metrics.get("finished_batches", 0) + 1
         with _timed(metrics, "ledger_check"):
-            done = self.ledger.committed(list(batch.objects))
+            done = self.ledger.committed(identities)
         metrics["already_committed"] = len(done)
-        todo = {i: o for i, o in batch.objects.items() if i not in done}
+        metrics["held_elsewhere"] = len(claimed.held)
+        mine = {i: e for i, e in claimed.taken.items() if i not in done}
+        todo = {i: batch.objects[i] for i in mine}
         failed = {}
         if todo:
-            failed = self._write(todo, metrics)
+            failed = self._write(todo, mine, batch_id, metrics)
         with _timed(metrics, "settle_messages"):
-            self._settle_messages(batch, failed, metrics)
+            self._settle_messages(batch, failed, metrics, held=claimed.held, heartbeat=heartbeat)
+        # Committed (here or by others) or dead-lettered: the claims have done their work.
+        self.claims.release(claimed.taken)
         metrics["lag_s"] = round(time.time() - oldest / 1000.0, 3)
         metrics["batch_s"] = round(time.time() - started, 3)
         return metrics
 
-    def _write(self, todo, metrics):
-        """Read, transform and commit `todo`; return {identity: reason} for objects that could not be used."""
+    def _write(self, todo, mine, batch, metrics):
+        """Read, transform, stage, seal and publish `todo`; return {identity: reason} for objects that could not
+        be used."""
         spark = self.spark
         with _timed(metrics, "exists"):
             located, failed = existing(spark, todo, self.cfg.uri_map)
         while located:
             usable = [todo[i] for i in located]
-            batch = ledger_mod.batch_id([o.identity for o in usable])
             metrics["batch_id"] = batch
-            snapshot = ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch)
-            if snapshot is None:
-                with _timed(metrics, "ledger_write"):
-                    self.ledger.record(batch, usable, ledger_mod.PENDING)
-                _fault_point("after_pending")
-                try:
-                    with _timed(metrics, "read_write"):
-                        snapshot, misfit_sources = self._commit(located, todo, batch, metrics)
-                except _ReadFailed as exc:
-                    with _timed(metrics, "isolate"):
-                        unreadable = find_unreadable(spark, self.cfg, self.schema, located, self._quarantining)
-                    if not unreadable:
-                        raise exc.error
-                    log.warning("objects could not be read; the rest of the batch goes on",
-                                extra={"unreadable": len(unreadable)})
-                    failed.update(unreadable)
-                    located = {i: v for i, v in located.items() if i not in unreadable}
-                    continue
-                _fault_point("after_commit")
-                with _timed(metrics, "quarantine"):
-                    self._quarantine(batch, located, todo, metrics, only_sources=misfit_sources)
+            with _timed(metrics, "ledger_write"):
+                self.ledger.record(batch, usable, ledger_mod.PENDING)
+            _fault_point("after_pending")
+            try:
+                with _timed(metrics, "read_write"):
+                    staged, misfit_sources = self._commit(located, todo, batch, metrics)
+            except _ReadFailed as exc:
+                with _timed(metrics, "isolate"):
+                    unreadable = find_unreadable(spark, self.cfg, self.schema, located, self._quarantining)
+                if not unreadable:
+                    raise exc.error
+                log.warning("objects could not be read; the rest of the batch goes on",
+                            extra={"unreadable": len(unreadable)})
+                failed.update(unreadable)
+                # The rest goes on as a new batch; claims follow it (the old one is never sealed).
+                batch = new_batch_id()
+                mine.update(self.claims.rebind({i: mine[i] for i in located if i not in unreadable}, batch))
+                located = {i: v for i, v in located.items() if i not in unreadable and i in mine}
+                continue
+            if not self.claims.seal(batch, [_describe(o) for o in usable], staged):
+                raise IngestError("batch %s of %s was made void by another worker while it was written: its claims "
+                                  "expired (raise ingest.claim_seconds above the time a batch takes); its messages "
+                                  "come back and are retried" % (batch, self.target))
+            _fault_point("after_seal")
+            with _timed(metrics, "publish"):
+                snapshot, summary = self._publish(batch, staged)
+            metrics["rows"] = int(summary.get("added-records", 0))
+            _fault_point("after_commit")
+            with _timed(metrics, "quarantine"):
+                self._quarantine(batch, located, todo, metrics, only_sources=misfit_sources)
             with _timed(metrics, "ledger_write"):
                 self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
             _fault_point("before_delete")
             metrics["snapshot_id"] = snapshot
             break
         return failed
+
+    def _publish(self, batch, staged):
+        """Publish a staged batch; (snapshot id, summary) of the commit that landed it, whoever published it."""
+        try:
+            call(self.spark, self.catalog, "cherrypick_snapshot", {"table": self.target, "snapshot_id": staged})
+        except Exception as exc:
+            if "DuplicateWAPCommitException" not in str(exc) and \
+                    ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch) is None:
+                raise IngestError("publishing batch %s (staged snapshot %d) to %s failed: %s"
+                                  % (batch, staged, self.target, first_line(exc))) from exc
+            log.info("batch already published by another worker", extra={"batch_id": batch})
+        found = ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch)
+        if found is None:
+            raise IngestError("batch %s is not in the history of %s after its publish" % (batch, self.target))
+        return found
+
+    def _finish(self, batch, seal):
+        """Land a batch another worker sealed and then left (its claims expired), then record it committed."""
+        objects = [S3Object(**{k: v for k, v in doc.items() if k != "identity"}) for doc in seal["objects"]]
+        found = ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch)
+        if found is None:
+            staged = seal.get("staged_snapshot")
+            if ledger_mod.staged_snapshot(self.spark, self.catalog, self.target, batch) != staged:
+                raise IngestError("batch %s was sealed but its staged snapshot %s is gone from %s (expired?): its "
+                                  "objects stay claimed; publish or re-ingest them by hand" % (batch, staged,
+                                                                                             self.target))
+            found = self._publish(batch, staged)
+        todo = {o.identity: o for o in objects}
+        located, _ = existing(self.spark, todo, self.cfg.uri_map)
+        if located:
+            self._quarantine(batch, located, todo, {}, replace=True)
+        self.ledger.record(batch, objects, ledger_mod.COMMITTED, found[0])
+        self.claims.release_batch(batch, [o.identity for o in objects])
+        log.info("finished a batch another worker sealed and left", extra={"batch_id": batch,
+                                                                           "snapshot_id": found[0]})
 
     @property
     def _quarantining(self):
@@ -317,7 +408,8 @@ class IngestJob:
     def _commit(self, located, todo, batch, metrics):
         """Append the batch's good rows in one pass, with the batch id in the snapshot summary.
 
-        Returns the snapshot id and the S3 URIs of the objects that held misfit records.
+        Returns the staged snapshot id (published after the batch is sealed) and the S3 URIs of the objects that
+        held misfit records.
 
         The pass also counts the records that do not fit (an observation), so they cost a second read only when
         there are some.
@@ -348,28 +440,29 @@ class IngestJob:
             out = pseudonymize(out, self.cfg.pseudonymize.columns, self.config.pseudonymization.settings(),
                                deterministic=self.cfg.pseudonymize.mode == "deterministic")
         commit_started = time.time()
+        spark.conf.set("spark.wap.id", batch)
         try:
             out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch) \
                 .option("snapshot-property.lakehouse-ops.objects", str(len(located))).append()
         except Exception as exc:
             # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
-            if ledger_mod.find_batch_snapshot(spark, self.catalog, self.target, batch) is None:
+            if ledger_mod.staged_snapshot(spark, self.catalog, self.target, batch) is None:
                 raise _ReadFailed(IngestError("commit of batch %s to %s failed: %s" % (
                     batch, self.target, first_line(exc)))) from exc
             log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
+        finally:
+            spark.conf.unset("spark.wap.id")
         metrics["commit_s"] = round(time.time() - commit_started, 3)
-        found = ledger_mod.batch_snapshot(spark, self.catalog, self.target, batch)
-        if found is None:
-            raise IngestError("batch %s is not in the history of %s after its commit" % (batch, self.target))
-        snapshot, summary = found
-        metrics["rows"] = int(summary.get("added-records", 0))
+        staged = ledger_mod.staged_snapshot(spark, self.catalog, self.target, batch)
+        if staged is None:
+            raise IngestError("batch %s is not staged in %s after its write" % (batch, self.target))
         observed = observation.get or {}
         metrics["misfits"] = int(observed.get("misfits", 0))
         sources = observed.get("misfit_sources")
         if sources is not None and not isinstance(sources, (list, tuple)):
             # Arrays come back from the JVM as Scala sequences.
             sources = spark._jvm.scala.collection.JavaConverters.seqAsJavaList(sources)
-        return snapshot, set(sources or [])
+        return staged, set(sources or [])
 
     def _quarantine(self, batch, located, todo, metrics, replace=False, only_sources=None):
         """Write the batch's misfit records to the quarantine table (after the target commit, before the ledger
@@ -400,15 +493,22 @@ class IngestJob:
         metrics["quarantined"] = self.spark.table(self.quarantine_ref).filter(
             F.col("batch_id") == batch).count()
 
-    def _settle_messages(self, batch, failed, metrics):
-        """Delete messages whose objects are all committed; dead-letter those with failed objects."""
-        to_delete = []
+    def _settle_messages(self, batch, failed, metrics, held=None, heartbeat=None):
+        """Delete messages whose objects are all committed; dead-letter those with failed objects; hide those
+        with an object another worker is writing until its claim expires (by then it is committed, and they are
+        deleted; waiting once, not polling, keeps their receive count low for the queue's redrive policy)."""
+        held = held or {}
+        to_delete, deferred = [], {}
         for message in batch.messages:
             ids = batch.message_objects.get(message.message_id)
             if ids is None:
                 continue  # poison or ignored: already handled
             reasons = [failed[i] for i in ids if i in failed]
-            if not reasons:
+            if any(i in held for i in ids) and not reasons:
+                until = max(held[i] for i in ids if i in held)
+                seconds = int(min(MAX_DEFER_SECONDS, max(1, until - time.time() + 1)))
+                deferred.setdefault(seconds, []).append(message)
+            elif not reasons:
                 to_delete.append(message)
             elif self.cfg.poison_action == "dlq":
                 self.queue.dead_letter(message, "; ".join(reasons))
@@ -417,7 +517,18 @@ class IngestJob:
                 log.warning("message left for the queue's redrive policy",
                             extra={"message_id": message.message_id, "reason": "; ".join(reasons)})
         self.queue.delete(to_delete)
+        for seconds, messages in deferred.items():
+            if heartbeat is not None:
+                heartbeat.discard(messages)
+            self.queue.extend(messages, seconds)
         metrics["deleted_messages"] = len(to_delete) + len(batch.ignored)
+        metrics["deferred_messages"] = sum(len(m) for m in deferred.values())
+
+
+def _describe(obj):
+    """An object as a seal lists it (enough to read it again)."""
+    return {"bucket": obj.bucket, "key": obj.key, "size": obj.size, "etag": obj.etag, "version_id": obj.version_id,
+            "identity": obj.identity}
 
 
 def _totals(batches, seconds):

@@ -111,6 +111,12 @@ class Heartbeat:
         with self._lock:
             self._messages.extend(messages)
 
+    def discard(self, messages):
+        """Stop extending these (settled: deleted, or hidden for a time of their own)."""
+        gone = {m.message_id for m in messages}
+        with self._lock:
+            self._messages = [m for m in self._messages if m.message_id not in gone]
+
     def _run(self):
         while not self._stop.wait(self.every):
             with self._lock:

@@ -1,18 +1,14 @@
 """kill -9 of the ingest process at every dangerous moment and at random ones, then a clean run:
 every record exactly once, nothing left on the queue."""
-import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 
 import pytest
 
 from conftest import CATALOG
-from ingest_helpers import BUCKET, Landing, create_target, records, s3_notification
-from lakehouse_ops.ingest.job import FAULT_ENV
+from ingest_helpers import BUCKET, Landing, create_target, kill_group, records, s3_notification, start_worker
 
 pytestmark = pytest.mark.spark
 VISIBILITY = 6
@@ -30,29 +26,12 @@ def _config_file(tmp_path, warehouse, landing, table):
           quarantine_table: %s_quarantine
           uri_map: {"s3://%s/": "%s"}
           visibility_timeout_seconds: %d
+          claim_seconds: %d
           heartbeat_seconds: 2
           batch: {max_objects: 4, wait_time_seconds: 0, max_wait_seconds: 1, receive_concurrency: 1}
         """ % (CATALOG, warehouse, landing.queue_url, landing.dlq_url, table, table, BUCKET, landing.root,
-               VISIBILITY)))
+               VISIBILITY, VISIBILITY)))
     return str(path)
-
-
-def _start(config, fault=None):
-    env = dict(os.environ)
-    env.pop(FAULT_ENV, None)
-    if fault:
-        env[FAULT_ENV] = fault
-    return subprocess.Popen([sys.executable, "-m", "lakehouse_ops.cli", "--config", config, "ingest",
-                             "--until-empty", "--json"], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=60)
 
 
 def test_kill_9_then_rerun_yields_every_record_exactly_once(spark, warehouse, aws_env, tmp_path, table_name):
@@ -70,19 +49,19 @@ def test_kill_9_then_rerun_yields_every_record_exactly_once(spark, warehouse, aw
     config = _config_file(tmp_path, warehouse, landing, table_name)
 
     for fault in ("after_receive", "after_pending", "after_commit", "before_delete"):
-        proc = _start(config, fault)
+        proc = start_worker(config, fault)
         proc.wait(timeout=300)
         assert proc.returncode == -signal.SIGKILL, (fault, proc.stderr.read()[-2000:])
-        _kill_group(proc)
+        kill_group(proc)
     rng = random.Random(int(time.time()))
     for _ in range(2):
-        proc = _start(config)
+        proc = start_worker(config)
         time.sleep(rng.uniform(6, 16))
-        _kill_group(proc)
+        kill_group(proc)
 
     for _ in range(6):
         time.sleep(VISIBILITY + 1)  # messages of killed batches become visible again
-        proc = _start(config)
+        proc = start_worker(config)
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
         if landing.depth() == 0:
