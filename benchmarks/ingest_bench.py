@@ -27,8 +27,6 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from maintenance_bench import machine  # noqa: E402
-
 from lakehouse_ops.aws.local import start_moto  # noqa: E402
 from lakehouse_ops.config import config_from_dict  # noqa: E402
 from lakehouse_ops.engine import build_session  # noqa: E402
@@ -36,6 +34,8 @@ from lakehouse_ops.ingest.demo import DEMO_SCHEMA, write_landing_files  # noqa: 
 from lakehouse_ops.ingest.events import s3_notification  # noqa: E402
 from lakehouse_ops.ingest.job import IngestJob  # noqa: E402
 from lakehouse_ops.ingest.queue import Queue  # noqa: E402
+
+from maintenance_bench import machine  # noqa: E402
 
 CATALOG = "bench"
 BUCKET = "landing-bucket"
@@ -66,8 +66,9 @@ def receive_rate(sqs, queue_url, written, concurrency):
 def workers_run(sqs, written, work, landing, workers, table):
     """rows/s of `workers` ingest processes draining a queue on which every file is announced twice."""
     sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from commit_locks import lock_settings   # the local Hadoop catalog's commits, safe across processes
     import yaml
+
+    from commit_locks import lock_settings  # the local Hadoop catalog's commits, safe across processes
     name = "bench-workers-%d" % workers
     queue_url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "300"})["QueueUrl"]
     dlq_url = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]

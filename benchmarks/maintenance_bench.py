@@ -30,9 +30,9 @@ from lakehouse_ops.demo import create_streaming_table  # noqa: E402
 from lakehouse_ops.engine import build_session  # noqa: E402
 from lakehouse_ops.health import open_tables, read_health  # noqa: E402
 from lakehouse_ops.maintenance import compaction  # noqa: E402
-from lakehouse_ops.maintenance.sql import table_ref  # noqa: E402
 from lakehouse_ops.maintenance.verify import verify_rewrites  # noqa: E402
 from lakehouse_ops.runner import MaintenanceRunner  # noqa: E402
+from lakehouse_ops.sqltext import table_ref  # noqa: E402
 
 TABLE = "bench.events"
 CATALOG = "bench"
@@ -271,7 +271,8 @@ def main(argv=None):
         "rewritten_bytes": rewritten, "compaction_s": round(compaction_s, 2), "plain_copy_s": round(copy_s, 2),
         "plain_copy_runs_s": [round(x, 2) for x in copy_runs],
         "verification_s": round(verification_s, 2), "verified": verification["verified"],
-        "compaction_mb_s": round(rewritten / 1e6 / compaction_s, 2), "plain_copy_mb_s": round(rewritten / 1e6 / copy_s, 2)}
+        "compaction_mb_s": round(rewritten / 1e6 / compaction_s, 2),
+        "plain_copy_mb_s": round(rewritten / 1e6 / copy_s, 2)}
     results["compaction"]["ratio"] = round(results["compaction"]["compaction_mb_s"] /
                                            results["compaction"]["plain_copy_mb_s"], 3)
     print("compaction", json.dumps(results["compaction"]), flush=True)

@@ -31,12 +31,12 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-from maintenance_bench import machine  # noqa: E402
-
 from lakehouse_ops.aws.local import free_port, listening, start_moto  # noqa: E402
 from lakehouse_ops.config import config_from_dict  # noqa: E402
 from lakehouse_ops.engine import build_session  # noqa: E402
 from lakehouse_ops.pseudo.cipher import Keyring  # noqa: E402
+
+from maintenance_bench import machine  # noqa: E402
 
 API_KEY = "benchmark-api-key-0123456789"
 KEYS_SECRET, API_SECRET = "bench/pseudo-keys", "bench/pseudo-api-key"

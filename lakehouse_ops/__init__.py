@@ -6,7 +6,7 @@ Notebook use, with the SparkSession you already have:
     report = lakehouse_ops.maintain(spark, "db.events", config="s3://bucket/lakehouse-ops.yaml")
     lakehouse_ops.table_health("db.events", config="conf/emr.yaml")
 """
-__version__ = "0.1.0"
+from lakehouse_ops.version import __version__
 
 
 def _as_config(config):

@@ -11,7 +11,7 @@ import click
 
 from lakehouse_ops import logs
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
-
+from lakehouse_ops.jobs import JOBS
 from lakehouse_ops.runner.entry import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -119,7 +119,7 @@ def plan(ctx, tables, as_json, only, fleet, workers):
     if not fleet:
         _maintain(ctx, tables, True, as_json, None, only)
         return
-    from lakehouse_ops.ship.fleet import plan_fleet
+    from lakehouse_ops.runner.fleet import plan_fleet
     report = plan_fleet(_config(ctx), patterns=list(tables) or None, workers=workers)
     _emit(report, as_json, None, _print_fleet)
 
@@ -127,7 +127,8 @@ def plan(ctx, tables, as_json, only, fleet, workers):
 def _print_fleet(report):
     from rich.console import Console
     from rich.table import Table
-    from lakehouse_ops.maintenance.base import human_bytes
+
+    from lakehouse_ops.units import human_bytes
     out = Table(title="%d tables, %d need maintenance (%.1f s, no Spark)" % (
         report["count"], report["needy"], report["duration_s"]))
     for column in ("rank", "table", "score", "actions", "to rewrite", "files (small)", "manifests", "snapshots"):
@@ -287,7 +288,7 @@ def _print_package(report):
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--target", type=click.Choice(["emr-serverless", "emr"]), required=True)
-@click.option("--job", type=click.Choice(["maintain", "ingest", "pseudonymize", "erase"]), required=True)
+@click.option("--job", type=click.Choice(list(JOBS)), required=True)
 @click.option("--archive", metavar="PATH|S3URI", help="The packed environment (`lakehouse-ops package`); required "
               "for EMR Serverless; on EMR without it the cluster must have lakehouse-ops installed.")
 @click.option("--name", help="Run name (default: lakehouse-ops-<job>-<UTC time>).")
@@ -310,7 +311,7 @@ def submit(ctx, target, job, archive, name, needy, per_table, wait, dry_run, pol
     if needy:
         if job != "maintain":
             raise ConfigError("--needy plans maintenance: use it with --job maintain")
-        from lakehouse_ops.ship.fleet import plan_fleet, select
+        from lakehouse_ops.runner.fleet import plan_fleet, select
         if config.ship is None:
             raise ConfigError("%s has no 'ship' section" % config.source)
         chosen = select(plan_fleet(config)["tables"], config.ship.budget)
@@ -402,6 +403,7 @@ def _print_summary(report):
 def pseudo_service(host, port, key_file, keys_secret, api_key_env):
     """Run the reference pseudonymization service over HTTP (the contract of the AWS sample)."""
     import time
+
     from lakehouse_ops.pseudo import keys
     from lakehouse_ops.pseudo.service import PseudonymService, load_or_create_key_file, serve
 

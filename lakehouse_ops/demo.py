@@ -7,7 +7,7 @@ import os
 import time
 
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.sql import table_ref
+from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("demo")
 

@@ -4,8 +4,9 @@ import os
 
 import pytest
 
-from commit_locks import lock_settings
 from lakehouse_ops.config import config_from_dict
+
+from commit_locks import lock_settings
 
 CATALOG = "lake"
 PSEUDO_API_KEY = "test-api-key-0123456789"

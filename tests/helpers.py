@@ -2,9 +2,9 @@
 from chispa import assert_df_equality
 
 from lakehouse_ops.health import open_tables, read_health
-from lakehouse_ops.maintenance.sql import table_ref
 from lakehouse_ops.maintenance.verify import current_snapshot_id
 from lakehouse_ops.runner import MaintenanceRunner
+from lakehouse_ops.sqltext import table_ref
 
 CATALOG = "lake"
 

@@ -6,8 +6,9 @@ import signal
 import subprocess
 import sys
 
-from conftest import CATALOG, make_config
 from lakehouse_ops.ingest import events
+
+from conftest import CATALOG, make_config
 
 BUCKET = "landing-bucket"
 TARGET_SCHEMA = "event_time TIMESTAMP, customer_id STRING, bytes_sent BIGINT, rec_id BIGINT"

@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -37,7 +38,8 @@ def run(cmd, **kw):
 
 
 def test_vermin_targets_python_39():
-    out = run([os.path.join(os.path.dirname(sys.executable), "vermin"), "-q", "--target=3.9-", "--violations", "--no-tips",
+    out = run([os.path.join(os.path.dirname(sys.executable), "vermin"), "-q", "--target=3.9-", "--violations",
+               "--no-tips",
                "--eval-annotations", os.path.join(ROOT, "lakehouse_ops"), os.path.join(ROOT, "spark_jobs")])
     assert out.strip() == ""
 
@@ -109,7 +111,9 @@ def test_imports_and_pure_tests_under_python_39(wheel, tmp_path):
 
 def test_package_builds_an_archive_for_the_target_python_and_refuses_another(wheel, tmp_path):
     import tarfile
+
     from click.testing import CliRunner
+
     from lakehouse_ops.cli import cli
     here = "%d.%d" % sys.version_info[:2]
     other = "3.9" if here != "3.9" else "3.11"

@@ -16,7 +16,7 @@ ROWS = 50
 def main(config_path, table, tag, ledger, stop_file, pause="0.5"):
     from lakehouse_ops.config import load_config
     from lakehouse_ops.engine import build_session
-    from lakehouse_ops.maintenance.sql import table_ref
+    from lakehouse_ops.sqltext import table_ref
     config = load_config(config_path)
     spark = build_session(config)
     ref = table_ref(config.catalog.name, table)

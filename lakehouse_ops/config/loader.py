@@ -15,8 +15,15 @@ from typing import Any, Dict, List, Optional, Tuple
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lakehouse_ops.config.models import CatalogConfig, ErasureConfig, IngestConfig, PseudonymizationConfig, \
-    ShipConfig, SparkConfig, TablePolicy
+from lakehouse_ops.config.models import (
+    CatalogConfig,
+    ErasureConfig,
+    IngestConfig,
+    PseudonymizationConfig,
+    ShipConfig,
+    SparkConfig,
+    TablePolicy,
+)
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"

@@ -8,6 +8,8 @@ from typing import Annotated, Dict, List, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from lakehouse_ops.jobs import JOBS
+
 MB = 1024 * 1024
 GB = 1024 * MB
 
@@ -359,7 +361,7 @@ class ErasureConfig(Model):
     receipts: Optional[str] = None
 
 
-JOB_NAMES = ("maintain", "ingest", "pseudonymize", "erase")
+JOB_NAMES = tuple(JOBS)
 
 
 class EmrServerlessTarget(Model):
@@ -382,7 +384,7 @@ class EmrTarget(Model):
 class Schedule(Model):
     """One EventBridge Scheduler schedule that starts an EMR Serverless job run."""
     name: str = Field(pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
-    job: Literal["maintain", "ingest", "pseudonymize", "erase"] = "maintain"
+    job: Literal[JOB_NAMES] = "maintain"  # type: ignore[valid-type]  (the names of lakehouse_ops.jobs)
     # The job's own arguments, e.g. ["--only", "compaction", "analytics.*"].
     args: List[str] = Field(default_factory=list)
     # rate(1 hour), cron(0 3 * * ? *) or at(...), as EventBridge Scheduler takes them.

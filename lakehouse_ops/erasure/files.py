@@ -8,7 +8,7 @@ without the column's stats, are always candidates. Position delete files hold no
 """
 from collections import namedtuple
 
-from lakehouse_ops.maintenance.orphans import normalize
+from lakehouse_ops.paths import normalize
 
 FileMeta = namedtuple("FileMeta", "path content format lower upper value_counts null_counts")
 DATA, POSITION_DELETES, EQUALITY_DELETES = "data", "position_deletes", "equality_deletes"

@@ -19,17 +19,17 @@ Subjects appear in it (and in logs) only by reference, never by value.
 import time
 from urllib.parse import unquote, unquote_plus
 
+from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.erasure import files as meta_files
-from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, reidentified, resolve_subjects, \
-    table_values
+from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, reidentified, resolve_subjects, table_values
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.ingest.read import glob_escape
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.base import iso_seconds, iso_utc
-from lakehouse_ops.maintenance.orphans import normalize
-from lakehouse_ops.maintenance.sql import Timestamp, call, literal, table_ref
 from lakehouse_ops.maintenance.verify import snapshots_since
+from lakehouse_ops.paths import normalize
+from lakehouse_ops.sqltext import Timestamp, literal, table_ref
+from lakehouse_ops.units import iso_seconds, iso_utc
 
 log = get_logger("erasure")
 RECEIPT_VERSION = 1
@@ -114,7 +114,8 @@ class _field_id_reads:
 def _client(config):
     if config.pseudonymization is None:
         return None, None
-    from lakehouse_ops.pseudo.spark import InExecutorSettings, _client as make_client
+    from lakehouse_ops.pseudo.spark import InExecutorSettings
+    from lakehouse_ops.pseudo.spark import _client as make_client
     settings = config.pseudonymization.settings()
     client = make_client(settings)
     # In-executor mode has the keys at hand: tokens of every key version can then be matched.
@@ -370,9 +371,9 @@ class _TableErasure:
         log.info("snapshots expired", extra={"table": self.name, "snapshots": len(ids)})
 
     def _orphans(self):
+        from lakehouse_ops.errors import SafetyError
         from lakehouse_ops.health import read_health
         from lakehouse_ops.maintenance import orphans
-        from lakehouse_ops.errors import SafetyError
         policy = self.config.policy_for(self.name)
         health = read_health(self.catalog_tables.load(self.name), self.name, policy)
         plan = orphans.plan(policy, health)

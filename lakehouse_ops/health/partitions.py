@@ -6,17 +6,10 @@ no range form (bucket, truncate) give None: such partitions can only be compacte
 """
 import datetime
 
+from lakehouse_ops.sqltext import quote_ident, quote_string
+
 EPOCH = datetime.date(1970, 1, 1)
 EPOCH_TS = datetime.datetime(1970, 1, 1)
-
-
-def quote_ident(name):
-    """Backtick-quote a (possibly nested, dotted) column name for Spark SQL."""
-    return ".".join("`%s`" % part.replace("`", "``") for part in name.split("."))
-
-
-def quote_string(value):
-    return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _type_name(iceberg_type):

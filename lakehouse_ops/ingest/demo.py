@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest.events import s3_notification
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.sql import table_ref
+from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("ingest.demo")
 

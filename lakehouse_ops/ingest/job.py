@@ -10,20 +10,27 @@ import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from lakehouse_ops.conditional import open_store
+from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.errors import ConfigError, IngestError, first_line
 from lakehouse_ops.ingest import ledger as ledger_mod
-from lakehouse_ops.conditional import open_store
 from lakehouse_ops.ingest.batch import fill_batch
 from lakehouse_ops.ingest.claims import Claims, new_batch_id
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
-from lakehouse_ops.ingest.read import CORRUPT, data_schema, existing, find_unreadable, load, load_function, \
-    spark_spellings
-from lakehouse_ops.health.partitions import quote_string
+from lakehouse_ops.ingest.read import (
+    CORRUPT,
+    data_schema,
+    existing,
+    find_unreadable,
+    load,
+    load_function,
+    spark_spellings,
+)
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.base import iso_seconds as _iso
-from lakehouse_ops.maintenance.sql import call, table_ref
+from lakehouse_ops.sqltext import quote_string, table_ref
+from lakehouse_ops.units import iso_seconds as _iso
 
 log = get_logger("ingest")
 

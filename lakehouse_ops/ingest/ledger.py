@@ -12,7 +12,7 @@ start, before any message is read. The ledger is its own Iceberg table, so it su
 """
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.sql import table_ref
+from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("ingest.ledger")
 

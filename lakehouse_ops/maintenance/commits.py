@@ -5,9 +5,9 @@ inputs another commit removed, a manifest rewrite whose manifests an append merg
 procedure. Nothing of the failed attempt is committed, so the action runs again on fresh metadata, with backoff,
 within the policy's attempts and time (`commits` in the table policy).
 """
+from lakehouse_ops.engine.procedures import is_commit_conflict
 from lakehouse_ops.errors import MaintenanceError, first_line
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.sql import is_commit_conflict
 from lakehouse_ops.retry import RetriesExhausted, RetryPolicy
 
 log = get_logger("commits")

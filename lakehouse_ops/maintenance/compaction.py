@@ -4,8 +4,10 @@ Partitions qualify when their small-file count and ratio, or their delete-file c
 thresholds; partitions written within `skip_recent_hours` are left to their active writer. The selection becomes
 the procedure's `where` filter on the source columns.
 """
-from lakehouse_ops.maintenance.base import Plan, human_bytes, now_ms as _now_ms, skip
-from lakehouse_ops.maintenance.sql import call
+from lakehouse_ops.engine.procedures import call
+from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.units import human_bytes
+from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "compaction"
 COMMITS = True

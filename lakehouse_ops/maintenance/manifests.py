@@ -2,8 +2,9 @@
 
 Many small manifests spanning partitions make query planning slow; the rewrite groups entries by partition.
 """
-from lakehouse_ops.maintenance.base import Plan, human_bytes, skip
-from lakehouse_ops.maintenance.sql import call
+from lakehouse_ops.engine.procedures import call
+from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.units import human_bytes
 
 NAME = "rewrite_manifests"
 COMMITS = True

@@ -11,10 +11,14 @@ import datetime
 import uuid
 
 from lakehouse_ops.engine.fs import stat
+from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import SafetyError, VerificationError
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.base import Plan, human_bytes, iso_utc, now_ms as _now_ms, skip
-from lakehouse_ops.maintenance.sql import Timestamp, call, table_ref
+from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.paths import normalize, within
+from lakehouse_ops.sqltext import Timestamp, table_ref
+from lakehouse_ops.units import human_bytes, iso_utc
+from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "remove_orphan_files"
 COMMITS = False
@@ -43,24 +47,6 @@ def plan(policy, health, now_ms=None):
                         "max_concurrent_deletes": o.max_concurrent_deletes,
                         "file_list": o.file_list.model_dump() if o.file_list else None,
                         "now": iso_utc(now_ms)})
-
-
-def normalize(path):
-    """Compare paths across s3/s3a/s3n and file:/, file:///, bare local paths."""
-    for scheme in ("s3a://", "s3n://"):
-        if path.startswith(scheme):
-            return "s3://" + path[len(scheme):]
-    if path.startswith("file:"):
-        rest = path[len("file:"):]
-        while rest.startswith("//"):
-            rest = rest[1:]
-        return rest
-    return path
-
-
-def within(path, location):
-    base = normalize(location).rstrip("/") + "/"
-    return normalize(path).startswith(base)
 
 
 def _parse_iso(text):

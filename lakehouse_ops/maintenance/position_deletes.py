@@ -4,8 +4,8 @@ Partition-scoped delete files (`write.delete.granularity=partition`) are merged 
 deletes (Iceberg 1.8+ default) each delete file serves one data file, so the rewrite mostly drops dangling deletes;
 the lasting remedy there is compaction, which qualifies partitions by their delete-file count.
 """
+from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.maintenance.base import Plan, skip
-from lakehouse_ops.maintenance.sql import call
 
 NAME = "rewrite_position_deletes"
 COMMITS = True

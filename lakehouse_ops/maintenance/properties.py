@@ -1,7 +1,6 @@
 """Table properties: set what the policy manages, report the drift it found."""
-from lakehouse_ops.health.partitions import quote_string
 from lakehouse_ops.maintenance.base import Plan, skip
-from lakehouse_ops.maintenance.sql import table_ref
+from lakehouse_ops.sqltext import quote_string, table_ref
 
 NAME = "properties"
 COMMITS = True

@@ -2,8 +2,11 @@
 
 Iceberg never expires the head of a branch or tag; gc.enabled=false tables are left alone.
 """
-from lakehouse_ops.maintenance.base import Plan, iso_utc, now_ms as _now_ms, skip
-from lakehouse_ops.maintenance.sql import Timestamp, call
+from lakehouse_ops.engine.procedures import call
+from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.sqltext import Timestamp
+from lakehouse_ops.units import iso_utc
+from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "expire_snapshots"
 COMMITS = True

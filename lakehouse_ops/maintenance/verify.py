@@ -14,9 +14,10 @@ snapshot ids needed to repair by hand.
 from dataclasses import dataclass
 from typing import List, Optional
 
+from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import VerificationError
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.sql import call, table_ref
+from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("verify")
 

@@ -43,7 +43,8 @@ class Keyring:
             if not 1 <= version <= 255:
                 raise KeyMaterialError("key version %r is outside 1-255" % version)
             if len(key) != KEY_BYTES:
-                raise KeyMaterialError("key version %d is %d bytes; AES-256-SIV needs %d" % (version, len(key), KEY_BYTES))
+                raise KeyMaterialError("key version %d is %d bytes; AES-256-SIV needs %d"
+                                       % (version, len(key), KEY_BYTES))
 
     @classmethod
     def from_json(cls, text, source="key material"):
@@ -55,7 +56,8 @@ class Keyring:
         except KeyMaterialError:
             raise
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-            raise KeyMaterialError("%s is not of the form {\"current\": N, \"keys\": {\"N\": \"<base64 of 64 bytes>\"}}: "
+            raise KeyMaterialError("%s is not of the form "
+                                   "{\"current\": N, \"keys\": {\"N\": \"<base64 of 64 bytes>\"}}: "
                             "%s" % (source, type(exc).__name__)) from None
 
     @classmethod

@@ -5,8 +5,8 @@ import time
 
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
-from lakehouse_ops.maintenance.sql import table_ref
 from lakehouse_ops.pseudo.spark import pseudonymize, reidentify
+from lakehouse_ops.sqltext import table_ref
 
 JOB_PROPERTY = "lakehouse-ops.pseudo-job"
 

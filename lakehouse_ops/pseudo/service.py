@@ -162,6 +162,7 @@ def serve(service, host="127.0.0.1", port=0):
 def load_or_create_key_file(path):
     """Development keys from `path`, created (mode 0600) with one new key if absent. Returns (keyring, created)."""
     import os
+
     from lakehouse_ops.pseudo import keys
     from lakehouse_ops.pseudo.cipher import Keyring
     created = False
@@ -201,6 +202,7 @@ def lambda_handler(event, context):
     global _LAMBDA_SERVICE
     if _LAMBDA_SERVICE is None:
         import os
+
         from lakehouse_ops.pseudo.keys import keyring_from_secret
         keyring = keyring_from_secret(os.environ["LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET"])
         _LAMBDA_SERVICE = PseudonymService(keyring, api_key="")

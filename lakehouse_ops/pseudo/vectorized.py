@@ -11,7 +11,7 @@ Randomized tokens (a nonce per value) are left to cipher.py: `pseudonymize_array
 """
 import numpy as np
 
-from lakehouse_ops.pseudo.cipher import DETERMINISTIC, _AD, TokenError
+from lakehouse_ops.pseudo.cipher import _AD, DETERMINISTIC, TokenError
 
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8)
 _B64_INV = np.full(256, 255, dtype=np.uint8)

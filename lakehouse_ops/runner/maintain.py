@@ -6,12 +6,15 @@ One failing table never stops the others; deletions are not run on a table after
 import fnmatch
 import time
 
-from lakehouse_ops.errors import CatalogError, LakehouseOpsError, first_line as _first_line
+from lakehouse_ops.errors import CatalogError, LakehouseOpsError
+from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.health import open_tables, read_health
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import DATA_REWRITES, DESTRUCTIVE, ORDER
+from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result
 from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
-from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result, iso_seconds as _iso, now_ms
+from lakehouse_ops.units import iso_seconds as _iso
+from lakehouse_ops.units import now_ms
 
 log = get_logger("runner")
 PLANNED = "planned"
@@ -45,7 +48,7 @@ class MaintenanceRunner:
         self.only = set(only) if only else None
         self.catalog_tables = catalog_tables or open_tables(config.catalog)
         if leases is None and config.ship is not None and config.ship.leases:
-            from lakehouse_ops.ship.lease import Leases
+            from lakehouse_ops.runner.lease import Leases
             leases = Leases(config.ship.leases, config.ship.lease_minutes)
         self.leases = leases
         # Compaction of recently written partitions only (hourly schedules); the policy's value otherwise.

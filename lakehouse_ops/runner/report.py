@@ -2,7 +2,7 @@
 import json
 import os
 
-from lakehouse_ops.maintenance.base import human_bytes
+from lakehouse_ops.units import human_bytes
 
 
 def to_json(report):

@@ -5,9 +5,9 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from lakehouse_ops import __version__
 from lakehouse_ops.errors import ConfigError
-from lakehouse_ops.spark_jobs import JOBS
+from lakehouse_ops.jobs import JOBS
+from lakehouse_ops.version import __version__
 
 ARCHIVE_ALIAS = "environment"
 ENV_PYTHON = "./%s/bin/python" % ARCHIVE_ALIAS

@@ -1,9 +1,8 @@
 """`lakehouse-ops schedule`: EventBridge Scheduler schedules that start EMR Serverless job runs, one per entry of
 ship.schedules, in the group ship.schedule_group. Idempotent: a schedule that already says the same is left alone;
 one that differs is updated; `prune` deletes schedules of the group the config no longer names."""
-import json
-
 import contextlib
+import json
 
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.logs import get_logger

@@ -3,10 +3,10 @@ import os
 import uuid
 
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
+from lakehouse_ops.jobs import JOBS
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import requests as req
-from lakehouse_ops.spark_jobs import JOBS
 
 log = get_logger("ship.submit")
 TARGETS = ("emr-serverless", "emr")
@@ -18,8 +18,9 @@ class SubmitError(LakehouseOpsError):
 
 def entry_point_file(job):
     """The job's entry point script inside the installed package (what gets uploaded)."""
-    import lakehouse_ops.spark_jobs as jobs
-    return os.path.join(os.path.dirname(jobs.__file__), JOBS[job] + ".py")
+    import importlib.util
+    package = importlib.util.find_spec("lakehouse_ops.spark_jobs")   # found, not imported: entry points sit above
+    return os.path.join(os.path.dirname(package.origin), JOBS[job] + ".py")
 
 
 def uploads(artifacts, job, config_path, archive):

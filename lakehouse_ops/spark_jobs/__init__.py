@@ -3,5 +3,4 @@ module's file as the EMR step's or EMR Serverless job run's entry point; the cod
 installed wheel (EMR on EC2) or the packed virtualenv (EMR Serverless). From a checkout, spark_jobs/<name>.py
 runs the same main()."""
 
-# name -> module, for `lakehouse-ops submit --job NAME` and the packaging checks.
-JOBS = {"maintain": "maintain", "ingest": "ingest_sqs", "pseudonymize": "pseudonymize", "erase": "erase"}
+from lakehouse_ops.jobs import JOBS  # noqa: F401  (name -> module, for `submit --job NAME` and packaging)

@@ -10,6 +10,7 @@ from lakehouse_ops.pseudo.cipher import Keyring
 from lakehouse_ops.pseudo.client import PseudoClient, PseudoServiceError
 
 from conftest import PSEUDO_API_KEY as API_KEY
+
 SECRET_VALUES = ["WVWZZZ1JZXW000001", "WVWZZZ1JZXW000002", "alice@example.com"]
 
 
@@ -110,6 +111,7 @@ def test_key_rotation_through_secrets_manager(aws_env):
     """Rotate the service's keys in Secrets Manager: new tokens carry the new version, tokens issued before the
     rotation still re-identify, and a service that does not hold the new version refuses its tokens."""
     import base64
+
     from lakehouse_ops.aws.clients import client as aws_client
     from lakehouse_ops.pseudo.service import PseudonymService, serve
     keys.forget()

@@ -137,7 +137,8 @@ def test_dry_run_prints_the_request_and_sends_nothing(aws, tmp_path):
     assert request["applicationId"] == app and request["jobDriver"]["sparkSubmit"]["entryPoint"].endswith(
         "/jobs/erase.py")
     assert [u["to"] for u in report["runs"][0]["uploads"]] == [
-        request["jobDriver"]["sparkSubmit"]["entryPoint"], request["jobDriver"]["sparkSubmit"]["entryPointArguments"][1]]
+        request["jobDriver"]["sparkSubmit"]["entryPoint"],
+        request["jobDriver"]["sparkSubmit"]["entryPointArguments"][1]]
     assert job_runs(clients, app) == before
     assert clients["s3"].list_objects_v2(Bucket="artifacts-bucket", Prefix="dry-run/").get("KeyCount", 0) == 0
     bad, _ = invoke("--config", config, "submit", "--target", "emr-serverless", "--job", "maintain")
@@ -184,7 +185,7 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
 def test_leases_block_expire_and_are_taken_over(aws, tmp_path):
     from lakehouse_ops.config import load_config
     from lakehouse_ops.runner import MaintenanceRunner
-    from lakehouse_ops.ship.lease import Leases
+    from lakehouse_ops.runner.lease import Leases
     clients = aws[0]
     now = [1000000.0]
     first = Leases("s3://lease-bucket/leases/", minutes=10, owner="run-1", clock=lambda: now[0])

@@ -10,15 +10,16 @@ import time
 
 import pytest
 
-from conftest import make_config, write_config
-from helpers import CATALOG, at, ref, snapshot_id
 from lakehouse_ops.demo import create_streaming_table
 from lakehouse_ops.errors import VerificationError
 from lakehouse_ops.maintenance.verify import verify_rewrites
 from lakehouse_ops.runner import MaintenanceRunner
+
+from conftest import make_config, write_config
+from helpers import CATALOG, at, ref, snapshot_id
 from writer_process import ROWS
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 WRITER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "writer_process.py")
 
 

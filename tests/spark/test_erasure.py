@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from conftest import PSEUDO_API_KEY, make_config
-from helpers import ref
 from lakehouse_ops.cli import cli
 from lakehouse_ops.demo import plant_orphan
 from lakehouse_ops.erasure.job import erase, run_request
 from lakehouse_ops.pseudo.spark import ServiceSettings, pseudonymize
+
+from conftest import PSEUDO_API_KEY, make_config
+from helpers import ref
 
 pytestmark = pytest.mark.spark
 

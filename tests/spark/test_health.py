@@ -1,9 +1,10 @@
 """Health numbers read through pyiceberg equal what Spark's metadata tables say."""
 import pytest
 
+from lakehouse_ops.demo import create_streaming_table
+
 from conftest import make_config
 from helpers import CATALOG, health, ref
-from lakehouse_ops.demo import create_streaming_table
 
 pytestmark = pytest.mark.spark
 

@@ -5,8 +5,9 @@ import os
 
 import pytest
 
-from ingest_helpers import BUCKET, Landing, create_target, ingest_config, records, s3_notification
 from lakehouse_ops.ingest.job import IngestJob
+
+from ingest_helpers import BUCKET, Landing, create_target, ingest_config, records, s3_notification
 
 pytestmark = pytest.mark.spark
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "s3-events")

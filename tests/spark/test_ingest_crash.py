@@ -10,7 +10,7 @@ import pytest
 from conftest import CATALOG
 from ingest_helpers import BUCKET, Landing, create_target, kill_group, records, s3_notification, start_worker
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 VISIBILITY = 6
 
 

@@ -3,11 +3,12 @@ import re
 
 import pytest
 
-from conftest import PSEUDO_API_KEY, make_config
-from ingest_helpers import BUCKET, Landing, create_target, records
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest.job import IngestJob
 from lakehouse_ops.pseudo.spark import ServiceSettings, reidentify
+
+from conftest import PSEUDO_API_KEY, make_config
+from ingest_helpers import BUCKET, Landing, create_target, records
 
 pytestmark = pytest.mark.spark
 

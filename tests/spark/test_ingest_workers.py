@@ -12,7 +12,7 @@ import pytest
 from conftest import CATALOG, write_config
 from ingest_helpers import BUCKET, Landing, create_target, kill_group, records, s3_notification, start_worker
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
 VISIBILITY = 12
 CLAIM_SECONDS = 15
 OBJECTS, ROWS = 48, 10

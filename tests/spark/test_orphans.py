@@ -3,12 +3,13 @@ import os
 
 import pytest
 
-from conftest import make_config
-from helpers import CATALOG, assert_same_rows, maintain, snapshot_id
 from lakehouse_ops.demo import create_streaming_table, plant_orphan
 from lakehouse_ops.errors import SafetyError
 from lakehouse_ops.maintenance import orphans
-from lakehouse_ops.maintenance.base import now_ms
+from lakehouse_ops.units import now_ms
+
+from conftest import make_config
+from helpers import CATALOG, assert_same_rows, maintain, snapshot_id
 
 pytestmark = pytest.mark.spark
 

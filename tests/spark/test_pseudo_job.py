@@ -5,8 +5,9 @@ import pytest
 from chispa import assert_df_equality
 from click.testing import CliRunner
 
-from conftest import CATALOG
 from lakehouse_ops.cli import cli
+
+from conftest import CATALOG
 
 pytestmark = pytest.mark.spark
 

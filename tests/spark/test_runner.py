@@ -8,10 +8,11 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_config
-from helpers import CATALOG, data_files, maintain
 from lakehouse_ops.cli import cli
 from lakehouse_ops.demo import create_streaming_table
+
+from conftest import make_config
+from helpers import CATALOG, data_files
 
 pytestmark = pytest.mark.spark
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -130,11 +131,13 @@ def test_notebook_api_uses_the_given_session(spark, warehouse, table_name):
     assert lakehouse_ops.table_health(table_name, config=config)["data_files"] == 1
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     """The README's first command, in a fresh process and directory: landing files -> local SQS -> ingest with
     pseudonymization through the local reference service -> maintenance. Free ports stand in for the config's
     fixed ones, through the documented environment overrides."""
     import re
+
     from lakehouse_ops.aws.local import free_port
     from lakehouse_ops.config.models import CatalogConfig
     from lakehouse_ops.health import open_tables

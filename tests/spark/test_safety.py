@@ -4,11 +4,12 @@ import time
 
 import pytest
 
-from conftest import make_config
-from helpers import CATALOG, at, maintain, ref, snapshot_id
 from lakehouse_ops.demo import create_streaming_table
 from lakehouse_ops.errors import VerificationError
 from lakehouse_ops.maintenance.verify import checksum, verify_rewrites
+
+from conftest import make_config
+from helpers import CATALOG, at, maintain, ref, snapshot_id
 
 pytestmark = pytest.mark.spark
 

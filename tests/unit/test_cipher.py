@@ -3,7 +3,7 @@ import base64
 
 import pytest
 
-from lakehouse_ops.pseudo.cipher import Cipher, Keyring, KeyMaterialError, TokenError
+from lakehouse_ops.pseudo.cipher import Cipher, KeyMaterialError, Keyring, TokenError
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,9 @@ def test_bad_key_material_is_named():
 
 def test_vectorised_cipher_gives_exactly_the_per_value_tokens(keyring):
     import random
+
     import pyarrow as pa
+
     from lakehouse_ops.pseudo.vectorized import VectorCipher
     rotated = keyring.rotated()
     rng = random.Random(5)

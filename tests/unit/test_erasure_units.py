@@ -4,8 +4,13 @@ import pytest
 from lakehouse_ops.config import config_from_dict
 from lakehouse_ops.config.models import ErasureTable
 from lakehouse_ops.erasure.files import DATA, EQUALITY_DELETES, POSITION_DELETES, FileMeta, may_contain
-from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, read_subject_lines, resolve_subjects, \
-    table_values
+from lakehouse_ops.erasure.subjects import (
+    all_version_tokens,
+    found_in,
+    read_subject_lines,
+    resolve_subjects,
+    table_values,
+)
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.pseudo.cipher import Cipher, Keyring
 from lakehouse_ops.pseudo.spark import LocalCipherClient

@@ -1,14 +1,15 @@
 """Planning is pure: policy + health -> plan. No Spark here."""
 import pytest
 
+from lakehouse_ops import paths
 from lakehouse_ops.config import config_from_dict
+from lakehouse_ops.engine.procedures import procedure_sql
 from lakehouse_ops.errors import SafetyError
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth
-from lakehouse_ops.maintenance import compaction, manifests, orphans, plan_all, position_deletes, properties, \
-    snapshots
-from lakehouse_ops.maintenance.base import iso_utc
-from lakehouse_ops.maintenance.sql import Timestamp, procedure_sql
+from lakehouse_ops.maintenance import compaction, manifests, orphans, plan_all, position_deletes, properties, snapshots
 from lakehouse_ops.maintenance.verify import Snapshot, rewrite_runs
+from lakehouse_ops.sqltext import Timestamp
+from lakehouse_ops.units import iso_utc
 
 NOW = 1_800_000_000_000
 HOUR = 3600 * 1000
@@ -61,7 +62,8 @@ def test_compaction_skips_recent_partitions():
 
 def test_compaction_limited_to_recently_written_partitions():
     p = policy(compaction={"only_written_within_hours": 3})
-    h = health([part("d=1", 20, 20, hours_ago=30, day="2024-05-01"), part("d=2", 20, 20, hours_ago=1, day="2024-05-02")])
+    h = health([part("d=1", 20, 20, hours_ago=30, day="2024-05-01"),
+                part("d=2", 20, 20, hours_ago=1, day="2024-05-02")])
     plan = compaction.plan(p, h, NOW)
     assert plan.partitions == ["d=2"] and plan.params["where"] == "(`ts` >= DATE '2024-05-02')"
     assert "only partitions written within 3h (1 older ones left)" in plan.reason
@@ -153,11 +155,11 @@ def test_orphans_plan_and_guards():
 
 
 def test_orphan_path_scope():
-    assert orphans.within("file:/tmp/wh/db/t/data/x.parquet", "/tmp/wh/db/t")
-    assert orphans.within("file:///tmp/wh/db/t/data/x.parquet", "/tmp/wh/db/t")
-    assert orphans.within("s3a://b/wh/db/t/data/x", "s3://b/wh/db/t")
-    assert not orphans.within("/tmp/wh/db/t2/data/x.parquet", "/tmp/wh/db/t")
-    assert not orphans.within("/tmp/wh/db/other.parquet", "/tmp/wh/db/t")
+    assert paths.within("file:/tmp/wh/db/t/data/x.parquet", "/tmp/wh/db/t")
+    assert paths.within("file:///tmp/wh/db/t/data/x.parquet", "/tmp/wh/db/t")
+    assert paths.within("s3a://b/wh/db/t/data/x", "s3://b/wh/db/t")
+    assert not paths.within("/tmp/wh/db/t2/data/x.parquet", "/tmp/wh/db/t")
+    assert not paths.within("/tmp/wh/db/other.parquet", "/tmp/wh/db/t")
 
 
 def test_properties_plan_reports_drift():

@@ -6,9 +6,9 @@ import pytest
 
 from lakehouse_ops.config import config_from_dict
 from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.runner.fleet import select
 from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import requests as req
-from lakehouse_ops.ship.fleet import select
 from lakehouse_ops.ship.schedule import EXECUTION_ID, TARGET_ARN, _same, desired
 
 SHIP = {"python": "3.9", "artifacts": "s3://artifacts-bucket/lakehouse-ops",
@@ -183,6 +183,7 @@ def test_airflow_operator_kwargs_carry_the_submitted_request():
 
 def test_scheduler_errors_become_one_line_naming_the_step():
     from botocore.exceptions import EndpointConnectionError
+
     from lakehouse_ops.ship.schedule import ScheduleError, scheduler_errors
     with pytest.raises(ScheduleError, match=r"^listing schedule group g failed: Could not connect to the endpoint URL"):
         with scheduler_errors("listing schedule group g"):

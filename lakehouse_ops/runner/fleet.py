@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from lakehouse_ops.errors import first_line
 from lakehouse_ops.logs import get_logger
 
-log = get_logger("ship.fleet")
+log = get_logger("runner.fleet")
 MB = 1024 * 1024
 
 

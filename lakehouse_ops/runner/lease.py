@@ -13,7 +13,7 @@ import uuid
 from lakehouse_ops.aws.s3 import split_uri
 from lakehouse_ops.logs import get_logger
 
-log = get_logger("ship.lease")
+log = get_logger("runner.lease")
 
 
 class Leases:

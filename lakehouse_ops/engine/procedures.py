@@ -1,36 +1,12 @@
-"""Calling Iceberg procedures from Python: literal rendering, argument feature detection, result rows."""
+"""Calling Iceberg procedures from Python: argument feature detection, result rows, commit conflicts."""
 import re
 
-from lakehouse_ops.errors import MaintenanceError, first_line as _first_line
-from lakehouse_ops.health.partitions import quote_ident, quote_string
+from lakehouse_ops.errors import MaintenanceError
+from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.sqltext import literal, quote_ident, table_ref
 
 log = get_logger("sql")
-
-
-def table_ref(catalog, table):
-    """`catalog`.`ns`.`table` for SQL statements."""
-    return ".".join(quote_ident(p) for p in [catalog] + table.split("."))
-
-
-class Timestamp(str):
-    """An ISO UTC instant to be rendered as a TIMESTAMP literal."""
-
-
-def literal(value):
-    if isinstance(value, Timestamp):
-        return "TIMESTAMP %s" % quote_string(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "array(%s)" % ", ".join(literal(v) for v in value)
-    if isinstance(value, dict):
-        if not value:
-            return "map()"
-        return "map(%s)" % ", ".join("%s, %s" % (quote_string(k), quote_string(v)) for k, v in value.items())
-    return quote_string(value)
 
 
 def procedure_sql(catalog, procedure, args):

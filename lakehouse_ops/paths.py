@@ -1,0 +1,20 @@
+"""File paths and URIs compared the way storage sees them: s3/s3a/s3n are one scheme, file: forms are local."""
+
+
+def normalize(path):
+    """Compare paths across s3/s3a/s3n and file:/, file:///, bare local paths."""
+    for scheme in ("s3a://", "s3n://"):
+        if path.startswith(scheme):
+            return "s3://" + path[len(scheme):]
+    if path.startswith("file:"):
+        rest = path[len("file:"):]
+        while rest.startswith("//"):
+            rest = rest[1:]
+        return rest
+    return path
+
+
+def within(path, location):
+    """True if `path` lies under the directory `location` (a sibling sharing a name prefix is not under it)."""
+    base = normalize(location).rstrip("/") + "/"
+    return normalize(path).startswith(base)
