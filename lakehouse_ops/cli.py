@@ -12,6 +12,7 @@ import click
 from lakehouse_ops import logs
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.jobs import JOBS
+from lakehouse_ops.maintenance import ACTIONS
 from lakehouse_ops.runner.entry import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -101,8 +102,7 @@ def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_h
     _emit(report, as_json, report_path, print_actions)
 
 
-_ACTION_NAMES = ["properties", "compaction", "rewrite_position_deletes", "rewrite_manifests", "expire_snapshots",
-                 "remove_orphan_files"]
+_ACTION_NAMES = list(ACTIONS)
 
 
 @cli.command()

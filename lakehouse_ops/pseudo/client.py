@@ -1,16 +1,19 @@
 """Client of the pseudonymization service contract (see service.py and the AWS sample it follows).
 
 One HTTP session per process with keep-alive; connect and read timeouts; retries with exponential backoff and
-full jitter on 429, 5xx, timeouts and connection errors, bounded in count and in total time. A response of the
+full jitter on 429, 5xx, timeouts and connection errors (the project's one RetryPolicy; a `Retry-After` header
+is honoured), bounded in count and in total time. A response of the
 wrong length or with null entries is an error. Errors and logs name endpoints, counts and statuses, never values.
 """
+import datetime
+import email.utils
 import json
-import random
 import threading
 import time
 
 from lakehouse_ops.errors import LakehouseOpsError
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.retry import RetriesExhausted, RetryPolicy
 
 log = get_logger("pseudo.client")
 RETRY_STATUSES = frozenset([429, 500, 502, 503, 504])
@@ -21,6 +24,30 @@ class PseudoServiceError(LakehouseOpsError):
     """The service did not give a usable answer (after retries where retrying made sense)."""
 
 
+class _Busy(Exception):
+    """A failure worth another attempt: timeout, connection error, throttling or a 5xx."""
+
+    def __init__(self, problem, retry_after=None):
+        super().__init__(problem)
+        self.retry_after = retry_after
+
+
+def retry_after_seconds(value):
+    """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (moment - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
+
+
 class PseudoClient:
     def __init__(self, url, api_key, connect_timeout=3.05, read_timeout=29.0, max_retries=6,
                  max_retry_seconds=60.0, backoff_seconds=0.2, max_backoff_seconds=10.0, session=None):
@@ -29,10 +56,8 @@ class PseudoClient:
         self.url = url.rstrip("/")
         self._api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
-        self.max_retries = max_retries
-        self.max_retry_seconds = max_retry_seconds
-        self.backoff = backoff_seconds
-        self.max_backoff = max_backoff_seconds
+        self.retry = RetryPolicy(max_attempts=max_retries + 1, base_delay_s=backoff_seconds,
+                                 max_delay_s=max_backoff_seconds, max_total_s=max_retry_seconds)
         if session is None:
             session = requests.Session()
             # Retries are ours (they cover POST and bad bodies); the adapter only keeps connections alive.
@@ -58,33 +83,33 @@ class PseudoClient:
             raise PseudoServiceError("a request of %d values is %d bytes, over the service's 6 MB limit; lower "
                                      "batch_size" % (len(values), len(body)))
         started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def attempt():
             self.requests += 1
-            problem = None
             try:
                 response = self.session.post(self.url + path, params=params, data=body, timeout=self.timeout,
                                              headers={"x-api-key": self._api_key,
                                                       "Content-Type": "application/json"})
             except (requests.Timeout, requests.ConnectionError) as exc:
-                problem = type(exc).__name__
-            else:
-                if response.status_code == 200:
-                    return self._validate(response, path, out_key, len(values))
-                if response.status_code not in RETRY_STATUSES:
-                    raise PseudoServiceError("%s answered HTTP %d (not retried): %s" % (
-                        path, response.status_code, response.text[:200]))
-                problem = "HTTP %d" % response.status_code
-            elapsed = time.monotonic() - started
-            delay = random.uniform(0, min(self.max_backoff, self.backoff * (2 ** (attempt - 1))))
-            if attempt > self.max_retries or elapsed + delay > self.max_retry_seconds:
-                raise PseudoServiceError("%s failed after %d attempt(s) in %.1f s; last: %s" % (
-                    path, attempt, elapsed, problem))
+                raise _Busy(type(exc).__name__) from None
+            if response.status_code == 200:
+                return self._validate(response, path, out_key, len(values))
+            if response.status_code not in RETRY_STATUSES:
+                raise PseudoServiceError("%s answered HTTP %d (not retried): %s" % (
+                    path, response.status_code, response.text[:200]))
+            raise _Busy("HTTP %d" % response.status_code, retry_after_seconds(response.headers.get("Retry-After")))
+
+        def on_retry(number, exc, delay):
             self.retries += 1
             log.warning("pseudonymization service call failed; retrying",
-                        extra={"endpoint": path, "attempt": attempt, "problem": problem, "sleep_s": round(delay, 3)})
-            time.sleep(delay)
+                        extra={"endpoint": path, "attempt": number, "problem": str(exc), "sleep_s": round(delay, 3)})
+
+        try:
+            return self.retry.run(attempt, lambda exc: isinstance(exc, _Busy), retry_after=lambda exc: exc.retry_after,
+                                  on_retry=on_retry)
+        except RetriesExhausted as exc:
+            raise PseudoServiceError("%s failed after %d attempt(s) in %.1f s; last: %s" % (
+                path, exc.attempts, time.monotonic() - started, exc.last)) from None
 
     @staticmethod
     def _validate(response, path, out_key, expected):

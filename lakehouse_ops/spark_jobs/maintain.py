@@ -11,11 +11,13 @@ import sys
 
 
 def parse_args(argv):
+    from lakehouse_ops.maintenance import ACTIONS
     from lakehouse_ops.runner.entry import add_common_arguments
     parser = argparse.ArgumentParser(prog="maintain.py", description=__doc__.splitlines()[0])
     parser.add_argument("tables", nargs="*", help="table names or globs; default: every table a rule matches")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    parser.add_argument("--only", action="append", help="run only this action (repeatable)")
+    parser.add_argument("--only", action="append", choices=list(ACTIONS), metavar="ACTION",
+                        help="run only this action (repeatable): %s" % ", ".join(ACTIONS))
     parser.add_argument("--written-within-hours", type=float, metavar="HOURS",
                         help="compact only partitions written within HOURS (hourly runs over recent partitions)")
     add_common_arguments(parser)

@@ -1,6 +1,7 @@
 """The reference service and the client, over real HTTP on loopback."""
 import json
 import logging
+import time
 
 import pytest
 import requests
@@ -137,3 +138,44 @@ def test_key_rotation_through_secrets_manager(aws_env):
         old_server.shutdown()
         new_server.shutdown()
         keys.forget()
+
+
+def test_retry_after_from_a_throttling_server_is_honoured():
+    """A server that answers 429 with `Retry-After: 1` twice, then the service's answer: the client waits as told
+    (not its own 10 ms backoff) and succeeds."""
+    import http.server
+    import threading
+
+    from lakehouse_ops.pseudo.client import retry_after_seconds
+    seen = []
+
+    class Throttling(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(time.monotonic())
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if len(seen) <= 2:
+                self.send_response(429)
+                self.send_header("Retry-After", "1")
+                payload = b"slow down"
+            else:
+                self.send_response(200)
+                payload = json.dumps({"pseudonyms": ["p-" + v for v in body["identifiers"]]}).encode()
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = PseudoClient("http://127.0.0.1:%d" % server.server_address[1], "key", backoff_seconds=0.01,
+                              max_retries=4, max_retry_seconds=20)
+        assert client.pseudonymize(["a", "b"]) == ["p-a", "p-b"]
+    finally:
+        server.shutdown()
+    assert client.retries == 2 and len(seen) == 3
+    assert seen[1] - seen[0] >= 0.95 and seen[2] - seen[1] >= 0.95
+    assert retry_after_seconds("7") == 7.0 and retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0

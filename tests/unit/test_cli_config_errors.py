@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 PROBE = textwrap.dedent("""
     import sys
     from click.testing import CliRunner
@@ -61,3 +63,16 @@ def test_policy_show_names_the_rule_behind_each_value(tmp_path):
     assert body["sources"]["snapshots.retain_last"] == "built-in default"
     text = run_cli("--config", str(config), "policy", "show", "analytics.events")
     assert "compaction.strategy" in text and "EXIT 0" in text
+
+
+def test_a_misspelt_action_is_refused_by_the_cli_and_the_entry_point_alike(capsys):
+    from click.testing import CliRunner
+
+    from lakehouse_ops.cli import cli
+    from lakehouse_ops.spark_jobs import maintain
+    result = CliRunner().invoke(cli, ["maintain", "--only", "compation"])
+    assert result.exit_code == 2 and "compation" in result.output
+    with pytest.raises(SystemExit) as exit_info:
+        maintain.parse_args(["--config", "x.yaml", "--only", "compation"])
+    assert exit_info.value.code == 2 and "compation" in capsys.readouterr().err
+    assert maintain.parse_args(["--config", "x.yaml", "--only", "compaction"]).only == ["compaction"]
