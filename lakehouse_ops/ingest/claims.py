@@ -136,13 +136,14 @@ class Claims:
             if current.get("owner") != self.owner and current.get("expires_at", 0) > self.clock():
                 return "held", float(current["expires_at"])
             previous = current.get("batch")
-            if previous and previous != batch and current.get("owner") != self.owner:
+            # Our own earlier batch too: one that failed after its seal must be finished, not bypassed.
+            if previous and previous != batch:
                 state = self.void_or_sealed(previous)
                 if state.get("state") == SEALED and identity in {o["identity"] for o in state.get("objects", [])}:
                     return "finish", (previous, state)
             etag = self.store.replace(key, self._doc(identity, batch), current_etag)
             if etag is not None:
-                if current.get("owner") != self.owner:
+                if current.get("owner") not in (self.owner, None):
                     log.info("took over an expired claim", extra={"object": identity,
                                                                    "previous_owner": current.get("owner")})
                 return "taken", etag

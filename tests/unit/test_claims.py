@@ -91,3 +91,13 @@ def test_racing_workers_each_object_goes_to_exactly_one(tmp_path):
             assert identity not in owners, "%s taken by w%d and w%d" % (identity, owners[identity], i)
             owners[identity] = i
     assert set(owners) == set(objects)
+
+
+def test_a_workers_own_sealed_batch_is_finished_before_the_object_joins_another(store):
+    clock = Clock()
+    (a,) = workers(store, clock, n=1)
+    a.claim(["o1"], "batch-a")
+    assert a.seal("batch-a", [{"identity": "o1"}], 9)
+    # The publish failed and the worker goes on with the same claims: o1 must not be written in a new batch.
+    again = a.claim(["o1"], "batch-b")
+    assert not again.taken and set(again.to_finish) == {"batch-a"}
