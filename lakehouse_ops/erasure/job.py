@@ -4,9 +4,9 @@ Per table:
  1. locate: from the metadata, the files of any remaining snapshot whose column bounds admit one of the subject's
     values; Spark reads exactly those files raw (Parquet columns matched by Iceberg field id, so renamed columns
     are still found) and reports the files that hold the subject. Nothing else is read.
- 2. delete: `DELETE FROM ... WHERE column IN (...)` in copy-on-write mode (set for the statement, then restored),
-    so every touched data file is rewritten without the rows; files of the current snapshot that still hold the
-    bytes of rows deleted earlier by delete files are rewritten too.
+ 2. delete: `DELETE FROM ... WHERE column IN (...)` under the table's own delete mode (the shared table property
+    is never changed: other writers read it); then every file of the current snapshot that still holds the bytes
+    of deleted rows (behind delete files: merge-on-read, now or earlier) is rewritten with the deletes applied.
  3. expire: exactly the snapshots whose files hold the subject (time travel can no longer return it); Iceberg
     deletes the files, manifests and manifest lists no remaining snapshot needs.
  4. orphans: the table's orphan-file policy, with all its guards (age >= 24 h, location, budget).
@@ -300,23 +300,9 @@ class _TableErasure:
         return " OR ".join("`%s` IN (%s)" % (c.replace("`", "``"), listed) for c in self.entry.columns)
 
     def _delete(self, values, files):
-        props = files.table.properties
-        mode = props.get("write.delete.mode")
-        change = files.table.metadata.format_version >= 2 and mode != "copy-on-write"
-        if change:
-            # Copy-on-write rewrites each touched file without the rows; merge-on-read would only add delete
-            # files and leave the subject's bytes in place.
-            self.spark.sql("ALTER TABLE %s SET TBLPROPERTIES ('write.delete.mode'='copy-on-write')" % self.ref)
+        # Under merge-on-read this only adds delete files; the bytes go in the rewrite that follows (run()).
         before = files.current_snapshot_id
-        try:
-            self.spark.sql("DELETE FROM %s WHERE %s" % (self.ref, self._condition(values)))
-        finally:
-            if change:
-                if mode is None:
-                    self.spark.sql("ALTER TABLE %s UNSET TBLPROPERTIES ('write.delete.mode')" % self.ref)
-                else:
-                    self.spark.sql("ALTER TABLE %s SET TBLPROPERTIES ('write.delete.mode'=%s)"
-                                   % (self.ref, literal(mode)))
+        self.spark.sql("DELETE FROM %s WHERE %s" % (self.ref, self._condition(values)))
         ours = self._delete_commit(before)
         if ours is None:
             return  # no visible row matched: nothing was committed (hidden bytes are rewritten next)

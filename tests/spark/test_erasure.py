@@ -144,7 +144,7 @@ def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service
         except Exception:
             as_of = []  # no remaining snapshot that old
         assert not [r for r in as_of if SUBJECT in (r.customer_id, r.referrer)]
-    # The other subjects are untouched, the delete mode was restored, and nothing named the subject.
+    # The other subjects are untouched, the delete mode was never changed, and nothing named the subject.
     assert spark.table(ref(plain)).where("customer_id = '%s'" % OTHER).count() > 0
     props = dict(spark.sql("SHOW TBLPROPERTIES %s" % ref(plain)).collect())
     assert props["write.delete.mode"] == "merge-on-read"
