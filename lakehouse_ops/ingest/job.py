@@ -150,15 +150,20 @@ class IngestJob:
         redo their quarantine rows, then mark them committed. Returns how many were finished."""
         finished = 0
         for batch, snapshot, objects in self.ledger.interrupted(self.catalog, self.target):
-            todo = {o.identity: o for o in objects}
-            located, _ = existing(self.spark, todo, self.cfg.uri_map)
-            if located:
-                self._quarantine(batch, located, todo, {}, replace=True)
-            self.ledger.record(batch, objects, ledger_mod.COMMITTED, snapshot)
+            self._record_landed(batch, objects, snapshot)
             finished += 1
             log.info("finished a batch committed before an interruption",
                      extra={"batch_id": batch, "snapshot_id": snapshot})
         return finished
+
+    def _record_landed(self, batch, objects, snapshot):
+        """Complete a batch whose commit landed without its worker finishing: redo its quarantine rows (replacing
+        any written), then record it committed."""
+        todo = {o.identity: o for o in objects}
+        located, _ = existing(self.spark, todo, self.cfg.uri_map)
+        if located:
+            self._quarantine(batch, located, todo, {}, replace=True)
+        self.ledger.record(batch, objects, ledger_mod.COMMITTED, snapshot)
 
     def _check_pseudonymized_columns(self):
         if self.cfg.pseudonymize is None:
@@ -390,11 +395,7 @@ class IngestJob:
                                   "objects stay claimed; publish or re-ingest them by hand" % (batch, staged,
                                                                                              self.target))
             found = self._publish(batch, staged)
-        todo = {o.identity: o for o in objects}
-        located, _ = existing(self.spark, todo, self.cfg.uri_map)
-        if located:
-            self._quarantine(batch, located, todo, {}, replace=True)
-        self.ledger.record(batch, objects, ledger_mod.COMMITTED, found[0])
+        self._record_landed(batch, objects, found[0])
         self.claims.release_batch(batch, [o.identity for o in objects])
         log.info("finished a batch another worker sealed and left", extra={"batch_id": batch,
                                                                            "snapshot_id": found[0]})
