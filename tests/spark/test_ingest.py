@@ -219,3 +219,20 @@ def test_continuous_mode_backs_off_on_an_empty_queue_until_max_runtime(spark, wa
     landing.put("late/a.json", records(0, 2))
     report = run(spark, config, until_empty=False, max_runtime_s=4)
     assert report["stopped"] == "max_runtime" and report["totals"]["rows"] == 2
+
+
+def test_a_batch_committed_twice_is_a_failure_naming_both_snapshots(spark, table_name):
+    from lakehouse_ops.errors import IngestError
+    from lakehouse_ops.ingest.ledger import BATCH_PROPERTY, batch_snapshot
+
+    from conftest import CATALOG
+    ref = create_target(spark, table_name)
+    rows = spark.createDataFrame([r for r in records(0, 3)], "event_time STRING, customer_id STRING, "
+                                 "bytes_sent BIGINT, rec_id BIGINT").selectExpr(
+        "CAST(event_time AS TIMESTAMP) AS event_time", "customer_id", "bytes_sent", "rec_id")
+    rows.writeTo(ref).option("snapshot-property." + BATCH_PROPERTY, "b-once").append()
+    assert batch_snapshot(spark, CATALOG, table_name, "b-once") is not None
+    for _ in range(2):
+        rows.writeTo(ref).option("snapshot-property." + BATCH_PROPERTY, "b-twice").append()
+    with pytest.raises(IngestError, match="b-twice was committed 2 times"):
+        batch_snapshot(spark, CATALOG, table_name, "b-twice")
