@@ -24,6 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # tests/table_factory.py: the streaming-like table generator
 sys.path.insert(0, HERE)
 
 from maintenance_bench import machine, run_probe  # noqa: E402
@@ -106,8 +107,9 @@ def main(argv=None):
                    "defaults": {"target_file_size": "8MB", "properties": {"enabled": False}},
                    "tables": [{"match": "*"}]}, handle)
 
+    from table_factory import create_streaming_table
+
     from lakehouse_ops.config import load_config
-    from lakehouse_ops.demo import create_streaming_table
     from lakehouse_ops.engine import build_session
     config = load_config(config_path)
     spark = build_session(config)

@@ -24,9 +24,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))  # tests/table_factory.py: the streaming-like table generator
+
+from table_factory import create_streaming_table  # noqa: E402
 
 from lakehouse_ops.config import config_from_dict  # noqa: E402
-from lakehouse_ops.demo import create_streaming_table  # noqa: E402
 from lakehouse_ops.engine import build_session  # noqa: E402
 from lakehouse_ops.health import open_tables, read_health  # noqa: E402
 from lakehouse_ops.maintenance import compaction  # noqa: E402

@@ -1,8 +1,4 @@
-"""The embedded demo (the whole pipeline), and the streaming-like table generator tests and benchmarks share.
-
-The generator commits the way streaming writers do: many small appends, each spraying small files over the
-current day and a few late rows over older days, with manifest merging off so manifests pile up.
-"""
+"""The embedded demo: the whole pipeline on the local default (ingest with pseudonymization, then maintenance)."""
 import os
 import time
 
@@ -11,54 +7,13 @@ from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("demo")
 
-DEMO_SCHEMA = ("event_time TIMESTAMP, customer_id STRING, provider STRING, status INT, bytes_sent BIGINT, "
-               "url STRING")
-BASE_DAY = "2024-05-01"
-
-
-def create_streaming_table(spark, catalog, table, days=3, commits=12, rows_per_commit=2000, files_per_commit=4,
-                           late_fraction=0.1, customers=500, replace=True, extra_properties=None):
-    """Create `table` day-partitioned on event_time and fill it with `commits` small appends.
-
-    Commit i writes mostly into day (i mod days), plus `late_fraction` of rows spread over earlier days.
-    """
-    ref = table_ref(catalog, table)
-    namespace = table.rsplit(".", 1)[0]
-    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(catalog, namespace))
-    if replace:
-        spark.sql("DROP TABLE IF EXISTS %s PURGE" % ref)
-    props = {"commit.manifest-merge.enabled": "false", "write.distribution-mode": "none",
-             "format-version": "2"}
-    props.update(extra_properties or {})
-    spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg PARTITIONED BY (days(event_time)) "
-              "TBLPROPERTIES (%s)" % (ref, DEMO_SCHEMA,
-                                      ", ".join("'%s'='%s'" % kv for kv in sorted(props.items()))))
-    for i in range(commits):
-        day = i % days
-        df = spark.range(rows_per_commit).selectExpr(
-            # Mostly "today"; late rows land on an earlier day chosen at random.
-            "CASE WHEN rand(%d) < %f AND %d > 0 THEN CAST(floor(rand(%d) * %d) AS INT) ELSE %d END AS day_off"
-            % (i, late_fraction, day, i + 7, max(day, 1), day),
-            "id")
-        df = df.selectExpr(
-            "timestamp_seconds(unix_timestamp(TIMESTAMP '%s 00:00:00') + day_off * 86400 "
-            "+ CAST(rand(%d) * 86399 AS BIGINT)) AS event_time" % (BASE_DAY, i + 11),
-            "concat('c', lpad(CAST(CAST(rand(%d) * %d AS INT) AS STRING), 5, '0')) AS customer_id" % (i + 13,
-                                                                                                    customers),
-            "element_at(array('edge-a', 'edge-b', 'edge-c'), CAST(id % 3 AS INT) + 1) AS provider",
-            "CAST(element_at(array(200, 200, 200, 304, 404, 500), CAST(id % 6 AS INT) + 1) AS INT) AS status",
-            "CAST(rand(%d) * 100000 AS BIGINT) AS bytes_sent" % (i + 17),
-            "concat('/assets/', CAST(id % 997 AS STRING), '.jpg') AS url")
-        df.repartition(files_per_commit).writeTo(ref).append()
-    return ref
-
-
-def plant_orphan(location, name="orphan-from-failed-job.parquet", age_hours=120.0, size=4096):
-    """Write a file no snapshot references under the table's data directory, aged `age_hours`."""
-    path = os.path.join(location, "data", name)
+def _failed_job_output(location, age_hours=120.0):
+    """What a failed job leaves behind: a file under the table's data directory that no snapshot references,
+    five days old (old enough for orphan removal)."""
+    path = os.path.join(location, "data", "orphan-from-failed-job.parquet")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as handle:
-        handle.write(b"\0" * size)
+        handle.write(b"\0" * 4096)
     stamp = time.time() - age_hours * 3600
     os.utime(path, (stamp, stamp))
     return path
@@ -93,7 +48,7 @@ def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
     ingest with pseudonymization through the local reference service, then maintenance of the table."""
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.engine import build_session
-    from lakehouse_ops.health import open_tables, read_health
+    from lakehouse_ops.health import table_health
     from lakehouse_ops.ingest.demo import local_sqs, prepare_landing
     from lakehouse_ops.ingest.job import IngestJob
     from lakehouse_ops.pseudo.service import ensure_local_service
@@ -115,9 +70,8 @@ def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
         columns = list(config.ingest.pseudonymize.columns)
         sample = [r.asDict() for r in spark.table(table_ref(config.catalog.name, target))
                   .select(*(columns + ["status", "url"])).limit(3).collect()]
-        catalog_tables = open_tables(config.catalog)
-        before = read_health(catalog_tables.load(target), target, config.policy_for(target))
-        orphan = plant_orphan(before.location)
+        before = table_health(config, target)
+        orphan = _failed_job_output(before.location)
         log.info("planted an orphan file five days old, as a failed job would leave", extra={"path": orphan})
         if not as_json:
             print_ingest(ingest)
@@ -125,7 +79,7 @@ def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
             for row in sample:
                 print("  %s" % row)
             print_health([before.to_dict()])
-        runner = MaintenanceRunner(config, spark=spark, catalog_tables=catalog_tables)
+        runner = MaintenanceRunner(config, spark=spark)
         if not as_json:
             print_actions(runner.run([target], dry_run=True))
         maintenance = runner.run([target])
@@ -144,3 +98,30 @@ def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
             service.shutdown()
         if sqs_server is not None:
             sqs_server.terminate()
+
+
+def run_ingest_demo(config, files=20, rows=500, as_json=False):
+    """Landing files and their S3 events on a local SQS (moto's server), ingested into the target table."""
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.engine import build_session
+    from lakehouse_ops.ingest.demo import local_sqs, prepare_landing, require_local_ingest
+    from lakehouse_ops.ingest.job import IngestJob
+    from lakehouse_ops.runner.report import print_health, print_ingest, to_json
+
+    require_local_ingest(config, "demo-ingest")
+    server = local_sqs(config.ingest.queue_url)
+    try:
+        sqs = client("sqs")
+        spark = build_session(config)
+        target = prepare_landing(config, spark, sqs, files, rows)
+        report = IngestJob(config, spark=spark, sqs=sqs).run(until_empty=True)
+        if as_json:
+            print(to_json(report))
+        else:
+            print_ingest(report)
+            from lakehouse_ops.health import table_health
+            print_health([table_health(config, target).to_dict()])
+        return report
+    finally:
+        if server is not None:
+            server.terminate()

@@ -18,3 +18,11 @@ def within(path, location):
     """True if `path` lies under the directory `location` (a sibling sharing a name prefix is not under it)."""
     base = normalize(location).rstrip("/") + "/"
     return normalize(path).startswith(base)
+
+
+_GLOB_CHARS = "\\*?[]{}"
+
+
+def glob_escape(path):
+    """Spark treats load paths as globs; object keys may hold glob characters."""
+    return "".join("\\" + ch if ch in _GLOB_CHARS else ch for ch in path)

@@ -1,4 +1,5 @@
 """Time and size in the forms reports, plans and Spark literals use."""
+import re
 import time
 
 
@@ -22,3 +23,28 @@ def human_bytes(n):
         if abs(n) < 1024 or unit == "TiB":
             return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
         n /= 1024.0
+
+
+MB = 1024 * 1024
+GB = 1024 * MB
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "kib": 1024,
+    "m": 1000 ** 2, "mb": MB, "mib": MB,
+    "g": 1000 ** 3, "gb": GB, "gib": GB,
+    "t": 1000 ** 4, "tb": 1024 * GB, "tib": 1024 * GB,
+}
+
+
+def parse_size(value):
+    """Bytes from an int or a string such as `512MB`, `8 MiB`, `1TB` (MB/GB/TB are binary, as in Iceberg docs)."""
+    if isinstance(value, bool):
+        raise ValueError("a size must be a number of bytes or a string such as '512MB'")
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        if match and match.group(2).lower() in _SIZE_UNITS:
+            return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    raise ValueError("a size must be a number of bytes or a string such as '512MB', '8MiB', '1TB'")

@@ -58,7 +58,7 @@ def test_wheel_carries_the_package_and_not_pyspark(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = archive.read([n for n in names if n.endswith("METADATA")][0]).decode()
-    assert "lakehouse_ops/cli.py" in names and "lakehouse_ops/maintenance/orphans.py" in names
+    assert "lakehouse_ops/cli/base.py" in names and "lakehouse_ops/maintenance/orphans.py" in names
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert not [r for r in requires if "pyspark" in r and "extra ==" not in r]
     assert any("pyspark" in r and 'extra == "local"' in r for r in requires)

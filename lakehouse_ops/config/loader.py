@@ -7,150 +7,25 @@ beats a shorter one; on a tie the later rule wins).
 Environment overrides: `LAKEHOUSE_OPS__<SECTION>__<KEY>[__<KEY>...]=<yaml value>`, for example
 `LAKEHOUSE_OPS__CATALOG__WAREHOUSE=s3://bucket/wh` or `LAKEHOUSE_OPS__DEFAULTS__SNAPSHOTS__MAX_AGE_DAYS=3`.
 """
-import fnmatch
 import os
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from lakehouse_ops.config.models import (
-    CatalogConfig,
-    ErasureConfig,
-    IngestConfig,
-    PseudonymizationConfig,
-    ShipConfig,
-    SparkConfig,
-    TablePolicy,
-)
+from lakehouse_ops.aws.textio import read_text
+from lakehouse_ops.config.policy import TablePolicy
+from lakehouse_ops.config.pseudo import PseudonymizationConfig
+from lakehouse_ops.config.rules import Config, TableRule, copy_tree, flatten, merge
+from lakehouse_ops.config.sections import CatalogConfig, ErasureConfig, IngestConfig, ShipConfig, SparkConfig
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"
-BUILTIN = "built-in default"
 SECTIONS = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
 # Sections that may be left out entirely; validated only when present.
 OPTIONAL_SECTIONS = {"ingest": IngestConfig, "pseudonymization": PseudonymizationConfig, "erasure": ErasureConfig,
                      "ship": ShipConfig}
 TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization", "erasure", "ship")
-
-
-@dataclass(frozen=True)
-class TableRule:
-    index: int
-    match: str
-    overrides: Dict[str, Any]
-
-    @property
-    def label(self):
-        return "tables[%d] (match '%s')" % (self.index, self.match)
-
-    @property
-    def specificity(self):
-        if not any(ch in self.match for ch in "*?["):
-            return (1, len(self.match))
-        return (0, sum(1 for ch in self.match if ch not in "*?[]"))
-
-    def matches(self, table):
-        return fnmatch.fnmatchcase(table.lower(), self.match.lower())
-
-
-@dataclass(frozen=True)
-class Config:
-    source: str
-    catalog: CatalogConfig
-    spark: SparkConfig
-    defaults: TablePolicy
-    rules: Tuple[TableRule, ...] = ()
-    ingest: Optional[IngestConfig] = None
-    pseudonymization: Optional[PseudonymizationConfig] = None
-    erasure: Optional[ErasureConfig] = None
-    ship: Optional[ShipConfig] = None
-    defaults_raw: Dict[str, Any] = field(default_factory=dict)
-    env_keys: Dict[str, str] = field(default_factory=dict)
-    raw: Dict[str, Any] = field(default_factory=dict)
-
-    def table_name(self, name):
-        """`namespace.table`, accepting a name qualified with this config's catalog."""
-        parts = name.split(".")
-        if len(parts) >= 3 and parts[0] == self.catalog.name:
-            parts = parts[1:]
-        if len(parts) < 2 or not all(parts):
-            raise ConfigError("table name '%s' must be 'namespace.table' (optionally prefixed with the catalog "
-                              "name '%s')" % (name, self.catalog.name))
-        return ".".join(parts)
-
-    def rules_for(self, table):
-        table = self.table_name(table)
-        hits = [r for r in self.rules if r.matches(table)]
-        return sorted(hits, key=lambda r: (r.specificity, r.index))
-
-    def is_managed(self, table):
-        """Tables a rule matches are managed; with no rules at all, every table is."""
-        return not self.rules or bool(self.rules_for(table))
-
-    def explain(self, table):
-        """The effective policy and, per dotted key, which layer set it."""
-        merged, origin = {}, {}
-        _merge(merged, origin, self.defaults_raw, "defaults (%s)" % self.source)
-        for dotted, var in self.env_keys.items():
-            if dotted.startswith("defaults."):
-                origin[dotted[len("defaults."):]] = "env %s" % var
-        for rule in self.rules_for(table):
-            _merge(merged, origin, rule.overrides, rule.label)
-        policy = TablePolicy.model_validate(merged)
-        sources = {key: origin.get(key, BUILTIN) for key in _flatten(policy.model_dump())}
-        # A key set as a whole mapping (e.g. options) is credited to whoever set any of its entries.
-        for key in list(sources):
-            if sources[key] == BUILTIN:
-                for okey, who in origin.items():
-                    if okey.startswith(key + "."):
-                        sources[key] = who
-        return policy, sources
-
-    def policy_for(self, table):
-        return self.explain(table)[0]
-
-
-def _flatten(data, prefix=""):
-    out = {}
-    for key, value in data.items():
-        dotted = prefix + str(key)
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
-
-
-def _merge(target, origin, overrides, who, prefix=""):
-    for key, value in overrides.items():
-        dotted = prefix + str(key)
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _merge(target[key], origin, value, who, dotted + ".")
-        else:
-            target[key] = _copy(value)
-            for sub in _flatten({key: value}, prefix) if isinstance(value, dict) and value else [dotted]:
-                origin[sub] = who
-
-
-def _copy(value):
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _read_text(path):
-    if path.startswith("s3://"):
-        from lakehouse_ops.aws.s3 import read_text
-        return read_text(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror or exc)) from None
 
 
 def _parse_yaml(path, text):
@@ -247,13 +122,13 @@ def _describe(exc, model, where, touched=None, raw=None):
 def load_config(path, environ=None):
     """Read and validate a config file (local path or s3:// URI); raise ConfigError naming every problem."""
     environ = os.environ if environ is None else environ
-    data = _parse_yaml(path, _read_text(path))
+    data = _parse_yaml(path, read_text(path, "config file"))
     return config_from_dict(data, source=path, environ=environ)
 
 
 def config_from_dict(data, source="<dict>", environ=None):
     environ = {} if environ is None else environ
-    data = _copy(data)
+    data = copy_tree(data)
     problems = []
     for key in data:
         if key not in TOP_LEVEL_KEYS:
@@ -329,12 +204,12 @@ def _load_rules(raw_rules, defaults_raw, source, problems):
         overrides = {k: v for k, v in raw.items() if k != "match"}
         rule = TableRule(index=index, match=raw["match"], overrides=overrides)
         merged, origin = {}, {}
-        _merge(merged, origin, defaults_raw if isinstance(defaults_raw, dict) else {}, "defaults")
-        _merge(merged, origin, overrides, rule.label)
+        merge(merged, origin, defaults_raw if isinstance(defaults_raw, dict) else {}, "defaults")
+        merge(merged, origin, overrides, rule.label)
         try:
             TablePolicy.model_validate(merged)
         except ValidationError as exc:
-            touched = set(_flatten(overrides)) | set(overrides)
+            touched = set(flatten(overrides)) | set(overrides)
             problems.extend(_describe(exc, TablePolicy, "%s: %s" % (source, rule.label), touched, merged))
         rules.append(rule)
     return rules

@@ -24,10 +24,9 @@ from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.erasure import files as meta_files
 from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, reidentified, resolve_subjects, table_values
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
-from lakehouse_ops.ingest.read import glob_escape
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.verify import snapshots_since
-from lakehouse_ops.paths import normalize
+from lakehouse_ops.paths import glob_escape, normalize
 from lakehouse_ops.sqltext import Timestamp, literal, table_ref
 from lakehouse_ops.units import iso_seconds, iso_utc
 
@@ -114,8 +113,7 @@ class _field_id_reads:
 def _client(config):
     if config.pseudonymization is None:
         return None, None
-    from lakehouse_ops.pseudo.spark import InExecutorSettings
-    from lakehouse_ops.pseudo.spark import _client as make_client
+    from lakehouse_ops.pseudo.spark import InExecutorSettings, make_client
     settings = config.pseudonymization.settings()
     client = make_client(settings)
     # In-executor mode has the keys at hand: tokens of every key version can then be matched.
@@ -123,11 +121,7 @@ def _client(config):
 
 
 def _entries(config, tables):
-    section = config.erasure
-    if section is None:
-        raise ConfigError("%s has no 'erasure' section naming the tables that hold subject data: see "
-                          "docs/pseudonymization.md" % config.source)
-    entries = section.tables
+    entries = config.section("erasure").tables
     if tables:
         wanted = {config.table_name(t) for t in tables}
         known = {config.table_name(e.table) for e in entries}
@@ -358,10 +352,10 @@ class _TableErasure:
 
     def _orphans(self):
         from lakehouse_ops.errors import SafetyError
-        from lakehouse_ops.health import read_health
+        from lakehouse_ops.health import table_health
         from lakehouse_ops.maintenance import orphans
         policy = self.config.policy_for(self.name)
-        health = read_health(self.catalog_tables.load(self.name), self.name, policy)
+        health = table_health(self.config, self.name, self.catalog_tables, policy)
         plan = orphans.plan(policy, health)
         if not plan.run:
             self.result["orphans"] = {"skipped": plan.reason}
@@ -429,14 +423,8 @@ def read_subjects(source):
     if source == "-":
         import sys
         return read_subject_lines(sys.stdin.read(), "standard input")
-    if source.startswith(("s3://", "s3a://")):
-        from lakehouse_ops.aws.s3 import read_text
-        return read_subject_lines(read_text(source), source)
-    try:
-        with open(source, encoding="utf-8") as handle:
-            return read_subject_lines(handle.read(), source)
-    except OSError as exc:
-        raise ConfigError("cannot read subjects file %s: %s" % (source, exc.strerror or exc)) from None
+    from lakehouse_ops.aws.textio import read_text
+    return read_subject_lines(read_text(source, "subjects file"), source)
 
 
 def receipt_destination(config, receipt, explicit=None):
@@ -459,7 +447,7 @@ def _safe_name(text):
 def run_request(config, identifiers=(), identifiers_file=None, pseudonyms=(), pseudonyms_file=None, tables=None,
                 dry_run=False, request_id=None, receipt_path=None, spark=None, session_factory=None):
     """Erase, then write the receipt (to `receipt_path` or the erasure.receipts location); returns the receipt."""
-    from lakehouse_ops.runner.report import write_report
+    from lakehouse_ops.aws.textio import write_json
     identifiers = list(identifiers) + (read_subjects(identifiers_file) if identifiers_file else [])
     pseudonyms = list(pseudonyms) + (read_subjects(pseudonyms_file) if pseudonyms_file else [])
     receipt = erase(config, identifiers, pseudonyms, tables=tables, dry_run=dry_run, request_id=request_id,
@@ -467,5 +455,5 @@ def run_request(config, identifiers=(), identifiers_file=None, pseudonyms=(), ps
     destination = receipt_destination(config, receipt, receipt_path)
     if destination:
         receipt["receipt_path"] = destination
-        write_report(receipt, destination)
+        write_json(destination, receipt)
     return receipt

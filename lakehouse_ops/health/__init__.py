@@ -3,11 +3,12 @@ from lakehouse_ops.health.catalog import open_tables
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth, read_health
 
 
-def table_health(config, table, tables=None):
-    """Health of one table, judged against the policy the config gives it."""
+def table_health(config, table, tables=None, policy=None, now_ms=None):
+    """Health of one table, judged against the policy the config gives it (or `policy`): the one way every job
+    reads a table's health."""
     name = config.table_name(table)
     tables = tables or open_tables(config.catalog)
-    return read_health(tables.load(name), name, config.policy_for(name))
+    return read_health(tables.load(name), name, policy or config.policy_for(name), now_ms)
 
 
 __all__ = ["PartitionHealth", "TableHealth", "read_health", "open_tables", "table_health"]

@@ -124,28 +124,3 @@ def require_local_ingest(config, command):
     if config.ingest is None or not config.ingest.uri_map:
         raise ConfigError("%s needs an 'ingest' section with a uri_map to a local directory, such as the one in "
                           "conf/local.yaml" % command)
-
-
-def run_ingest_demo(config, files=20, rows=500, as_json=False):
-    from lakehouse_ops.aws.clients import client
-    from lakehouse_ops.engine import build_session
-    from lakehouse_ops.ingest.job import IngestJob
-    from lakehouse_ops.runner.report import print_health, print_ingest, to_json
-
-    require_local_ingest(config, "demo-ingest")
-    server = local_sqs(config.ingest.queue_url)
-    try:
-        sqs = client("sqs")
-        spark = build_session(config)
-        target = prepare_landing(config, spark, sqs, files, rows)
-        report = IngestJob(config, spark=spark, sqs=sqs).run(until_empty=True)
-        if as_json:
-            print(to_json(report))
-        else:
-            print_ingest(report)
-            from lakehouse_ops.health import table_health
-            print_health([table_health(config, target).to_dict()])
-        return report
-    finally:
-        if server is not None:
-            server.terminate()

@@ -93,10 +93,8 @@ def _timed(metrics, stage):
 
 class IngestJob:
     def __init__(self, config, spark=None, sqs=None, session_factory=None):
-        if config.ingest is None:
-            raise ConfigError("%s has no 'ingest' section: see docs/ingest.md" % config.source)
         self.config = config
-        self.cfg = config.ingest
+        self.cfg = config.section("ingest")
         self.catalog = config.catalog.name
         self._session = LazySession(config, spark, session_factory)
         if sqs is None:
@@ -201,10 +199,10 @@ class IngestJob:
                 log.info("added ingest column to the target", extra={"table": self.target, "column": name})
 
     def _apply_properties(self):
-        from lakehouse_ops.health import open_tables, read_health
+        from lakehouse_ops.health import table_health
         from lakehouse_ops.maintenance import properties
         policy = self.config.policy_for(self.target)
-        health = read_health(open_tables(self.config.catalog).load(self.target), self.target, policy)
+        health = table_health(self.config, self.target, policy=policy)
         plan = properties.plan(policy, health)
         if plan.run:
             properties.execute(self.spark, self.catalog, self.target, plan)

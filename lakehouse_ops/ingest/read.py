@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from lakehouse_ops.engine.fs import stat
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.paths import glob_escape
 
 log = get_logger("ingest.read")
 CORRUPT = "_corrupt_record"
-_GLOB_CHARS = "\\*?[]{}"
 
 
 def local_uri(uri, uri_map):
@@ -25,11 +25,6 @@ def local_uri(uri, uri_map):
                 target = "file://" + os.path.abspath(target)
             return target.rstrip("/") + "/" + uri[len(prefix):].lstrip("/")
     return uri
-
-
-def glob_escape(path):
-    """Spark treats load paths as globs; object keys may hold glob characters."""
-    return "".join("\\" + ch if ch in _GLOB_CHARS else ch for ch in path)
 
 
 def load_function(dotted):

@@ -16,9 +16,7 @@ class PseudoJobError(LakehouseOpsError):
 
 
 def _job(config, name):
-    section = config.pseudonymization
-    if section is None:
-        raise ConfigError("%s has no 'pseudonymization' section: see docs/pseudonymization.md" % config.source)
+    section = config.section("pseudonymization")
     if name not in section.jobs:
         raise ConfigError("no pseudonymization job '%s' in %s (jobs: %s)" % (
             name, config.source, ", ".join(sorted(section.jobs)) or "none"))

@@ -1,5 +1,6 @@
 """Pseudonymize or re-identify DataFrame columns, per partition: through the service (ServiceSettings) or with
-the same algorithm inside the executors (InExecutorSettings).
+the same algorithm inside the executors (InExecutorSettings); both settings models are the config's own
+(lakehouse_ops.config.pseudo).
 
 Each partition is streamed as Arrow record batches (never materialised whole). Per batch and column, the distinct
 non-null values not already known to the partition are sent in requests of `batch_size` values, with up to
@@ -9,52 +10,12 @@ across the partition costs one lookup. Any failure fails the task and so the job
 written (fail closed). Works in batch jobs and inside Structured Streaming `foreachBatch`.
 """
 import itertools
-import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Optional
 
+from lakehouse_ops.config.pseudo import InExecutorSettings, ServiceSettings
 from lakehouse_ops.errors import ConfigError
 
 MAX_REMEMBERED = 500000  # answers a partition remembers per column (bounded memory)
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    url: str
-    api_key_env: Optional[str] = "LAKEHOUSE_OPS_PSEUDO_API_KEY"
-    api_key_secret: Optional[str] = None
-    batch_size: int = 900
-    max_concurrent_requests: int = 4
-    # Cap on calls in flight against the service from the whole job (Lambda's default concurrency is 1,000).
-    max_total_concurrency: int = 200
-    connect_timeout: float = 3.05
-    read_timeout: float = 29.0
-    max_retries: int = 6
-    max_retry_seconds: float = 120.0
-
-    def __post_init__(self):
-        if not 1 <= self.batch_size <= 100000:
-            raise ConfigError("batch_size %d is outside 1-100000" % self.batch_size)
-        if not 1 <= self.max_concurrent_requests <= self.max_total_concurrency:
-            raise ConfigError("max_concurrent_requests (%d) must be between 1 and max_total_concurrency (%d)"
-                              % (self.max_concurrent_requests, self.max_total_concurrency))
-
-
-@dataclass(frozen=True)
-class InExecutorSettings:
-    """The service's algorithm inside the executors: no HTTP at all. The keys come from a Secrets Manager secret
-    (or a key file, for development), read once per executor process; tokens equal the service's for the same
-    keys, so both modes can be mixed on one table."""
-    keys_secret: Optional[str] = None
-    key_file: Optional[str] = None
-    batch_size: int = 100000
-    max_concurrent_requests: int = 1
-    max_total_concurrency: int = 1000000
-
-    def __post_init__(self):
-        if bool(self.keys_secret) == bool(self.key_file):
-            raise ConfigError("in-executor mode needs exactly one of keys_secret or key_file")
 
 
 class LocalCipherClient:
@@ -74,7 +35,8 @@ class LocalCipherClient:
         return [self.cipher.reidentify(t) for t in tokens]
 
 
-def _client(settings):
+def make_client(settings):
+    """The client `settings` describe: the service over HTTP, or the cipher itself (in-executor mode)."""
     from lakehouse_ops.pseudo import keys
     if isinstance(settings, InExecutorSettings):
         return LocalCipherClient(keys.keyring_for(settings.keys_secret, settings.key_file))
@@ -152,7 +114,7 @@ def convert_batches(batches, columns, settings, direction, deterministic=True, c
     """The per-partition function: Arrow record batches in, the same batches with `columns` converted out."""
     import pyarrow as pa
 
-    client = client or _client(settings)
+    client = client or make_client(settings)
     with ThreadPoolExecutor(max_workers=settings.max_concurrent_requests) as pool:
         if getattr(client, "vector", None) is not None and (deterministic or direction == "reidentify"):
             def convert(column, values):
@@ -180,11 +142,9 @@ def _apply(df, columns, settings, direction, deterministic):
     if df.rdd.getNumPartitions() > partitions:
         # Bound the calls in flight against the service: partitions x per-partition concurrency <= the cap.
         df = df.coalesce(partitions)
-    kind = type(settings)
-    frozen = json.loads(json.dumps(asdict(settings)))
 
-    def per_partition(batches):
-        return convert_batches(batches, columns, kind(**frozen), direction, deterministic)
+    def per_partition(batches):  # the settings model travels to the executors as it is (pickled)
+        return convert_batches(batches, columns, settings, direction, deterministic)
 
     return df.mapInArrow(per_partition, df.schema)
 
@@ -197,3 +157,7 @@ def pseudonymize(df, columns, settings, deterministic=True):
 def reidentify(df, columns, settings):
     """`df` with pseudonym `columns` replaced by the original values; same schema."""
     return _apply(df, columns, settings, "reidentify", True)
+
+
+__all__ = ["ServiceSettings", "InExecutorSettings", "LocalCipherClient", "make_client", "convert_batches",
+           "pseudonymize", "reidentify"]

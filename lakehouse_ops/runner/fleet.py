@@ -34,12 +34,12 @@ def score(health, plans):
 
 
 def table_plan(config, catalog_tables, table, now_ms=None):
-    from lakehouse_ops.health import read_health
+    from lakehouse_ops.health import table_health
     from lakehouse_ops.maintenance import plan_all
     started = time.time()
     try:
         policy = config.policy_for(table)
-        health = read_health(catalog_tables.load(table), table, policy, now_ms)
+        health = table_health(config, table, catalog_tables, policy, now_ms)
         plans = plan_all(policy, health, now_ms)
     except Exception as exc:  # one unreadable table must not hide the others
         return {"table": table, "ok": False, "error": first_line(exc), "needy": False, "score": 0.0}
@@ -84,3 +84,12 @@ def select(entries, budget):
         chosen.append(entry["table"])
         total += entry["rewrite_bytes"]
     return chosen
+
+
+def needy_batches(config, job_args, per_table=False):
+    """The argument lists of the maintenance runs `submit --needy` starts: the fleet's needy tables within
+    ship.budget, best first, in one run (or one run per table)."""
+    chosen = select(plan_fleet(config)["tables"], config.section("ship").budget)
+    if per_table:
+        return [[table] + list(job_args) for table in chosen]
+    return [chosen + list(job_args)] if chosen else []

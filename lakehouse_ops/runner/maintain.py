@@ -8,7 +8,7 @@ import time
 
 from lakehouse_ops.errors import CatalogError, LakehouseOpsError
 from lakehouse_ops.errors import first_line as _first_line
-from lakehouse_ops.health import open_tables, read_health
+from lakehouse_ops.health import open_tables, table_health
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import DATA_REWRITES, DESTRUCTIVE, ORDER
 from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result
@@ -66,7 +66,7 @@ class MaintenanceRunner:
         return self._session.get()
 
     def _health(self, table, policy):
-        return read_health(self.catalog_tables.load(table), table, policy)
+        return table_health(self.config, table, self.catalog_tables, policy)
 
     def run(self, patterns=None, dry_run=False):
         started = time.time()

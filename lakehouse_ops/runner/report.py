@@ -2,28 +2,20 @@
 import json
 import os
 
+from lakehouse_ops.aws.textio import to_json, write_json
 from lakehouse_ops.units import human_bytes
 
-
-def to_json(report):
-    return json.dumps(report, indent=2, sort_keys=False, default=str)
+__all__ = ["to_json", "write_report", "print_health", "print_compare", "print_actions", "print_ingest",
+           "print_erasure", "print_fleet", "print_policy"]
 
 
 def write_report(report, destination):
-    text = to_json(report)
-    if destination.startswith(("s3://", "s3a://")):
-        from lakehouse_ops.aws.s3 import write_text
-        write_text(destination, text)
-        return
-    parent = os.path.dirname(os.path.abspath(destination))
-    os.makedirs(parent, exist_ok=True)
-    with open(destination, "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
+    write_json(destination, report)
 
 
-def _console():
+def _console(default_width=120):
     from rich.console import Console
-    return Console(width=max(100, int(os.environ.get("COLUMNS", "120"))))
+    return Console(width=max(100, int(os.environ.get("COLUMNS", str(default_width)))))
 
 
 def health_rows(health):
@@ -124,3 +116,34 @@ def print_erasure(receipt, console=None):
     console.print(receipt["summary"])
     if receipt.get("receipt_path"):
         console.print("receipt: %s" % receipt["receipt_path"])
+
+
+def print_fleet(report, console=None):
+    from rich.table import Table
+    out = Table(title="%d tables, %d need maintenance (%.1f s, no Spark)" % (
+        report["count"], report["needy"], report["duration_s"]))
+    for column in ("rank", "table", "score", "actions", "to rewrite", "files (small)", "manifests", "snapshots"):
+        out.add_column(column)
+    for i, e in enumerate(report["tables"], 1):
+        if not e["ok"]:
+            out.add_row(str(i), e["table"], "-", "error: " + e["error"], "", "", "", "")
+            continue
+        h = e["health"]
+        out.add_row(str(i) if e["needy"] else "-", e["table"], "%.1f" % e["score"], ", ".join(e["actions"]) or "-",
+                    human_bytes(e["rewrite_bytes"]), "%d (%d)" % (h["data_files"], h["small_files"]),
+                    str(h["manifests"]), str(h["snapshots"]))
+    (console or _console(140)).print(out)
+
+
+def print_policy(table, policy, sources, console=None):
+    """Every key of the effective policy, its value and the rule (or default) that set it."""
+    from rich.table import Table
+
+    from lakehouse_ops.config.rules import flatten
+    out = Table(title="policy of %s" % table)
+    for column in ("key", "value", "set by"):
+        out.add_column(column, overflow="fold")
+    flat = flatten(policy.model_dump())
+    for key in sorted(flat):
+        out.add_row(key, json.dumps(flat[key], default=str), sources.get(key, ""))
+    (console or _console(140)).print(out)

@@ -86,7 +86,7 @@ def job_arguments(artifacts, job_args):
 def start_job_run(config, job, artifacts, job_args, name=None, client_token=None):
     """The EMR Serverless StartJobRun request."""
     ship = config.ship
-    target = _need(ship, "emr_serverless")
+    target = _need(config, "emr_serverless")
     request = {
         "applicationId": target.application_id,
         "executionRoleArn": target.execution_role_arn,
@@ -113,7 +113,7 @@ def start_job_run(config, job, artifacts, job_args, name=None, client_token=None
 
 def add_job_flow_steps(config, job, artifacts, job_args, name=None):
     """The EMR on EC2 AddJobFlowSteps request: command-runner.jar running spark-submit."""
-    target = _need(config.ship, "emr")
+    target = _need(config, "emr")
     args: List[str] = ["spark-submit", "--deploy-mode", target.deploy_mode]
     settings: Dict[str, str] = spark_settings(config, "emr", artifacts.archive)
     for key in sorted(settings):
@@ -124,10 +124,8 @@ def add_job_flow_steps(config, job, artifacts, job_args, name=None):
                        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args}}]}
 
 
-def _need(ship, target):
-    if ship is None:
-        raise ConfigError("the config has no 'ship' section: see docs/emr-serverless.md")
-    section = getattr(ship, target)
+def _need(config, target):
+    section = getattr(config.section("ship"), target)
     if section is None:
         raise ConfigError("ship.%s is not configured: see docs/%s.md" % (
             target, "emr-serverless" if target == "emr_serverless" else "emr-step"))

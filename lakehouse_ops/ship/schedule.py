@@ -135,3 +135,33 @@ def delete(scheduler, group, names):
                 raise
             results.append({"name": name, "action": "not found"})
     return results
+
+
+def manage(config, config_path, archive=None, list_only=False, delete_names=(), prune=False, dry_run=False,
+           scheduler=None):
+    """What `lakehouse-ops schedule` does: list the group, delete named schedules, or upload what the
+    schedules' runs need and create/update them. Returns the report."""
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.ship import submit as sub
+    ship = config.section("ship")
+    scheduler = scheduler or client("scheduler")
+    group = ship.schedule_group
+    if list_only:
+        with scheduler_errors("listing schedule group %s" % group):
+            return {"ok": True, "group": group, "schedules": listed(scheduler, group)}
+    if delete_names:
+        with scheduler_errors("deleting schedules in group %s" % group):
+            return {"ok": True, "group": group, "results": delete(scheduler, group, delete_names)}
+    if not archive:
+        raise ConfigError("scheduled runs need the packed environment: pass --archive (`lakehouse-ops package`)")
+    artifacts = {e.job: req.artifacts_for(ship, e.job, config_path, archive) for e in ship.schedules}
+    any_artifacts = next(iter(artifacts.values()))
+    wanted = desired(config, any_artifacts.config, any_artifacts.archive)
+    if not dry_run:
+        files = []
+        for job in artifacts:
+            files += sub.uploads(artifacts[job], job, config_path, archive)
+        sub.upload(dict(files).items())
+    with scheduler_errors("applying schedules to group %s" % group):
+        results = apply(scheduler, wanted, group, prune=prune, dry_run=dry_run)
+    return {"ok": True, "group": group, "dry_run": dry_run, "results": results}

@@ -39,9 +39,7 @@ def plan_submission(config, config_path, target, job, job_args, archive=None, na
     """(request, uploads) for one run: the exact API request and the files it needs in S3."""
     if target not in TARGETS:
         raise ConfigError("target must be one of %s" % ", ".join(TARGETS))
-    if config.ship is None:
-        raise ConfigError("%s has no 'ship' section (artifacts prefix, EMR Serverless application or EMR cluster): "
-                          "see docs/emr-serverless.md" % config.source)
+    config.section("ship")
     if target == "emr-serverless" and not archive:
         raise ConfigError("EMR Serverless runs need the packed environment: pass --archive (built by "
                           "`lakehouse-ops package`)")
@@ -148,3 +146,29 @@ def wait(run, report, poll_seconds=10.0, sleep=None):
     done = follow_mod.SERVERLESS_DONE if run.target == "emr-serverless" else follow_mod.STEP_DONE
     kwargs = {"sleep": sleep} if sleep is not None else {}
     return follow_mod.follow(run.state, done, run.cancel, report, poll_seconds=poll_seconds, **kwargs)
+
+
+def submit_runs(config, config_path, target, job, batches, archive=None, name=None, wait_for_end=False,
+                dry_run=False, poll_seconds=10.0, say=None):
+    """Submit one run per argument list of `batches` (uploads first); with `wait_for_end`, follow each to its end.
+    `say(text)` receives progress lines. Returns the submit report."""
+    say = say or (lambda text: log.info(text))
+    runs = []
+    for args in batches:
+        request, files = plan_submission(config, config_path, target, job, args, archive, name)
+        if dry_run:
+            runs.append({"request": request, "uploads": [{"from": f, "to": u} for f, u in files]})
+            continue
+        upload(files)
+        run = start(target, request)
+        runs.append(run.describe())
+        say("started %s run %s" % (target, run.id))
+        if wait_for_end:
+            def report(state, details, seconds):
+                say("%7.0f s  %s%s" % (seconds, state, "  (%s)" % details if details else ""))
+            state, success = wait(run, report, poll_seconds)
+            runs[-1].update(state=state, ok=success)
+            for key, value in run.where().items():
+                say("%s: %s" % (key, value))
+    return {"ok": all(r.get("ok", True) for r in runs), "dry_run": dry_run, "target": target, "job": job,
+            "runs": runs}

@@ -3,8 +3,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-
-from lakehouse_ops.demo import create_streaming_table
+from table_factory import create_streaming_table
 
 from conftest import make_config
 from helpers import CATALOG, assert_same_rows, data_files, health, maintain, ref, snapshot_id

@@ -9,8 +9,8 @@ import sys
 import time
 
 import pytest
+from table_factory import create_streaming_table
 
-from lakehouse_ops.demo import create_streaming_table
 from lakehouse_ops.errors import VerificationError
 from lakehouse_ops.maintenance.verify import verify_rewrites
 from lakehouse_ops.runner import MaintenanceRunner

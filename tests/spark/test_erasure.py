@@ -12,9 +12,9 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from table_factory import plant_orphan
 
 from lakehouse_ops.cli import cli
-from lakehouse_ops.demo import plant_orphan
 from lakehouse_ops.erasure.job import erase, run_request
 from lakehouse_ops.pseudo.spark import ServiceSettings, pseudonymize
 

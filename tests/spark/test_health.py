@@ -1,7 +1,6 @@
 """Health numbers read through pyiceberg equal what Spark's metadata tables say."""
 import pytest
-
-from lakehouse_ops.demo import create_streaming_table
+from table_factory import create_streaming_table
 
 from conftest import make_config
 from helpers import CATALOG, health, ref

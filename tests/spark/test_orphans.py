@@ -2,8 +2,8 @@
 import os
 
 import pytest
+from table_factory import create_streaming_table, plant_orphan
 
-from lakehouse_ops.demo import create_streaming_table, plant_orphan
 from lakehouse_ops.errors import SafetyError
 from lakehouse_ops.maintenance import orphans
 from lakehouse_ops.units import now_ms

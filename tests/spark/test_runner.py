@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 from click.testing import CliRunner
+from table_factory import create_streaming_table
 
 from lakehouse_ops.cli import cli
-from lakehouse_ops.demo import create_streaming_table
 
 from conftest import make_config
 from helpers import CATALOG, data_files
@@ -139,7 +139,7 @@ def test_demo_runs_end_to_end(tmp_path):
     import re
 
     from lakehouse_ops.aws.local import free_port
-    from lakehouse_ops.config.models import CatalogConfig
+    from lakehouse_ops.config.sections import CatalogConfig
     from lakehouse_ops.health import open_tables
     sqs = "http://127.0.0.1:%d/123456789012/" % free_port()
     env = dict(os.environ, LAKEHOUSE_OPS__INGEST__QUEUE_URL=sqs + "landing-events",

@@ -3,8 +3,8 @@ import threading
 import time
 
 import pytest
+from table_factory import create_streaming_table
 
-from lakehouse_ops.demo import create_streaming_table
 from lakehouse_ops.errors import VerificationError
 from lakehouse_ops.maintenance.verify import checksum, verify_rewrites
 

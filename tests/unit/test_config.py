@@ -3,8 +3,8 @@ import textwrap
 import pytest
 
 from lakehouse_ops.config import config_from_dict, load_config
-from lakehouse_ops.config.models import parse_size
 from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.units import parse_size
 
 BASE = {"catalog": {"name": "lake", "type": "hadoop", "warehouse": "/tmp/wh"}}
 

@@ -2,7 +2,7 @@
 import pytest
 
 from lakehouse_ops.config import config_from_dict
-from lakehouse_ops.config.models import ErasureTable
+from lakehouse_ops.config.sections import ErasureTable
 from lakehouse_ops.erasure.files import DATA, EQUALITY_DELETES, POSITION_DELETES, FileMeta, may_contain
 from lakehouse_ops.erasure.subjects import (
     all_version_tokens,

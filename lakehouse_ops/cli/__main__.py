@@ -1,0 +1,4 @@
+"""`python -m lakehouse_ops.cli ...`: the same as the `lakehouse-ops` command."""
+from lakehouse_ops.cli import main
+
+main()

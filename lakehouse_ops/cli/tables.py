@@ -1,0 +1,115 @@
+"""Commands on tables: health, plan, maintain, policy show."""
+import json
+
+import click
+
+from lakehouse_ops.cli.base import cli, emit, handles_errors, load, session_factory
+from lakehouse_ops.maintenance import ACTIONS
+
+ACTION_NAMES = list(ACTIONS)
+
+
+def only_option(help_text):
+    return click.option("--only", multiple=True, type=click.Choice(ACTION_NAMES), help=help_text)
+
+
+def tables_argument():
+    return click.argument("tables", nargs=-1)
+
+
+def maintain_options(func):
+    """The options of `maintain`, shared with the spark-submit entry point (spark_jobs/maintain.py)."""
+    for option in reversed([
+            click.option("--dry-run", is_flag=True, help="Print the plan and change nothing."),
+            click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object."),
+            click.option("--report", "report_path", metavar="PATH",
+                         help="Also write the JSON report to a file or s3:// URI."),
+            only_option("Run only these actions."),
+            click.option("--written-within-hours", type=click.FloatRange(min=0, min_open=True), metavar="HOURS",
+                         help="Compact only partitions written within HOURS (hourly runs over recent partitions).")]):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@click.argument("tables", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per table, one per line.")
+@click.pass_context
+@handles_errors
+def health(ctx, tables, as_json):
+    """Health of TABLES (names or globs) from metadata alone; no Spark is started."""
+    from lakehouse_ops.health import open_tables, table_health
+    from lakehouse_ops.runner import resolve_tables
+    from lakehouse_ops.runner.report import print_health
+
+    config = load(ctx)
+    catalog_tables = open_tables(config.catalog)
+    results = [table_health(config, name, catalog_tables).to_dict()
+               for name in resolve_tables(config, catalog_tables, tables)]
+    if as_json:
+        for item in results:
+            click.echo(json.dumps(item, default=str))
+    else:
+        print_health(results)
+
+
+def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours=None):
+    from lakehouse_ops.runner import MaintenanceRunner
+    from lakehouse_ops.runner.report import print_actions
+
+    config = load(ctx)
+    runner = MaintenanceRunner(config, only=only or None, written_within_hours=written_within_hours,
+                               session_factory=session_factory(ctx, config))
+    emit(runner.run(list(tables), dry_run=dry_run), as_json, report_path, print_actions)
+
+
+@cli.command()
+@tables_argument()
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
+@only_option("Plan only these actions.")
+@click.option("--all", "fleet", is_flag=True, help="Every managed table (or TABLES' globs), read concurrently, "
+              "ranked by what maintenance would gain; no Spark.")
+@click.option("--workers", default=8, show_default=True, help="Tables read at once with --all.")
+@click.pass_context
+@handles_errors
+def plan(ctx, tables, as_json, only, fleet, workers):
+    """What maintenance would do on TABLES (default: every table a rule matches), and why. Changes nothing."""
+    if not fleet:
+        _maintain(ctx, tables, True, as_json, None, only)
+        return
+    from lakehouse_ops.runner.fleet import plan_fleet
+    from lakehouse_ops.runner.report import print_fleet
+    emit(plan_fleet(load(ctx), patterns=list(tables) or None, workers=workers), as_json, None, print_fleet)
+
+
+@cli.command()
+@tables_argument()
+@maintain_options
+@click.pass_context
+@handles_errors
+def maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours):
+    """Maintain TABLES (names or globs; default: every table a rule matches) as their policies say."""
+    _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours)
+
+
+@cli.group()
+def policy():
+    """Inspect table policies."""
+
+
+@policy.command("show")
+@click.argument("table")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@handles_errors
+def policy_show(ctx, table, as_json):
+    """The effective policy of TABLE and which rule set each value."""
+    from lakehouse_ops.runner.report import print_policy
+
+    config = load(ctx)
+    effective, sources = config.explain(table)
+    if as_json:
+        click.echo(json.dumps({"table": config.table_name(table), "policy": effective.model_dump(),
+                               "sources": sources}, indent=2, default=str))
+        return
+    print_policy(config.table_name(table), effective, sources)

@@ -1,0 +1,150 @@
+"""The table policy: what maintenance may do to a table, per action, with defaults and accepted ranges."""
+from typing import Dict, List, Literal, Optional
+
+from pydantic import Field, model_validator
+
+from lakehouse_ops.config.base import Model, Size
+from lakehouse_ops.units import GB, MB
+
+
+class CompactionPolicy(Model):
+    enabled: bool = True
+    strategy: Literal["binpack", "sort", "zorder"] = "binpack"
+    # Spark/Iceberg sort terms, e.g. ["event_time ASC NULLS LAST", "customer_id"]; empty = the table's sort order.
+    sort_order: List[str] = Field(default_factory=list)
+    zorder_columns: List[str] = Field(default_factory=list)
+    # A file is "small" below this fraction of the target file size.
+    small_file_threshold: float = Field(0.75, gt=0, le=1)
+    # A partition is compacted when its share of small files reaches this ratio ...
+    min_small_file_ratio: float = Field(0.2, ge=0, le=1)
+    # ... and it has at least this many small files (Iceberg's min-input-files).
+    min_input_files: int = Field(5, ge=1, le=100000)
+    # ... or when it carries at least this many delete files.
+    delete_file_threshold: int = Field(10, ge=1)
+    max_concurrent_file_group_rewrites: int = Field(5, ge=1, le=1000)
+    partial_progress: bool = True
+    partial_progress_max_commits: int = Field(10, ge=1, le=1000)
+    rewrite_job_order: Literal["none", "bytes-asc", "bytes-desc", "files-asc", "files-desc"] = "none"
+    # Extra filter ANDed to the partition selection, e.g. "event_time >= TIMESTAMP '2024-05-01 00:00:00'".
+    where: Optional[str] = None
+    # Partitions written within this many hours are left alone: their writer is probably still active.
+    skip_recent_hours: float = Field(0, ge=0, le=24 * 365)
+    # Only partitions written within this many hours are compacted (an hourly run over recent partitions; the
+    # rest waits for a full run). None: every partition.
+    only_written_within_hours: Optional[float] = Field(None, gt=0, le=24 * 365)
+    options: Dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _strategy_inputs(self):
+        if self.strategy == "zorder" and not self.zorder_columns:
+            raise ValueError("strategy 'zorder' needs zorder_columns (a list of at least one column)")
+        return self
+
+
+class PositionDeletesPolicy(Model):
+    enabled: bool = True
+    # Rewrite position delete files once a table has at least this many.
+    min_delete_files: int = Field(10, ge=1)
+    options: Dict[str, str] = Field(default_factory=dict)
+
+
+class ManifestPolicy(Model):
+    enabled: bool = True
+    # Rewrite when the current snapshot has more manifests than this ...
+    max_manifests: int = Field(100, ge=1)
+    # ... or when at least `min_manifests` exist and this share of them is below `small_manifest_bytes`.
+    small_manifest_bytes: Size = Field(8 * MB, ge=1024)
+    max_small_manifest_ratio: float = Field(0.5, gt=0, le=1)
+    min_manifests: int = Field(10, ge=2)
+    use_caching: bool = False
+
+
+class SnapshotPolicy(Model):
+    enabled: bool = True
+    max_age_days: float = Field(7, gt=0, le=3650)
+    retain_last: int = Field(1, ge=1, le=100000)
+    stream_results: bool = True
+    max_concurrent_deletes: Optional[int] = Field(None, ge=1, le=1000)
+
+
+class FileListSource(Model):
+    """An external listing (for example an S3 Inventory report) used instead of listing storage."""
+    path: str
+    format: Literal["parquet", "csv", "orc", "json"] = "parquet"
+    file_path_column: str = "file_path"
+    last_modified_column: str = "last_modified"
+
+
+class OrphanPolicy(Model):
+    enabled: bool = True
+    older_than_hours: float = Field(72, ge=24, le=24 * 3650)
+    dry_run: bool = False
+    # Deletion budget: when the candidates exceed either, nothing is deleted.
+    max_files: int = Field(10000, ge=0)
+    max_bytes: Size = Field(1024 * GB, ge=0)
+    prefix_mismatch_mode: Literal["ERROR", "IGNORE", "DELETE"] = "ERROR"
+    equal_schemes: Dict[str, str] = Field(default_factory=lambda: {"s3a": "s3", "s3n": "s3"})
+    equal_authorities: Dict[str, str] = Field(default_factory=dict)
+    max_concurrent_deletes: Optional[int] = Field(None, ge=1, le=1000)
+    file_list: Optional[FileListSource] = None
+
+
+class PropertiesPolicy(Model):
+    """Table properties the policy manages; a value of null leaves that property alone."""
+    enabled: bool = True
+    compression_codec: Optional[Literal["zstd", "snappy", "gzip", "lz4", "uncompressed"]] = "zstd"
+    metadata_delete_after_commit: Optional[bool] = True
+    metadata_previous_versions_max: Optional[int] = Field(100, ge=1, le=10000)
+    object_storage: Optional[bool] = None
+    distribution_mode: Optional[Literal["none", "hash", "range"]] = None
+    extra: Dict[str, str] = Field(default_factory=dict)
+
+
+class CommitPolicy(Model):
+    """How an action that commits to the table retries after a conflict with another writer's commit."""
+    retries: int = Field(3, ge=0, le=20)
+    backoff_seconds: float = Field(2.0, gt=0, le=600)
+    max_backoff_seconds: float = Field(60.0, gt=0, le=3600)
+    # All attempts of one action together, sleeps included.
+    max_seconds: float = Field(1800.0, gt=0, le=24 * 3600)
+
+
+class TablePolicy(Model):
+    target_file_size: Size = Field(512 * MB, ge=MB, le=64 * GB)
+    commits: CommitPolicy = Field(default_factory=CommitPolicy)
+    compaction: CompactionPolicy = Field(default_factory=CompactionPolicy)
+    position_deletes: PositionDeletesPolicy = Field(default_factory=PositionDeletesPolicy)
+    manifests: ManifestPolicy = Field(default_factory=ManifestPolicy)
+    snapshots: SnapshotPolicy = Field(default_factory=SnapshotPolicy)
+    orphans: OrphanPolicy = Field(default_factory=OrphanPolicy)
+    properties: PropertiesPolicy = Field(default_factory=PropertiesPolicy)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data):
+        # compaction.commit_retries was the only retry setting before every committing action retried.
+        if isinstance(data, dict) and isinstance(data.get("compaction"), dict) \
+                and "commit_retries" in data["compaction"]:
+            data = dict(data, compaction=dict(data["compaction"]))
+            retries = data["compaction"].pop("commit_retries")
+            commits = dict(data.get("commits") or {})
+            commits.setdefault("retries", retries)
+            data["commits"] = commits
+        return data
+
+    def desired_properties(self):
+        """Iceberg table properties this policy wants, as strings (what ALTER TABLE would set)."""
+        props = {"write.target-file-size-bytes": str(self.target_file_size)}
+        p = self.properties
+        if p.compression_codec is not None:
+            props["write.parquet.compression-codec"] = p.compression_codec
+        if p.metadata_delete_after_commit is not None:
+            props["write.metadata.delete-after-commit.enabled"] = str(p.metadata_delete_after_commit).lower()
+        if p.metadata_previous_versions_max is not None:
+            props["write.metadata.previous-versions-max"] = str(p.metadata_previous_versions_max)
+        if p.object_storage is not None:
+            props["write.object-storage.enabled"] = str(p.object_storage).lower()
+        if p.distribution_mode is not None:
+            props["write.distribution-mode"] = p.distribution_mode
+        props.update(p.extra)
+        return props

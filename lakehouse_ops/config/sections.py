@@ -1,0 +1,196 @@
+"""The config's other sections: the catalog, Spark, ingest, erasure and shipping to EMR."""
+from typing import Dict, List, Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from lakehouse_ops.config.base import Model, Size
+from lakehouse_ops.jobs import JOBS
+from lakehouse_ops.units import GB
+
+CATALOG_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class CatalogConfig(Model):
+    name: str = Field("local", pattern=CATALOG_NAME)
+    type: Literal["hadoop", "glue", "rest", "hive"] = "hadoop"
+    warehouse: Optional[str] = None
+    uri: Optional[str] = None
+    # Passed to Spark as spark.sql.catalog.<name>.<key> and to pyiceberg's catalog as-is.
+    properties: Dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _needs_location(self):
+        if self.type in ("hadoop", "glue") and not self.warehouse:
+            raise ValueError("catalog type '%s' needs a warehouse (a local path or s3:// URI)" % self.type)
+        if self.type in ("rest", "hive") and not self.uri:
+            raise ValueError("catalog type '%s' needs a uri" % self.type)
+        return self
+
+
+class SparkConfig(Model):
+    # local: start Spark here with the Iceberg jar from the `local` extra; cluster: use the cluster's Spark/Iceberg.
+    mode: Literal["local", "cluster"] = "local"
+    master: str = "local[*]"
+    app_name: str = "lakehouse-ops"
+    conf: Dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _stringify(cls, value):
+        if isinstance(value, dict):
+            return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
+        return value
+
+
+class BatchBudget(Model):
+    """How much one ingest batch may hold: whichever limit is reached first closes the batch."""
+    max_objects: int = Field(1000, ge=1, le=100000)
+    # Bytes from the sizes in the events; aim at a few target files per commit.
+    max_bytes: Size = Field(1 * GB, ge=1024)
+    max_wait_seconds: float = Field(20, ge=0, le=900)
+    # Parallel ReceiveMessage calls (each returns at most 10 messages).
+    receive_concurrency: int = Field(8, ge=1, le=64)
+    # Long-poll time of each ReceiveMessage call.
+    wait_time_seconds: int = Field(1, ge=0, le=20)
+
+
+class IngestPseudonymize(Model):
+    """Replace these columns with pseudonyms before rows land (through the config's pseudonymization section)."""
+    columns: List[str] = Field(min_length=1)
+    # deterministic: one token per value (joins and erasure by token work); randomized: a new token every time.
+    mode: Literal["deterministic", "randomized"] = "deterministic"
+
+
+class IngestConfig(Model):
+    queue_url: str
+    # Where poison messages and unreadable objects go, with the reason as a message attribute. Without it,
+    # `poison_action: leave` must be set so the queue's own redrive policy moves them.
+    dlq_url: Optional[str] = None
+    poison_action: Literal["dlq", "leave"] = "dlq"
+    target_table: str
+    quarantine_table: Optional[str] = None
+    # Every object committed, by identity; survives snapshot expiry. Default: <target>_ingest_ledger.
+    ledger_table: Optional[str] = None
+    format: Literal["json", "csv", "parquet"] = "json"
+    read_options: Dict[str, str] = Field(default_factory=dict)
+    # Dotted path to a function DataFrame -> DataFrame applied before the write, e.g. "mypkg.enrich.add_geo".
+    enrichment: Optional[str] = None
+    # Pseudonymize columns after enrichment, before the write: plaintext never lands in the target table.
+    pseudonymize: Optional[IngestPseudonymize] = None
+    eventbridge_key_encoding: Literal["none", "url", "form"] = "none"
+    # Local runs: s3:// prefixes -> local directories (file:// URIs or paths).
+    uri_map: Dict[str, str] = Field(default_factory=dict)
+    source_column: str = "_source_object"
+    ingest_time_column: str = "_ingested_at"
+    batch_column: str = "_ingest_batch"
+    batch: BatchBudget = Field(default_factory=BatchBudget)
+    visibility_timeout_seconds: int = Field(300, ge=5, le=43200)
+    # Where workers claim objects before writing them (s3:// prefix or local directory); default: under the
+    # catalog's warehouse, <warehouse>/_lakehouse_ops/ingest-claims/<target>.
+    claims: Optional[str] = None
+    # A claim not released after this long is taken over (its worker is presumed dead): longer than a batch takes.
+    claim_seconds: float = Field(900, ge=5, le=43200)
+    # Visibility is extended this often while a batch is in flight (well under the timeout).
+    heartbeat_seconds: float = Field(60, gt=0, le=3600)
+    empty_backoff_seconds: float = Field(1, gt=0, le=600)
+    max_empty_backoff_seconds: float = Field(60, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.poison_action == "dlq" and not self.dlq_url:
+            raise ValueError("poison_action 'dlq' needs dlq_url (or set poison_action: leave to rely on the "
+                             "queue's redrive policy)")
+        if self.heartbeat_seconds >= self.visibility_timeout_seconds:
+            raise ValueError("heartbeat_seconds (%g) must be shorter than visibility_timeout_seconds (%d)"
+                             % (self.heartbeat_seconds, self.visibility_timeout_seconds))
+        return self
+
+    @property
+    def ledger(self):
+        return self.ledger_table or self.target_table + "_ingest_ledger"
+
+
+class ErasureTable(Model):
+    """A table that holds subject data, in one or more columns (a row matching any of them is erased)."""
+    table: str
+    columns: List[str] = Field(min_length=1)
+    # identifiers: the columns hold plaintext; pseudonyms: they hold tokens of the pseudonymization service.
+    holds: Literal["identifiers", "pseudonyms"] = "identifiers"
+    # For pseudonym columns. tokens: match the subject's deterministic token(s) (fast; in service mode only the
+    # current key version's token, so after a key rotation use reidentify or pass the old pseudonyms);
+    # reidentify: re-identify the column's distinct tokens and match plaintext (randomized tokens, any key version).
+    match: Literal["tokens", "reidentify"] = "tokens"
+
+
+class ErasureConfig(Model):
+    tables: List[ErasureTable] = Field(min_length=1)
+    # Where receipts are written (a directory or s3:// prefix); one JSON file per erasure run.
+    receipts: Optional[str] = None
+
+
+JOB_NAMES = tuple(JOBS)
+
+
+class EmrServerlessTarget(Model):
+    application_id: str
+    execution_role_arn: str
+    # Driver and executor logs (S3), and optionally CloudWatch Logs.
+    log_uri: Optional[str] = None
+    cloudwatch_log_group: Optional[str] = None
+    # EMR Serverless images carry the Iceberg runtime here; the job run adds it with spark.jars.
+    iceberg_jar: str = "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
+    execution_timeout_minutes: int = Field(240, ge=1, le=1440)
+
+
+class EmrTarget(Model):
+    cluster_id: str
+    action_on_failure: Literal["CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"] = "CONTINUE"
+    deploy_mode: Literal["cluster", "client"] = "cluster"
+
+
+class Schedule(Model):
+    """One EventBridge Scheduler schedule that starts an EMR Serverless job run."""
+    name: str = Field(pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
+    job: Literal[JOB_NAMES] = "maintain"  # type: ignore[valid-type]  (the names of lakehouse_ops.jobs)
+    # The job's own arguments, e.g. ["--only", "compaction", "analytics.*"].
+    args: List[str] = Field(default_factory=list)
+    # rate(1 hour), cron(0 3 * * ? *) or at(...), as EventBridge Scheduler takes them.
+    expression: str = Field(pattern=r"^(rate|cron|at)\(.+\)$")
+    timezone: str = "UTC"
+    flexible_window_minutes: int = Field(0, ge=0, le=1440)
+    enabled: bool = True
+
+
+class RunBudget(Model):
+    """What one maintenance run over several tables may take on."""
+    max_tables: int = Field(20, ge=1, le=10000)
+    max_rewrite_bytes: Size = Field(2 * 1024 * GB, ge=1)
+
+
+class ShipConfig(Model):
+    # The Python of the cluster image (EMR 7.x: 3.9); `package` refuses an archive built with another one.
+    python: str = Field("3.9", pattern=r"^3\.\d+$")
+    # Where submit uploads entry points, the archive or wheel, and the config (an s3:// prefix).
+    artifacts: str = Field(pattern=r"^s3://[^/]+/.*")
+    emr_serverless: Optional[EmrServerlessTarget] = None
+    emr: Optional[EmrTarget] = None
+    # Extra Spark settings for submitted runs (on top of the catalog's and the `spark.conf` section's).
+    spark_conf: Dict[str, str] = Field(default_factory=dict)
+    tags: Dict[str, str] = Field(default_factory=dict)
+    # Per-table leases (S3 objects with an expiry) so two maintenance runs never work on one table at once.
+    leases: Optional[str] = Field(None, pattern=r"^s3://[^/]+/.*")
+    lease_minutes: int = Field(360, ge=1, le=10080)
+    budget: RunBudget = Field(default_factory=RunBudget)
+    scheduler_role_arn: Optional[str] = None
+    schedule_group: str = Field("lakehouse-ops", pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
+    schedules: List[Schedule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [s.name for s in self.schedules]
+        if len(names) != len(set(names)):
+            raise ValueError("schedule names must be unique")
+        if self.schedules and (self.emr_serverless is None or not self.scheduler_role_arn):
+            raise ValueError("schedules start EMR Serverless job runs: they need emr_serverless and "
+                             "scheduler_role_arn")
+        return self
