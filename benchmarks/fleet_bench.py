@@ -107,10 +107,10 @@ def main(argv=None):
                    "defaults": {"target_file_size": "8MB", "properties": {"enabled": False}},
                    "tables": [{"match": "*"}]}, handle)
 
-    from table_factory import create_streaming_table
-
     from lakehouse_ops.config import load_config
     from lakehouse_ops.engine import build_session
+
+    from table_factory import create_streaming_table
     config = load_config(config_path)
     spark = build_session(config)
     rng = random.Random(3)

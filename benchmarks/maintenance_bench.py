@@ -26,8 +26,6 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # tests/table_factory.py: the streaming-like table generator
 
-from table_factory import create_streaming_table  # noqa: E402
-
 from lakehouse_ops.config import config_from_dict  # noqa: E402
 from lakehouse_ops.engine import build_session  # noqa: E402
 from lakehouse_ops.health import open_tables, read_health  # noqa: E402
@@ -35,6 +33,8 @@ from lakehouse_ops.maintenance import compaction  # noqa: E402
 from lakehouse_ops.maintenance.verify import verify_rewrites  # noqa: E402
 from lakehouse_ops.runner import MaintenanceRunner  # noqa: E402
 from lakehouse_ops.sqltext import table_ref  # noqa: E402
+
+from table_factory import create_streaming_table  # noqa: E402
 
 TABLE = "bench.events"
 CATALOG = "bench"
@@ -262,13 +262,13 @@ def main(argv=None):
     rewritten = outputs["rewritten_bytes_count"]
     # The runner follows every rewrite with this row-count + checksum comparison; timed on its own.
     started = time.time()
-    verification = verify_rewrites(spark, CATALOG, TABLE, snap, where=plan.params.get("where"))
+    verification = verify_rewrites(spark, CATALOG, TABLE, snap, where=plan.params.where)
     verification_s = time.time() - started
     # The baseline runs again after compaction (same snapshot, warm JVM); the faster run counts.
     copy_runs.append(plain_copy())
     copy_s = min(copy_runs)
     results["compaction"] = {
-        "strategy": plan.params["strategy"], "sort_order": plan.params.get("sort_order"),
+        "strategy": plan.params.strategy, "sort_order": plan.params.sort_order,
         "rewritten_files": outputs["rewritten_data_files_count"], "added_files": outputs["added_data_files_count"],
         "rewritten_bytes": rewritten, "compaction_s": round(compaction_s, 2), "plain_copy_s": round(copy_s, 2),
         "plain_copy_runs_s": [round(x, 2) for x in copy_runs],

@@ -2,6 +2,8 @@
 import re
 import time
 
+HOUR_MS = 3600 * 1000
+
 
 def now_ms():
     return int(time.time() * 1000)

@@ -7,6 +7,13 @@ from lakehouse_ops.runner import MaintenanceRunner
 from lakehouse_ops.sqltext import table_ref
 
 CATALOG = "lake"
+DAY_MS = 24 * 3600 * 1000
+
+
+def days_later(days):
+    """A clock `days` days ahead of the real one: maintenance judges ages as it would then."""
+    from lakehouse_ops.units import now_ms
+    return lambda: now_ms() + int(days * DAY_MS)
 
 
 def ref(table):
@@ -30,9 +37,11 @@ def health(config, table):
     return read_health(open_tables(config.catalog).load(table), table, config.policy_for(table))
 
 
-def maintain(spark, config, table, only=None, dry_run=False):
-    """Run maintenance on one table with the shared session; returns (table entry, {action: result})."""
-    report = MaintenanceRunner(config, spark=spark, only=only).run([table], dry_run=dry_run)
+def maintain(spark, config, table, only=None, dry_run=False, clock=None):
+    """Run maintenance on one table with the shared session, at the instant `clock()` says (epoch ms; default
+    now); returns (table entry, {action: result})."""
+    kwargs = {"clock": clock} if clock is not None else {}
+    report = MaintenanceRunner(config, spark=spark, only=only, **kwargs).run([table], dry_run=dry_run)
     entry = report["tables"][0]
     return entry, {a["action"]: a for a in entry["actions"]}
 

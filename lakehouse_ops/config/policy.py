@@ -75,9 +75,13 @@ class FileListSource(Model):
     last_modified_column: str = "last_modified"
 
 
+# Files younger than this may belong to a write still in progress: orphan removal never takes them.
+ORPHAN_MIN_AGE_HOURS = 24
+
+
 class OrphanPolicy(Model):
     enabled: bool = True
-    older_than_hours: float = Field(72, ge=24, le=24 * 3650)
+    older_than_hours: float = Field(72, ge=ORPHAN_MIN_AGE_HOURS, le=24 * 3650)
     dry_run: bool = False
     # Deletion budget: when the candidates exceed either, nothing is deleted.
     max_files: int = Field(10000, ge=0)

@@ -19,16 +19,16 @@ Subjects appear in it (and in logs) only by reference, never by value.
 import time
 from urllib.parse import unquote, unquote_plus
 
-from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.erasure import files as meta_files
 from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, reidentified, resolve_subjects, table_values
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.maintenance.base import Plan
 from lakehouse_ops.maintenance.verify import snapshots_since
 from lakehouse_ops.paths import glob_escape, normalize
-from lakehouse_ops.sqltext import Timestamp, literal, table_ref
-from lakehouse_ops.units import iso_seconds, iso_utc
+from lakehouse_ops.sqltext import literal, table_ref
+from lakehouse_ops.units import iso_seconds
 
 log = get_logger("erasure")
 RECEIPT_VERSION = 1
@@ -320,10 +320,12 @@ class _TableErasure:
 
     def _rewrite(self, values, count):
         """Files still holding bytes of rows that delete files already hid: rewrite them with deletes applied."""
-        rows = call(self.spark, self.config.catalog.name, "rewrite_data_files",
-                    {"table": self.name, "where": self._condition(values),
-                     "options": {"rewrite-all": "true", "delete-file-threshold": "1"}})
-        rewritten = int(rows[0]["rewritten_data_files_count"]) if rows else 0
+        from lakehouse_ops.maintenance import compaction
+        params = compaction.CompactionParams(strategy="binpack", where=self._condition(values),
+                                             options={"rewrite-all": "true", "delete-file-threshold": "1"})
+        plan = Plan(compaction.NAME, True, "rewrite the files holding erased rows", params)
+        outputs = compaction.execute(self.spark, self.config.catalog.name, self.name, plan)
+        rewritten = int(outputs.get("rewritten_data_files_count", 0))
         self.result["files_rewritten"] += rewritten
         log.info("files holding deleted rows rewritten", extra={"table": self.name, "files": rewritten,
                                                                 "expected": count})
@@ -339,12 +341,12 @@ class _TableErasure:
         ids = [sid for sid in ids if sid not in pinned]
         if not ids:
             return
+        from lakehouse_ops.maintenance import snapshots
         oldest = min(files.snapshot_times.values())
         # older_than before the oldest snapshot: nothing but the listed snapshots expires.
-        rows = call(self.spark, self.config.catalog.name, "expire_snapshots",
-                    {"table": self.name, "snapshot_ids": ids, "older_than": Timestamp(iso_utc(oldest - 1000)),
-                     "retain_last": 1})
-        out = rows[0] if rows else {}
+        params = snapshots.ExpireParams(older_than_ms=oldest - 1000, retain_last=1, snapshot_ids=tuple(ids))
+        plan = Plan(snapshots.NAME, True, "expire the snapshots holding the subject", params)
+        out = snapshots.execute(self.spark, self.config.catalog.name, self.name, plan)
         self.result["snapshots_expired"] = ids
         self.result["files_removed"] = {k[len("deleted_"):-len("_count")]: int(v) for k, v in out.items()
                                         if k.startswith("deleted_") and v is not None}

@@ -207,7 +207,7 @@ class IngestJob:
         if plan.run:
             properties.execute(self.spark, self.catalog, self.target, plan)
             log.info("target table properties set from policy", extra={"table": self.target,
-                                                                        "set": sorted(plan.params["set"])})
+                                                                        "set": sorted(plan.params.wanted)})
 
     # -- the loop -------------------------------------------------------------------------------------------
 

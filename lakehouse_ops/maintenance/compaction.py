@@ -4,13 +4,24 @@ Partitions qualify when their small-file count and ratio, or their delete-file c
 thresholds; partitions written within `skip_recent_hours` are left to their active writer. The selection becomes
 the procedure's `where` filter on the source columns.
 """
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.maintenance.base import Plan, skip
-from lakehouse_ops.units import human_bytes
+from lakehouse_ops.maintenance.base import Params, Plan, skip
+from lakehouse_ops.units import HOUR_MS, human_bytes
 from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "compaction"
-COMMITS = True
+COMMITS, REWRITES_DATA, DELETES_FILES = True, True, False
+
+
+@dataclass(frozen=True)
+class CompactionParams(Params):
+    strategy: str                      # binpack or sort (z-order is a sort)
+    options: Mapping[str, str]         # rewrite_data_files options
+    where: Optional[str] = None        # the partitions selected, as a filter on source columns; None: all
+    sort_order: Optional[str] = None   # None: the table's own sort order (with strategy sort)
 
 
 def _strategy(policy, health):
@@ -63,9 +74,9 @@ def plan(policy, health, now_ms=None):
     if not health.data_files:
         return skip(NAME, "table has no data files")
     now_ms = _now_ms() if now_ms is None else now_ms
-    recent_cutoff = now_ms - int(c.skip_recent_hours * 3600 * 1000)
+    recent_cutoff = now_ms - int(c.skip_recent_hours * HOUR_MS)
     window = c.only_written_within_hours
-    window_cutoff = now_ms - int(window * 3600 * 1000) if window else None
+    window_cutoff = now_ms - int(window * HOUR_MS) if window else None
     chosen, recent, older, why = [], [], [], {}
     for part in health.partitions:
         reason = _qualifies(part, c)
@@ -115,16 +126,15 @@ def plan(policy, health, now_ms=None):
         reason += "; %d recently written partition(s) left alone" % len(recent)
     if older:
         reason += "; only partitions written within %gh (%d older ones left)" % (window, len(older))
-    params = {"strategy": strategy, "options": _options(policy), "where": where}
-    if sort_order:
-        params["sort_order"] = sort_order
+    params = CompactionParams(strategy=strategy, options=_options(policy), where=where, sort_order=sort_order)
     return Plan(action=NAME, run=True, reason=reason, params=params,
-                partitions=[p.partition for p in chosen], estimated_bytes=estimated)
+                partitions=tuple(p.partition for p in chosen), estimated_bytes=estimated)
 
 
 def execute(spark, catalog, table, plan):
-    args = {"table": table, "strategy": plan.params["strategy"], "sort_order": plan.params.get("sort_order"),
-            "options": plan.params["options"], "where": plan.params.get("where")}
+    p = plan.params
+    args = {"table": table, "strategy": p.strategy, "sort_order": p.sort_order, "options": dict(p.options),
+            "where": p.where}
     totals = {}
     for row in call(spark, catalog, "rewrite_data_files", args):
         for key, value in row.items():

@@ -2,12 +2,19 @@
 
 Many small manifests spanning partitions make query planning slow; the rewrite groups entries by partition.
 """
+from dataclasses import dataclass
+
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.maintenance.base import Params, Plan, skip
 from lakehouse_ops.units import human_bytes
 
 NAME = "rewrite_manifests"
-COMMITS = True
+COMMITS, REWRITES_DATA, DELETES_FILES = True, False, False
+
+
+@dataclass(frozen=True)
+class ManifestParams(Params):
+    use_caching: bool
 
 
 def plan(policy, health, now_ms=None):
@@ -24,12 +31,12 @@ def plan(policy, health, now_ms=None):
         return skip(NAME, "%d manifests (%d small): within policy (max %d; small share below %.0f%% or fewer than "
                     "%d manifests)" % (count, small, m.max_manifests, m.max_small_manifest_ratio * 100,
                                         m.min_manifests))
-    return Plan(action=NAME, run=True, reason=reason, params={"use_caching": m.use_caching},
+    return Plan(action=NAME, run=True, reason=reason, params=ManifestParams(use_caching=m.use_caching),
                 estimated_bytes=health.manifest_bytes)
 
 
 def execute(spark, catalog, table, plan):
-    rows = call(spark, catalog, "rewrite_manifests", {"table": table, "use_caching": plan.params["use_caching"]})
+    rows = call(spark, catalog, "rewrite_manifests", {"table": table, "use_caching": plan.params.use_caching})
     return rows[0] if rows else {}
 
 

@@ -9,22 +9,46 @@
 """
 import datetime
 import uuid
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
 
+from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource
 from lakehouse_ops.engine.fs import stat
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import SafetyError, VerificationError
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.maintenance.base import Params, Plan, skip
 from lakehouse_ops.paths import normalize, within
 from lakehouse_ops.sqltext import Timestamp, table_ref
-from lakehouse_ops.units import human_bytes, iso_utc
+from lakehouse_ops.units import HOUR_MS, human_bytes, iso_utc
 from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "remove_orphan_files"
-COMMITS = False
-MIN_AGE_HOURS = 24
+COMMITS, REWRITES_DATA, DELETES_FILES = False, False, True
 OPTIONAL = ("prefix_mismatch_mode", "equal_schemes", "equal_authorities")
 log = get_logger("orphans")
+
+
+@dataclass(frozen=True)
+class OrphanParams(Params):
+    """What orphan removal may take. The 24 h floor is enforced here, once: no plan can carry a younger cut-off."""
+    older_than_ms: int                 # only files older than this instant ...
+    now_ms: int                        # ... judged at this instant
+    location: str                      # only files under the table location
+    dry_run: bool
+    max_files: int                     # deletion budget: over either, nothing is deleted
+    max_bytes: int
+    prefix_mismatch_mode: str = "ERROR"
+    equal_schemes: Mapping[str, str] = field(default_factory=dict)
+    equal_authorities: Mapping[str, str] = field(default_factory=dict)
+    max_concurrent_deletes: Optional[int] = None
+    file_list: Optional[FileListSource] = None
+
+    def __post_init__(self):
+        age_hours = (self.now_ms - self.older_than_ms) / HOUR_MS
+        if age_hours < ORPHAN_MIN_AGE_HOURS:
+            raise SafetyError("refusing to remove orphan files younger than %d h (asked for %.1f h): files that "
+                              "young may belong to a write still in progress" % (ORPHAN_MIN_AGE_HOURS, age_hours))
 
 
 def plan(policy, health, now_ms=None):
@@ -34,39 +58,26 @@ def plan(policy, health, now_ms=None):
     if not health.gc_enabled:
         return skip(NAME, "table has gc.enabled=false")
     now_ms = _now_ms() if now_ms is None else now_ms
-    older_than = iso_utc(now_ms - int(o.older_than_hours * 3600 * 1000))
     source = "the file list at %s" % o.file_list.path if o.file_list else "a listing of the table location"
     return Plan(action=NAME, run=True,
                 reason="find files older than %g h in %s that no snapshot references, using %s; budget %d files / "
                        "%s%s" % (o.older_than_hours, health.location, source, o.max_files,
                                  human_bytes(o.max_bytes), "; dry run only" if o.dry_run else ""),
-                params={"older_than": older_than, "location": health.location, "dry_run": o.dry_run,
-                        "max_files": o.max_files, "max_bytes": o.max_bytes,
-                        "prefix_mismatch_mode": o.prefix_mismatch_mode, "equal_schemes": dict(o.equal_schemes),
-                        "equal_authorities": dict(o.equal_authorities),
-                        "max_concurrent_deletes": o.max_concurrent_deletes,
-                        "file_list": o.file_list.model_dump() if o.file_list else None,
-                        "now": iso_utc(now_ms)})
-
-
-def _parse_iso(text):
-    return datetime.datetime.strptime(text.rstrip("Z"), "%Y-%m-%d %H:%M:%S.%f")
-
-
-def check_age(params):
-    age = _parse_iso(params["now"]) - _parse_iso(params["older_than"])
-    if age < datetime.timedelta(hours=MIN_AGE_HOURS):
-        raise SafetyError("refusing to remove orphan files younger than %d h (asked for %.1f h): files that young "
-                          "may belong to a write still in progress" % (MIN_AGE_HOURS, age.total_seconds() / 3600))
+                params=OrphanParams(older_than_ms=now_ms - int(o.older_than_hours * HOUR_MS), now_ms=now_ms,
+                                    location=health.location, dry_run=o.dry_run, max_files=o.max_files,
+                                    max_bytes=o.max_bytes, prefix_mismatch_mode=o.prefix_mismatch_mode,
+                                    equal_schemes=dict(o.equal_schemes),
+                                    equal_authorities=dict(o.equal_authorities),
+                                    max_concurrent_deletes=o.max_concurrent_deletes, file_list=o.file_list))
 
 
 def _register_file_list(spark, source):
-    df = spark.read.format(source["format"])
-    if source["format"] == "csv":
+    df = spark.read.format(source.format)
+    if source.format == "csv":
         df = df.option("header", "true")
-    df = df.load(source["path"]).selectExpr(
-        "CAST(`%s` AS STRING) AS file_path" % source["file_path_column"],
-        "CAST(`%s` AS TIMESTAMP) AS last_modified" % source["last_modified_column"])
+    df = df.load(source.path).selectExpr(
+        "CAST(`%s` AS STRING) AS file_path" % source.file_path_column,
+        "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column)
     return _temp_view(df)
 
 
@@ -106,40 +117,39 @@ def _referenced(spark, catalog, table, paths):
 
 def execute(spark, catalog, table, plan):
     p = plan.params
-    check_age(p)
-    base = {"table": table, "older_than": Timestamp(p["older_than"]), "location": p["location"],
-            "prefix_mismatch_mode": p["prefix_mismatch_mode"], "equal_schemes": p["equal_schemes"] or None,
-            "equal_authorities": p["equal_authorities"] or None,
-            "max_concurrent_deletes": p.get("max_concurrent_deletes")}
+    base = {"table": table, "older_than": Timestamp(iso_utc(p.older_than_ms)), "location": p.location,
+            "prefix_mismatch_mode": p.prefix_mismatch_mode, "equal_schemes": dict(p.equal_schemes) or None,
+            "equal_authorities": dict(p.equal_authorities) or None,
+            "max_concurrent_deletes": p.max_concurrent_deletes}
     views = []
     try:
-        if p.get("file_list"):
-            views.append(_register_file_list(spark, p["file_list"]))
+        if p.file_list is not None:
+            views.append(_register_file_list(spark, p.file_list))
             base["file_list_view"] = views[-1]
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
         candidates = sorted({r["orphan_file_location"] for r in rows})
-        outside = [c for c in candidates if not within(c, p["location"])]
+        outside = [c for c in candidates if not within(c, p.location)]
         if outside:
             raise SafetyError("orphan candidates outside the table location %s (e.g. %s); nothing deleted"
-                              % (p["location"], outside[0]))
-        if len(candidates) > p["max_files"]:
+                              % (p.location, outside[0]))
+        if len(candidates) > p.max_files:
             raise SafetyError("%d orphan candidates exceed the budget of %d files; nothing deleted (raise "
-                              "orphans.max_files after checking the dry-run list)" % (len(candidates), p["max_files"]))
+                              "orphans.max_files after checking the dry-run list)" % (len(candidates), p.max_files))
         stats = {}
         for path in candidates:
             found = stat(spark, path)
             if found is not None:
                 stats[path] = found
         total = sum(info.size for info in stats.values())
-        if total > p["max_bytes"]:
+        if total > p.max_bytes:
             raise SafetyError("orphan candidates hold %s, over the budget of %s; nothing deleted"
-                              % (human_bytes(total), human_bytes(p["max_bytes"])))
+                              % (human_bytes(total), human_bytes(p.max_bytes)))
         outputs = {"candidates": len(candidates), "candidate_bytes": total, "candidate_sample": candidates[:20],
-                   "deleted_files": 0, "deleted_bytes": 0, "dry_run": bool(p["dry_run"])}
-        if not stats or p["dry_run"]:
+                   "deleted_files": 0, "deleted_bytes": 0, "dry_run": bool(p.dry_run)}
+        if not stats or p.dry_run:
             return outputs
 
-        views.append(_candidate_view(spark, stats, p["location"]))
+        views.append(_candidate_view(spark, stats, p.location))
         run_args = dict(base, dry_run=False, file_list_view=views[-1])
         checked = {normalize(path): path for path in stats}
         deleted = sorted({checked.get(normalize(r["orphan_file_location"]), r["orphan_file_location"]) for r in

@@ -4,11 +4,19 @@ Partition-scoped delete files (`write.delete.granularity=partition`) are merged 
 deletes (Iceberg 1.8+ default) each delete file serves one data file, so the rewrite mostly drops dangling deletes;
 the lasting remedy there is compaction, which qualifies partitions by their delete-file count.
 """
+from dataclasses import dataclass
+from typing import Mapping
+
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.maintenance.base import Params, Plan, skip
 
 NAME = "rewrite_position_deletes"
-COMMITS = True
+COMMITS, REWRITES_DATA, DELETES_FILES = True, True, False
+
+
+@dataclass(frozen=True)
+class PositionDeleteParams(Params):
+    options: Mapping[str, str]
 
 
 def plan(policy, health, now_ms=None):
@@ -22,12 +30,12 @@ def plan(policy, health, now_ms=None):
                     % (health.position_delete_files, p.min_delete_files))
     return Plan(action=NAME, run=True,
                 reason="%d position delete files >= %d" % (health.position_delete_files, p.min_delete_files),
-                params={"options": dict(p.options)},
-                partitions=[x.partition for x in health.partitions if x.delete_files])
+                params=PositionDeleteParams(options=dict(p.options)),
+                partitions=tuple(x.partition for x in health.partitions if x.delete_files))
 
 
 def execute(spark, catalog, table, plan):
-    rows = call(spark, catalog, "rewrite_position_delete_files", {"table": table, "options": plan.params["options"]})
+    rows = call(spark, catalog, "rewrite_position_delete_files", {"table": table, "options": dict(plan.params.options)})
     return rows[0] if rows else {}
 
 

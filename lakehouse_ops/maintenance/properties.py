@@ -1,9 +1,21 @@
 """Table properties: set what the policy manages, report the drift it found."""
-from lakehouse_ops.maintenance.base import Plan, skip
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping
+
+from lakehouse_ops.maintenance.base import Params, Plan, skip
 from lakehouse_ops.sqltext import quote_string, table_ref
 
 NAME = "properties"
-COMMITS = True
+COMMITS, REWRITES_DATA, DELETES_FILES = True, False, False
+
+
+@dataclass(frozen=True)
+class PropertyParams(Params):
+    wanted: Mapping[str, str]      # what the policy wants set
+    previous: Mapping[str, Any]    # what the table had (None: unset)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"set": dict(self.wanted), "previous": dict(self.previous)}
 
 
 def plan(policy, health, now_ms=None):
@@ -14,15 +26,15 @@ def plan(policy, health, now_ms=None):
         return skip(NAME, "every managed property matches the policy")
     changes = ", ".join("%s: %s -> %s" % (k, v["actual"], v["expected"]) for k, v in sorted(drift.items()))
     return Plan(action=NAME, run=True, reason="drift from policy: " + changes,
-                params={"set": {k: v["expected"] for k, v in sorted(drift.items())},
-                        "previous": {k: v["actual"] for k, v in sorted(drift.items())}})
+                params=PropertyParams(wanted={k: v["expected"] for k, v in sorted(drift.items())},
+                                      previous={k: v["actual"] for k, v in sorted(drift.items())}))
 
 
 def execute(spark, catalog, table, plan):
-    values = plan.params["set"]
+    values = dict(plan.params.wanted)
     pairs = ", ".join("%s = %s" % (quote_string(k), quote_string(v)) for k, v in values.items())
     spark.sql("ALTER TABLE %s SET TBLPROPERTIES (%s)" % (table_ref(catalog, table), pairs))
-    return {"set": values, "previous": plan.params.get("previous", {})}
+    return {"set": values, "previous": dict(plan.params.previous)}
 
 
 def summarize(outputs):

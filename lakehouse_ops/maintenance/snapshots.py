@@ -2,14 +2,26 @@
 
 Iceberg never expires the head of a branch or tag; gc.enabled=false tables are left alone.
 """
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.maintenance.base import Plan, skip
+from lakehouse_ops.maintenance.base import Params, Plan, skip
 from lakehouse_ops.sqltext import Timestamp
-from lakehouse_ops.units import iso_utc
+from lakehouse_ops.units import HOUR_MS, iso_utc
 from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "expire_snapshots"
-COMMITS = True
+COMMITS, REWRITES_DATA, DELETES_FILES = True, False, True
+
+
+@dataclass(frozen=True)
+class ExpireParams(Params):
+    older_than_ms: int                 # snapshots older than this instant expire ...
+    retain_last: int                   # ... except the last N (and every branch or tag head)
+    stream_results: bool = True
+    max_concurrent_deletes: Optional[int] = None
+    snapshot_ids: Tuple[int, ...] = ()  # only these snapshots (erasure), when given
 
 
 def plan(policy, health, now_ms=None):
@@ -25,20 +37,21 @@ def plan(policy, health, now_ms=None):
         return skip(NAME, "oldest snapshot is %.1f h old, within the %.1f-day retention"
                     % (health.oldest_snapshot_age_hours, s.max_age_days))
     now_ms = _now_ms() if now_ms is None else now_ms
-    older_than = iso_utc(now_ms - int(max_age_h * 3600 * 1000))
     return Plan(action=NAME, run=True,
                 reason="oldest of %d snapshots is %.1f h old, older than %.1f days (keeping at least %d)"
                        % (health.snapshots, health.oldest_snapshot_age_hours, s.max_age_days, s.retain_last),
-                params={"older_than": older_than, "retain_last": s.retain_last, "stream_results": s.stream_results,
-                        "max_concurrent_deletes": s.max_concurrent_deletes})
+                params=ExpireParams(older_than_ms=now_ms - int(max_age_h * HOUR_MS), retain_last=s.retain_last,
+                                    stream_results=s.stream_results,
+                                    max_concurrent_deletes=s.max_concurrent_deletes))
 
 
 def execute(spark, catalog, table, plan):
     p = plan.params
-    rows = call(spark, catalog, "expire_snapshots",
-                {"table": table, "older_than": Timestamp(p["older_than"]), "retain_last": p["retain_last"],
-                 "stream_results": p["stream_results"], "max_concurrent_deletes": p.get("max_concurrent_deletes")},
-                optional=("stream_results",))
+    args = {"table": table, "older_than": Timestamp(iso_utc(p.older_than_ms)), "retain_last": p.retain_last,
+            "stream_results": p.stream_results, "max_concurrent_deletes": p.max_concurrent_deletes}
+    if p.snapshot_ids:
+        args["snapshot_ids"] = list(p.snapshot_ids)
+    rows = call(spark, catalog, "expire_snapshots", args, optional=("stream_results",))
     return rows[0] if rows else {}
 
 

@@ -10,7 +10,7 @@ from lakehouse_ops.errors import CatalogError, LakehouseOpsError
 from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.health import open_tables, table_health
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance import DATA_REWRITES, DESTRUCTIVE, ORDER
+from lakehouse_ops.maintenance import ORDER
 from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result
 from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
 from lakehouse_ops.units import iso_seconds as _iso
@@ -41,7 +41,7 @@ def resolve_tables(config, catalog_tables, patterns=None):
 
 class MaintenanceRunner:
     def __init__(self, config, spark=None, only=None, catalog_tables=None, session_factory=None, leases=None,
-                 written_within_hours=None):
+                 written_within_hours=None, clock=now_ms):
         from lakehouse_ops.engine.session import LazySession
         self.config = config
         self._session = LazySession(config, spark, session_factory)
@@ -53,6 +53,8 @@ class MaintenanceRunner:
         self.leases = leases
         # Compaction of recently written partitions only (hourly schedules); the policy's value otherwise.
         self.written_within_hours = written_within_hours
+        # The instant health and plans are judged at (epoch ms): tests set time instead of sleeping.
+        self.clock = clock
 
     def _policy(self, table):
         policy = self.config.policy_for(table)
@@ -66,7 +68,7 @@ class MaintenanceRunner:
         return self._session.get()
 
     def _health(self, table, policy):
-        return table_health(self.config, table, self.catalog_tables, policy)
+        return table_health(self.config, table, self.catalog_tables, policy, self.clock())
 
     def run(self, patterns=None, dry_run=False):
         started = time.time()
@@ -133,14 +135,14 @@ class MaintenanceRunner:
         return entry
 
     def _run_action(self, module, table, policy, health, dry_run, failed_earlier):
-        plan = module.plan(policy, health, now_ms())
+        plan = module.plan(policy, health, self.clock())
         if not plan.run:
             return Result(module.NAME, SKIPPED, plan.reason)
         if dry_run:
             return Result(module.NAME, PLANNED, plan.reason,
-                          outputs={"params": plan.params, "partitions": plan.partitions,
+                          outputs={"params": plan.to_dict()["params"], "partitions": list(plan.partitions),
                                    "estimated_bytes": plan.estimated_bytes})
-        if module.NAME in DESTRUCTIVE and failed_earlier:
+        if module.DELETES_FILES and failed_earlier:
             return Result(module.NAME, SKIPPED, "not run: an earlier action on this table failed")
         started = time.time()
         catalog = self.config.catalog.name
@@ -148,7 +150,7 @@ class MaintenanceRunner:
         try:
             spark = self.spark
             before_id = None
-            if module.NAME in DATA_REWRITES:
+            if module.REWRITES_DATA:
                 from lakehouse_ops.maintenance.verify import current_snapshot_id
                 before_id = current_snapshot_id(spark, catalog, table)
             if module.COMMITS:
@@ -158,10 +160,10 @@ class MaintenanceRunner:
                 outputs["attempts"] = attempts
             else:
                 outputs = module.execute(spark, catalog, table, plan) or {}
-            if module.NAME in DATA_REWRITES:
+            if module.REWRITES_DATA:
                 from lakehouse_ops.maintenance.verify import verify_rewrites
                 outputs["verification"] = verify_rewrites(spark, catalog, table, before_id,
-                                                          where=plan.params.get("where"))
+                                                          where=getattr(plan.params, "where", None))
             status, reason = DONE, "%s: %s" % (module.summarize(outputs), plan.reason)
         except Exception as exc:
             status, reason = FAILED, _first_line(exc)

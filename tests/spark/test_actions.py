@@ -1,12 +1,11 @@
 """Each action does what it should and nothing else, on the real local engine."""
-import time
 
 import pyarrow.parquet as pq
 import pytest
-from table_factory import create_streaming_table
 
 from conftest import make_config
-from helpers import CATALOG, assert_same_rows, data_files, health, maintain, ref, snapshot_id
+from helpers import CATALOG, assert_same_rows, data_files, days_later, health, maintain, ref, snapshot_id
+from table_factory import create_streaming_table
 
 pytestmark = pytest.mark.spark
 
@@ -149,9 +148,8 @@ def test_expire_snapshots_keeps_retained_and_tagged(spark, warehouse, table_name
     spark.sql("ALTER TABLE %s CREATE TAG keep_me AS OF VERSION %d" % (ref(table_name), first))
     tagged_rows = spark.sql("SELECT count(*) n FROM %s VERSION AS OF 'keep_me'" % ref(table_name)).collect()[0].n
     current = snapshot_id(spark, table_name)
-    time.sleep(1.5)
-    config = make_config(warehouse, defaults={"snapshots": {"max_age_days": 0.00001, "retain_last": 2}})
-    entry, actions = maintain(spark, config, table_name, only=["expire_snapshots"])
+    config = make_config(warehouse, defaults={"snapshots": {"max_age_days": 1, "retain_last": 2}})
+    entry, actions = maintain(spark, config, table_name, only=["expire_snapshots"], clock=days_later(2))
     assert actions["expire_snapshots"]["status"] == "done", actions["expire_snapshots"]
     remaining = {r.snapshot_id for r in spark.sql("SELECT snapshot_id FROM %s.snapshots"
                                                   % ref(table_name)).collect()}
@@ -165,9 +163,9 @@ def test_expire_snapshots_keeps_retained_and_tagged(spark, warehouse, table_name
 def test_gc_disabled_tables_are_not_expired(spark, warehouse, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=3, rows_per_commit=10, files_per_commit=1,
                            extra_properties={"gc.enabled": "false"})
-    time.sleep(1.0)
-    config = make_config(warehouse, defaults={"snapshots": {"max_age_days": 0.00001}})
-    _, actions = maintain(spark, config, table_name, only=["expire_snapshots", "remove_orphan_files"])
+    config = make_config(warehouse, defaults={"snapshots": {"max_age_days": 1}})
+    _, actions = maintain(spark, config, table_name, only=["expire_snapshots", "remove_orphan_files"],
+                          clock=days_later(2))
     assert actions["expire_snapshots"]["status"] == "skipped"
     assert actions["remove_orphan_files"]["status"] == "skipped"
     assert health(config, table_name).snapshots == 3

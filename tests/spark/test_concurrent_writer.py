@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-from table_factory import create_streaming_table
 
 from lakehouse_ops.errors import VerificationError
 from lakehouse_ops.maintenance.verify import verify_rewrites
@@ -17,6 +16,7 @@ from lakehouse_ops.runner import MaintenanceRunner
 
 from conftest import make_config, write_config
 from helpers import CATALOG, at, ref, snapshot_id
+from table_factory import create_streaming_table
 from writer_process import ROWS
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -12,7 +12,6 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from table_factory import plant_orphan
 
 from lakehouse_ops.cli import cli
 from lakehouse_ops.erasure.job import erase, run_request
@@ -20,6 +19,7 @@ from lakehouse_ops.pseudo.spark import ServiceSettings, pseudonymize
 
 from conftest import PSEUDO_API_KEY, make_config
 from helpers import ref
+from table_factory import plant_orphan
 
 pytestmark = pytest.mark.spark
 

@@ -1,9 +1,9 @@
 """Health numbers read through pyiceberg equal what Spark's metadata tables say."""
 import pytest
-from table_factory import create_streaming_table
 
 from conftest import make_config
 from helpers import CATALOG, health, ref
+from table_factory import create_streaming_table
 
 pytestmark = pytest.mark.spark
 

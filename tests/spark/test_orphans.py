@@ -2,7 +2,6 @@
 import os
 
 import pytest
-from table_factory import create_streaming_table, plant_orphan
 
 from lakehouse_ops.errors import SafetyError
 from lakehouse_ops.maintenance import orphans
@@ -10,6 +9,7 @@ from lakehouse_ops.units import now_ms
 
 from conftest import make_config
 from helpers import CATALOG, assert_same_rows, maintain, snapshot_id
+from table_factory import create_streaming_table, plant_orphan
 
 pytestmark = pytest.mark.spark
 

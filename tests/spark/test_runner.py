@@ -7,12 +7,12 @@ import textwrap
 
 import pytest
 from click.testing import CliRunner
-from table_factory import create_streaming_table
 
 from lakehouse_ops.cli import cli
 
 from conftest import make_config
 from helpers import CATALOG, data_files
+from table_factory import create_streaming_table
 
 pytestmark = pytest.mark.spark
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -3,13 +3,13 @@ import threading
 import time
 
 import pytest
-from table_factory import create_streaming_table
 
 from lakehouse_ops.errors import VerificationError
 from lakehouse_ops.maintenance.verify import checksum, verify_rewrites
 
 from conftest import make_config
 from helpers import CATALOG, at, maintain, ref, snapshot_id
+from table_factory import create_streaming_table
 
 pytestmark = pytest.mark.spark
 

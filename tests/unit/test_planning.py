@@ -1,4 +1,6 @@
 """Planning is pure: policy + health -> plan. No Spark here."""
+import dataclasses
+
 import pytest
 
 from lakehouse_ops import paths
@@ -42,12 +44,12 @@ def test_compaction_selects_only_partitions_over_thresholds():
     h = health([part("d=1", 20, 18, day="2024-05-01"), part("d=2", 3, 3, day="2024-05-02"),
                 part("d=3", 10, 1, day="2024-05-03")])
     plan = compaction.plan(policy(), h, NOW)
-    assert plan.run and plan.partitions == ["d=1"]
-    assert plan.params["where"] == "(`ts` >= DATE '2024-05-01')"
-    assert plan.params["strategy"] == "binpack"
+    assert plan.run and plan.partitions == ("d=1",)
+    assert plan.params.where == "(`ts` >= DATE '2024-05-01')"
+    assert plan.params.strategy == "binpack"
     assert plan.estimated_bytes == 18 * MB
-    assert plan.params["options"]["min-input-files"] == "5"
-    assert plan.params["options"]["target-file-size-bytes"] == str(512 * MB)
+    assert plan.params.options["min-input-files"] == "5"
+    assert plan.params.options["target-file-size-bytes"] == str(512 * MB)
     assert "18 of 20 files small" in plan.reason
 
 
@@ -55,7 +57,7 @@ def test_compaction_skips_recent_partitions():
     p = policy(compaction={"skip_recent_hours": 6})
     h = health([part("d=1", 20, 20, day="2024-05-01"), part("d=2", 20, 20, hours_ago=1, day="2024-05-02")])
     plan = compaction.plan(p, h, NOW)
-    assert plan.partitions == ["d=1"] and "1 recently written partition(s) left alone" in plan.reason
+    assert plan.partitions == ("d=1",) and "1 recently written partition(s) left alone" in plan.reason
     only_recent = compaction.plan(p, health([part("d=2", 20, 20, hours_ago=1, day="x")]), NOW)
     assert not only_recent.run and "written within 6" in only_recent.reason
 
@@ -65,7 +67,7 @@ def test_compaction_limited_to_recently_written_partitions():
     h = health([part("d=1", 20, 20, hours_ago=30, day="2024-05-01"),
                 part("d=2", 20, 20, hours_ago=1, day="2024-05-02")])
     plan = compaction.plan(p, h, NOW)
-    assert plan.partitions == ["d=2"] and plan.params["where"] == "(`ts` >= DATE '2024-05-02')"
+    assert plan.partitions == ("d=2",) and plan.params.where == "(`ts` >= DATE '2024-05-02')"
     assert "only partitions written within 3h (1 older ones left)" in plan.reason
     none = compaction.plan(p, health([part("d=1", 20, 20, hours_ago=30, day="2024-05-01")]), NOW)
     assert not none.run and "not written within the last 3h" in none.reason
@@ -73,30 +75,30 @@ def test_compaction_limited_to_recently_written_partitions():
 
 def test_compaction_whole_table_has_no_where_and_policy_where_is_anded():
     h = health([part("d=1", 20, 20, day="2024-05-01"), part("d=2", 20, 20, day="2024-05-02")])
-    assert compaction.plan(policy(), h, NOW).params["where"] is None
+    assert compaction.plan(policy(), h, NOW).params.where is None
     p = policy(compaction={"where": "status = 200"})
-    assert compaction.plan(p, h, NOW).params["where"] == "status = 200"
+    assert compaction.plan(p, h, NOW).params.where == "status = 200"
     partial = health([part("d=1", 20, 20, day="2024-05-01"), part("d=2", 2, 0, day="2024-05-02")])
-    assert compaction.plan(p, partial, NOW).params["where"] == "(status = 200) AND ((`ts` >= DATE '2024-05-01'))"
+    assert compaction.plan(p, partial, NOW).params.where == "(status = 200) AND ((`ts` >= DATE '2024-05-01'))"
 
 
 def test_compaction_delete_heavy_partition_qualifies():
     h = health([part("d=1", 2, 0, deletes=12, day="2024-05-01"), part("d=2", 2, 0, day="2024-05-02")])
     plan = compaction.plan(policy(), h, NOW)
-    assert plan.partitions == ["d=1"] and "12 delete files" in plan.reason
+    assert plan.partitions == ("d=1",) and "12 delete files" in plan.reason
 
 
 def test_compaction_strategies():
     h = health([part("d=1", 20, 20, day="a")], sort_order=["ts ASC NULLS FIRST"])
     sort_policy = policy(compaction={"strategy": "sort", "sort_order": ["ts ASC", "customer_id"]})
-    assert compaction.plan(sort_policy, h, NOW).params["sort_order"] == "ts ASC, customer_id"
+    assert compaction.plan(sort_policy, h, NOW).params.sort_order == "ts ASC, customer_id"
     table_order = compaction.plan(policy(compaction={"strategy": "sort"}), h, NOW)
-    assert table_order.params["strategy"] == "sort" and "sort_order" not in table_order.params
+    assert table_order.params.strategy == "sort" and table_order.params.sort_order is None
     assert table_order.estimated_bytes == 20 * MB  # sort rewrites whole partitions
     no_order = compaction.plan(policy(compaction={"strategy": "sort"}), health([part("d=1", 20, 20, day="a")]), NOW)
-    assert no_order.params["strategy"] == "binpack" and "neither the policy nor the table" in no_order.reason
+    assert no_order.params.strategy == "binpack" and "neither the policy nor the table" in no_order.reason
     z = compaction.plan(policy(compaction={"strategy": "zorder", "zorder_columns": ["a", "b"]}), h, NOW)
-    assert z.params["sort_order"] == "zorder(a,b)"
+    assert z.params.sort_order == "zorder(a,b)"
 
 
 def test_small_files_left_by_an_earlier_compaction_do_not_requalify():
@@ -135,8 +137,9 @@ def test_position_deletes_plan():
 def test_snapshots_plan():
     p = policy(snapshots={"max_age_days": 7, "retain_last": 2})
     old = snapshots.plan(p, health([], snapshots=40, oldest_snapshot_age_hours=24 * 9), NOW)
-    assert old.run and old.params["older_than"] == iso_utc(NOW - 7 * 24 * HOUR)
-    assert old.params["retain_last"] == 2
+    assert old.run and old.params.older_than_ms == NOW - 7 * 24 * HOUR
+    assert old.to_dict()["params"]["older_than"] == iso_utc(NOW - 7 * 24 * HOUR)  # reports show instants as text
+    assert old.params.retain_last == 2
     assert not snapshots.plan(p, health([], snapshots=40, oldest_snapshot_age_hours=24), NOW).run
     assert not snapshots.plan(p, health([], snapshots=2, oldest_snapshot_age_hours=24 * 30), NOW).run
     no_gc = snapshots.plan(p, health([], snapshots=40, oldest_snapshot_age_hours=24 * 9,
@@ -146,12 +149,14 @@ def test_snapshots_plan():
 
 def test_orphans_plan_and_guards():
     plan = orphans.plan(policy(orphans={"older_than_hours": 48, "max_files": 7}), health([]), NOW)
-    assert plan.params["older_than"] == iso_utc(NOW - 48 * HOUR)
-    assert plan.params["location"] == "/tmp/wh/db/t" and plan.params["max_files"] == 7
-    orphans.check_age(plan.params)
-    young = dict(plan.params, older_than=iso_utc(NOW - 2 * HOUR))
+    assert plan.params.older_than_ms == NOW - 48 * HOUR
+    assert plan.params.location == "/tmp/wh/db/t" and plan.params.max_files == 7
+    # The floor holds for any plan, however it is made: a younger cut-off cannot even be represented.
     with pytest.raises(SafetyError, match="younger than 24 h"):
-        orphans.check_age(young)
+        dataclasses.replace(plan.params, older_than_ms=NOW - 2 * HOUR)
+    with pytest.raises(SafetyError, match="younger than 24 h"):
+        orphans.OrphanParams(older_than_ms=NOW - 23 * HOUR, now_ms=NOW, location="/x", dry_run=True, max_files=1,
+                             max_bytes=1)
 
 
 def test_orphan_path_scope():
@@ -165,7 +170,8 @@ def test_orphan_path_scope():
 def test_properties_plan_reports_drift():
     h = health([], property_drift={"write.parquet.compression-codec": {"actual": "snappy", "expected": "zstd"}})
     plan = properties.plan(policy(), h, NOW)
-    assert plan.run and plan.params["set"] == {"write.parquet.compression-codec": "zstd"}
+    assert plan.run and plan.params.wanted == {"write.parquet.compression-codec": "zstd"}
+    assert plan.to_dict()["params"]["set"] == {"write.parquet.compression-codec": "zstd"}
     assert "snappy -> zstd" in plan.reason
     assert not properties.plan(policy(), health([]), NOW).run
 
