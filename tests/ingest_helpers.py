@@ -102,16 +102,11 @@ def slow_enrich(df):
 
 
 def start_worker(config, fault=None):
-    """`lakehouse-ops ingest --until-empty --json` in its own process group; `fault` names a point where the
-    worker kills itself with SIGKILL (LAKEHOUSE_OPS_INGEST_FAULT)."""
-    from lakehouse_ops.ingest.job import FAULT_ENV
-    env = dict(os.environ)
-    env.pop(FAULT_ENV, None)
-    if fault:
-        env[FAULT_ENV] = fault
-    return subprocess.Popen([sys.executable, "-m", "lakehouse_ops.cli", "--config", config, "ingest",
-                             "--until-empty", "--json"], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    """An ingest worker (`lakehouse-ops ingest --until-empty --json`, through tests/ingest_worker.py) in its own
+    process group; `fault` names a stage of the batch protocol at which it kills itself with SIGKILL."""
+    args = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ingest_worker.py"),
+            "--config", config] + (["--kill-at", fault] if fault else [])
+    return subprocess.Popen(args, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def kill_group(proc):

@@ -101,10 +101,6 @@ def _spec_terms(table):
     return ["%s(%s)" % (str(f.transform), schema.find_column_name(f.source_id)) for f in table.spec().fields]
 
 
-def _entries(io, manifest):
-    return list(manifest.fetch_manifest_entry(io, discard_deleted=True))
-
-
 def written_by_rewrite(entry):
     """True for files a rewrite committed: with Iceberg's default use-starting-sequence-number, their data
     sequence number is older than the commit's own (format v2+). Appended files have the two equal."""
@@ -117,17 +113,61 @@ def property_drift(actual, desired):
             for key, value in desired.items() if actual.get(key) != value}
 
 
-def read_health(table, name, policy, now_ms=None):
-    """Health of pyiceberg `table` (StaticTable or catalog table) judged against `policy` (a TablePolicy)."""
-    started = time.time()
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+class Counts:
+    """What the live files of one partition add up to, in one manifest or over a whole table."""
+    __slots__ = ("record", "data_files", "data_bytes", "small_files", "small_bytes", "new_small_files", "records",
+                 "position_delete_files", "equality_delete_files", "last_updated_ms")
+    SUMMED = __slots__[1:-1]
+
+    def __init__(self, record):
+        self.record = record  # the partition's values, kept to name and select the partition once
+        for name in self.SUMMED:
+            setattr(self, name, 0)
+        self.last_updated_ms = 0
+
+    def add(self, other):
+        for name in self.SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.last_updated_ms = max(self.last_updated_ms, other.last_updated_ms)
+
+
+def manifest_counts(io, manifest, small_limit, commit_ms):
+    """{partition values: Counts} of one manifest's live entries, aggregated as they are read: memory grows with
+    the manifest's partitions, not with its files."""
+    out: Dict[tuple, Counts] = {}
+    for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
+        data_file = entry.data_file
+        key = tuple(data_file.partition)
+        counts = out.get(key)
+        if counts is None:
+            counts = out[key] = Counts(data_file.partition)
+        counts.last_updated_ms = max(counts.last_updated_ms, commit_ms.get(entry.snapshot_id, 0))
+        content = int(data_file.content)
+        if content == 1:
+            counts.position_delete_files += 1
+        elif content:
+            counts.equality_delete_files += 1
+        else:
+            size = data_file.file_size_in_bytes
+            counts.data_files += 1
+            counts.data_bytes += size
+            counts.records += data_file.record_count
+            if size < small_limit:
+                counts.small_files += 1
+                counts.small_bytes += size
+                if not written_by_rewrite(entry):
+                    counts.new_small_files += 1
+    return out
+
+
+def _metadata_health(table, name, policy, now_ms):
+    """The figures the table metadata gives without reading a manifest."""
     meta = table.metadata
     snapshot = table.current_snapshot()
-    small_limit = int(policy.target_file_size * policy.compaction.small_file_threshold)
     health = TableHealth(
         table=name, location=meta.location, format_version=meta.format_version,
         snapshot_id=snapshot.snapshot_id if snapshot else None,
-        small_file_threshold_bytes=small_limit,
+        small_file_threshold_bytes=int(policy.target_file_size * policy.compaction.small_file_threshold),
         snapshots=len(meta.snapshots),
         metadata_files=len(meta.metadata_log) + 1,
         properties=dict(meta.properties),
@@ -138,60 +178,61 @@ def read_health(table, name, policy, now_ms=None):
     if meta.snapshots:
         oldest = min(s.timestamp_ms for s in meta.snapshots)
         health.oldest_snapshot_age_hours = round((now_ms - oldest) / 3600000.0, 3)
-    if snapshot is None:
-        health.read_seconds = round(time.time() - started, 3)
-        return health
+    return health
 
-    io = table.io
+
+def _partition(spec, schema, record, default_spec_id, counts):
+    """PartitionHealth of one distinct partition: its path and filter computed once, here."""
+    key = spec.partition_to_path(record, schema) if spec.fields else ""
+    if spec.spec_id != default_spec_id:
+        key = "spec=%d/%s" % (spec.spec_id, key)
+    return PartitionHealth(partition=key, filter=partition_filter(spec, schema, record), data_files=counts.data_files,
+                           data_bytes=counts.data_bytes, small_files=counts.small_files,
+                           small_bytes=counts.small_bytes, new_small_files=counts.new_small_files,
+                           records=counts.records,
+                           delete_files=counts.position_delete_files + counts.equality_delete_files,
+                           last_updated_ms=counts.last_updated_ms)
+
+
+def read_health(table, name, policy, now_ms=None):
+    """Health of pyiceberg `table` (StaticTable or catalog table) judged against `policy` (a TablePolicy)."""
+    started = time.time()
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    health = _metadata_health(table, name, policy, now_ms)
+    snapshot = table.current_snapshot()
+    if snapshot is not None:
+        _add_manifests(health, table, snapshot, policy)
+    health.read_seconds = round(time.time() - started, 3)
+    return health
+
+
+def _add_manifests(health, table, snapshot, policy):
+    meta, io = table.metadata, table.io
     manifests = snapshot.manifests(io)
     health.manifests = len(manifests)
     health.manifest_bytes = sum(m.manifest_length for m in manifests)
     health.small_manifests = sum(1 for m in manifests if m.manifest_length < policy.manifests.small_manifest_bytes)
     commit_ms = {s.snapshot_id: s.timestamp_ms for s in meta.snapshots}
-    specs = meta.specs()
-    schema = table.schema()
-    partitions: Dict[str, PartitionHealth] = {}
-
-    def part_for(spec_id, record):
-        spec = specs[spec_id]
-        key = spec.partition_to_path(record, schema) if spec.fields else ""
-        if spec_id != meta.default_spec_id:
-            key = "spec=%d/%s" % (spec_id, key)
-        if key not in partitions:
-            partitions[key] = PartitionHealth(partition=key, filter=partition_filter(spec, schema, record))
-        return partitions[key]
-
+    small_limit = health.small_file_threshold_bytes
+    merged: Dict[tuple, Counts] = {}
     with ThreadPoolExecutor(max_workers=MANIFEST_READERS) as pool:
-        results = list(pool.map(lambda m: (m, _entries(io, m)), manifests))
-    for manifest, entries in results:
-        for entry in entries:
-            data_file = entry.data_file
-            part = part_for(manifest.partition_spec_id, data_file.partition)
-            part.last_updated_ms = max(part.last_updated_ms, commit_ms.get(entry.snapshot_id, 0))
-            content = int(data_file.content)
-            if content == 0:
-                size = data_file.file_size_in_bytes
-                health.data_files += 1
-                health.data_bytes += size
-                health.records += data_file.record_count
-                part.data_files += 1
-                part.data_bytes += size
-                part.records += data_file.record_count
-                if size < small_limit:
-                    health.small_files += 1
-                    health.small_bytes += size
-                    part.small_files += 1
-                    part.small_bytes += size
-                    if not written_by_rewrite(entry):
-                        health.new_small_files += 1
-                        part.new_small_files += 1
-            else:
-                health.delete_files += 1
-                part.delete_files += 1
-                if content == 1:
-                    health.position_delete_files += 1
+        per_manifest = pool.map(lambda m: (m.partition_spec_id, manifest_counts(io, m, small_limit, commit_ms)),
+                                manifests)
+        for spec_id, counts in per_manifest:
+            for values, part in counts.items():
+                total = merged.get((spec_id, values))
+                if total is None:
+                    merged[(spec_id, values)] = part
                 else:
-                    health.equality_delete_files += 1
-    health.partitions = [partitions[k] for k in sorted(partitions)]
-    health.read_seconds = round(time.time() - started, 3)
-    return health
+                    total.add(part)
+    totals = Counts(None)
+    for part in merged.values():
+        totals.add(part)
+    for name in ("data_files", "data_bytes", "small_files", "small_bytes", "new_small_files", "records",
+                 "position_delete_files", "equality_delete_files"):
+        setattr(health, name, getattr(totals, name))
+    health.delete_files = totals.position_delete_files + totals.equality_delete_files
+    specs, schema = meta.specs(), table.schema()
+    partitions = [_partition(specs[spec_id], schema, part.record, meta.default_spec_id, part)
+                  for (spec_id, _), part in merged.items()]
+    health.partitions = sorted(partitions, key=lambda p: p.partition)

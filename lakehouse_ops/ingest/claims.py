@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from lakehouse_ops.conditional import ConditionalStore
+from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("ingest.claims")
@@ -175,3 +176,13 @@ class Claims:
             if found is not None and found[0].get("batch") == batch:
                 self.release({identity: found[1]})
         self._map(one, identities)
+
+
+def claims_root(config, target):
+    """Where the target's claims live: `ingest.claims`, or under the catalog's warehouse."""
+    root = config.ingest.claims or (config.catalog.warehouse.rstrip("/") + "/_lakehouse_ops/ingest-claims"
+                                    if config.catalog.warehouse else None)
+    if root is None:
+        raise ConfigError("%s: ingest.claims is needed (an s3:// prefix where ingest workers claim objects) when "
+                          "the catalog has no warehouse" % config.source)
+    return root.rstrip("/") + "/" + target

@@ -67,13 +67,8 @@ def _qualifies(part, c):
     return None
 
 
-def plan(policy, health, now_ms=None):
-    c = policy.compaction
-    if not c.enabled:
-        return skip(NAME, "disabled by policy (compaction.enabled=false)")
-    if not health.data_files:
-        return skip(NAME, "table has no data files")
-    now_ms = _now_ms() if now_ms is None else now_ms
+def _select(c, health, now_ms):
+    """(chosen, recently written, outside the window, {partition: why}) of the partitions that qualify."""
     recent_cutoff = now_ms - int(c.skip_recent_hours * HOUR_MS)
     window = c.only_written_within_hours
     window_cutoff = now_ms - int(window * HOUR_MS) if window else None
@@ -84,12 +79,22 @@ def plan(policy, health, now_ms=None):
             continue
         if c.skip_recent_hours and part.last_updated_ms >= recent_cutoff:
             recent.append(part)
-            continue
-        if window_cutoff is not None and part.last_updated_ms < window_cutoff:
+        elif window_cutoff is not None and part.last_updated_ms < window_cutoff:
             older.append(part)
-            continue
-        chosen.append(part)
-        why[part.partition] = reason
+        else:
+            chosen.append(part)
+            why[part.partition] = reason
+    return chosen, recent, older, why
+
+
+def plan(policy, health, now_ms=None):
+    c = policy.compaction
+    if not c.enabled:
+        return skip(NAME, "disabled by policy (compaction.enabled=false)")
+    if not health.data_files:
+        return skip(NAME, "table has no data files")
+    chosen, recent, older, why = _select(c, health, _now_ms() if now_ms is None else now_ms)
+    window = c.only_written_within_hours
     if not chosen:
         note = " (%d partitions written within %sh left alone)" % (len(recent), c.skip_recent_hours) if recent else ""
         if older:

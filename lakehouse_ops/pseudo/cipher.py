@@ -17,7 +17,9 @@ from typing import Dict
 from lakehouse_ops.errors import LakehouseOpsError
 
 DETERMINISTIC, RANDOMIZED = b"D", b"R"
-_AD = {DETERMINISTIC: b"lakehouse-ops/pseudonym/deterministic", RANDOMIZED: b"lakehouse-ops/pseudonym/randomized"}
+# Bound into every token: a deterministic token never opens as a randomized one, or the other way round.
+ASSOCIATED_DATA = {DETERMINISTIC: b"lakehouse-ops/pseudonym/deterministic",
+                   RANDOMIZED: b"lakehouse-ops/pseudonym/randomized"}
 NONCE_BYTES = 16
 KEY_BYTES = 64  # AES-256-SIV takes two 256-bit keys
 
@@ -92,11 +94,11 @@ class Cipher:
         if version not in self._siv:
             raise KeyMaterialError("no key version %d in the keyring" % version)
         if deterministic:
-            sealed = self._siv[version].encrypt(data, [_AD[DETERMINISTIC]])
+            sealed = self._siv[version].encrypt(data, [ASSOCIATED_DATA[DETERMINISTIC]])
             payload = bytes([version]) + DETERMINISTIC + sealed
         else:
             nonce = os.urandom(NONCE_BYTES)
-            sealed = self._siv[version].encrypt(data, [_AD[RANDOMIZED], nonce])
+            sealed = self._siv[version].encrypt(data, [ASSOCIATED_DATA[RANDOMIZED], nonce])
             payload = bytes([version]) + RANDOMIZED + nonce + sealed
         return base64.b64encode(payload).decode("ascii")
 
@@ -113,10 +115,10 @@ class Cipher:
             raise TokenError("token names key version %d, which this keyring does not hold" % version)
         try:
             if mode == DETERMINISTIC:
-                data = siv.decrypt(payload[2:], [_AD[DETERMINISTIC]])
+                data = siv.decrypt(payload[2:], [ASSOCIATED_DATA[DETERMINISTIC]])
             elif mode == RANDOMIZED:
                 nonce = payload[2:2 + NONCE_BYTES]
-                data = siv.decrypt(payload[2 + NONCE_BYTES:], [_AD[RANDOMIZED], nonce])
+                data = siv.decrypt(payload[2 + NONCE_BYTES:], [ASSOCIATED_DATA[RANDOMIZED], nonce])
             else:
                 raise TokenError("not a pseudonym token (unknown mode)")
         except TokenError:

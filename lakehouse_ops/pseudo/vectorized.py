@@ -11,7 +11,7 @@ Randomized tokens (a nonce per value) are left to cipher.py: `pseudonymize_array
 """
 import numpy as np
 
-from lakehouse_ops.pseudo.cipher import _AD, DETERMINISTIC, TokenError
+from lakehouse_ops.pseudo.cipher import ASSOCIATED_DATA, DETERMINISTIC, TokenError
 
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8)
 _B64_INV = np.full(256, 255, dtype=np.uint8)
@@ -196,7 +196,7 @@ class VectorCipher:
 
     def __init__(self, keyring):
         self.keyring = keyring
-        self._siv = {v: _SIV(k, _AD[DETERMINISTIC]) for v, k in keyring.keys.items()}
+        self._siv = {v: _SIV(k, ASSOCIATED_DATA[DETERMINISTIC]) for v, k in keyring.keys.items()}
 
     def pseudonymize_array(self, values):
         """pyarrow string array without nulls -> tokens (pyarrow string array), same order."""

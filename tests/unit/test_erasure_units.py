@@ -88,13 +88,13 @@ def test_subject_files_and_config_errors():
 
 
 def test_partition_directories_naming_a_subject_are_found():
-    from lakehouse_ops.erasure.job import _names_value, _spark_key
+    from lakehouse_ops.erasure.raw import names_value, spark_key
     values = {"cust 42", "a/b"}
-    assert _names_value("s3://b/t/data/customer_id=cust+42/00000-1.parquet", values)  # as Iceberg writes it
-    assert _names_value("file:/w/t/data/customer_id=cust%2042/00000-1.parquet", values)
-    assert _names_value("s3://b/t/data/customer_id=cust%2B42/00000-1.parquet", {"cust+42"})  # a "+" in the value
-    assert _names_value("file:/w/t/data/ref=a%252Fb/00000-1.parquet", values)  # Iceberg's path as a Hadoop URI
-    assert _names_value("s3://b/t/data/ref=a%2Fb/f.parquet", values)
-    assert not _names_value("file:/w/t/data/day=2024-05-01/cust42-00000.parquet", values)
-    assert not _names_value("file:/w/t/data/x=cust%2043/f.parquet", values)
-    assert _spark_key("file:/w/odd%20dir%2541/f.parquet") == "/w/odd dir%41/f.parquet"
+    assert names_value("s3://b/t/data/customer_id=cust+42/00000-1.parquet", values)  # as Iceberg writes it
+    assert names_value("file:/w/t/data/customer_id=cust%2042/00000-1.parquet", values)
+    assert names_value("s3://b/t/data/customer_id=cust%2B42/00000-1.parquet", {"cust+42"})  # a "+" in the value
+    assert names_value("file:/w/t/data/ref=a%252Fb/00000-1.parquet", values)  # Iceberg's path as a Hadoop URI
+    assert names_value("s3://b/t/data/ref=a%2Fb/f.parquet", values)
+    assert not names_value("file:/w/t/data/day=2024-05-01/cust42-00000.parquet", values)
+    assert not names_value("file:/w/t/data/x=cust%2043/f.parquet", values)
+    assert spark_key("file:/w/odd%20dir%2541/f.parquet") == "/w/odd dir%41/f.parquet"

@@ -1,0 +1,141 @@
+"""Writing one ingest batch: read its objects, stage the rows (write-audit-publish, the batch id in the snapshot
+summary), publish, and quarantine the records that do not fit."""
+import time
+
+from lakehouse_ops.engine.procedures import call
+from lakehouse_ops.errors import IngestError, first_line
+from lakehouse_ops.ingest import ledger as ledger_mod
+from lakehouse_ops.ingest.read import CORRUPT, load, spark_spellings
+from lakehouse_ops.ingest.target import QUARANTINE_REASON
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.sqltext import quote_string
+
+log = get_logger("ingest")
+
+
+class ReadFailed(Exception):
+    """The batch's read-and-write job failed: the objects are checked one by one to find the culprits."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+class BatchWrites:
+    """The writes of an IngestJob (a mixin: it works on the job's config, session, target and quarantine)."""
+
+    def _publish(self, batch, staged):
+        """Publish a staged batch; (snapshot id, summary) of the commit that landed it, whoever published it."""
+        try:
+            call(self.spark, self.catalog, "cherrypick_snapshot", {"table": self.target, "snapshot_id": staged})
+        except Exception as exc:
+            if "DuplicateWAPCommitException" not in str(exc) and \
+                    ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch) is None:
+                raise IngestError("publishing batch %s (staged snapshot %d) to %s failed: %s"
+                                  % (batch, staged, self.target, first_line(exc))) from exc
+            log.info("batch already published by another worker", extra={"batch_id": batch})
+        found = ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch)
+        if found is None:
+            raise IngestError("batch %s is not in the history of %s after its publish" % (batch, self.target))
+        return found
+
+    @property
+    def _quarantining(self):
+        return self.quarantine_ref is not None
+
+    def _sourced(self, located, todo):
+        """The batch's rows, each with the S3 URI of the object it came from."""
+        from pyspark.sql import functions as F
+        pairs = [(spelling, todo[identity].uri) for identity, (_, uri) in located.items()
+                 for spelling in spark_spellings(uri)]
+        sources = self.spark.createDataFrame(pairs, "_lakehouse_ops_file STRING, _lakehouse_ops_source STRING")
+        df = load(self.spark, self.cfg, self.schema, [path for path, _ in located.values()], self._quarantining)
+        return df.join(F.broadcast(sources), "_lakehouse_ops_file")
+
+    def _commit(self, located, todo, batch, metrics):
+        """Append the batch's good rows in one pass, with the batch id in the snapshot summary.
+
+        Returns the staged snapshot id (published after the batch is sealed) and the S3 URIs of the objects that
+        held misfit records.
+
+        The pass also counts the records that do not fit (an observation), so they cost a second read only when
+        there are some.
+        """
+        from pyspark.sql import Observation
+        from pyspark.sql import functions as F
+        spark = self.spark
+        df = self._sourced(located, todo)
+        observation = Observation("lakehouse_ops_ingest")
+        if self._quarantining and self.cfg.format in ("json", "csv"):
+            misfit = F.col(CORRUPT).isNotNull()
+            df = df.observe(observation, F.count(F.when(misfit, 1)).alias("misfits"),
+                            F.collect_set(F.when(misfit, F.col("_lakehouse_ops_source"))).alias("misfit_sources"))
+            df = df.filter(F.col(CORRUPT).isNull())
+        else:
+            df = df.observe(observation, F.lit(0).alias("misfits"),
+                            F.array().cast("array<string>").alias("misfit_sources"))
+        out = df.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source")) \
+            .withColumn(self.cfg.ingest_time_column, F.current_timestamp()) \
+            .withColumn(self.cfg.batch_column, F.lit(batch))
+        if self.enrich is not None:
+            out = self.enrich(out)
+        out = out.select(*[f.name for f in spark.table(self.target_ref).schema.fields])
+        if self.cfg.pseudonymize is not None:
+            # Fail closed: a value the service cannot convert fails the batch before the commit; its messages
+            # come back after the visibility timeout.
+            from lakehouse_ops.pseudo.spark import pseudonymize
+            out = pseudonymize(out, self.cfg.pseudonymize.columns, self.config.pseudonymization.settings(),
+                               deterministic=self.cfg.pseudonymize.mode == "deterministic")
+        commit_started = time.time()
+        spark.conf.set("spark.wap.id", batch)
+        try:
+            out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch) \
+                .option("snapshot-property.lakehouse-ops.objects", str(len(located))).append()
+        except Exception as exc:
+            # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
+            if ledger_mod.staged_snapshot(spark, self.catalog, self.target, batch) is None:
+                raise ReadFailed(IngestError("commit of batch %s to %s failed: %s" % (
+                    batch, self.target, first_line(exc)))) from exc
+            log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
+        finally:
+            spark.conf.unset("spark.wap.id")
+        metrics["commit_s"] = round(time.time() - commit_started, 3)
+        staged = ledger_mod.staged_snapshot(spark, self.catalog, self.target, batch)
+        if staged is None:
+            raise IngestError("batch %s is not staged in %s after its write" % (batch, self.target))
+        observed = observation.get or {}
+        metrics["misfits"] = int(observed.get("misfits", 0))
+        sources = observed.get("misfit_sources")
+        if sources is not None and not isinstance(sources, (list, tuple)):
+            # Arrays come back from the JVM as Scala sequences.
+            sources = spark._jvm.scala.collection.JavaConverters.seqAsJavaList(sources)
+        return staged, set(sources or [])
+
+    def _quarantine(self, batch, located, todo, metrics, replace=False, only_sources=None):
+        """Write the batch's misfit records to the quarantine table (after the target commit, before the ledger
+        says committed: an interruption in between is redone by `reconcile`, replacing what was written)."""
+        from pyspark.sql import functions as F
+        if not self._quarantining or self.cfg.format not in ("json", "csv"):
+            return
+        if replace:
+            listed = ", ".join(quote_string(todo[i].uri) for i in sorted(located))
+            self.spark.sql("DELETE FROM %s WHERE source_object IN (%s)" % (self.quarantine_ref, listed))
+        elif not metrics.get("misfits"):
+            return
+        if only_sources is not None:
+            # Only the objects the commit's observation saw misfits in are read again.
+            located = {i: v for i, v in located.items() if todo[i].uri in only_sources}
+        # Spark refuses a scan that needs only the corrupt-record column unless the parsed rows are cached.
+        parsed = self._sourced(located, todo).cache()
+        try:
+            # With pseudonymized columns the raw text would put plaintext in the lake: it is withheld (the
+            # record stays in its source object).
+            raw = F.lit(None).cast("string") if self.cfg.pseudonymize is not None else F.col(CORRUPT)
+            parsed.filter(F.col(CORRUPT).isNotNull()).select(
+                raw.alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
+                F.lit(QUARANTINE_REASON).alias("reason"), F.lit(batch).alias("batch_id"),
+                F.current_timestamp().alias("quarantined_at")).writeTo(self.quarantine_ref).append()
+        finally:
+            parsed.unpersist()
+        metrics["quarantined"] = self.spark.table(self.quarantine_ref).filter(
+            F.col("batch_id") == batch).count()
