@@ -81,11 +81,19 @@ def aws_env(moto_server, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def pseudo_service():
-    """The reference pseudonymization service over HTTP on loopback (its `url` attribute is set)."""
+def pseudo_server():
+    """The reference pseudonymization service over HTTP on loopback, one per run (its `url` attribute is set)."""
     from lakehouse_ops.pseudo.cipher import Keyring
     from lakehouse_ops.pseudo.service import PseudonymService, serve
     service = PseudonymService(Keyring.generate(), PSEUDO_API_KEY)
     server, service.url = serve(service)
     yield service
     server.shutdown()
+
+
+@pytest.fixture
+def pseudo_service(pseudo_server):
+    """The shared service with no fault left over from another test, and none left behind for the next."""
+    pseudo_server.clear_faults()
+    yield pseudo_server
+    pseudo_server.clear_faults()

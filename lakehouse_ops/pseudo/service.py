@@ -45,6 +45,11 @@ class PseudonymService:
         with self._lock:
             self._faults.extend(faults)
 
+    def clear_faults(self):
+        """Tests: forget faults injected and not yet served."""
+        with self._lock:
+            self._faults.clear()
+
     def _next_fault(self):
         with self._lock:
             return self._faults.pop(0) if self._faults else None

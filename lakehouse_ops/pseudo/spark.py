@@ -51,7 +51,11 @@ def _convert_values(call, values, batch_size, pool):
     """Answers for `values` (distinct strings), asked in chunks of batch_size, concurrently."""
     chunks = [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
     out = []
-    for answer in pool.map(call, chunks):
+    for chunk, answer in zip(chunks, pool.map(call, chunks)):
+        if len(answer) != len(chunk):  # fail closed: never pair a value with another value's answer
+            from lakehouse_ops.pseudo.client import PseudoServiceError
+            raise PseudoServiceError("the pseudonymization client answered %d values for %d sent"
+                                     % (len(answer), len(chunk)))
         out.extend(answer)
     return out
 
