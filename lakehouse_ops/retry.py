@@ -34,7 +34,7 @@ class RetryPolicy:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         if retry_after_s is not None and retry_after_s >= 0:
             return min(float(retry_after_s), self.max_total_s)
-        return rng() * min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1)))
+        return float(rng() * min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1))))
 
     def run(self, fn: Callable[[], T], retryable: Callable[[BaseException], bool],
             retry_after: Callable[[BaseException], Optional[float]] = lambda exc: None,

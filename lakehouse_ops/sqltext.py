@@ -1,16 +1,17 @@
 """Spark SQL text: quoted identifiers and literals, table references. No Spark needed to build them."""
+from typing import Any
 
 
-def quote_ident(name):
+def quote_ident(name: str) -> str:
     """Backtick-quote a (possibly nested, dotted) column name for Spark SQL."""
     return ".".join("`%s`" % part.replace("`", "``") for part in name.split("."))
 
 
-def quote_string(value):
+def quote_string(value: str) -> str:
     return "'%s'" % str(value).replace("\\", "\\\\").replace("'", "\\'")
 
 
-def table_ref(catalog, table):
+def table_ref(catalog: str, table: str) -> str:
     """`catalog`.`ns`.`table` for SQL statements."""
     return ".".join(quote_ident(p) for p in [catalog] + table.split("."))
 
@@ -19,7 +20,7 @@ class Timestamp(str):
     """An ISO UTC instant to be rendered as a TIMESTAMP literal."""
 
 
-def literal(value):
+def literal(value: Any) -> str:
     if isinstance(value, Timestamp):
         return "TIMESTAMP %s" % quote_string(value)
     if isinstance(value, bool):

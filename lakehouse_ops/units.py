@@ -1,30 +1,32 @@
 """Time and size in the forms reports, plans and Spark literals use."""
 import re
 import time
+from typing import Any
 
 HOUR_MS = 3600 * 1000
 
 
-def now_ms():
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def iso_utc(epoch_ms):
+def iso_utc(epoch_ms: float) -> str:
     """ISO-8601 UTC text for an epoch-millisecond instant (what plans store and Spark literals use)."""
     seconds, millis = divmod(int(epoch_ms), 1000)
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)) + ".%03dZ" % millis
 
 
-def iso_seconds(epoch_s):
+def iso_seconds(epoch_s: float) -> str:
     """ISO-8601 UTC text, to the second, for report timestamps."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
 
 
-def human_bytes(n):
+def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
         n /= 1024.0
+    return "%.1f TiB" % n  # not reached: the loop ends with TiB
 
 
 MB = 1024 * 1024
@@ -39,7 +41,7 @@ _SIZE_UNITS = {
 }
 
 
-def parse_size(value):
+def parse_size(value: Any) -> int:
     """Bytes from an int or a string such as `512MB`, `8 MiB`, `1TB` (MB/GB/TB are binary, as in Iceberg docs)."""
     if isinstance(value, bool):
         raise ValueError("a size must be a number of bytes or a string such as '512MB'")

@@ -9,6 +9,14 @@ from lakehouse_ops.config import config_from_dict
 from commit_locks import lock_settings
 
 CATALOG = "lake"
+
+
+def pytest_collection_modifyitems(items):
+    """The quick loop (`pytest -m "not slow"`, under 2 minutes) keeps every test without Spark and one or two
+    Spark tests per area (marked `fast`); every other Spark test counts as slow. `.ci/run` runs them all."""
+    for item in items:
+        if item.get_closest_marker("spark") and not item.get_closest_marker("fast"):
+            item.add_marker(pytest.mark.slow)
 PSEUDO_API_KEY = "test-api-key-0123456789"
 _counter = itertools.count()
 

@@ -1,6 +1,7 @@
 """Text from and to a local path or an s3:// URI: configs, subject lists, reports and receipts."""
 import json
 import os
+from typing import Any
 
 from lakehouse_ops.errors import ConfigError
 
@@ -15,7 +16,8 @@ def read_text(location: str, what: str = "file") -> str:
     """The text at a local path or s3:// URI; a local file that cannot be read is a ConfigError naming `what`."""
     if is_s3(location):
         from lakehouse_ops.aws.s3 import read_text as read_s3
-        return read_s3(location)
+        text: str = read_s3(location)
+        return text
     try:
         with open(location, encoding="utf-8") as handle:
             return handle.read()
@@ -35,10 +37,10 @@ def write_text(location: str, text: str) -> None:
         handle.write(text)
 
 
-def to_json(document) -> str:
+def to_json(document: Any) -> str:
     """A report or receipt as JSON text (indented; values JSON lacks, such as datetimes, as strings)."""
     return json.dumps(document, indent=2, sort_keys=False, default=str)
 
 
-def write_json(location: str, document) -> None:
+def write_json(location: str, document: Any) -> None:
     write_text(location, to_json(document) + "\n")

@@ -8,7 +8,7 @@ Environment overrides: `LAKEHOUSE_OPS__<SECTION>__<KEY>[__<KEY>...]=<yaml value>
 `LAKEHOUSE_OPS__CATALOG__WAREHOUSE=s3://bucket/wh` or `LAKEHOUSE_OPS__DEFAULTS__SNAPSHOTS__MAX_AGE_DAYS=3`.
 """
 import os
-from typing import List
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -21,14 +21,15 @@ from lakehouse_ops.config.sections import CatalogConfig, ErasureConfig, IngestCo
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"
-SECTIONS = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
+SECTIONS: Dict[str, Type[BaseModel]] = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
 # Sections that may be left out entirely; validated only when present.
-OPTIONAL_SECTIONS = {"ingest": IngestConfig, "pseudonymization": PseudonymizationConfig, "erasure": ErasureConfig,
-                     "ship": ShipConfig}
+OPTIONAL_SECTIONS: Dict[str, Type[BaseModel]] = {
+    "ingest": IngestConfig, "pseudonymization": PseudonymizationConfig, "erasure": ErasureConfig,
+    "ship": ShipConfig}
 TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization", "erasure", "ship")
 
 
-def _parse_yaml(path, text):
+def _parse_yaml(path: str, text: str) -> Dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -42,7 +43,7 @@ def _parse_yaml(path, text):
     return data
 
 
-def _apply_env(data, environ):
+def _apply_env(data: Dict[str, Any], environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
     """Fold LAKEHOUSE_OPS__A__B=value into data; return {dotted key: variable name}."""
     applied, problems = {}, []
     for var in sorted(environ):
@@ -69,10 +70,11 @@ def _apply_env(data, environ):
     return applied, problems
 
 
-def _accepted_keys(model, loc):
+def _accepted_keys(model: Type[BaseModel], loc: Tuple[str, ...]) -> List[str]:
     """Field names of the model found at `loc` (for 'unknown key' messages)."""
     for part in loc:
-        annotation = model.model_fields.get(part).annotation if part in model.model_fields else None
+        info = model.model_fields.get(part)
+        annotation = info.annotation if info is not None else None
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         else:
@@ -87,7 +89,7 @@ def _accepted_keys(model, loc):
 _MISSING = object()
 
 
-def _lookup(raw, loc):
+def _lookup(raw: Any, loc: Tuple[str, ...]) -> Any:
     node = raw
     for part in loc:
         if not isinstance(node, dict) or part not in node:
@@ -96,7 +98,8 @@ def _lookup(raw, loc):
     return node
 
 
-def _describe(exc, model, where, touched=None, raw=None):
+def _describe(exc: ValidationError, model: Type[BaseModel], where: str, touched: Optional[Set[str]] = None,
+              raw: Any = None) -> List[str]:
     """One line per pydantic error: where, key, value as written, what is accepted."""
     lines = []
     for err in exc.errors():
@@ -119,14 +122,15 @@ def _describe(exc, model, where, touched=None, raw=None):
     return lines
 
 
-def load_config(path, environ=None):
+def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> Config:
     """Read and validate a config file (local path or s3:// URI); raise ConfigError naming every problem."""
     environ = os.environ if environ is None else environ
     data = _parse_yaml(path, read_text(path, "config file"))
     return config_from_dict(data, source=path, environ=environ)
 
 
-def config_from_dict(data, source="<dict>", environ=None):
+def config_from_dict(data: Dict[str, Any], source: str = "<dict>",
+                     environ: Optional[Mapping[str, str]] = None) -> Config:
     environ = {} if environ is None else environ
     data = copy_tree(data)
     problems = []
@@ -137,7 +141,7 @@ def config_from_dict(data, source="<dict>", environ=None):
     env_keys, env_problems = _apply_env(data, environ)
     problems.extend(env_problems)
 
-    sections = {}
+    sections: Dict[str, Any] = {}
     for name, model in SECTIONS.items():
         raw = data.get(name) or {}
         if not isinstance(raw, dict):
@@ -171,7 +175,7 @@ def config_from_dict(data, source="<dict>", environ=None):
                   env_keys=env_keys, raw=data)
 
 
-def _cross_section_problems(sections, source):
+def _cross_section_problems(sections: Dict[str, Any], source: str) -> List[str]:
     """Sections that lean on another one: the ingest transform and pseudonym tables need the pseudonymization
     section (its service or keys)."""
     problems = []
@@ -188,7 +192,7 @@ def _cross_section_problems(sections, source):
     return problems
 
 
-def _load_rules(raw_rules, defaults_raw, source, problems):
+def _load_rules(raw_rules: Any, defaults_raw: Any, source: str, problems: List[str]) -> List[TableRule]:
     rules: List[TableRule] = []
     if raw_rules is None:
         return rules
@@ -203,7 +207,8 @@ def _load_rules(raw_rules, defaults_raw, source, problems):
             continue
         overrides = {k: v for k, v in raw.items() if k != "match"}
         rule = TableRule(index=index, match=raw["match"], overrides=overrides)
-        merged, origin = {}, {}
+        merged: Dict[str, Any] = {}
+        origin: Dict[str, str] = {}
         merge(merged, origin, defaults_raw if isinstance(defaults_raw, dict) else {}, "defaults")
         merge(merged, origin, overrides, rule.label)
         try:

@@ -1,5 +1,5 @@
 """The table policy: what maintenance may do to a table, per action, with defaults and accepted ranges."""
-from typing import Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from pydantic import Field, model_validator
 
@@ -35,7 +35,7 @@ class CompactionPolicy(Model):
     options: Dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _strategy_inputs(self):
+    def _strategy_inputs(self) -> "CompactionPolicy":
         if self.strategy == "zorder" and not self.zorder_columns:
             raise ValueError("strategy 'zorder' needs zorder_columns (a list of at least one column)")
         return self
@@ -125,7 +125,7 @@ class TablePolicy(Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _moved_keys(cls, data):
+    def _moved_keys(cls, data: Any) -> Any:
         # compaction.commit_retries was the only retry setting before every committing action retried.
         if isinstance(data, dict) and isinstance(data.get("compaction"), dict) \
                 and "commit_retries" in data["compaction"]:
@@ -136,7 +136,7 @@ class TablePolicy(Model):
             data["commits"] = commits
         return data
 
-    def desired_properties(self):
+    def desired_properties(self) -> Dict[str, str]:
         """Iceberg table properties this policy wants, as strings (what ALTER TABLE would set)."""
         props = {"write.target-file-size-bytes": str(self.target_file_size)}
         p = self.properties

@@ -1,6 +1,6 @@
 """The pseudonymization section, and the settings the executors receive as they are (one model each, so a
 default or a range is written once)."""
-from typing import Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -15,7 +15,7 @@ class PseudoSource(Model):
     format: Literal["parquet", "json", "csv", "orc"] = "parquet"
 
     @model_validator(mode="after")
-    def _one(self):
+    def _one(self) -> "PseudoSource":
         if bool(self.table) == bool(self.path):
             raise ValueError("a source needs exactly one of table or path")
         return self
@@ -33,7 +33,7 @@ class PseudoJob(Model):
 class _Settings(Model):
     """Settings built in code (a notebook, a job): a value out of range is a ConfigError naming it."""
 
-    def __init__(self, **data):
+    def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as exc:
@@ -59,7 +59,7 @@ class ServiceSettings(_Settings):
     max_retry_seconds: float = Field(120.0, gt=0, le=3600)
 
     @model_validator(mode="after")
-    def _concurrency(self):
+    def _concurrency(self) -> "ServiceSettings":
         if self.max_concurrent_requests > self.max_total_concurrency:
             raise ValueError("max_concurrent_requests (%d) must not exceed max_total_concurrency (%d)"
                              % (self.max_concurrent_requests, self.max_total_concurrency))
@@ -77,37 +77,39 @@ class InExecutorSettings(_Settings):
     max_total_concurrency: int = Field(1000000, ge=1)
 
     @model_validator(mode="after")
-    def _one_source(self):
+    def _one_source(self) -> "InExecutorSettings":
         if bool(self.keys_secret) == bool(self.key_file):
             raise ValueError("in-executor mode needs exactly one of keys_secret or key_file")
         return self
 
 
-_SERVICE = ServiceSettings.model_fields
+def _as_service(name: str) -> Any:
+    """The service setting's own field (default and range): written once, in ServiceSettings."""
+    return ServiceSettings.model_fields[name]
 
 
 class PseudonymizationConfig(Model):
     mode: Literal["service", "in_executor"] = "service"
     service_url: Optional[str] = None
-    api_key_env: Optional[str] = _SERVICE["api_key_env"]
-    api_key_secret: Optional[str] = _SERVICE["api_key_secret"]
+    api_key_env: Optional[str] = _as_service("api_key_env")
+    api_key_secret: Optional[str] = _as_service("api_key_secret")
     keys_secret: Optional[str] = None
     key_file: Optional[str] = None
-    batch_size: int = _SERVICE["batch_size"]
-    max_concurrent_requests: int = _SERVICE["max_concurrent_requests"]
-    max_total_concurrency: int = _SERVICE["max_total_concurrency"]
-    max_retries: int = _SERVICE["max_retries"]
+    batch_size: int = _as_service("batch_size")
+    max_concurrent_requests: int = _as_service("max_concurrent_requests")
+    max_total_concurrency: int = _as_service("max_total_concurrency")
+    max_retries: int = _as_service("max_retries")
     jobs: Dict[str, PseudoJob] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _mode_inputs(self):
+    def _mode_inputs(self) -> "PseudonymizationConfig":
         if self.mode == "service" and not self.service_url:
             raise ValueError("mode 'service' needs service_url")
         if self.mode == "in_executor" and bool(self.keys_secret) == bool(self.key_file):
             raise ValueError("mode 'in_executor' needs exactly one of keys_secret or key_file")
         return self
 
-    def settings(self):
+    def settings(self) -> Union["ServiceSettings", "InExecutorSettings"]:
         """The settings the executors receive, for this section's mode."""
         if self.mode == "in_executor":
             return InExecutorSettings(keys_secret=self.keys_secret, key_file=self.key_file)

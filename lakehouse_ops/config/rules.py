@@ -1,7 +1,7 @@
 """A loaded config: its sections, its table rules, and each table's effective policy with who set each value."""
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
@@ -21,16 +21,16 @@ class TableRule:
     overrides: Dict[str, Any]
 
     @property
-    def label(self):
+    def label(self) -> str:
         return "tables[%d] (match '%s')" % (self.index, self.match)
 
     @property
-    def specificity(self):
+    def specificity(self) -> Tuple[int, int]:
         if not any(ch in self.match for ch in "*?["):
             return (1, len(self.match))
         return (0, sum(1 for ch in self.match if ch not in "*?[]"))
 
-    def matches(self, table):
+    def matches(self, table: str) -> bool:
         return fnmatch.fnmatchcase(table.lower(), self.match.lower())
 
 
@@ -52,7 +52,7 @@ class Config:
     _policies: Dict[Tuple[int, ...], Tuple[TablePolicy, Dict[str, str]]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
 
-    def section(self, name):
+    def section(self, name: str) -> Any:
         """The optional section `name`, or a ConfigError saying that this config lacks it and where it is
         documented."""
         value = getattr(self, name)
@@ -60,7 +60,7 @@ class Config:
             raise ConfigError("%s has no '%s' section: see %s" % (self.source, name, SECTION_DOCS[name]))
         return value
 
-    def table_name(self, name):
+    def table_name(self, name: str) -> str:
         """`namespace.table`, accepting a name qualified with this config's catalog."""
         parts = name.split(".")
         if len(parts) >= 3 and parts[0] == self.catalog.name:
@@ -70,16 +70,16 @@ class Config:
                               "name '%s')" % (name, self.catalog.name))
         return ".".join(parts)
 
-    def rules_for(self, table):
+    def rules_for(self, table: str) -> List[TableRule]:
         table = self.table_name(table)
         hits = [r for r in self.rules if r.matches(table)]
         return sorted(hits, key=lambda r: (r.specificity, r.index))
 
-    def is_managed(self, table):
+    def is_managed(self, table: str) -> bool:
         """Tables a rule matches are managed; with no rules at all, every table is."""
         return not self.rules or bool(self.rules_for(table))
 
-    def explain(self, table):
+    def explain(self, table: str) -> Tuple[TablePolicy, Dict[str, str]]:
         """The effective policy and, per dotted key, which layer set it."""
         rules = self.rules_for(table)
         key = tuple(r.index for r in rules)
@@ -87,8 +87,9 @@ class Config:
             self._policies[key] = self._resolve(rules)
         return self._policies[key]
 
-    def _resolve(self, rules):
-        merged, origin = {}, {}
+    def _resolve(self, rules: List[TableRule]) -> Tuple[TablePolicy, Dict[str, str]]:
+        merged: Dict[str, Any] = {}
+        origin: Dict[str, str] = {}
         merge(merged, origin, self.defaults_raw, "defaults (%s)" % self.source)
         for dotted, var in self.env_keys.items():
             if dotted.startswith("defaults."):
@@ -105,11 +106,11 @@ class Config:
                         sources[key] = who
         return policy, sources
 
-    def policy_for(self, table):
+    def policy_for(self, table: str) -> TablePolicy:
         return self.explain(table)[0]
 
 
-def flatten(data, prefix=""):
+def flatten(data: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     out = {}
     for key, value in data.items():
         dotted = prefix + str(key)
@@ -120,7 +121,8 @@ def flatten(data, prefix=""):
     return out
 
 
-def merge(target, origin, overrides, who, prefix=""):
+def merge(target: Dict[str, Any], origin: Dict[str, str], overrides: Dict[str, Any], who: str,
+          prefix: str = "") -> None:
     for key, value in overrides.items():
         dotted = prefix + str(key)
         if isinstance(value, dict) and isinstance(target.get(key), dict):
@@ -131,7 +133,7 @@ def merge(target, origin, overrides, who, prefix=""):
                 origin[sub] = who
 
 
-def copy_tree(value):
+def copy_tree(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: copy_tree(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -1,5 +1,5 @@
 """The config's other sections: the catalog, Spark, ingest, erasure and shipping to EMR."""
-from typing import Dict, List, Literal, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
@@ -19,7 +19,7 @@ class CatalogConfig(Model):
     properties: Dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _needs_location(self):
+    def _needs_location(self) -> "CatalogConfig":
         if self.type in ("hadoop", "glue") and not self.warehouse:
             raise ValueError("catalog type '%s' needs a warehouse (a local path or s3:// URI)" % self.type)
         if self.type in ("rest", "hive") and not self.uri:
@@ -36,7 +36,7 @@ class SparkConfig(Model):
 
     @field_validator("conf", mode="before")
     @classmethod
-    def _stringify(cls, value):
+    def _stringify(cls, value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
         return value
@@ -96,7 +96,7 @@ class IngestConfig(Model):
     max_empty_backoff_seconds: float = Field(60, gt=0, le=3600)
 
     @model_validator(mode="after")
-    def _consistent(self):
+    def _consistent(self) -> "IngestConfig":
         if self.poison_action == "dlq" and not self.dlq_url:
             raise ValueError("poison_action 'dlq' needs dlq_url (or set poison_action: leave to rely on the "
                              "queue's redrive policy)")
@@ -106,7 +106,7 @@ class IngestConfig(Model):
         return self
 
     @property
-    def ledger(self):
+    def ledger(self) -> str:
         return self.ledger_table or self.target_table + "_ingest_ledger"
 
 
@@ -128,7 +128,7 @@ class ErasureConfig(Model):
     receipts: Optional[str] = None
 
 
-JOB_NAMES = tuple(JOBS)
+
 
 
 class EmrServerlessTarget(Model):
@@ -151,7 +151,7 @@ class EmrTarget(Model):
 class Schedule(Model):
     """One EventBridge Scheduler schedule that starts an EMR Serverless job run."""
     name: str = Field(pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
-    job: Literal[JOB_NAMES] = "maintain"  # type: ignore[valid-type]  (the names of lakehouse_ops.jobs)
+    job: str = "maintain"  # one of lakehouse_ops.jobs.JOBS
     # The job's own arguments, e.g. ["--only", "compaction", "analytics.*"].
     args: List[str] = Field(default_factory=list)
     # rate(1 hour), cron(0 3 * * ? *) or at(...), as EventBridge Scheduler takes them.
@@ -160,6 +160,13 @@ class Schedule(Model):
     flexible_window_minutes: int = Field(0, ge=0, le=1440)
     enabled: bool = True
 
+
+    @field_validator("job")
+    @classmethod
+    def _known_job(cls, value: str) -> str:
+        if value not in JOBS:
+            raise ValueError("job must be one of %s" % ", ".join(JOBS))
+        return value
 
 class RunBudget(Model):
     """What one maintenance run over several tables may take on."""
@@ -186,7 +193,7 @@ class ShipConfig(Model):
     schedules: List[Schedule] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _consistent(self):
+    def _consistent(self) -> "ShipConfig":
         names = [s.name for s in self.schedules]
         if len(names) != len(set(names)):
             raise ValueError("schedule names must be unique")

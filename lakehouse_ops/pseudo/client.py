@@ -10,6 +10,7 @@ import email.utils
 import json
 import threading
 import time
+from typing import Any, Dict
 
 from lakehouse_ops.errors import LakehouseOpsError
 from lakehouse_ops.logs import get_logger
@@ -127,7 +128,7 @@ class PseudoClient:
         return out
 
 
-_clients = {}
+_clients: Dict[Any, Any] = {}
 _clients_lock = threading.Lock()
 
 

@@ -2,11 +2,12 @@
 fetched once per process and cached. Never from config files, never logged."""
 import os
 import threading
+from typing import Any, Dict
 
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.pseudo.cipher import Keyring
 
-_cache = {}
+_cache: Dict[Any, Keyring] = {}
 _lock = threading.Lock()
 
 

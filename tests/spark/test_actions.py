@@ -19,6 +19,7 @@ def _files_by_day(spark, table):
     return out
 
 
+@pytest.mark.fast
 def test_binpack_compacts_only_partitions_over_the_threshold(spark, warehouse, table_name):
     # No late rows: day 0 gets commits 0, 3, 6 (9 files), days 1 and 2 get two commits each (6 files).
     create_streaming_table(spark, CATALOG, table_name, days=3, commits=7, rows_per_commit=200, files_per_commit=3,
@@ -141,6 +142,7 @@ def test_rewrite_manifests_reduces_manifests_only(spark, warehouse, table_name):
     assert_same_rows(spark, table_name, before)
 
 
+@pytest.mark.fast
 def test_expire_snapshots_keeps_retained_and_tagged(spark, warehouse, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=6, rows_per_commit=20, files_per_commit=1)
     first = spark.sql("SELECT snapshot_id FROM %s.snapshots ORDER BY committed_at LIMIT 1"

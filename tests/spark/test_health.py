@@ -8,6 +8,7 @@ from table_factory import create_streaming_table
 pytestmark = pytest.mark.spark
 
 
+@pytest.mark.fast
 def test_health_matches_spark_metadata_tables(spark, warehouse, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=3, commits=6, rows_per_commit=300, files_per_commit=2)
     spark.sql("DELETE FROM %s WHERE status = 500 AND customer_id < 'c00100'" % ref(table_name))

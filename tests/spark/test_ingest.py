@@ -81,6 +81,7 @@ def test_every_message_shape_and_awkward_keys(spark, warehouse, landing, table_n
     assert totals["messages"] >= 8 and totals["objects"] + totals["already_committed"] >= 6, totals
 
 
+@pytest.mark.fast
 def test_duplicates_are_written_once(spark, warehouse, landing, table_name):
     ref = create_target(spark, table_name)
     config = ingest_config(warehouse, landing, table_name)

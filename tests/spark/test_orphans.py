@@ -22,6 +22,7 @@ def small_table(spark, table_name):
     return table_name, location.replace("file:", "")
 
 
+@pytest.mark.fast
 def test_deletes_old_orphan_keeps_new_one_and_files_outside(spark, warehouse, small_table):
     table, location = small_table
     old = plant_orphan(location, "old-orphan.parquet", age_hours=100)

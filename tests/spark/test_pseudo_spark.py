@@ -15,6 +15,7 @@ def vins(spark, rows=3000, distinct=300, partitions=3):
         partitions)
 
 
+@pytest.mark.fast
 def test_round_trip_keeps_schema_nulls_and_rows(spark, pseudo_service):
     settings = ServiceSettings(url=pseudo_service.url, batch_size=100)
     df = vins(spark).cache()

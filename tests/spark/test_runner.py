@@ -111,6 +111,7 @@ def test_health_json_needs_no_spark_and_has_the_documented_keys(spark, warehouse
     assert "PYSPARK_IMPORTED False" in proc.stdout
 
 
+@pytest.mark.fast
 def test_spark_job_entry_point(spark, warehouse, table_name, tmp_path, capsys):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=50, files_per_commit=2)
     from lakehouse_ops.spark_jobs import maintain as job

@@ -21,6 +21,7 @@ def _append_rows(spark, table, tag, n=50):
         "'/x' AS url").writeTo(ref(table)).append()
 
 
+@pytest.mark.fast
 def test_checksum_sees_a_changed_value(spark, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=1, rows_per_commit=50, files_per_commit=1)
     first = snapshot_id(spark, table_name)
