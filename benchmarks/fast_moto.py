@@ -6,6 +6,7 @@ reads the retention period directly. Behaviour is unchanged.
 
     python benchmarks/fast_moto.py -H 127.0.0.1 -p 5000
 """
+
 import sys
 
 from moto.core.utils import unix_time

@@ -12,6 +12,7 @@ same run:
   snapshots metadata tables and the per-partition grouping planning needs, then the same plans.
 Writes <out>/fleet.json and <out>/fleet.png.
 """
+
 import argparse
 import json
 import os
@@ -77,8 +78,10 @@ PLAN_SPARK = textwrap.dedent("""
 
 def chart(results, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4))
     labels = ["plan --all\n(pyiceberg, no JVM)", "same planning\nthrough Spark"]
     values = [results["plan_all"]["process_seconds"], results["spark"]["process_seconds"]]
@@ -101,40 +104,67 @@ def main(argv=None):
     warehouse = os.path.join(work, "warehouse")
     config_path = os.path.join(work, "fleet.yaml")
     with open(config_path, "w") as handle:
-        json.dump({"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": warehouse},
-                   "spark": {"mode": "local", "master": "local[2]"},
-                   # Properties are left alone here so "needy" means files, manifests or snapshots, as below.
-                   "defaults": {"target_file_size": "8MB", "properties": {"enabled": False}},
-                   "tables": [{"match": "*"}]}, handle)
+        json.dump(
+            {
+                "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": warehouse},
+                "spark": {"mode": "local", "master": "local[2]"},
+                # Properties are left alone here so "needy" means files, manifests or snapshots, as below.
+                "defaults": {"target_file_size": "8MB", "properties": {"enabled": False}},
+                "tables": [{"match": "*"}],
+            },
+            handle,
+        )
 
     from lakehouse_ops.config import load_config
     from lakehouse_ops.engine import build_session
 
     from table_factory import create_streaming_table
+
     config = load_config(config_path)
     spark = build_session(config)
     rng = random.Random(3)
     started = time.time()
     for i in range(args.tables):
         commits = rng.choice([1, 1, 2, 6, 8])
-        create_streaming_table(spark, CATALOG, "ns%d.t%03d" % (i % 5, i), days=3, commits=commits,
-                               rows_per_commit=200, files_per_commit=2)
+        create_streaming_table(
+            spark, CATALOG, "ns%d.t%03d" % (i % 5, i), days=3, commits=commits, rows_per_commit=200, files_per_commit=2
+        )
     print("%d tables created in %.0f s" % (args.tables, time.time() - started), flush=True)
     spark.stop()
 
     fmt = {"root": ROOT, "config": config_path, "catalog": CATALOG}
     plan_all = run_probe(PLAN_ALL.format(**fmt))
-    print("plan --all: %.2f s (in-process %.2f s), %d tables, %d needy, pyspark imported: %s" % (
-        plan_all["process_seconds"], plan_all["in_process_s"], plan_all["tables"], plan_all["needy"],
-        plan_all["pyspark_imported"]), flush=True)
+    print(
+        "plan --all: %.2f s (in-process %.2f s), %d tables, %d needy, pyspark imported: %s"
+        % (
+            plan_all["process_seconds"],
+            plan_all["in_process_s"],
+            plan_all["tables"],
+            plan_all["needy"],
+            plan_all["pyspark_imported"],
+        ),
+        flush=True,
+    )
     through_spark = run_probe(PLAN_SPARK.format(**fmt))
-    print("through Spark: %.2f s (%.2f s after start-up), %d tables, %d needy" % (
-        through_spark["process_seconds"], through_spark["after_startup_s"], through_spark["tables"],
-        through_spark["needy"]), flush=True)
-    results = {"tables": args.tables, "machine": machine(), "plan_all": plan_all, "spark": through_spark,
-               "ratio": round(through_spark["process_seconds"] / plan_all["process_seconds"], 2),
-               "ratio_after_spark_startup": round(through_spark["after_startup_s"] / plan_all["in_process_s"], 2),
-               "no_jvm": not plan_all["pyspark_imported"]}
+    print(
+        "through Spark: %.2f s (%.2f s after start-up), %d tables, %d needy"
+        % (
+            through_spark["process_seconds"],
+            through_spark["after_startup_s"],
+            through_spark["tables"],
+            through_spark["needy"],
+        ),
+        flush=True,
+    )
+    results = {
+        "tables": args.tables,
+        "machine": machine(),
+        "plan_all": plan_all,
+        "spark": through_spark,
+        "ratio": round(through_spark["process_seconds"] / plan_all["process_seconds"], 2),
+        "ratio_after_spark_startup": round(through_spark["after_startup_s"] / plan_all["in_process_s"], 2),
+        "no_jvm": not plan_all["pyspark_imported"],
+    }
     with open(os.path.join(args.out, "fleet.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     chart(results, os.path.join(args.out, "fleet.png"))

@@ -10,6 +10,7 @@ Writes <out>/maintenance.json and <out>/maintenance.png. Measured in one run, si
 - health-scan time through pyiceberg next to the same figures through Spark metadata tables, each in a fresh
   process (the Spark one includes session start-up).
 """
+
 import argparse
 import json
 import os
@@ -38,8 +39,10 @@ from table_factory import create_streaming_table  # noqa: E402
 
 TABLE = "bench.events"
 CATALOG = "bench"
-HOUR_QUERY = ("SELECT count(*) AS n, sum(bytes_sent) AS b FROM {t} WHERE event_time >= TIMESTAMP '2024-05-04 10:00:00' "
-              "AND event_time < TIMESTAMP '2024-05-04 11:00:00'")
+HOUR_QUERY = (
+    "SELECT count(*) AS n, sum(bytes_sent) AS b FROM {t} WHERE event_time >= TIMESTAMP '2024-05-04 10:00:00' "
+    "AND event_time < TIMESTAMP '2024-05-04 11:00:00'"
+)
 CUSTOMER_QUERY = "SELECT count(*) AS n, sum(bytes_sent) AS b FROM {t} WHERE customer_id = 'c00042'"
 
 
@@ -50,10 +53,16 @@ def machine():
             cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
     except OSError:
         pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gib": round(mem, 1), "python": platform.python_version(),
-            "java": java, "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "java": java,
+        "platform": platform.platform(),
+    }
 
 
 def _children(node):
@@ -90,13 +99,15 @@ def scan_metrics(df):
 def measure_query(spark, sql, runs=3):
     samples = [scan_metrics(spark.sql(sql)) for _ in range(runs)]
     first = samples[0]
-    return {"bytes_scanned": int(first.get("totalDataFileSize", 0)),
-            "files_scanned": int(first.get("resultDataFiles", 0)),
-            "files_skipped": int(first.get("skippedDataFiles", 0)),
-            "manifests_scanned": int(first.get("scannedDataManifests", 0)),
-            "manifests_skipped": int(first.get("skippedDataManifests", 0)),
-            "planning_ms": statistics.median(s.get("totalPlanningDuration", 0) for s in samples),
-            "wall_s": round(statistics.median(s["wall_s"] for s in samples), 3)}
+    return {
+        "bytes_scanned": int(first.get("totalDataFileSize", 0)),
+        "files_scanned": int(first.get("resultDataFiles", 0)),
+        "files_skipped": int(first.get("skippedDataFiles", 0)),
+        "manifests_scanned": int(first.get("scannedDataManifests", 0)),
+        "manifests_skipped": int(first.get("skippedDataManifests", 0)),
+        "planning_ms": statistics.median(s.get("totalPlanningDuration", 0) for s in samples),
+        "wall_s": round(statistics.median(s["wall_s"] for s in samples), 3),
+    }
 
 
 HEALTH_PYICEBERG = textwrap.dedent("""
@@ -145,13 +156,15 @@ def run_probe(code):
 
 def chart(results, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.5))
     q = results["queries"]
     labels = ["1-hour range", "1 customer"]
-    before = [q["time_range"]["before"]["bytes_scanned"] / 2 ** 20, q["customer"]["before"]["bytes_scanned"] / 2 ** 20]
-    after = [q["time_range"]["after"]["bytes_scanned"] / 2 ** 20, q["customer"]["after"]["bytes_scanned"] / 2 ** 20]
+    before = [q["time_range"]["before"]["bytes_scanned"] / 2**20, q["customer"]["before"]["bytes_scanned"] / 2**20]
+    after = [q["time_range"]["after"]["bytes_scanned"] / 2**20, q["customer"]["after"]["bytes_scanned"] / 2**20]
     x = range(len(labels))
     axes[0].bar([i - 0.2 for i in x], before, 0.4, label="before")
     axes[0].bar([i + 0.2 for i in x], after, 0.4, label="after")
@@ -186,64 +199,106 @@ def main(argv=None):
     warehouse = os.path.join(out, "warehouse")
     shutil.rmtree(warehouse, ignore_errors=True)
     os.makedirs(out, exist_ok=True)
-    raw = {"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": warehouse},
-           "spark": {"mode": "local", "master": "local[*]",
-                     "conf": {"spark.driver.memory": "6g", "spark.sql.shuffle.partitions": "8",
-                              "spark.sql.iceberg.aggregate-push-down.enabled": "false"}},
-           "defaults": {"target_file_size": "1MB",
-                        "compaction": {"strategy": "sort",
-                                       "sort_order": ["event_time ASC NULLS LAST", "customer_id ASC NULLS LAST"],
-                                       "max_concurrent_file_group_rewrites": 4, "partial_progress": False},
-                        "manifests": {"min_manifests": 10},
-                        "orphans": {"enabled": False}}}
+    raw = {
+        "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": warehouse},
+        "spark": {
+            "mode": "local",
+            "master": "local[*]",
+            "conf": {
+                "spark.driver.memory": "6g",
+                "spark.sql.shuffle.partitions": "8",
+                "spark.sql.iceberg.aggregate-push-down.enabled": "false",
+            },
+        },
+        "defaults": {
+            "target_file_size": "1MB",
+            "compaction": {
+                "strategy": "sort",
+                "sort_order": ["event_time ASC NULLS LAST", "customer_id ASC NULLS LAST"],
+                "max_concurrent_file_group_rewrites": 4,
+                "partial_progress": False,
+            },
+            "manifests": {"min_manifests": 10},
+            "orphans": {"enabled": False},
+        },
+    }
     config = config_from_dict(raw)
     spark = build_session(config)
     ref = table_ref(CATALOG, TABLE)
     results = {"machine": machine(), "parameters": vars(args)}
 
     started = time.time()
-    create_streaming_table(spark, CATALOG, TABLE, days=args.days, commits=args.commits,
-                           rows_per_commit=args.rows_per_commit, files_per_commit=args.files_per_commit,
-                           late_fraction=0.15, customers=2000)
+    create_streaming_table(
+        spark,
+        CATALOG,
+        TABLE,
+        days=args.days,
+        commits=args.commits,
+        rows_per_commit=args.rows_per_commit,
+        files_per_commit=args.files_per_commit,
+        late_fraction=0.15,
+        customers=2000,
+    )
     tables = open_tables(config.catalog)
     policy = config.policy_for(TABLE)
     before = read_health(tables.load(TABLE), TABLE, policy)
-    results["table"] = {"generate_s": round(time.time() - started, 1), "data_files": before.data_files,
-                        "data_bytes": before.data_bytes, "records": before.records,
-                        "partitions": len(before.partitions), "manifests": before.manifests,
-                        "snapshots": before.snapshots}
+    results["table"] = {
+        "generate_s": round(time.time() - started, 1),
+        "data_files": before.data_files,
+        "data_bytes": before.data_bytes,
+        "records": before.records,
+        "partitions": len(before.partitions),
+        "manifests": before.manifests,
+        "snapshots": before.snapshots,
+    }
     print("generated", json.dumps(results["table"]), flush=True)
 
     # Health of the fragmented table, each path in a fresh process.
     small = int(policy.target_file_size * policy.compaction.small_file_threshold)
     py = run_probe(HEALTH_PYICEBERG.format(root=ROOT, config=raw, table=TABLE))
     sp = run_probe(HEALTH_SPARK.format(root=ROOT, config=raw, table=TABLE, catalog=CATALOG, small=small))
-    same = all(py[k] == sp[k] for k in ("data_files", "data_bytes", "small_files", "manifests", "snapshots",
-                                         "partitions"))
-    results["health_scan"] = {"pyiceberg_s": py["process_seconds"], "spark_s": sp["process_seconds"],
-                              "speedup": round(sp["process_seconds"] / py["process_seconds"], 2),
-                              "same_figures": same, "pyiceberg": py, "spark": sp}
+    same = all(
+        py[k] == sp[k] for k in ("data_files", "data_bytes", "small_files", "manifests", "snapshots", "partitions")
+    )
+    results["health_scan"] = {
+        "pyiceberg_s": py["process_seconds"],
+        "spark_s": sp["process_seconds"],
+        "speedup": round(sp["process_seconds"] / py["process_seconds"], 2),
+        "same_figures": same,
+        "pyiceberg": py,
+        "spark": sp,
+    }
     print("health", json.dumps(results["health_scan"]), flush=True)
 
-
-    q_before = {"time_range": measure_query(spark, HOUR_QUERY.format(t=ref)),
-                "customer": measure_query(spark, CUSTOMER_QUERY.format(t=ref))}
+    q_before = {
+        "time_range": measure_query(spark, HOUR_QUERY.format(t=ref)),
+        "customer": measure_query(spark, CUSTOMER_QUERY.format(t=ref)),
+    }
 
     # Manifest rewrite alone, so its effect on planning is measured by itself.
     planning_before = [measure_query(spark, HOUR_QUERY.format(t=ref), runs=5)["planning_ms"]]
     MaintenanceRunner(config, spark=spark, catalog_tables=tables, only=["rewrite_manifests"]).run([TABLE])
     mid = read_health(tables.load(TABLE), TABLE, policy)
     planning_after = [measure_query(spark, HOUR_QUERY.format(t=ref), runs=5)["planning_ms"]]
-    results["manifests"] = {"count_before": before.manifests, "count_after": mid.manifests,
-                            "planning_ms_before": planning_before[0], "planning_ms_after": planning_after[0],
-                            "speedup": round(planning_before[0] / max(planning_after[0], 1e-9), 2)}
+    results["manifests"] = {
+        "count_before": before.manifests,
+        "count_after": mid.manifests,
+        "planning_ms_before": planning_before[0],
+        "planning_ms_after": planning_after[0],
+        "speedup": round(planning_before[0] / max(planning_after[0], 1e-9), 2),
+    }
     print("manifests", json.dumps(results["manifests"]), flush=True)
 
     # Baseline: a plain Spark copy (read + Parquet write) of the same snapshot compaction will rewrite.
     copy_dir = os.path.join(out, "plain-copy")
     shutil.rmtree(copy_dir, ignore_errors=True)
-    snap = spark.sql("SELECT snapshot_id FROM %s.history WHERE is_current_ancestor ORDER BY made_current_at DESC "
-                     "LIMIT 1" % ref).collect()[0].snapshot_id
+    snap = (
+        spark.sql(
+            "SELECT snapshot_id FROM %s.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1" % ref
+        )
+        .collect()[0]
+        .snapshot_id
+    )
 
     def plain_copy():
         shutil.rmtree(copy_dir, ignore_errors=True)
@@ -268,29 +323,42 @@ def main(argv=None):
     copy_runs.append(plain_copy())
     copy_s = min(copy_runs)
     results["compaction"] = {
-        "strategy": plan.params.strategy, "sort_order": plan.params.sort_order,
-        "rewritten_files": outputs["rewritten_data_files_count"], "added_files": outputs["added_data_files_count"],
-        "rewritten_bytes": rewritten, "compaction_s": round(compaction_s, 2), "plain_copy_s": round(copy_s, 2),
+        "strategy": plan.params.strategy,
+        "sort_order": plan.params.sort_order,
+        "rewritten_files": outputs["rewritten_data_files_count"],
+        "added_files": outputs["added_data_files_count"],
+        "rewritten_bytes": rewritten,
+        "compaction_s": round(compaction_s, 2),
+        "plain_copy_s": round(copy_s, 2),
         "plain_copy_runs_s": [round(x, 2) for x in copy_runs],
-        "verification_s": round(verification_s, 2), "verified": verification["verified"],
+        "verification_s": round(verification_s, 2),
+        "verified": verification["verified"],
         "compaction_mb_s": round(rewritten / 1e6 / compaction_s, 2),
-        "plain_copy_mb_s": round(rewritten / 1e6 / copy_s, 2)}
-    results["compaction"]["ratio"] = round(results["compaction"]["compaction_mb_s"] /
-                                           results["compaction"]["plain_copy_mb_s"], 3)
+        "plain_copy_mb_s": round(rewritten / 1e6 / copy_s, 2),
+    }
+    results["compaction"]["ratio"] = round(
+        results["compaction"]["compaction_mb_s"] / results["compaction"]["plain_copy_mb_s"], 3
+    )
     print("compaction", json.dumps(results["compaction"]), flush=True)
 
     # The rest of the policy (properties, verification-covered rewrites already done, snapshot expiry).
     final_report = MaintenanceRunner(config, spark=spark, catalog_tables=tables).run([TABLE])
-    results["maintenance_actions"] = [{k: a[k] for k in ("action", "status", "duration_s")}
-                                      for a in final_report["tables"][0]["actions"]]
+    results["maintenance_actions"] = [
+        {k: a[k] for k in ("action", "status", "duration_s")} for a in final_report["tables"][0]["actions"]
+    ]
 
-    q_after = {"time_range": measure_query(spark, HOUR_QUERY.format(t=ref)),
-               "customer": measure_query(spark, CUSTOMER_QUERY.format(t=ref))}
+    q_after = {
+        "time_range": measure_query(spark, HOUR_QUERY.format(t=ref)),
+        "customer": measure_query(spark, CUSTOMER_QUERY.format(t=ref)),
+    }
     results["queries"] = {}
     for name in ("time_range", "customer"):
         b, a = q_before[name], q_after[name]
-        results["queries"][name] = {"before": b, "after": a, "bytes_cut_pct": round(
-            100.0 * (1 - a["bytes_scanned"] / max(b["bytes_scanned"], 1)), 1)}
+        results["queries"][name] = {
+            "before": b,
+            "after": a,
+            "bytes_cut_pct": round(100.0 * (1 - a["bytes_scanned"] / max(b["bytes_scanned"], 1)), 1),
+        }
     print("queries", json.dumps(results["queries"]), flush=True)
     spark.stop()
 

@@ -18,6 +18,7 @@ column four ways, each forced with a no-op write:
 Service calls are counted at the service (its request log). All modes produce the same tokens (checked).
 Writes <out>/pseudo.json and <out>/pseudo.png.
 """
+
 import argparse
 import json
 import os
@@ -47,8 +48,22 @@ REFERENCE_RUN = {"values": 1467000 * 900, "seconds": 670, "cores": 400, "input_g
 def start_service(port, log_path):
     env = dict(os.environ, LAKEHOUSE_OPS_PSEUDO_API_KEY=API_KEY)
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "lakehouse_ops.cli", "--log-format", "json", "pseudo-service",
-                             "--port", str(port), "--keys-secret", KEYS_SECRET], stderr=log, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lakehouse_ops.cli",
+            "--log-format",
+            "json",
+            "pseudo-service",
+            "--port",
+            str(port),
+            "--keys-secret",
+            KEYS_SECRET,
+        ],
+        stderr=log,
+        env=env,
+    )
     deadline = time.time() + 30
     while not listening("127.0.0.1", port):
         if time.time() > deadline or proc.poll() is not None:
@@ -70,53 +85,70 @@ def served(log_path):
 
 def reference_partition(url, endpoint):
     """The published consumer's per-partition function, as described in the reference."""
+
     def run(rows):
         import boto3
         import requests
+
         rows = list(rows)  # the whole partition in memory
         secrets = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
         out = []
         for start in range(0, len(rows), 900):
-            chunk = rows[start:start + 900]
+            chunk = rows[start : start + 900]
             api_key = secrets.get_secret_value(SecretId=API_SECRET)["SecretString"]  # re-read every request
             session = requests.Session()  # a new session (and connection) every request
-            answer = session.post(url + "/pseudonymization", params={"deterministic": "true"},
-                                  json={"identifiers": [str(r.vin) for r in chunk]},
-                                  headers={"x-api-key": api_key}).json()["pseudonyms"]
+            answer = session.post(
+                url + "/pseudonymization",
+                params={"deterministic": "true"},
+                json={"identifiers": [str(r.vin) for r in chunk]},
+                headers={"x-api-key": api_key},
+            ).json()["pseudonyms"]
             session.close()
             out.extend((r.id, token, r.speed) for r, token in zip(chunk, answer))
         return iter(out)
+
     return run
 
 
 def timed(label, make_df):
     from pyspark.sql import functions as F
+
     started = time.time()
     df = make_df()
     # One pass: the no-op write forces every row through the conversion; the checksum proves the tokens agree.
     row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64("vin")).alias("check")).collect()[0]
     seconds = time.time() - started
     print("%-18s %8.1f s  %10.0f rows/s" % (label, seconds, row.n / seconds), flush=True)
-    return {"seconds": round(seconds, 2), "rows": row.n, "rows_per_s": round(row.n / seconds, 1),
-            "checksum": row.check}
+    return {"seconds": round(seconds, 2), "rows": row.n, "rows_per_s": round(row.n / seconds, 1), "checksum": row.check}
 
 
 def chart(results, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    modes = [m for m in ("reference_pattern", "service_mode", "in_executor_mode", "arrow_round_trip", "scan_only")
-             if m in results["modes"]]
-    labels = {"reference_pattern": "reference\npattern", "service_mode": "our service\nmode",
-              "in_executor_mode": "in-executor\nmode", "arrow_round_trip": "Arrow round\ntrip (floor)",
-              "scan_only": "scan only"}
+
+    modes = [
+        m
+        for m in ("reference_pattern", "service_mode", "in_executor_mode", "arrow_round_trip", "scan_only")
+        if m in results["modes"]
+    ]
+    labels = {
+        "reference_pattern": "reference\npattern",
+        "service_mode": "our service\nmode",
+        "in_executor_mode": "in-executor\nmode",
+        "arrow_round_trip": "Arrow round\ntrip (floor)",
+        "scan_only": "scan only",
+    }
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    axes[0].bar([labels[m] for m in modes], [results["modes"][m]["rows_per_s"] for m in modes],
-                color=["C7", "C0", "C2", "C8", "C9"][:len(modes)])
+    axes[0].bar(
+        [labels[m] for m in modes],
+        [results["modes"][m]["rows_per_s"] for m in modes],
+        color=["C7", "C0", "C2", "C8", "C9"][: len(modes)],
+    )
     axes[0].set_title("records/s (%d rows, %d cores)" % (results["rows"], results["machine"]["cpus"]))
     calls = [m for m in modes if "service_calls" in results["modes"][m]]
-    axes[1].bar([labels[m] for m in calls], [results["modes"][m]["service_calls"] for m in calls],
-                color=["C7", "C0"])
+    axes[1].bar([labels[m] for m in calls], [results["modes"][m]["service_calls"] for m in calls], color=["C7", "C0"])
     axes[1].set_title("service calls")
     axes[1].set_yscale("log")
     fig.tight_layout()
@@ -136,45 +168,74 @@ def main(argv=None):
     os.makedirs(work)
 
     moto, endpoint = start_moto()
-    os.environ.update(LAKEHOUSE_OPS_AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
-                      AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(
+        LAKEHOUSE_OPS_AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     from lakehouse_ops.aws.clients import client
+
     secrets = client("secretsmanager")
     secrets.create_secret(Name=KEYS_SECRET, SecretString=Keyring.generate().to_json())
     secrets.create_secret(Name=API_SECRET, SecretString=API_KEY)
     port = free_port()
     url = "http://127.0.0.1:%d" % port
-    config = config_from_dict({
-        "catalog": {"name": "bench", "type": "hadoop", "warehouse": os.path.join(work, "warehouse")},
-        "spark": {"mode": "local", "master": "local[*]",
-                  "conf": {"spark.driver.memory": "6g", "spark.sql.shuffle.partitions": "8",
-                           "spark.executorEnv.LAKEHOUSE_OPS_AWS_ENDPOINT_URL": endpoint}}})
+    config = config_from_dict(
+        {
+            "catalog": {"name": "bench", "type": "hadoop", "warehouse": os.path.join(work, "warehouse")},
+            "spark": {
+                "mode": "local",
+                "master": "local[*]",
+                "conf": {
+                    "spark.driver.memory": "6g",
+                    "spark.sql.shuffle.partitions": "8",
+                    "spark.executorEnv.LAKEHOUSE_OPS_AWS_ENDPOINT_URL": endpoint,
+                },
+            },
+        }
+    )
     spark = build_session(config)
     cores = spark.sparkContext.defaultParallelism
     from lakehouse_ops.pseudo.spark import InExecutorSettings, ServiceSettings, pseudonymize
 
     source = os.path.join(work, "vehicles.parquet")
     spark.range(args.rows).selectExpr(
-        "id", "concat('WVWZZZ', lpad(CAST(CAST(floor(pow(rand(7), 2) * %d) AS BIGINT) AS STRING), 11, '0')) AS vin"
-        % args.vehicles, "CAST(rand(11) * 180 AS DOUBLE) AS speed").repartition(args.files).write.parquet(source)
+        "id",
+        "concat('WVWZZZ', lpad(CAST(CAST(floor(pow(rand(7), 2) * %d) AS BIGINT) AS STRING), 11, '0')) AS vin"
+        % args.vehicles,
+        "CAST(rand(11) * 180 AS DOUBLE) AS speed",
+    ).repartition(args.files).write.parquet(source)
     size = sum(os.path.getsize(os.path.join(source, f)) for f in os.listdir(source) if f.endswith(".parquet"))
     read = lambda: spark.read.parquet(source)  # noqa: E731
     distinct = read().select("vin").distinct().count()
     partitions = read().rdd.getNumPartitions()
-    print("%d rows, %d distinct VINs, %d partitions, %.1f MB Parquet, %d cores" % (
-        args.rows, distinct, partitions, size / 1e6, cores), flush=True)
+    print(
+        "%d rows, %d distinct VINs, %d partitions, %.1f MB Parquet, %d cores"
+        % (args.rows, distinct, partitions, size / 1e6, cores),
+        flush=True,
+    )
 
-    results = {"rows": args.rows, "distinct_vins": distinct, "partitions": partitions, "input_bytes": size,
-               "machine": machine(), "spark_cores": cores, "modes": {}}
+    results = {
+        "rows": args.rows,
+        "distinct_vins": distinct,
+        "partitions": partitions,
+        "input_bytes": size,
+        "machine": machine(),
+        "spark_cores": cores,
+        "modes": {},
+    }
     timed("warm-up", read)
     results["modes"]["scan_only"] = timed("scan only", read)
 
     def unchanged(batches):
         for batch in batches:
             yield batch
+
     # The floor of any per-partition Python conversion: rows to Python and back through Arrow, converting nothing.
     def round_trip():
         return read().mapInArrow(unchanged, read().schema)
+
     timed("warm-up (Python workers)", round_trip)
     results["modes"]["arrow_round_trip"] = timed("arrow round trip", round_trip)
 
@@ -191,17 +252,30 @@ def main(argv=None):
         results["modes"][mode] = out
 
     from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
-    schema = StructType([StructField("id", LongType()), StructField("vin", StringType()),
-                         StructField("speed", DoubleType())])
-    with_service("reference_pattern", lambda: spark.createDataFrame(
-        read().rdd.mapPartitions(reference_partition(url, endpoint)), schema))
-    with_service("service_mode", lambda: pseudonymize(read(), ["vin"], ServiceSettings(
-        url=url, api_key_env=None, api_key_secret=API_SECRET, batch_size=900, max_concurrent_requests=4)))
+
+    schema = StructType(
+        [StructField("id", LongType()), StructField("vin", StringType()), StructField("speed", DoubleType())]
+    )
+    with_service(
+        "reference_pattern",
+        lambda: spark.createDataFrame(read().rdd.mapPartitions(reference_partition(url, endpoint)), schema),
+    )
+    with_service(
+        "service_mode",
+        lambda: pseudonymize(
+            read(),
+            ["vin"],
+            ServiceSettings(
+                url=url, api_key_env=None, api_key_secret=API_SECRET, batch_size=900, max_concurrent_requests=4
+            ),
+        ),
+    )
     in_executor = InExecutorSettings(keys_secret=KEYS_SECRET)
     # The faster of two runs (the first also pays each Python worker's imports and secret fetch).
     results["modes"]["in_executor_mode"] = min(
         (timed("in_executor_mode", lambda: pseudonymize(read(), ["vin"], in_executor)) for _ in range(2)),
-        key=lambda r: r["seconds"])
+        key=lambda r: r["seconds"],
+    )
 
     m = results["modes"]
     checks = {m[k]["checksum"] for k in ("reference_pattern", "service_mode", "in_executor_mode")}
@@ -209,23 +283,33 @@ def main(argv=None):
     results["ratios"] = {
         "service_vs_reference": round(m["service_mode"]["rows_per_s"] / m["reference_pattern"]["rows_per_s"], 2),
         "in_executor_vs_service": round(m["in_executor_mode"]["rows_per_s"] / m["service_mode"]["rows_per_s"], 2),
-        "reference_calls_per_service_call": round(m["reference_pattern"]["service_calls"]
-                                                  / max(1, m["service_mode"]["service_calls"]), 1)}
+        "reference_calls_per_service_call": round(
+            m["reference_pattern"]["service_calls"] / max(1, m["service_mode"]["service_calls"]), 1
+        ),
+    }
     published = REFERENCE_RUN["values"] / REFERENCE_RUN["seconds"] / REFERENCE_RUN["cores"]
     results["per_core_records_per_s"] = {
         "published_reference_run": round(published, 1),
-        **{k: round(v["rows_per_s"] / cores, 1) for k, v in m.items()}}
+        **{k: round(v["rows_per_s"] / cores, 1) for k, v in m.items()},
+    }
     results["ratios"]["service_vs_arrow_round_trip"] = round(
-        m["arrow_round_trip"]["rows_per_s"] / m["service_mode"]["rows_per_s"], 2)
-    results["targets"] = {"service_vs_reference >= 5": results["ratios"]["service_vs_reference"] >= 5,
-                          "in_executor_vs_service >= 10": results["ratios"]["in_executor_vs_service"] >= 10}
+        m["arrow_round_trip"]["rows_per_s"] / m["service_mode"]["rows_per_s"], 2
+    )
+    results["targets"] = {
+        "service_vs_reference >= 5": results["ratios"]["service_vs_reference"] >= 5,
+        "in_executor_vs_service >= 10": results["ratios"]["in_executor_vs_service"] >= 10,
+    }
     spark.stop()
     moto.terminate()
     with open(os.path.join(args.out, "pseudo.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     chart(results, os.path.join(args.out, "pseudo.png"))
-    print(json.dumps({k: results[k] for k in ("ratios", "per_core_records_per_s", "targets",
-                                              "same_tokens_in_every_mode")}, indent=2))
+    print(
+        json.dumps(
+            {k: results[k] for k in ("ratios", "per_core_records_per_s", "targets", "same_tokens_in_every_mode")},
+            indent=2,
+        )
+    )
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

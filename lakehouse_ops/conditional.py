@@ -5,6 +5,7 @@ replace) for clusters, and a local directory (an OS file lock around each check-
 tests. Ingest claims are built on it. Each record is a small JSON document; its version tag (`etag`) changes with
 every write.
 """
+
 import fcntl
 import hashlib
 import json
@@ -12,7 +13,7 @@ import os
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, Optional, Tuple
 
-Record = Tuple[Dict[str, Any], str]   # (document, etag)
+Record = Tuple[Dict[str, Any], str]  # (document, etag)
 
 
 class ConditionalStore:
@@ -35,7 +36,7 @@ def open_store(root: str, s3=None) -> ConditionalStore:
     """The store under `root`: an s3:// prefix, or a local directory."""
     if root.startswith(("s3://", "s3a://", "s3n://")):
         return S3Store(root, s3)
-    return LocalStore(root[len("file://"):] if root.startswith("file://") else root)
+    return LocalStore(root[len("file://") :] if root.startswith("file://") else root)
 
 
 def _encode(doc):
@@ -116,15 +117,22 @@ class S3Store(ConditionalStore):
     def __init__(self, root: str, s3=None):
         from lakehouse_ops.aws.clients import client
         from lakehouse_ops.aws.s3 import split_uri
+
         self.bucket, prefix = split_uri(root.rstrip("/") + "/")
         self.prefix = prefix
         self.s3 = s3 or client("s3")
 
     def _put(self, key, doc, **condition):
         from botocore.exceptions import ClientError
+
         try:
-            response = self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=_encode(doc),
-                                          ContentType="application/json", **condition)
+            response = self.s3.put_object(
+                Bucket=self.bucket,
+                Key=self.prefix + key,
+                Body=_encode(doc),
+                ContentType="application/json",
+                **condition,
+            )
         except ClientError as exc:
             if exc.response["Error"]["Code"] in self.CONFLICT:
                 return None
@@ -136,6 +144,7 @@ class S3Store(ConditionalStore):
 
     def read(self, key):
         from botocore.exceptions import ClientError
+
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
         except ClientError as exc:
@@ -146,6 +155,7 @@ class S3Store(ConditionalStore):
 
     def replace(self, key, doc, etag):
         from botocore.exceptions import ClientError
+
         try:
             return self._put(key, doc, IfMatch=etag)
         except ClientError as exc:

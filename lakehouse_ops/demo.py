@@ -1,4 +1,5 @@
 """The embedded demo: the whole pipeline on the local default (ingest with pseudonymization, then maintenance)."""
+
 import os
 import time
 
@@ -6,6 +7,7 @@ from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("demo")
+
 
 def _failed_job_output(location, age_hours=120.0):
     """What a failed job leaves behind: a file under the table's data directory that no snapshot references,
@@ -26,21 +28,54 @@ DEV_API_KEY = "dev-only-api-key"
 def _check_local(config):
     from lakehouse_ops.errors import ConfigError
     from lakehouse_ops.ingest.demo import require_local_ingest
+
     if config.catalog.type != "hadoop" or "://" in (config.catalog.warehouse or ""):
-        raise ConfigError("the demo writes a local warehouse: use a config with catalog type 'hadoop' and a local "
-                          "warehouse path, such as conf/local.yaml")
+        raise ConfigError(
+            "the demo writes a local warehouse: use a config with catalog type 'hadoop' and a local "
+            "warehouse path, such as conf/local.yaml"
+        )
     require_local_ingest(config, "the demo")
     if config.ingest.pseudonymize is None or config.pseudonymization is None:
-        raise ConfigError("the demo pseudonymizes during ingest: it needs ingest.pseudonymize and a "
-                          "'pseudonymization' section, as in conf/local.yaml")
+        raise ConfigError(
+            "the demo pseudonymizes during ingest: it needs ingest.pseudonymize and a "
+            "'pseudonymization' section, as in conf/local.yaml"
+        )
 
 
 def _small_batches(config, objects):
     """The config with ingest batches of at most `objects` objects: many small commits, as streaming makes."""
     import dataclasses
-    ingest = config.ingest.model_copy(update={"batch": config.ingest.batch.model_copy(
-        update={"max_objects": objects})})
+
+    ingest = config.ingest.model_copy(update={"batch": config.ingest.batch.model_copy(update={"max_objects": objects})})
     return dataclasses.replace(config, ingest=ingest)
+
+
+def _ingest_step(config, spark, target, objects_per_batch, as_json):
+    """Ingest in small batches, show a few pseudonymized rows and the table's health, and leave an orphan behind
+    as a failed job would; returns (ingest report, pseudonymized columns, health before maintenance)."""
+    from lakehouse_ops.health import table_health
+    from lakehouse_ops.ingest.job import IngestJob
+    from lakehouse_ops.runner.report import print_health, print_ingest
+
+    ingest = IngestJob(_small_batches(config, objects_per_batch), spark=spark).run(until_empty=True)
+    columns = list(config.ingest.pseudonymize.columns)
+    sample = [
+        r.asDict()
+        for r in spark.table(table_ref(config.catalog.name, target))
+        .select(*(columns + ["status", "url"]))
+        .limit(3)
+        .collect()
+    ]
+    before = table_health(config, target)
+    orphan = _failed_job_output(before.location)
+    log.info("planted an orphan file five days old, as a failed job would leave", extra={"path": orphan})
+    if not as_json:
+        print_ingest(ingest)
+        print("pseudonymized columns %s; a few rows as they landed:" % ", ".join(columns))
+        for row in sample:
+            print("  %s" % row)
+        print_health([before.to_dict()])
+    return ingest, columns, before
 
 
 def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
@@ -48,12 +83,10 @@ def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
     ingest with pseudonymization through the local reference service, then maintenance of the table."""
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.engine import build_session
-    from lakehouse_ops.health import table_health
     from lakehouse_ops.ingest.demo import local_sqs, prepare_landing
-    from lakehouse_ops.ingest.job import IngestJob
     from lakehouse_ops.pseudo.service import ensure_local_service
     from lakehouse_ops.runner import MaintenanceRunner
-    from lakehouse_ops.runner.report import print_actions, print_compare, print_health, print_ingest, to_json
+    from lakehouse_ops.runner.report import print_actions, print_compare, to_json
 
     _check_local(config)
     pseudo = config.pseudonymization
@@ -61,30 +94,24 @@ def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
         # Before Spark starts, so its Python workers inherit it (a cluster sets it with spark.executorEnv.*).
         os.environ.setdefault(pseudo.api_key_env, DEV_API_KEY)
     sqs_server = local_sqs(config.ingest.queue_url)
-    service = ensure_local_service(pseudo.service_url, DEV_KEY_FILE, pseudo.api_key_env) \
-        if pseudo.mode == "service" else None
+    service = (
+        ensure_local_service(pseudo.service_url, DEV_KEY_FILE, pseudo.api_key_env) if pseudo.mode == "service" else None
+    )
     try:
         spark = build_session(config)
         target = prepare_landing(config, spark, client("sqs"), files, rows, replace=True)
-        ingest = IngestJob(_small_batches(config, objects_per_batch), spark=spark).run(until_empty=True)
-        columns = list(config.ingest.pseudonymize.columns)
-        sample = [r.asDict() for r in spark.table(table_ref(config.catalog.name, target))
-                  .select(*(columns + ["status", "url"])).limit(3).collect()]
-        before = table_health(config, target)
-        orphan = _failed_job_output(before.location)
-        log.info("planted an orphan file five days old, as a failed job would leave", extra={"path": orphan})
-        if not as_json:
-            print_ingest(ingest)
-            print("pseudonymized columns %s; a few rows as they landed:" % ", ".join(columns))
-            for row in sample:
-                print("  %s" % row)
-            print_health([before.to_dict()])
+        ingest, columns, before = _ingest_step(config, spark, target, objects_per_batch, as_json)
         runner = MaintenanceRunner(config, spark=spark)
         if not as_json:
             print_actions(runner.run([target], dry_run=True))
         maintenance = runner.run([target])
-        report = {"ok": bool(ingest["ok"] and maintenance["ok"]), "target": target,
-                  "pseudonymized_columns": columns, "ingest": ingest, "maintenance": maintenance}
+        report = {
+            "ok": bool(ingest["ok"] and maintenance["ok"]),
+            "target": target,
+            "pseudonymized_columns": columns,
+            "ingest": ingest,
+            "maintenance": maintenance,
+        }
         if as_json:
             print(to_json(report))
         else:
@@ -120,6 +147,7 @@ def run_ingest_demo(config, files=20, rows=500, as_json=False):
         else:
             print_ingest(report)
             from lakehouse_ops.health import table_health
+
             print_health([table_health(config, target).to_dict()])
         return report
     finally:

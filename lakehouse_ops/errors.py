@@ -3,7 +3,6 @@
 The runner maps these to exit codes: ConfigError -> 2 (nothing was started), anything else -> 1.
 """
 
-
 # Errors raised inside Python workers reach the driver as pages of trace; these markers find their own line.
 WORKER_ERRORS = ("PseudoServiceError:", "TokenError:", "KeyMaterialError:", "ConfigError:")
 # Py4J's and PySpark's wrapper lines say only that something failed somewhere else.
@@ -17,7 +16,7 @@ def first_line(exc):
     for marker in WORKER_ERRORS:
         for line in lines:
             if marker in line:
-                return line[line.index(marker):]
+                return line[line.index(marker) :]
     said = [line for line in lines if not line.startswith(_WRAPPER_LINES)]
     return (said or lines or [type(exc).__name__])[0]
 

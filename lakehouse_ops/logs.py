@@ -2,6 +2,7 @@
 
 Nothing here formats secrets: callers log names and counts, never values.
 """
+
 import json
 import logging
 import os
@@ -34,8 +35,11 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record):
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
-        line = "%s %-7s %s" % (time.strftime("%H:%M:%S", time.localtime(record.created)), record.levelname,
-                               record.getMessage())
+        line = "%s %-7s %s" % (
+            time.strftime("%H:%M:%S", time.localtime(record.created)),
+            record.levelname,
+            record.getMessage(),
+        )
         if extras:
             line += "  " + " ".join("%s=%s" % (k, v) for k, v in extras.items())
         if record.exc_info:

@@ -5,9 +5,9 @@ def normalize(path: str) -> str:
     """Compare paths across s3/s3a/s3n and file:/, file:///, bare local paths."""
     for scheme in ("s3a://", "s3n://"):
         if path.startswith(scheme):
-            return "s3://" + path[len(scheme):]
+            return "s3://" + path[len(scheme) :]
     if path.startswith("file:"):
-        rest = path[len("file:"):]
+        rest = path[len("file:") :]
         while rest.startswith("//"):
             rest = rest[1:]
         return rest

@@ -5,6 +5,7 @@ Attempts are bounded by count and by total time; delays grow exponentially with 
 `Retry-After` wins over the computed delay (still within the total time). The caller says which failures are
 worth another attempt; everything else is raised at once.
 """
+
 import random
 import time
 from dataclasses import dataclass
@@ -24,22 +25,28 @@ class RetriesExhausted(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 4              # first try included
+    max_attempts: int = 4  # first try included
     base_delay_s: float = 1.0
     max_delay_s: float = 30.0
     max_total_s: float = 600.0
 
-    def delay(self, attempt: int, retry_after_s: Optional[float] = None, rng: Callable[[], float] = random.random) \
-            -> float:
+    def delay(
+        self, attempt: int, retry_after_s: Optional[float] = None, rng: Callable[[], float] = random.random
+    ) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         if retry_after_s is not None and retry_after_s >= 0:
             return min(float(retry_after_s), self.max_total_s)
         return float(rng() * min(self.max_delay_s, self.base_delay_s * (2 ** (attempt - 1))))
 
-    def run(self, fn: Callable[[], T], retryable: Callable[[BaseException], bool],
-            retry_after: Callable[[BaseException], Optional[float]] = lambda exc: None,
-            on_retry: Callable[[int, BaseException, float], None] = lambda attempt, exc, delay: None,
-            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> T:
+    def run(
+        self,
+        fn: Callable[[], T],
+        retryable: Callable[[BaseException], bool],
+        retry_after: Callable[[BaseException], Optional[float]] = lambda exc: None,
+        on_retry: Callable[[int, BaseException, float], None] = lambda attempt, exc, delay: None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> T:
         """Call `fn` until it succeeds, a failure is not retryable, or the attempts or total time run out."""
         started = clock()
         attempt = 0
@@ -53,8 +60,11 @@ class RetryPolicy:
                 delay = self.delay(attempt, retry_after(exc))
                 elapsed = clock() - started
                 if attempt >= self.max_attempts or elapsed + delay > self.max_total_s:
-                    raise RetriesExhausted("gave up after %d attempt(s) in %.1f s: %s"
-                                           % (attempt, elapsed, str(exc).splitlines()[0] if str(exc) else
-                                              type(exc).__name__), attempt, exc) from exc
+                    raise RetriesExhausted(
+                        "gave up after %d attempt(s) in %.1f s: %s"
+                        % (attempt, elapsed, str(exc).splitlines()[0] if str(exc) else type(exc).__name__),
+                        attempt,
+                        exc,
+                    ) from exc
                 on_retry(attempt, exc, delay)
                 sleep(delay)

@@ -1,4 +1,5 @@
 """Spark SQL text: quoted identifiers and literals, table references. No Spark needed to build them."""
+
 from typing import Any
 
 

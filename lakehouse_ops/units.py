@@ -1,4 +1,5 @@
 """Time and size in the forms reports, plans and Spark literals use."""
+
 import re
 import time
 from typing import Any
@@ -33,11 +34,20 @@ MB = 1024 * 1024
 GB = 1024 * MB
 
 _SIZE_UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "kib": 1024,
-    "m": 1000 ** 2, "mb": MB, "mib": MB,
-    "g": 1000 ** 3, "gb": GB, "gib": GB,
-    "t": 1000 ** 4, "tb": 1024 * GB, "tib": 1024 * GB,
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": MB,
+    "mib": MB,
+    "g": 1000**3,
+    "gb": GB,
+    "gib": GB,
+    "t": 1000**4,
+    "tb": 1024 * GB,
+    "tib": 1024 * GB,
 }
 
 

@@ -1,2 +1,3 @@
 """The package version: setup.cfg reads it from here (one place)."""
+
 __version__ = "0.1.0"

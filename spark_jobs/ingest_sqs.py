@@ -1,5 +1,6 @@
 """From a checkout: spark-submit spark_jobs/ingest_sqs.py ... runs lakehouse_ops.spark_jobs.ingest_sqs
 (see its --help)."""
+
 import sys
 
 from lakehouse_ops.spark_jobs.ingest_sqs import main

@@ -1,4 +1,5 @@
 """From a checkout: spark-submit spark_jobs/maintain.py ... runs lakehouse_ops.spark_jobs.maintain (see its --help)."""
+
 import sys
 
 from lakehouse_ops.spark_jobs.maintain import main

@@ -5,6 +5,7 @@ rename", which on a local file system is only safe within one JVM; tests that ru
 ingest workers in their own processes need it safe across them. tests/java holds a small LockManager (an OS file
 lock per metadata version), compiled here once per source version with the JDK's javac.
 """
+
 import hashlib
 import os
 import subprocess
@@ -19,6 +20,7 @@ CLASS = "lakehouseops.tests.FileLockManager"
 def lock_jar():
     """Path of the compiled lock manager jar (built on first use)."""
     from lakehouse_ops.engine.session import iceberg_jars
+
     with open(SOURCE, "rb") as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()[:16]
     out_dir = os.path.join(tempfile.gettempdir(), "lakehouse-ops-tests", digest)
@@ -28,11 +30,17 @@ def lock_jar():
     classes = os.path.join(out_dir, "classes")
     os.makedirs(classes, exist_ok=True)
     try:
-        subprocess.run(["javac", "--release", "8", "-cp", iceberg_jars()[0], "-d", classes, SOURCE], check=True,
-                       capture_output=True, text=True)
+        subprocess.run(
+            ["javac", "--release", "8", "-cp", iceberg_jars()[0], "-d", classes, SOURCE],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     except FileNotFoundError:
-        raise RuntimeError("javac was not found: the multi-process tests compile %s with the JDK (install "
-                           "openjdk-17-jdk-headless)" % SOURCE) from None
+        raise RuntimeError(
+            "javac was not found: the multi-process tests compile %s with the JDK (install "
+            "openjdk-17-jdk-headless)" % SOURCE
+        ) from None
     except subprocess.CalledProcessError as exc:
         raise RuntimeError("javac could not compile %s:\n%s" % (SOURCE, exc.stderr)) from None
     partial = jar + ".%d" % os.getpid()

@@ -1,4 +1,5 @@
 """Shared fixtures: one local Spark session (built by the library's own builder) and one warehouse per run."""
+
 import itertools
 import os
 
@@ -17,6 +18,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("spark") and not item.get_closest_marker("fast"):
             item.add_marker(pytest.mark.slow)
+
+
 PSEUDO_API_KEY = "test-api-key-0123456789"
 _counter = itertools.count()
 
@@ -25,13 +28,18 @@ def config_data(warehouse, defaults=None, tables=None, master="local[2]", **sect
     """The config for the test warehouse, as YAML would hold it; every process built from it commits under the
     same cross-process lock."""
     lock_conf, lock_props = lock_settings(str(warehouse).rstrip("/") + "-commit-locks")
-    conf = {"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g",
-            # Python workers read the service API key from their environment.
-            "spark.executorEnv.LAKEHOUSE_OPS_PSEUDO_API_KEY": PSEUDO_API_KEY}
+    conf = {
+        "spark.sql.shuffle.partitions": "4",
+        "spark.driver.memory": "2g",
+        # Python workers read the service API key from their environment.
+        "spark.executorEnv.LAKEHOUSE_OPS_PSEUDO_API_KEY": PSEUDO_API_KEY,
+    }
     conf.update(lock_conf)
-    data = {"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse), "properties": lock_props},
-            "spark": {"mode": "local", "master": master, "conf": conf},
-            "defaults": defaults or {}}
+    data = {
+        "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse), "properties": lock_props},
+        "spark": {"mode": "local", "master": master, "conf": conf},
+        "defaults": defaults or {},
+    }
     if tables is not None:
         data["tables"] = tables
     data.update(sections)
@@ -45,6 +53,7 @@ def make_config(warehouse, defaults=None, tables=None, **sections):
 def write_config(path, warehouse, **kwargs):
     """The same config as a YAML file, for the tests' other processes (writers, workers, the CLI)."""
     import yaml
+
     path.write_text(yaml.safe_dump(config_data(warehouse, **kwargs)))
     return str(path)
 
@@ -57,6 +66,7 @@ def warehouse(tmp_path_factory):
 @pytest.fixture(scope="session")
 def spark(warehouse):
     from lakehouse_ops.engine import build_session
+
     session = build_session(make_config(warehouse))
     yield session
     session.stop()
@@ -72,6 +82,7 @@ def table_name():
 def moto_server():
     """moto's standalone server on a free loopback port; AWS clients reach it over real HTTP."""
     from lakehouse_ops.aws.local import start_moto
+
     proc, url = start_moto()
     yield url
     proc.terminate()
@@ -93,6 +104,7 @@ def pseudo_server():
     """The reference pseudonymization service over HTTP on loopback, one per run (its `url` attribute is set)."""
     from lakehouse_ops.pseudo.cipher import Keyring
     from lakehouse_ops.pseudo.service import PseudonymService, serve
+
     service = PseudonymService(Keyring.generate(), PSEUDO_API_KEY)
     server, service.url = serve(service)
     yield service

@@ -1,4 +1,5 @@
 """Helpers for the Spark tests (tests/ is on sys.path through conftest.py)."""
+
 from chispa import assert_df_equality
 
 from lakehouse_ops.health import open_tables, read_health
@@ -13,6 +14,7 @@ DAY_MS = 24 * 3600 * 1000
 def days_later(days):
     """A clock `days` days ahead of the real one: maintenance judges ages as it would then."""
     from lakehouse_ops.units import now_ms
+
     return lambda: now_ms() + int(days * DAY_MS)
 
 

@@ -1,4 +1,5 @@
 """Landing files and their S3 events, for the ingest tests and the demo-style kill test."""
+
 import gzip
 import json
 import os
@@ -31,8 +32,15 @@ def write_json_lines(landing, key, records, gz=False, extra_lines=()):
 
 
 def records(start, count, day="2024-05-13"):
-    return [{"event_time": "%sT%02d:%02d:00Z" % (day, (i // 60) % 24, i % 60), "customer_id": "c%03d" % (i % 50),
-             "bytes_sent": i * 10, "rec_id": i} for i in range(start, start + count)]
+    return [
+        {
+            "event_time": "%sT%02d:%02d:00Z" % (day, (i // 60) % 24, i % 60),
+            "customer_id": "c%03d" % (i % 50),
+            "bytes_sent": i * 10,
+            "rec_id": i,
+        }
+        for i in range(start, start + count)
+    ]
 
 
 class Landing:
@@ -55,28 +63,39 @@ class Landing:
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)
 
     def depth(self, url=None):
-        attrs = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
     def dlq_messages(self):
         out = []
         while True:
-            got = self.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                           MessageAttributeNames=["All"]).get("Messages", [])
+            got = self.sqs.receive_message(
+                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+            ).get("Messages", [])
             if not got:
                 return out
             out.extend(got)
-            self.sqs.delete_message_batch(QueueUrl=self.dlq_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.dlq_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)],
+            )
 
 
 def ingest_config(warehouse, landing, target, fmt="json", defaults=None, **ingest):
-    section = {"queue_url": landing.queue_url, "dlq_url": landing.dlq_url, "target_table": target,
-               "quarantine_table": target + "_quarantine", "format": fmt,
-               "uri_map": {"s3://%s/" % BUCKET: landing.root},
-               "visibility_timeout_seconds": 30, "heartbeat_seconds": 5,
-               "batch": {"max_wait_seconds": 2, "wait_time_seconds": 0, "receive_concurrency": 4}}
+    section = {
+        "queue_url": landing.queue_url,
+        "dlq_url": landing.dlq_url,
+        "target_table": target,
+        "quarantine_table": target + "_quarantine",
+        "format": fmt,
+        "uri_map": {"s3://%s/" % BUCKET: landing.root},
+        "visibility_timeout_seconds": 30,
+        "heartbeat_seconds": 5,
+        "batch": {"max_wait_seconds": 2, "wait_time_seconds": 0, "receive_concurrency": 4},
+    }
     section.update(ingest)
     return make_config(warehouse, defaults=defaults, ingest=section)
 
@@ -91,12 +110,14 @@ def create_target(spark, table):
 def add_tag(df):
     """An enrichment step as users write them: DataFrame -> DataFrame."""
     from pyspark.sql import functions as F
+
     return df.withColumn("tag", F.lit("enriched"))
 
 
 def slow_enrich(df):
     """An enrichment that takes longer than the queue's visibility timeout."""
     import time
+
     time.sleep(float(os.environ.get("SLOW_ENRICH_SECONDS", "8")))
     return df
 
@@ -104,8 +125,12 @@ def slow_enrich(df):
 def start_worker(config, fault=None):
     """An ingest worker (`lakehouse-ops ingest --until-empty --json`, through tests/ingest_worker.py) in its own
     process group; `fault` names a stage of the batch protocol at which it kills itself with SIGKILL."""
-    args = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ingest_worker.py"),
-            "--config", config] + (["--kill-at", fault] if fault else [])
+    args = [
+        sys.executable,
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "ingest_worker.py"),
+        "--config",
+        config,
+    ] + (["--kill-at", fault] if fault else [])
     return subprocess.Popen(args, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -1,5 +1,6 @@
 """An ingest worker for the multi-process tests: what `lakehouse-ops ingest --until-empty --json` does, and with
 --kill-at STAGE it kills itself with SIGKILL (like kill -9) when a batch reaches that stage of its protocol."""
+
 import argparse
 import os
 import signal
@@ -8,6 +9,7 @@ import sys
 
 def main(argv=None):
     from lakehouse_ops.ingest.job import STAGES
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", required=True)
     parser.add_argument("--kill-at", choices=STAGES)

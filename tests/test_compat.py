@@ -5,6 +5,7 @@ installed into a fresh 3.9 virtualenv (without pyspark, as on EMR's Python), eve
 answers --help, and the pure unit tests run under 3.9. tests/unit therefore holds only tests that need nothing but
 the wheel's own dependencies (no Spark, no moto).
 """
+
 import glob
 import json
 import os
@@ -24,8 +25,9 @@ def find_python39():
     candidates += ["/usr/bin/python3.9", "/usr/local/bin/python3.9", shutil.which("python3.9")]
     for candidate in candidates:
         if candidate and os.path.isfile(candidate):
-            probe = subprocess.run([candidate, "-c", "import sys, venv; print(sys.version_info[:2])"],
-                                   capture_output=True, text=True)
+            probe = subprocess.run(
+                [candidate, "-c", "import sys, venv; print(sys.version_info[:2])"], capture_output=True, text=True
+            )
             if probe.returncode == 0 and "(3, 9)" in probe.stdout:
                 return candidate
     return None
@@ -38,9 +40,18 @@ def run(cmd, **kw):
 
 
 def test_vermin_targets_python_39():
-    out = run([os.path.join(os.path.dirname(sys.executable), "vermin"), "-q", "--target=3.9-", "--violations",
-               "--no-tips",
-               "--eval-annotations", os.path.join(ROOT, "lakehouse_ops"), os.path.join(ROOT, "spark_jobs")])
+    out = run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "vermin"),
+            "-q",
+            "--target=3.9-",
+            "--violations",
+            "--no-tips",
+            "--eval-annotations",
+            os.path.join(ROOT, "lakehouse_ops"),
+            os.path.join(ROOT, "spark_jobs"),
+        ]
+    )
     assert out.strip() == ""
 
 
@@ -55,6 +66,7 @@ def wheel(tmp_path_factory):
 
 def test_wheel_carries_the_package_and_not_pyspark(wheel):
     import zipfile
+
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = archive.read([n for n in names if n.endswith("METADATA")][0]).decode()
@@ -68,11 +80,13 @@ def check_entry_points(venv):
     """`lakehouse-ops --help` and every spark_jobs entry point's --help, run as spark-submit runs them: the
     module's file as a script, with the code it imports coming from the installed wheel."""
     from lakehouse_ops.spark_jobs import JOBS
+
     py = os.path.join(venv, "bin", "python")
     out = run([os.path.join(venv, "bin", "lakehouse-ops"), "--help"])
     assert "maintain" in out and "erase" in out and "submit" in out
-    where = run([py, "-c", "import os, lakehouse_ops.spark_jobs as j; print(os.path.dirname(j.__file__))"],
-                cwd=venv).strip()
+    where = run(
+        [py, "-c", "import os, lakehouse_ops.spark_jobs as j; print(os.path.dirname(j.__file__))"], cwd=venv
+    ).strip()
     assert where.startswith(venv)
     for module in JOBS.values():
         usage = run([py, os.path.join(where, module + ".py"), "--help"], cwd=venv)
@@ -95,10 +109,12 @@ def test_imports_and_pure_tests_under_python_39(wheel, tmp_path):
     py = os.path.join(venv, "bin", "python")
     run([py, "-m", "pip", "install", "--quiet", wheel, "pytest"], timeout=900)
     run([py, "-c", "import sys; assert sys.version_info[:2] == (3, 9)"])
-    importer = ("import importlib, pkgutil, lakehouse_ops\n"
-                "for m in pkgutil.walk_packages(lakehouse_ops.__path__, 'lakehouse_ops.'):\n"
-                "    importlib.import_module(m.name)\n"
-                "import sys; assert 'pyspark' not in sys.modules\n")
+    importer = (
+        "import importlib, pkgutil, lakehouse_ops\n"
+        "for m in pkgutil.walk_packages(lakehouse_ops.__path__, 'lakehouse_ops.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "import sys; assert 'pyspark' not in sys.modules\n"
+    )
     run([py, "-c", importer])
     check_entry_points(venv)
     # The pure tests, against the installed wheel (run from a copy so the source tree is not imported).
@@ -115,13 +131,15 @@ def test_package_builds_an_archive_for_the_target_python_and_refuses_another(whe
     from click.testing import CliRunner
 
     from lakehouse_ops.cli import cli
+
     here = "%d.%d" % sys.version_info[:2]
     other = "3.9" if here != "3.9" else "3.11"
     refused = CliRunner().invoke(cli, ["package", "--out", str(tmp_path), "--wheel", wheel, "--target-python", other])
     assert refused.exit_code == 2 and "is Python %s but the target is Python %s" % (here, other) in refused.output
     assert "--force" in refused.output
-    result = CliRunner().invoke(cli, ["package", "--out", str(tmp_path), "--wheel", wheel, "--target-python", here,
-                                      "--json"])
+    result = CliRunner().invoke(
+        cli, ["package", "--out", str(tmp_path), "--wheel", wheel, "--target-python", here, "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["python"] == here and os.path.isfile(report["archive"])

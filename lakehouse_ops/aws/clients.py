@@ -3,6 +3,7 @@
 The endpoint comes from `LAKEHOUSE_OPS_AWS_ENDPOINT_URL` (or boto3's own `AWS_ENDPOINT_URL`), which is how tests
 and local runs point every client at moto's standalone server. Credentials follow boto3's usual chain.
 """
+
 import os
 
 _DEFAULT_RETRIES = {"max_attempts": 8, "mode": "adaptive"}
@@ -15,5 +16,6 @@ def client(service, region=None, endpoint_url=None, session=None):
     endpoint_url = endpoint_url or os.environ.get("LAKEHOUSE_OPS_AWS_ENDPOINT_URL") or None
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     session = session or boto3.session.Session()
-    return session.client(service, region_name=region, endpoint_url=endpoint_url,
-                          config=BotoConfig(retries=_DEFAULT_RETRIES))
+    return session.client(
+        service, region_name=region, endpoint_url=endpoint_url, config=BotoConfig(retries=_DEFAULT_RETRIES)
+    )

@@ -1,4 +1,5 @@
 """A local AWS endpoint for the demo, tests and benchmarks: moto's standalone server on a loopback port."""
+
 import socket
 import subprocess
 import sys

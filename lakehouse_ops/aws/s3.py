@@ -1,4 +1,5 @@
 """Small S3 helpers: URI parsing, reading a config file, writing a report."""
+
 from lakehouse_ops.errors import LakehouseOpsError
 
 
@@ -6,7 +7,7 @@ def split_uri(uri):
     """`s3://bucket/key` -> (bucket, key); s3a:// and s3n:// are accepted as the same thing."""
     for scheme in ("s3://", "s3a://", "s3n://"):
         if uri.startswith(scheme):
-            bucket, _, key = uri[len(scheme):].partition("/")
+            bucket, _, key = uri[len(scheme) :].partition("/")
             if bucket:
                 return bucket, key
     raise LakehouseOpsError("'%s' is not an S3 URI of the form s3://bucket/key" % uri)
@@ -14,6 +15,7 @@ def split_uri(uri):
 
 def read_text(uri, s3=None):
     from lakehouse_ops.aws.clients import client
+
     bucket, key = split_uri(uri)
     s3 = s3 or client("s3")
     try:
@@ -24,6 +26,7 @@ def read_text(uri, s3=None):
 
 def write_text(uri, text, s3=None, content_type="application/json"):
     from lakehouse_ops.aws.clients import client
+
     bucket, key = split_uri(uri)
     s3 = s3 or client("s3")
     s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)

@@ -1,4 +1,5 @@
 """Text from and to a local path or an s3:// URI: configs, subject lists, reports and receipts."""
+
 import json
 import os
 from typing import Any
@@ -16,6 +17,7 @@ def read_text(location: str, what: str = "file") -> str:
     """The text at a local path or s3:// URI; a local file that cannot be read is a ConfigError naming `what`."""
     if is_s3(location):
         from lakehouse_ops.aws.s3 import read_text as read_s3
+
         text: str = read_s3(location)
         return text
     try:
@@ -29,6 +31,7 @@ def write_text(location: str, text: str) -> None:
     """Write `text` to a local path (its directory created) or an s3:// URI."""
     if is_s3(location):
         from lakehouse_ops.aws.s3 import write_text as write_s3
+
         write_s3(location, text)
         return
     parent = os.path.dirname(os.path.abspath(location))

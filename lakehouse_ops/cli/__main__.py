@@ -1,4 +1,5 @@
 """`python -m lakehouse_ops.cli ...`: the same as the `lakehouse-ops` command."""
+
 from lakehouse_ops.cli import main
 
 main()

@@ -3,6 +3,7 @@ and how a report is shown.
 
 Exit codes: 0 success, 1 a table or action failed, 2 usage or configuration error (nothing was started).
 """
+
 import functools
 import json
 import sys
@@ -23,6 +24,7 @@ def fail(message, code):
 
 def handles_errors(func):
     """Map our errors to exit codes with a message instead of a traceback."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
@@ -31,38 +33,56 @@ def handles_errors(func):
             fail(str(exc), EXIT_USAGE)
         except LakehouseOpsError as exc:
             fail(str(exc), EXIT_FAILED)
+
     return wrapper
 
 
 def load(ctx):
     """The config named by --config (or LAKEHOUSE_OPS_CONFIG)."""
     from lakehouse_ops.config import load_config
+
     path = ctx.obj["config_path"]
     if not path:
-        raise ConfigError("no config file: pass --config FILE (or set LAKEHOUSE_OPS_CONFIG); "
-                          "conf/local.yaml is the local example")
+        raise ConfigError(
+            "no config file: pass --config FILE (or set LAKEHOUSE_OPS_CONFIG); conf/local.yaml is the local example"
+        )
     return load_config(path)
 
 
 def session_factory(ctx, config):
     """How a command builds its Spark session when it needs one: the config's mode, or --spark-mode."""
     from lakehouse_ops.engine import build_session
+
     mode = ctx.obj.get("spark_mode")
     return lambda: build_session(config, mode=mode)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", envvar="LAKEHOUSE_OPS_CONFIG", metavar="FILE",
-              help="YAML config (local path or s3:// URI); also LAKEHOUSE_OPS_CONFIG.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
-              help="Log format; default: text in a terminal, JSON lines otherwise.")
-@click.option("--spark-mode", type=click.Choice(SPARK_MODES), default=None,
-              help="cluster: the cluster's Spark and Iceberg; local: start local Spark (default: spark.mode).")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="LAKEHOUSE_OPS_CONFIG",
+    metavar="FILE",
+    help="YAML config (local path or s3:// URI); also LAKEHOUSE_OPS_CONFIG.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Log format; default: text in a terminal, JSON lines otherwise.",
+)
+@click.option(
+    "--spark-mode",
+    type=click.Choice(SPARK_MODES),
+    default=None,
+    help="cluster: the cluster's Spark and Iceberg; local: start local Spark (default: spark.mode).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
 def cli(ctx, config_path, log_format, spark_mode, verbose):
     """Keep Apache Iceberg tables healthy: health, plans and maintenance driven by table policies."""
     import logging
+
     logs.configure(log_format, logging.DEBUG if verbose else logging.INFO)
     ctx.obj = {"config_path": config_path, "spark_mode": spark_mode}
 
@@ -70,6 +90,7 @@ def cli(ctx, config_path, log_format, spark_mode, verbose):
 def emit(report, as_json, report_path, printer):
     """Write the report where asked, show it, and exit with its outcome."""
     from lakehouse_ops.runner.report import to_json, write_report
+
     if report_path:
         write_report(report, report_path)
     if as_json:

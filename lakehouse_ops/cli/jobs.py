@@ -1,4 +1,5 @@
 """The data jobs: ingest, pseudonymize, reidentify, erase; the local demos and the reference service."""
+
 import click
 
 from lakehouse_ops.cli.base import cli, emit, exit_with, handles_errors, load, print_summary, session_factory
@@ -12,46 +13,75 @@ def _apply(func, options):
 
 
 def _report_options():
-    return [click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object."),
-            click.option("--report", "report_path", metavar="PATH",
-                         help="Also write the JSON report to a file or s3:// URI.")]
+    return [
+        click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object."),
+        click.option(
+            "--report", "report_path", metavar="PATH", help="Also write the JSON report to a file or s3:// URI."
+        ),
+    ]
 
 
 def ingest_options(func):
     """The options of `ingest`, shared with the spark-submit entry point (spark_jobs/ingest_sqs.py)."""
-    return _apply(func, [
-        click.option("--until-empty", is_flag=True, help="Drain the queue and exit (EMR steps, schedules)."),
-        click.option("--max-batches", type=click.IntRange(min=1), help="Stop after this many batches."),
-        click.option("--max-runtime", type=click.FloatRange(min=1), metavar="SECONDS", help="Stop after this long."),
-    ] + _report_options())
+    return _apply(
+        func,
+        [
+            click.option("--until-empty", is_flag=True, help="Drain the queue and exit (EMR steps, schedules)."),
+            click.option("--max-batches", type=click.IntRange(min=1), help="Stop after this many batches."),
+            click.option(
+                "--max-runtime", type=click.FloatRange(min=1), metavar="SECONDS", help="Stop after this long."
+            ),
+        ]
+        + _report_options(),
+    )
 
 
 def pseudonymize_options(func):
     """The options of `pseudonymize`, shared with the spark-submit entry point (spark_jobs/pseudonymize.py)."""
-    return _apply(func, [
-        click.option("--job", "job_name", required=True, help="A job of the config's pseudonymization section."),
-        click.option("--reidentify-to", metavar="TABLE", help="Re-identify the job's target into TABLE instead "
-                     "(the same as `reidentify --target TABLE`)."),
-    ] + _report_options())
+    return _apply(
+        func,
+        [
+            click.option("--job", "job_name", required=True, help="A job of the config's pseudonymization section."),
+            click.option(
+                "--reidentify-to",
+                metavar="TABLE",
+                help="Re-identify the job's target into TABLE instead (the same as `reidentify --target TABLE`).",
+            ),
+        ]
+        + _report_options(),
+    )
 
 
 def erase_options(func):
     """The options of `erase`, shared with the spark-submit entry point (spark_jobs/erase.py)."""
-    return _apply(func, [
-        click.option("--subjects-file", metavar="PATH", help="Subject identifiers, one per line (file, s3:// or - "
-                     "for stdin). Preferred: command lines end up in shell history and EMR step arguments."),
-        click.option("--subject", "subjects", multiple=True, metavar="ID", help="A subject identifier "
-                     "(repeatable)."),
-        click.option("--pseudonyms-file", metavar="PATH", help="Subjects given by their pseudonyms, one per line."),
-        click.option("--pseudonym", "pseudonyms", multiple=True, metavar="TOKEN", help="A subject's pseudonym "
-                     "(repeatable)."),
-        click.option("--table", "tables", multiple=True, help="Only these of the erasure section's tables."),
-        click.option("--request-id", help="The erasure request's reference (ticket), recorded in the receipt."),
-        click.option("--dry-run", is_flag=True, help="Find where the subjects are; change nothing."),
-        click.option("--receipt", "receipt_path", metavar="PATH", help="Write the receipt here (file or s3:// "
-                     "URI); default: a new file under erasure.receipts."),
-        click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON."),
-    ])
+    return _apply(
+        func,
+        [
+            click.option(
+                "--subjects-file",
+                metavar="PATH",
+                help="Subject identifiers, one per line (file, s3:// or - "
+                "for stdin). Preferred: command lines end up in shell history and EMR step arguments.",
+            ),
+            click.option(
+                "--subject", "subjects", multiple=True, metavar="ID", help="A subject identifier (repeatable)."
+            ),
+            click.option("--pseudonyms-file", metavar="PATH", help="Subjects given by their pseudonyms, one per line."),
+            click.option(
+                "--pseudonym", "pseudonyms", multiple=True, metavar="TOKEN", help="A subject's pseudonym (repeatable)."
+            ),
+            click.option("--table", "tables", multiple=True, help="Only these of the erasure section's tables."),
+            click.option("--request-id", help="The erasure request's reference (ticket), recorded in the receipt."),
+            click.option("--dry-run", is_flag=True, help="Find where the subjects are; change nothing."),
+            click.option(
+                "--receipt",
+                "receipt_path",
+                metavar="PATH",
+                help="Write the receipt here (file or s3:// URI); default: a new file under erasure.receipts.",
+            ),
+            click.option("--json", "as_json", is_flag=True, help="Print the receipt as JSON."),
+        ],
+    )
 
 
 @cli.command()
@@ -82,11 +112,13 @@ def ingest(ctx, until_empty, max_batches, max_runtime, as_json, report_path):
 def demo_ingest(ctx, files, rows, as_json):
     """Write landing files, send their S3 events to a local SQS (moto's server), and ingest them."""
     from lakehouse_ops.demo import run_ingest_demo
+
     exit_with(run_ingest_demo(load(ctx), files=files, rows=rows, as_json=as_json))
 
 
 def _convert(ctx, job_name, direction, target, as_json, report_path):
     from lakehouse_ops.pseudo import job
+
     config = load(ctx)
     report = job.run(config, job_name, direction, target, session_factory=session_factory(ctx, config))
     emit(report, as_json, report_path, print_summary)
@@ -118,16 +150,27 @@ def reidentify(ctx, job_name, target, as_json, report_path):
 @erase_options
 @click.pass_context
 @handles_errors
-def erase(ctx, subjects_file, subjects, pseudonyms_file, pseudonyms, tables, request_id, dry_run, receipt_path,
-          as_json):
+def erase(
+    ctx, subjects_file, subjects, pseudonyms_file, pseudonyms, tables, request_id, dry_run, receipt_path, as_json
+):
     """Right to be forgotten: delete subjects' rows from every table holding subject data, make the old bytes
     physically gone (rewrite, expire snapshots, remove orphans), verify, and write a receipt."""
     from lakehouse_ops.erasure.job import run_request
     from lakehouse_ops.runner.report import print_erasure
+
     config = load(ctx)
-    receipt = run_request(config, subjects, subjects_file, pseudonyms, pseudonyms_file, tables=tables or None,
-                          dry_run=dry_run, request_id=request_id, receipt_path=receipt_path,
-                          session_factory=session_factory(ctx, config))
+    receipt = run_request(
+        config,
+        subjects,
+        subjects_file,
+        pseudonyms,
+        pseudonyms_file,
+        tables=tables or None,
+        dry_run=dry_run,
+        request_id=request_id,
+        receipt_path=receipt_path,
+        session_factory=session_factory(ctx, config),
+    )
     emit(receipt, as_json, None, print_erasure)
 
 
@@ -136,8 +179,12 @@ def erase(ctx, subjects_file, subjects, pseudonyms_file, pseudonyms, tables, req
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--key-file", metavar="PATH", help="Development keys (JSON); created with one new key if absent.")
 @click.option("--keys-secret", metavar="SECRET_ID", help="Secrets Manager secret holding the keys.")
-@click.option("--api-key-env", default="LAKEHOUSE_OPS_PSEUDO_API_KEY", show_default=True,
-              help="Environment variable holding the API key clients must send in x-api-key.")
+@click.option(
+    "--api-key-env",
+    default="LAKEHOUSE_OPS_PSEUDO_API_KEY",
+    show_default=True,
+    help="Environment variable holding the API key clients must send in x-api-key.",
+)
 @handles_errors
 def pseudo_service(host, port, key_file, keys_secret, api_key_env):
     """Run the reference pseudonymization service over HTTP (the contract of the AWS sample)."""
@@ -155,8 +202,9 @@ def pseudo_service(host, port, key_file, keys_secret, api_key_env):
     else:
         keyring = keys.keyring_from_secret(keys_secret)
     server, url = serve(PseudonymService(keyring, keys.api_key(env_var=api_key_env)), host, port)
-    click.echo("pseudonymization service listening on %s (key version %d); Ctrl-C stops it"
-               % (url, keyring.current), err=True)
+    click.echo(
+        "pseudonymization service listening on %s (key version %d); Ctrl-C stops it" % (url, keyring.current), err=True
+    )
     try:
         while True:
             time.sleep(3600)
@@ -175,4 +223,5 @@ def demo(ctx, files, rows, objects_per_batch, as_json):
     """The whole pipeline locally: landing files and their events on a local SQS, ingest with pseudonymization
     through the local reference service, then maintenance of the table (health, plan, actions, health again)."""
     from lakehouse_ops.demo import run_demo
+
     exit_with(run_demo(load(ctx), files=files, rows=rows, objects_per_batch=objects_per_batch, as_json=as_json))

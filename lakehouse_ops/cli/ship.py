@@ -1,4 +1,5 @@
 """Shipping to EMR: package, submit, schedule."""
+
 import click
 
 from lakehouse_ops.cli.base import cli, emit, handles_errors, load, print_json, print_summary
@@ -8,8 +9,13 @@ from lakehouse_ops.jobs import JOBS
 
 @cli.command()
 @click.option("--out", "outdir", default="dist", show_default=True, help="Where the wheel and archive go.")
-@click.option("--python", "interpreter", metavar="PATH", help="Interpreter for the archive's virtualenv (default: "
-              "this one). Its version must be ship.python (3.9 for EMR 7.x).")
+@click.option(
+    "--python",
+    "interpreter",
+    metavar="PATH",
+    help="Interpreter for the archive's virtualenv (default: "
+    "this one). Its version must be ship.python (3.9 for EMR 7.x).",
+)
 @click.option("--target-python", help="Python of the cluster image (default: ship.python, else 3.9).")
 @click.option("--force", is_flag=True, help="Build even if the interpreter's Python differs from the target's.")
 @click.option("--wheel", metavar="PATH", help="Use this wheel instead of building one from the checkout.")
@@ -22,17 +28,24 @@ def package(ctx, outdir, interpreter, target_python, force, wheel, no_archive, a
     the spark-submit settings that use it."""
     from lakehouse_ops.ship.package import package as build
     from lakehouse_ops.ship.requests import artifact_prefix
+
     ship = load(ctx).ship if ctx.obj["config_path"] else None
-    report = build(outdir, target_python or (ship.python if ship else "3.9"), interpreter=interpreter, force=force,
-                   wheel=wheel, archive=not no_archive, artifacts_prefix=artifact_prefix(ship) if ship else None)
+    report = build(
+        outdir,
+        target_python or (ship.python if ship else "3.9"),
+        interpreter=interpreter,
+        force=force,
+        wheel=wheel,
+        archive=not no_archive,
+        artifacts_prefix=artifact_prefix(ship) if ship else None,
+    )
     emit(report, as_json, None, _print_package)
 
 
 def _print_package(report):
     click.echo("wheel:   %s" % report["wheel"])
     if report.get("archive"):
-        click.echo("archive: %s (%d bytes, Python %s)" % (report["archive"], report["archive_bytes"],
-                                                          report["python"]))
+        click.echo("archive: %s (%d bytes, Python %s)" % (report["archive"], report["archive_bytes"], report["python"]))
         for target, conf in report["spark_submit"].items():
             click.echo("%s: %s" % (target, " ".join("--conf %s=%s" % kv for kv in sorted(conf.items()))))
 
@@ -40,11 +53,19 @@ def _print_package(report):
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--target", type=click.Choice(["emr-serverless", "emr"]), required=True)
 @click.option("--job", type=click.Choice(list(JOBS)), required=True)
-@click.option("--archive", metavar="PATH|S3URI", help="The packed environment (`lakehouse-ops package`); required "
-              "for EMR Serverless; on EMR without it the cluster must have lakehouse-ops installed.")
+@click.option(
+    "--archive",
+    metavar="PATH|S3URI",
+    help="The packed environment (`lakehouse-ops package`); required "
+    "for EMR Serverless; on EMR without it the cluster must have lakehouse-ops installed.",
+)
 @click.option("--name", help="Run name (default: lakehouse-ops-<job>-<UTC time>).")
-@click.option("--needy", is_flag=True, help="maintain only: plan the fleet first and run the tables that need "
-              "it, best first, within ship.budget (one run; --per-table for one run each).")
+@click.option(
+    "--needy",
+    is_flag=True,
+    help="maintain only: plan the fleet first and run the tables that need "
+    "it, best first, within ship.budget (one run; --per-table for one run each).",
+)
 @click.option("--per-table", is_flag=True, help="With --needy: one run per table.")
 @click.option("--wait", is_flag=True, help="Follow the run to its end; Ctrl-C cancels it.")
 @click.option("--dry-run", is_flag=True, help="Print the exact API request(s) and uploads; send nothing.")
@@ -57,17 +78,30 @@ def submit(ctx, target, job, archive, name, needy, per_table, wait, dry_run, pol
     """Start a job on EMR Serverless (StartJobRun) or EMR on EC2 (a step): uploads the entry point, the config and
     the archive to ship.artifacts, then sends the request. JOB_ARGS (after --) go to the job."""
     from lakehouse_ops.ship.submit import submit_runs
+
     config = load(ctx)
     batches = [list(job_args)]
     if needy:
         if job != "maintain":
             raise ConfigError("--needy plans maintenance: use it with --job maintain")
         from lakehouse_ops.runner.fleet import needy_batches
+
         batches = needy_batches(config, job_args, per_table)
         if not batches:
             emit({"ok": True, "runs": [], "message": "no table needs maintenance"}, as_json, None, print_summary)
-    result = submit_runs(config, ctx.obj["config_path"], target, job, batches, archive, name, wait_for_end=wait,
-                         dry_run=dry_run, poll_seconds=poll_seconds, say=lambda text: click.echo(text, err=True))
+    result = submit_runs(
+        config,
+        ctx.obj["config_path"],
+        target,
+        job,
+        batches,
+        archive,
+        name,
+        wait_for_end=wait,
+        dry_run=dry_run,
+        poll_seconds=poll_seconds,
+        say=lambda text: click.echo(text, err=True),
+    )
     emit(result, as_json or dry_run, None, print_summary)
 
 
@@ -83,5 +117,6 @@ def submit(ctx, target, job, archive, name, needy, per_table, wait, dry_run, pol
 def schedule(ctx, archive, list_only, delete_names, prune, dry_run, as_json):
     """Create or update the EventBridge Scheduler schedules of ship.schedules (idempotent)."""
     from lakehouse_ops.ship.schedule import manage
+
     report = manage(load(ctx), ctx.obj["config_path"], archive, list_only, delete_names, prune, dry_run)
     emit(report, as_json, None, print_json)

@@ -7,6 +7,7 @@ runs `lakehouse-ops --config ... --spark-mode MODE maintain --json ARGS...`: the
 stdout; the exit code is the command's (0 ok, 1 failed, 2 usage or configuration error). `--mode` defaults to
 cluster (the cluster's Spark and Iceberg).
 """
+
 import argparse
 
 from lakehouse_ops.cli import cli
@@ -21,8 +22,10 @@ def run(command, argv, prog):
     parser.add_argument("--mode", choices=SPARK_MODES, default="cluster")
     known, rest = parser.parse_known_args(argv)
     if any(arg in ("-h", "--help") for arg in rest):
-        print("usage: %s --config FILE [--mode {%s}] [OPTIONS]\n\nThe options of `lakehouse-ops %s`:\n"
-              % (prog, ",".join(SPARK_MODES), command))
+        print(
+            "usage: %s --config FILE [--mode {%s}] [OPTIONS]\n\nThe options of `lakehouse-ops %s`:\n"
+            % (prog, ",".join(SPARK_MODES), command)
+        )
     args = ["--spark-mode", known.mode] + (["--config", known.config] if known.config else [])
     try:
         cli.main(args=args + [command, "--json"] + list(rest), prog_name=prog)

@@ -1,4 +1,5 @@
 """Commands on tables: health, plan, maintain, policy show."""
+
 import json
 
 import click
@@ -19,14 +20,22 @@ def tables_argument():
 
 def maintain_options(func):
     """The options of `maintain`, shared with the spark-submit entry point (spark_jobs/maintain.py)."""
-    for option in reversed([
+    for option in reversed(
+        [
             click.option("--dry-run", is_flag=True, help="Print the plan and change nothing."),
             click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object."),
-            click.option("--report", "report_path", metavar="PATH",
-                         help="Also write the JSON report to a file or s3:// URI."),
+            click.option(
+                "--report", "report_path", metavar="PATH", help="Also write the JSON report to a file or s3:// URI."
+            ),
             only_option("Run only these actions."),
-            click.option("--written-within-hours", type=click.FloatRange(min=0, min_open=True), metavar="HOURS",
-                         help="Compact only partitions written within HOURS (hourly runs over recent partitions).")]):
+            click.option(
+                "--written-within-hours",
+                type=click.FloatRange(min=0, min_open=True),
+                metavar="HOURS",
+                help="Compact only partitions written within HOURS (hourly runs over recent partitions).",
+            ),
+        ]
+    ):
         func = option(func)
     return func
 
@@ -44,8 +53,9 @@ def health(ctx, tables, as_json):
 
     config = load(ctx)
     catalog_tables = open_tables(config.catalog)
-    results = [table_health(config, name, catalog_tables).to_dict()
-               for name in resolve_tables(config, catalog_tables, tables)]
+    results = [
+        table_health(config, name, catalog_tables).to_dict() for name in resolve_tables(config, catalog_tables, tables)
+    ]
     if as_json:
         for item in results:
             click.echo(json.dumps(item, default=str))
@@ -58,8 +68,12 @@ def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_h
     from lakehouse_ops.runner.report import print_actions
 
     config = load(ctx)
-    runner = MaintenanceRunner(config, only=only or None, written_within_hours=written_within_hours,
-                               session_factory=session_factory(ctx, config))
+    runner = MaintenanceRunner(
+        config,
+        only=only or None,
+        written_within_hours=written_within_hours,
+        session_factory=session_factory(ctx, config),
+    )
     emit(runner.run(list(tables), dry_run=dry_run), as_json, report_path, print_actions)
 
 
@@ -67,8 +81,12 @@ def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_h
 @tables_argument()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as one JSON object.")
 @only_option("Plan only these actions.")
-@click.option("--all", "fleet", is_flag=True, help="Every managed table (or TABLES' globs), read concurrently, "
-              "ranked by what maintenance would gain; no Spark.")
+@click.option(
+    "--all",
+    "fleet",
+    is_flag=True,
+    help="Every managed table (or TABLES' globs), read concurrently, ranked by what maintenance would gain; no Spark.",
+)
 @click.option("--workers", default=8, show_default=True, help="Tables read at once with --all.")
 @click.pass_context
 @handles_errors
@@ -79,6 +97,7 @@ def plan(ctx, tables, as_json, only, fleet, workers):
         return
     from lakehouse_ops.runner.fleet import plan_fleet
     from lakehouse_ops.runner.report import print_fleet
+
     emit(plan_fleet(load(ctx), patterns=list(tables) or None, workers=workers), as_json, None, print_fleet)
 
 
@@ -109,7 +128,12 @@ def policy_show(ctx, table, as_json):
     config = load(ctx)
     effective, sources = config.explain(table)
     if as_json:
-        click.echo(json.dumps({"table": config.table_name(table), "policy": effective.model_dump(),
-                               "sources": sources}, indent=2, default=str))
+        click.echo(
+            json.dumps(
+                {"table": config.table_name(table), "policy": effective.model_dump(), "sources": sources},
+                indent=2,
+                default=str,
+            )
+        )
         return
     print_policy(config.table_name(table), effective, sources)

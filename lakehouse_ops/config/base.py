@@ -3,6 +3,7 @@
 Annotations use `Optional[...]`/`List[...]` because pydantic evaluates them at runtime and EMR 7.x runs
 Python 3.9.
 """
+
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -14,5 +15,3 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-

@@ -7,6 +7,7 @@ beats a shorter one; on a tie the later rule wins).
 Environment overrides: `LAKEHOUSE_OPS__<SECTION>__<KEY>[__<KEY>...]=<yaml value>`, for example
 `LAKEHOUSE_OPS__CATALOG__WAREHOUSE=s3://bucket/wh` or `LAKEHOUSE_OPS__DEFAULTS__SNAPSHOTS__MAX_AGE_DAYS=3`.
 """
+
 import os
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type
 
@@ -24,8 +25,11 @@ ENV_PREFIX = "LAKEHOUSE_OPS__"
 SECTIONS: Dict[str, Type[BaseModel]] = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
 # Sections that may be left out entirely; validated only when present.
 OPTIONAL_SECTIONS: Dict[str, Type[BaseModel]] = {
-    "ingest": IngestConfig, "pseudonymization": PseudonymizationConfig, "erasure": ErasureConfig,
-    "ship": ShipConfig}
+    "ingest": IngestConfig,
+    "pseudonymization": PseudonymizationConfig,
+    "erasure": ErasureConfig,
+    "ship": ShipConfig,
+}
 TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization", "erasure", "ship")
 
 
@@ -49,11 +53,12 @@ def _apply_env(data: Dict[str, Any], environ: Mapping[str, str]) -> Tuple[Dict[s
     for var in sorted(environ):
         if not var.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in var[len(ENV_PREFIX):].split("__") if p]
+        path = [p.lower() for p in var[len(ENV_PREFIX) :].split("__") if p]
         if len(path) < 2 or (path[0] not in SECTIONS and path[0] not in OPTIONAL_SECTIONS):
-            problems.append("environment variable %s: expected %s<SECTION>__<KEY>, SECTION one of %s"
-                            % (var, ENV_PREFIX, ", ".join(s.upper() for s in list(SECTIONS) +
-                                                          list(OPTIONAL_SECTIONS))))
+            problems.append(
+                "environment variable %s: expected %s<SECTION>__<KEY>, SECTION one of %s"
+                % (var, ENV_PREFIX, ", ".join(s.upper() for s in list(SECTIONS) + list(OPTIONAL_SECTIONS)))
+            )
             continue
         try:
             value = yaml.safe_load(environ[var])
@@ -98,15 +103,17 @@ def _lookup(raw: Any, loc: Tuple[str, ...]) -> Any:
     return node
 
 
-def _describe(exc: ValidationError, model: Type[BaseModel], where: str, touched: Optional[Set[str]] = None,
-              raw: Any = None) -> List[str]:
+def _describe(
+    exc: ValidationError, model: Type[BaseModel], where: str, touched: Optional[Set[str]] = None, raw: Any = None
+) -> List[str]:
     """One line per pydantic error: where, key, value as written, what is accepted."""
     lines = []
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
         key = ".".join(loc) or "(section)"
-        if touched is not None and not any(t == key or t.startswith(key + ".") or key.startswith(t + ".")
-                                           for t in touched):
+        if touched is not None and not any(
+            t == key or t.startswith(key + ".") or key.startswith(t + ".") for t in touched
+        ):
             continue
         if err["type"] == "extra_forbidden":
             accepted = _accepted_keys(model, loc[:-1])
@@ -114,7 +121,7 @@ def _describe(exc: ValidationError, model: Type[BaseModel], where: str, touched:
             continue
         msg = err["msg"]
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         value = _lookup(raw, loc) if raw is not None else _MISSING
         value = err.get("input") if value is _MISSING else value
         shown = "" if isinstance(value, dict) else " = %r" % (value,)
@@ -129,15 +136,17 @@ def load_config(path: str, environ: Optional[Mapping[str, str]] = None) -> Confi
     return config_from_dict(data, source=path, environ=environ)
 
 
-def config_from_dict(data: Dict[str, Any], source: str = "<dict>",
-                     environ: Optional[Mapping[str, str]] = None) -> Config:
+def config_from_dict(
+    data: Dict[str, Any], source: str = "<dict>", environ: Optional[Mapping[str, str]] = None
+) -> Config:
     environ = {} if environ is None else environ
     data = copy_tree(data)
     problems = []
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            problems.append("%s: unknown top-level key '%s'; accepted keys: %s"
-                            % (source, key, ", ".join(TOP_LEVEL_KEYS)))
+            problems.append(
+                "%s: unknown top-level key '%s'; accepted keys: %s" % (source, key, ", ".join(TOP_LEVEL_KEYS))
+            )
     env_keys, env_problems = _apply_env(data, environ)
     problems.extend(env_problems)
 
@@ -167,12 +176,20 @@ def config_from_dict(data: Dict[str, Any], source: str = "<dict>",
     problems.extend(_cross_section_problems(sections, source))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
-    return Config(source=source, catalog=sections["catalog"], spark=sections["spark"],
-                  defaults=sections["defaults"], rules=tuple(rules), ingest=sections.get("ingest"),
-                  pseudonymization=sections.get("pseudonymization"), erasure=sections.get("erasure"),
-                  ship=sections.get("ship"),
-                  defaults_raw=data.get("defaults") or {},
-                  env_keys=env_keys, raw=data)
+    return Config(
+        source=source,
+        catalog=sections["catalog"],
+        spark=sections["spark"],
+        defaults=sections["defaults"],
+        rules=tuple(rules),
+        ingest=sections.get("ingest"),
+        pseudonymization=sections.get("pseudonymization"),
+        erasure=sections.get("erasure"),
+        ship=sections.get("ship"),
+        defaults_raw=data.get("defaults") or {},
+        env_keys=env_keys,
+        raw=data,
+    )
 
 
 def _cross_section_problems(sections: Dict[str, Any], source: str) -> List[str]:
@@ -182,13 +199,17 @@ def _cross_section_problems(sections: Dict[str, Any], source: str) -> List[str]:
     has_pseudo = sections.get("pseudonymization") is not None
     ingest = sections.get("ingest")
     if ingest is not None and ingest.pseudonymize is not None and not has_pseudo:
-        problems.append("%s: ingest.pseudonymize needs a 'pseudonymization' section (service_url, or keys for "
-                        "in_executor mode)" % source)
+        problems.append(
+            "%s: ingest.pseudonymize needs a 'pseudonymization' section (service_url, or keys for "
+            "in_executor mode)" % source
+        )
     erasure = sections.get("erasure")
     for i, entry in enumerate(erasure.tables if erasure is not None else []):
         if entry.holds == "pseudonyms" and not has_pseudo:
-            problems.append("%s: erasure.tables[%d] (%s) holds pseudonyms, which needs a 'pseudonymization' "
-                            "section to match subjects" % (source, i, entry.table))
+            problems.append(
+                "%s: erasure.tables[%d] (%s) holds pseudonyms, which needs a 'pseudonymization' "
+                "section to match subjects" % (source, i, entry.table)
+            )
     return problems
 
 
@@ -202,8 +223,10 @@ def _load_rules(raw_rules: Any, defaults_raw: Any, source: str, problems: List[s
     for index, raw in enumerate(raw_rules):
         where = "%s: tables[%d]" % (source, index)
         if not isinstance(raw, dict) or not isinstance(raw.get("match"), str) or not raw.get("match"):
-            problems.append("%s: a rule must be a mapping with a non-empty string 'match' (a table name or a glob "
-                            "such as 'analytics.*')" % where)
+            problems.append(
+                "%s: a rule must be a mapping with a non-empty string 'match' (a table name or a glob "
+                "such as 'analytics.*')" % where
+            )
             continue
         overrides = {k: v for k, v in raw.items() if k != "match"}
         rule = TableRule(index=index, match=raw["match"], overrides=overrides)

@@ -1,4 +1,5 @@
 """The table policy: what maintenance may do to a table, per action, with defaults and accepted ranges."""
+
 from typing import Any, Dict, List, Literal, Optional
 
 from pydantic import Field, model_validator
@@ -69,6 +70,7 @@ class SnapshotPolicy(Model):
 
 class FileListSource(Model):
     """An external listing (for example an S3 Inventory report) used instead of listing storage."""
+
     path: str
     format: Literal["parquet", "csv", "orc", "json"] = "parquet"
     file_path_column: str = "file_path"
@@ -95,6 +97,7 @@ class OrphanPolicy(Model):
 
 class PropertiesPolicy(Model):
     """Table properties the policy manages; a value of null leaves that property alone."""
+
     enabled: bool = True
     compression_codec: Optional[Literal["zstd", "snappy", "gzip", "lz4", "uncompressed"]] = "zstd"
     metadata_delete_after_commit: Optional[bool] = True
@@ -106,6 +109,7 @@ class PropertiesPolicy(Model):
 
 class CommitPolicy(Model):
     """How an action that commits to the table retries after a conflict with another writer's commit."""
+
     retries: int = Field(3, ge=0, le=20)
     backoff_seconds: float = Field(2.0, gt=0, le=600)
     max_backoff_seconds: float = Field(60.0, gt=0, le=3600)
@@ -127,8 +131,11 @@ class TablePolicy(Model):
     @classmethod
     def _moved_keys(cls, data: Any) -> Any:
         # compaction.commit_retries was the only retry setting before every committing action retried.
-        if isinstance(data, dict) and isinstance(data.get("compaction"), dict) \
-                and "commit_retries" in data["compaction"]:
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("compaction"), dict)
+            and "commit_retries" in data["compaction"]
+        ):
             data = dict(data, compaction=dict(data["compaction"]))
             retries = data["compaction"].pop("commit_retries")
             commits = dict(data.get("commits") or {})

@@ -1,5 +1,6 @@
 """The pseudonymization section, and the settings the executors receive as they are (one model each, so a
 default or a range is written once)."""
+
 from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import Field, ValidationError, model_validator
@@ -10,6 +11,7 @@ from lakehouse_ops.errors import ConfigError
 
 class PseudoSource(Model):
     """Where rows to pseudonymize come from: an Iceberg table, or files (Parquet by default)."""
+
     table: Optional[str] = None
     path: Optional[str] = None
     format: Literal["parquet", "json", "csv", "orc"] = "parquet"
@@ -37,13 +39,16 @@ class _Settings(Model):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            problems = ["%s: %s" % (".".join(str(p) for p in e["loc"]) or "settings",
-                                    e["msg"].replace("Value error, ", "")) for e in exc.errors()]
+            problems = [
+                "%s: %s" % (".".join(str(p) for p in e["loc"]) or "settings", e["msg"].replace("Value error, ", ""))
+                for e in exc.errors()
+            ]
             raise ConfigError("%s: %s" % (type(self).__name__, "; ".join(problems))) from None
 
 
 class ServiceSettings(_Settings):
     """How the executors call the pseudonymization service."""
+
     url: str
     # The API key comes from this environment variable (set it on executors with spark.executorEnv.*) ...
     api_key_env: Optional[str] = "LAKEHOUSE_OPS_PSEUDO_API_KEY"
@@ -61,8 +66,10 @@ class ServiceSettings(_Settings):
     @model_validator(mode="after")
     def _concurrency(self) -> "ServiceSettings":
         if self.max_concurrent_requests > self.max_total_concurrency:
-            raise ValueError("max_concurrent_requests (%d) must not exceed max_total_concurrency (%d)"
-                             % (self.max_concurrent_requests, self.max_total_concurrency))
+            raise ValueError(
+                "max_concurrent_requests (%d) must not exceed max_total_concurrency (%d)"
+                % (self.max_concurrent_requests, self.max_total_concurrency)
+            )
         return self
 
 
@@ -70,6 +77,7 @@ class InExecutorSettings(_Settings):
     """The service's algorithm inside the executors: no HTTP at all. The keys come from a Secrets Manager secret
     (or a key file, for development), read once per executor process; tokens equal the service's for the same
     keys, so both modes can be mixed on one table."""
+
     keys_secret: Optional[str] = None
     key_file: Optional[str] = None
     batch_size: int = Field(100000, ge=1)
@@ -113,7 +121,12 @@ class PseudonymizationConfig(Model):
         """The settings the executors receive, for this section's mode."""
         if self.mode == "in_executor":
             return InExecutorSettings(keys_secret=self.keys_secret, key_file=self.key_file)
-        return ServiceSettings(url=self.service_url, api_key_env=self.api_key_env,
-                               api_key_secret=self.api_key_secret, batch_size=self.batch_size,
-                               max_concurrent_requests=self.max_concurrent_requests,
-                               max_total_concurrency=self.max_total_concurrency, max_retries=self.max_retries)
+        return ServiceSettings(
+            url=self.service_url,
+            api_key_env=self.api_key_env,
+            api_key_secret=self.api_key_secret,
+            batch_size=self.batch_size,
+            max_concurrent_requests=self.max_concurrent_requests,
+            max_total_concurrency=self.max_total_concurrency,
+            max_retries=self.max_retries,
+        )

@@ -1,4 +1,5 @@
 """A loaded config: its sections, its table rules, and each table's effective policy with who set each value."""
+
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
@@ -10,8 +11,12 @@ from lakehouse_ops.errors import ConfigError
 
 BUILTIN = "built-in default"
 # Where each optional section is documented (named in the error when a command needs a section that is absent).
-SECTION_DOCS = {"ingest": "docs/ingest.md", "pseudonymization": "docs/pseudonymization.md",
-                "erasure": "docs/pseudonymization.md", "ship": "docs/emr-serverless.md"}
+SECTION_DOCS = {
+    "ingest": "docs/ingest.md",
+    "pseudonymization": "docs/pseudonymization.md",
+    "erasure": "docs/pseudonymization.md",
+    "ship": "docs/emr-serverless.md",
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,8 @@ class Config:
     raw: Dict[str, Any] = field(default_factory=dict)
     # Effective policies by the rules that make them: merged and validated once per combination, not per call.
     _policies: Dict[Tuple[int, ...], Tuple[TablePolicy, Dict[str, str]]] = field(
-        default_factory=dict, init=False, compare=False, repr=False)
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def section(self, name: str) -> Any:
         """The optional section `name`, or a ConfigError saying that this config lacks it and where it is
@@ -66,8 +72,10 @@ class Config:
         if len(parts) >= 3 and parts[0] == self.catalog.name:
             parts = parts[1:]
         if len(parts) < 2 or not all(parts):
-            raise ConfigError("table name '%s' must be 'namespace.table' (optionally prefixed with the catalog "
-                              "name '%s')" % (name, self.catalog.name))
+            raise ConfigError(
+                "table name '%s' must be 'namespace.table' (optionally prefixed with the catalog "
+                "name '%s')" % (name, self.catalog.name)
+            )
         return ".".join(parts)
 
     def rules_for(self, table: str) -> List[TableRule]:
@@ -93,7 +101,7 @@ class Config:
         merge(merged, origin, self.defaults_raw, "defaults (%s)" % self.source)
         for dotted, var in self.env_keys.items():
             if dotted.startswith("defaults."):
-                origin[dotted[len("defaults."):]] = "env %s" % var
+                origin[dotted[len("defaults.") :]] = "env %s" % var
         for rule in rules:
             merge(merged, origin, rule.overrides, rule.label)
         policy = TablePolicy.model_validate(merged)
@@ -121,8 +129,9 @@ def flatten(data: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
-def merge(target: Dict[str, Any], origin: Dict[str, str], overrides: Dict[str, Any], who: str,
-          prefix: str = "") -> None:
+def merge(
+    target: Dict[str, Any], origin: Dict[str, str], overrides: Dict[str, Any], who: str, prefix: str = ""
+) -> None:
     for key, value in overrides.items():
         dotted = prefix + str(key)
         if isinstance(value, dict) and isinstance(target.get(key), dict):

@@ -1,4 +1,5 @@
 """The config's other sections: the catalog, Spark, ingest, erasure and shipping to EMR."""
+
 from typing import Any, Dict, List, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
@@ -44,6 +45,7 @@ class SparkConfig(Model):
 
 class BatchBudget(Model):
     """How much one ingest batch may hold: whichever limit is reached first closes the batch."""
+
     max_objects: int = Field(1000, ge=1, le=100000)
     # Bytes from the sizes in the events; aim at a few target files per commit.
     max_bytes: Size = Field(1 * GB, ge=1024)
@@ -56,6 +58,7 @@ class BatchBudget(Model):
 
 class IngestPseudonymize(Model):
     """Replace these columns with pseudonyms before rows land (through the config's pseudonymization section)."""
+
     columns: List[str] = Field(min_length=1)
     # deterministic: one token per value (joins and erasure by token work); randomized: a new token every time.
     mode: Literal["deterministic", "randomized"] = "deterministic"
@@ -98,11 +101,14 @@ class IngestConfig(Model):
     @model_validator(mode="after")
     def _consistent(self) -> "IngestConfig":
         if self.poison_action == "dlq" and not self.dlq_url:
-            raise ValueError("poison_action 'dlq' needs dlq_url (or set poison_action: leave to rely on the "
-                             "queue's redrive policy)")
+            raise ValueError(
+                "poison_action 'dlq' needs dlq_url (or set poison_action: leave to rely on the queue's redrive policy)"
+            )
         if self.heartbeat_seconds >= self.visibility_timeout_seconds:
-            raise ValueError("heartbeat_seconds (%g) must be shorter than visibility_timeout_seconds (%d)"
-                             % (self.heartbeat_seconds, self.visibility_timeout_seconds))
+            raise ValueError(
+                "heartbeat_seconds (%g) must be shorter than visibility_timeout_seconds (%d)"
+                % (self.heartbeat_seconds, self.visibility_timeout_seconds)
+            )
         return self
 
     @property
@@ -112,6 +118,7 @@ class IngestConfig(Model):
 
 class ErasureTable(Model):
     """A table that holds subject data, in one or more columns (a row matching any of them is erased)."""
+
     table: str
     columns: List[str] = Field(min_length=1)
     # identifiers: the columns hold plaintext; pseudonyms: they hold tokens of the pseudonymization service.
@@ -126,9 +133,6 @@ class ErasureConfig(Model):
     tables: List[ErasureTable] = Field(min_length=1)
     # Where receipts are written (a directory or s3:// prefix); one JSON file per erasure run.
     receipts: Optional[str] = None
-
-
-
 
 
 class EmrServerlessTarget(Model):
@@ -150,6 +154,7 @@ class EmrTarget(Model):
 
 class Schedule(Model):
     """One EventBridge Scheduler schedule that starts an EMR Serverless job run."""
+
     name: str = Field(pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
     job: str = "maintain"  # one of lakehouse_ops.jobs.JOBS
     # The job's own arguments, e.g. ["--only", "compaction", "analytics.*"].
@@ -160,7 +165,6 @@ class Schedule(Model):
     flexible_window_minutes: int = Field(0, ge=0, le=1440)
     enabled: bool = True
 
-
     @field_validator("job")
     @classmethod
     def _known_job(cls, value: str) -> str:
@@ -168,8 +172,10 @@ class Schedule(Model):
             raise ValueError("job must be one of %s" % ", ".join(JOBS))
         return value
 
+
 class RunBudget(Model):
     """What one maintenance run over several tables may take on."""
+
     max_tables: int = Field(20, ge=1, le=10000)
     max_rewrite_bytes: Size = Field(2 * 1024 * GB, ge=1)
 
@@ -198,6 +204,5 @@ class ShipConfig(Model):
         if len(names) != len(set(names)):
             raise ValueError("schedule names must be unique")
         if self.schedules and (self.emr_serverless is None or not self.scheduler_role_arn):
-            raise ValueError("schedules start EMR Serverless job runs: they need emr_serverless and "
-                             "scheduler_role_arn")
+            raise ValueError("schedules start EMR Serverless job runs: they need emr_serverless and scheduler_role_arn")
         return self

@@ -1,5 +1,6 @@
 """File checks through Hadoop's FileSystem in the Spark JVM: the same view of s3://, s3a:// and file: that
 Spark's readers and Iceberg's procedures have (EMRFS on EMR)."""
+
 from collections import namedtuple
 
 # uri: the file's qualified path as Hadoop spells it (what Spark's _metadata.file_path reports).
@@ -15,6 +16,7 @@ def hadoop_path(spark, path):
 def stat(spark, path):
     """FileInfo(size, modification time in ms, qualified uri) of a file, or None if it does not exist."""
     from py4j.protocol import Py4JJavaError
+
     jpath, fs = hadoop_path(spark, path)
     try:
         status = fs.getFileStatus(jpath)
@@ -28,6 +30,7 @@ def stat(spark, path):
 def list_files(spark, location):
     """Every file under `location` (recursively): [(qualified uri, size, modification time in ms)]."""
     from py4j.protocol import Py4JJavaError
+
     jpath, fs = hadoop_path(spark, location)
     try:
         iterator = fs.listFiles(jpath, True)

@@ -1,4 +1,5 @@
 """Calling Iceberg procedures from Python: argument feature detection, result rows, commit conflicts."""
+
 import re
 
 from lakehouse_ops.errors import MaintenanceError
@@ -35,21 +36,32 @@ def call(spark, catalog, procedure, args, optional=()):
                 if is_commit_conflict(exc):
                     raise
                 raise MaintenanceError("%s failed: %s [%s]" % (procedure, _first_line(exc), statement)) from exc
-            log.warning("this Iceberg version does not support an argument; calling without it",
-                        extra={"procedure": procedure, "argument": unknown})
+            log.warning(
+                "this Iceberg version does not support an argument; calling without it",
+                extra={"procedure": procedure, "argument": unknown},
+            )
             args.pop(unknown)
 
 
 def _unknown_argument(message, candidates):
     for name in candidates:
         if re.search(r"\b%s\b" % re.escape(name), message) and re.search(
-                r"(?i)(unknown|not found|cannot|invalid|does not|couldn't|could not)", message):
+            r"(?i)(unknown|not found|cannot|invalid|does not|couldn't|could not)", message
+        ):
             return name
     return None
 
 
 def is_commit_conflict(exc):
     text = str(exc)
-    return any(marker in text for marker in ("CommitFailedException", "ValidationException", "Cannot commit",
-                                             "conflicting files", "Found conflicting",
-                                             "could not be found in the latest snapshot"))
+    return any(
+        marker in text
+        for marker in (
+            "CommitFailedException",
+            "ValidationException",
+            "Cannot commit",
+            "conflicting files",
+            "Found conflicting",
+            "could not be found in the latest snapshot",
+        )
+    )

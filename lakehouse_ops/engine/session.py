@@ -4,6 +4,7 @@ local mode: local[*], Iceberg's SQL extensions, the Iceberg runtime jar shipped 
 cluster mode: the cluster's own Spark and Iceberg (EMR `iceberg.enabled`, or the EMR Serverless jar); only the
 catalog configuration is added.
 """
+
 import glob
 import os
 import shutil
@@ -66,16 +67,19 @@ def iceberg_jars():
     try:
         import snowpark_connect_deps_iceberg as pkg
     except ImportError:
-        raise EngineError("the Iceberg runtime jar for local Spark is missing: install it with "
-                          "pip install 'lakehouse-ops[local]' (it brings %s)" % JAR_PACKAGE) from None
+        raise EngineError(
+            "the Iceberg runtime jar for local Spark is missing: install it with "
+            "pip install 'lakehouse-ops[local]' (it brings %s)" % JAR_PACKAGE
+        ) from None
     jar_dir = os.path.join(os.path.dirname(pkg.__file__), "jars")
     paths = [os.path.join(jar_dir, name) for name in JAR_NAMES]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         found = ", ".join(os.path.basename(p) for p in glob.glob(os.path.join(jar_dir, "*.jar"))) or "none"
-        raise EngineError("the Iceberg jar %s is missing from %s (found: %s); install exactly %s "
-                          "(other versions ship different or stripped jars)" % (missing[0], jar_dir, found,
-                                                                                JAR_PACKAGE))
+        raise EngineError(
+            "the Iceberg jar %s is missing from %s (found: %s); install exactly %s "
+            "(other versions ship different or stripped jars)" % (missing[0], jar_dir, found, JAR_PACKAGE)
+        )
     return paths
 
 
@@ -85,8 +89,10 @@ def check_java():
         return
     if shutil.which("java"):
         return
-    raise EngineError("Java was not found: Spark needs Java 17 (or 8/11). Install it (e.g. apt-get install "
-                      "openjdk-17-jre-headless) and put it on PATH or set JAVA_HOME")
+    raise EngineError(
+        "Java was not found: Spark needs Java 17 (or 8/11). Install it (e.g. apt-get install "
+        "openjdk-17-jre-headless) and put it on PATH or set JAVA_HOME"
+    )
 
 
 def session_conf(config, mode=None):
@@ -104,8 +110,14 @@ def session_conf(config, mode=None):
 
 # Comma-separated lists: a user's value adds to what the library needs (the Iceberg jar and extensions) instead
 # of replacing it, so `spark.jars: my.jar` never silently drops Iceberg.
-LIST_SETTINGS = ("spark.jars", "spark.jars.packages", "spark.sql.extensions", "spark.submit.pyFiles",
-                 "spark.archives", "spark.files")
+LIST_SETTINGS = (
+    "spark.jars",
+    "spark.jars.packages",
+    "spark.sql.extensions",
+    "spark.submit.pyFiles",
+    "spark.archives",
+    "spark.files",
+)
 
 
 def merge_conf(base, overrides):
@@ -132,8 +144,10 @@ def build_session(config, mode=None):
     try:
         from pyspark.sql import SparkSession
     except ImportError:
-        raise EngineError("pyspark is not installed: on EMR it is provided by the cluster; locally install "
-                          "pip install 'lakehouse-ops[local]'") from None
+        raise EngineError(
+            "pyspark is not installed: on EMR it is provided by the cluster; locally install "
+            "pip install 'lakehouse-ops[local]'"
+        ) from None
     builder = SparkSession.builder.appName(config.spark.app_name)
     if mode == "local":
         builder = builder.master(config.spark.master)
@@ -142,8 +156,10 @@ def build_session(config, mode=None):
     try:
         spark = builder.getOrCreate()
     except Exception as exc:
-        raise EngineError("Spark did not start (%s). Check that Java 17 is installed and JAVA_HOME points at it"
-                          % str(exc).splitlines()[0]) from exc
+        raise EngineError(
+            "Spark did not start (%s). Check that Java 17 is installed and JAVA_HOME points at it"
+            % str(exc).splitlines()[0]
+        ) from exc
     if mode == "cluster":
         # getOrCreate may return a session started by spark-submit; catalog settings are runtime-settable.
         for key, value in catalog_conf(config.catalog).items():
@@ -151,8 +167,9 @@ def build_session(config, mode=None):
     # Locally, Iceberg's retried-commit warnings would bury the report; on a cluster they belong in the logs.
     default_level = "ERROR" if mode == "local" else "WARN"
     spark.sparkContext.setLogLevel(os.environ.get("LAKEHOUSE_OPS_SPARK_LOG_LEVEL", default_level))
-    log.info("spark session ready", extra={"mode": mode, "catalog": config.catalog.name,
-                                           "catalog_type": config.catalog.type})
+    log.info(
+        "spark session ready", extra={"mode": mode, "catalog": config.catalog.name, "catalog_type": config.catalog.type}
+    )
     return spark
 
 

@@ -6,8 +6,10 @@ value lies within the column's bounds (Iceberg's own inclusive test: truncated l
 upper bounds are incremented prefixes, so neither ever excludes a value the file holds); files without bounds, or
 without the column's stats, are always candidates. Position delete files hold no column values.
 """
+
 from collections import namedtuple
 
+from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.paths import normalize
 
 FileMeta = namedtuple("FileMeta", "path content format lower upper value_counts null_counts")
@@ -23,8 +25,8 @@ class TableFiles:
         self.table = table
         metadata = table.metadata
         self.current_snapshot_id = metadata.current_snapshot_id
-        self.snapshots = {}       # snapshot id -> set of normalized file paths (data and delete files)
-        self.files = {}           # normalized path -> FileMeta
+        self.snapshots = {}  # snapshot id -> set of normalized file paths (data and delete files)
+        self.files = {}  # normalized path -> FileMeta
         self.metadata_paths = set()
         self.refs = {name: ref.snapshot_id for name, ref in (metadata.refs or {}).items()}
         self.snapshot_times = {s.snapshot_id: s.timestamp_ms for s in metadata.snapshots}
@@ -36,15 +38,18 @@ class TableFiles:
                 key = normalize(manifest.manifest_path)
                 self.metadata_paths.add(key)
                 if key not in manifests:
-                    manifests[key] = [self._add(entry.data_file) for entry in
-                                      manifest.fetch_manifest_entry(table.io, discard_deleted=True)]
+                    manifests[key] = [
+                        self._add(entry.data_file)
+                        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+                    ]
                 live.update(manifests[key])
             self.snapshots[snapshot.snapshot_id] = live
         self.metadata_paths.add(normalize(table.metadata_location))
         for entry in metadata.metadata_log or ():
             self.metadata_paths.add(normalize(entry.metadata_file))
-        for stats in list(getattr(metadata, "statistics", None) or ()) + \
-                list(getattr(metadata, "partition_statistics", None) or ()):
+        for stats in list(getattr(metadata, "statistics", None) or ()) + list(
+            getattr(metadata, "partition_statistics", None) or ()
+        ):
             self.metadata_paths.add(normalize(stats.statistics_path))
 
     def _add(self, data_file):
@@ -52,9 +57,15 @@ class TableFiles:
         if key not in self.files:
             content = _CONTENT.get(int(getattr(data_file.content, "value", data_file.content)), DATA)
             file_format = str(getattr(data_file.file_format, "value", data_file.file_format)).lower()
-            self.files[key] = FileMeta(data_file.file_path, content, file_format, dict(data_file.lower_bounds or {}),
-                                       dict(data_file.upper_bounds or {}), dict(data_file.value_counts or {}),
-                                       dict(data_file.null_value_counts or {}))
+            self.files[key] = FileMeta(
+                data_file.file_path,
+                content,
+                file_format,
+                dict(data_file.lower_bounds or {}),
+                dict(data_file.upper_bounds or {}),
+                dict(data_file.value_counts or {}),
+                dict(data_file.null_value_counts or {}),
+            )
         return key
 
     def referenced(self):
@@ -63,8 +74,11 @@ class TableFiles:
     def snapshots_holding(self, paths, include_current=False):
         """Snapshot ids (other than the current one, unless asked) whose live files include any of `paths`."""
         paths = set(paths)
-        return sorted(sid for sid, live in self.snapshots.items()
-                      if (include_current or sid != self.current_snapshot_id) and live & paths)
+        return sorted(
+            sid
+            for sid, live in self.snapshots.items()
+            if (include_current or sid != self.current_snapshot_id) and live & paths
+        )
 
 
 def may_contain(meta, field_ids, values):
@@ -90,3 +104,23 @@ def candidates(table_files, field_ids, values, paths=None):
     """Normalized paths of the files (all referenced ones, or `paths`) that may hold any of `values`."""
     keys = table_files.files if paths is None else paths
     return sorted(k for k in keys if may_contain(table_files.files[k], field_ids, values))
+
+
+def string_field_ids(schema, columns, table_name):
+    """Iceberg field ids of the erasure columns, which must be string columns of the table."""
+    ids = []
+    for column in columns:
+        try:
+            field = schema.find_field(column)
+        except ValueError:
+            raise ConfigError(
+                "erasure column %r is not in %s (columns: %s)"
+                % (column, table_name, ", ".join(f.name for f in schema.fields))
+            ) from None
+        if str(field.field_type) != "string":
+            raise ConfigError(
+                "erasure column %r of %s is %s; subjects are matched in string columns"
+                % (column, table_name, field.field_type)
+            )
+        ids.append(field.field_id)
+    return ids

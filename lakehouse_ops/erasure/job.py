@@ -16,6 +16,7 @@ Per table:
 The receipt (JSON) lists tables, rows deleted, snapshots expired, files removed, the verification, timestamps.
 Subjects appear in it (and in logs) only by reference, never by value.
 """
+
 import time
 
 from lakehouse_ops.engine.session import LazySession
@@ -31,6 +32,7 @@ def _client(config):
     if config.pseudonymization is None:
         return None, None
     from lakehouse_ops.pseudo.spark import InExecutorSettings, make_client
+
     settings = config.pseudonymization.settings()
     client = make_client(settings)
     # In-executor mode has the keys at hand: tokens of every key version can then be matched.
@@ -44,14 +46,17 @@ def _entries(config, tables):
         known = {config.table_name(e.table) for e in entries}
         unknown = sorted(wanted - known)
         if unknown:
-            raise ConfigError("%s: not configured as holding subject data (erasure.tables: %s)" % (
-                ", ".join(unknown), ", ".join(sorted(known))))
+            raise ConfigError(
+                "%s: not configured as holding subject data (erasure.tables: %s)"
+                % (", ".join(unknown), ", ".join(sorted(known)))
+            )
         entries = [e for e in entries if config.table_name(e.table) in wanted]
     return entries
 
 
-def erase(config, identifiers=(), pseudonyms=(), tables=None, dry_run=False, request_id=None, spark=None,
-          session_factory=None):
+def erase(
+    config, identifiers=(), pseudonyms=(), tables=None, dry_run=False, request_id=None, spark=None, session_factory=None
+):
     """Erase the subjects from the configured tables (or `tables` among them); returns the receipt."""
     started = time.time()
     entries = _entries(config, tables)
@@ -66,6 +71,7 @@ def erase(config, identifiers=(), pseudonyms=(), tables=None, dry_run=False, req
         given_tokens.update(all_version_tokens(keyring, subjects))
     spark = LazySession(config, spark, session_factory).get()
     from lakehouse_ops.health import open_tables
+
     catalog_tables = open_tables(config.catalog)
     results, hits = [], {}
     for entry in entries:
@@ -82,9 +88,15 @@ def erase(config, identifiers=(), pseudonyms=(), tables=None, dry_run=False, req
     ok = all(r["ok"] for r in results)
     found_anywhere = any(r["rows_deleted"] or r["snapshots_expired"] or r["found"] for r in results)
     receipt = {
-        "receipt_version": RECEIPT_VERSION, "kind": "erasure", "request_id": request_id, "dry_run": dry_run,
-        "started_at": iso_seconds(started), "finished_at": iso_seconds(time.time()),
-        "subjects": found_in(subjects, hits), "found": found_anywhere, "ok": ok,
+        "receipt_version": RECEIPT_VERSION,
+        "kind": "erasure",
+        "request_id": request_id,
+        "dry_run": dry_run,
+        "started_at": iso_seconds(started),
+        "finished_at": iso_seconds(time.time()),
+        "subjects": found_in(subjects, hits),
+        "found": found_anywhere,
+        "ok": ok,
         "verified": ok and not dry_run and all(r["verification"].get("verified") for r in results),
         "tables": results,
         "summary": _summary(results, found_anywhere, dry_run, ok),
@@ -102,18 +114,23 @@ def _summary(results, found_anywhere, dry_run, ok):
         return "dry run: the subjects were found; nothing was changed"
     rows = sum(r["rows_deleted"] for r in results)
     snaps = sum(len(r["snapshots_expired"]) for r in results)
-    return "erased %d row(s), expired %d snapshot(s); verified: no remaining snapshot and no file in the table " \
-           "locations holds the subjects" % (rows, snaps)
+    return (
+        "erased %d row(s), expired %d snapshot(s); verified: no remaining snapshot and no file in the table "
+        "locations holds the subjects" % (rows, snaps)
+    )
 
 
 def read_subjects(source):
     """Subjects, one per line, from a local file, an s3:// object or '-' (standard input). Files keep subjects out
     of command lines, shell history and EMR step arguments."""
     from lakehouse_ops.erasure.subjects import read_subject_lines
+
     if source == "-":
         import sys
+
         return read_subject_lines(sys.stdin.read(), "standard input")
     from lakehouse_ops.aws.textio import read_text
+
     return read_subject_lines(read_text(source, "subjects file"), source)
 
 
@@ -125,8 +142,11 @@ def receipt_destination(config, receipt, explicit=None):
     if not base:
         return None
     stamp = receipt["started_at"].replace(":", "").replace("-", "")
-    name = "erasure-%s%s%s.json" % (stamp, "-" if receipt["request_id"] else "",
-                                    _safe_name(receipt["request_id"] or ""))
+    name = "erasure-%s%s%s.json" % (
+        stamp,
+        "-" if receipt["request_id"] else "",
+        _safe_name(receipt["request_id"] or ""),
+    )
     return base.rstrip("/") + "/" + name
 
 
@@ -134,14 +154,34 @@ def _safe_name(text):
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:80]
 
 
-def run_request(config, identifiers=(), identifiers_file=None, pseudonyms=(), pseudonyms_file=None, tables=None,
-                dry_run=False, request_id=None, receipt_path=None, spark=None, session_factory=None):
+def run_request(
+    config,
+    identifiers=(),
+    identifiers_file=None,
+    pseudonyms=(),
+    pseudonyms_file=None,
+    tables=None,
+    dry_run=False,
+    request_id=None,
+    receipt_path=None,
+    spark=None,
+    session_factory=None,
+):
     """Erase, then write the receipt (to `receipt_path` or the erasure.receipts location); returns the receipt."""
     from lakehouse_ops.aws.textio import write_json
+
     identifiers = list(identifiers) + (read_subjects(identifiers_file) if identifiers_file else [])
     pseudonyms = list(pseudonyms) + (read_subjects(pseudonyms_file) if pseudonyms_file else [])
-    receipt = erase(config, identifiers, pseudonyms, tables=tables, dry_run=dry_run, request_id=request_id,
-                    spark=spark, session_factory=session_factory)
+    receipt = erase(
+        config,
+        identifiers,
+        pseudonyms,
+        tables=tables,
+        dry_run=dry_run,
+        request_id=request_id,
+        spark=spark,
+        session_factory=session_factory,
+    )
     destination = receipt_destination(config, receipt, receipt_path)
     if destination:
         receipt["receipt_path"] = destination

@@ -1,5 +1,6 @@
 """Read data files raw, by Iceberg field id, to find which files hold a subject's values; and the path checks the
 verification makes."""
+
 from urllib.parse import unquote, unquote_plus
 
 from lakehouse_ops.paths import glob_escape, normalize
@@ -29,16 +30,20 @@ class RawReader:
 
     def __init__(self, spark, field_ids):
         from pyspark.sql.types import StringType, StructField, StructType
+
         self.spark = spark
         self.columns = ["f%d" % fid for fid in field_ids]
-        self.schema = StructType([StructField("f%d" % fid, StringType(), True, metadata={"parquet.field.id": fid})
-                                  for fid in field_ids])
+        self.schema = StructType(
+            [StructField("f%d" % fid, StringType(), True, metadata={"parquet.field.id": fid}) for fid in field_ids]
+        )
 
     def frame(self, paths):
         from pyspark.sql import functions as F
+
         df = self.spark.read.schema(self.schema).parquet(*[glob_escape(p) for p in paths])
-        return df.select(F.col("_metadata.file_path").alias("_path"),
-                         F.explode(F.array(*self.columns)).alias("v")).where("v IS NOT NULL")
+        return df.select(
+            F.col("_metadata.file_path").alias("_path"), F.explode(F.array(*self.columns)).alias("v")
+        ).where("v IS NOT NULL")
 
     def holding(self, paths, values):
         """{normalized path: set of values} for the files among `paths` holding any of `values`."""
@@ -60,6 +65,7 @@ class RawReader:
     @staticmethod
     def _in(values):
         from pyspark.sql import functions as F
+
         return F.col("v").isin(sorted(values))
 
 

@@ -5,6 +5,7 @@ for a pseudonym table the subject is matched by its deterministic token(s) or, w
 re-identifying the table's tokens (done by the Spark side). Receipts and logs name subjects by reference (their
 deterministic pseudonym, or a position when no pseudonymization is configured), never by value.
 """
+
 from dataclasses import dataclass
 from typing import Dict
 
@@ -32,8 +33,9 @@ def reidentified(pseudonyms, client):
     if not pseudonyms:
         return []
     if client is None:
-        raise ConfigError("subjects given as pseudonyms need the config's 'pseudonymization' section to "
-                          "re-identify them")
+        raise ConfigError(
+            "subjects given as pseudonyms need the config's 'pseudonymization' section to re-identify them"
+        )
     return client.reidentify(list(pseudonyms))
 
 
@@ -44,8 +46,11 @@ def resolve_subjects(identifiers, pseudonyms, client=None):
         raise ConfigError("name at least one subject (an identifier or a pseudonym)")
     identifiers += reidentified(pseudonyms, client)
     distinct = list(dict.fromkeys(identifiers))
-    refs = client.pseudonymize(distinct, True) if client is not None else \
-        ["subject-%d" % (i + 1) for i in range(len(distinct))]
+    refs = (
+        client.pseudonymize(distinct, True)
+        if client is not None
+        else ["subject-%d" % (i + 1) for i in range(len(distinct))]
+    )
     return [Subject(i, value, ref) for i, (value, ref) in enumerate(zip(distinct, refs))]
 
 
@@ -61,8 +66,7 @@ def table_values(entry, subjects, client=None, extra_tokens=None):
     if entry.match != "tokens":
         raise ValueError("table_values is for value matching; %s uses match: %s" % (entry.table, entry.match))
     if client is None:
-        raise ConfigError("erasure table %s holds pseudonyms: configure the 'pseudonymization' section"
-                          % entry.table)
+        raise ConfigError("erasure table %s holds pseudonyms: configure the 'pseudonymization' section" % entry.table)
     out: Dict[str, int] = {}
     tokens = client.pseudonymize([s.identifier for s in subjects], True)
     for subject, token in zip(subjects, tokens):
@@ -74,6 +78,7 @@ def table_values(entry, subjects, client=None, extra_tokens=None):
 def all_version_tokens(keyring, subjects):
     """{deterministic token under every key version: subject index}: finds rows written before a rotation."""
     from lakehouse_ops.pseudo.cipher import Cipher
+
     cipher = Cipher(keyring)
     out = {}
     for version in sorted(keyring.keys):
@@ -84,6 +89,4 @@ def all_version_tokens(keyring, subjects):
 
 def found_in(subjects, per_table):
     """[{ref, found_in: [tables]}] from {table: set of subject indexes found there}."""
-    return [{"ref": s.ref, "found_in": sorted(t for t, hits in per_table.items() if s.index in hits)}
-            for s in subjects]
-
+    return [{"ref": s.ref, "found_in": sorted(t for t, hits in per_table.items() if s.index in hits)} for s in subjects]

@@ -1,11 +1,12 @@
 """The erasure of one table: locate the subject's files, delete the rows, rewrite files still holding their bytes,
 expire the snapshots holding them, remove orphans, verify; the result goes in the receipt."""
+
 import time
 
 from lakehouse_ops.erasure import files as meta_files
 from lakehouse_ops.erasure.raw import RawReader, check_unreferenced, names_value, spark_key
 from lakehouse_ops.erasure.subjects import table_values
-from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
+from lakehouse_ops.errors import LakehouseOpsError, first_line
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import Plan
 from lakehouse_ops.maintenance.verify import snapshots_since
@@ -28,11 +29,22 @@ class TableErasure:
         self.given_tokens = given_tokens
         self.ref = table_ref(config.catalog.name, name)
         self.subjects_found = set()
-        self.result = {"table": name, "columns": list(entry.columns), "holds": entry.holds, "ok": False,
-                       "found": False, "rows_deleted": 0, "delete_snapshot_id": None, "files_rewritten": 0,
-                       "snapshots_expired": [], "files_removed": {}, "orphans": None,
-                       "verification": {"verified": False}, "problems": [],
-                       "started_at": iso_seconds(time.time())}
+        self.result = {
+            "table": name,
+            "columns": list(entry.columns),
+            "holds": entry.holds,
+            "ok": False,
+            "found": False,
+            "rows_deleted": 0,
+            "delete_snapshot_id": None,
+            "files_rewritten": 0,
+            "snapshots_expired": [],
+            "files_removed": {},
+            "orphans": None,
+            "verification": {"verified": False},
+            "problems": [],
+            "started_at": iso_seconds(time.time()),
+        }
 
     def failed(self, exc):
         log.error("erasure failed", extra={"table": self.name, "error": first_line(exc)})
@@ -43,21 +55,6 @@ class TableErasure:
     def _load(self):
         return meta_files.TableFiles(self.catalog_tables.load(self.name))
 
-    def _field_ids(self, table):
-        schema = table.schema()
-        ids = []
-        for column in self.entry.columns:
-            try:
-                field = schema.find_field(column)
-            except ValueError:
-                raise ConfigError("erasure column %r is not in %s (columns: %s)" % (
-                    column, self.name, ", ".join(f.name for f in schema.fields))) from None
-            if str(field.field_type) != "string":
-                raise ConfigError("erasure column %r of %s is %s; subjects are matched in string columns"
-                                  % (column, self.name, field.field_type))
-            ids.append(field.field_id)
-        return ids
-
     def _values(self, files, raw, field_ids):
         """{value in the table's columns: subject index}."""
         if self.entry.holds == "identifiers" or self.entry.match == "tokens":
@@ -65,8 +62,10 @@ class TableErasure:
         # match: reidentify: the distinct tokens of every referenced file, re-identified through the configured
         # mode; the tokens that stand for a subject are the values to erase.
         from lakehouse_ops.pseudo.spark import reidentify
-        tokens = raw.distinct_values([meta.path for meta in files.files.values()
-                                      if meta.content != meta_files.POSITION_DELETES])
+
+        tokens = raw.distinct_values(
+            [meta.path for meta in files.files.values() if meta.content != meta_files.POSITION_DELETES]
+        )
         if not tokens:
             return {}
         df = self.spark.createDataFrame([(t, t) for t in tokens], "token string, plain string")
@@ -82,14 +81,15 @@ class TableErasure:
         holding = raw.holding([files.files[k].path for k in keys], set(values))
         unknown = sorted(set(holding) - set(files.files))
         if unknown:
-            raise ErasureError("%d file(s) read for %s could not be matched to the table metadata" % (
-                len(unknown), self.name))
+            raise ErasureError(
+                "%d file(s) read for %s could not be matched to the table metadata" % (len(unknown), self.name)
+            )
         return keys, holding
 
     def run(self, dry_run):
         r = self.result
         files = self._load()
-        field_ids = self._field_ids(files.table)
+        field_ids = meta_files.string_field_ids(files.table.schema(), self.entry.columns, self.name)
         raw = RawReader(self.spark, field_ids)
         values = self._values(files, raw, field_ids)
         checked, holding = self._locate(files, raw, field_ids, values)
@@ -100,8 +100,15 @@ class TableErasure:
         current = files.snapshots.get(files.current_snapshot_id, set())
         r["files_holding"] = len(holding)
         r["snapshots_holding"] = files.snapshots_holding(holding, include_current=True)
-        log.info("subjects located", extra={"table": self.name, "files_checked": len(checked),
-                                            "files_holding": len(holding), "dry_run": dry_run})
+        log.info(
+            "subjects located",
+            extra={
+                "table": self.name,
+                "files_checked": len(checked),
+                "files_holding": len(holding),
+                "dry_run": dry_run,
+            },
+        )
         if dry_run:
             r["ok"] = True
             r["verification"] = {"verified": None, "reason": "dry run"}
@@ -135,13 +142,29 @@ class TableErasure:
         self.result["delete_snapshot_id"] = ours.snapshot_id
         # Counted at the snapshot the delete applied to: the summary's record counts would include rows that
         # earlier delete files already hid.
-        self.result["rows_deleted"] = self.spark.sql("SELECT count(*) AS n FROM %s VERSION AS OF %d WHERE %s" % (
-            self.ref, ours.parent_id, self._condition(values))).collect()[0].n
-        summary = self.spark.sql("SELECT summary FROM %s.snapshots WHERE snapshot_id = %d" % (
-            self.ref, ours.snapshot_id)).collect()[0].summary or {}
+        self.result["rows_deleted"] = (
+            self.spark.sql(
+                "SELECT count(*) AS n FROM %s VERSION AS OF %d WHERE %s"
+                % (self.ref, ours.parent_id, self._condition(values))
+            )
+            .collect()[0]
+            .n
+        )
+        summary = (
+            self.spark.sql("SELECT summary FROM %s.snapshots WHERE snapshot_id = %d" % (self.ref, ours.snapshot_id))
+            .collect()[0]
+            .summary
+            or {}
+        )
         self.result["files_rewritten"] = int(summary.get("deleted-data-files", 0))
-        log.info("rows deleted", extra={"table": self.name, "rows": self.result["rows_deleted"],
-                                        "files_rewritten": self.result["files_rewritten"]})
+        log.info(
+            "rows deleted",
+            extra={
+                "table": self.name,
+                "rows": self.result["rows_deleted"],
+                "files_rewritten": self.result["files_rewritten"],
+            },
+        )
 
     def _delete_commit(self, before):
         """The snapshot our DELETE committed: the first overwrite/delete after `before` in the current lineage."""
@@ -153,14 +176,19 @@ class TableErasure:
     def _rewrite(self, values, count):
         """Files still holding bytes of rows that delete files already hid: rewrite them with deletes applied."""
         from lakehouse_ops.maintenance import compaction
-        params = compaction.CompactionParams(strategy="binpack", where=self._condition(values),
-                                             options={"rewrite-all": "true", "delete-file-threshold": "1"})
+
+        params = compaction.CompactionParams(
+            strategy="binpack",
+            where=self._condition(values),
+            options={"rewrite-all": "true", "delete-file-threshold": "1"},
+        )
         plan = Plan(compaction.NAME, True, "rewrite the files holding erased rows", params)
         outputs = compaction.execute(self.spark, self.config.catalog.name, self.name, plan)
         rewritten = int(outputs.get("rewritten_data_files_count", 0))
         self.result["files_rewritten"] += rewritten
-        log.info("files holding deleted rows rewritten", extra={"table": self.name, "files": rewritten,
-                                                                "expected": count})
+        log.info(
+            "files holding deleted rows rewritten", extra={"table": self.name, "files": rewritten, "expected": count}
+        )
 
     def _expire(self, files, holding):
         ids = files.snapshots_holding(holding)
@@ -169,25 +197,31 @@ class TableErasure:
         for sid in blocked:
             self.result["problems"].append(
                 "snapshot %d holds the subject and is the head of branch or tag '%s': drop or move that ref, then "
-                "erase again" % (sid, pinned[sid]))
+                "erase again" % (sid, pinned[sid])
+            )
         ids = [sid for sid in ids if sid not in pinned]
         if not ids:
             return
         from lakehouse_ops.maintenance import snapshots
+
         oldest = min(files.snapshot_times.values())
         # older_than before the oldest snapshot: nothing but the listed snapshots expires.
         params = snapshots.ExpireParams(older_than_ms=oldest - 1000, retain_last=1, snapshot_ids=tuple(ids))
         plan = Plan(snapshots.NAME, True, "expire the snapshots holding the subject", params)
         out = snapshots.execute(self.spark, self.config.catalog.name, self.name, plan)
         self.result["snapshots_expired"] = ids
-        self.result["files_removed"] = {k[len("deleted_"):-len("_count")]: int(v) for k, v in out.items()
-                                        if k.startswith("deleted_") and v is not None}
+        self.result["files_removed"] = {
+            k[len("deleted_") : -len("_count")]: int(v)
+            for k, v in out.items()
+            if k.startswith("deleted_") and v is not None
+        }
         log.info("snapshots expired", extra={"table": self.name, "snapshots": len(ids)})
 
     def _orphans(self):
         from lakehouse_ops.errors import SafetyError
         from lakehouse_ops.health import table_health
         from lakehouse_ops.maintenance import orphans
+
         policy = self.config.policy_for(self.name)
         health = table_health(self.config, self.name, self.catalog_tables, policy)
         plan = orphans.plan(policy, health)
@@ -201,6 +235,7 @@ class TableErasure:
 
     def _verify(self, raw, field_ids, values):
         from lakehouse_ops.engine.fs import list_files
+
         files = self._load()
         problems = []
         checked, holding = self._locate(files, raw, field_ids, values)
@@ -208,28 +243,41 @@ class TableErasure:
             problems.append("%d file(s) of remaining snapshots still hold the subject" % len(holding))
         referenced = files.referenced()
         listed = list_files(self.spark, files.table.metadata.location)
-        unreferenced = [(uri, size) for uri, size, _ in listed
-                        if spark_key(uri) not in referenced and not uri.endswith(".crc")]
+        unreferenced = [
+            (uri, size) for uri, size, _ in listed if spark_key(uri) not in referenced and not uri.endswith(".crc")
+        ]
         parquet = [uri for uri, _ in unreferenced if uri.endswith(".parquet")]
         unchecked = [uri for uri, _ in unreferenced if uri.endswith((".avro", ".orc"))]
         leftover, unreadable = check_unreferenced(raw, parquet, values)
         unchecked += unreadable
         if leftover:
-            problems.append("%d unreferenced file(s) in the table location still hold the subject (younger than "
-                            "the orphan age limit, or over its budget): erase again once orphan removal can take "
-                            "them" % len(leftover))
+            problems.append(
+                "%d unreferenced file(s) in the table location still hold the subject (younger than "
+                "the orphan age limit, or over its budget): erase again once orphan removal can take "
+                "them" % len(leftover)
+            )
         if unchecked:
-            problems.append("%d unreferenced Avro/ORC file(s) in the table location could not be checked (e.g. %s)"
-                            % (len(unchecked), unchecked[0].rsplit("/", 1)[-1]))
+            problems.append(
+                "%d unreferenced Avro/ORC file(s) in the table location could not be checked (e.g. %s)"
+                % (len(unchecked), unchecked[0].rsplit("/", 1)[-1])
+            )
         named = [uri for uri, _, _ in listed if names_value(uri, values)]
         if named:
-            problems.append("%d file path(s) in the table location name the subject (identity partition on the "
-                            "column?)" % len(named))
+            problems.append(
+                "%d file path(s) in the table location name the subject (identity partition on the "
+                "column?)" % len(named)
+            )
         self.result["problems"].extend(problems)
         self.result["verification"] = {
-            "verified": not problems, "remaining_snapshots": len(files.snapshots),
-            "referenced_files_checked": len(checked), "files_in_location": len(listed),
-            "unreferenced_files": len(unreferenced), "unreferenced_parquet_checked": len(parquet),
-            "checked_at": iso_seconds(time.time())}
-        log.info("erasure verified" if not problems else "erasure NOT verified",
-                 extra={"table": self.name, "problems": len(problems)})
+            "verified": not problems,
+            "remaining_snapshots": len(files.snapshots),
+            "referenced_files_checked": len(checked),
+            "files_in_location": len(listed),
+            "unreferenced_files": len(unreferenced),
+            "unreferenced_parquet_checked": len(parquet),
+            "checked_at": iso_seconds(time.time()),
+        }
+        log.info(
+            "erasure verified" if not problems else "erasure NOT verified",
+            extra={"table": self.name, "problems": len(problems)},
+        )

@@ -1,4 +1,5 @@
 """Table health from Iceberg metadata via pyiceberg: no JVM, cheap enough to run on every table."""
+
 from lakehouse_ops.health.catalog import open_tables
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth, read_health
 

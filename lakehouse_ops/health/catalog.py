@@ -3,6 +3,7 @@
 hadoop: the table's latest `vN.metadata.json` under <warehouse>/<namespace>/<table>/metadata (StaticTable).
 glue / rest / hive: pyiceberg's catalog of that type, configured from the same catalog section.
 """
+
 import os
 import re
 
@@ -13,6 +14,7 @@ _VERSION_FILE = re.compile(r"^v(\d+)\.metadata\.json$")
 
 def _fs_and_path(uri):
     import pyarrow.fs as pafs
+
     if "://" not in uri:
         return pafs.LocalFileSystem(), os.path.abspath(uri)
     try:
@@ -42,6 +44,7 @@ class HadoopTables:
 
     def metadata_location(self, table):
         from pyarrow.fs import FileSelector, FileType
+
         meta_dir = _join(self.table_dir(table), "metadata")
         hint = _join(meta_dir, "version-hint.text")
         version = None
@@ -65,6 +68,7 @@ class HadoopTables:
 
     def load(self, table):
         from pyiceberg.table import StaticTable
+
         return StaticTable.from_metadata(self.metadata_location(table))
 
     def list_tables(self):
@@ -96,6 +100,7 @@ class PyIcebergTables:
 
     def __init__(self, catalog):
         from pyiceberg.catalog import load_catalog
+
         props = {"type": catalog.type}
         if catalog.uri:
             props["uri"] = catalog.uri
@@ -106,9 +111,10 @@ class PyIcebergTables:
         try:
             self.catalog = load_catalog(catalog.name, **props)
         except Exception as exc:
-            raise CatalogError("cannot open the %s catalog '%s' with pyiceberg: %s (for Glue, install "
-                               "pyiceberg[glue]; for Hive, pyiceberg[hive])" % (catalog.type, catalog.name,
-                                                                                 exc)) from None
+            raise CatalogError(
+                "cannot open the %s catalog '%s' with pyiceberg: %s (for Glue, install "
+                "pyiceberg[glue]; for Hive, pyiceberg[hive])" % (catalog.type, catalog.name, exc)
+            ) from None
 
     def load(self, table):
         try:

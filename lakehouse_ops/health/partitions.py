@@ -4,6 +4,7 @@ rewrite_data_files' `where` filters source columns, not partition fields, so a d
 becomes `ts >= TIMESTAMP '2024-05-01 00:00:00Z' AND ts < TIMESTAMP '2024-05-02 00:00:00Z'`. Transforms that have
 no range form (bucket, truncate) give None: such partitions can only be compacted with the whole table.
 """
+
 import datetime
 
 from lakehouse_ops.sqltext import quote_ident, quote_string
@@ -26,8 +27,7 @@ def _ts_literal(moment, iceberg_type):
 def _range(column, iceberg_type, start, end):
     if _type_name(iceberg_type) == "DateType":
         low, high = "DATE '%s'" % start.date().isoformat(), "DATE '%s'" % end.date().isoformat()
-    elif _type_name(iceberg_type) in ("TimestampType", "TimestamptzType", "TimestampNanoType",
-                                      "TimestamptzNanoType"):
+    elif _type_name(iceberg_type) in ("TimestampType", "TimestamptzType", "TimestampNanoType", "TimestamptzNanoType"):
         low, high = _ts_literal(start, iceberg_type), _ts_literal(end, iceberg_type)
     else:
         return None
@@ -53,8 +53,9 @@ def _identity_literal(value, iceberg_type):
         day = value if isinstance(value, datetime.date) else EPOCH + datetime.timedelta(days=int(value))
         return "DATE '%s'" % day.isoformat()
     if kind in ("TimestampType", "TimestamptzType"):
-        moment = value if isinstance(value, datetime.datetime) else EPOCH_TS + datetime.timedelta(
-            microseconds=int(value))
+        moment = (
+            value if isinstance(value, datetime.datetime) else EPOCH_TS + datetime.timedelta(microseconds=int(value))
+        )
         return _ts_literal(moment, iceberg_type)
     if kind == "StringType":
         return quote_string(value)

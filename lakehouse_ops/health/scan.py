@@ -2,6 +2,7 @@
 
 Cheap enough to run on every table before deciding anything: no JVM, no data file is opened.
 """
+
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -109,14 +110,28 @@ def written_by_rewrite(entry):
 
 
 def property_drift(actual, desired):
-    return {key: {"actual": actual.get(key), "expected": value}
-            for key, value in desired.items() if actual.get(key) != value}
+    return {
+        key: {"actual": actual.get(key), "expected": value}
+        for key, value in desired.items()
+        if actual.get(key) != value
+    }
 
 
 class Counts:
     """What the live files of one partition add up to, in one manifest or over a whole table."""
-    __slots__ = ("record", "data_files", "data_bytes", "small_files", "small_bytes", "new_small_files", "records",
-                 "position_delete_files", "equality_delete_files", "last_updated_ms")
+
+    __slots__ = (
+        "record",
+        "data_files",
+        "data_bytes",
+        "small_files",
+        "small_bytes",
+        "new_small_files",
+        "records",
+        "position_delete_files",
+        "equality_delete_files",
+        "last_updated_ms",
+    )
     SUMMED = __slots__[1:-1]
 
     def __init__(self, record):
@@ -165,13 +180,16 @@ def _metadata_health(table, name, policy, now_ms):
     meta = table.metadata
     snapshot = table.current_snapshot()
     health = TableHealth(
-        table=name, location=meta.location, format_version=meta.format_version,
+        table=name,
+        location=meta.location,
+        format_version=meta.format_version,
         snapshot_id=snapshot.snapshot_id if snapshot else None,
         small_file_threshold_bytes=int(policy.target_file_size * policy.compaction.small_file_threshold),
         snapshots=len(meta.snapshots),
         metadata_files=len(meta.metadata_log) + 1,
         properties=dict(meta.properties),
-        sort_order=_sort_terms(table), partition_spec=_spec_terms(table),
+        sort_order=_sort_terms(table),
+        partition_spec=_spec_terms(table),
         refs=len(meta.refs),
     )
     health.property_drift = property_drift(health.properties, policy.desired_properties())
@@ -186,12 +204,18 @@ def _partition(spec, schema, record, default_spec_id, counts):
     key = spec.partition_to_path(record, schema) if spec.fields else ""
     if spec.spec_id != default_spec_id:
         key = "spec=%d/%s" % (spec.spec_id, key)
-    return PartitionHealth(partition=key, filter=partition_filter(spec, schema, record), data_files=counts.data_files,
-                           data_bytes=counts.data_bytes, small_files=counts.small_files,
-                           small_bytes=counts.small_bytes, new_small_files=counts.new_small_files,
-                           records=counts.records,
-                           delete_files=counts.position_delete_files + counts.equality_delete_files,
-                           last_updated_ms=counts.last_updated_ms)
+    return PartitionHealth(
+        partition=key,
+        filter=partition_filter(spec, schema, record),
+        data_files=counts.data_files,
+        data_bytes=counts.data_bytes,
+        small_files=counts.small_files,
+        small_bytes=counts.small_bytes,
+        new_small_files=counts.new_small_files,
+        records=counts.records,
+        delete_files=counts.position_delete_files + counts.equality_delete_files,
+        last_updated_ms=counts.last_updated_ms,
+    )
 
 
 def read_health(table, name, policy, now_ms=None):
@@ -216,8 +240,9 @@ def _add_manifests(health, table, snapshot, policy):
     small_limit = health.small_file_threshold_bytes
     merged: Dict[tuple, Counts] = {}
     with ThreadPoolExecutor(max_workers=MANIFEST_READERS) as pool:
-        per_manifest = pool.map(lambda m: (m.partition_spec_id, manifest_counts(io, m, small_limit, commit_ms)),
-                                manifests)
+        per_manifest = pool.map(
+            lambda m: (m.partition_spec_id, manifest_counts(io, m, small_limit, commit_ms)), manifests
+        )
         for spec_id, counts in per_manifest:
             for values, part in counts.items():
                 total = merged.get((spec_id, values))
@@ -228,11 +253,21 @@ def _add_manifests(health, table, snapshot, policy):
     totals = Counts(None)
     for part in merged.values():
         totals.add(part)
-    for name in ("data_files", "data_bytes", "small_files", "small_bytes", "new_small_files", "records",
-                 "position_delete_files", "equality_delete_files"):
+    for name in (
+        "data_files",
+        "data_bytes",
+        "small_files",
+        "small_bytes",
+        "new_small_files",
+        "records",
+        "position_delete_files",
+        "equality_delete_files",
+    ):
         setattr(health, name, getattr(totals, name))
     health.delete_files = totals.position_delete_files + totals.equality_delete_files
     specs, schema = meta.specs(), table.schema()
-    partitions = [_partition(specs[spec_id], schema, part.record, meta.default_spec_id, part)
-                  for (spec_id, _), part in merged.items()]
+    partitions = [
+        _partition(specs[spec_id], schema, part.record, meta.default_spec_id, part)
+        for (spec_id, _), part in merged.items()
+    ]
     health.partitions = sorted(partitions, key=lambda p: p.partition)

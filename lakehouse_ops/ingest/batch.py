@@ -1,4 +1,5 @@
 """Filling one ingest batch from the queue, within a budget; parsing and deduplicating as messages arrive."""
+
 import math
 import time
 from dataclasses import dataclass, field
@@ -66,8 +67,11 @@ def fill_batch(queue, budget, eventbridge_key_encoding="none", clock=time.monoto
             batch.add(message, eventbridge_key_encoding)
         if not received:
             break
-        if (len(batch.objects) >= budget.max_objects or batch.bytes >= budget.max_bytes
-                or clock() - started >= budget.max_wait_seconds):
+        if (
+            len(batch.objects) >= budget.max_objects
+            or batch.bytes >= budget.max_bytes
+            or clock() - started >= budget.max_wait_seconds
+        ):
             break
     batch.fill_seconds = clock() - started
     return batch

@@ -20,6 +20,7 @@ are taken over without losing the object: its messages come back, and its sealed
 worker that meets one of its objects. Claims are released once the ledger says committed; the ledger check that
 follows every claim then sees the commit.
 """
+
 import hashlib
 import os
 import socket
@@ -56,14 +57,20 @@ def _batch_key(batch: str) -> str:
 
 @dataclass
 class ClaimResult:
-    taken: Dict[str, str] = field(default_factory=dict)          # identity -> etag of our claim
-    held: Dict[str, float] = field(default_factory=dict)         # identity -> when the live claim expires
-    to_finish: Dict[str, Dict[str, Any]] = field(default_factory=dict)   # sealed batch id -> its seal
+    taken: Dict[str, str] = field(default_factory=dict)  # identity -> etag of our claim
+    held: Dict[str, float] = field(default_factory=dict)  # identity -> when the live claim expires
+    to_finish: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # sealed batch id -> its seal
 
 
 class Claims:
-    def __init__(self, store: ConditionalStore, ttl_seconds: float, owner: Optional[str] = None,
-                 clock: Callable[[], float] = time.time, workers: int = 16):
+    def __init__(
+        self,
+        store: ConditionalStore,
+        ttl_seconds: float,
+        owner: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+        workers: int = 16,
+    ):
         self.store = store
         self.ttl = ttl_seconds
         self.owner = owner or new_owner()
@@ -72,8 +79,7 @@ class Claims:
 
     def _doc(self, identity: str, batch: str) -> Dict[str, Any]:
         now = self.clock()
-        return {"owner": self.owner, "batch": batch, "object": identity, "taken_at": now,
-                "expires_at": now + self.ttl}
+        return {"owner": self.owner, "batch": batch, "object": identity, "taken_at": now, "expires_at": now + self.ttl}
 
     def _map(self, fn, items):
         items = list(items)
@@ -99,8 +105,13 @@ class Claims:
 
     def seal(self, batch: str, objects: List[Dict[str, Any]], staged_snapshot: int) -> bool:
         """Seal `batch` before publishing it; False if another worker made it void first (do not publish)."""
-        doc = {"state": SEALED, "owner": self.owner, "objects": objects, "staged_snapshot": staged_snapshot,
-               "at": self.clock()}
+        doc = {
+            "state": SEALED,
+            "owner": self.owner,
+            "objects": objects,
+            "staged_snapshot": staged_snapshot,
+            "at": self.clock(),
+        }
         if self.store.create(_batch_key(batch), doc) is not None:
             return True
         state = self.batch_state(batch) or {}
@@ -145,16 +156,19 @@ class Claims:
             etag = self.store.replace(key, self._doc(identity, batch), current_etag)
             if etag is not None:
                 if current.get("owner") not in (self.owner, None):
-                    log.info("took over an expired claim", extra={"object": identity,
-                                                                   "previous_owner": current.get("owner")})
+                    log.info(
+                        "took over an expired claim", extra={"object": identity, "previous_owner": current.get("owner")}
+                    )
                 return "taken", etag
-        return "held", self.clock() + self.ttl   # other workers keep taking it: come back later
+        return "held", self.clock() + self.ttl  # other workers keep taking it: come back later
 
     def rebind(self, taken: Dict[str, str], batch: str) -> Dict[str, str]:
         """Point our claims at `batch` (the batch's objects changed); those still ours, with their new etags."""
+
         def one(item):
             identity, etag = item
             return identity, self.store.replace(_object_key(identity), self._doc(identity, batch), etag)
+
         return {i: e for i, e in self._map(one, taken.items()) if e is not None}
 
     def release(self, taken: Dict[str, str]) -> None:
@@ -163,26 +177,36 @@ class Claims:
         Conditional, so a claim that changed hands meanwhile is left to its new owner. The records stay (a few
         hundred bytes each); on S3 a lifecycle rule of a week or more on the claims prefix removes them.
         """
+
         def one(item):
             identity, etag = item
-            self.store.replace(_object_key(identity), {"owner": None, "batch": None, "object": identity,
-                                                       "expires_at": 0, "released_at": self.clock()}, etag)
+            self.store.replace(
+                _object_key(identity),
+                {"owner": None, "batch": None, "object": identity, "expires_at": 0, "released_at": self.clock()},
+                etag,
+            )
+
         self._map(one, taken.items())
 
     def release_batch(self, batch: str, identities: List[str]) -> None:
         """Release the claims that still name `batch` (a batch another worker sealed and this one finished)."""
+
         def one(identity):
             found = self.store.read(_object_key(identity))
             if found is not None and found[0].get("batch") == batch:
                 self.release({identity: found[1]})
+
         self._map(one, identities)
 
 
 def claims_root(config, target):
     """Where the target's claims live: `ingest.claims`, or under the catalog's warehouse."""
-    root = config.ingest.claims or (config.catalog.warehouse.rstrip("/") + "/_lakehouse_ops/ingest-claims"
-                                    if config.catalog.warehouse else None)
+    root = config.ingest.claims or (
+        config.catalog.warehouse.rstrip("/") + "/_lakehouse_ops/ingest-claims" if config.catalog.warehouse else None
+    )
     if root is None:
-        raise ConfigError("%s: ingest.claims is needed (an s3:// prefix where ingest workers claim objects) when "
-                          "the catalog has no warehouse" % config.source)
+        raise ConfigError(
+            "%s: ingest.claims is needed (an s3:// prefix where ingest workers claim objects) when "
+            "the catalog has no warehouse" % config.source
+        )
     return root.rstrip("/") + "/" + target

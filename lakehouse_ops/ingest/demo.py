@@ -5,6 +5,7 @@ with records that do not fit the schema), announces them on a local SQS queue se
 here if nothing answers at the configured endpoint), adds a duplicate announcement and a poison message, and
 ingests until the queue is empty.
 """
+
 import gzip
 import hashlib
 import json
@@ -20,8 +21,7 @@ from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("ingest.demo")
 
-DEMO_SCHEMA = ("requested_at TIMESTAMP, customer_id STRING, provider STRING, status INT, bytes_sent BIGINT, "
-               "url STRING")
+DEMO_SCHEMA = "requested_at TIMESTAMP, customer_id STRING, provider STRING, status INT, bytes_sent BIGINT, url STRING"
 
 
 def local_sqs(queue_url):
@@ -38,14 +38,17 @@ def local_sqs(queue_url):
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from lakehouse_ops.aws.local import listening
+
     if listening(parsed.hostname, parsed.port or 80):
         return None
     try:
         import moto.server  # noqa: F401  (only to give a clear message when it is missing)
     except ImportError:
-        raise ConfigError("nothing answers at %s and moto is not installed: pip install 'moto[server]'"
-                          % endpoint) from None
+        raise ConfigError(
+            "nothing answers at %s and moto is not installed: pip install 'moto[server]'" % endpoint
+        ) from None
     from lakehouse_ops.aws.local import start_moto
+
     proc, _ = start_moto(parsed.hostname, parsed.port or 80)
     log.info("started moto's SQS server for the demo", extra={"endpoint": endpoint})
     return proc
@@ -62,11 +65,17 @@ def _queue(sqs, url, visibility):
 def _rows(rng, count, day):
     out = []
     for i in range(count):
-        out.append({"requested_at": "2024-05-%02dT%02d:%02d:%02dZ" % (day, rng.randrange(24), rng.randrange(60),
-                                                                     rng.randrange(60)),
-                    "customer_id": "c%05d" % rng.randrange(500), "provider": rng.choice(["edge-a", "edge-b"]),
-                    "status": rng.choice([200, 200, 200, 304, 404]), "bytes_sent": rng.randrange(100000),
-                    "url": "/assets/%d.jpg" % rng.randrange(1000)})
+        out.append(
+            {
+                "requested_at": "2024-05-%02dT%02d:%02d:%02dZ"
+                % (day, rng.randrange(24), rng.randrange(60), rng.randrange(60)),
+                "customer_id": "c%05d" % rng.randrange(500),
+                "provider": rng.choice(["edge-a", "edge-b"]),
+                "status": rng.choice([200, 200, 200, 304, 404]),
+                "bytes_sent": rng.randrange(100000),
+                "url": "/assets/%d.jpg" % rng.randrange(1000),
+            }
+        )
     return out
 
 
@@ -96,8 +105,8 @@ def prepare_landing(config, spark, sqs, files, rows, replace=False):
     announcement and one poison message). Returns the target table name."""
     cfg = config.ingest
     prefix, root = sorted(cfg.uri_map.items())[0]
-    bucket = prefix[len("s3://"):].split("/", 1)[0]
-    root = root[len("file://"):] if root.startswith("file://") else os.path.abspath(root)
+    bucket = prefix[len("s3://") :].split("/", 1)[0]
+    root = root[len("file://") :] if root.startswith("file://") else os.path.abspath(root)
     _queue(sqs, cfg.queue_url, cfg.visibility_timeout_seconds)
     if cfg.dlq_url:
         _queue(sqs, cfg.dlq_url, cfg.visibility_timeout_seconds)
@@ -108,8 +117,10 @@ def prepare_landing(config, spark, sqs, files, rows, replace=False):
         for table in (target, cfg.quarantine_table, cfg.ledger):
             if table:
                 spark.sql("DROP TABLE IF EXISTS %s PURGE" % table_ref(catalog, config.table_name(table)))
-    spark.sql("CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg PARTITIONED BY (days(requested_at))"
-              % (table_ref(catalog, target), DEMO_SCHEMA))
+    spark.sql(
+        "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg PARTITIONED BY (days(requested_at))"
+        % (table_ref(catalog, target), DEMO_SCHEMA)
+    )
     written = write_landing_files(root, bucket, files, rows, seed=int(time.time()))
     for key, size, etag in written:
         sqs.send_message(QueueUrl=cfg.queue_url, MessageBody=s3_notification(bucket, key, size, etag))
@@ -122,5 +133,7 @@ def prepare_landing(config, spark, sqs, files, rows, replace=False):
 
 def require_local_ingest(config, command):
     if config.ingest is None or not config.ingest.uri_map:
-        raise ConfigError("%s needs an 'ingest' section with a uri_map to a local directory, such as the one in "
-                          "conf/local.yaml" % command)
+        raise ConfigError(
+            "%s needs an 'ingest' section with a uri_map to a local directory, such as the one in "
+            "conf/local.yaml" % command
+        )

@@ -1,4 +1,5 @@
 """Building S3 event notification bodies, as S3 sends them (used by the demo, tests and benchmarks)."""
+
 import datetime
 import json
 import uuid
@@ -7,9 +8,21 @@ from urllib.parse import quote_plus
 
 def s3_notification(bucket, key, size, etag=None, event="ObjectCreated:Put", event_time=None):
     """An S3 event notification body for one object; the key is encoded the way S3 encodes it."""
-    return json.dumps({"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": event,
-        "eventTime": event_time or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-        + "Z",
-        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": "arn:aws:s3:::" + bucket},
-               "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag or uuid.uuid4().hex}}}]})
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "eventName": event,
+                    "eventTime": event_time
+                    or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                    "s3": {
+                        "s3SchemaVersion": "1.0",
+                        "bucket": {"name": bucket, "arn": "arn:aws:s3:::" + bucket},
+                        "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag or uuid.uuid4().hex},
+                    },
+                }
+            ]
+        }
+    )

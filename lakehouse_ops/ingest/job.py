@@ -3,6 +3,7 @@
 Modes: `until_empty` (drain and exit: EMR steps, schedules), `max_batches`, `max_runtime_s`, and continuous
 (neither: back off while the queue is empty). Every batch reports its metrics in the log and the run report.
 """
+
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,6 +40,7 @@ class IngestJob(TargetSetup, BatchWrites):
         self._session = LazySession(config, spark, session_factory)
         if sqs is None:
             from lakehouse_ops.aws.clients import client
+
             sqs = client("sqs")
         self.queue = Queue(sqs, self.cfg.queue_url, self.cfg.dlq_url, self.cfg.visibility_timeout_seconds)
         self.enrich = load_function(self.cfg.enrichment) if self.cfg.enrichment else None
@@ -63,8 +65,9 @@ class IngestJob(TargetSetup, BatchWrites):
         try:
             spark.table(self.target_ref).schema
         except Exception:
-            raise IngestError("target table %s does not exist: create it first (its schema governs what is "
-                              "read)" % self.target) from None
+            raise IngestError(
+                "target table %s does not exist: create it first (its schema governs what is read)" % self.target
+            ) from None
         self._ensure_columns()
         self._enable_wap()
         self._check_pseudonymized_columns()
@@ -83,8 +86,9 @@ class IngestJob(TargetSetup, BatchWrites):
         for batch, snapshot, objects in self.ledger.interrupted(self.catalog, self.target):
             self._record_landed(batch, objects, snapshot)
             finished += 1
-            log.info("finished a batch committed before an interruption",
-                     extra={"batch_id": batch, "snapshot_id": snapshot})
+            log.info(
+                "finished a batch committed before an interruption", extra={"batch_id": batch, "snapshot_id": snapshot}
+            )
         return finished
 
     def _record_landed(self, batch, objects, snapshot):
@@ -102,8 +106,7 @@ class IngestJob(TargetSetup, BatchWrites):
         """Fill one batch; its heartbeat runs from the first receipt, so a prefetched batch stays hidden too."""
         heartbeat = Heartbeat(self.queue, self.cfg.heartbeat_seconds).start()
         try:
-            batch = fill_batch(self.queue, self.cfg.batch, self.cfg.eventbridge_key_encoding,
-                               on_receive=heartbeat.add)
+            batch = fill_batch(self.queue, self.cfg.batch, self.cfg.eventbridge_key_encoding, on_receive=heartbeat.add)
         except Exception:
             heartbeat.stop()
             raise
@@ -112,8 +115,14 @@ class IngestJob(TargetSetup, BatchWrites):
     def run(self, until_empty=False, max_batches=None, max_runtime_s=None):
         """Process batches until a stop condition; the next batch is received while the current one is written."""
         started = time.time()
-        report = {"ok": True, "target": self.target, "queue": self.cfg.queue_url, "batches": [],
-                  "started_at": _iso(started), "receive_wait_s": 0.0}
+        report = {
+            "ok": True,
+            "target": self.target,
+            "queue": self.cfg.queue_url,
+            "batches": [],
+            "started_at": _iso(started),
+            "receive_wait_s": 0.0,
+        }
         self.prepare()
         report["reconciled_batches"] = self.reconciled
         backoff = self.cfg.empty_backoff_seconds
@@ -164,12 +173,24 @@ class IngestJob(TargetSetup, BatchWrites):
 
     def process(self, batch, heartbeat=None):
         started = time.time()
-        metrics = {"messages": len(batch.messages), "objects": len(batch.objects), "duplicates": batch.duplicates,
-                   "bytes": batch.bytes, "receive_calls": batch.receive_calls,
-                   "receive_s": round(batch.fill_seconds, 3), "ignored": len(batch.ignored),
-                   "deletions_seen": len(batch.deleted), "poison": len(batch.poison), "rows": 0, "quarantined": 0,
-                   "dlq_messages": 0, "already_committed": 0, "batch_id": None, "snapshot_id": None,
-                   "commit_s": 0.0}
+        metrics = {
+            "messages": len(batch.messages),
+            "objects": len(batch.objects),
+            "duplicates": batch.duplicates,
+            "bytes": batch.bytes,
+            "receive_calls": batch.receive_calls,
+            "receive_s": round(batch.fill_seconds, 3),
+            "ignored": len(batch.ignored),
+            "deletions_seen": len(batch.deleted),
+            "poison": len(batch.poison),
+            "rows": 0,
+            "quarantined": 0,
+            "dlq_messages": 0,
+            "already_committed": 0,
+            "batch_id": None,
+            "snapshot_id": None,
+            "commit_s": 0.0,
+        }
         sent = oldest_sent_ms(batch.messages)
         oldest = min([event_ms(o, sent) for o in batch.objects.values()] or [sent])
         self.on_stage("after_receive")
@@ -228,8 +249,9 @@ class IngestJob(TargetSetup, BatchWrites):
                     unreadable = find_unreadable(spark, self.cfg, self.schema, located, self._quarantining)
                 if not unreadable:
                     raise exc.error
-                log.warning("objects could not be read; the rest of the batch goes on",
-                            extra={"unreadable": len(unreadable)})
+                log.warning(
+                    "objects could not be read; the rest of the batch goes on", extra={"unreadable": len(unreadable)}
+                )
                 failed.update(unreadable)
                 # The rest goes on as a new batch; claims follow it (the old one is never sealed).
                 batch = new_batch_id()
@@ -237,9 +259,11 @@ class IngestJob(TargetSetup, BatchWrites):
                 located = {i: v for i, v in located.items() if i not in unreadable and i in mine}
                 continue
             if not self.claims.seal(batch, [seal_entry(o) for o in usable], staged):
-                raise IngestError("batch %s of %s was made void by another worker while it was written: its claims "
-                                  "expired (raise ingest.claim_seconds above the time a batch takes); its messages "
-                                  "come back and are retried" % (batch, self.target))
+                raise IngestError(
+                    "batch %s of %s was made void by another worker while it was written: its claims "
+                    "expired (raise ingest.claim_seconds above the time a batch takes); its messages "
+                    "come back and are retried" % (batch, self.target)
+                )
             self.on_stage("after_seal")
             with timed(metrics, "publish"):
                 snapshot, summary = self._publish(batch, staged)
@@ -261,12 +285,11 @@ class IngestJob(TargetSetup, BatchWrites):
         if found is None:
             staged = seal.get("staged_snapshot")
             if ledger_mod.staged_snapshot(self.spark, self.catalog, self.target, batch) != staged:
-                raise IngestError("batch %s was sealed but its staged snapshot %s is gone from %s (expired?): its "
-                                  "objects stay claimed; publish or re-ingest them by hand" % (batch, staged,
-                                                                                             self.target))
+                raise IngestError(
+                    "batch %s was sealed but its staged snapshot %s is gone from %s (expired?): its "
+                    "objects stay claimed; publish or re-ingest them by hand" % (batch, staged, self.target)
+                )
             found = self._publish(batch, staged)
         self._record_landed(batch, objects, found[0])
         self.claims.release_batch(batch, [o.identity for o in objects])
-        log.info("finished a batch another worker sealed and left", extra={"batch_id": batch,
-                                                                           "snapshot_id": found[0]})
-
+        log.info("finished a batch another worker sealed and left", extra={"batch_id": batch, "snapshot_id": found[0]})

@@ -10,6 +10,7 @@ A process killed anywhere leaves either no target commit (the objects are read a
 commit whose batch id is found in the table's snapshots; the job finishes such batches (`interrupted`) at the next
 start, before any message is read. The ledger is its own Iceberg table, so it survives snapshot expiry.
 """
+
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import table_ref
@@ -19,8 +20,10 @@ log = get_logger("ingest.ledger")
 BATCH_PROPERTY = "lakehouse-ops.batch-id"
 WAP_ID, PUBLISHED_WAP_ID = "wap.id", "published-wap-id"
 PENDING, COMMITTED = "pending", "committed"
-LEDGER_SCHEMA = ("object_id STRING, bucket STRING, object_key STRING, version_id STRING, etag STRING, "
-                 "size BIGINT, batch_id STRING, status STRING, target_snapshot_id BIGINT, recorded_at TIMESTAMP")
+LEDGER_SCHEMA = (
+    "object_id STRING, bucket STRING, object_key STRING, version_id STRING, etag STRING, "
+    "size BIGINT, batch_id STRING, status STRING, target_snapshot_id BIGINT, recorded_at TIMESTAMP"
+)
 
 
 def table_exists(spark, ref):
@@ -55,12 +58,14 @@ def batch_snapshot(spark, catalog, table, batch):
     rows = spark.sql(
         "SELECT s.snapshot_id, first(s.summary) AS summary FROM %s.snapshots s JOIN %s.history h ON "
         "s.snapshot_id = h.snapshot_id WHERE h.is_current_ancestor AND (s.summary['%s'] = '%s' OR "
-        "s.summary['%s'] = '%s') GROUP BY s.snapshot_id"
-        % (ref, ref, BATCH_PROPERTY, batch, PUBLISHED_WAP_ID, batch)).collect()
+        "s.summary['%s'] = '%s') GROUP BY s.snapshot_id" % (ref, ref, BATCH_PROPERTY, batch, PUBLISHED_WAP_ID, batch)
+    ).collect()
     if len(rows) > 1:
-        raise IngestError("batch %s was committed %d times to %s (snapshots %s): rows of its objects are "
-                          "duplicated; delete the rows of all but the first snapshot (column of the batch id)"
-                          % (batch, len(rows), table, ", ".join(str(r.snapshot_id) for r in rows)))
+        raise IngestError(
+            "batch %s was committed %d times to %s (snapshots %s): rows of its objects are "
+            "duplicated; delete the rows of all but the first snapshot (column of the batch id)"
+            % (batch, len(rows), table, ", ".join(str(r.snapshot_id) for r in rows))
+        )
     return (rows[0].snapshot_id, rows[0].summary) if rows else None
 
 
@@ -72,8 +77,10 @@ def find_batch_snapshot(spark, catalog, table, batch):
 
 def staged_snapshot(spark, catalog, table, batch):
     """The newest snapshot staged (written with wap.id) for `batch`, published or not, or None."""
-    rows = spark.sql("SELECT snapshot_id FROM %s.snapshots WHERE summary['%s'] = '%s' ORDER BY committed_at DESC "
-                     "LIMIT 1" % (table_ref(catalog, table), WAP_ID, batch)).collect()
+    rows = spark.sql(
+        "SELECT snapshot_id FROM %s.snapshots WHERE summary['%s'] = '%s' ORDER BY committed_at DESC "
+        "LIMIT 1" % (table_ref(catalog, table), WAP_ID, batch)
+    ).collect()
     return rows[0].snapshot_id if rows else None
 
 
@@ -87,9 +94,12 @@ class Ledger:
     def ensure(self):
         namespace = self.table.rsplit(".", 1)[0]
         self.spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(self.catalog, namespace))
-        concurrent_ddl(self.spark, "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg TBLPROPERTIES ("
-                       "'format-version'='2', 'write.parquet.compression-codec'='zstd')" % (self.ref, LEDGER_SCHEMA),
-                       lambda: table_exists(self.spark, self.ref))
+        concurrent_ddl(
+            self.spark,
+            "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg TBLPROPERTIES ("
+            "'format-version'='2', 'write.parquet.compression-codec'='zstd')" % (self.ref, LEDGER_SCHEMA),
+            lambda: table_exists(self.spark, self.ref),
+        )
 
     def committed(self, identities):
         """Those of `identities` already committed by some earlier batch."""
@@ -102,11 +112,15 @@ class Ledger:
         return {r.object_id for r in done.join(wanted, "object_id", "left_semi").distinct().collect()}
 
     def record(self, batch, objects, status, snapshot_id=None):
-        rows = [(o.identity, o.bucket, o.key, o.version_id, o.etag, o.size, batch, status, snapshot_id)
-                for o in objects]
-        df = self.spark.createDataFrame(rows, "object_id STRING, bucket STRING, object_key STRING, "
-                                              "version_id STRING, etag STRING, size BIGINT, batch_id STRING, "
-                                              "status STRING, target_snapshot_id BIGINT")
+        rows = [
+            (o.identity, o.bucket, o.key, o.version_id, o.etag, o.size, batch, status, snapshot_id) for o in objects
+        ]
+        df = self.spark.createDataFrame(
+            rows,
+            "object_id STRING, bucket STRING, object_key STRING, "
+            "version_id STRING, etag STRING, size BIGINT, batch_id STRING, "
+            "status STRING, target_snapshot_id BIGINT",
+        )
         df.selectExpr("*", "current_timestamp() AS recorded_at").writeTo(self.ref).append()
 
     def interrupted(self, target_catalog, target_table):
@@ -115,17 +129,21 @@ class Ledger:
         Pending batches without a commit never happened: their objects are read again when their messages return.
         """
         from lakehouse_ops.ingest.messages import S3Object
+
         pending = self.spark.sql(
             "SELECT DISTINCT batch_id FROM %s WHERE status = '%s' AND batch_id NOT IN "
-            "(SELECT batch_id FROM %s WHERE status = '%s')" % (self.ref, PENDING, self.ref, COMMITTED)).collect()
+            "(SELECT batch_id FROM %s WHERE status = '%s')" % (self.ref, PENDING, self.ref, COMMITTED)
+        ).collect()
         out = []
         for row in pending:
             snapshot = find_batch_snapshot(self.spark, target_catalog, target_table, row.batch_id)
             if snapshot is None:
                 continue
-            objects = [S3Object(bucket=r.bucket, key=r.object_key, size=r.size, etag=r.etag,
-                                version_id=r.version_id)
-                       for r in self.spark.table(self.ref).filter(
-                           "batch_id = '%s' AND status = '%s'" % (row.batch_id, PENDING)).collect()]
+            objects = [
+                S3Object(bucket=r.bucket, key=r.object_key, size=r.size, etag=r.etag, version_id=r.version_id)
+                for r in self.spark.table(self.ref)
+                .filter("batch_id = '%s' AND status = '%s'" % (row.batch_id, PENDING))
+                .collect()
+            ]
             out.append((row.batch_id, snapshot, objects))
         return out

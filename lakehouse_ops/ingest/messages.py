@@ -7,6 +7,7 @@ Accepted shapes (see docs/ingest.md):
 - `s3:TestEvent`, sent when a notification is configured: ignored.
 Deletions are recorded and not ingested. Anything else is poison, with a reason that names what was wrong.
 """
+
 import json
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -39,7 +40,7 @@ class S3Object:
 
 @dataclass(frozen=True)
 class Parsed:
-    kind: str                                   # objects | ignored | poison
+    kind: str  # objects | ignored | poison
     created: List[S3Object] = field(default_factory=list)
     deleted: List[S3Object] = field(default_factory=list)
     reason: str = ""
@@ -69,16 +70,23 @@ def _s3_records(records, key_encoding="form"):
         obj = s3.get("object") or {}
         if not bucket or not isinstance(obj.get("key"), str):
             raise ValueError("Records[%d] has no s3.bucket.name or s3.object.key" % index)
-        item = S3Object(bucket=bucket, key=decode_key(obj["key"], key_encoding), size=obj.get("size"),
-                        etag=obj.get("eTag"), version_id=obj.get("versionId"), sequencer=obj.get("sequencer"),
-                        event_time=record.get("eventTime"))
+        item = S3Object(
+            bucket=bucket,
+            key=decode_key(obj["key"], key_encoding),
+            size=obj.get("size"),
+            etag=obj.get("eTag"),
+            version_id=obj.get("versionId"),
+            sequencer=obj.get("sequencer"),
+            event_time=record.get("eventTime"),
+        )
         if name.startswith("ObjectCreated:"):
             created.append(item)
         elif name.startswith("ObjectRemoved:"):
             deleted.append(item)
         else:
-            raise ValueError("Records[%d] has eventName %r; expected ObjectCreated:* or ObjectRemoved:*"
-                             % (index, name))
+            raise ValueError(
+                "Records[%d] has eventName %r; expected ObjectCreated:* or ObjectRemoved:*" % (index, name)
+            )
     return created, deleted
 
 
@@ -88,9 +96,15 @@ def _eventbridge(event, key_encoding):
     obj = detail.get("object") or {}
     if not bucket or not isinstance(obj.get("key"), str):
         raise ValueError("EventBridge event has no detail.bucket.name or detail.object.key")
-    item = S3Object(bucket=bucket, key=decode_key(obj["key"], key_encoding), size=obj.get("size"),
-                    etag=obj.get("etag"), version_id=obj.get("version-id"), sequencer=obj.get("sequencer"),
-                    event_time=event.get("time"))
+    item = S3Object(
+        bucket=bucket,
+        key=decode_key(obj["key"], key_encoding),
+        size=obj.get("size"),
+        etag=obj.get("etag"),
+        version_id=obj.get("version-id"),
+        sequencer=obj.get("sequencer"),
+        event_time=event.get("time"),
+    )
     kind = event.get("detail-type")
     if kind == "Object Created":
         return [item], []
@@ -128,8 +142,10 @@ def parse_body(body, eventbridge_key_encoding="none", _depth=0):
         elif event.get("source") == "aws.s3" and "detail-type" in event:
             created, deleted = _eventbridge(event, eventbridge_key_encoding)
         else:
-            return _poison("not an S3 event notification, SNS-wrapped notification or EventBridge S3 event "
-                           "(top-level keys: %s)" % ", ".join(sorted(event)[:8]))
+            return _poison(
+                "not an S3 event notification, SNS-wrapped notification or EventBridge S3 event "
+                "(top-level keys: %s)" % ", ".join(sorted(event)[:8])
+            )
     except (ValueError, UnicodeDecodeError) as exc:
         return _poison(str(exc))
     if not created:

@@ -1,4 +1,5 @@
 """What an ingest batch and run report: stage timings, event-to-commit lag, totals."""
+
 import contextlib
 import datetime
 import time
@@ -28,13 +29,28 @@ def timed(metrics, stage):
 
 def seal_entry(obj):
     """An object as a seal lists it (enough to read it again)."""
-    return {"bucket": obj.bucket, "key": obj.key, "size": obj.size, "etag": obj.etag, "version_id": obj.version_id,
-            "identity": obj.identity}
+    return {
+        "bucket": obj.bucket,
+        "key": obj.key,
+        "size": obj.size,
+        "etag": obj.etag,
+        "version_id": obj.version_id,
+        "identity": obj.identity,
+    }
 
 
 def totals(batches, seconds):
-    keys = ("messages", "objects", "duplicates", "bytes", "rows", "quarantined", "dlq_messages", "poison",
-            "already_committed")
+    keys = (
+        "messages",
+        "objects",
+        "duplicates",
+        "bytes",
+        "rows",
+        "quarantined",
+        "dlq_messages",
+        "poison",
+        "already_committed",
+    )
     totals = {k: sum(b.get(k, 0) for b in batches) for k in keys}
     totals["batches"] = len(batches)
     totals["duration_s"] = round(seconds, 3)
@@ -43,4 +59,3 @@ def totals(batches, seconds):
     totals["messages_per_s"] = round(totals["messages"] / seconds, 1) if seconds > 0 else 0.0
     totals["max_lag_s"] = max((b.get("lag_s", 0) for b in batches), default=0)
     return {"totals": totals}
-

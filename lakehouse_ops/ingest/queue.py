@@ -2,6 +2,7 @@
 
 Messages are deleted only by the job, and only after the data they announce is durably committed.
 """
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ class Message:
 
 def _chunks(items, size=10):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class Queue:
@@ -37,11 +38,15 @@ class Queue:
 
     def receive(self, calls, wait_time_seconds=1, max_messages=10):
         """Issue `calls` ReceiveMessage requests (`max_messages`, at most 10, each) in parallel."""
+
         def one(_):
             response = self.sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_time_seconds,
+                QueueUrl=self.url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=wait_time_seconds,
                 VisibilityTimeout=self.visibility_timeout,
-                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"])
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            )
             return response.get("Messages", [])
 
         with ThreadPoolExecutor(max_workers=calls) as pool:
@@ -49,18 +54,28 @@ class Queue:
         out = []
         for raw in (m for batch in batches for m in batch):
             attrs = raw.get("Attributes", {})
-            out.append(Message(raw["MessageId"], raw["ReceiptHandle"], raw.get("Body"),
-                               int(attrs.get("ApproximateReceiveCount", "1")),
-                               int(attrs.get("SentTimestamp", "0"))))
+            out.append(
+                Message(
+                    raw["MessageId"],
+                    raw["ReceiptHandle"],
+                    raw.get("Body"),
+                    int(attrs.get("ApproximateReceiveCount", "1")),
+                    int(attrs.get("SentTimestamp", "0")),
+                )
+            )
         return out
 
     def extend(self, messages, seconds=None):
         seconds = self.visibility_timeout if seconds is None else seconds
         failed = []
         for chunk in _chunks(messages):
-            response = self.sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
-                for i, m in enumerate(chunk)])
+            response = self.sqs.change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+                    for i, m in enumerate(chunk)
+                ],
+            )
             failed.extend(response.get("Failed", []))
         if failed:
             log.warning("could not extend visibility of some messages", extra={"failed": len(failed)})
@@ -69,8 +84,10 @@ class Queue:
         """Delete messages; raise if SQS refuses any (they would be redelivered and skipped by the ledger)."""
         failed = []
         for chunk in _chunks(messages):
-            response = self.sqs.delete_message_batch(QueueUrl=self.url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)])
+            response = self.sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(chunk)],
+            )
             failed.extend(response.get("Failed", []))
         if failed:
             raise IngestError("SQS did not delete %d message(s): %s" % (len(failed), failed[0].get("Message")))
@@ -84,14 +101,20 @@ class Queue:
         """Move a message to the DLQ with the reason as a message attribute, then delete it here."""
         if not self.dlq_url:
             raise IngestError("no dlq_url configured")
-        self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=message.body or "", MessageAttributes={
-            "lakehouse_ops_reason": {"DataType": "String", "StringValue": reason[:1000]},
-            "lakehouse_ops_source_message_id": {"DataType": "String", "StringValue": message.message_id}})
+        self.sqs.send_message(
+            QueueUrl=self.dlq_url,
+            MessageBody=message.body or "",
+            MessageAttributes={
+                "lakehouse_ops_reason": {"DataType": "String", "StringValue": reason[:1000]},
+                "lakehouse_ops_source_message_id": {"DataType": "String", "StringValue": message.message_id},
+            },
+        )
         self.delete([message])
 
     def depth(self):
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 

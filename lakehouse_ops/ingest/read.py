@@ -3,6 +3,7 @@
 Records that do not fit the schema carry their raw text in `_corrupt_record` (for quarantine); an object that is
 missing or cannot be read is reported with the reason and the rest of the batch goes on.
 """
+
 import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ def local_uri(uri, uri_map):
             target = uri_map[prefix]
             if "://" not in target:
                 target = "file://" + os.path.abspath(target)
-            return target.rstrip("/") + "/" + uri[len(prefix):].lstrip("/")
+            return target.rstrip("/") + "/" + uri[len(prefix) :].lstrip("/")
     return uri
 
 
@@ -39,11 +40,13 @@ def load_function(dotted):
 def data_schema(spark, target_ref, meta_columns):
     """The target's schema without the columns the job adds itself."""
     from pyspark.sql.types import StructType
+
     return StructType([f for f in spark.table(target_ref).schema.fields if f.name not in meta_columns])
 
 
 def _reader(spark, cfg, schema, quarantine):
     from pyspark.sql.types import StringType, StructField, StructType
+
     reader = spark.read.format(cfg.format)
     if cfg.format in ("json", "csv"):
         if quarantine:
@@ -67,9 +70,9 @@ def load(spark, cfg, schema, paths, quarantine=True):
 def spark_spellings(uri):
     """The ways Spark may spell a qualified file URI in _metadata.file_path (local files: file:/ or file:///)."""
     if uri.startswith("file:///"):
-        return [uri, "file:/" + uri[len("file:///"):]]
+        return [uri, "file:/" + uri[len("file:///") :]]
     if uri.startswith("file:/"):
-        return [uri, "file:///" + uri[len("file:/"):]]
+        return [uri, "file:///" + uri[len("file:/") :]]
     return [uri]
 
 
@@ -78,6 +81,7 @@ def existing(spark, objects, uri_map, threads=8):
 
     The checks are metadata calls (HEAD on S3), made from a few threads at once.
     """
+
     def check(item):
         identity, obj = item
         path = local_uri(obj.uri, uri_map)

@@ -1,4 +1,5 @@
 """Settling a batch's messages: delete, dead-letter, or hide until another worker's claim expires."""
+
 import time
 
 from lakehouse_ops.logs import get_logger
@@ -30,8 +31,10 @@ def settle_messages(queue, cfg, batch, failed, metrics, held=None, heartbeat=Non
             queue.dead_letter(message, "; ".join(reasons))
             metrics["dlq_messages"] += 1
         else:
-            log.warning("message left for the queue's redrive policy",
-                        extra={"message_id": message.message_id, "reason": "; ".join(reasons)})
+            log.warning(
+                "message left for the queue's redrive policy",
+                extra={"message_id": message.message_id, "reason": "; ".join(reasons)},
+            )
     queue.delete(to_delete)
     for seconds, messages in deferred.items():
         if heartbeat is not None:

@@ -1,5 +1,6 @@
 """The ingest target as a job finds it at start-up: it exists, carries the job's columns and the policy's
 properties, stages batches (write-audit-publish), and has its quarantine table next to it."""
+
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.logs import get_logger
@@ -7,7 +8,7 @@ from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("ingest")
 
-QUARANTINE_SCHEMA = ("raw STRING, source_object STRING, reason STRING, batch_id STRING, quarantined_at TIMESTAMP")
+QUARANTINE_SCHEMA = "raw STRING, source_object STRING, reason STRING, batch_id STRING, quarantined_at TIMESTAMP"
 QUARANTINE_REASON = "record does not match the target table's schema (unparseable or wrong types)"
 
 
@@ -21,8 +22,10 @@ class TargetSetup:
         namespace = self.config.table_name(self.cfg.quarantine_table).rsplit(".", 1)[0]
         self.spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(self.catalog, namespace))
         ledger_mod.concurrent_ddl(
-            self.spark, "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg" % (ref, QUARANTINE_SCHEMA),
-            lambda: ledger_mod.table_exists(self.spark, ref))
+            self.spark,
+            "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg" % (ref, QUARANTINE_SCHEMA),
+            lambda: ledger_mod.table_exists(self.spark, ref),
+        )
         return ref
 
     def _check_pseudonymized_columns(self):
@@ -31,8 +34,10 @@ class TargetSetup:
         fields = {f.name: f.dataType.simpleString() for f in self.spark.table(self.target_ref).schema.fields}
         for column in self.cfg.pseudonymize.columns:
             if fields.get(column) != "string":
-                raise ConfigError("ingest.pseudonymize column %r must be a string column of %s (it is %s)" % (
-                    column, self.target, fields.get(column, "missing")))
+                raise ConfigError(
+                    "ingest.pseudonymize column %r must be a string column of %s (it is %s)"
+                    % (column, self.target, fields.get(column, "missing"))
+                )
 
     def _wap_enabled(self):
         props = {r.key: r.value for r in self.spark.sql("SHOW TBLPROPERTIES %s" % self.target_ref).collect()}
@@ -42,31 +47,43 @@ class TargetSetup:
         """Batches are staged and then published (write-audit-publish): Iceberg lands one batch id only once."""
         if not self._wap_enabled():
             ledger_mod.concurrent_ddl(
-                self.spark, "ALTER TABLE %s SET TBLPROPERTIES ('write.wap.enabled'='true')" % self.target_ref,
-                lambda: ledger_mod.table_exists(self.spark, self.target_ref) and self._wap_enabled())
+                self.spark,
+                "ALTER TABLE %s SET TBLPROPERTIES ('write.wap.enabled'='true')" % self.target_ref,
+                lambda: ledger_mod.table_exists(self.spark, self.target_ref) and self._wap_enabled(),
+            )
 
     def _meta_columns(self):
         return {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
 
     def _ensure_columns(self):
         present = {f.name for f in self.spark.table(self.target_ref).schema.fields}
-        wanted = [(self.cfg.source_column, "STRING"), (self.cfg.ingest_time_column, "TIMESTAMP"),
-                  (self.cfg.batch_column, "STRING")]
+        wanted = [
+            (self.cfg.source_column, "STRING"),
+            (self.cfg.ingest_time_column, "TIMESTAMP"),
+            (self.cfg.batch_column, "STRING"),
+        ]
         for name, kind in wanted:
             if name not in present:
                 ledger_mod.concurrent_ddl(
-                    self.spark, "ALTER TABLE %s ADD COLUMN `%s` %s" % (self.target_ref, name, kind),
-                    lambda name=name: ledger_mod.table_exists(self.spark, self.target_ref) and name in {
-                        f.name for f in self.spark.table(self.target_ref).schema.fields})
+                    self.spark,
+                    "ALTER TABLE %s ADD COLUMN `%s` %s" % (self.target_ref, name, kind),
+                    lambda name=name: (
+                        ledger_mod.table_exists(self.spark, self.target_ref)
+                        and name in {f.name for f in self.spark.table(self.target_ref).schema.fields}
+                    ),
+                )
                 log.info("added ingest column to the target", extra={"table": self.target, "column": name})
 
     def _apply_properties(self):
         from lakehouse_ops.health import table_health
         from lakehouse_ops.maintenance import properties
+
         policy = self.config.policy_for(self.target)
         health = table_health(self.config, self.target, policy=policy)
         plan = properties.plan(policy, health)
         if plan.run:
             properties.execute(self.spark, self.catalog, self.target, plan)
-            log.info("target table properties set from policy", extra={"table": self.target,
-                                                                        "set": sorted(plan.params.wanted)})
+            log.info(
+                "target table properties set from policy",
+                extra={"table": self.target, "set": sorted(plan.params.wanted)},
+            )

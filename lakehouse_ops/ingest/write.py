@@ -1,5 +1,6 @@
 """Writing one ingest batch: read its objects, stage the rows (write-audit-publish, the batch id in the snapshot
 summary), publish, and quarantine the records that do not fit."""
+
 import time
 
 from lakehouse_ops.engine.procedures import call
@@ -29,10 +30,14 @@ class BatchWrites:
         try:
             call(self.spark, self.catalog, "cherrypick_snapshot", {"table": self.target, "snapshot_id": staged})
         except Exception as exc:
-            if "DuplicateWAPCommitException" not in str(exc) and \
-                    ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch) is None:
-                raise IngestError("publishing batch %s (staged snapshot %d) to %s failed: %s"
-                                  % (batch, staged, self.target, first_line(exc))) from exc
+            if (
+                "DuplicateWAPCommitException" not in str(exc)
+                and ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch) is None
+            ):
+                raise IngestError(
+                    "publishing batch %s (staged snapshot %d) to %s failed: %s"
+                    % (batch, staged, self.target, first_line(exc))
+                ) from exc
             log.info("batch already published by another worker", extra={"batch_id": batch})
         found = ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch)
         if found is None:
@@ -46,11 +51,41 @@ class BatchWrites:
     def _sourced(self, located, todo):
         """The batch's rows, each with the S3 URI of the object it came from."""
         from pyspark.sql import functions as F
-        pairs = [(spelling, todo[identity].uri) for identity, (_, uri) in located.items()
-                 for spelling in spark_spellings(uri)]
+
+        pairs = [
+            (spelling, todo[identity].uri)
+            for identity, (_, uri) in located.items()
+            for spelling in spark_spellings(uri)
+        ]
         sources = self.spark.createDataFrame(pairs, "_lakehouse_ops_file STRING, _lakehouse_ops_source STRING")
         df = load(self.spark, self.cfg, self.schema, [path for path, _ in located.values()], self._quarantining)
         return df.join(F.broadcast(sources), "_lakehouse_ops_file")
+
+    def _rows(self, df, batch):
+        """The batch's rows as the target takes them: ingest columns, enrichment, the target's column order, and
+        pseudonymized columns."""
+        from pyspark.sql import functions as F
+
+        out = (
+            df.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source"))
+            .withColumn(self.cfg.ingest_time_column, F.current_timestamp())
+            .withColumn(self.cfg.batch_column, F.lit(batch))
+        )
+        if self.enrich is not None:
+            out = self.enrich(out)
+        out = out.select(*[f.name for f in self.spark.table(self.target_ref).schema.fields])
+        if self.cfg.pseudonymize is not None:
+            # Fail closed: a value the service cannot convert fails the batch before the commit; its messages
+            # come back after the visibility timeout.
+            from lakehouse_ops.pseudo.spark import pseudonymize
+
+            out = pseudonymize(
+                out,
+                self.cfg.pseudonymize.columns,
+                self.config.pseudonymization.settings(),
+                deterministic=self.cfg.pseudonymize.mode == "deterministic",
+            )
+        return out
 
     def _commit(self, located, todo, batch, metrics):
         """Append the batch's good rows in one pass, with the batch id in the snapshot summary.
@@ -63,39 +98,35 @@ class BatchWrites:
         """
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
+
         spark = self.spark
         df = self._sourced(located, todo)
         observation = Observation("lakehouse_ops_ingest")
         if self._quarantining and self.cfg.format in ("json", "csv"):
             misfit = F.col(CORRUPT).isNotNull()
-            df = df.observe(observation, F.count(F.when(misfit, 1)).alias("misfits"),
-                            F.collect_set(F.when(misfit, F.col("_lakehouse_ops_source"))).alias("misfit_sources"))
+            df = df.observe(
+                observation,
+                F.count(F.when(misfit, 1)).alias("misfits"),
+                F.collect_set(F.when(misfit, F.col("_lakehouse_ops_source"))).alias("misfit_sources"),
+            )
             df = df.filter(F.col(CORRUPT).isNull())
         else:
-            df = df.observe(observation, F.lit(0).alias("misfits"),
-                            F.array().cast("array<string>").alias("misfit_sources"))
-        out = df.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source")) \
-            .withColumn(self.cfg.ingest_time_column, F.current_timestamp()) \
-            .withColumn(self.cfg.batch_column, F.lit(batch))
-        if self.enrich is not None:
-            out = self.enrich(out)
-        out = out.select(*[f.name for f in spark.table(self.target_ref).schema.fields])
-        if self.cfg.pseudonymize is not None:
-            # Fail closed: a value the service cannot convert fails the batch before the commit; its messages
-            # come back after the visibility timeout.
-            from lakehouse_ops.pseudo.spark import pseudonymize
-            out = pseudonymize(out, self.cfg.pseudonymize.columns, self.config.pseudonymization.settings(),
-                               deterministic=self.cfg.pseudonymize.mode == "deterministic")
+            df = df.observe(
+                observation, F.lit(0).alias("misfits"), F.array().cast("array<string>").alias("misfit_sources")
+            )
+        out = self._rows(df, batch)
         commit_started = time.time()
         spark.conf.set("spark.wap.id", batch)
         try:
-            out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch) \
-                .option("snapshot-property.lakehouse-ops.objects", str(len(located))).append()
+            out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch).option(
+                "snapshot-property.lakehouse-ops.objects", str(len(located))
+            ).append()
         except Exception as exc:
             # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
             if ledger_mod.staged_snapshot(spark, self.catalog, self.target, batch) is None:
-                raise ReadFailed(IngestError("commit of batch %s to %s failed: %s" % (
-                    batch, self.target, first_line(exc)))) from exc
+                raise ReadFailed(
+                    IngestError("commit of batch %s to %s failed: %s" % (batch, self.target, first_line(exc)))
+                ) from exc
             log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
         finally:
             spark.conf.unset("spark.wap.id")
@@ -115,6 +146,7 @@ class BatchWrites:
         """Write the batch's misfit records to the quarantine table (after the target commit, before the ledger
         says committed: an interruption in between is redone by `reconcile`, replacing what was written)."""
         from pyspark.sql import functions as F
+
         if not self._quarantining or self.cfg.format not in ("json", "csv"):
             return
         if replace:
@@ -132,10 +164,12 @@ class BatchWrites:
             # record stays in its source object).
             raw = F.lit(None).cast("string") if self.cfg.pseudonymize is not None else F.col(CORRUPT)
             parsed.filter(F.col(CORRUPT).isNotNull()).select(
-                raw.alias("raw"), F.col("_lakehouse_ops_source").alias("source_object"),
-                F.lit(QUARANTINE_REASON).alias("reason"), F.lit(batch).alias("batch_id"),
-                F.current_timestamp().alias("quarantined_at")).writeTo(self.quarantine_ref).append()
+                raw.alias("raw"),
+                F.col("_lakehouse_ops_source").alias("source_object"),
+                F.lit(QUARANTINE_REASON).alias("reason"),
+                F.lit(batch).alias("batch_id"),
+                F.current_timestamp().alias("quarantined_at"),
+            ).writeTo(self.quarantine_ref).append()
         finally:
             parsed.unpersist()
-        metrics["quarantined"] = self.spark.table(self.quarantine_ref).filter(
-            F.col("batch_id") == batch).count()
+        metrics["quarantined"] = self.spark.table(self.quarantine_ref).filter(F.col("batch_id") == batch).count()

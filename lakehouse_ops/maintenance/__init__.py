@@ -6,6 +6,7 @@ ORDER is the order they run in per table: properties first (so rewrites use the 
 then the data rewrites, then the metadata rewrite, then the deletions. A new action is a module here, added to
 ORDER (its NAME becomes a valid `--only` value everywhere).
 """
+
 from lakehouse_ops.maintenance import compaction, manifests, orphans, position_deletes, properties, snapshots
 
 ORDER = (properties, compaction, position_deletes, manifests, snapshots, orphans)

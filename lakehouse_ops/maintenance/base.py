@@ -8,6 +8,7 @@ a thin `execute(spark, catalog, table, plan)` and `summarize(outputs)`.
 A plan is data: whether the action should run, why, its typed and frozen parameters, the partitions it touches,
 and how many bytes it expects to rewrite. `--dry-run` prints plans; `maintain` executes them.
 """
+
 import dataclasses
 from typing import Any, Dict, Mapping, Optional, Protocol, Tuple
 
@@ -36,7 +37,7 @@ class Params:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith("_ms") and isinstance(value, int):
-                out[f.name[:-len("_ms")]] = iso_utc(value)
+                out[f.name[: -len("_ms")]] = iso_utc(value)
             else:
                 out[f.name] = _shown(value)
         return out
@@ -52,9 +53,14 @@ class Plan:
     estimated_bytes: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"action": self.action, "run": self.run, "reason": self.reason,
-                "params": self.params.to_dict() if self.params is not None else {},
-                "partitions": list(self.partitions), "estimated_bytes": self.estimated_bytes}
+        return {
+            "action": self.action,
+            "run": self.run,
+            "reason": self.reason,
+            "params": self.params.to_dict() if self.params is not None else {},
+            "partitions": list(self.partitions),
+            "estimated_bytes": self.estimated_bytes,
+        }
 
 
 def skip(action: str, reason: str) -> Plan:
@@ -75,6 +81,7 @@ class Result:
 
 class Action(Protocol):
     """The protocol every action module follows (see the module docstring)."""
+
     NAME: str
     COMMITS: bool
     REWRITES_DATA: bool

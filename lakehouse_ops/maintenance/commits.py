@@ -5,6 +5,7 @@ inputs another commit removed, a manifest rewrite whose manifests an append merg
 procedure. Nothing of the failed attempt is committed, so the action runs again on fresh metadata, with backoff,
 within the policy's attempts and time (`commits` in the table policy).
 """
+
 from lakehouse_ops.engine.procedures import is_commit_conflict
 from lakehouse_ops.errors import MaintenanceError, first_line
 from lakehouse_ops.logs import get_logger
@@ -15,8 +16,12 @@ log = get_logger("commits")
 
 def retry_policy(commits):
     """The RetryPolicy for a table policy's `commits` section."""
-    return RetryPolicy(max_attempts=commits.retries + 1, base_delay_s=commits.backoff_seconds,
-                       max_delay_s=commits.max_backoff_seconds, max_total_s=commits.max_seconds)
+    return RetryPolicy(
+        max_attempts=commits.retries + 1,
+        base_delay_s=commits.backoff_seconds,
+        max_delay_s=commits.max_backoff_seconds,
+        max_total_s=commits.max_seconds,
+    )
 
 
 def with_commit_retries(policy, fn, table, action):
@@ -28,12 +33,20 @@ def with_commit_retries(policy, fn, table, action):
         return fn()
 
     def on_retry(number, exc, delay):
-        log.warning("commit conflict with a concurrent writer; retrying",
-                    extra={"table": table, "action": action, "attempt": number, "sleep_s": round(delay, 2),
-                           "conflict": first_line(exc)})
+        log.warning(
+            "commit conflict with a concurrent writer; retrying",
+            extra={
+                "table": table,
+                "action": action,
+                "attempt": number,
+                "sleep_s": round(delay, 2),
+                "conflict": first_line(exc),
+            },
+        )
 
     try:
         return policy.run(attempt, is_commit_conflict, on_retry=on_retry), attempts[0]
     except RetriesExhausted as exc:
-        raise MaintenanceError("%s on %s: commit conflicts with concurrent writers; %s"
-                               % (action, table, exc)) from exc.last
+        raise MaintenanceError(
+            "%s on %s: commit conflicts with concurrent writers; %s" % (action, table, exc)
+        ) from exc.last

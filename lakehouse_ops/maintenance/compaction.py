@@ -4,6 +4,7 @@ Partitions qualify when their small-file count and ratio, or their delete-file c
 thresholds; partitions written within `skip_recent_hours` are left to their active writer. The selection becomes
 the procedure's `where` filter on the source columns.
 """
+
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
@@ -18,10 +19,10 @@ COMMITS, REWRITES_DATA, DELETES_FILES = True, True, False
 
 @dataclass(frozen=True)
 class CompactionParams(Params):
-    strategy: str                      # binpack or sort (z-order is a sort)
-    options: Mapping[str, str]         # rewrite_data_files options
-    where: Optional[str] = None        # the partitions selected, as a filter on source columns; None: all
-    sort_order: Optional[str] = None   # None: the table's own sort order (with strategy sort)
+    strategy: str  # binpack or sort (z-order is a sort)
+    options: Mapping[str, str]  # rewrite_data_files options
+    where: Optional[str] = None  # the partitions selected, as a filter on source columns; None: all
+    sort_order: Optional[str] = None  # None: the table's own sort order (with strategy sort)
 
 
 def _strategy(policy, health):
@@ -87,6 +88,23 @@ def _select(c, health, now_ms):
     return chosen, recent, older, why
 
 
+def _reason(note, chosen, why, estimated, recent, older, window):
+    """Why compaction runs: the strategy, the first partitions and why each qualifies, the bytes, what is left."""
+    reason = "%s on %d partition(s): %s" % (
+        note,
+        len(chosen),
+        "; ".join("%s (%s)" % (p.partition or "unpartitioned", why.get(p.partition, "selected")) for p in chosen[:5]),
+    )
+    if len(chosen) > 5:
+        reason += "; and %d more" % (len(chosen) - 5)
+    reason += "; about %s to rewrite" % human_bytes(estimated)
+    if recent:
+        reason += "; %d recently written partition(s) left alone" % len(recent)
+    if older:
+        reason += "; only partitions written within %gh (%d older ones left)" % (window, len(older))
+    return reason
+
+
 def plan(policy, health, now_ms=None):
     c = policy.compaction
     if not c.enabled:
@@ -94,15 +112,25 @@ def plan(policy, health, now_ms=None):
     if not health.data_files:
         return skip(NAME, "table has no data files")
     chosen, recent, older, why = _select(c, health, _now_ms() if now_ms is None else now_ms)
-    window = c.only_written_within_hours
     if not chosen:
         note = " (%d partitions written within %sh left alone)" % (len(recent), c.skip_recent_hours) if recent else ""
         if older:
-            note += " (%d partitions not written within the last %gh left for a full run)" % (len(older), window)
-        return skip(NAME, "no partition crosses the thresholds: >= %d small files not yet compacted and >= %.0f%% "
-                    "small, or >= %d delete files; table small-file ratio %.0f%%%s" % (
-                        c.min_input_files, c.min_small_file_ratio * 100, c.delete_file_threshold,
-                        health.small_file_ratio * 100, note))
+            note += " (%d partitions not written within the last %gh left for a full run)" % (
+                len(older),
+                c.only_written_within_hours,
+            )
+        return skip(
+            NAME,
+            "no partition crosses the thresholds: >= %d small files not yet compacted and >= %.0f%% "
+            "small, or >= %d delete files; table small-file ratio %.0f%%%s"
+            % (
+                c.min_input_files,
+                c.min_small_file_ratio * 100,
+                c.delete_file_threshold,
+                health.small_file_ratio * 100,
+                note,
+            ),
+        )
 
     strategy, sort_order, note = _strategy(policy, health)
     left_alone = recent + older
@@ -113,33 +141,38 @@ def plan(policy, health, now_ms=None):
     else:
         expressible = [p for p in chosen if p.filter is not None]
         if not expressible:
-            return skip(NAME, "qualifying partitions cannot be selected by a filter on source columns while "
-                        "other partitions must be left alone; compact them when the writer is done")
+            return skip(
+                NAME,
+                "qualifying partitions cannot be selected by a filter on source columns while "
+                "other partitions must be left alone; compact them when the writer is done",
+            )
         chosen = expressible
         where = " OR ".join("(%s)" % p.filter for p in chosen) if len(chosen) > 1 else chosen[0].filter
     if c.where:
         where = "(%s) AND (%s)" % (c.where, where) if where else c.where
 
-    rewrites_all = strategy == "sort"
-    estimated = sum(p.data_bytes if rewrites_all else p.small_bytes for p in chosen)
-    reason = "%s on %d partition(s): %s" % (note, len(chosen), "; ".join(
-        "%s (%s)" % (p.partition or "unpartitioned", why.get(p.partition, "selected")) for p in chosen[:5]))
-    if len(chosen) > 5:
-        reason += "; and %d more" % (len(chosen) - 5)
-    reason += "; about %s to rewrite" % human_bytes(estimated)
-    if recent:
-        reason += "; %d recently written partition(s) left alone" % len(recent)
-    if older:
-        reason += "; only partitions written within %gh (%d older ones left)" % (window, len(older))
+    estimated = sum(p.data_bytes if strategy == "sort" else p.small_bytes for p in chosen)  # sort rewrites all
+    reason = _reason(note, chosen, why, estimated, recent, older, c.only_written_within_hours)
     params = CompactionParams(strategy=strategy, options=_options(policy), where=where, sort_order=sort_order)
-    return Plan(action=NAME, run=True, reason=reason, params=params,
-                partitions=tuple(p.partition for p in chosen), estimated_bytes=estimated)
+    return Plan(
+        action=NAME,
+        run=True,
+        reason=reason,
+        params=params,
+        partitions=tuple(p.partition for p in chosen),
+        estimated_bytes=estimated,
+    )
 
 
 def execute(spark, catalog, table, plan):
     p = plan.params
-    args = {"table": table, "strategy": p.strategy, "sort_order": p.sort_order, "options": dict(p.options),
-            "where": p.where}
+    args = {
+        "table": table,
+        "strategy": p.strategy,
+        "sort_order": p.sort_order,
+        "options": dict(p.options),
+        "where": p.where,
+    }
     totals = {}
     for row in call(spark, catalog, "rewrite_data_files", args):
         for key, value in row.items():
@@ -148,6 +181,8 @@ def execute(spark, catalog, table, plan):
 
 
 def summarize(outputs):
-    return "rewrote %d data files into %d (%s)" % (outputs.get("rewritten_data_files_count", 0),
-                                                   outputs.get("added_data_files_count", 0),
-                                                   human_bytes(outputs.get("rewritten_bytes_count", 0)))
+    return "rewrote %d data files into %d (%s)" % (
+        outputs.get("rewritten_data_files_count", 0),
+        outputs.get("added_data_files_count", 0),
+        human_bytes(outputs.get("rewritten_bytes_count", 0)),
+    )

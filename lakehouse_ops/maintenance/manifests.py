@@ -2,6 +2,7 @@
 
 Many small manifests spanning partitions make query planning slow; the rewrite groups entries by partition.
 """
+
 from dataclasses import dataclass
 
 from lakehouse_ops.engine.procedures import call
@@ -26,13 +27,24 @@ def plan(policy, health, now_ms=None):
         reason = "%d manifests > max_manifests %d" % (count, m.max_manifests)
     elif count >= m.min_manifests and small / count >= m.max_small_manifest_ratio:
         reason = "%d of %d manifests are smaller than %s (>= %.0f%%)" % (
-            small, count, human_bytes(m.small_manifest_bytes), m.max_small_manifest_ratio * 100)
+            small,
+            count,
+            human_bytes(m.small_manifest_bytes),
+            m.max_small_manifest_ratio * 100,
+        )
     else:
-        return skip(NAME, "%d manifests (%d small): within policy (max %d; small share below %.0f%% or fewer than "
-                    "%d manifests)" % (count, small, m.max_manifests, m.max_small_manifest_ratio * 100,
-                                        m.min_manifests))
-    return Plan(action=NAME, run=True, reason=reason, params=ManifestParams(use_caching=m.use_caching),
-                estimated_bytes=health.manifest_bytes)
+        return skip(
+            NAME,
+            "%d manifests (%d small): within policy (max %d; small share below %.0f%% or fewer than "
+            "%d manifests)" % (count, small, m.max_manifests, m.max_small_manifest_ratio * 100, m.min_manifests),
+        )
+    return Plan(
+        action=NAME,
+        run=True,
+        reason=reason,
+        params=ManifestParams(use_caching=m.use_caching),
+        estimated_bytes=health.manifest_bytes,
+    )
 
 
 def execute(spark, catalog, table, plan):
@@ -41,5 +53,7 @@ def execute(spark, catalog, table, plan):
 
 
 def summarize(outputs):
-    return "rewrote %d manifests into %d" % (outputs.get("rewritten_manifests_count", 0),
-                                             outputs.get("added_manifests_count", 0))
+    return "rewrote %d manifests into %d" % (
+        outputs.get("rewritten_manifests_count", 0),
+        outputs.get("added_manifests_count", 0),
+    )

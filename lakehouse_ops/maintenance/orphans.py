@@ -7,6 +7,7 @@
    nothing we did not check, and Iceberg re-checks each one against the table metadata.
 4. Afterwards: every deleted file is gone and none of them is referenced by any snapshot.
 """
+
 import datetime
 import uuid
 from dataclasses import dataclass, field
@@ -32,11 +33,12 @@ log = get_logger("orphans")
 @dataclass(frozen=True)
 class OrphanParams(Params):
     """What orphan removal may take. The 24 h floor is enforced here, once: no plan can carry a younger cut-off."""
-    older_than_ms: int                 # only files older than this instant ...
-    now_ms: int                        # ... judged at this instant
-    location: str                      # only files under the table location
+
+    older_than_ms: int  # only files older than this instant ...
+    now_ms: int  # ... judged at this instant
+    location: str  # only files under the table location
     dry_run: bool
-    max_files: int                     # deletion budget: over either, nothing is deleted
+    max_files: int  # deletion budget: over either, nothing is deleted
     max_bytes: int
     prefix_mismatch_mode: str = "ERROR"
     equal_schemes: Mapping[str, str] = field(default_factory=dict)
@@ -47,8 +49,10 @@ class OrphanParams(Params):
     def __post_init__(self):
         age_hours = (self.now_ms - self.older_than_ms) / HOUR_MS
         if age_hours < ORPHAN_MIN_AGE_HOURS:
-            raise SafetyError("refusing to remove orphan files younger than %d h (asked for %.1f h): files that "
-                              "young may belong to a write still in progress" % (ORPHAN_MIN_AGE_HOURS, age_hours))
+            raise SafetyError(
+                "refusing to remove orphan files younger than %d h (asked for %.1f h): files that "
+                "young may belong to a write still in progress" % (ORPHAN_MIN_AGE_HOURS, age_hours)
+            )
 
 
 def plan(policy, health, now_ms=None):
@@ -59,16 +63,33 @@ def plan(policy, health, now_ms=None):
         return skip(NAME, "table has gc.enabled=false")
     now_ms = _now_ms() if now_ms is None else now_ms
     source = "the file list at %s" % o.file_list.path if o.file_list else "a listing of the table location"
-    return Plan(action=NAME, run=True,
-                reason="find files older than %g h in %s that no snapshot references, using %s; budget %d files / "
-                       "%s%s" % (o.older_than_hours, health.location, source, o.max_files,
-                                 human_bytes(o.max_bytes), "; dry run only" if o.dry_run else ""),
-                params=OrphanParams(older_than_ms=now_ms - int(o.older_than_hours * HOUR_MS), now_ms=now_ms,
-                                    location=health.location, dry_run=o.dry_run, max_files=o.max_files,
-                                    max_bytes=o.max_bytes, prefix_mismatch_mode=o.prefix_mismatch_mode,
-                                    equal_schemes=dict(o.equal_schemes),
-                                    equal_authorities=dict(o.equal_authorities),
-                                    max_concurrent_deletes=o.max_concurrent_deletes, file_list=o.file_list))
+    return Plan(
+        action=NAME,
+        run=True,
+        reason="find files older than %g h in %s that no snapshot references, using %s; budget %d files / "
+        "%s%s"
+        % (
+            o.older_than_hours,
+            health.location,
+            source,
+            o.max_files,
+            human_bytes(o.max_bytes),
+            "; dry run only" if o.dry_run else "",
+        ),
+        params=OrphanParams(
+            older_than_ms=now_ms - int(o.older_than_hours * HOUR_MS),
+            now_ms=now_ms,
+            location=health.location,
+            dry_run=o.dry_run,
+            max_files=o.max_files,
+            max_bytes=o.max_bytes,
+            prefix_mismatch_mode=o.prefix_mismatch_mode,
+            equal_schemes=dict(o.equal_schemes),
+            equal_authorities=dict(o.equal_authorities),
+            max_concurrent_deletes=o.max_concurrent_deletes,
+            file_list=o.file_list,
+        ),
+    )
 
 
 def _register_file_list(spark, source):
@@ -77,7 +98,8 @@ def _register_file_list(spark, source):
         df = df.option("header", "true")
     df = df.load(source.path).selectExpr(
         "CAST(`%s` AS STRING) AS file_path" % source.file_path_column,
-        "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column)
+        "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column,
+    )
     return _temp_view(df)
 
 
@@ -89,13 +111,15 @@ def _temp_view(df):
 
 def as_location_path(path, location):
     """`path` spelled with the table location's own prefix: Iceberg keeps only list entries under `location`."""
-    return location.rstrip("/") + normalize(path)[len(normalize(location).rstrip("/")):]
+    return location.rstrip("/") + normalize(path)[len(normalize(location).rstrip("/")) :]
 
 
 def _candidate_view(spark, stats, location):
     utc = datetime.timezone.utc
-    rows = [(as_location_path(path, location), datetime.datetime.fromtimestamp(mtime / 1000.0, tz=utc))
-            for path, (_, mtime, _) in stats.items()]
+    rows = [
+        (as_location_path(path, location), datetime.datetime.fromtimestamp(mtime / 1000.0, tz=utc))
+        for path, (_, mtime, _) in stats.items()
+    ]
     return _temp_view(spark.createDataFrame(rows, "file_path string, last_modified timestamp"))
 
 
@@ -106,8 +130,7 @@ def _referenced(spark, catalog, table, paths):
     ref = table_ref(catalog, table)
     wanted = {normalize(p) for p in paths}
     live = set()
-    queries = ["SELECT file_path AS p FROM %s.all_files" % ref,
-               "SELECT path AS p FROM %s.all_manifests" % ref]
+    queries = ["SELECT file_path AS p FROM %s.all_files" % ref, "SELECT path AS p FROM %s.all_manifests" % ref]
     for query in queries:
         for row in spark.sql(query).collect():
             if normalize(row.p) in wanted:
@@ -115,12 +138,43 @@ def _referenced(spark, catalog, table, paths):
     return sorted(live)
 
 
+def _guarded(spark, candidates, p):
+    """({candidate: file status}, total bytes) once every guard passes: inside the location, within the budget."""
+    outside = [c for c in candidates if not within(c, p.location)]
+    if outside:
+        raise SafetyError(
+            "orphan candidates outside the table location %s (e.g. %s); nothing deleted" % (p.location, outside[0])
+        )
+    if len(candidates) > p.max_files:
+        raise SafetyError(
+            "%d orphan candidates exceed the budget of %d files; nothing deleted (raise "
+            "orphans.max_files after checking the dry-run list)" % (len(candidates), p.max_files)
+        )
+    stats = {}
+    for path in candidates:
+        found = stat(spark, path)
+        if found is not None:
+            stats[path] = found
+    total = sum(info.size for info in stats.values())
+    if total > p.max_bytes:
+        raise SafetyError(
+            "orphan candidates hold %s, over the budget of %s; nothing deleted"
+            % (human_bytes(total), human_bytes(p.max_bytes))
+        )
+    return stats, total
+
+
 def execute(spark, catalog, table, plan):
     p = plan.params
-    base = {"table": table, "older_than": Timestamp(iso_utc(p.older_than_ms)), "location": p.location,
-            "prefix_mismatch_mode": p.prefix_mismatch_mode, "equal_schemes": dict(p.equal_schemes) or None,
-            "equal_authorities": dict(p.equal_authorities) or None,
-            "max_concurrent_deletes": p.max_concurrent_deletes}
+    base = {
+        "table": table,
+        "older_than": Timestamp(iso_utc(p.older_than_ms)),
+        "location": p.location,
+        "prefix_mismatch_mode": p.prefix_mismatch_mode,
+        "equal_schemes": dict(p.equal_schemes) or None,
+        "equal_authorities": dict(p.equal_authorities) or None,
+        "max_concurrent_deletes": p.max_concurrent_deletes,
+    }
     views = []
     try:
         if p.file_list is not None:
@@ -128,41 +182,40 @@ def execute(spark, catalog, table, plan):
             base["file_list_view"] = views[-1]
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
         candidates = sorted({r["orphan_file_location"] for r in rows})
-        outside = [c for c in candidates if not within(c, p.location)]
-        if outside:
-            raise SafetyError("orphan candidates outside the table location %s (e.g. %s); nothing deleted"
-                              % (p.location, outside[0]))
-        if len(candidates) > p.max_files:
-            raise SafetyError("%d orphan candidates exceed the budget of %d files; nothing deleted (raise "
-                              "orphans.max_files after checking the dry-run list)" % (len(candidates), p.max_files))
-        stats = {}
-        for path in candidates:
-            found = stat(spark, path)
-            if found is not None:
-                stats[path] = found
-        total = sum(info.size for info in stats.values())
-        if total > p.max_bytes:
-            raise SafetyError("orphan candidates hold %s, over the budget of %s; nothing deleted"
-                              % (human_bytes(total), human_bytes(p.max_bytes)))
-        outputs = {"candidates": len(candidates), "candidate_bytes": total, "candidate_sample": candidates[:20],
-                   "deleted_files": 0, "deleted_bytes": 0, "dry_run": bool(p.dry_run)}
+        stats, total = _guarded(spark, candidates, p)
+        outputs = {
+            "candidates": len(candidates),
+            "candidate_bytes": total,
+            "candidate_sample": candidates[:20],
+            "deleted_files": 0,
+            "deleted_bytes": 0,
+            "dry_run": bool(p.dry_run),
+        }
         if not stats or p.dry_run:
             return outputs
 
         views.append(_candidate_view(spark, stats, p.location))
         run_args = dict(base, dry_run=False, file_list_view=views[-1])
         checked = {normalize(path): path for path in stats}
-        deleted = sorted({checked.get(normalize(r["orphan_file_location"]), r["orphan_file_location"]) for r in
-                          call(spark, catalog, "remove_orphan_files", run_args, optional=OPTIONAL)})
+        deleted = sorted(
+            {
+                checked.get(normalize(r["orphan_file_location"]), r["orphan_file_location"])
+                for r in call(spark, catalog, "remove_orphan_files", run_args, optional=OPTIONAL)
+            }
+        )
         unexpected = [d for d in deleted if d not in stats]
         still_there = [d for d in deleted if stat(spark, d) is not None]
         referenced = _referenced(spark, catalog, table, deleted)
-        outputs.update(deleted_files=len(deleted), deleted_bytes=sum(stats[d].size for d in deleted if d in stats),
-                       verified=not (unexpected or still_there or referenced))
+        outputs.update(
+            deleted_files=len(deleted),
+            deleted_bytes=sum(stats[d].size for d in deleted if d in stats),
+            verified=not (unexpected or still_there or referenced),
+        )
         if unexpected or still_there or referenced:
-            raise VerificationError("orphan removal on %s did not verify: %d deleted outside the checked list, %d "
-                                    "still present, %d still referenced" % (table, len(unexpected),
-                                                                            len(still_there), len(referenced)))
+            raise VerificationError(
+                "orphan removal on %s did not verify: %d deleted outside the checked list, %d "
+                "still present, %d still referenced" % (table, len(unexpected), len(still_there), len(referenced))
+            )
         return outputs
     finally:
         for view in views:
@@ -173,7 +226,11 @@ def summarize(outputs):
     if not outputs.get("candidates"):
         return "no orphan files found"
     if outputs.get("dry_run"):
-        return "dry run: %d orphan file(s), %s, would be deleted" % (outputs["candidates"],
-                                                                    human_bytes(outputs["candidate_bytes"]))
-    return "deleted %d orphan file(s), %s; verified" % (outputs.get("deleted_files", 0),
-                                                       human_bytes(outputs.get("deleted_bytes", 0)))
+        return "dry run: %d orphan file(s), %s, would be deleted" % (
+            outputs["candidates"],
+            human_bytes(outputs["candidate_bytes"]),
+        )
+    return "deleted %d orphan file(s), %s; verified" % (
+        outputs.get("deleted_files", 0),
+        human_bytes(outputs.get("deleted_bytes", 0)),
+    )

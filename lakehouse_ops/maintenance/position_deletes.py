@@ -4,6 +4,7 @@ Partition-scoped delete files (`write.delete.granularity=partition`) are merged 
 deletes (Iceberg 1.8+ default) each delete file serves one data file, so the rewrite mostly drops dangling deletes;
 the lasting remedy there is compaction, which qualifies partitions by their delete-file count.
 """
+
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -26,12 +27,17 @@ def plan(policy, health, now_ms=None):
     if health.format_version < 2:
         return skip(NAME, "format version 1 tables have no delete files")
     if health.position_delete_files < p.min_delete_files:
-        return skip(NAME, "%d position delete files, below the threshold of %d"
-                    % (health.position_delete_files, p.min_delete_files))
-    return Plan(action=NAME, run=True,
-                reason="%d position delete files >= %d" % (health.position_delete_files, p.min_delete_files),
-                params=PositionDeleteParams(options=dict(p.options)),
-                partitions=tuple(x.partition for x in health.partitions if x.delete_files))
+        return skip(
+            NAME,
+            "%d position delete files, below the threshold of %d" % (health.position_delete_files, p.min_delete_files),
+        )
+    return Plan(
+        action=NAME,
+        run=True,
+        reason="%d position delete files >= %d" % (health.position_delete_files, p.min_delete_files),
+        params=PositionDeleteParams(options=dict(p.options)),
+        partitions=tuple(x.partition for x in health.partitions if x.delete_files),
+    )
 
 
 def execute(spark, catalog, table, plan):
@@ -40,5 +46,7 @@ def execute(spark, catalog, table, plan):
 
 
 def summarize(outputs):
-    return "rewrote %d position delete files into %d" % (outputs.get("rewritten_delete_files_count", 0),
-                                                         outputs.get("added_delete_files_count", 0))
+    return "rewrote %d position delete files into %d" % (
+        outputs.get("rewritten_delete_files_count", 0),
+        outputs.get("added_delete_files_count", 0),
+    )

@@ -1,4 +1,5 @@
 """Table properties: set what the policy manages, report the drift it found."""
+
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping
 
@@ -11,8 +12,8 @@ COMMITS, REWRITES_DATA, DELETES_FILES = True, False, False
 
 @dataclass(frozen=True)
 class PropertyParams(Params):
-    wanted: Mapping[str, str]      # what the policy wants set
-    previous: Mapping[str, Any]    # what the table had (None: unset)
+    wanted: Mapping[str, str]  # what the policy wants set
+    previous: Mapping[str, Any]  # what the table had (None: unset)
 
     def to_dict(self) -> Dict[str, Any]:
         return {"set": dict(self.wanted), "previous": dict(self.previous)}
@@ -25,9 +26,15 @@ def plan(policy, health, now_ms=None):
     if not drift:
         return skip(NAME, "every managed property matches the policy")
     changes = ", ".join("%s: %s -> %s" % (k, v["actual"], v["expected"]) for k, v in sorted(drift.items()))
-    return Plan(action=NAME, run=True, reason="drift from policy: " + changes,
-                params=PropertyParams(wanted={k: v["expected"] for k, v in sorted(drift.items())},
-                                      previous={k: v["actual"] for k, v in sorted(drift.items())}))
+    return Plan(
+        action=NAME,
+        run=True,
+        reason="drift from policy: " + changes,
+        params=PropertyParams(
+            wanted={k: v["expected"] for k, v in sorted(drift.items())},
+            previous={k: v["actual"] for k, v in sorted(drift.items())},
+        ),
+    )
 
 
 def execute(spark, catalog, table, plan):

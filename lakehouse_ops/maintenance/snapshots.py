@@ -2,6 +2,7 @@
 
 Iceberg never expires the head of a branch or tag; gc.enabled=false tables are left alone.
 """
+
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -17,8 +18,8 @@ COMMITS, REWRITES_DATA, DELETES_FILES = True, False, True
 
 @dataclass(frozen=True)
 class ExpireParams(Params):
-    older_than_ms: int                 # snapshots older than this instant expire ...
-    retain_last: int                   # ... except the last N (and every branch or tag head)
+    older_than_ms: int  # snapshots older than this instant expire ...
+    retain_last: int  # ... except the last N (and every branch or tag head)
     stream_results: bool = True
     max_concurrent_deletes: Optional[int] = None
     snapshot_ids: Tuple[int, ...] = ()  # only these snapshots (erasure), when given
@@ -34,21 +35,35 @@ def plan(policy, health, now_ms=None):
     if health.snapshots <= s.retain_last:
         return skip(NAME, "%d snapshot(s), not more than retain_last %d" % (health.snapshots, s.retain_last))
     if health.oldest_snapshot_age_hours <= max_age_h:
-        return skip(NAME, "oldest snapshot is %.1f h old, within the %.1f-day retention"
-                    % (health.oldest_snapshot_age_hours, s.max_age_days))
+        return skip(
+            NAME,
+            "oldest snapshot is %.1f h old, within the %.1f-day retention"
+            % (health.oldest_snapshot_age_hours, s.max_age_days),
+        )
     now_ms = _now_ms() if now_ms is None else now_ms
-    return Plan(action=NAME, run=True,
-                reason="oldest of %d snapshots is %.1f h old, older than %.1f days (keeping at least %d)"
-                       % (health.snapshots, health.oldest_snapshot_age_hours, s.max_age_days, s.retain_last),
-                params=ExpireParams(older_than_ms=now_ms - int(max_age_h * HOUR_MS), retain_last=s.retain_last,
-                                    stream_results=s.stream_results,
-                                    max_concurrent_deletes=s.max_concurrent_deletes))
+    return Plan(
+        action=NAME,
+        run=True,
+        reason="oldest of %d snapshots is %.1f h old, older than %.1f days (keeping at least %d)"
+        % (health.snapshots, health.oldest_snapshot_age_hours, s.max_age_days, s.retain_last),
+        params=ExpireParams(
+            older_than_ms=now_ms - int(max_age_h * HOUR_MS),
+            retain_last=s.retain_last,
+            stream_results=s.stream_results,
+            max_concurrent_deletes=s.max_concurrent_deletes,
+        ),
+    )
 
 
 def execute(spark, catalog, table, plan):
     p = plan.params
-    args = {"table": table, "older_than": Timestamp(iso_utc(p.older_than_ms)), "retain_last": p.retain_last,
-            "stream_results": p.stream_results, "max_concurrent_deletes": p.max_concurrent_deletes}
+    args = {
+        "table": table,
+        "older_than": Timestamp(iso_utc(p.older_than_ms)),
+        "retain_last": p.retain_last,
+        "stream_results": p.stream_results,
+        "max_concurrent_deletes": p.max_concurrent_deletes,
+    }
     if p.snapshot_ids:
         args["snapshot_ids"] = list(p.snapshot_ids)
     rows = call(spark, catalog, "expire_snapshots", args, optional=("stream_results",))
@@ -57,5 +72,7 @@ def execute(spark, catalog, table, plan):
 
 def summarize(outputs):
     return "expired snapshots: deleted %d data files, %d manifests, %d manifest lists" % (
-        outputs.get("deleted_data_files_count", 0), outputs.get("deleted_manifest_files_count", 0),
-        outputs.get("deleted_manifest_lists_count", 0))
+        outputs.get("deleted_data_files_count", 0),
+        outputs.get("deleted_manifest_files_count", 0),
+        outputs.get("deleted_manifest_lists_count", 0),
+    )

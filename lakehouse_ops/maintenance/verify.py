@@ -11,6 +11,7 @@ table's main line, read from the table's history log after the rollback, because
 while the checksums run. If others committed anything but appends, we do not guess: the action fails with the
 snapshot ids needed to repair by hand.
 """
+
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -30,16 +31,20 @@ class Snapshot:
 
 
 def current_snapshot_id(spark, catalog, table):
-    rows = spark.sql("SELECT snapshot_id FROM %s.history WHERE is_current_ancestor ORDER BY made_current_at DESC "
-                     "LIMIT 1" % table_ref(catalog, table)).collect()
+    rows = spark.sql(
+        "SELECT snapshot_id FROM %s.history WHERE is_current_ancestor ORDER BY made_current_at DESC "
+        "LIMIT 1" % table_ref(catalog, table)
+    ).collect()
     return rows[0].snapshot_id if rows else None
 
 
 def snapshots_since(spark, catalog, table, since_id):
     """Snapshots in the current ancestry committed after `since_id`, oldest first."""
     ref = table_ref(catalog, table)
-    rows = spark.sql("SELECT s.snapshot_id, s.parent_id, s.operation FROM %s.snapshots s JOIN %s.history h "
-                     "ON s.snapshot_id = h.snapshot_id WHERE h.is_current_ancestor" % (ref, ref)).collect()
+    rows = spark.sql(
+        "SELECT s.snapshot_id, s.parent_id, s.operation FROM %s.snapshots s JOIN %s.history h "
+        "ON s.snapshot_id = h.snapshot_id WHERE h.is_current_ancestor" % (ref, ref)
+    ).collect()
     by_id = {r.snapshot_id: Snapshot(r.snapshot_id, r.parent_id, r.operation) for r in rows}
     head = current_snapshot_id(spark, catalog, table)
     chain: List[Snapshot] = []
@@ -51,6 +56,7 @@ def snapshots_since(spark, catalog, table, since_id):
 
 def _hash_columns(spark, ref):
     from pyspark.sql.types import MapType
+
     cols = []
     for f in spark.table(ref).schema.fields:
         name = "`%s`" % f.name.replace("`", "``")
@@ -63,8 +69,10 @@ def checksum(spark, catalog, table, snapshot_id, where=None):
     """(row count, order-independent checksum) of a snapshot, optionally restricted by `where`."""
     ref = table_ref(catalog, table)
     cols = _hash_columns(spark, ref)
-    query = "SELECT count(*) AS n, coalesce(sum(CAST(xxhash64(%s) AS DECIMAL(38,0))), 0) AS h FROM %s " \
-            "VERSION AS OF %d" % (", ".join(cols), ref, snapshot_id)
+    query = (
+        "SELECT count(*) AS n, coalesce(sum(CAST(xxhash64(%s) AS DECIMAL(38,0))), 0) AS h FROM %s "
+        "VERSION AS OF %d" % (", ".join(cols), ref, snapshot_id)
+    )
     if where:
         query += " WHERE " + where
     row = spark.sql(query).collect()[0]
@@ -104,31 +112,47 @@ def verify_rewrites(spark, catalog, table, before_id, where=None, is_rewrite=_is
             continue
         expected = checksum(spark, catalog, table, parent, where)
         actual = checksum(spark, catalog, table, last, where)
-        checks.append({"before_snapshot": parent, "after_snapshot": last, "rows_before": expected[0],
-                       "rows_after": actual[0], "match": expected == actual})
+        checks.append(
+            {
+                "before_snapshot": parent,
+                "after_snapshot": last,
+                "rows_before": expected[0],
+                "rows_after": actual[0],
+                "match": expected == actual,
+            }
+        )
     bad = [c for c in checks if not c["match"]]
     summary = {"rewrite_commits": sum(1 for s in chain if is_rewrite(s)), "checks": checks, "verified": not bad}
     if not bad:
         return summary
-    detail = "; ".join("snapshot %d has %d rows where %d has %d" % (c["after_snapshot"], c["rows_after"],
-                                                                  c["before_snapshot"], c["rows_before"])
-                       for c in bad)
+    detail = "; ".join(
+        "snapshot %d has %d rows where %d has %d"
+        % (c["after_snapshot"], c["rows_after"], c["before_snapshot"], c["rows_before"])
+        for c in bad
+    )
     if before_id is None:
-        raise VerificationError("rewrite of %s changed data (%s) and the table had no snapshot to return to"
-                                % (table, detail))
+        raise VerificationError(
+            "rewrite of %s changed data (%s) and the table had no snapshot to return to" % (table, detail)
+        )
     # The checksums take a while and other writers go on committing: decide on the table as it is now.
-    not_appends = [s for s in snapshots_since(spark, catalog, table, before_id)
-                   if not is_rewrite(s) and s.operation != "append"]
+    not_appends = [
+        s for s in snapshots_since(spark, catalog, table, before_id) if not is_rewrite(s) and s.operation != "append"
+    ]
     if not_appends:
         raise VerificationError(
             "rewrite of %s changed data (%s); not rolled back automatically because other writers committed "
             "non-append snapshots since (%s). Repair: roll back to snapshot %d and re-apply those commits"
-            % (table, detail, ", ".join("%d (%s)" % (s.snapshot_id, s.operation) for s in not_appends), before_id))
+            % (table, detail, ", ".join("%d (%s)" % (s.snapshot_id, s.operation) for s in not_appends), before_id)
+        )
     reapplied = rollback_and_reapply(spark, catalog, table, before_id, is_rewrite)
-    log.error("rewrite changed data; rolled back", extra={"table": table, "snapshot": before_id,
-                                                          "reapplied_appends": len(reapplied)})
-    raise VerificationError("rewrite of %s changed data (%s); rolled back to snapshot %d and re-applied %d "
-                            "concurrent append(s)" % (table, detail, before_id, len(reapplied)))
+    log.error(
+        "rewrite changed data; rolled back",
+        extra={"table": table, "snapshot": before_id, "reapplied_appends": len(reapplied)},
+    )
+    raise VerificationError(
+        "rewrite of %s changed data (%s); rolled back to snapshot %d and re-applied %d "
+        "concurrent append(s)" % (table, detail, before_id, len(reapplied))
+    )
 
 
 def detached_since(spark, catalog, table, before_id):
@@ -139,12 +163,19 @@ def detached_since(spark, catalog, table, before_id):
     writer committed up to the instant the rollback landed is in that log.
     """
     ref = table_ref(catalog, table)
-    snaps = {r.snapshot_id: r for r in spark.sql(
-        "SELECT snapshot_id, parent_id, operation, committed_at, summary FROM %s.snapshots" % ref).collect()}
+    snaps = {
+        r.snapshot_id: r
+        for r in spark.sql(
+            "SELECT snapshot_id, parent_id, operation, committed_at, summary FROM %s.snapshots" % ref
+        ).collect()
+    }
     log_rows = spark.sql("SELECT snapshot_id, is_current_ancestor FROM %s.history" % ref).collect()
     current = {r.snapshot_id for r in log_rows if r.is_current_ancestor}
-    picked = {int(snaps[i].summary["source-snapshot-id"]) for i in current
-              if i in snaps and snaps[i].summary and "source-snapshot-id" in snaps[i].summary}
+    picked = {
+        int(snaps[i].summary["source-snapshot-id"])
+        for i in current
+        if i in snaps and snaps[i].summary and "source-snapshot-id" in snaps[i].summary
+    }
     detached = {}
     for head in {r.snapshot_id for r in log_rows if not r.is_current_ancestor}:
         path, node = [], head
@@ -154,8 +185,11 @@ def detached_since(spark, catalog, table, before_id):
         if node == before_id:
             detached.update((i, snaps[i]) for i in path)
     ordered = sorted(detached.values(), key=lambda r: (r.committed_at, r.snapshot_id))
-    return [Snapshot(r.snapshot_id, r.parent_id, r.operation) for r in ordered
-            if r.snapshot_id not in picked and r.snapshot_id not in current]
+    return [
+        Snapshot(r.snapshot_id, r.parent_id, r.operation)
+        for r in ordered
+        if r.snapshot_id not in picked and r.snapshot_id not in current
+    ]
 
 
 def rollback_and_reapply(spark, catalog, table, before_id, is_rewrite=_is_replace):
@@ -178,6 +212,7 @@ def rollback_and_reapply(spark, catalog, table, before_id, is_rewrite=_is_replac
         raise VerificationError(
             "%s was rolled back to snapshot %d and %d concurrent append(s) were re-applied, but other writers "
             "committed %s just before the rollback; re-apply them by hand (cherrypick_snapshot, or repeat the "
-            "change)" % (table, before_id, len(reapplied),
-                         ", ".join("%d (%s)" % (s.snapshot_id, s.operation) for s in refused)))
+            "change)"
+            % (table, before_id, len(reapplied), ", ".join("%d (%s)" % (s.snapshot_id, s.operation) for s in refused))
+        )
     return reapplied

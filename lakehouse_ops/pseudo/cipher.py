@@ -7,6 +7,7 @@ re-identify. The service and the in-executor mode share this module, so both pro
 
 token = base64( version[1] | mode[1] | nonce[16] (randomized only) | siv[16] | ciphertext )
 """
+
 import base64
 import binascii
 import json
@@ -18,8 +19,10 @@ from lakehouse_ops.errors import LakehouseOpsError
 
 DETERMINISTIC, RANDOMIZED = b"D", b"R"
 # Bound into every token: a deterministic token never opens as a randomized one, or the other way round.
-ASSOCIATED_DATA = {DETERMINISTIC: b"lakehouse-ops/pseudonym/deterministic",
-                   RANDOMIZED: b"lakehouse-ops/pseudonym/randomized"}
+ASSOCIATED_DATA = {
+    DETERMINISTIC: b"lakehouse-ops/pseudonym/deterministic",
+    RANDOMIZED: b"lakehouse-ops/pseudonym/randomized",
+}
 NONCE_BYTES = 16
 KEY_BYTES = 64  # AES-256-SIV takes two 256-bit keys
 
@@ -35,6 +38,7 @@ class TokenError(LakehouseOpsError):
 @dataclass(frozen=True)
 class Keyring:
     """Key versions (1-255) -> 64-byte AES-SIV keys; `current` encrypts, every version decrypts."""
+
     current: int
     keys: Dict[int, bytes]
 
@@ -45,8 +49,9 @@ class Keyring:
             if not 1 <= version <= 255:
                 raise KeyMaterialError("key version %r is outside 1-255" % version)
             if len(key) != KEY_BYTES:
-                raise KeyMaterialError("key version %d is %d bytes; AES-256-SIV needs %d"
-                                       % (version, len(key), KEY_BYTES))
+                raise KeyMaterialError(
+                    "key version %d is %d bytes; AES-256-SIV needs %d" % (version, len(key), KEY_BYTES)
+                )
 
     @classmethod
     def from_json(cls, text, source="key material"):
@@ -58,22 +63,30 @@ class Keyring:
         except KeyMaterialError:
             raise
         except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-            raise KeyMaterialError("%s is not of the form "
-                                   "{\"current\": N, \"keys\": {\"N\": \"<base64 of 64 bytes>\"}}: "
-                            "%s" % (source, type(exc).__name__)) from None
+            raise KeyMaterialError(
+                "%s is not of the form "
+                '{"current": N, "keys": {"N": "<base64 of 64 bytes>"}}: '
+                "%s" % (source, type(exc).__name__)
+            ) from None
 
     @classmethod
     def generate(cls, versions=1):
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
         return cls(current=versions, keys={v: AESSIV.generate_key(512) for v in range(1, versions + 1)})
 
     def to_json(self):
-        return json.dumps({"current": self.current,
-                           "keys": {str(v): base64.b64encode(k).decode() for v, k in sorted(self.keys.items())}})
+        return json.dumps(
+            {
+                "current": self.current,
+                "keys": {str(v): base64.b64encode(k).decode() for v, k in sorted(self.keys.items())},
+            }
+        )
 
     def rotated(self):
         """A keyring with a new current version; the old versions stay for re-identification."""
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
         version = max(self.keys) + 1
         keys = dict(self.keys)
         keys[version] = AESSIV.generate_key(512)
@@ -83,6 +96,7 @@ class Keyring:
 class Cipher:
     def __init__(self, keyring):
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
         self.keyring = keyring
         self._siv = {version: AESSIV(key) for version, key in keyring.keys.items()}
 
@@ -117,8 +131,8 @@ class Cipher:
             if mode == DETERMINISTIC:
                 data = siv.decrypt(payload[2:], [ASSOCIATED_DATA[DETERMINISTIC]])
             elif mode == RANDOMIZED:
-                nonce = payload[2:2 + NONCE_BYTES]
-                data = siv.decrypt(payload[2 + NONCE_BYTES:], [ASSOCIATED_DATA[RANDOMIZED], nonce])
+                nonce = payload[2 : 2 + NONCE_BYTES]
+                data = siv.decrypt(payload[2 + NONCE_BYTES :], [ASSOCIATED_DATA[RANDOMIZED], nonce])
             else:
                 raise TokenError("not a pseudonym token (unknown mode)")
         except TokenError:

@@ -5,6 +5,7 @@ full jitter on 429, 5xx, timeouts and connection errors (the project's one Retry
 is honoured), bounded in count and in total time. A response of the
 wrong length or with null entries is an error. Errors and logs name endpoints, counts and statuses, never values.
 """
+
 import datetime
 import email.utils
 import json
@@ -50,15 +51,30 @@ def retry_after_seconds(value):
 
 
 class PseudoClient:
-    def __init__(self, url, api_key, connect_timeout=3.05, read_timeout=29.0, max_retries=6,
-                 max_retry_seconds=60.0, backoff_seconds=0.2, max_backoff_seconds=10.0, session=None):
+    def __init__(
+        self,
+        url,
+        api_key,
+        connect_timeout=3.05,
+        read_timeout=29.0,
+        max_retries=6,
+        max_retry_seconds=60.0,
+        backoff_seconds=0.2,
+        max_backoff_seconds=10.0,
+        session=None,
+    ):
         import requests
         from requests.adapters import HTTPAdapter
+
         self.url = url.rstrip("/")
         self._api_key = api_key
         self.timeout = (connect_timeout, read_timeout)
-        self.retry = RetryPolicy(max_attempts=max_retries + 1, base_delay_s=backoff_seconds,
-                                 max_delay_s=max_backoff_seconds, max_total_s=max_retry_seconds)
+        self.retry = RetryPolicy(
+            max_attempts=max_retries + 1,
+            base_delay_s=backoff_seconds,
+            max_delay_s=max_backoff_seconds,
+            max_total_s=max_retry_seconds,
+        )
         if session is None:
             session = requests.Session()
             # Retries are ours (they cover POST and bad bodies); the adapter only keeps connections alive.
@@ -70,47 +86,65 @@ class PseudoClient:
         self.retries = 0
 
     def pseudonymize(self, values, deterministic=True):
-        return self._call("/pseudonymization", {"deterministic": "true" if deterministic else "false"},
-                          "identifiers", "pseudonyms", values)
+        return self._call(
+            "/pseudonymization",
+            {"deterministic": "true" if deterministic else "false"},
+            "identifiers",
+            "pseudonyms",
+            values,
+        )
 
     def reidentify(self, tokens):
         return self._call("/reidentification", None, "pseudonyms", "identifiers", tokens)
 
     def _call(self, path, params, in_key, out_key, values):
         import requests
+
         values = list(values)
         body = json.dumps({in_key: values})
         if len(body) > MAX_REQUEST_BYTES:
-            raise PseudoServiceError("a request of %d values is %d bytes, over the service's 6 MB limit; lower "
-                                     "batch_size" % (len(values), len(body)))
+            raise PseudoServiceError(
+                "a request of %d values is %d bytes, over the service's 6 MB limit; lower "
+                "batch_size" % (len(values), len(body))
+            )
         started = time.monotonic()
 
         def attempt():
             self.requests += 1
             try:
-                response = self.session.post(self.url + path, params=params, data=body, timeout=self.timeout,
-                                             headers={"x-api-key": self._api_key,
-                                                      "Content-Type": "application/json"})
+                response = self.session.post(
+                    self.url + path,
+                    params=params,
+                    data=body,
+                    timeout=self.timeout,
+                    headers={"x-api-key": self._api_key, "Content-Type": "application/json"},
+                )
             except (requests.Timeout, requests.ConnectionError) as exc:
                 raise _Busy(type(exc).__name__) from None
             if response.status_code == 200:
                 return self._validate(response, path, out_key, len(values))
             if response.status_code not in RETRY_STATUSES:
-                raise PseudoServiceError("%s answered HTTP %d (not retried): %s" % (
-                    path, response.status_code, response.text[:200]))
+                raise PseudoServiceError(
+                    "%s answered HTTP %d (not retried): %s" % (path, response.status_code, response.text[:200])
+                )
             raise _Busy("HTTP %d" % response.status_code, retry_after_seconds(response.headers.get("Retry-After")))
 
         def on_retry(number, exc, delay):
             self.retries += 1
-            log.warning("pseudonymization service call failed; retrying",
-                        extra={"endpoint": path, "attempt": number, "problem": str(exc), "sleep_s": round(delay, 3)})
+            log.warning(
+                "pseudonymization service call failed; retrying",
+                extra={"endpoint": path, "attempt": number, "problem": str(exc), "sleep_s": round(delay, 3)},
+            )
 
         try:
-            return self.retry.run(attempt, lambda exc: isinstance(exc, _Busy), retry_after=lambda exc: exc.retry_after,
-                                  on_retry=on_retry)
+            return self.retry.run(
+                attempt, lambda exc: isinstance(exc, _Busy), retry_after=lambda exc: exc.retry_after, on_retry=on_retry
+            )
         except RetriesExhausted as exc:
-            raise PseudoServiceError("%s failed after %d attempt(s) in %.1f s; last: %s" % (
-                path, exc.attempts, time.monotonic() - started, exc.last)) from None
+            raise PseudoServiceError(
+                "%s failed after %d attempt(s) in %.1f s; last: %s"
+                % (path, exc.attempts, time.monotonic() - started, exc.last)
+            ) from None
 
     @staticmethod
     def _validate(response, path, out_key, expected):
@@ -119,12 +153,15 @@ class PseudoClient:
         except (ValueError, KeyError, TypeError):
             raise PseudoServiceError("%s answered 200 without a JSON %r list" % (path, out_key)) from None
         if not isinstance(out, list) or len(out) != expected:
-            raise PseudoServiceError("%s answered %s values for %d sent" % (
-                path, len(out) if isinstance(out, list) else "no list of", expected))
+            raise PseudoServiceError(
+                "%s answered %s values for %d sent"
+                % (path, len(out) if isinstance(out, list) else "no list of", expected)
+            )
         nulls = sum(1 for v in out if v is None)
         if nulls:
-            raise PseudoServiceError("%s could not convert %d of %d values (null in the answer)" % (
-                path, nulls, expected))
+            raise PseudoServiceError(
+                "%s could not convert %d of %d values (null in the answer)" % (path, nulls, expected)
+            )
         return out
 
 

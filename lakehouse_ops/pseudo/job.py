@@ -1,6 +1,7 @@
 """The pseudonymize and reidentify jobs: a source (Iceberg table or files) -> converted columns -> an Iceberg
 table, in one commit. If any value cannot be converted the job fails before the commit, so the target is
 unchanged and plaintext never lands where pseudonyms were expected."""
+
 import time
 
 from lakehouse_ops.engine.session import LazySession
@@ -18,8 +19,10 @@ class PseudoJobError(LakehouseOpsError):
 def _job(config, name):
     section = config.section("pseudonymization")
     if name not in section.jobs:
-        raise ConfigError("no pseudonymization job '%s' in %s (jobs: %s)" % (
-            name, config.source, ", ".join(sorted(section.jobs)) or "none"))
+        raise ConfigError(
+            "no pseudonymization job '%s' in %s (jobs: %s)"
+            % (name, config.source, ", ".join(sorted(section.jobs)) or "none")
+        )
     return section, section.jobs[name]
 
 
@@ -37,11 +40,13 @@ def _write(spark, df, ref, mode, tag):
         writer.using("iceberg").create()
     elif mode == "overwrite":
         from pyspark.sql import functions as F
+
         writer.overwrite(F.lit(True))
     else:
         writer.append()
-    row = spark.sql("SELECT snapshot_id, summary FROM %s.snapshots ORDER BY committed_at DESC LIMIT 1"
-                    % ref).collect()[0]
+    row = spark.sql("SELECT snapshot_id, summary FROM %s.snapshots ORDER BY committed_at DESC LIMIT 1" % ref).collect()[
+        0
+    ]
     return row.snapshot_id, int(row.summary.get("added-records", 0))
 
 
@@ -65,11 +70,22 @@ def run(config, name, direction="pseudonymize", target=None, spark=None, session
         out_table = config.table_name(target)
         converted = reidentify(df, job.columns, section.settings())
     try:
-        snapshot, rows = _write(spark, converted, table_ref(catalog, out_table), job.write_mode,
-                                "%s:%s" % (direction, name))
+        snapshot, rows = _write(
+            spark, converted, table_ref(catalog, out_table), job.write_mode, "%s:%s" % (direction, name)
+        )
     except Exception as exc:
-        raise PseudoJobError("%s job '%s' failed; %s is unchanged: %s" % (direction, name, out_table,
-                                                                       first_line(exc))) from None
-    return {"ok": True, "job": name, "direction": direction, "mode": section.mode, "columns": list(job.columns),
-            "source": job.source.table or job.source.path if direction == "pseudonymize" else job.target,
-            "target": out_table, "rows": rows, "snapshot_id": snapshot, "duration_s": round(time.time() - started, 3)}
+        raise PseudoJobError(
+            "%s job '%s' failed; %s is unchanged: %s" % (direction, name, out_table, first_line(exc))
+        ) from None
+    return {
+        "ok": True,
+        "job": name,
+        "direction": direction,
+        "mode": section.mode,
+        "columns": list(job.columns),
+        "source": job.source.table or job.source.path if direction == "pseudonymize" else job.target,
+        "target": out_table,
+        "rows": rows,
+        "snapshot_id": snapshot,
+        "duration_s": round(time.time() - started, 3),
+    }

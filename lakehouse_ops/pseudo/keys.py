@@ -1,5 +1,6 @@
 """Key material and API keys: from AWS Secrets Manager or the environment (or a key file for development),
 fetched once per process and cached. Never from config files, never logged."""
+
 import os
 import threading
 from typing import Any, Dict
@@ -13,11 +14,11 @@ _lock = threading.Lock()
 
 def _secret_string(secret_id):
     from lakehouse_ops.aws.clients import client
+
     try:
         return client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
     except Exception as exc:  # the error names the secret, never its value
-        raise ConfigError("cannot read secret %s from Secrets Manager: %s" % (secret_id, type(exc).__name__)) \
-            from None
+        raise ConfigError("cannot read secret %s from Secrets Manager: %s" % (secret_id, type(exc).__name__)) from None
 
 
 def _cached(key, load):
@@ -28,8 +29,9 @@ def _cached(key, load):
 
 
 def keyring_from_secret(secret_id):
-    return _cached(("keyring", secret_id),
-                   lambda: Keyring.from_json(_secret_string(secret_id), "secret %s" % secret_id))
+    return _cached(
+        ("keyring", secret_id), lambda: Keyring.from_json(_secret_string(secret_id), "secret %s" % secret_id)
+    )
 
 
 def keyring_from_file(path):
@@ -39,6 +41,7 @@ def keyring_from_file(path):
                 return Keyring.from_json(handle.read(), "key file %s" % path)
         except OSError as exc:
             raise ConfigError("cannot read key file %s: %s" % (path, exc.strerror)) from None
+
     return _cached(("keyfile", path), load)
 
 
@@ -53,16 +56,21 @@ def api_key(env_var=None, secret_id=None):
     if env_var and os.environ.get(env_var):
         return os.environ[env_var]
     if secret_id:
+
         def load():
             import json
+
             text = _secret_string(secret_id)
             try:
                 return json.loads(text)["api_key"]
             except (ValueError, KeyError, TypeError):
                 return text
+
         return _cached(("apikey", secret_id), load)
-    raise ConfigError("no API key for the pseudonymization service: set %s or configure a Secrets Manager secret"
-                      % (env_var or "the api_key_env variable"))
+    raise ConfigError(
+        "no API key for the pseudonymization service: set %s or configure a Secrets Manager secret"
+        % (env_var or "the api_key_env variable")
+    )
 
 
 def forget():

@@ -11,6 +11,7 @@ no cache at all (so none shared between the two directions); keys carry versions
 
 Run it locally with `lakehouse-ops pseudo-service`, or deploy `lambda_handler` behind API Gateway.
 """
+
 import hmac
 import json
 import socket
@@ -31,6 +32,7 @@ class PseudonymService:
 
     def __init__(self, keyring, api_key, faults=None):
         from lakehouse_ops.pseudo.vectorized import VectorCipher
+
         self.cipher = Cipher(keyring)
         self.vector = VectorCipher(keyring)
         self._api_key = api_key.encode("utf-8")
@@ -68,15 +70,16 @@ class PseudonymService:
         if len(body) > MAX_BODY_BYTES:
             return 413, "application/json", b'{"message": "Request must be smaller than 6291456 bytes"}'
         endpoint = path.lstrip("/")
-        in_key, out_key = ("identifiers", "pseudonyms") if endpoint == "pseudonymization" else \
-            ("pseudonyms", "identifiers")
+        in_key, out_key = (
+            ("identifiers", "pseudonyms") if endpoint == "pseudonymization" else ("pseudonyms", "identifiers")
+        )
         try:
             values = json.loads(body.decode("utf-8"))[in_key]
             if not isinstance(values, list):
                 raise ValueError
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return 500, "text/plain", ("request body must be JSON {\"%s\": [...]}" % in_key).encode()
-        deterministic = (query.get("deterministic", ["false"])[0].lower() == "true")
+            return 500, "text/plain", ('request body must be JSON {"%s": [...]}' % in_key).encode()
+        deterministic = query.get("deterministic", ["false"])[0].lower() == "true"
         out = self._convert_all(endpoint, values, deterministic)
         if fault == "short" and out:
             out = out[:-1]
@@ -93,6 +96,7 @@ class PseudonymService:
         mode, non-strings, a token that does not authenticate) value by value, with null for what fails."""
         if values and all(isinstance(v, str) for v in values) and (deterministic or endpoint != "pseudonymization"):
             import pyarrow as pa
+
             try:
                 if endpoint == "pseudonymization":
                     return self.vector.pseudonymize_array(pa.array(values, pa.string())).to_pylist()
@@ -132,8 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            status, content_type, payload = self.service.handle(method, url.path, parse_qs(url.query), headers,
-                                                                body)
+            status, content_type, payload = self.service.handle(method, url.path, parse_qs(url.query), headers, body)
         except Exception as exc:  # answer rather than drop the connection; name the failure, never the values
             log.error("request failed", extra={"error": type(exc).__name__})
             status, content_type, payload = 500, "text/plain", b"internal error"
@@ -170,6 +173,7 @@ def load_or_create_key_file(path):
 
     from lakehouse_ops.pseudo import keys
     from lakehouse_ops.pseudo.cipher import Keyring
+
     created = False
     if not os.path.exists(path):
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
@@ -184,6 +188,7 @@ def ensure_local_service(url, key_file, api_key_env):
     from lakehouse_ops.aws.local import listening
     from lakehouse_ops.errors import ConfigError
     from lakehouse_ops.pseudo import keys
+
     parsed = urlparse(url)
     if parsed.hostname not in ("127.0.0.1", "localhost"):
         raise ConfigError("the demo runs the reference service locally; pseudonymization.service_url is %s" % url)
@@ -209,12 +214,14 @@ def lambda_handler(event, context):
         import os
 
         from lakehouse_ops.pseudo.keys import keyring_from_secret
+
         keyring = keyring_from_secret(os.environ["LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET"])
         _LAMBDA_SERVICE = PseudonymService(keyring, api_key="")
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     headers["x-api-key"] = ""  # already verified by API Gateway's usage plan
     query = {k: [v] for k, v in (event.get("queryStringParameters") or {}).items()}
     body = (event.get("body") or "").encode("utf-8")
-    status, content_type, payload = _LAMBDA_SERVICE.handle(event.get("httpMethod", "POST"), event.get("path", ""),
-                                                           query, headers, body)
+    status, content_type, payload = _LAMBDA_SERVICE.handle(
+        event.get("httpMethod", "POST"), event.get("path", ""), query, headers, body
+    )
     return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": payload.decode("utf-8")}

@@ -9,6 +9,7 @@ stay null. Deterministic answers are remembered for the rest of the partition (b
 across the partition costs one lookup. Any failure fails the task and so the job: nothing half-converted is ever
 written (fail closed). Works in batch jobs and inside Structured Streaming `foreachBatch`.
 """
+
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,6 +26,7 @@ class LocalCipherClient:
     def __init__(self, keyring):
         from lakehouse_ops.pseudo.cipher import Cipher
         from lakehouse_ops.pseudo.vectorized import VectorCipher
+
         self.cipher = Cipher(keyring)
         self.vector = VectorCipher(keyring)
 
@@ -38,24 +40,33 @@ class LocalCipherClient:
 def make_client(settings):
     """The client `settings` describe: the service over HTTP, or the cipher itself (in-executor mode)."""
     from lakehouse_ops.pseudo import keys
+
     if isinstance(settings, InExecutorSettings):
         return LocalCipherClient(keys.keyring_for(settings.keys_secret, settings.key_file))
     from lakehouse_ops.pseudo.client import client_for
+
     api_key = keys.api_key(env_var=settings.api_key_env, secret_id=settings.api_key_secret)
-    return client_for(settings.url, api_key, connect_timeout=settings.connect_timeout,
-                      read_timeout=settings.read_timeout, max_retries=settings.max_retries,
-                      max_retry_seconds=settings.max_retry_seconds)
+    return client_for(
+        settings.url,
+        api_key,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_retries=settings.max_retries,
+        max_retry_seconds=settings.max_retry_seconds,
+    )
 
 
 def _convert_values(call, values, batch_size, pool):
     """Answers for `values` (distinct strings), asked in chunks of batch_size, concurrently."""
-    chunks = [values[i:i + batch_size] for i in range(0, len(values), batch_size)]
+    chunks = [values[i : i + batch_size] for i in range(0, len(values), batch_size)]
     out = []
     for chunk, answer in zip(chunks, pool.map(call, chunks)):
         if len(answer) != len(chunk):  # fail closed: never pair a value with another value's answer
             from lakehouse_ops.pseudo.client import PseudoServiceError
-            raise PseudoServiceError("the pseudonymization client answered %d values for %d sent"
-                                     % (len(answer), len(chunk)))
+
+            raise PseudoServiceError(
+                "the pseudonymization client answered %d values for %d sent" % (len(answer), len(chunk))
+            )
         out.extend(answer)
     return out
 
@@ -64,6 +75,7 @@ def _vector_convert(client, values, direction):
     """In-executor, deterministic: every distinct value of the batch converted in a few vectorised AES calls."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     distinct = pc.unique(pc.drop_null(values))
     if direction == "pseudonymize":
         answers = client.vector.pseudonymize_array(distinct)
@@ -89,7 +101,9 @@ def _service_converter(client, settings, direction, deterministic, pool):
     in chunks of batch_size, concurrently; deterministic answers remembered (bounded)."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     if direction == "pseudonymize":
+
         def call(chunk):
             return client.pseudonymize(chunk, deterministic)
     else:
@@ -111,6 +125,7 @@ def _service_converter(client, settings, direction, deterministic, pool):
         else:
             answers = _convert_values(call, keys, settings.batch_size, pool)
         return pc.take(pa.array(answers, type=pa.string()), pc.index_in(values, value_set=distinct))
+
     return convert
 
 
@@ -121,6 +136,7 @@ def convert_batches(batches, columns, settings, direction, deterministic=True, c
     client = client or make_client(settings)
     with ThreadPoolExecutor(max_workers=settings.max_concurrent_requests) as pool:
         if getattr(client, "vector", None) is not None and (deterministic or direction == "reidentify"):
+
             def convert(column, values):
                 return _vector_convert(client, values, direction)
         else:
@@ -134,14 +150,17 @@ def convert_batches(batches, columns, settings, direction, deterministic=True, c
 
 def _apply(df, columns, settings, direction, deterministic):
     from pyspark.sql.types import StringType
+
     columns = list(columns)
     fields = {f.name: f.dataType for f in df.schema.fields}
     for column in columns:
         if column not in fields:
             raise ConfigError("column %r is not in the DataFrame (columns: %s)" % (column, ", ".join(fields)))
         if not isinstance(fields[column], StringType):
-            raise ConfigError("column %r is %s; only string columns can be pseudonymized (cast it first)"
-                              % (column, fields[column].simpleString()))
+            raise ConfigError(
+                "column %r is %s; only string columns can be pseudonymized (cast it first)"
+                % (column, fields[column].simpleString())
+            )
     partitions = max(1, settings.max_total_concurrency // settings.max_concurrent_requests)
     if df.rdd.getNumPartitions() > partitions:
         # Bound the calls in flight against the service: partitions x per-partition concurrency <= the cap.
@@ -163,5 +182,12 @@ def reidentify(df, columns, settings):
     return _apply(df, columns, settings, "reidentify", True)
 
 
-__all__ = ["ServiceSettings", "InExecutorSettings", "LocalCipherClient", "make_client", "convert_batches",
-           "pseudonymize", "reidentify"]
+__all__ = [
+    "ServiceSettings",
+    "InExecutorSettings",
+    "LocalCipherClient",
+    "make_client",
+    "convert_batches",
+    "pseudonymize",
+    "reidentify",
+]

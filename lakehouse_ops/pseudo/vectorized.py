@@ -9,6 +9,7 @@ decrypted values and refuses the batch if any token does not authenticate (fail 
 Randomized tokens (a nonce per value) are left to cipher.py: `pseudonymize_array` handles deterministic mode, and
 `reidentify_array` hands anything but deterministic tokens back to the caller's per-value path.
 """
+
 import numpy as np
 
 from lakehouse_ops.pseudo.cipher import ASSOCIATED_DATA, DETERMINISTIC, TokenError
@@ -36,6 +37,7 @@ class _SIV:
 
     def __init__(self, key, ad):
         from cryptography.hazmat.primitives.ciphers import algorithms
+
         self._mac = algorithms.AES(key[:32])
         self._ctr = algorithms.AES(key[32:])
         zero = self._aes(self._mac, np.zeros((1, 16), np.uint8))[0].tobytes()
@@ -49,6 +51,7 @@ class _SIV:
         """AES-ECB of every 16-byte row, in one call. A new encryptor each time: they are not thread-safe, and
         the service converts requests on several threads."""
         from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
         encryptor = Cipher(algorithm, modes.ECB()).encryptor()
         return np.frombuffer(encryptor.update(np.ascontiguousarray(blocks).tobytes()), np.uint8).reshape(-1, 16)
 
@@ -68,14 +71,14 @@ class _SIV:
             padded[:, -16:] ^= np.frombuffer(self._k2, np.uint8)
         state = np.zeros((n, 16), np.uint8)
         for j in range(blocks):
-            state = self._aes(self._mac, state ^ padded[:, j * 16:(j + 1) * 16])
+            state = self._aes(self._mac, state ^ padded[:, j * 16 : (j + 1) * 16])
         return state
 
     def _s2v(self, plain):
         n, m = plain.shape
         if m >= 16:
             t = plain.copy()
-            t[:, m - 16:] ^= np.frombuffer(self._d, np.uint8)
+            t[:, m - 16 :] ^= np.frombuffer(self._d, np.uint8)
         else:
             t = np.zeros((n, 16), np.uint8)
             t[:, :m] = plain
@@ -130,27 +133,27 @@ def _b64decode_rows(chars):
     if width % 4:
         return None
     pad = int(np.sum(chars[0, -2:] == ord("=")))
-    if pad and not np.all(chars[:, width - pad:] == ord("=")):
+    if pad and not np.all(chars[:, width - pad :] == ord("=")):
         return None
     body = chars.copy()
     if pad:
-        body[:, width - pad:] = ord("A")
+        body[:, width - pad :] = ord("A")
     sextets = _B64_INV[body]
     if np.any(sextets == 255):
         return None
     s = sextets.reshape(n, width // 4, 4).astype(np.uint32)
     word = (s[..., 0] << 18) | (s[..., 1] << 12) | (s[..., 2] << 6) | s[..., 3]
     data = np.stack([(word >> 16) & 255, (word >> 8) & 255, word & 255], axis=-1).astype(np.uint8)
-    return data.reshape(n, -1)[:, :width // 4 * 3 - pad]
+    return data.reshape(n, -1)[:, : width // 4 * 3 - pad]
 
 
 def _rows_by_length(array):
     """{byte length: (positions, uint8 [k, length] matrix)} of a pyarrow string array without nulls."""
     import pyarrow as pa
+
     array = array.cast(pa.large_string()) if array.type != pa.large_string() else array
-    offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset:array.offset + len(array) + 1]
-    data = np.frombuffer(array.buffers()[2], np.uint8) if array.buffers()[2] is not None else \
-        np.zeros(0, np.uint8)
+    offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2], np.uint8) if array.buffers()[2] is not None else np.zeros(0, np.uint8)
     lengths = np.diff(offsets)
     out = {}
     for length in np.unique(lengths):
@@ -164,13 +167,15 @@ def _strings(rows_by_position, count):
     """A pyarrow string array from [(positions, uint8 [k, L] rows)] blocks covering 0..count-1."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     if not rows_by_position:
         return pa.array([], pa.string())
     arrays, positions = [], []
     for where, rows in rows_by_position:
         width = rows.shape[1]
-        fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(where),
-                                                     [None, pa.py_buffer(np.ascontiguousarray(rows))])
+        fixed = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(width), len(where), [None, pa.py_buffer(np.ascontiguousarray(rows))]
+        )
         arrays.append(fixed.cast(pa.binary()))
         positions.append(where)
     stacked = pa.concat_arrays(arrays)
@@ -214,6 +219,7 @@ class VectorCipher:
         left to the per-value path: randomized tokens or other encodings). Raises TokenError if a deterministic
         token does not authenticate."""
         import pyarrow as pa
+
         blocks, others = [], []
         for positions, chars in _by_padding(_rows_by_length(tokens)):
             raw = _b64decode_rows(chars)
@@ -226,8 +232,9 @@ class VectorCipher:
                 pick = mine & (raw[:, 0] == version)
                 plain, ok = self._siv[int(version)].open(raw[pick, 2:])
                 if not np.all(ok):
-                    raise TokenError("%d token(s) do not authenticate under key version %d" % (
-                        int(np.sum(~ok)), int(version)))
+                    raise TokenError(
+                        "%d token(s) do not authenticate under key version %d" % (int(np.sum(~ok)), int(version))
+                    )
                 blocks.append((positions[pick], plain))
         if others:
             # Fill the positions left over with empty strings; the caller replaces them.

@@ -6,6 +6,7 @@ finding orphans needs a listing; it runs with a needy table's maintenance, or on
 ranks needy tables: bytes to rewrite (per MB), small files and delete files to fold away, manifests to merge and
 snapshots to expire. Healthy tables cost one metadata read.
 """
+
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,6 +37,7 @@ def score(health, plans):
 def table_plan(config, catalog_tables, table, now_ms=None):
     from lakehouse_ops.health import table_health
     from lakehouse_ops.maintenance import plan_all
+
     started = time.time()
     try:
         policy = config.policy_for(table)
@@ -44,29 +46,47 @@ def table_plan(config, catalog_tables, table, now_ms=None):
     except Exception as exc:  # one unreadable table must not hide the others
         return {"table": table, "ok": False, "error": first_line(exc), "needy": False, "score": 0.0}
     needy = [p.action for p in plans if p.run and p.action != "remove_orphan_files"]
-    return {"table": table, "ok": True, "needy": bool(needy), "score": score(health, plans), "actions": needy,
-            "rewrite_bytes": sum(p.estimated_bytes for p in plans if p.run),
-            "reasons": {p.action: p.reason for p in plans if p.run},
-            "health": {"data_files": health.data_files, "small_files": health.small_files,
-                       "data_bytes": health.data_bytes, "delete_files": health.delete_files,
-                       "manifests": health.manifests, "snapshots": health.snapshots},
-            "read_s": round(time.time() - started, 3)}
+    return {
+        "table": table,
+        "ok": True,
+        "needy": bool(needy),
+        "score": score(health, plans),
+        "actions": needy,
+        "rewrite_bytes": sum(p.estimated_bytes for p in plans if p.run),
+        "reasons": {p.action: p.reason for p in plans if p.run},
+        "health": {
+            "data_files": health.data_files,
+            "small_files": health.small_files,
+            "data_bytes": health.data_bytes,
+            "delete_files": health.delete_files,
+            "manifests": health.manifests,
+            "snapshots": health.snapshots,
+        },
+        "read_s": round(time.time() - started, 3),
+    }
 
 
 def plan_fleet(config, catalog_tables=None, patterns=None, workers=8, now_ms=None):
     """Every managed table's plan, needy ones first by score. No Spark."""
     from lakehouse_ops.health import open_tables
     from lakehouse_ops.runner.maintain import resolve_tables
+
     started = time.time()
     catalog_tables = catalog_tables or open_tables(config.catalog)
     tables = resolve_tables(config, catalog_tables, patterns)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         entries = list(pool.map(lambda t: table_plan(config, catalog_tables, t, now_ms), tables))
     entries.sort(key=lambda e: (not e["needy"], -e["score"], e["table"]))
-    report = {"ok": all(e["ok"] for e in entries), "tables": entries, "count": len(entries),
-              "needy": sum(1 for e in entries if e["needy"]), "duration_s": round(time.time() - started, 3)}
-    log.info("fleet planned", extra={"tables": len(entries), "needy": report["needy"],
-                                     "duration_s": report["duration_s"]})
+    report = {
+        "ok": all(e["ok"] for e in entries),
+        "tables": entries,
+        "count": len(entries),
+        "needy": sum(1 for e in entries if e["needy"]),
+        "duration_s": round(time.time() - started, 3),
+    }
+    log.info(
+        "fleet planned", extra={"tables": len(entries), "needy": report["needy"], "duration_s": report["duration_s"]}
+    )
     return report
 
 

@@ -5,6 +5,7 @@ A lease is the object <prefix>/<table>.json holding its owner and expiry. Taking
 racing for an expired lease exactly one wins. Releasing deletes it only if it is still ours. A run that dies
 leaves its lease to expire (ship.lease_minutes).
 """
+
 import json
 import socket
 import time
@@ -19,6 +20,7 @@ log = get_logger("runner.lease")
 class Leases:
     def __init__(self, prefix, minutes, s3=None, owner=None, clock=time.time):
         from lakehouse_ops.aws.clients import client
+
         self.bucket, key = split_uri(prefix.rstrip("/") + "/")
         self.prefix = key
         self.seconds = minutes * 60
@@ -36,6 +38,7 @@ class Leases:
     def acquire(self, table):
         """(True, None) if the lease is now ours; (False, holder) if another run holds it."""
         from botocore.exceptions import ClientError
+
         key = self._key(table)
         try:
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=self._body(), IfNoneMatch="*")
@@ -63,6 +66,7 @@ class Leases:
 
     def release(self, table):
         from botocore.exceptions import ClientError
+
         key = self._key(table)
         try:
             current = self.s3.get_object(Bucket=self.bucket, Key=key)

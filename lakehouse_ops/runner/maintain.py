@@ -3,6 +3,7 @@
 Healthy tables cost one metadata read and no Spark: the session is built the first time an action must run.
 One failing table never stops the others; deletions are not run on a table after one of its actions failed.
 """
+
 import fnmatch
 import time
 
@@ -40,15 +41,26 @@ def resolve_tables(config, catalog_tables, patterns=None):
 
 
 class MaintenanceRunner:
-    def __init__(self, config, spark=None, only=None, catalog_tables=None, session_factory=None, leases=None,
-                 written_within_hours=None, clock=now_ms):
+    def __init__(
+        self,
+        config,
+        spark=None,
+        only=None,
+        catalog_tables=None,
+        session_factory=None,
+        leases=None,
+        written_within_hours=None,
+        clock=now_ms,
+    ):
         from lakehouse_ops.engine.session import LazySession
+
         self.config = config
         self._session = LazySession(config, spark, session_factory)
         self.only = set(only) if only else None
         self.catalog_tables = catalog_tables or open_tables(config.catalog)
         if leases is None and config.ship is not None and config.ship.leases:
             from lakehouse_ops.runner.lease import Leases
+
             leases = Leases(config.ship.leases, config.ship.lease_minutes)
         self.leases = leases
         # Compaction of recently written partitions only (hourly schedules); the policy's value otherwise.
@@ -59,8 +71,13 @@ class MaintenanceRunner:
     def _policy(self, table):
         policy = self.config.policy_for(table)
         if self.written_within_hours:
-            policy = policy.model_copy(update={"compaction": policy.compaction.model_copy(
-                update={"only_written_within_hours": self.written_within_hours})})
+            policy = policy.model_copy(
+                update={
+                    "compaction": policy.compaction.model_copy(
+                        update={"only_written_within_hours": self.written_within_hours}
+                    )
+                }
+            )
         return policy
 
     @property
@@ -72,8 +89,14 @@ class MaintenanceRunner:
 
     def run(self, patterns=None, dry_run=False):
         started = time.time()
-        report = {"ok": True, "dry_run": dry_run, "catalog": self.config.catalog.name,
-                  "config": self.config.source, "started_at": _iso(started), "tables": []}
+        report = {
+            "ok": True,
+            "dry_run": dry_run,
+            "catalog": self.config.catalog.name,
+            "config": self.config.source,
+            "started_at": _iso(started),
+            "tables": [],
+        }
         try:
             tables = resolve_tables(self.config, self.catalog_tables, patterns)
         except LakehouseOpsError as exc:
@@ -93,19 +116,33 @@ class MaintenanceRunner:
             return self._run_table(table, dry_run)
         taken, holder = self.leases.acquire(table)
         if not taken:
-            log.warning("table skipped: another maintenance run holds its lease",
-                        extra={"table": table, "holder": holder.get("owner"), "until": holder.get("expires_at")})
-            return {"table": table, "ok": True, "skipped": "another maintenance run (%s) holds the table's lease "
-                    "until %s" % (holder.get("owner"), _iso(holder.get("expires_at", 0))), "actions": [],
-                    "before": None, "after": None}
+            log.warning(
+                "table skipped: another maintenance run holds its lease",
+                extra={"table": table, "holder": holder.get("owner"), "until": holder.get("expires_at")},
+            )
+            return {
+                "table": table,
+                "ok": True,
+                "skipped": "another maintenance run (%s) holds the table's lease "
+                "until %s" % (holder.get("owner"), _iso(holder.get("expires_at", 0))),
+                "actions": [],
+                "before": None,
+                "after": None,
+            }
         try:
             return self._run_table(table, dry_run)
         finally:
             self.leases.release(table)
 
     def _run_table(self, table, dry_run):
-        entry = {"table": table, "ok": True, "rules": [r.label for r in self.config.rules_for(table)],
-                 "before": None, "after": None, "actions": []}
+        entry = {
+            "table": table,
+            "ok": True,
+            "rules": [r.label for r in self.config.rules_for(table)],
+            "before": None,
+            "after": None,
+            "actions": [],
+        }
         try:
             policy = self._policy(table)
             health = self._health(table, policy)
@@ -139,9 +176,16 @@ class MaintenanceRunner:
         if not plan.run:
             return Result(module.NAME, SKIPPED, plan.reason)
         if dry_run:
-            return Result(module.NAME, PLANNED, plan.reason,
-                          outputs={"params": plan.to_dict()["params"], "partitions": list(plan.partitions),
-                                   "estimated_bytes": plan.estimated_bytes})
+            return Result(
+                module.NAME,
+                PLANNED,
+                plan.reason,
+                outputs={
+                    "params": plan.to_dict()["params"],
+                    "partitions": list(plan.partitions),
+                    "estimated_bytes": plan.estimated_bytes,
+                },
+            )
         if module.DELETES_FILES and failed_earlier:
             return Result(module.NAME, SKIPPED, "not run: an earlier action on this table failed")
         started = time.time()
@@ -152,23 +196,31 @@ class MaintenanceRunner:
             before_id = None
             if module.REWRITES_DATA:
                 from lakehouse_ops.maintenance.verify import current_snapshot_id
+
                 before_id = current_snapshot_id(spark, catalog, table)
             if module.COMMITS:
                 outputs, attempts = with_commit_retries(
-                    retry_policy(policy.commits), lambda: module.execute(spark, catalog, table, plan) or {},
-                    table, module.NAME)
+                    retry_policy(policy.commits),
+                    lambda: module.execute(spark, catalog, table, plan) or {},
+                    table,
+                    module.NAME,
+                )
                 outputs["attempts"] = attempts
             else:
                 outputs = module.execute(spark, catalog, table, plan) or {}
             if module.REWRITES_DATA:
                 from lakehouse_ops.maintenance.verify import verify_rewrites
-                outputs["verification"] = verify_rewrites(spark, catalog, table, before_id,
-                                                          where=getattr(plan.params, "where", None))
+
+                outputs["verification"] = verify_rewrites(
+                    spark, catalog, table, before_id, where=getattr(plan.params, "where", None)
+                )
             status, reason = DONE, "%s: %s" % (module.summarize(outputs), plan.reason)
         except Exception as exc:
             status, reason = FAILED, _first_line(exc)
             log.error("maintenance action failed", extra={"table": table, "action": module.NAME, "error": reason})
         duration = round(time.time() - started, 3)
-        log.info("maintenance action finished", extra={"table": table, "action": module.NAME, "status": status,
-                                                       "duration_s": duration})
+        log.info(
+            "maintenance action finished",
+            extra={"table": table, "action": module.NAME, "status": status, "duration_s": duration},
+        )
         return Result(module.NAME, status, reason, outputs=outputs, duration_s=duration)

@@ -1,12 +1,22 @@
 """Reports: JSON for machines (stdout, a file or s3://), readable tables for people."""
+
 import json
 import os
 
 from lakehouse_ops.aws.textio import to_json, write_json
 from lakehouse_ops.units import human_bytes
 
-__all__ = ["to_json", "write_report", "print_health", "print_compare", "print_actions", "print_ingest",
-           "print_erasure", "print_fleet", "print_policy"]
+__all__ = [
+    "to_json",
+    "write_report",
+    "print_health",
+    "print_compare",
+    "print_actions",
+    "print_ingest",
+    "print_erasure",
+    "print_fleet",
+    "print_policy",
+]
 
 
 def write_report(report, destination):
@@ -15,21 +25,27 @@ def write_report(report, destination):
 
 def _console(default_width=120):
     from rich.console import Console
+
     return Console(width=max(100, int(os.environ.get("COLUMNS", str(default_width)))))
 
 
 def health_rows(health):
     """(label, value) pairs summarising a health dict."""
     return [
-        ("data files", "%d (%d small, %.0f%%)" % (health["data_files"], health["small_files"],
-                                                  health["small_file_ratio"] * 100)),
+        (
+            "data files",
+            "%d (%d small, %.0f%%)" % (health["data_files"], health["small_files"], health["small_file_ratio"] * 100),
+        ),
         ("data bytes", human_bytes(health["data_bytes"])),
         ("records", "%d" % health["records"]),
         ("delete files", "%d" % health["delete_files"]),
         ("partitions", "%d" % len(health["partitions"])),
         ("snapshots", "%d (oldest %.1f h)" % (health["snapshots"], health["oldest_snapshot_age_hours"])),
-        ("manifests", "%d (%d small, avg %s)" % (health["manifests"], health["small_manifests"],
-                                                 human_bytes(health["avg_manifest_bytes"]))),
+        (
+            "manifests",
+            "%d (%d small, avg %s)"
+            % (health["manifests"], health["small_manifests"], human_bytes(health["avg_manifest_bytes"])),
+        ),
         ("metadata files", "%d" % health["metadata_files"]),
         ("property drift", ", ".join(sorted(health["property_drift"])) or "none"),
     ]
@@ -37,6 +53,7 @@ def health_rows(health):
 
 def print_health(healths, console=None):
     from rich.table import Table
+
     console = console or _console()
     for health in healths:
         table = Table(title="health of %s" % health["table"], show_header=False)
@@ -49,6 +66,7 @@ def print_health(healths, console=None):
 
 def print_compare(before, after, console=None):
     from rich.table import Table
+
     console = console or _console()
     table = Table(title="%s: before and after" % before["table"])
     for column in ("what", "before", "after"):
@@ -60,6 +78,7 @@ def print_compare(before, after, console=None):
 
 def print_actions(report, console=None):
     from rich.table import Table
+
     console = console or _console()
     styles = {"done": "green", "skipped": "dim", "failed": "bold red", "planned": "cyan"}
     for entry in report["tables"]:
@@ -70,8 +89,12 @@ def print_actions(report, console=None):
             table.add_row("-", "[bold red]failed[/]", "", entry["error"])
         for action in entry["actions"]:
             style = styles.get(action["status"], "")
-            table.add_row(action["action"], "[%s]%s[/]" % (style, action["status"]) if style else action["status"],
-                          "%.1f" % action["duration_s"] if action["duration_s"] else "", action["reason"])
+            table.add_row(
+                action["action"],
+                "[%s]%s[/]" % (style, action["status"]) if style else action["status"],
+                "%.1f" % action["duration_s"] if action["duration_s"] else "",
+                action["reason"],
+            )
         console.print(table)
     if report.get("error"):
         console.print("[bold red]%s[/]" % report["error"])
@@ -80,35 +103,62 @@ def print_actions(report, console=None):
 
 def print_ingest(report, console=None):
     from rich.table import Table
+
     console = console or _console()
     table = Table(title="ingest into %s" % report["target"])
     columns = ("batch", "messages", "objects", "dup", "rows", "quarantined", "dlq", "commit s", "lag s")
     for column in columns:
         table.add_column(column, justify="right")
     for i, b in enumerate(report["batches"], 1):
-        table.add_row(str(i), str(b["messages"]), str(b["objects"]), str(b["duplicates"] + b["already_committed"]),
-                      str(b["rows"]), str(b["quarantined"]), str(b["dlq_messages"]), "%.2f" % b["commit_s"],
-                      "%.1f" % b.get("lag_s", 0))
+        table.add_row(
+            str(i),
+            str(b["messages"]),
+            str(b["objects"]),
+            str(b["duplicates"] + b["already_committed"]),
+            str(b["rows"]),
+            str(b["quarantined"]),
+            str(b["dlq_messages"]),
+            "%.2f" % b["commit_s"],
+            "%.1f" % b.get("lag_s", 0),
+        )
     console.print(table)
     t = report["totals"]
-    console.print("%d batches, %d rows, %.1f rows/s, %.1f messages/s; stopped: %s" % (
-        t["batches"], t["rows"], t["rows_per_s"], t["messages_per_s"], report.get("stopped", "-")))
+    console.print(
+        "%d batches, %d rows, %.1f rows/s, %.1f messages/s; stopped: %s"
+        % (t["batches"], t["rows"], t["rows_per_s"], t["messages_per_s"], report.get("stopped", "-"))
+    )
 
 
 def print_erasure(receipt, console=None):
     from rich.table import Table
+
     console = console or _console()
-    title = "erasure%s%s" % (" (dry run)" if receipt["dry_run"] else "",
-                             " for %s" % receipt["request_id"] if receipt.get("request_id") else "")
+    title = "erasure%s%s" % (
+        " (dry run)" if receipt["dry_run"] else "",
+        " for %s" % receipt["request_id"] if receipt.get("request_id") else "",
+    )
     table = Table(title=title)
-    for column in ("table", "found", "rows deleted", "files rewritten", "snapshots expired", "files removed",
-                   "verified"):
+    for column in (
+        "table",
+        "found",
+        "rows deleted",
+        "files rewritten",
+        "snapshots expired",
+        "files removed",
+        "verified",
+    ):
         table.add_column(column)
     for t in receipt["tables"]:
         verified = t["verification"].get("verified")
-        table.add_row(t["table"], "yes" if t["found"] else "no", str(t["rows_deleted"]), str(t["files_rewritten"]),
-                      str(len(t["snapshots_expired"])), str(sum(t["files_removed"].values())),
-                      "-" if verified is None else ("yes" if verified else "NO"))
+        table.add_row(
+            t["table"],
+            "yes" if t["found"] else "no",
+            str(t["rows_deleted"]),
+            str(t["files_rewritten"]),
+            str(len(t["snapshots_expired"])),
+            str(sum(t["files_removed"].values())),
+            "-" if verified is None else ("yes" if verified else "NO"),
+        )
     console.print(table)
     for t in receipt["tables"]:
         for problem in t["problems"]:
@@ -120,8 +170,11 @@ def print_erasure(receipt, console=None):
 
 def print_fleet(report, console=None):
     from rich.table import Table
-    out = Table(title="%d tables, %d need maintenance (%.1f s, no Spark)" % (
-        report["count"], report["needy"], report["duration_s"]))
+
+    out = Table(
+        title="%d tables, %d need maintenance (%.1f s, no Spark)"
+        % (report["count"], report["needy"], report["duration_s"])
+    )
     for column in ("rank", "table", "score", "actions", "to rewrite", "files (small)", "manifests", "snapshots"):
         out.add_column(column)
     for i, e in enumerate(report["tables"], 1):
@@ -129,9 +182,16 @@ def print_fleet(report, console=None):
             out.add_row(str(i), e["table"], "-", "error: " + e["error"], "", "", "", "")
             continue
         h = e["health"]
-        out.add_row(str(i) if e["needy"] else "-", e["table"], "%.1f" % e["score"], ", ".join(e["actions"]) or "-",
-                    human_bytes(e["rewrite_bytes"]), "%d (%d)" % (h["data_files"], h["small_files"]),
-                    str(h["manifests"]), str(h["snapshots"]))
+        out.add_row(
+            str(i) if e["needy"] else "-",
+            e["table"],
+            "%.1f" % e["score"],
+            ", ".join(e["actions"]) or "-",
+            human_bytes(e["rewrite_bytes"]),
+            "%d (%d)" % (h["data_files"], h["small_files"]),
+            str(h["manifests"]),
+            str(h["snapshots"]),
+        )
     (console or _console(140)).print(out)
 
 
@@ -140,6 +200,7 @@ def print_policy(table, policy, sources, console=None):
     from rich.table import Table
 
     from lakehouse_ops.config.rules import flatten
+
     out = Table(title="policy of %s" % table)
     for column in ("key", "value", "set by"):
         out.add_column(column, overflow="fold")

@@ -1,15 +1,26 @@
 """Following a submitted run until it ends (pure: the AWS calls are passed in)."""
+
 import time
 
-SERVERLESS_STATES = ("SUBMITTED", "PENDING", "SCHEDULED", "QUEUED", "RUNNING", "SUCCESS", "FAILED", "CANCELLING",
-                     "CANCELLED")
+SERVERLESS_STATES = (
+    "SUBMITTED",
+    "PENDING",
+    "SCHEDULED",
+    "QUEUED",
+    "RUNNING",
+    "SUCCESS",
+    "FAILED",
+    "CANCELLING",
+    "CANCELLED",
+)
 SERVERLESS_DONE = {"SUCCESS": True, "FAILED": False, "CANCELLED": False}
 STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED")
 STEP_DONE = {"COMPLETED": True, "CANCELLED": False, "FAILED": False, "INTERRUPTED": False}
 
 
-def follow(get_state, done, cancel, report, poll_seconds=10.0, max_poll_seconds=60.0, sleep=time.sleep,
-           clock=time.monotonic):
+def follow(
+    get_state, done, cancel, report, poll_seconds=10.0, max_poll_seconds=60.0, sleep=time.sleep, clock=time.monotonic
+):
     """Poll `get_state() -> (state, details)` until a state in `done` ({state: success}); `report(state, details,
     seconds)` hears every state change. Ctrl-C cancels the run (`cancel()`) and keeps following until it ends; a
     second Ctrl-C stops following (the run goes on being cancelled). Returns (final state, success)."""
@@ -31,8 +42,7 @@ def follow(get_state, done, cancel, report, poll_seconds=10.0, max_poll_seconds=
             sleep(delay)
         except KeyboardInterrupt:
             if cancelled:
-                report("STOPPED_FOLLOWING", "the run is being cancelled; not following it any more",
-                       clock() - started)
+                report("STOPPED_FOLLOWING", "the run is being cancelled; not following it any more", clock() - started)
                 return last, False
             cancelled = True
             report("CANCEL_REQUESTED", "Ctrl-C: cancelling the run", clock() - started)

@@ -6,6 +6,7 @@ Python version of the cluster image on a matching platform: Amazon Linux 2023 (o
 same architecture as the application. The Python check is enforced; the platform is the builder's to choose
 (docs/emr-serverless.md shows a container build).
 """
+
 import glob
 import os
 import shutil
@@ -32,8 +33,12 @@ def source_root():
 
 def python_version(interpreter):
     try:
-        out = subprocess.run([interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except OSError as exc:
         raise ConfigError("cannot run Python interpreter %s: %s" % (interpreter, exc.strerror)) from None
     if out.returncode != 0:
@@ -45,9 +50,11 @@ def check_python(interpreter, target, force=False):
     """The archive's Python must be the cluster's: compiled packages and the venv's interpreter path depend on it."""
     found = python_version(interpreter)
     if found != target and not force:
-        raise ConfigError("%s is Python %s but the target is Python %s (ship.python): an archive built with it "
-                          "would not run on the cluster. Build with a %s interpreter (--python), or pass --force"
-                          % (interpreter, found, target, target))
+        raise ConfigError(
+            "%s is Python %s but the target is Python %s (ship.python): an archive built with it "
+            "would not run on the cluster. Build with a %s interpreter (--python), or pass --force"
+            % (interpreter, found, target, target)
+        )
     return found
 
 
@@ -82,8 +89,10 @@ def build_archive(wheel, output, interpreter, extras=()):
         python = os.path.join(env, "bin", "python")
         target = wheel + ("[%s]" % ",".join(extras) if extras else "")
         _run([python, "-m", "pip", "install", "--quiet", target], "installing the wheel")
-        check = _run([python, "-c", "import importlib.util, lakehouse_ops; "
-                                    "print(importlib.util.find_spec('pyspark') is None)"], "checking the environment")
+        check = _run(
+            [python, "-c", "import importlib.util, lakehouse_ops; print(importlib.util.find_spec('pyspark') is None)"],
+            "checking the environment",
+        )
         if check.strip() != "True":
             raise PackageError("pyspark ended up in the environment; the cluster provides Spark")
         if os.path.exists(output):
@@ -99,8 +108,9 @@ def parameters(archive_uri):
     return {target: archive_settings(target, archive_uri) for target in ("emr-serverless", "emr")}
 
 
-def package(outdir, target_python, interpreter=None, force=False, wheel=None, source=None, archive=True,
-            artifacts_prefix=None):
+def package(
+    outdir, target_python, interpreter=None, force=False, wheel=None, source=None, archive=True, artifacts_prefix=None
+):
     """Build what a cluster needs; returns a report (paths, Python, spark-submit settings)."""
     interpreter = interpreter or sys.executable
     os.makedirs(outdir, exist_ok=True)

@@ -1,5 +1,6 @@
 """What a submitted run looks like, as data (pure: no AWS calls): artifact locations, spark-submit settings, and the
 exact EMR Serverless StartJobRun / EMR AddJobFlowSteps requests."""
+
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ ENV_PYTHON = "./%s/bin/python" % ARCHIVE_ALIAS
 @dataclass(frozen=True)
 class Artifacts:
     """Where a run's files live in S3 (under ship.artifacts/<version>/)."""
+
     entry_point: str
     config: str
     archive: Optional[str] = None
@@ -44,12 +46,14 @@ def spark_settings(config, target, archive_uri=None):
     """Every --conf of a submitted run: the Iceberg catalog from the config, the `spark.conf` section, ship's
     spark_conf, the Iceberg jar (EMR Serverless) and the packed environment's Python."""
     from lakehouse_ops.engine.session import merge_conf, session_conf
+
     conf = session_conf(config, mode="cluster")
     ship = config.ship
     if target == "emr-serverless":
         # The image's Iceberg jar first; jars the config adds come after it.
-        conf["spark.jars"] = merge_conf({"spark.jars": ship.emr_serverless.iceberg_jar},
-                                        {"spark.jars": conf.get("spark.jars", "")})["spark.jars"]
+        conf["spark.jars"] = merge_conf(
+            {"spark.jars": ship.emr_serverless.iceberg_jar}, {"spark.jars": conf.get("spark.jars", "")}
+        )["spark.jars"]
     if archive_uri:
         conf = merge_conf(conf, archive_settings(target, archive_uri))
     return merge_conf(conf, ship.spark_conf)
@@ -70,8 +74,9 @@ def submit_parameters(conf):
     """sparkSubmitParameters text: --conf k=v, in a stable order."""
     for key, value in conf.items():
         if " " in str(value) or " " in key:
-            raise ConfigError("spark setting %s=%r holds a space, which sparkSubmitParameters cannot carry"
-                              % (key, value))
+            raise ConfigError(
+                "spark setting %s=%r holds a space, which sparkSubmitParameters cannot carry" % (key, value)
+            )
     return " ".join("--conf %s=%s" % (k, conf[k]) for k in sorted(conf))
 
 
@@ -91,11 +96,13 @@ def start_job_run(config, job, artifacts, job_args, name=None, client_token=None
         "applicationId": target.application_id,
         "executionRoleArn": target.execution_role_arn,
         "name": name or run_name(job),
-        "jobDriver": {"sparkSubmit": {
-            "entryPoint": artifacts.entry_point,
-            "entryPointArguments": job_arguments(artifacts, job_args),
-            "sparkSubmitParameters": submit_parameters(spark_settings(config, "emr-serverless", artifacts.archive)),
-        }},
+        "jobDriver": {
+            "sparkSubmit": {
+                "entryPoint": artifacts.entry_point,
+                "entryPointArguments": job_arguments(artifacts, job_args),
+                "sparkSubmitParameters": submit_parameters(spark_settings(config, "emr-serverless", artifacts.archive)),
+            }
+        },
         "executionTimeoutMinutes": target.execution_timeout_minutes,
         "tags": dict(ship.tags, **{"lakehouse-ops:job": job}),
     }
@@ -119,16 +126,25 @@ def add_job_flow_steps(config, job, artifacts, job_args, name=None):
     for key in sorted(settings):
         args += ["--conf", "%s=%s" % (key, settings[key])]
     args += [artifacts.entry_point] + job_arguments(artifacts, job_args)
-    return {"JobFlowId": target.cluster_id,
-            "Steps": [{"Name": name or run_name(job), "ActionOnFailure": target.action_on_failure,
-                       "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args}}]}
+    return {
+        "JobFlowId": target.cluster_id,
+        "Steps": [
+            {
+                "Name": name or run_name(job),
+                "ActionOnFailure": target.action_on_failure,
+                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
+            }
+        ],
+    }
 
 
 def _need(config, target):
     section = getattr(config.section("ship"), target)
     if section is None:
-        raise ConfigError("ship.%s is not configured: see docs/%s.md" % (
-            target, "emr-serverless" if target == "emr_serverless" else "emr-step"))
+        raise ConfigError(
+            "ship.%s is not configured: see docs/%s.md"
+            % (target, "emr-serverless" if target == "emr_serverless" else "emr-step")
+        )
     return section
 
 
@@ -137,7 +153,11 @@ def airflow_start_job_run_kwargs(config, job, job_args, config_uri, archive_uri,
     request `submit` sends; the artifacts must already be in S3 (upload them once with `submit` or `schedule`)."""
     artifacts = artifacts_for(config.ship, job, config_uri, archive_uri)
     request = start_job_run(config, job, artifacts, job_args, name=name)
-    kwargs = {"application_id": request["applicationId"], "execution_role_arn": request["executionRoleArn"],
-              "job_driver": request["jobDriver"], "name": request["name"],
-              "configuration_overrides": request.get("configurationOverrides") or {}}
+    kwargs = {
+        "application_id": request["applicationId"],
+        "execution_role_arn": request["executionRoleArn"],
+        "job_driver": request["jobDriver"],
+        "name": request["name"],
+        "configuration_overrides": request.get("configurationOverrides") or {},
+    }
     return kwargs

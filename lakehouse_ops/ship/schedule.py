@@ -1,6 +1,7 @@
 """`lakehouse-ops schedule`: EventBridge Scheduler schedules that start EMR Serverless job runs, one per entry of
 ship.schedules, in the group ship.schedule_group. Idempotent: a schedule that already says the same is left alone;
 one that differs is updated; `prune` deletes schedules of the group the config no longer names."""
+
 import contextlib
 import json
 
@@ -38,17 +39,25 @@ def desired(config, config_uri, archive_uri):
     out = {}
     for entry in ship.schedules:
         artifacts = req.artifacts_for(ship, entry.job, config_uri, archive_uri)
-        run = req.start_job_run(config, entry.job, artifacts, entry.args, name="lakehouse-ops-" + entry.name,
-                                client_token=EXECUTION_ID)
+        run = req.start_job_run(
+            config, entry.job, artifacts, entry.args, name="lakehouse-ops-" + entry.name, client_token=EXECUTION_ID
+        )
         run["tags"] = dict(run["tags"], **{"lakehouse-ops:schedule": entry.name})
-        window = {"Mode": "OFF"} if not entry.flexible_window_minutes else \
-            {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": entry.flexible_window_minutes}
+        window = (
+            {"Mode": "OFF"}
+            if not entry.flexible_window_minutes
+            else {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": entry.flexible_window_minutes}
+        )
         out[entry.name] = {
-            "Name": entry.name, "GroupName": ship.schedule_group, "ScheduleExpression": entry.expression,
-            "ScheduleExpressionTimezone": entry.timezone, "FlexibleTimeWindow": window,
-            "State": "ENABLED" if entry.enabled else "DISABLED", "Description": "%s: %s" % (MANAGED, entry.job),
-            "Target": {"Arn": TARGET_ARN, "RoleArn": ship.scheduler_role_arn,
-                       "Input": json.dumps(run, sort_keys=True)}}
+            "Name": entry.name,
+            "GroupName": ship.schedule_group,
+            "ScheduleExpression": entry.expression,
+            "ScheduleExpressionTimezone": entry.timezone,
+            "FlexibleTimeWindow": window,
+            "State": "ENABLED" if entry.enabled else "DISABLED",
+            "Description": "%s: %s" % (MANAGED, entry.job),
+            "Target": {"Arn": TARGET_ARN, "RoleArn": ship.scheduler_role_arn, "Input": json.dumps(run, sort_keys=True)},
+        }
     return out
 
 
@@ -59,11 +68,15 @@ def _same(current, wanted):
             target["Input"] = json.loads(target.get("Input") or "null")
         except ValueError:
             pass
-        return {"ScheduleExpression": request.get("ScheduleExpression"),
-                "ScheduleExpressionTimezone": request.get("ScheduleExpressionTimezone") or "UTC",
-                "FlexibleTimeWindow": request.get("FlexibleTimeWindow"), "State": request.get("State"),
-                "Description": request.get("Description"),
-                "Target": {k: target.get(k) for k in ("Arn", "RoleArn", "Input")}}
+        return {
+            "ScheduleExpression": request.get("ScheduleExpression"),
+            "ScheduleExpressionTimezone": request.get("ScheduleExpressionTimezone") or "UTC",
+            "FlexibleTimeWindow": request.get("FlexibleTimeWindow"),
+            "State": request.get("State"),
+            "Description": request.get("Description"),
+            "Target": {k: target.get(k) for k in ("Arn", "RoleArn", "Input")},
+        }
+
     return norm(current) == norm(wanted)
 
 
@@ -71,6 +84,7 @@ def apply(scheduler, wanted, group, prune=False, dry_run=False):
     """Create, update or leave each schedule; with prune, delete the group's schedules not wanted.
     Returns [{name, action}] (action: created, updated, unchanged, deleted; 'would ...' in a dry run)."""
     from botocore.exceptions import ClientError
+
     results = []
     prefix = "would " if dry_run else ""
     if not dry_run:
@@ -125,6 +139,7 @@ def listed(scheduler, group):
 
 def delete(scheduler, group, names):
     from botocore.exceptions import ClientError
+
     results = []
     for name in names:
         try:
@@ -137,12 +152,14 @@ def delete(scheduler, group, names):
     return results
 
 
-def manage(config, config_path, archive=None, list_only=False, delete_names=(), prune=False, dry_run=False,
-           scheduler=None):
+def manage(
+    config, config_path, archive=None, list_only=False, delete_names=(), prune=False, dry_run=False, scheduler=None
+):
     """What `lakehouse-ops schedule` does: list the group, delete named schedules, or upload what the
     schedules' runs need and create/update them. Returns the report."""
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.ship import submit as sub
+
     ship = config.section("ship")
     scheduler = scheduler or client("scheduler")
     group = ship.schedule_group

@@ -1,4 +1,5 @@
 """`lakehouse-ops submit`: upload what a run needs, start it on EMR Serverless or EMR on EC2, optionally follow it."""
+
 import os
 import uuid
 
@@ -19,7 +20,8 @@ class SubmitError(LakehouseOpsError):
 def entry_point_file(job):
     """The job's entry point script inside the installed package (what gets uploaded)."""
     import importlib.util
-    package = importlib.util.find_spec("lakehouse_ops.spark_jobs")   # found, not imported: entry points sit above
+
+    package = importlib.util.find_spec("lakehouse_ops.spark_jobs")  # found, not imported: entry points sit above
     return os.path.join(os.path.dirname(package.origin), JOBS[job] + ".py")
 
 
@@ -41,8 +43,9 @@ def plan_submission(config, config_path, target, job, job_args, archive=None, na
         raise ConfigError("target must be one of %s" % ", ".join(TARGETS))
     config.section("ship")
     if target == "emr-serverless" and not archive:
-        raise ConfigError("EMR Serverless runs need the packed environment: pass --archive (built by "
-                          "`lakehouse-ops package`)")
+        raise ConfigError(
+            "EMR Serverless runs need the packed environment: pass --archive (built by `lakehouse-ops package`)"
+        )
     artifacts = req.artifacts_for(config.ship, job, config_path, archive)
     if target == "emr-serverless":
         request = req.start_job_run(config, job, artifacts, job_args, name=name, client_token=str(uuid.uuid4()))
@@ -55,6 +58,7 @@ def upload(files, s3=None):
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.aws.s3 import split_uri
     from lakehouse_ops.errors import first_line
+
     s3 = s3 or client("s3")
     for path, uri in files:
         bucket, key = split_uri(uri)
@@ -81,8 +85,12 @@ class Run:
             self.id = response["StepIds"][0]
 
     def describe(self):
-        out = {"target": self.target, "id": self.id, "application_or_cluster": self.app,
-               "name": self.request.get("name") or self.request.get("Steps", [{}])[0].get("Name")}
+        out = {
+            "target": self.target,
+            "id": self.id,
+            "application_or_cluster": self.app,
+            "name": self.request.get("name") or self.request.get("Steps", [{}])[0].get("Name"),
+        }
         out.update(self.where())
         return out
 
@@ -114,7 +122,8 @@ class Run:
                 out["cloudwatch_log_group"] = group
             try:
                 out["spark_ui"] = self.clients["emr-serverless"].get_dashboard_for_job_run(
-                    applicationId=self.app, jobRunId=self.id)["url"]
+                    applicationId=self.app, jobRunId=self.id
+                )["url"]
             except Exception:  # not offered for every state (and not by every endpoint)
                 out["spark_ui"] = "EMR Studio: application %s, job run %s" % (self.app, self.id)
             return out
@@ -130,6 +139,7 @@ class Run:
 
 def start(target, request, clients=None):
     from lakehouse_ops.aws.clients import client
+
     clients = clients or {"emr-serverless": client("emr-serverless"), "emr": client("emr")}
     try:
         if target == "emr-serverless":
@@ -138,6 +148,7 @@ def start(target, request, clients=None):
             response = clients["emr"].add_job_flow_steps(**request)
     except Exception as exc:
         from lakehouse_ops.errors import first_line
+
         raise SubmitError("could not start the %s run: %s" % (target, first_line(exc))) from None
     return Run(target, request, response, clients)
 
@@ -148,8 +159,19 @@ def wait(run, report, poll_seconds=10.0, sleep=None):
     return follow_mod.follow(run.state, done, run.cancel, report, poll_seconds=poll_seconds, **kwargs)
 
 
-def submit_runs(config, config_path, target, job, batches, archive=None, name=None, wait_for_end=False,
-                dry_run=False, poll_seconds=10.0, say=None):
+def submit_runs(
+    config,
+    config_path,
+    target,
+    job,
+    batches,
+    archive=None,
+    name=None,
+    wait_for_end=False,
+    dry_run=False,
+    poll_seconds=10.0,
+    say=None,
+):
     """Submit one run per argument list of `batches` (uploads first); with `wait_for_end`, follow each to its end.
     `say(text)` receives progress lines. Returns the submit report."""
     say = say or (lambda text: log.info(text))
@@ -164,11 +186,12 @@ def submit_runs(config, config_path, target, job, batches, archive=None, name=No
         runs.append(run.describe())
         say("started %s run %s" % (target, run.id))
         if wait_for_end:
+
             def report(state, details, seconds):
                 say("%7.0f s  %s%s" % (seconds, state, "  (%s)" % details if details else ""))
+
             state, success = wait(run, report, poll_seconds)
             runs[-1].update(state=state, ok=success)
             for key, value in run.where().items():
                 say("%s: %s" % (key, value))
-    return {"ok": all(r.get("ok", True) for r in runs), "dry_run": dry_run, "target": target, "job": job,
-            "runs": runs}
+    return {"ok": all(r.get("ok", True) for r in runs), "dry_run": dry_run, "target": target, "job": job, "runs": runs}

@@ -5,11 +5,13 @@
 The options are those of `lakehouse-ops erase` (see `erase.py --help`); the report is printed as JSON.
 Exit code: 0 success, 1 failed, 2 usage or configuration error.
 """
+
 import sys
 
 
 def main(argv=None):
     from lakehouse_ops.cli.spark_submit import run
+
     return run("erase", sys.argv[1:] if argv is None else argv, "erase.py")
 
 

@@ -1,4 +1,5 @@
 """The claim protocol's tests again, on S3 conditional writes served by moto over HTTP."""
+
 import os
 import sys
 
@@ -13,6 +14,7 @@ import test_claims as local  # noqa: E402  (the same tests, given the S3 store b
 @pytest.fixture
 def store(aws_env, tmp_path):
     from lakehouse_ops.aws.clients import client
+
     assert aws_env
     s3 = client("s3")
     bucket = "claims-%s" % tmp_path.name.lower().replace("_", "-")[:40]

@@ -1,4 +1,5 @@
 """Session settings per catalog type, start-up errors that say how to fix them, S3 config and reports."""
+
 import json
 import sys
 
@@ -16,13 +17,23 @@ def conf_for(catalog, **spark):
 
 
 def test_catalog_settings_for_each_type():
-    glue = catalog_conf(conf_for({"name": "glue_catalog", "type": "glue", "warehouse": "s3://b/wh/",
-                                  "properties": {"client.region": "eu-west-1"}}).catalog)
-    assert glue == {"spark.sql.catalog.glue_catalog": "org.apache.iceberg.spark.SparkCatalog",
-                    "spark.sql.catalog.glue_catalog.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
-                    "spark.sql.catalog.glue_catalog.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
-                    "spark.sql.catalog.glue_catalog.warehouse": "s3://b/wh/",
-                    "spark.sql.catalog.glue_catalog.client.region": "eu-west-1"}
+    glue = catalog_conf(
+        conf_for(
+            {
+                "name": "glue_catalog",
+                "type": "glue",
+                "warehouse": "s3://b/wh/",
+                "properties": {"client.region": "eu-west-1"},
+            }
+        ).catalog
+    )
+    assert glue == {
+        "spark.sql.catalog.glue_catalog": "org.apache.iceberg.spark.SparkCatalog",
+        "spark.sql.catalog.glue_catalog.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
+        "spark.sql.catalog.glue_catalog.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        "spark.sql.catalog.glue_catalog.warehouse": "s3://b/wh/",
+        "spark.sql.catalog.glue_catalog.client.region": "eu-west-1",
+    }
     rest = catalog_conf(conf_for({"name": "r", "type": "rest", "uri": "https://cat.example/api"}).catalog)
     assert rest["spark.sql.catalog.r.type"] == "rest" and rest["spark.sql.catalog.r.uri"] == "https://cat.example/api"
     hive = catalog_conf(conf_for({"name": "h", "type": "hive", "uri": "thrift://hms:9083"}).catalog)
@@ -32,8 +43,13 @@ def test_catalog_settings_for_each_type():
 
 
 def test_cluster_mode_adds_only_catalog_settings():
-    conf = session_conf(conf_for({"name": "g", "type": "glue", "warehouse": "s3://b/"}, mode="cluster",
-                                 conf={"spark.sql.adaptive.enabled": True}))
+    conf = session_conf(
+        conf_for(
+            {"name": "g", "type": "glue", "warehouse": "s3://b/"},
+            mode="cluster",
+            conf={"spark.sql.adaptive.enabled": True},
+        )
+    )
     assert "spark.jars" not in conf and "spark.sql.shuffle.partitions" not in conf
     assert conf["spark.sql.extensions"] == engine.EXTENSIONS
     assert conf["spark.sql.adaptive.enabled"] == "true"
@@ -60,10 +76,14 @@ def test_missing_java_says_how_to_fix_it(monkeypatch):
 
 def test_config_and_report_on_s3(aws_env, tmp_path):
     from lakehouse_ops.aws.clients import client
+
     s3 = client("s3")
     s3.create_bucket(Bucket="ops-bucket")
-    s3.put_object(Bucket="ops-bucket", Key="conf/lakehouse-ops.yaml",
-                  Body=b"catalog: {name: g, type: glue, warehouse: 's3://lake/wh/'}\n")
+    s3.put_object(
+        Bucket="ops-bucket",
+        Key="conf/lakehouse-ops.yaml",
+        Body=b"catalog: {name: g, type: glue, warehouse: 's3://lake/wh/'}\n",
+    )
     config = load_config("s3://ops-bucket/conf/lakehouse-ops.yaml", environ={})
     assert config.catalog.warehouse == "s3://lake/wh/"
     write_report({"ok": True, "tables": []}, "s3://ops-bucket/reports/run.json")

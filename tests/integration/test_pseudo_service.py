@@ -1,4 +1,5 @@
 """The reference service and the client, over real HTTP on loopback."""
+
 import json
 import logging
 import time
@@ -42,13 +43,18 @@ def test_contract_details(service):
     a = requests.post(url + "/pseudonymization", json={"identifiers": ["v"]}, headers=headers).json()
     b = requests.post(url + "/pseudonymization", json={"identifiers": ["v"]}, headers=headers).json()
     assert a["pseudonyms"][0] != b["pseudonyms"][0]
-    bad = requests.post(url + "/reidentification", json={"pseudonyms": ["garbage", a["pseudonyms"][0]]},
-                        headers=headers).json()
+    bad = requests.post(
+        url + "/reidentification", json={"pseudonyms": ["garbage", a["pseudonyms"][0]]}, headers=headers
+    ).json()
     assert bad == {"identifiers": [None, "v"]}
     assert requests.post(url + "/pseudonymization", data="{", headers=headers).status_code == 500
     assert requests.post(url + "/nowhere", json={}, headers=headers).status_code == 500
-    assert requests.post(url + "/pseudonymization", json={"identifiers": ["v"]},
-                         headers={"x-api-key": "wrong"}).status_code == 403
+    assert (
+        requests.post(
+            url + "/pseudonymization", json={"identifiers": ["v"]}, headers={"x-api-key": "wrong"}
+        ).status_code
+        == 403
+    )
 
 
 @pytest.mark.parametrize("fault", ["429", "500", "503", "sleep:1.5"])
@@ -95,6 +101,7 @@ def test_logs_hold_no_plaintext_and_no_key(service, caplog, monkeypatch):
 
 def test_keys_and_api_key_from_secrets_manager(aws_env):
     from lakehouse_ops.aws.clients import client as aws_client
+
     keys.forget()
     sm = aws_client("secretsmanager")
     ring = Keyring.generate(versions=2)
@@ -115,6 +122,7 @@ def test_key_rotation_through_secrets_manager(aws_env):
 
     from lakehouse_ops.aws.clients import client as aws_client
     from lakehouse_ops.pseudo.service import PseudonymService, serve
+
     keys.forget()
     sm = aws_client("secretsmanager")
     first = Keyring.generate()
@@ -147,6 +155,7 @@ def test_retry_after_from_a_throttling_server_is_honoured():
     import threading
 
     from lakehouse_ops.pseudo.client import retry_after_seconds
+
     seen = []
 
     class Throttling(http.server.BaseHTTPRequestHandler):
@@ -170,8 +179,13 @@ def test_retry_after_from_a_throttling_server_is_honoured():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Throttling)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = PseudoClient("http://127.0.0.1:%d" % server.server_address[1], "key", backoff_seconds=0.01,
-                              max_retries=4, max_retry_seconds=20)
+        client = PseudoClient(
+            "http://127.0.0.1:%d" % server.server_address[1],
+            "key",
+            backoff_seconds=0.01,
+            max_retries=4,
+            max_retry_seconds=20,
+        )
         assert client.pseudonymize(["a", "b"]) == ["p-a", "p-b"]
     finally:
         server.shutdown()

@@ -1,4 +1,5 @@
 """Submitting to EMR Serverless and EMR on EC2, schedules and leases, over HTTP against moto's server."""
+
 import json
 
 import pytest
@@ -14,50 +15,85 @@ ARTIFACTS = "s3://artifacts-bucket/lakehouse-ops"
 @pytest.fixture
 def aws(aws_env):
     from lakehouse_ops.aws.clients import client
+
     clients = {name: client(name) for name in ("s3", "iam", "emr-serverless", "emr", "scheduler")}
     for bucket in ("artifacts-bucket", "logs-bucket", "lease-bucket"):
         try:
             clients["s3"].create_bucket(Bucket=bucket)
         except clients["s3"].exceptions.BucketAlreadyOwnedByYou:
             pass
-    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                        "Principal": {"Service": ["emr-serverless.amazonaws.com", "scheduler.amazonaws.com"]}}]})
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sts:AssumeRole",
+                    "Principal": {"Service": ["emr-serverless.amazonaws.com", "scheduler.amazonaws.com"]},
+                }
+            ],
+        }
+    )
     roles = {}
     for name in ("lakehouse-ops-jobs", "lakehouse-ops-scheduler"):
         try:
             roles[name] = clients["iam"].create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         except clients["iam"].exceptions.EntityAlreadyExistsException:
             roles[name] = clients["iam"].get_role(RoleName=name)["Role"]["Arn"]
-    app = clients["emr-serverless"].create_application(name="lakehouse-ops", releaseLabel="emr-7.2.0",
-                                                       type="SPARK")["applicationId"]
+    app = clients["emr-serverless"].create_application(name="lakehouse-ops", releaseLabel="emr-7.2.0", type="SPARK")[
+        "applicationId"
+    ]
     cluster = clients["emr"].run_job_flow(
-        Name="lakehouse", ReleaseLabel="emr-7.2.0", LogUri="s3://logs-bucket/emr/", JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole", Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge",
-                                                  "InstanceCount": 3, "KeepJobFlowAliveWhenNoSteps": True})["JobFlowId"]
+        Name="lakehouse",
+        ReleaseLabel="emr-7.2.0",
+        LogUri="s3://logs-bucket/emr/",
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "SlaveInstanceType": "m5.xlarge",
+            "InstanceCount": 3,
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+    )["JobFlowId"]
     return clients, roles, app, cluster
 
 
 def write_config(tmp_path, roles, app, cluster, **ship):
-    section = {"python": "3.9", "artifacts": ARTIFACTS,
-               "emr_serverless": {"application_id": app, "execution_role_arn": roles["lakehouse-ops-jobs"],
-                                  "log_uri": "s3://logs-bucket/serverless/"},
-               "emr": {"cluster_id": cluster}, "tags": {"team": "platform"},
-               "scheduler_role_arn": roles["lakehouse-ops-scheduler"], "leases": "s3://lease-bucket/leases/",
-               "schedules": [{"name": "compaction-hourly", "args": ["--only", "compaction"],
-                              "expression": "rate(1 hour)"},
-                             {"name": "orphans-weekly", "args": ["--only", "remove_orphan_files"],
-                              "expression": "cron(0 4 ? * SUN *)"}]}
+    section = {
+        "python": "3.9",
+        "artifacts": ARTIFACTS,
+        "emr_serverless": {
+            "application_id": app,
+            "execution_role_arn": roles["lakehouse-ops-jobs"],
+            "log_uri": "s3://logs-bucket/serverless/",
+        },
+        "emr": {"cluster_id": cluster},
+        "tags": {"team": "platform"},
+        "scheduler_role_arn": roles["lakehouse-ops-scheduler"],
+        "leases": "s3://lease-bucket/leases/",
+        "schedules": [
+            {"name": "compaction-hourly", "args": ["--only", "compaction"], "expression": "rate(1 hour)"},
+            {"name": "orphans-weekly", "args": ["--only", "remove_orphan_files"], "expression": "cron(0 4 ? * SUN *)"},
+        ],
+    }
     section.update(ship)
     path = tmp_path / "prod.yaml"
-    path.write_text(yaml.safe_dump({"catalog": {"name": "glue_catalog", "type": "glue",
-                                                "warehouse": "s3://lake-bucket/warehouse/"},
-                                    "spark": {"mode": "cluster"}, "ship": section}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "catalog": {"name": "glue_catalog", "type": "glue", "warehouse": "s3://lake-bucket/warehouse/"},
+                "spark": {"mode": "cluster"},
+                "ship": section,
+            }
+        )
+    )
     return str(path)
 
 
 def invoke(*args):
     result = CliRunner().invoke(cli, list(args))
-    return result, (json.loads(result.stdout[result.stdout.index("{"):]) if "{" in result.stdout else None)
+    return result, (json.loads(result.stdout[result.stdout.index("{") :]) if "{" in result.stdout else None)
 
 
 def job_runs(clients, app):
@@ -69,7 +105,7 @@ def job_runs(clients, app):
 
 
 def s3_body(s3, uri):
-    bucket, key = uri[len("s3://"):].split("/", 1)
+    bucket, key = uri[len("s3://") :].split("/", 1)
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
@@ -78,9 +114,25 @@ def test_emr_serverless_run_uploads_starts_and_follows(aws, tmp_path):
     config = write_config(tmp_path, roles, app, cluster)
     archive = tmp_path / "lakehouse-ops-py39.tar.gz"
     archive.write_bytes(b"packed environment")
-    result, report = invoke("--config", config, "submit", "--target", "emr-serverless", "--job", "maintain",
-                            "--archive", str(archive), "--wait", "--poll-seconds", "0.05", "--json", "--",
-                            "--only", "compaction", "analytics.*")
+    result, report = invoke(
+        "--config",
+        config,
+        "submit",
+        "--target",
+        "emr-serverless",
+        "--job",
+        "maintain",
+        "--archive",
+        str(archive),
+        "--wait",
+        "--poll-seconds",
+        "0.05",
+        "--json",
+        "--",
+        "--only",
+        "compaction",
+        "analytics.*",
+    )
     assert result.exit_code == 0, result.output
     run = report["runs"][0]
     assert run["state"] == "SUCCESS" and run["ok"] and "SUCCESS" in result.stderr
@@ -94,13 +146,15 @@ def test_emr_serverless_run_uploads_starts_and_follows(aws, tmp_path):
         assert s3_body(clients["s3"], driver["entryPoint"]) == handle.read()
     with open(config, "rb") as handle:
         assert s3_body(clients["s3"], args[1]) == handle.read()
-    archive_uri = [p.split("=", 1)[1] for p in driver["sparkSubmitParameters"].split()
-                   if p.startswith("spark.archives=")][0]
+    archive_uri = [
+        p.split("=", 1)[1] for p in driver["sparkSubmitParameters"].split() if p.startswith("spark.archives=")
+    ][0]
     assert archive_uri.endswith("#environment")
-    assert s3_body(clients["s3"], archive_uri[:-len("#environment")]) == b"packed environment"
+    assert s3_body(clients["s3"], archive_uri[: -len("#environment")]) == b"packed environment"
     # Ctrl-C during --wait calls this: the run is cancelled at EMR Serverless.
-    started = sub.Run("emr-serverless", {"applicationId": app}, {"jobRunId": run["id"]},
-                      {"emr-serverless": clients["emr-serverless"]})
+    started = sub.Run(
+        "emr-serverless", {"applicationId": app}, {"jobRunId": run["id"]}, {"emr-serverless": clients["emr-serverless"]}
+    )
     started.cancel()
     assert started.state()[0] == "CANCELLED"
     assert "spark.sql.catalog.glue_catalog.warehouse=s3://lake-bucket/warehouse/" in driver["sparkSubmitParameters"]
@@ -109,8 +163,9 @@ def test_emr_serverless_run_uploads_starts_and_follows(aws, tmp_path):
 def test_emr_step_and_cancel(aws, tmp_path):
     clients, roles, app, cluster = aws
     config = write_config(tmp_path, roles, app, cluster)
-    result, report = invoke("--config", config, "submit", "--target", "emr", "--job", "ingest", "--json", "--",
-                            "--until-empty")
+    result, report = invoke(
+        "--config", config, "submit", "--target", "emr", "--job", "ingest", "--json", "--", "--until-empty"
+    )
     assert result.exit_code == 0, result.output
     step_id = report["runs"][0]["id"]
     step = clients["emr"].describe_step(ClusterId=cluster, StepId=step_id)["Step"]
@@ -121,8 +176,9 @@ def test_emr_step_and_cancel(aws, tmp_path):
     assert report["runs"][0]["logs"] == "s3://logs-bucket/emr/%s/steps/%s/" % (cluster, step_id)
     # The run object reads the step's state (moto's server does not implement CancelSteps; cancelling is covered
     # on EMR Serverless below and, for every state, in tests/unit/test_ship_units.py).
-    run = sub.Run("emr", {"JobFlowId": cluster, "Steps": [{"Name": "x"}]}, {"StepIds": [step_id]},
-                  {"emr": clients["emr"]})
+    run = sub.Run(
+        "emr", {"JobFlowId": cluster, "Steps": [{"Name": "x"}]}, {"StepIds": [step_id]}, {"emr": clients["emr"]}
+    )
     assert run.state()[0] in ("PENDING", "RUNNING")
 
 
@@ -130,22 +186,46 @@ def test_dry_run_prints_the_request_and_sends_nothing(aws, tmp_path):
     clients, roles, app, cluster = aws
     config = write_config(tmp_path, roles, app, cluster, artifacts="s3://artifacts-bucket/dry-run")
     before = job_runs(clients, app)
-    result, report = invoke("--config", config, "submit", "--target", "emr-serverless", "--job", "erase",
-                            "--archive", "s3://envs/env.tar.gz", "--dry-run", "--", "--subjects-file", "s3://r/1.txt")
+    result, report = invoke(
+        "--config",
+        config,
+        "submit",
+        "--target",
+        "emr-serverless",
+        "--job",
+        "erase",
+        "--archive",
+        "s3://envs/env.tar.gz",
+        "--dry-run",
+        "--",
+        "--subjects-file",
+        "s3://r/1.txt",
+    )
     assert result.exit_code == 0, result.output
     request = report["runs"][0]["request"]
     assert request["applicationId"] == app and request["jobDriver"]["sparkSubmit"]["entryPoint"].endswith(
-        "/jobs/erase.py")
+        "/jobs/erase.py"
+    )
     assert [u["to"] for u in report["runs"][0]["uploads"]] == [
         request["jobDriver"]["sparkSubmit"]["entryPoint"],
-        request["jobDriver"]["sparkSubmit"]["entryPointArguments"][1]]
+        request["jobDriver"]["sparkSubmit"]["entryPointArguments"][1],
+    ]
     assert job_runs(clients, app) == before
     assert clients["s3"].list_objects_v2(Bucket="artifacts-bucket", Prefix="dry-run/").get("KeyCount", 0) == 0
     bad, _ = invoke("--config", config, "submit", "--target", "emr-serverless", "--job", "maintain")
     assert bad.exit_code == 2 and "--archive" in bad.output
     missing = write_config(tmp_path, roles, app, cluster, artifacts="s3://no-such-bucket/lakehouse-ops")
-    failed, _ = invoke("--config", missing, "submit", "--target", "emr-serverless", "--job", "maintain",
-                       "--archive", "s3://envs/env.tar.gz")
+    failed, _ = invoke(
+        "--config",
+        missing,
+        "submit",
+        "--target",
+        "emr-serverless",
+        "--job",
+        "maintain",
+        "--archive",
+        "s3://envs/env.tar.gz",
+    )
     assert failed.exit_code == 1 and "could not upload" in failed.output and "s3://no-such-bucket/" in failed.output
     assert job_runs(clients, app) == before  # nothing started
 
@@ -157,35 +237,50 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
     result, first = invoke("--config", config, "schedule", "--archive", archive, "--json")
     assert result.exit_code == 0, result.output
     assert sorted((r["name"], r["action"]) for r in first["results"]) == [
-        ("compaction-hourly", "created"), ("orphans-weekly", "created")]
+        ("compaction-hourly", "created"),
+        ("orphans-weekly", "created"),
+    ]
     _, again = invoke("--config", config, "schedule", "--archive", archive, "--json")
     assert {r["action"] for r in again["results"]} == {"unchanged"}
     created = clients["scheduler"].get_schedule(Name="compaction-hourly", GroupName="lakehouse-ops")
     run = json.loads(created["Target"]["Input"])
     assert created["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
     assert run["applicationId"] == app and run["jobDriver"]["sparkSubmit"]["entryPointArguments"][-2:] == [
-        "--only", "compaction"]
-    changed = write_config(tmp_path, roles, app, cluster, schedules=[
-        {"name": "compaction-hourly", "args": ["--only", "compaction"], "expression": "rate(2 hours)"}])
+        "--only",
+        "compaction",
+    ]
+    changed = write_config(
+        tmp_path,
+        roles,
+        app,
+        cluster,
+        schedules=[{"name": "compaction-hourly", "args": ["--only", "compaction"], "expression": "rate(2 hours)"}],
+    )
     _, dry = invoke("--config", changed, "schedule", "--archive", archive, "--prune", "--dry-run", "--json")
     assert sorted((r["name"], r["action"]) for r in dry["results"]) == [
-        ("compaction-hourly", "would updated"), ("orphans-weekly", "would deleted")]
-    assert clients["scheduler"].get_schedule(Name="compaction-hourly",
-                                             GroupName="lakehouse-ops")["ScheduleExpression"] == "rate(1 hour)"
+        ("compaction-hourly", "would updated"),
+        ("orphans-weekly", "would deleted"),
+    ]
+    assert (
+        clients["scheduler"].get_schedule(Name="compaction-hourly", GroupName="lakehouse-ops")["ScheduleExpression"]
+        == "rate(1 hour)"
+    )
     _, applied = invoke("--config", changed, "schedule", "--archive", archive, "--prune", "--json")
     assert sorted((r["name"], r["action"]) for r in applied["results"]) == [
-        ("compaction-hourly", "updated"), ("orphans-weekly", "deleted")]
+        ("compaction-hourly", "updated"),
+        ("orphans-weekly", "deleted"),
+    ]
     _, listed = invoke("--config", changed, "schedule", "--list", "--json")
     assert [s["Name"] for s in listed["schedules"]] == ["compaction-hourly"]
     _, deleted = invoke("--config", changed, "schedule", "--delete", "compaction-hourly", "--json")
     assert deleted["results"] == [{"name": "compaction-hourly", "action": "deleted"}]
 
 
-
 def test_leases_block_expire_and_are_taken_over(aws, tmp_path):
     from lakehouse_ops.config import load_config
     from lakehouse_ops.runner import MaintenanceRunner
     from lakehouse_ops.runner.lease import Leases
+
     clients = aws[0]
     now = [1000000.0]
     first = Leases("s3://lease-bucket/leases/", minutes=10, owner="run-1", clock=lambda: now[0])
@@ -197,13 +292,17 @@ def test_leases_block_expire_and_are_taken_over(aws, tmp_path):
     assert second.acquire("analytics.events") == (True, None)
     assert first.acquire("analytics.events")[0] is False
     first.release("analytics.events")  # not its lease any more: left alone
-    body = json.loads(clients["s3"].get_object(Bucket="lease-bucket", Key="leases/analytics.events.json")["Body"]
-                      .read())
+    body = json.loads(
+        clients["s3"].get_object(Bucket="lease-bucket", Key="leases/analytics.events.json")["Body"].read()
+    )
     assert body["owner"] == "run-2"
     # A maintenance run skips a table whose lease another run holds, without touching it.
     config = load_config(write_config(tmp_path, *aws[1:]))
-    runner = MaintenanceRunner(config, catalog_tables=object(), leases=Leases(
-        "s3://lease-bucket/leases/", minutes=10, owner="run-3", clock=lambda: now[0]))
+    runner = MaintenanceRunner(
+        config,
+        catalog_tables=object(),
+        leases=Leases("s3://lease-bucket/leases/", minutes=10, owner="run-3", clock=lambda: now[0]),
+    )
     report = runner.run(["analytics.events"])
     assert report["ok"] and "run-2" in report["tables"][0]["skipped"] and report["tables"][0]["actions"] == []
     second.release("analytics.events")

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.spark
 
 
 def _files_by_day(spark, table):
-    rows = spark.sql("SELECT partition.event_time_day AS day, file_path FROM %s.files WHERE content = 0"
-                     % ref(table)).collect()
+    rows = spark.sql(
+        "SELECT partition.event_time_day AS day, file_path FROM %s.files WHERE content = 0" % ref(table)
+    ).collect()
     out = {}
     for r in rows:
         out.setdefault(str(r.day), set()).add(r.file_path)
@@ -22,8 +23,9 @@ def _files_by_day(spark, table):
 @pytest.mark.fast
 def test_binpack_compacts_only_partitions_over_the_threshold(spark, warehouse, table_name):
     # No late rows: day 0 gets commits 0, 3, 6 (9 files), days 1 and 2 get two commits each (6 files).
-    create_streaming_table(spark, CATALOG, table_name, days=3, commits=7, rows_per_commit=200, files_per_commit=3,
-                           late_fraction=0.0)
+    create_streaming_table(
+        spark, CATALOG, table_name, days=3, commits=7, rows_per_commit=200, files_per_commit=3, late_fraction=0.0
+    )
     before_files = _files_by_day(spark, table_name)
     assert sorted(len(v) for v in before_files.values()) == [6, 6, 9]
     before = snapshot_id(spark, table_name)
@@ -40,18 +42,27 @@ def test_binpack_compacts_only_partitions_over_the_threshold(spark, warehouse, t
     assert after_files["2024-05-03"] == before_files["2024-05-03"]
     assert_same_rows(spark, table_name, before)
     assert entry["after"]["data_files"] == 13 and entry["before"]["data_files"] == 21
-    ops = {r.operation for r in spark.sql("SELECT operation FROM %s.snapshots WHERE parent_id IS NOT NULL AND "
-                                          "committed_at > (SELECT committed_at FROM %s.snapshots WHERE "
-                                          "snapshot_id = %d)" % (ref(table_name), ref(table_name), before)).collect()}
+    ops = {
+        r.operation
+        for r in spark.sql(
+            "SELECT operation FROM %s.snapshots WHERE parent_id IS NOT NULL AND "
+            "committed_at > (SELECT committed_at FROM %s.snapshots WHERE "
+            "snapshot_id = %d)" % (ref(table_name), ref(table_name), before)
+        ).collect()
+    }
     assert ops == {"replace"}
 
 
 def test_sort_compaction_writes_sorted_files(spark, warehouse, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=2, commits=6, rows_per_commit=300, files_per_commit=2)
     before = snapshot_id(spark, table_name)
-    config = make_config(warehouse, defaults={
-        "target_file_size": "8MB",
-        "compaction": {"strategy": "sort", "sort_order": ["event_time ASC NULLS LAST", "customer_id"]}})
+    config = make_config(
+        warehouse,
+        defaults={
+            "target_file_size": "8MB",
+            "compaction": {"strategy": "sort", "sort_order": ["event_time ASC NULLS LAST", "customer_id"]},
+        },
+    )
     _, actions = maintain(spark, config, table_name, only=["compaction"])
     assert actions["compaction"]["status"] == "done", actions["compaction"]
     assert "sort by event_time ASC NULLS LAST, customer_id" in actions["compaction"]["reason"]
@@ -71,9 +82,13 @@ def test_sort_compaction_writes_sorted_files(spark, warehouse, table_name):
 def test_zorder_compaction_keeps_rows(spark, warehouse, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=300, files_per_commit=2)
     before = snapshot_id(spark, table_name)
-    config = make_config(warehouse, defaults={
-        "target_file_size": "8MB",
-        "compaction": {"strategy": "zorder", "zorder_columns": ["customer_id", "bytes_sent"]}})
+    config = make_config(
+        warehouse,
+        defaults={
+            "target_file_size": "8MB",
+            "compaction": {"strategy": "zorder", "zorder_columns": ["customer_id", "bytes_sent"]},
+        },
+    )
     _, actions = maintain(spark, config, table_name, only=["compaction"])
     assert actions["compaction"]["status"] == "done", actions["compaction"]
     assert actions["compaction"]["outputs"]["rewritten_data_files_count"] == 10
@@ -92,14 +107,28 @@ def test_recently_written_partitions_are_left_alone(spark, warehouse, table_name
 
 
 def test_properties_set_policy_values_and_leave_others(spark, warehouse, table_name):
-    create_streaming_table(spark, CATALOG, table_name, days=1, commits=1, rows_per_commit=10,
-                           extra_properties={"write.parquet.compression-codec": "snappy"})
-    config = make_config(warehouse, defaults={"target_file_size": "64MB", "properties": {
-        "metadata_previous_versions_max": 10, "object_storage": True}})
+    create_streaming_table(
+        spark,
+        CATALOG,
+        table_name,
+        days=1,
+        commits=1,
+        rows_per_commit=10,
+        extra_properties={"write.parquet.compression-codec": "snappy"},
+    )
+    config = make_config(
+        warehouse,
+        defaults={
+            "target_file_size": "64MB",
+            "properties": {"metadata_previous_versions_max": 10, "object_storage": True},
+        },
+    )
     entry, actions = maintain(spark, config, table_name, only=["properties"])
     assert actions["properties"]["status"] == "done"
-    assert entry["before"]["property_drift"]["write.parquet.compression-codec"] == {"actual": "snappy",
-                                                                                    "expected": "zstd"}
+    assert entry["before"]["property_drift"]["write.parquet.compression-codec"] == {
+        "actual": "snappy",
+        "expected": "zstd",
+    }
     props = {r.key: r.value for r in spark.sql("SHOW TBLPROPERTIES %s" % ref(table_name)).collect()}
     assert props["write.parquet.compression-codec"] == "zstd"
     assert props["write.target-file-size-bytes"] == str(64 * 1024 * 1024)
@@ -111,8 +140,10 @@ def test_properties_set_policy_values_and_leave_others(spark, warehouse, table_n
 
 def test_rewrite_position_deletes(spark, warehouse, table_name):
     spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % ref(table_name.split(".")[0]))
-    spark.sql("CREATE TABLE %s (id BIGINT, v STRING) USING iceberg TBLPROPERTIES ('format-version'='2', "
-              "'write.delete.mode'='merge-on-read', 'write.delete.granularity'='partition')" % ref(table_name))
+    spark.sql(
+        "CREATE TABLE %s (id BIGINT, v STRING) USING iceberg TBLPROPERTIES ('format-version'='2', "
+        "'write.delete.mode'='merge-on-read', 'write.delete.granularity'='partition')" % ref(table_name)
+    )
     spark.range(0, 1200, 1, 12).selectExpr("id", "CAST(id AS STRING) v").writeTo(ref(table_name)).append()
     # One delete per data file: Iceberg merges deletes aimed at the same data file into one delete file.
     for i in range(12):
@@ -145,29 +176,41 @@ def test_rewrite_manifests_reduces_manifests_only(spark, warehouse, table_name):
 @pytest.mark.fast
 def test_expire_snapshots_keeps_retained_and_tagged(spark, warehouse, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=6, rows_per_commit=20, files_per_commit=1)
-    first = spark.sql("SELECT snapshot_id FROM %s.snapshots ORDER BY committed_at LIMIT 1"
-                      % ref(table_name)).collect()[0].snapshot_id
+    first = (
+        spark.sql("SELECT snapshot_id FROM %s.snapshots ORDER BY committed_at LIMIT 1" % ref(table_name))
+        .collect()[0]
+        .snapshot_id
+    )
     spark.sql("ALTER TABLE %s CREATE TAG keep_me AS OF VERSION %d" % (ref(table_name), first))
     tagged_rows = spark.sql("SELECT count(*) n FROM %s VERSION AS OF 'keep_me'" % ref(table_name)).collect()[0].n
     current = snapshot_id(spark, table_name)
     config = make_config(warehouse, defaults={"snapshots": {"max_age_days": 1, "retain_last": 2}})
     entry, actions = maintain(spark, config, table_name, only=["expire_snapshots"], clock=days_later(2))
     assert actions["expire_snapshots"]["status"] == "done", actions["expire_snapshots"]
-    remaining = {r.snapshot_id for r in spark.sql("SELECT snapshot_id FROM %s.snapshots"
-                                                  % ref(table_name)).collect()}
+    remaining = {r.snapshot_id for r in spark.sql("SELECT snapshot_id FROM %s.snapshots" % ref(table_name)).collect()}
     assert entry["before"]["snapshots"] == 6
     assert first in remaining and current in remaining and len(remaining) == 3
-    assert spark.sql("SELECT count(*) n FROM %s VERSION AS OF 'keep_me'"
-                     % ref(table_name)).collect()[0].n == tagged_rows
+    assert (
+        spark.sql("SELECT count(*) n FROM %s VERSION AS OF 'keep_me'" % ref(table_name)).collect()[0].n == tagged_rows
+    )
     assert spark.table(ref(table_name)).count() == 120
 
 
 def test_gc_disabled_tables_are_not_expired(spark, warehouse, table_name):
-    create_streaming_table(spark, CATALOG, table_name, days=1, commits=3, rows_per_commit=10, files_per_commit=1,
-                           extra_properties={"gc.enabled": "false"})
+    create_streaming_table(
+        spark,
+        CATALOG,
+        table_name,
+        days=1,
+        commits=3,
+        rows_per_commit=10,
+        files_per_commit=1,
+        extra_properties={"gc.enabled": "false"},
+    )
     config = make_config(warehouse, defaults={"snapshots": {"max_age_days": 1}})
-    _, actions = maintain(spark, config, table_name, only=["expire_snapshots", "remove_orphan_files"],
-                          clock=days_later(2))
+    _, actions = maintain(
+        spark, config, table_name, only=["expire_snapshots", "remove_orphan_files"], clock=days_later(2)
+    )
     assert actions["expire_snapshots"]["status"] == "skipped"
     assert actions["remove_orphan_files"]["status"] == "skipped"
     assert health(config, table_name).snapshots == 3

@@ -2,6 +2,7 @@
 
 The writer records every commit it made; afterwards each of those rows must be in the table exactly once.
 """
+
 import contextlib
 import os
 import subprocess
@@ -39,8 +40,11 @@ def concurrent_writer(tmp_path, warehouse, table, tag="writer", pause=0.2):
     """Start the writer process, wait for its first commit, yield; then stop it and require a clean exit."""
     config = write_config(tmp_path / "writer.yaml", warehouse, master="local[1]")
     ledger, stop = str(tmp_path / ("%s.ledger" % tag)), str(tmp_path / ("%s.stop" % tag))
-    proc = subprocess.Popen([sys.executable, WRITER, config, table, tag, ledger, stop, str(pause)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, WRITER, config, table, tag, ledger, stop, str(pause)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     writer = Writer(ledger)
     try:
         deadline = time.time() + 180
@@ -62,22 +66,37 @@ def concurrent_writer(tmp_path, warehouse, table, tag="writer", pause=0.2):
 def assert_every_commit_once(spark, table, writer, tag="writer"):
     commits = writer.commits()
     spark.sql("REFRESH TABLE %s" % ref(table))
-    got = sorted(r.bytes_sent for r in spark.table(ref(table)).where("customer_id = '%s'" % tag)
-                 .select("bytes_sent").collect())
-    assert got == sorted(c * ROWS + i for c in commits for i in range(ROWS)), \
-        "%d rows of the writer's %d commits in the table (%d expected)" % (len(got), len(commits),
-                                                                            len(commits) * ROWS)
+    got = sorted(
+        r.bytes_sent for r in spark.table(ref(table)).where("customer_id = '%s'" % tag).select("bytes_sent").collect()
+    )
+    assert got == sorted(c * ROWS + i for c in commits for i in range(ROWS)), (
+        "%d rows of the writer's %d commits in the table (%d expected)" % (len(got), len(commits), len(commits) * ROWS)
+    )
     return len(commits)
 
 
 def _last_change(spark, table):
-    return spark.sql("SELECT snapshot_id FROM %s.snapshots WHERE operation <> 'append' ORDER BY committed_at DESC "
-                     "LIMIT 1" % ref(table)).collect()[0].snapshot_id
+    return (
+        spark.sql(
+            "SELECT snapshot_id FROM %s.snapshots WHERE operation <> 'append' ORDER BY committed_at DESC "
+            "LIMIT 1" % ref(table)
+        )
+        .collect()[0]
+        .snapshot_id
+    )
 
 
 def test_rollback_after_a_mismatch_keeps_every_concurrent_append(spark, warehouse, tmp_path, table_name):
-    create_streaming_table(spark, CATALOG, table_name, days=1, commits=2, rows_per_commit=400, files_per_commit=2,
-                           extra_properties={"commit.retry.num-retries": "30"})
+    create_streaming_table(
+        spark,
+        CATALOG,
+        table_name,
+        days=1,
+        commits=2,
+        rows_per_commit=400,
+        files_per_commit=2,
+        extra_properties={"commit.retry.num-retries": "30"},
+    )
     failures = 500
     status_500 = spark.table(ref(table_name)).where("status = %d" % failures).count()
     assert status_500 > 0
@@ -101,16 +120,31 @@ def test_rollback_after_a_mismatch_keeps_every_concurrent_append(spark, warehous
 
 def test_maintain_succeeds_while_a_writer_commits(spark, warehouse, tmp_path, table_name):
     # Every append merges manifests, so a manifest rewrite's inputs vanish under it: the conflict to retry.
-    create_streaming_table(spark, CATALOG, table_name, days=2, commits=12, rows_per_commit=200, files_per_commit=3,
-                           extra_properties={"commit.retry.num-retries": "30", "commit.manifest-merge.enabled": "true",
-                                             "commit.manifest.min-count-to-merge": "3"})
-    config = make_config(warehouse, defaults={
-        "target_file_size": "8MB",
-        "commits": {"retries": 8, "backoff_seconds": 0.5},
-        "compaction": {"min_input_files": 2},
-        "manifests": {"max_manifests": 1, "min_manifests": 2},
-        "snapshots": {"max_age_days": 0.0001, "retain_last": 5},
-        "orphans": {"older_than_hours": 24}})
+    create_streaming_table(
+        spark,
+        CATALOG,
+        table_name,
+        days=2,
+        commits=12,
+        rows_per_commit=200,
+        files_per_commit=3,
+        extra_properties={
+            "commit.retry.num-retries": "30",
+            "commit.manifest-merge.enabled": "true",
+            "commit.manifest.min-count-to-merge": "3",
+        },
+    )
+    config = make_config(
+        warehouse,
+        defaults={
+            "target_file_size": "8MB",
+            "commits": {"retries": 8, "backoff_seconds": 0.5},
+            "compaction": {"min_input_files": 2},
+            "manifests": {"max_manifests": 1, "min_manifests": 2},
+            "snapshots": {"max_age_days": 0.0001, "retain_last": 5},
+            "orphans": {"older_than_hours": 24},
+        },
+    )
     attempts = []
     with concurrent_writer(tmp_path, warehouse, table_name, pause=0.1) as writer:
         for _ in range(12):

@@ -3,6 +3,7 @@
 Every check of "the bytes are gone" here reads the files itself with pyarrow (every Parquet file left under the
 table location, every column), independently of the erasure's own verification.
 """
+
 import glob
 import json
 import logging
@@ -28,9 +29,12 @@ OTHER = "cust-00007"
 
 
 def _config(warehouse, pseudo_service, tables, **erasure):
-    return make_config(warehouse, defaults={"orphans": {"older_than_hours": 72}},
-                       pseudonymization={"service_url": pseudo_service.url, "batch_size": 100},
-                       erasure=dict({"tables": tables}, **erasure))
+    return make_config(
+        warehouse,
+        defaults={"orphans": {"older_than_hours": 72}},
+        pseudonymization={"service_url": pseudo_service.url, "batch_size": 100},
+        erasure=dict({"tables": tables}, **erasure),
+    )
 
 
 def _config_file(warehouse, pseudo_service, config):
@@ -42,17 +46,21 @@ def _config_file(warehouse, pseudo_service, config):
 
 def _rows(spark, start, count, customers=50):
     return spark.range(start, start + count).selectExpr(
-        "id", "concat('cust-', lpad(CAST(id %% %d AS STRING), 5, '0')) AS customer_id" % customers,
+        "id",
+        "concat('cust-', lpad(CAST(id %% %d AS STRING), 5, '0')) AS customer_id" % customers,
         # Every tenth row was referred by someone: cust-00042 refers ids 400, 900 and 1400.
         "CASE WHEN id % 10 = 0 THEN concat('cust-', lpad(CAST((id div 10 + 2) % 50 AS STRING), 5, '0')) END "
         "AS referrer",
-        "concat('/p/', CAST(id % 13 AS STRING)) AS url")
+        "concat('/p/', CAST(id % 13 AS STRING)) AS url",
+    )
 
 
 def _create(spark, table, commits=3, props="'format-version'='2', 'write.delete.mode'='merge-on-read'"):
     spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % ref(table.rsplit(".", 1)[0]))
-    spark.sql("CREATE TABLE %s (id BIGINT, customer_id STRING, referrer STRING, url STRING) USING iceberg "
-              "TBLPROPERTIES (%s)" % (ref(table), props))
+    spark.sql(
+        "CREATE TABLE %s (id BIGINT, customer_id STRING, referrer STRING, url STRING) USING iceberg "
+        "TBLPROPERTIES (%s)" % (ref(table), props)
+    )
     for i in range(commits):
         _rows(spark, i * 500, 500).repartition(2).writeTo(ref(table)).append()
 
@@ -70,29 +78,36 @@ def _values_in_files(location, values):
 
 
 def _location(spark, table):
-    return spark.sql("DESCRIBE TABLE EXTENDED %s" % ref(table)).where("col_name = 'Location'") \
-        .collect()[0].data_type.replace("file:", "")
+    return (
+        spark.sql("DESCRIBE TABLE EXTENDED %s" % ref(table))
+        .where("col_name = 'Location'")
+        .collect()[0]
+        .data_type.replace("file:", "")
+    )
 
 
 def _snapshots(spark, table):
-    return [(r.snapshot_id, r.committed_at) for r in
-            spark.sql("SELECT snapshot_id, committed_at FROM %s.snapshots ORDER BY committed_at" % ref(table))
-            .collect()]
+    return [
+        (r.snapshot_id, r.committed_at)
+        for r in spark.sql(
+            "SELECT snapshot_id, committed_at FROM %s.snapshots ORDER BY committed_at" % ref(table)
+        ).collect()
+    ]
 
 
-def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service, table_name, caplog,
-                                                monkeypatch):
+def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service, table_name, caplog, monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", PSEUDO_API_KEY)
     plain, tokens, clean = table_name, table_name + "_tok", table_name + "_clean"
     _create(spark, plain)
     # An earlier merge-on-read delete of the subject's referrals left their bytes behind position deletes.
     spark.sql("DELETE FROM %s WHERE referrer = '%s'" % (ref(plain), SUBJECT))
     settings = ServiceSettings(url=pseudo_service.url, batch_size=100)
-    pseudonymize(spark.table(ref(plain)), ["customer_id", "referrer"], settings) \
-        .writeTo(ref(tokens)).using("iceberg").tableProperty("format-version", "2").create()
-    _rows(spark, 10000, 300).selectExpr("id", "'cust-99999' AS customer_id", "referrer", "url") \
-        .where("referrer IS NULL OR referrer <> '%s'" % SUBJECT) \
-        .writeTo(ref(clean)).using("iceberg").create()
+    pseudonymize(spark.table(ref(plain)), ["customer_id", "referrer"], settings).writeTo(ref(tokens)).using(
+        "iceberg"
+    ).tableProperty("format-version", "2").create()
+    _rows(spark, 10000, 300).selectExpr("id", "'cust-99999' AS customer_id", "referrer", "url").where(
+        "referrer IS NULL OR referrer <> '%s'" % SUBJECT
+    ).writeTo(ref(clean)).using("iceberg").create()
     location = _location(spark, plain)
     orphan = plant_orphan(location, "failed-job-output.parquet", age_hours=0)
     _rows(spark, 0, 100).toPandas().to_parquet(orphan)  # a failed write's leftover holding the subject
@@ -102,10 +117,15 @@ def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service
     history = _snapshots(spark, plain)
     assert expected > 0 and _values_in_files(location, [SUBJECT])
 
-    config = _config(warehouse, pseudo_service, [
-        {"table": plain, "columns": ["customer_id", "referrer"]},
-        {"table": tokens, "columns": ["customer_id", "referrer"], "holds": "pseudonyms"},
-        {"table": clean, "columns": ["customer_id"]}])
+    config = _config(
+        warehouse,
+        pseudo_service,
+        [
+            {"table": plain, "columns": ["customer_id", "referrer"]},
+            {"table": tokens, "columns": ["customer_id", "referrer"], "holds": "pseudonyms"},
+            {"table": clean, "columns": ["customer_id"]},
+        ],
+    )
     dry = erase(config, [SUBJECT], dry_run=True, spark=spark)
     assert dry["ok"] and dry["found"] and dry["verified"] is False
     assert spark.table(ref(plain)).where("customer_id = '%s'" % SUBJECT).count() > 0  # dry run changed nothing
@@ -159,8 +179,19 @@ def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service
     subjects = os.path.join(str(warehouse), "%s-subjects.txt" % table_name)
     with open(subjects, "w") as handle:
         handle.write("# erasure request REQ-2\n%s\n\n" % SUBJECT)
-    result = CliRunner().invoke(cli, ["--config", _config_file(warehouse, pseudo_service, config), "erase",
-                                      "--subjects-file", subjects, "--request-id", "REQ-2", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            _config_file(warehouse, pseudo_service, config),
+            "erase",
+            "--subjects-file",
+            subjects,
+            "--request-id",
+            "REQ-2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     again = json.loads(result.stdout)
     assert again["ok"] and again["verified"] and not again["found"] and again["request_id"] == "REQ-2"
@@ -168,20 +199,23 @@ def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service
     assert SUBJECT not in result.output
 
 
-def test_pseudonym_subjects_young_leftovers_and_rotation(spark, warehouse, pseudo_service, table_name,
-                                                         monkeypatch, tmp_path):
+def test_pseudonym_subjects_young_leftovers_and_rotation(
+    spark, warehouse, pseudo_service, table_name, monkeypatch, tmp_path
+):
     """A subject given by pseudonym; a young unreferenced file fails the verification (and says why); tokens
     written under an older key version are found with match: reidentify."""
     from lakehouse_ops.pseudo import keys
     from lakehouse_ops.pseudo.cipher import Cipher
+
     monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", PSEUDO_API_KEY)
     old_keyring = pseudo_service.cipher.keyring
     rotated = old_keyring.rotated()
     old_token = Cipher(old_keyring).pseudonymize(SUBJECT)
     new_token = Cipher(rotated).pseudonymize(SUBJECT)
     spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % ref(table_name.rsplit(".", 1)[0]))
-    spark.createDataFrame([(1, old_token), (2, new_token), (3, Cipher(rotated).pseudonymize(OTHER))],
-                          "id BIGINT, owner STRING").writeTo(ref(table_name)).using("iceberg").create()
+    spark.createDataFrame(
+        [(1, old_token), (2, new_token), (3, Cipher(rotated).pseudonymize(OTHER))], "id BIGINT, owner STRING"
+    ).writeTo(ref(table_name)).using("iceberg").create()
     location = _location(spark, table_name)
     # The output of a write still in flight (or failed an hour ago): an Iceberg data file nothing references.
     young = os.path.join(location, "data", "in-flight.parquet")
@@ -190,9 +224,11 @@ def test_pseudonym_subjects_young_leftovers_and_rotation(spark, warehouse, pseud
     key_file = tmp_path / "keys.json"
     key_file.write_text(rotated.to_json())
     keys.forget()
-    config = make_config(warehouse, pseudonymization={"mode": "in_executor", "key_file": str(key_file)},
-                         erasure={"tables": [{"table": table_name, "columns": ["owner"], "holds": "pseudonyms",
-                                              "match": "reidentify"}]})
+    config = make_config(
+        warehouse,
+        pseudonymization={"mode": "in_executor", "key_file": str(key_file)},
+        erasure={"tables": [{"table": table_name, "columns": ["owner"], "holds": "pseudonyms", "match": "reidentify"}]},
+    )
     receipt = erase(config, pseudonyms=[new_token], spark=spark)
     entry = receipt["tables"][0]
     assert entry["rows_deleted"] == 2  # both key versions' tokens
@@ -209,15 +245,17 @@ def test_pseudonym_subjects_young_leftovers_and_rotation(spark, warehouse, pseud
     assert not os.path.exists(young)
 
 
-def test_bytes_hidden_by_an_earlier_merge_on_read_delete_are_rewritten(spark, warehouse, pseudo_service,
-                                                                         table_name, caplog, monkeypatch):
+def test_bytes_hidden_by_an_earlier_merge_on_read_delete_are_rewritten(
+    spark, warehouse, pseudo_service, table_name, caplog, monkeypatch
+):
     """The subject's row was deleted before, with a delete file: no visible row, but the data file still holds
     its bytes. Erasure rewrites that file and expires the snapshots that reference it."""
     monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", PSEUDO_API_KEY)
     _create(spark, table_name, commits=0)
     # Customers only (no referrals): the subject is in customer_id alone.
-    _rows(spark, 0, 500).selectExpr("id", "customer_id", "CAST(NULL AS STRING) AS referrer", "url") \
-        .repartition(2).writeTo(ref(table_name)).append()
+    _rows(spark, 0, 500).selectExpr("id", "customer_id", "CAST(NULL AS STRING) AS referrer", "url").repartition(
+        2
+    ).writeTo(ref(table_name)).append()
     spark.sql("DELETE FROM %s WHERE customer_id = '%s'" % (ref(table_name), SUBJECT))
     location = _location(spark, table_name)
     assert spark.table(ref(table_name)).where("customer_id = '%s'" % SUBJECT).count() == 0
@@ -235,8 +273,9 @@ def test_bytes_hidden_by_an_earlier_merge_on_read_delete_are_rewritten(spark, wa
     assert spark.table(ref(table_name)).count() == 500 - 10  # the other rows are all still there
 
 
-def test_a_tagged_snapshot_holding_the_subject_is_named_not_expired(spark, warehouse, pseudo_service, table_name,
-                                                                    monkeypatch):
+def test_a_tagged_snapshot_holding_the_subject_is_named_not_expired(
+    spark, warehouse, pseudo_service, table_name, monkeypatch
+):
     monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", PSEUDO_API_KEY)
     _create(spark, table_name, commits=1)
     spark.sql("ALTER TABLE %s CREATE TAG `audit-2024`" % ref(table_name))
@@ -248,6 +287,11 @@ def test_a_tagged_snapshot_holding_the_subject_is_named_not_expired(spark, wareh
     assert any("remaining snapshots still hold the subject" in p for p in entry["problems"])
     # The tag still answers, as the user asked; the receipt says what to do about it.
     spark.sql("REFRESH TABLE %s" % ref(table_name))
-    tagged = spark.sql("SELECT count(*) n FROM %s VERSION AS OF 'audit-2024' WHERE customer_id = '%s'"
-                       % (ref(table_name), SUBJECT)).collect()[0].n
+    tagged = (
+        spark.sql(
+            "SELECT count(*) n FROM %s VERSION AS OF 'audit-2024' WHERE customer_id = '%s'" % (ref(table_name), SUBJECT)
+        )
+        .collect()[0]
+        .n
+    )
     assert tagged > 0

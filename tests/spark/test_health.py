@@ -1,4 +1,5 @@
 """Health numbers read through pyiceberg equal what Spark's metadata tables say."""
+
 import pytest
 
 from conftest import make_config
@@ -12,36 +13,54 @@ pytestmark = pytest.mark.spark
 def test_health_matches_spark_metadata_tables(spark, warehouse, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=3, commits=6, rows_per_commit=300, files_per_commit=2)
     spark.sql("DELETE FROM %s WHERE status = 500 AND customer_id < 'c00100'" % ref(table_name))
-    config = make_config(warehouse, defaults={"target_file_size": "1MB",
-                                              "compaction": {"small_file_threshold": 0.5}})
+    config = make_config(warehouse, defaults={"target_file_size": "1MB", "compaction": {"small_file_threshold": 0.5}})
     h = health(config, table_name)
 
-    files = spark.sql("SELECT count(*) n, sum(file_size_in_bytes) b, sum(record_count) r, "
-                      "sum(CASE WHEN file_size_in_bytes < %d THEN 1 ELSE 0 END) s FROM %s.files WHERE content = 0"
-                      % (512 * 1024, ref(table_name))).collect()[0]
+    files = spark.sql(
+        "SELECT count(*) n, sum(file_size_in_bytes) b, sum(record_count) r, "
+        "sum(CASE WHEN file_size_in_bytes < %d THEN 1 ELSE 0 END) s FROM %s.files WHERE content = 0"
+        % (512 * 1024, ref(table_name))
+    ).collect()[0]
     assert (h.data_files, h.data_bytes, h.records, h.small_files) == (files.n, files.b, files.r, files.s)
     deletes = spark.sql("SELECT count(*) n FROM %s.files WHERE content > 0" % ref(table_name)).collect()[0].n
     assert h.delete_files == deletes
     assert h.manifests == spark.sql("SELECT count(*) n FROM %s.manifests" % ref(table_name)).collect()[0].n
     assert h.snapshots == spark.sql("SELECT count(*) n FROM %s.snapshots" % ref(table_name)).collect()[0].n
-    assert h.metadata_files == spark.sql(
-        "SELECT count(*) n FROM %s.metadata_log_entries" % ref(table_name)).collect()[0].n
+    assert (
+        h.metadata_files == spark.sql("SELECT count(*) n FROM %s.metadata_log_entries" % ref(table_name)).collect()[0].n
+    )
 
     per_partition = {
-        "event_time_day=%s" % r.day: (r.n, r.b) for r in spark.sql(
+        "event_time_day=%s" % r.day: (r.n, r.b)
+        for r in spark.sql(
             "SELECT partition.event_time_day AS day, count(*) n, sum(file_size_in_bytes) b FROM %s.files "
-            "WHERE content = 0 GROUP BY 1" % ref(table_name)).collect()}
+            "WHERE content = 0 GROUP BY 1" % ref(table_name)
+        ).collect()
+    }
     assert {p.partition: (p.data_files, p.data_bytes) for p in h.partitions} == per_partition
     assert h.partition_spec == ["day(event_time)"]
     # The filter health derives for each partition selects exactly that partition's rows.
     for p in h.partitions:
         day = p.partition.split("=")[1]
         in_filter = spark.sql("SELECT count(*) n FROM %s WHERE %s" % (ref(table_name), p.filter)).collect()[0].n
-        on_day = spark.sql("SELECT count(*) n FROM %s WHERE to_date(event_time) = DATE '%s'"
-                           % (ref(table_name), day)).collect()[0].n
+        on_day = (
+            spark.sql("SELECT count(*) n FROM %s WHERE to_date(event_time) = DATE '%s'" % (ref(table_name), day))
+            .collect()[0]
+            .n
+        )
         assert in_filter == on_day > 0
     as_json = h.to_dict()
-    for key in ("table", "data_files", "data_bytes", "small_files", "delete_files", "records", "snapshots",
-                "manifests", "metadata_files", "partitions"):
+    for key in (
+        "table",
+        "data_files",
+        "data_bytes",
+        "small_files",
+        "delete_files",
+        "records",
+        "snapshots",
+        "manifests",
+        "metadata_files",
+        "partitions",
+    ):
         assert key in as_json
     assert set(as_json["partitions"][0]) >= {"data_files", "data_bytes", "small_files"}

@@ -1,4 +1,5 @@
 """SQS ingest over moto's server (real HTTP) into the real local Iceberg engine."""
+
 import gzip
 import json
 import os
@@ -16,6 +17,7 @@ FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 @pytest.fixture
 def sqs(aws_env):
     from lakehouse_ops.aws.clients import client
+
     return client("sqs")
 
 
@@ -129,17 +131,20 @@ def test_csv_gzip_and_parquet(spark, warehouse, landing, table_name, tmp_path):
     path = os.path.join(landing.root, "csv/part 1.csv.gz")
     os.makedirs(os.path.dirname(path))
     with gzip.open(path, "wt") as handle:
-        handle.write("event_time,customer_id,bytes_sent,rec_id\n2024-05-13 10:00:00,c1,10,1\n"
-                     "2024-05-13 11:00:00,c2,oops,2\n")
+        handle.write(
+            "event_time,customer_id,bytes_sent,rec_id\n2024-05-13 10:00:00,c1,10,1\n2024-05-13 11:00:00,c2,oops,2\n"
+        )
     landing.send(s3_notification("csv/part 1.csv.gz"))
     report = run(spark, csv_config)
     assert report["totals"]["rows"] == 1 and report["totals"]["quarantined"] == 1
 
     parquet_dir = str(tmp_path / "pq")
-    spark.createDataFrame([(r["rec_id"], r["customer_id"], r["bytes_sent"]) for r in records(100, 4)],
-                          "rec_id BIGINT, customer_id STRING, bytes_sent BIGINT") \
-        .selectExpr("TIMESTAMP '2024-05-13 09:00:00' AS event_time", "customer_id", "bytes_sent", "rec_id") \
-        .coalesce(1).write.parquet(parquet_dir)
+    spark.createDataFrame(
+        [(r["rec_id"], r["customer_id"], r["bytes_sent"]) for r in records(100, 4)],
+        "rec_id BIGINT, customer_id STRING, bytes_sent BIGINT",
+    ).selectExpr("TIMESTAMP '2024-05-13 09:00:00' AS event_time", "customer_id", "bytes_sent", "rec_id").coalesce(
+        1
+    ).write.parquet(parquet_dir)
     [name] = [n for n in os.listdir(parquet_dir) if n.endswith(".parquet")]
     os.makedirs(os.path.join(landing.root, "pq"))
     os.rename(os.path.join(parquet_dir, name), os.path.join(landing.root, "pq", "data.parquet"))
@@ -151,8 +156,13 @@ def test_csv_gzip_and_parquet(spark, warehouse, landing, table_name, tmp_path):
 
 def test_enrichment_and_policy_properties(spark, warehouse, landing, table_name):
     ref = create_target(spark, table_name)
-    config = ingest_config(warehouse, landing, table_name, enrichment="ingest_helpers.add_tag",
-                           defaults={"properties": {"object_storage": True}})
+    config = ingest_config(
+        warehouse,
+        landing,
+        table_name,
+        enrichment="ingest_helpers.add_tag",
+        defaults={"properties": {"object_storage": True}},
+    )
     spark.sql("ALTER TABLE %s ADD COLUMN tag STRING" % ref)
     landing.put("enrich/a.json", records(0, 2))
     run(spark, config)
@@ -163,8 +173,12 @@ def test_enrichment_and_policy_properties(spark, warehouse, landing, table_name)
 
 def test_max_batches_and_batch_budget(spark, warehouse, landing, table_name):
     ref = create_target(spark, table_name)
-    config = ingest_config(warehouse, landing, table_name, batch={"max_objects": 2, "wait_time_seconds": 0,
-                                                                  "receive_concurrency": 1, "max_wait_seconds": 5})
+    config = ingest_config(
+        warehouse,
+        landing,
+        table_name,
+        batch={"max_objects": 2, "wait_time_seconds": 0, "receive_concurrency": 1, "max_wait_seconds": 5},
+    )
     for i in range(15):
         landing.put("budget/%d.json" % i, records(i * 10, 2))
     report = run(spark, config, until_empty=False, max_batches=1)
@@ -183,11 +197,18 @@ def test_slow_batch_stays_hidden_from_other_workers(spark, warehouse, sqs, tmp_p
     worker polling all along, and they are deleted once committed."""
     import threading
     import time
+
     landing = Landing(sqs, tmp_path / "slow-landing", table_name.replace(".", "-") + "-slow")
     sqs.set_queue_attributes(QueueUrl=landing.queue_url, Attributes={"VisibilityTimeout": "5"})
     ref = create_target(spark, table_name)
-    config = ingest_config(warehouse, landing, table_name, enrichment="ingest_helpers.slow_enrich",
-                           visibility_timeout_seconds=5, heartbeat_seconds=1)
+    config = ingest_config(
+        warehouse,
+        landing,
+        table_name,
+        enrichment="ingest_helpers.slow_enrich",
+        visibility_timeout_seconds=5,
+        heartbeat_seconds=1,
+    )
     for i in range(3):
         landing.put("slow/%d.json" % i, records(i * 10, 3))
     result = {}
@@ -195,15 +216,17 @@ def test_slow_batch_stays_hidden_from_other_workers(spark, warehouse, sqs, tmp_p
     worker.start()
     deadline = time.time() + 60
     while time.time() < deadline:  # wait until the job holds the batch
-        attrs = sqs.get_queue_attributes(QueueUrl=landing.queue_url,
-                                         AttributeNames=["ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=landing.queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
         if attrs["ApproximateNumberOfMessagesNotVisible"] == "3":
             break
         time.sleep(0.2)
     stolen = []
     while worker.is_alive():
-        stolen += sqs.receive_message(QueueUrl=landing.queue_url, MaxNumberOfMessages=10,
-                                      WaitTimeSeconds=1).get("Messages", [])
+        stolen += sqs.receive_message(QueueUrl=landing.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
     worker.join()
     assert stolen == []
     assert result["report"]["totals"]["rows"] == 9 and spark.table(ref).count() == 9
@@ -227,10 +250,11 @@ def test_a_batch_committed_twice_is_a_failure_naming_both_snapshots(spark, table
     from lakehouse_ops.ingest.ledger import BATCH_PROPERTY, batch_snapshot
 
     from conftest import CATALOG
+
     ref = create_target(spark, table_name)
-    rows = spark.createDataFrame([r for r in records(0, 3)], "event_time STRING, customer_id STRING, "
-                                 "bytes_sent BIGINT, rec_id BIGINT").selectExpr(
-        "CAST(event_time AS TIMESTAMP) AS event_time", "customer_id", "bytes_sent", "rec_id")
+    rows = spark.createDataFrame(
+        [r for r in records(0, 3)], "event_time STRING, customer_id STRING, bytes_sent BIGINT, rec_id BIGINT"
+    ).selectExpr("CAST(event_time AS TIMESTAMP) AS event_time", "customer_id", "bytes_sent", "rec_id")
     rows.writeTo(ref).option("snapshot-property." + BATCH_PROPERTY, "b-once").append()
     assert batch_snapshot(spark, CATALOG, table_name, "b-once") is not None
     for _ in range(2):

@@ -1,5 +1,6 @@
 """kill -9 of the ingest process at every dangerous moment and at random ones, then a clean run:
 every record exactly once, nothing left on the queue."""
+
 import os
 import random
 import signal
@@ -17,7 +18,9 @@ VISIBILITY = 6
 
 def _config_file(tmp_path, warehouse, landing, table):
     path = tmp_path / "ingest.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent(
+            """
         catalog: {name: %s, type: hadoop, warehouse: "%s"}
         spark: {mode: local, master: "local[2]", conf: {spark.sql.shuffle.partitions: "4"}}
         ingest:
@@ -30,13 +33,27 @@ def _config_file(tmp_path, warehouse, landing, table):
           claim_seconds: %d
           heartbeat_seconds: 2
           batch: {max_objects: 4, wait_time_seconds: 0, max_wait_seconds: 1, receive_concurrency: 1}
-        """ % (CATALOG, warehouse, landing.queue_url, landing.dlq_url, table, table, BUCKET, landing.root,
-               VISIBILITY, VISIBILITY)))
+        """
+            % (
+                CATALOG,
+                warehouse,
+                landing.queue_url,
+                landing.dlq_url,
+                table,
+                table,
+                BUCKET,
+                landing.root,
+                VISIBILITY,
+                VISIBILITY,
+            )
+        )
+    )
     return str(path)
 
 
 def test_kill_9_then_rerun_yields_every_record_exactly_once(spark, warehouse, aws_env, tmp_path, table_name):
     from lakehouse_ops.aws.clients import client
+
     sqs = client("sqs")
     landing = Landing(sqs, tmp_path / "landing", table_name.replace(".", "-"))
     sqs.set_queue_attributes(QueueUrl=landing.queue_url, Attributes={"VisibilityTimeout": str(VISIBILITY)})

@@ -1,4 +1,5 @@
 """Orphan cleanup: deletes old orphans, keeps new ones, never leaves the table location, obeys the budget."""
+
 import os
 
 import pytest
@@ -17,8 +18,9 @@ pytestmark = pytest.mark.spark
 @pytest.fixture
 def small_table(spark, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=2, rows_per_commit=20, files_per_commit=1)
-    location = spark.sql("DESCRIBE TABLE EXTENDED lake.%s" % table_name).filter(
-        "col_name = 'Location'").collect()[0].data_type
+    location = (
+        spark.sql("DESCRIBE TABLE EXTENDED lake.%s" % table_name).filter("col_name = 'Location'").collect()[0].data_type
+    )
     return table_name, location.replace("file:", "")
 
 
@@ -80,8 +82,19 @@ def test_external_file_list_limits_what_is_considered(spark, warehouse, small_ta
     rows = [(p.replace("file:", ""), "2020-01-01 00:00:00") for p in live + [listed]]
     inventory = str(tmp_path / "inventory")
     spark.createDataFrame(rows, "key string, modified string").write.parquet(inventory)
-    config = make_config(warehouse, defaults={"orphans": {"file_list": {
-        "path": inventory, "format": "parquet", "file_path_column": "key", "last_modified_column": "modified"}}})
+    config = make_config(
+        warehouse,
+        defaults={
+            "orphans": {
+                "file_list": {
+                    "path": inventory,
+                    "format": "parquet",
+                    "file_path_column": "key",
+                    "last_modified_column": "modified",
+                }
+            }
+        },
+    )
     _, actions = maintain(spark, config, table, only=["remove_orphan_files"])
     assert actions["remove_orphan_files"]["status"] == "done", actions["remove_orphan_files"]
     assert actions["remove_orphan_files"]["outputs"]["deleted_files"] == 1
@@ -94,6 +107,7 @@ def test_refuses_under_24_hours_even_if_policy_validation_was_bypassed(spark, wa
     policy = make_config(warehouse).policy_for(table)
     bypassed = policy.model_copy(update={"orphans": policy.orphans.model_copy(update={"older_than_hours": 1})})
     from helpers import health
+
     plan = orphans.plan(bypassed, health(make_config(warehouse), table), now_ms())
     with pytest.raises(SafetyError, match="younger than 24 h"):
         orphans.execute(spark, CATALOG, table, plan)

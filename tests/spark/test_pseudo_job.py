@@ -1,4 +1,5 @@
 """The pseudonymize / reidentify jobs end to end, through the CLI, against the reference service."""
+
 import json
 
 import pytest
@@ -14,20 +15,32 @@ pytestmark = pytest.mark.spark
 
 def _config(tmp_path, warehouse, service_url, source, target):
     path = tmp_path / "pseudo.yaml"
-    path.write_text(json.dumps({
-        "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
-        "pseudonymization": {"service_url": service_url, "batch_size": 50, "max_retries": 1,
-                             "jobs": {"vehicles": {"source": {"table": source}, "target": target,
-                                                   "columns": ["vin", "owner_email"]}}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
+                "pseudonymization": {
+                    "service_url": service_url,
+                    "batch_size": 50,
+                    "max_retries": 1,
+                    "jobs": {
+                        "vehicles": {"source": {"table": source}, "target": target, "columns": ["vin", "owner_email"]}
+                    },
+                },
+            }
+        )
+    )
     return str(path)
 
 
 def test_pseudonymize_then_reidentify(spark, warehouse, pseudo_service, tmp_path, table_name, monkeypatch):
     monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", "test-api-key-0123456789")
     source = spark.range(500).selectExpr(
-        "id", "concat('WVWZZZ', CAST(id % 120 AS STRING)) AS vin",
+        "id",
+        "concat('WVWZZZ', CAST(id % 120 AS STRING)) AS vin",
         "CASE WHEN id % 9 = 0 THEN NULL ELSE concat('owner', CAST(id % 40 AS STRING), '@example.com') END "
-        "AS owner_email")
+        "AS owner_email",
+    )
     src = table_name + "_raw"
     source.writeTo("%s.%s" % (CATALOG, src)).using("iceberg").create()
     config = _config(tmp_path, warehouse, pseudo_service.url, src, table_name)
@@ -41,19 +54,21 @@ def test_pseudonymize_then_reidentify(spark, warehouse, pseudo_service, tmp_path
     assert safe.filter("owner_email IS NULL").count() == source.filter("owner_email IS NULL").count()
 
     plain = table_name + "_plain"
-    result = CliRunner().invoke(cli, ["--config", config, "reidentify", "--job", "vehicles", "--target", plain,
-                                      "--json"])
+    result = CliRunner().invoke(
+        cli, ["--config", config, "reidentify", "--job", "vehicles", "--target", plain, "--json"]
+    )
     assert result.exit_code == 0, result.output
-    assert_df_equality(spark.table("%s.%s" % (CATALOG, plain)), source, ignore_row_order=True,
-                       ignore_nullable=True)
+    assert_df_equality(spark.table("%s.%s" % (CATALOG, plain)), source, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_service_failure_leaves_the_target_unchanged(spark, warehouse, pseudo_service, tmp_path, table_name,
-                                                     monkeypatch):
+def test_service_failure_leaves_the_target_unchanged(
+    spark, warehouse, pseudo_service, tmp_path, table_name, monkeypatch
+):
     monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", "test-api-key-0123456789")
     src = table_name + "_raw"
-    spark.range(50).selectExpr("id", "CAST(id AS STRING) AS vin", "'x@example.com' AS owner_email") \
-        .writeTo("%s.%s" % (CATALOG, src)).using("iceberg").create()
+    spark.range(50).selectExpr("id", "CAST(id AS STRING) AS vin", "'x@example.com' AS owner_email").writeTo(
+        "%s.%s" % (CATALOG, src)
+    ).using("iceberg").create()
     config = _config(tmp_path, warehouse, pseudo_service.url, src, table_name)
     assert CliRunner().invoke(cli, ["--config", config, "pseudonymize", "--job", "vehicles"]).exit_code == 0
     before = spark.sql("SELECT count(*) n FROM %s.%s.snapshots" % (CATALOG, table_name)).collect()[0].n

@@ -1,4 +1,5 @@
 """pseudonymize / reidentify on DataFrames: per partition, deduplicated, batched, fail-closed."""
+
 import pytest
 from chispa import assert_df_equality
 
@@ -9,10 +10,16 @@ pytestmark = pytest.mark.spark
 
 
 def vins(spark, rows=3000, distinct=300, partitions=3):
-    return spark.range(rows).selectExpr(
-        "id", "CASE WHEN id %% 50 = 0 THEN NULL ELSE concat('WVWZZZ1JZXW', lpad(CAST(id %% %d AS STRING), 6, '0')) "
-        "END AS vin" % distinct, "concat('user', CAST(id % 7 AS STRING), '@example.com') AS email").repartition(
-        partitions)
+    return (
+        spark.range(rows)
+        .selectExpr(
+            "id",
+            "CASE WHEN id %% 50 = 0 THEN NULL ELSE concat('WVWZZZ1JZXW', lpad(CAST(id %% %d AS STRING), 6, '0')) "
+            "END AS vin" % distinct,
+            "concat('user', CAST(id % 7 AS STRING), '@example.com') AS email",
+        )
+        .repartition(partitions)
+    )
 
 
 @pytest.mark.fast
@@ -50,6 +57,7 @@ def test_persistent_failure_fails_the_job(spark, pseudo_service):
     settings = ServiceSettings(url=pseudo_service.url, max_retries=1, max_retry_seconds=5)
     pseudo_service.inject(*(["503"] * 50))
     from pyspark.errors import PythonException
+
     with pytest.raises(PythonException, match=r"failed after 2 attempt\(s\)"):
         pseudonymize(vins(spark, rows=100, partitions=1), ["vin"], settings).collect()
 
@@ -64,6 +72,7 @@ def test_only_string_columns_that_exist(spark, pseudo_service):
 
 def test_in_executor_mode_gives_the_service_tokens(spark, pseudo_service, tmp_path):
     from lakehouse_ops.pseudo.spark import InExecutorSettings
+
     key_file = tmp_path / "keys.json"
     key_file.write_text(pseudo_service.cipher.keyring.to_json())
     df = vins(spark, rows=2000, distinct=200).cache()
@@ -71,8 +80,9 @@ def test_in_executor_mode_gives_the_service_tokens(spark, pseudo_service, tmp_pa
     in_executor = pseudonymize(df, ["vin"], InExecutorSettings(key_file=str(key_file)))
     assert_df_equality(via_service, in_executor, ignore_row_order=True)
     # Tokens from either mode re-identify in the other.
-    assert_df_equality(reidentify(via_service, ["vin"], InExecutorSettings(key_file=str(key_file))), df,
-                       ignore_row_order=True)
+    assert_df_equality(
+        reidentify(via_service, ["vin"], InExecutorSettings(key_file=str(key_file))), df, ignore_row_order=True
+    )
     with pytest.raises(ConfigError, match="exactly one"):
         InExecutorSettings()
 
@@ -80,6 +90,7 @@ def test_in_executor_mode_gives_the_service_tokens(spark, pseudo_service, tmp_pa
 def test_inside_structured_streaming_foreach_batch(spark, pseudo_service, tmp_path, table_name):
     """The reference streaming pattern: each micro-batch is pseudonymized, then appended to Iceberg."""
     import json
+
     source = tmp_path / "incoming"
     source.mkdir()
     for part in range(3):
@@ -94,9 +105,15 @@ def test_inside_structured_streaming_foreach_batch(spark, pseudo_service, tmp_pa
     def write_batch(batch, batch_id):
         pseudonymize(batch, ["vin"], settings).writeTo(target).append()
 
-    query = spark.readStream.schema("id BIGINT, vin STRING").option("maxFilesPerTrigger", 1).json(str(source)) \
-        .writeStream.foreachBatch(write_batch).option("checkpointLocation", str(tmp_path / "checkpoint")) \
-        .trigger(availableNow=True).start()
+    query = (
+        spark.readStream.schema("id BIGINT, vin STRING")
+        .option("maxFilesPerTrigger", 1)
+        .json(str(source))
+        .writeStream.foreachBatch(write_batch)
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
     query.awaitTermination(120)
     assert query.exception() is None
     spark.sql("REFRESH TABLE %s" % target)  # the stream committed through its own session

@@ -1,4 +1,5 @@
 """The runner and its entry points: report shape, exit codes, one failing table never stops the others."""
+
 import json
 import os
 import subprocess
@@ -16,19 +17,30 @@ from table_factory import create_streaming_table
 
 pytestmark = pytest.mark.spark
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ACTIONS = ["properties", "compaction", "rewrite_position_deletes", "rewrite_manifests", "expire_snapshots",
-           "remove_orphan_files"]
+ACTIONS = [
+    "properties",
+    "compaction",
+    "rewrite_position_deletes",
+    "rewrite_manifests",
+    "expire_snapshots",
+    "remove_orphan_files",
+]
 
 
 def _config_file(tmp_path, warehouse, extra=""):
     path = tmp_path / "lakehouse-ops.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent(
+            """
         catalog: {name: %s, type: hadoop, warehouse: %s}
         spark: {mode: local, master: "local[2]"}
         defaults:
           target_file_size: 8MB
         %s
-        """ % (CATALOG, warehouse, extra)))
+        """
+            % (CATALOG, warehouse, extra)
+        )
+    )
     return str(path)
 
 
@@ -37,8 +49,9 @@ def test_maintain_json_report_and_exit_code(spark, warehouse, table_name, tmp_pa
     files_before = len(data_files(spark, table_name))
     config = _config_file(tmp_path, warehouse)
     report_path = tmp_path / "reports" / "run.json"
-    result = CliRunner().invoke(cli, ["--config", config, "maintain", table_name, "--json",
-                                      "--report", str(report_path)])
+    result = CliRunner().invoke(
+        cli, ["--config", config, "maintain", table_name, "--json", "--report", str(report_path)]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report == json.loads(report_path.read_text())
@@ -53,8 +66,18 @@ def test_maintain_json_report_and_exit_code(spark, warehouse, table_name, tmp_pa
     assert by_name["compaction"]["status"] == "done"
     assert by_name["expire_snapshots"]["status"] == "skipped"
     assert entry["before"]["data_files"] == files_before > 2 and entry["after"]["data_files"] == 2
-    for key in ("table", "data_files", "data_bytes", "small_files", "delete_files", "records", "snapshots",
-                "manifests", "metadata_files", "partitions"):
+    for key in (
+        "table",
+        "data_files",
+        "data_bytes",
+        "small_files",
+        "delete_files",
+        "records",
+        "snapshots",
+        "manifests",
+        "metadata_files",
+        "partitions",
+    ):
         assert key in entry["before"] and key in entry["after"]
 
 
@@ -91,20 +114,28 @@ def test_default_selection_is_every_table_a_rule_matches(spark, warehouse, table
     config = make_config(warehouse, tables=[{"match": "%s.*" % namespace}])
     from lakehouse_ops.health import open_tables
     from lakehouse_ops.runner import resolve_tables
+
     tables = resolve_tables(config, open_tables(config.catalog))
     assert table_name in tables and all(t.startswith(namespace + ".") for t in tables)
     assert resolve_tables(config, open_tables(config.catalog), ["%s.*" % namespace]) == tables
 
 
 def test_health_json_needs_no_spark_and_has_the_documented_keys(spark, warehouse, table_name, tmp_path):
-    create_streaming_table(spark, CATALOG, table_name, days=2, commits=2, rows_per_commit=10, files_per_commit=1,
-                           late_fraction=0.0)
+    create_streaming_table(
+        spark, CATALOG, table_name, days=2, commits=2, rows_per_commit=10, files_per_commit=1, late_fraction=0.0
+    )
     config = _config_file(tmp_path, warehouse)
-    probe = ("import sys, json; from click.testing import CliRunner; from lakehouse_ops.cli import cli; "
-             "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.stdout); "
-             "print('PYSPARK_IMPORTED', 'pyspark' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", probe, "--config", config, "health", "--json", table_name],
-                          capture_output=True, text=True, timeout=120)
+    probe = (
+        "import sys, json; from click.testing import CliRunner; from lakehouse_ops.cli import cli; "
+        "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.stdout); "
+        "print('PYSPARK_IMPORTED', 'pyspark' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "--config", config, "health", "--json", table_name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     health = json.loads(lines[0])
     assert health["table"] == table_name and health["data_files"] == 2 and len(health["partitions"]) == 2
@@ -115,6 +146,7 @@ def test_health_json_needs_no_spark_and_has_the_documented_keys(spark, warehouse
 def test_spark_job_entry_point(spark, warehouse, table_name, tmp_path, capsys):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=50, files_per_commit=2)
     from lakehouse_ops.spark_jobs import maintain as job
+
     config = _config_file(tmp_path, warehouse)
     code = job.main(["--config", config, "--mode", "local", table_name, "--only", "compaction"])
     report = json.loads(capsys.readouterr().out)
@@ -125,6 +157,7 @@ def test_spark_job_entry_point(spark, warehouse, table_name, tmp_path, capsys):
 
 def test_notebook_api_uses_the_given_session(spark, warehouse, table_name):
     import lakehouse_ops
+
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=5, rows_per_commit=50, files_per_commit=2)
     config = make_config(warehouse, defaults={"target_file_size": "8MB"})
     report = lakehouse_ops.maintain(spark, table_name, config=config, only=["compaction"])
@@ -142,17 +175,37 @@ def test_demo_runs_end_to_end(tmp_path):
     from lakehouse_ops.aws.local import free_port
     from lakehouse_ops.config.sections import CatalogConfig
     from lakehouse_ops.health import open_tables
+
     sqs = "http://127.0.0.1:%d/123456789012/" % free_port()
-    env = dict(os.environ, LAKEHOUSE_OPS__INGEST__QUEUE_URL=sqs + "landing-events",
-               LAKEHOUSE_OPS__INGEST__DLQ_URL=sqs + "landing-events-dlq",
-               LAKEHOUSE_OPS__PSEUDONYMIZATION__SERVICE_URL="http://127.0.0.1:%d" % free_port())
+    env = dict(
+        os.environ,
+        LAKEHOUSE_OPS__INGEST__QUEUE_URL=sqs + "landing-events",
+        LAKEHOUSE_OPS__INGEST__DLQ_URL=sqs + "landing-events-dlq",
+        LAKEHOUSE_OPS__PSEUDONYMIZATION__SERVICE_URL="http://127.0.0.1:%d" % free_port(),
+    )
     env.pop("LAKEHOUSE_OPS_AWS_ENDPOINT_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "lakehouse_ops.cli", "--config", os.path.join(ROOT, "conf",
-                                                                                              "local.yaml"),
-                           "demo", "--json", "--files", "18", "--rows", "60"],
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=600, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lakehouse_ops.cli",
+            "--config",
+            os.path.join(ROOT, "conf", "local.yaml"),
+            "demo",
+            "--json",
+            "--files",
+            "18",
+            "--rows",
+            "60",
+        ],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout[proc.stdout.index("{\n"):])
+    report = json.loads(proc.stdout[proc.stdout.index("{\n") :])
     assert report["ok"] and report["ingest"]["totals"]["rows"] == 18 * 60
     assert report["ingest"]["totals"]["batches"] >= 4  # small batches, as streaming makes
     actions = {a["action"]: a for a in report["maintenance"]["tables"][0]["actions"]}
@@ -161,8 +214,9 @@ def test_demo_runs_end_to_end(tmp_path):
     entry = report["maintenance"]["tables"][0]
     assert entry["after"]["data_files"] < entry["before"]["data_files"]
     # No plaintext customer id landed: every value is a token of the local service.
-    table = open_tables(CatalogConfig(name="local", type="hadoop", warehouse=str(tmp_path / "warehouse"))) \
-        .load("demo.requests")
+    table = open_tables(CatalogConfig(name="local", type="hadoop", warehouse=str(tmp_path / "warehouse"))).load(
+        "demo.requests"
+    )
     ids = table.scan().to_arrow().column("customer_id").to_pylist()
     assert len(ids) == 18 * 60 and not any(re.match(r"^c\d{5}$", v) for v in ids)
     assert os.path.exists(str(tmp_path / "dev-keys.json"))
@@ -174,19 +228,41 @@ def test_plan_all_ranks_the_fleet_without_spark(spark, warehouse, tmp_path):
     fragmented, lighter, healthy = ["%s.%s" % (namespace, n) for n in ("fragmented", "lighter", "healthy")]
     create_streaming_table(spark, CATALOG, fragmented, days=1, commits=8, rows_per_commit=40, files_per_commit=2)
     create_streaming_table(spark, CATALOG, lighter, days=1, commits=4, rows_per_commit=40, files_per_commit=2)
-    create_streaming_table(spark, CATALOG, healthy, days=1, commits=1, rows_per_commit=40, files_per_commit=1,
-                           extra_properties={"write.metadata.delete-after-commit.enabled": "true",
-                                             "write.metadata.previous-versions-max": "100",
-                                             "write.target-file-size-bytes": "536870912"})
+    create_streaming_table(
+        spark,
+        CATALOG,
+        healthy,
+        days=1,
+        commits=1,
+        rows_per_commit=40,
+        files_per_commit=1,
+        extra_properties={
+            "write.metadata.delete-after-commit.enabled": "true",
+            "write.metadata.previous-versions-max": "100",
+            "write.target-file-size-bytes": "536870912",
+        },
+    )
     path = tmp_path / "fleet.yaml"
-    path.write_text(json.dumps({"catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
-                                "tables": [{"match": namespace + ".*"}]}))
-    probe = ("import sys, json; from click.testing import CliRunner; from lakehouse_ops.cli import cli; "
-             "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.stdout); "
-             "print('PYSPARK_IMPORTED', 'pyspark' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", probe, "--config", str(path), "plan", "--all", "--json"],
-                          capture_output=True, text=True, timeout=120)
-    report = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
+    path.write_text(
+        json.dumps(
+            {
+                "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
+                "tables": [{"match": namespace + ".*"}],
+            }
+        )
+    )
+    probe = (
+        "import sys, json; from click.testing import CliRunner; from lakehouse_ops.cli import cli; "
+        "r = CliRunner().invoke(cli, sys.argv[1:]); print(r.stdout); "
+        "print('PYSPARK_IMPORTED', 'pyspark' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "--config", str(path), "plan", "--all", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    report = json.loads(proc.stdout[proc.stdout.index("{") : proc.stdout.rindex("}") + 1])
     assert "PYSPARK_IMPORTED False" in proc.stdout
     order = [e["table"] for e in report["tables"]]
     assert order == [fragmented, lighter, healthy] and report["count"] == 3 and report["needy"] == 2
@@ -201,13 +277,33 @@ def test_submit_needy_runs_only_the_tables_that_need_it_within_the_budget(spark,
     create_streaming_table(spark, CATALOG, tables[1], days=1, commits=4, rows_per_commit=40, files_per_commit=2)
     create_streaming_table(spark, CATALOG, tables[2], days=1, commits=1, rows_per_commit=40, files_per_commit=1)
     path = tmp_path / "needy.yaml"
-    path.write_text(json.dumps({
-        "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
-        "defaults": {"properties": {"enabled": False}}, "tables": [{"match": namespace + ".*"}],
-        "ship": {"artifacts": "s3://artifacts/lo", "budget": {"max_tables": 5, "max_rewrite_bytes": "10GB"},
-                 "emr_serverless": {"application_id": "00fapp", "execution_role_arn": "arn:aws:iam::1:role/r"}}}))
-    common = ["--config", str(path), "submit", "--target", "emr-serverless", "--job", "maintain",
-              "--archive", "s3://envs/env.tar.gz", "--needy", "--dry-run"]
+    path.write_text(
+        json.dumps(
+            {
+                "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse)},
+                "defaults": {"properties": {"enabled": False}},
+                "tables": [{"match": namespace + ".*"}],
+                "ship": {
+                    "artifacts": "s3://artifacts/lo",
+                    "budget": {"max_tables": 5, "max_rewrite_bytes": "10GB"},
+                    "emr_serverless": {"application_id": "00fapp", "execution_role_arn": "arn:aws:iam::1:role/r"},
+                },
+            }
+        )
+    )
+    common = [
+        "--config",
+        str(path),
+        "submit",
+        "--target",
+        "emr-serverless",
+        "--job",
+        "maintain",
+        "--archive",
+        "s3://envs/env.tar.gz",
+        "--needy",
+        "--dry-run",
+    ]
     one = CliRunner().invoke(cli, common + ["--", "--only", "compaction"])
     assert one.exit_code == 0, one.output
     runs = json.loads(one.stdout)["runs"]
@@ -216,4 +312,6 @@ def test_submit_needy_runs_only_the_tables_that_need_it_within_the_budget(spark,
     assert args[2:] == [tables[0], tables[1], "--only", "compaction"]  # best first; the clean table is left out
     each = json.loads(CliRunner().invoke(cli, common + ["--per-table"]).stdout)["runs"]
     assert [r["request"]["jobDriver"]["sparkSubmit"]["entryPointArguments"][2:] for r in each] == [
-        [tables[0]], [tables[1]]]
+        [tables[0]],
+        [tables[1]],
+    ]

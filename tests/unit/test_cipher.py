@@ -1,4 +1,5 @@
 """Pseudonym tokens: round trips, determinism, randomization, key rotation, tampering."""
+
 import base64
 
 import pytest
@@ -73,10 +74,12 @@ def test_vectorised_cipher_gives_exactly_the_per_value_tokens(keyring):
     import pyarrow as pa
 
     from lakehouse_ops.pseudo.vectorized import VectorCipher
+
     rotated = keyring.rotated()
     rng = random.Random(5)
     values = ["", "a", "café ☕", "x" * 15, "y" * 16, "z" * 17, "w" * 32, "WVWZZZ1JZXW000001"] + [
-        "".join(rng.choice("abcé€0") for _ in range(rng.randrange(50))) for _ in range(500)]
+        "".join(rng.choice("abcé€0") for _ in range(rng.randrange(50))) for _ in range(500)
+    ]
     per_value = [Cipher(rotated).pseudonymize(v) for v in values]
     assert VectorCipher(rotated).pseudonymize_array(pa.array(values)).to_pylist() == per_value
     # Tokens of both key versions and of both modes re-identify; randomized ones are handed back.

@@ -1,5 +1,6 @@
 """Claims: create-if-absent, takeover only after expiry, void-or-finish of the previous batch, seals that lose to
 voids; on a local directory with a settable clock (tests/integration/test_claims_s3.py runs the same on S3)."""
+
 import threading
 
 import pytest
@@ -33,7 +34,7 @@ def test_an_object_is_claimed_by_one_worker_until_its_claim_expires(store):
     second = b.claim(["o2", "o3"], "batch-b")
     assert set(second.taken) == {"o3"} and second.held == {"o2": 1060.0}
     clock.now += 61
-    third = b.claim(["o2"], "batch-b2")   # expired, and batch-a was never sealed: voided, then taken
+    third = b.claim(["o2"], "batch-b2")  # expired, and batch-a was never sealed: voided, then taken
     assert set(third.taken) == {"o2"}
     assert b.batch_state("batch-a")["state"] == VOID
     assert a.seal("batch-a", [{"identity": "o1"}, {"identity": "o2"}], 42) is False
@@ -43,12 +44,12 @@ def test_an_expired_claim_of_a_sealed_batch_is_finished_not_taken(store):
     clock = Clock()
     a, b = workers(store, clock)
     a.claim(["o1", "o2"], "batch-a")
-    assert a.seal("batch-a", [{"identity": "o1"}], 7) is True        # o2 dropped from the batch before sealing
+    assert a.seal("batch-a", [{"identity": "o1"}], 7) is True  # o2 dropped from the batch before sealing
     clock.now += 61
     result = b.claim(["o1", "o2"], "batch-b")
     assert set(result.to_finish) == {"batch-a"} and result.to_finish["batch-a"]["staged_snapshot"] == 7
     assert result.to_finish["batch-a"]["state"] == SEALED
-    assert set(result.taken) == {"o2"}                                # not in the seal: free to take
+    assert set(result.taken) == {"o2"}  # not in the seal: free to take
     b.release_batch("batch-a", ["o1"])
     assert set(b.claim(["o1"], "batch-c").taken) == {"o1"}
 
@@ -60,7 +61,7 @@ def test_released_claims_can_be_claimed_again_and_a_moved_claim_is_not_released(
     a.release(taken)
     again = b.claim(["o1"], "batch-b").taken
     assert set(again) == {"o1"}
-    a.release(taken)                                                  # a's old etag: b's claim stays
+    a.release(taken)  # a's old etag: b's claim stays
     assert set(a.claim(["o1"], "batch-c").held) == {"o1"}
 
 

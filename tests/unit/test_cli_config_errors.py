@@ -1,4 +1,5 @@
 """Bad config files fail with exit code 2 and a named error, before Spark is even imported."""
+
 import json
 import subprocess
 import sys
@@ -22,13 +23,18 @@ def run_cli(*args):
 
 def test_bad_policy_exits_2_without_starting_spark(tmp_path):
     config = tmp_path / "bad.yaml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(
+        textwrap.dedent(
+            """
         catalog: {name: lake, type: hadoop, warehouse: %s}
         tables:
           - match: "analytics.*"
             orphans: {older_than_hours: 3}
             snapshots: {retain_last: 0}
-        """ % (tmp_path / "wh")))
+        """
+            % (tmp_path / "wh")
+        )
+    )
     out = run_cli("--config", str(config), "maintain", "analytics.events")
     assert "EXIT 2" in out
     assert "PYSPARK_IMPORTED False" in out
@@ -44,14 +50,16 @@ def test_missing_config_and_usage_errors_exit_2(tmp_path):
 
 def test_policy_show_names_the_rule_behind_each_value(tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(textwrap.dedent("""
+    config.write_text(
+        textwrap.dedent("""
         catalog: {name: lake, type: hadoop, warehouse: /tmp/wh}
         defaults:
           snapshots: {max_age_days: 5}
         tables:
           - match: "analytics.*"
             compaction: {strategy: sort, sort_order: [event_time]}
-        """))
+        """)
+    )
     out = run_cli("--config", str(config), "policy", "show", "lake.analytics.events", "--json")
     body = json.loads(out.split("\nEXIT")[0])
     assert body["table"] == "analytics.events"
@@ -68,6 +76,7 @@ def test_a_misspelt_action_is_refused_by_the_cli_and_the_entry_point_alike(capsy
 
     from lakehouse_ops.cli import cli
     from lakehouse_ops.spark_jobs import maintain
+
     result = CliRunner().invoke(cli, ["maintain", "--only", "compation"])
     assert result.exit_code == 2 and "compation" in result.output
     assert maintain.main(["--config", "x.yaml", "--only", "compation"]) == 2

@@ -41,12 +41,15 @@ def test_reference_workload_encodes_the_seed_deployment():
 
 
 def test_orphan_age_under_24h_names_file_rule_key_value_and_range(tmp_path):
-    message, path = error_of(tmp_path, """
+    message, path = error_of(
+        tmp_path,
+        """
         catalog: {name: lake, type: hadoop, warehouse: /tmp/wh}
         tables:
           - match: "analytics.*"
             orphans: {older_than_hours: 2}
-        """)
+        """,
+    )
     assert path in message
     assert "tables[0] (match 'analytics.*')" in message
     assert "orphans.older_than_hours = 2" in message
@@ -54,44 +57,56 @@ def test_orphan_age_under_24h_names_file_rule_key_value_and_range(tmp_path):
 
 
 def test_negative_retention_and_tiny_target_size_in_defaults(tmp_path):
-    message, _ = error_of(tmp_path, """
+    message, _ = error_of(
+        tmp_path,
+        """
         catalog: {name: lake, type: hadoop, warehouse: /tmp/wh}
         defaults:
           target_file_size: 512KB
           snapshots: {retain_last: -1}
-        """)
+        """,
+    )
     assert "defaults: target_file_size = '512KB'" in message
     assert "greater than or equal to 1048576" in message
     assert "snapshots.retain_last = -1" in message
 
 
 def test_unknown_key_lists_accepted_keys(tmp_path):
-    message, _ = error_of(tmp_path, """
+    message, _ = error_of(
+        tmp_path,
+        """
         catalog: {name: lake, type: hadoop, warehouse: /tmp/wh}
         defaults:
           compaction: {stratgy: sort}
-        """)
+        """,
+    )
     assert "unknown key 'compaction.stratgy'" in message
     assert "strategy" in message.split("accepted keys:")[1]
 
 
 def test_wrong_type_and_unknown_top_level(tmp_path):
-    message, _ = error_of(tmp_path, """
+    message, _ = error_of(
+        tmp_path,
+        """
         catalog: {name: lake, type: hadoop, warehouse: /tmp/wh}
         colour: blue
         defaults:
           compaction: {min_input_files: many}
-        """)
+        """,
+    )
     assert "unknown top-level key 'colour'" in message
     assert "compaction.min_input_files = 'many'" in message
 
 
 def test_bad_enum_and_catalog_without_warehouse(tmp_path):
-    message, _ = error_of(tmp_path, """
+    message, _ = error_of(
+        tmp_path,
+        """
         catalog: {name: lake, type: glue}
         defaults:
           compaction: {strategy: shuffle}
-        """)
+        """,
+    )
     assert "catalog type 'glue' needs a warehouse" in message
     assert "'binpack', 'sort' or 'zorder'" in message
 
@@ -102,11 +117,14 @@ def test_invalid_yaml_names_line(tmp_path):
 
 
 def test_rule_without_match(tmp_path):
-    message, _ = error_of(tmp_path, """
+    message, _ = error_of(
+        tmp_path,
+        """
         catalog: {name: lake, type: hadoop, warehouse: /tmp/wh}
         tables:
           - compaction: {strategy: sort}
-        """)
+        """,
+    )
     assert "tables[0]" in message and "'match'" in message
 
 
@@ -116,13 +134,19 @@ def test_missing_file():
 
 
 def test_most_specific_rule_wins_and_ties_go_to_the_later_rule():
-    config = config_from_dict(dict(BASE, defaults={"snapshots": {"max_age_days": 7}}, tables=[
-        {"match": "analytics.events", "snapshots": {"max_age_days": 2}},
-        {"match": "analytics.*", "snapshots": {"max_age_days": 3, "retain_last": 4}},
-        {"match": "*", "snapshots": {"retain_last": 9}},
-        {"match": "analytics.e*", "compaction": {"strategy": "sort"}},
-        {"match": "analytics.e*", "compaction": {"strategy": "zorder", "zorder_columns": ["a"]}},
-    ]))
+    config = config_from_dict(
+        dict(
+            BASE,
+            defaults={"snapshots": {"max_age_days": 7}},
+            tables=[
+                {"match": "analytics.events", "snapshots": {"max_age_days": 2}},
+                {"match": "analytics.*", "snapshots": {"max_age_days": 3, "retain_last": 4}},
+                {"match": "*", "snapshots": {"retain_last": 9}},
+                {"match": "analytics.e*", "compaction": {"strategy": "sort"}},
+                {"match": "analytics.e*", "compaction": {"strategy": "zorder", "zorder_columns": ["a"]}},
+            ],
+        )
+    )
     policy, sources = config.explain("analytics.events")
     assert policy.snapshots.max_age_days == 2
     assert sources["snapshots.max_age_days"] == "tables[0] (match 'analytics.events')"
@@ -150,9 +174,11 @@ def test_is_managed_follows_rules():
 
 
 def test_environment_overrides_and_their_provenance():
-    env = {"LAKEHOUSE_OPS__CATALOG__WAREHOUSE": "s3://bucket/wh",
-           "LAKEHOUSE_OPS__DEFAULTS__SNAPSHOTS__MAX_AGE_DAYS": "3",
-           "UNRELATED": "x"}
+    env = {
+        "LAKEHOUSE_OPS__CATALOG__WAREHOUSE": "s3://bucket/wh",
+        "LAKEHOUSE_OPS__DEFAULTS__SNAPSHOTS__MAX_AGE_DAYS": "3",
+        "UNRELATED": "x",
+    }
     config = config_from_dict(BASE, environ=env)
     assert config.catalog.warehouse == "s3://bucket/wh"
     policy, sources = config.explain("db.t")
@@ -177,9 +203,20 @@ def test_sizes():
 
 
 def test_desired_properties_skip_unmanaged_values():
-    config = config_from_dict(dict(BASE, defaults={"target_file_size": "256MB", "properties": {
-        "compression_codec": None, "object_storage": True, "distribution_mode": "hash",
-        "extra": {"commit.retry.num-retries": "10"}}}))
+    config = config_from_dict(
+        dict(
+            BASE,
+            defaults={
+                "target_file_size": "256MB",
+                "properties": {
+                    "compression_codec": None,
+                    "object_storage": True,
+                    "distribution_mode": "hash",
+                    "extra": {"commit.retry.num-retries": "10"},
+                },
+            },
+        )
+    )
     props = config.policy_for("db.t").desired_properties()
     assert props["write.target-file-size-bytes"] == str(256 * 1024 * 1024)
     assert "write.parquet.compression-codec" not in props

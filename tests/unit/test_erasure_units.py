@@ -1,4 +1,5 @@
 """Erasure's pure parts: subjects and their values per table, and which files can hold them."""
+
 import pytest
 
 from lakehouse_ops.config import config_from_dict
@@ -17,9 +18,15 @@ from lakehouse_ops.pseudo.spark import LocalCipherClient
 
 
 def meta(lower=b"c00010", upper=b"c00090", count=100, nulls=0, content=DATA):
-    return FileMeta("/w/f.parquet", content, "parquet", {2: lower} if lower is not None else {},
-                    {2: upper} if upper is not None else {}, {2: count} if count is not None else {},
-                    {2: nulls} if nulls is not None else {})
+    return FileMeta(
+        "/w/f.parquet",
+        content,
+        "parquet",
+        {2: lower} if lower is not None else {},
+        {2: upper} if upper is not None else {},
+        {2: count} if count is not None else {},
+        {2: nulls} if nulls is not None else {},
+    )
 
 
 def test_bounds_decide_which_files_can_hold_a_value():
@@ -50,7 +57,9 @@ def test_subjects_are_referenced_by_token_never_by_value():
     with pytest.raises(ConfigError, match="pseudonymization"):
         resolve_subjects([], [token], None)
     assert found_in(subjects, {"a.t": {0}, "b.t": {0, 1}, "c.t": set()}) == [
-        {"ref": subjects[0].ref, "found_in": ["a.t", "b.t"]}, {"ref": subjects[1].ref, "found_in": ["b.t"]}]
+        {"ref": subjects[0].ref, "found_in": ["a.t", "b.t"]},
+        {"ref": subjects[1].ref, "found_in": ["b.t"]},
+    ]
 
 
 def test_values_per_table_and_after_rotation():
@@ -74,21 +83,33 @@ def test_subject_files_and_config_errors():
         read_subject_lines("# only a comment\n", "s.txt")
     base = {"catalog": {"name": "c", "type": "hadoop", "warehouse": "/w"}}
     with pytest.raises(ConfigError) as info:
-        config_from_dict(dict(base, erasure={"tables": [{"table": "a.t", "columns": ["c"], "holds": "pseudonyms"}]},
-                              ingest={"queue_url": "q", "poison_action": "leave", "target_table": "a.t",
-                                      "pseudonymize": {"columns": ["c"]}}), source="x.yaml")
+        config_from_dict(
+            dict(
+                base,
+                erasure={"tables": [{"table": "a.t", "columns": ["c"], "holds": "pseudonyms"}]},
+                ingest={
+                    "queue_url": "q",
+                    "poison_action": "leave",
+                    "target_table": "a.t",
+                    "pseudonymize": {"columns": ["c"]},
+                },
+            ),
+            source="x.yaml",
+        )
     message = str(info.value)
     assert "erasure.tables[0] (a.t) holds pseudonyms" in message
     assert "ingest.pseudonymize needs a 'pseudonymization' section" in message
     with pytest.raises(ConfigError, match="tables"):
         config_from_dict(dict(base, erasure={"tables": []}), source="x.yaml")
-    ok = config_from_dict(dict(base, erasure={"tables": [{"table": "a.t", "columns": ["c"]}],
-                                              "receipts": "s3://b/receipts"}))
+    ok = config_from_dict(
+        dict(base, erasure={"tables": [{"table": "a.t", "columns": ["c"]}], "receipts": "s3://b/receipts"})
+    )
     assert ok.erasure.tables[0].holds == "identifiers" and ok.erasure.receipts == "s3://b/receipts"
 
 
 def test_partition_directories_naming_a_subject_are_found():
     from lakehouse_ops.erasure.raw import names_value, spark_key
+
     values = {"cust 42", "a/b"}
     assert names_value("s3://b/t/data/customer_id=cust+42/00000-1.parquet", values)  # as Iceberg writes it
     assert names_value("file:/w/t/data/customer_id=cust%2042/00000-1.parquet", values)

@@ -1,5 +1,6 @@
 """The house rules of the library's code, checked: modules a newcomer can read in one sitting, functions that fit
 on a screen, and no module reaching into another's private names (the layer map itself is .importlinter's)."""
+
 import ast
 import pathlib
 
@@ -17,8 +18,11 @@ def test_the_package_is_found():
 
 
 def test_no_module_over_300_lines():
-    long = ["%s: %d" % (p.relative_to(PACKAGE), n) for p in _modules()
-            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+    long = [
+        "%s: %d" % (p.relative_to(PACKAGE), n)
+        for p in _modules()
+        if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
     assert not long, "modules over %d lines: %s" % (MAX_MODULE_LINES, ", ".join(long))
 
 
@@ -38,8 +42,11 @@ def test_no_private_name_imported_across_modules():
     for path in _modules():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lakehouse_ops"):
-                found += ["%s imports %s.%s" % (path.relative_to(PACKAGE), node.module, alias.name)
-                          for alias in node.names if alias.name.startswith("_") and alias.name != "__version__"]
+                found += [
+                    "%s imports %s.%s" % (path.relative_to(PACKAGE), node.module, alias.name)
+                    for alias in node.names
+                    if alias.name.startswith("_") and alias.name != "__version__"
+                ]
     assert not found, "; ".join(found)
 
 

@@ -1,4 +1,5 @@
 """Every message shape the ingest job accepts, and the ones it must refuse (pure parsing)."""
+
 import json
 import os
 
@@ -25,8 +26,10 @@ def test_put_notification_decodes_the_key():
 
 def test_every_record_of_a_multi_record_message():
     parsed = parse_body(body("s3-notification-multi.json"))
-    assert [o.key for o in parsed.created] == ["cdn-logs/provider=edge-b/2024/05/13/part-0001.parquet",
-                                               "cdn-logs/provider=edge-b/2024/05/13/café (1).csv"]
+    assert [o.key for o in parsed.created] == [
+        "cdn-logs/provider=edge-b/2024/05/13/part-0001.parquet",
+        "cdn-logs/provider=edge-b/2024/05/13/café (1).csv",
+    ]
     assert parsed.created[0].etag.endswith("-16")  # multipart ETag; identity falls back to it
     assert parsed.created[0].identity.endswith("#9b2cf535f27731c974343645a3985328-16")
 
@@ -51,19 +54,27 @@ def test_eventbridge_created_and_deleted():
     parsed = parse_body(body("eventbridge-object-created.json"))
     assert parsed.kind == OBJECTS
     [obj] = parsed.created
-    assert obj == S3Object(bucket="landing-bucket", key="cdn-logs/provider=edge-c/2024/05/13/part-0007.json",
-                           size=5242880, etag="b1946ac92492d2347c6235b4d2611184",
-                           version_id="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", sequencer="00617F08299329D189",
-                           event_time="2024-05-13T10:17:02Z")
+    assert obj == S3Object(
+        bucket="landing-bucket",
+        key="cdn-logs/provider=edge-c/2024/05/13/part-0007.json",
+        size=5242880,
+        etag="b1946ac92492d2347c6235b4d2611184",
+        version_id="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
+        sequencer="00617F08299329D189",
+        event_time="2024-05-13T10:17:02Z",
+    )
     deleted = parse_body(body("eventbridge-object-deleted.json"))
     assert deleted.kind == IGNORED and deleted.deleted[0].key.endswith("part-0007.json")
 
 
-@pytest.mark.parametrize("raw,form,url", [
-    ("a+b%2Bc.json", "a b+c.json", "a+b+c.json"),
-    ("k%3Dv/x%3Ay.csv", "k=v/x:y.csv", "k=v/x:y.csv"),
-    ("caf%C3%A9+%281%29.csv", "café (1).csv", "café+(1).csv"),
-])
+@pytest.mark.parametrize(
+    "raw,form,url",
+    [
+        ("a+b%2Bc.json", "a b+c.json", "a+b+c.json"),
+        ("k%3Dv/x%3Ay.csv", "k=v/x:y.csv", "k=v/x:y.csv"),
+        ("caf%C3%A9+%281%29.csv", "café (1).csv", "café+(1).csv"),
+    ],
+)
 def test_key_decoding_modes(raw, form, url):
     assert decode_key(raw, "form") == form
     assert decode_key(raw, "url") == url
@@ -77,20 +88,32 @@ def test_eventbridge_key_decoding_is_a_setting():
     assert parse_body(json.dumps(event), eventbridge_key_encoding="url").created[0].key == "dir/a b=c.json"
 
 
-@pytest.mark.parametrize("text,reason", [
-    ("not json", "not JSON"),
-    ("[1, 2]", "not an object"),
-    ('{"hello": "world"}', "not an S3 event notification"),
-    ('{"Records": []}', "Records is empty"),
-    ('{"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]}', "Records[0] has no s3.bucket.name"),
-    ('{"Records": [{"eventName": "ObjectRestore:Post", "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]}',
-     "eventName 'ObjectRestore:Post'"),
-    ('{"Type": "Notification", "Message": "garbage"}', "SNS Message: message body is not JSON"),
-    ('{"source": "aws.s3", "detail-type": "Object Restore Completed", "detail": {"bucket": {"name": "b"}, '
-     '"object": {"key": "k"}}}', "'Object Restore Completed'"),
-    ('{"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}, "object": {"key": "%FF"}}}]}',
-     "utf-8"),
-])
+@pytest.mark.parametrize(
+    "text,reason",
+    [
+        ("not json", "not JSON"),
+        ("[1, 2]", "not an object"),
+        ('{"hello": "world"}', "not an S3 event notification"),
+        ('{"Records": []}', "Records is empty"),
+        ('{"Records": [{"eventName": "ObjectCreated:Put", "s3": {}}]}', "Records[0] has no s3.bucket.name"),
+        (
+            '{"Records": [{"eventName": "ObjectRestore:Post", '
+            '"s3": {"bucket": {"name": "b"}, "object": {"key": "k"}}}]}',
+            "eventName 'ObjectRestore:Post'",
+        ),
+        ('{"Type": "Notification", "Message": "garbage"}', "SNS Message: message body is not JSON"),
+        (
+            '{"source": "aws.s3", "detail-type": "Object Restore Completed", "detail": {"bucket": {"name": "b"}, '
+            '"object": {"key": "k"}}}',
+            "'Object Restore Completed'",
+        ),
+        (
+            '{"Records": [{"eventName": "ObjectCreated:Put", '
+            '"s3": {"bucket": {"name": "b"}, "object": {"key": "%FF"}}}]}',
+            "utf-8",
+        ),
+    ],
+)
 def test_poison_messages_name_what_was_wrong(text, reason):
     parsed = parse_body(text)
     assert parsed.kind == POISON and reason in parsed.reason, parsed.reason

@@ -1,5 +1,6 @@
 """The per-partition conversion without Spark: Arrow batches in, converted batches out, through a client that
 records every call (standing in for the HTTP service, which the Spark tests use for real)."""
+
 import threading
 
 import pyarrow as pa
@@ -11,6 +12,7 @@ from lakehouse_ops.pseudo.spark import ServiceSettings, convert_batches
 
 class RecordingClient:
     """Answers 'p:<value>' and records each call's values."""
+
     vector = None
 
     def __init__(self):
@@ -29,8 +31,10 @@ class RecordingClient:
 
 
 def batches(*columns):
-    return [pa.RecordBatch.from_arrays([pa.array([1] * len(c)), pa.array(c, pa.string())], names=["id", "vin"])
-            for c in columns]
+    return [
+        pa.RecordBatch.from_arrays([pa.array([1] * len(c)), pa.array(c, pa.string())], names=["id", "vin"])
+        for c in columns
+    ]
 
 
 def run(parts, settings, client, deterministic=True, direction="pseudonymize"):
@@ -80,6 +84,8 @@ def test_a_short_answer_fails_the_partition():
     class Short(RecordingClient):
         def pseudonymize(self, values, deterministic=True):
             return super().pseudonymize(values, deterministic)[:-1]
+
     from lakehouse_ops.pseudo.client import PseudoServiceError
+
     with pytest.raises(PseudoServiceError, match="answered 1 values for 2 sent"):
         run(batches(["a", "b"]), ServiceSettings(url="http://x"), Short())

@@ -1,4 +1,5 @@
 """Partition tuples -> Spark SQL filters on source columns (pyiceberg objects, no Spark)."""
+
 import datetime
 
 from pyiceberg.partitioning import PartitionField, PartitionSpec
@@ -26,26 +27,34 @@ DAY_2024_05_01 = (datetime.date(2024, 5, 1) - datetime.date(1970, 1, 1)).days
 
 
 def spec(*fields):
-    return PartitionSpec(*[PartitionField(source_id=s, field_id=1000 + i, transform=t, name="p%d" % i)
-                           for i, (s, t) in enumerate(fields)])
+    return PartitionSpec(
+        *[
+            PartitionField(source_id=s, field_id=1000 + i, transform=t, name="p%d" % i)
+            for i, (s, t) in enumerate(fields)
+        ]
+    )
 
 
 def test_day_on_timestamptz_and_identity_string():
     s = spec((1, DayTransform()), (4, IdentityTransform()))
     assert partition_filter(s, SCHEMA, [DAY_2024_05_01, "edge-a"]) == (
         "(`ts` >= TIMESTAMP '2024-05-01 00:00:00Z' AND `ts` < TIMESTAMP '2024-05-02 00:00:00Z') AND "
-        "(`provider` = 'edge-a')")
+        "(`provider` = 'edge-a')"
+    )
 
 
 def test_hour_month_year_and_ntz():
     hour = (datetime.datetime(2024, 5, 1, 13) - datetime.datetime(1970, 1, 1)).total_seconds() // 3600
     assert partition_filter(spec((2, HourTransform())), SCHEMA, [int(hour)]) == (
-        "(`local_ts` >= TIMESTAMP_NTZ '2024-05-01 13:00:00' AND `local_ts` < TIMESTAMP_NTZ '2024-05-01 14:00:00')")
+        "(`local_ts` >= TIMESTAMP_NTZ '2024-05-01 13:00:00' AND `local_ts` < TIMESTAMP_NTZ '2024-05-01 14:00:00')"
+    )
     months = (2024 - 1970) * 12 + 11  # December 2024
     assert partition_filter(spec((3, MonthTransform())), SCHEMA, [months]) == (
-        "(`d` >= DATE '2024-12-01' AND `d` < DATE '2025-01-01')")
+        "(`d` >= DATE '2024-12-01' AND `d` < DATE '2025-01-01')"
+    )
     assert partition_filter(spec((1, YearTransform())), SCHEMA, [54]) == (
-        "(`ts` >= TIMESTAMP '2024-01-01 00:00:00Z' AND `ts` < TIMESTAMP '2025-01-01 00:00:00Z')")
+        "(`ts` >= TIMESTAMP '2024-01-01 00:00:00Z' AND `ts` < TIMESTAMP '2025-01-01 00:00:00Z')"
+    )
 
 
 def test_nulls_numbers_quotes_and_unexpressible():

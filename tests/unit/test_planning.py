@@ -1,4 +1,5 @@
 """Planning is pure: policy + health -> plan. No Spark here."""
+
 import dataclasses
 
 import pytest
@@ -19,30 +20,54 @@ MB = 1024 * 1024
 
 
 def policy(**defaults):
-    return config_from_dict({"catalog": {"type": "hadoop", "warehouse": "/tmp/wh"},
-                             "defaults": defaults}).policy_for("db.t")
+    return config_from_dict({"catalog": {"type": "hadoop", "warehouse": "/tmp/wh"}, "defaults": defaults}).policy_for(
+        "db.t"
+    )
 
 
 def part(name, files, small, deletes=0, hours_ago=48, day=None, compacted=0):
-    return PartitionHealth(partition=name, data_files=files, data_bytes=files * MB, small_files=small,
-                           small_bytes=small * MB, new_small_files=small - compacted, records=files * 10,
-                           delete_files=deletes,
-                           last_updated_ms=NOW - hours_ago * HOUR,
-                           filter=None if day is None else "(`ts` >= DATE '%s')" % day)
+    return PartitionHealth(
+        partition=name,
+        data_files=files,
+        data_bytes=files * MB,
+        small_files=small,
+        small_bytes=small * MB,
+        new_small_files=small - compacted,
+        records=files * 10,
+        delete_files=deletes,
+        last_updated_ms=NOW - hours_ago * HOUR,
+        filter=None if day is None else "(`ts` >= DATE '%s')" % day,
+    )
 
 
 def health(parts, **kw):
-    values = dict(table="db.t", location="/tmp/wh/db/t", format_version=2, snapshot_id=1,
-                  data_files=sum(p.data_files for p in parts), data_bytes=sum(p.data_bytes for p in parts),
-                  small_files=sum(p.small_files for p in parts), small_bytes=sum(p.small_bytes for p in parts),
-                  snapshots=3, oldest_snapshot_age_hours=1.0, manifests=3, small_manifests=3, partitions=parts)
+    values = dict(
+        table="db.t",
+        location="/tmp/wh/db/t",
+        format_version=2,
+        snapshot_id=1,
+        data_files=sum(p.data_files for p in parts),
+        data_bytes=sum(p.data_bytes for p in parts),
+        small_files=sum(p.small_files for p in parts),
+        small_bytes=sum(p.small_bytes for p in parts),
+        snapshots=3,
+        oldest_snapshot_age_hours=1.0,
+        manifests=3,
+        small_manifests=3,
+        partitions=parts,
+    )
     values.update(kw)
     return TableHealth(**values)
 
 
 def test_compaction_selects_only_partitions_over_thresholds():
-    h = health([part("d=1", 20, 18, day="2024-05-01"), part("d=2", 3, 3, day="2024-05-02"),
-                part("d=3", 10, 1, day="2024-05-03")])
+    h = health(
+        [
+            part("d=1", 20, 18, day="2024-05-01"),
+            part("d=2", 3, 3, day="2024-05-02"),
+            part("d=3", 10, 1, day="2024-05-03"),
+        ]
+    )
     plan = compaction.plan(policy(), h, NOW)
     assert plan.run and plan.partitions == ("d=1",)
     assert plan.params.where == "(`ts` >= DATE '2024-05-01')"
@@ -64,8 +89,9 @@ def test_compaction_skips_recent_partitions():
 
 def test_compaction_limited_to_recently_written_partitions():
     p = policy(compaction={"only_written_within_hours": 3})
-    h = health([part("d=1", 20, 20, hours_ago=30, day="2024-05-01"),
-                part("d=2", 20, 20, hours_ago=1, day="2024-05-02")])
+    h = health(
+        [part("d=1", 20, 20, hours_ago=30, day="2024-05-01"), part("d=2", 20, 20, hours_ago=1, day="2024-05-02")]
+    )
     plan = compaction.plan(p, h, NOW)
     assert plan.partitions == ("d=2",) and plan.params.where == "(`ts` >= DATE '2024-05-02')"
     assert "only partitions written within 3h (1 older ones left)" in plan.reason
@@ -142,8 +168,9 @@ def test_snapshots_plan():
     assert old.params.retain_last == 2
     assert not snapshots.plan(p, health([], snapshots=40, oldest_snapshot_age_hours=24), NOW).run
     assert not snapshots.plan(p, health([], snapshots=2, oldest_snapshot_age_hours=24 * 30), NOW).run
-    no_gc = snapshots.plan(p, health([], snapshots=40, oldest_snapshot_age_hours=24 * 9,
-                                     properties={"gc.enabled": "false"}), NOW)
+    no_gc = snapshots.plan(
+        p, health([], snapshots=40, oldest_snapshot_age_hours=24 * 9, properties={"gc.enabled": "false"}), NOW
+    )
     assert not no_gc.run and "gc.enabled=false" in no_gc.reason
 
 
@@ -155,8 +182,9 @@ def test_orphans_plan_and_guards():
     with pytest.raises(SafetyError, match="younger than 24 h"):
         dataclasses.replace(plan.params, older_than_ms=NOW - 2 * HOUR)
     with pytest.raises(SafetyError, match="younger than 24 h"):
-        orphans.OrphanParams(older_than_ms=NOW - 23 * HOUR, now_ms=NOW, location="/x", dry_run=True, max_files=1,
-                             max_bytes=1)
+        orphans.OrphanParams(
+            older_than_ms=NOW - 23 * HOUR, now_ms=NOW, location="/x", dry_run=True, max_files=1, max_bytes=1
+        )
 
 
 def test_orphan_path_scope():
@@ -178,21 +206,37 @@ def test_properties_plan_reports_drift():
 
 def test_plan_all_is_in_execution_order():
     names = [p.action for p in plan_all(policy(), health([]), NOW)]
-    assert names == ["properties", "compaction", "rewrite_position_deletes", "rewrite_manifests",
-                     "expire_snapshots", "remove_orphan_files"]
+    assert names == [
+        "properties",
+        "compaction",
+        "rewrite_position_deletes",
+        "rewrite_manifests",
+        "expire_snapshots",
+        "remove_orphan_files",
+    ]
 
 
 def test_procedure_sql_renders_literals():
-    sql = procedure_sql("lake", "expire_snapshots", {
-        "table": "db.t", "older_than": Timestamp("2024-05-01 00:00:00.000Z"), "retain_last": 3,
-        "stream_results": True, "options": {"a": "1", "b": "it's"}, "where": None})
-    assert sql == ("CALL `lake`.system.expire_snapshots(table => 'db.t', older_than => TIMESTAMP "
-                   "'2024-05-01 00:00:00.000Z', retain_last => 3, stream_results => true, options => map('a', '1', "
-                   "'b', 'it\\'s'))")
+    sql = procedure_sql(
+        "lake",
+        "expire_snapshots",
+        {
+            "table": "db.t",
+            "older_than": Timestamp("2024-05-01 00:00:00.000Z"),
+            "retain_last": 3,
+            "stream_results": True,
+            "options": {"a": "1", "b": "it's"},
+            "where": None,
+        },
+    )
+    assert sql == (
+        "CALL `lake`.system.expire_snapshots(table => 'db.t', older_than => TIMESTAMP "
+        "'2024-05-01 00:00:00.000Z', retain_last => 3, stream_results => true, options => map('a', '1', "
+        "'b', 'it\\'s'))"
+    )
 
 
 def test_rewrite_runs_groups_consecutive_rewrites():
-    chain = [Snapshot(2, 1, "replace"), Snapshot(3, 2, "replace"), Snapshot(4, 3, "append"),
-             Snapshot(5, 4, "replace")]
+    chain = [Snapshot(2, 1, "replace"), Snapshot(3, 2, "replace"), Snapshot(4, 3, "append"), Snapshot(5, 4, "replace")]
     assert rewrite_runs(chain, lambda s: s.operation == "replace") == [(1, 3), (4, 5)]
     assert rewrite_runs([Snapshot(2, 1, "append")], lambda s: s.operation == "replace") == []

@@ -1,4 +1,5 @@
 """The one retry policy: bounded by attempts and by total time, Retry-After honoured, only retryable failures."""
+
 import pytest
 
 from lakehouse_ops.config import TablePolicy
@@ -31,6 +32,7 @@ def failing(times, exc=Busy("busy")):
         if len(calls) <= times:
             raise exc
         return "ok after %d" % len(calls)
+
     return fn, calls
 
 
@@ -55,7 +57,8 @@ def test_total_time_bounds_the_attempts():
     fn, calls = failing(100)
     with pytest.raises(RetriesExhausted):
         RetryPolicy(max_attempts=100, base_delay_s=10, max_delay_s=10, max_total_s=25).run(
-            fn, lambda e: True, retry_after=lambda e: 10, sleep=t.sleep, clock=t.clock)
+            fn, lambda e: True, retry_after=lambda e: 10, sleep=t.sleep, clock=t.clock
+        )
     assert t.now <= 25 and len(calls) == 3
 
 
@@ -78,13 +81,19 @@ def test_commit_policy_from_config_and_the_old_compaction_key():
     retry = retry_policy(policy.commits)
     assert (retry.max_attempts, retry.base_delay_s, retry.max_total_s) == (6, 0.5, 60)
     assert TablePolicy.model_validate({"compaction": {"commit_retries": 7}}).commits.retries == 7
-    assert TablePolicy.model_validate({"compaction": {"commit_retries": 7}, "commits": {"retries": 2}}) \
-        .commits.retries == 2
+    assert (
+        TablePolicy.model_validate({"compaction": {"commit_retries": 7}, "commits": {"retries": 2}}).commits.retries
+        == 2
+    )
 
 
 def test_list_valued_spark_settings_are_merged_not_replaced():
     base = {"spark.jars": "iceberg.jar", "spark.sql.extensions": "Iceberg", "spark.driver.memory": "2g"}
-    merged = merge_conf(base, {"spark.jars": "mine.jar,iceberg.jar", "spark.sql.extensions": "Other",
-                               "spark.driver.memory": "4g"})
-    assert merged == {"spark.jars": "iceberg.jar,mine.jar", "spark.sql.extensions": "Iceberg,Other",
-                      "spark.driver.memory": "4g"}
+    merged = merge_conf(
+        base, {"spark.jars": "mine.jar,iceberg.jar", "spark.sql.extensions": "Other", "spark.driver.memory": "4g"}
+    )
+    assert merged == {
+        "spark.jars": "iceberg.jar,mine.jar",
+        "spark.sql.extensions": "Iceberg,Other",
+        "spark.driver.memory": "4g",
+    }

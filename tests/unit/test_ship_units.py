@@ -1,4 +1,5 @@
 """Shipping's pure parts: the exact EMR requests, following a run through every state, budgets, schedules."""
+
 import json
 import shlex
 
@@ -11,35 +12,63 @@ from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import requests as req
 from lakehouse_ops.ship.schedule import EXECUTION_ID, TARGET_ARN, _same, desired
 
-SHIP = {"python": "3.9", "artifacts": "s3://artifacts-bucket/lakehouse-ops",
-        "emr_serverless": {"application_id": "00fabc", "execution_role_arn": "arn:aws:iam::123456789012:role/jobs",
-                           "log_uri": "s3://logs-bucket/serverless/", "cloudwatch_log_group": "/lakehouse-ops"},
-        "emr": {"cluster_id": "j-ABC", "action_on_failure": "CANCEL_AND_WAIT"},
-        "spark_conf": {"spark.executor.memory": "8g"}, "tags": {"team": "platform"},
-        "scheduler_role_arn": "arn:aws:iam::123456789012:role/scheduler",
-        "schedules": [{"name": "compaction-hourly", "job": "maintain", "args": ["--only", "compaction"],
-                       "expression": "rate(1 hour)"},
-                      {"name": "expire-daily", "args": ["--only", "expire_snapshots"],
-                       "expression": "cron(0 3 * * ? *)", "flexible_window_minutes": 30}]}
+SHIP = {
+    "python": "3.9",
+    "artifacts": "s3://artifacts-bucket/lakehouse-ops",
+    "emr_serverless": {
+        "application_id": "00fabc",
+        "execution_role_arn": "arn:aws:iam::123456789012:role/jobs",
+        "log_uri": "s3://logs-bucket/serverless/",
+        "cloudwatch_log_group": "/lakehouse-ops",
+    },
+    "emr": {"cluster_id": "j-ABC", "action_on_failure": "CANCEL_AND_WAIT"},
+    "spark_conf": {"spark.executor.memory": "8g"},
+    "tags": {"team": "platform"},
+    "scheduler_role_arn": "arn:aws:iam::123456789012:role/scheduler",
+    "schedules": [
+        {
+            "name": "compaction-hourly",
+            "job": "maintain",
+            "args": ["--only", "compaction"],
+            "expression": "rate(1 hour)",
+        },
+        {
+            "name": "expire-daily",
+            "args": ["--only", "expire_snapshots"],
+            "expression": "cron(0 3 * * ? *)",
+            "flexible_window_minutes": 30,
+        },
+    ],
+}
 
 
 def config(**ship):
-    return config_from_dict({"catalog": {"name": "glue_catalog", "type": "glue",
-                                         "warehouse": "s3://lake-bucket/warehouse/"},
-                             "spark": {"mode": "cluster", "conf": {"spark.sql.adaptive.enabled": "true"}},
-                             "ship": dict(SHIP, **ship)}, source="prod.yaml")
+    return config_from_dict(
+        {
+            "catalog": {"name": "glue_catalog", "type": "glue", "warehouse": "s3://lake-bucket/warehouse/"},
+            "spark": {"mode": "cluster", "conf": {"spark.sql.adaptive.enabled": "true"}},
+            "ship": dict(SHIP, **ship),
+        },
+        source="prod.yaml",
+    )
 
 
 def test_start_job_run_request_is_what_emr_serverless_expects():
     cfg = config()
     artifacts = req.artifacts_for(cfg.ship, "maintain", "conf/prod.yaml", "dist/lakehouse-ops-py39.tar.gz")
-    request = req.start_job_run(cfg, "maintain", artifacts, ["--only", "compaction", "analytics.*"],
-                                name="nightly", client_token="t-1")
+    request = req.start_job_run(
+        cfg, "maintain", artifacts, ["--only", "compaction", "analytics.*"], name="nightly", client_token="t-1"
+    )
     prefix = "s3://artifacts-bucket/lakehouse-ops/%s" % req.__version__
     driver = request["jobDriver"]["sparkSubmit"]
     assert driver["entryPoint"] == prefix + "/jobs/maintain.py"
-    assert driver["entryPointArguments"] == ["--config", prefix + "/config/prod.yaml", "--only", "compaction",
-                                             "analytics.*"]
+    assert driver["entryPointArguments"] == [
+        "--config",
+        prefix + "/config/prod.yaml",
+        "--only",
+        "compaction",
+        "analytics.*",
+    ]
     conf = dict(item.split("=", 1) for item in shlex.split(driver["sparkSubmitParameters"])[1::2])
     assert shlex.split(driver["sparkSubmitParameters"])[0::2] == ["--conf"] * len(conf)
     assert conf["spark.sql.catalog.glue_catalog.catalog-impl"] == "org.apache.iceberg.aws.glue.GlueCatalog"
@@ -48,15 +77,19 @@ def test_start_job_run_request_is_what_emr_serverless_expects():
     assert conf["spark.sql.extensions"] == "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
     assert conf["spark.jars"] == "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
     assert conf["spark.archives"] == prefix + "/lakehouse-ops-py39.tar.gz#environment"
-    for key in ("spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON", "spark.emr-serverless.driverEnv.PYSPARK_PYTHON",
-                "spark.executorEnv.PYSPARK_PYTHON"):
+    for key in (
+        "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON",
+        "spark.emr-serverless.driverEnv.PYSPARK_PYTHON",
+        "spark.executorEnv.PYSPARK_PYTHON",
+    ):
         assert conf[key] == "./environment/bin/python"
     assert conf["spark.executor.memory"] == "8g" and conf["spark.sql.adaptive.enabled"] == "true"
     assert request["applicationId"] == "00fabc" and request["name"] == "nightly" and request["clientToken"] == "t-1"
     assert request["executionRoleArn"] == "arn:aws:iam::123456789012:role/jobs"
     assert request["configurationOverrides"]["monitoringConfiguration"] == {
         "s3MonitoringConfiguration": {"logUri": "s3://logs-bucket/serverless/"},
-        "cloudWatchLoggingConfiguration": {"enabled": True, "logGroupName": "/lakehouse-ops"}}
+        "cloudWatchLoggingConfiguration": {"enabled": True, "logGroupName": "/lakehouse-ops"},
+    }
     assert request["tags"] == {"team": "platform", "lakehouse-ops:job": "maintain"}
 
 
@@ -69,8 +102,13 @@ def test_emr_step_request_runs_spark_submit_through_command_runner():
     assert step["Name"] == "erase-1" and step["HadoopJarStep"]["Jar"] == "command-runner.jar"
     args = step["HadoopJarStep"]["Args"]
     assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
-    assert args[-5:] == [artifacts.entry_point, "--config", "s3://cfg-bucket/prod.yaml", "--subjects-file",
-                         "s3://req/1.txt"]
+    assert args[-5:] == [
+        artifacts.entry_point,
+        "--config",
+        "s3://cfg-bucket/prod.yaml",
+        "--subjects-file",
+        "s3://req/1.txt",
+    ]
     confs = dict(args[i + 1].split("=", 1) for i in range(3, len(args) - 5, 2))
     assert all(args[i] == "--conf" for i in range(3, len(args) - 5, 2))
     assert confs["spark.archives"] == "s3://envs/env.tar.gz#environment"
@@ -98,27 +136,39 @@ def scripted(states):
 
     def get_state():
         return (seen.pop(0) if len(seen) > 1 else seen[0]), ""
+
     return get_state
 
 
-@pytest.mark.parametrize("path, final, ok", [
-    (["SUBMITTED", "PENDING", "SCHEDULED", "QUEUED", "RUNNING", "SUCCESS"], "SUCCESS", True),
-    (["SUBMITTED", "RUNNING", "FAILED"], "FAILED", False),
-    (["PENDING", "RUNNING", "CANCELLING", "CANCELLED"], "CANCELLED", False)])
+@pytest.mark.parametrize(
+    "path, final, ok",
+    [
+        (["SUBMITTED", "PENDING", "SCHEDULED", "QUEUED", "RUNNING", "SUCCESS"], "SUCCESS", True),
+        (["SUBMITTED", "RUNNING", "FAILED"], "FAILED", False),
+        (["PENDING", "RUNNING", "CANCELLING", "CANCELLED"], "CANCELLED", False),
+    ],
+)
 def test_following_an_emr_serverless_run_through_every_state(path, final, ok):
     heard = []
-    state, success = follow_mod.follow(scripted(path), follow_mod.SERVERLESS_DONE, lambda: None,
-                                       lambda s, d, t: heard.append(s), sleep=lambda s: None)
+    state, success = follow_mod.follow(
+        scripted(path), follow_mod.SERVERLESS_DONE, lambda: None, lambda s, d, t: heard.append(s), sleep=lambda s: None
+    )
     assert (state, success) == (final, ok)
     assert heard == [s for i, s in enumerate(path) if i == 0 or path[i - 1] != s]
     assert set(path) <= set(follow_mod.SERVERLESS_STATES)
 
 
-@pytest.mark.parametrize("last, ok", [("COMPLETED", True), ("FAILED", False), ("CANCELLED", False),
-                                      ("INTERRUPTED", False)])
+@pytest.mark.parametrize(
+    "last, ok", [("COMPLETED", True), ("FAILED", False), ("CANCELLED", False), ("INTERRUPTED", False)]
+)
 def test_following_an_emr_step(last, ok):
-    state, success = follow_mod.follow(scripted(["PENDING", "RUNNING", "RUNNING", last]), follow_mod.STEP_DONE,
-                                       lambda: None, lambda *a: None, sleep=lambda s: None)
+    state, success = follow_mod.follow(
+        scripted(["PENDING", "RUNNING", "RUNNING", last]),
+        follow_mod.STEP_DONE,
+        lambda: None,
+        lambda *a: None,
+        sleep=lambda s: None,
+    )
     assert (state, success) == (last, ok)
 
 
@@ -138,18 +188,21 @@ def test_ctrl_c_cancels_the_run_and_keeps_following_until_it_ends():
     def get_state():
         return (states.pop(0) if len(states) > 1 else states[0]), ""
 
-    state, success = follow_mod.follow(get_state, follow_mod.SERVERLESS_DONE, cancel,
-                                       lambda s, d, t: heard.append(s), poll_seconds=1, sleep=sleep)
+    state, success = follow_mod.follow(
+        get_state, follow_mod.SERVERLESS_DONE, cancel, lambda s, d, t: heard.append(s), poll_seconds=1, sleep=sleep
+    )
     assert (state, success) == ("CANCELLED", False) and cancels == [1]
     assert heard == ["RUNNING", "CANCEL_REQUESTED", "CANCELLING", "CANCELLED"]
     assert sleeps[1] == 1.5  # an unchanged state is polled less often
 
 
 def test_budget_takes_the_best_needy_tables_that_fit():
-    entries = [{"table": "a", "needy": True, "score": 9, "rewrite_bytes": 800},
-               {"table": "b", "needy": True, "score": 8, "rewrite_bytes": 500},
-               {"table": "c", "needy": True, "score": 7, "rewrite_bytes": 100},
-               {"table": "d", "needy": False, "score": 0, "rewrite_bytes": 0}]
+    entries = [
+        {"table": "a", "needy": True, "score": 9, "rewrite_bytes": 800},
+        {"table": "b", "needy": True, "score": 8, "rewrite_bytes": 500},
+        {"table": "c", "needy": True, "score": 7, "rewrite_bytes": 100},
+        {"table": "d", "needy": False, "score": 0, "rewrite_bytes": 0},
+    ]
     budget = config(budget={"max_tables": 2, "max_rewrite_bytes": 1000}).ship.budget
     assert select(entries, budget) == ["a", "c"]
     assert select(entries[1:], config(budget={"max_tables": 1, "max_rewrite_bytes": 10}).ship.budget) == ["b"]
@@ -172,8 +225,14 @@ def test_schedules_start_job_runs_with_a_fresh_token_each_time():
 
 def test_airflow_operator_kwargs_carry_the_submitted_request():
     cfg = config()
-    kwargs = req.airflow_start_job_run_kwargs(cfg, "maintain", ["--only", "expire_snapshots"],
-                                              "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz", name="expire")
+    kwargs = req.airflow_start_job_run_kwargs(
+        cfg,
+        "maintain",
+        ["--only", "expire_snapshots"],
+        "s3://cfg-bucket/prod.yaml",
+        "s3://envs/env.tar.gz",
+        name="expire",
+    )
     assert set(kwargs) == {"application_id", "execution_role_arn", "job_driver", "name", "configuration_overrides"}
     artifacts = req.artifacts_for(cfg.ship, "maintain", "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz")
     sent = req.start_job_run(cfg, "maintain", artifacts, ["--only", "expire_snapshots"], name="expire")
@@ -185,6 +244,7 @@ def test_scheduler_errors_become_one_line_naming_the_step():
     from botocore.exceptions import EndpointConnectionError
 
     from lakehouse_ops.ship.schedule import ScheduleError, scheduler_errors
+
     with pytest.raises(ScheduleError, match=r"^listing schedule group g failed: Could not connect to the endpoint URL"):
         with scheduler_errors("listing schedule group g"):
             raise EndpointConnectionError(endpoint_url="https://scheduler.us-east-1.amazonaws.com/")
