@@ -6,6 +6,7 @@ no range form (bucket, truncate) give None: such partitions can only be compacte
 """
 
 import datetime
+from typing import Any, Optional
 
 from lakehouse_ops.sqltext import quote_ident, quote_string
 
@@ -13,18 +14,18 @@ EPOCH = datetime.date(1970, 1, 1)
 EPOCH_TS = datetime.datetime(1970, 1, 1)
 
 
-def _type_name(iceberg_type):
+def _type_name(iceberg_type: Any) -> str:
     return type(iceberg_type).__name__
 
 
-def _ts_literal(moment, iceberg_type):
+def _ts_literal(moment: datetime.datetime, iceberg_type: Any) -> str:
     text = moment.strftime("%Y-%m-%d %H:%M:%S.%f" if moment.microsecond else "%Y-%m-%d %H:%M:%S")
     if _type_name(iceberg_type) == "TimestampType":  # without zone: Spark's TIMESTAMP_NTZ
         return "TIMESTAMP_NTZ '%s'" % text
     return "TIMESTAMP '%sZ'" % text
 
 
-def _range(column, iceberg_type, start, end):
+def _range(column: str, iceberg_type: Any, start: datetime.datetime, end: datetime.datetime) -> Optional[str]:
     if _type_name(iceberg_type) == "DateType":
         low, high = "DATE '%s'" % start.date().isoformat(), "DATE '%s'" % end.date().isoformat()
     elif _type_name(iceberg_type) in ("TimestampType", "TimestamptzType", "TimestampNanoType", "TimestamptzNanoType"):
@@ -34,12 +35,12 @@ def _range(column, iceberg_type, start, end):
     return "%s >= %s AND %s < %s" % (column, low, column, high)
 
 
-def _add_months(moment, months):
+def _add_months(moment: datetime.datetime, months: int) -> datetime.datetime:
     total = moment.year * 12 + (moment.month - 1) + months
     return datetime.datetime(total // 12, total % 12 + 1, 1)
 
 
-def _identity_literal(value, iceberg_type):
+def _identity_literal(value: Any, iceberg_type: Any) -> Optional[str]:
     kind = _type_name(iceberg_type)
     if isinstance(value, bool) or kind == "BooleanType":
         return "true" if value else "false"
@@ -62,7 +63,7 @@ def _identity_literal(value, iceberg_type):
     return None
 
 
-def field_filter(transform, column, iceberg_type, value):
+def field_filter(transform: Any, column: str, iceberg_type: Any, value: Any) -> Optional[str]:
     """Filter for one partition field, or None when it has no source-column form."""
     name = type(transform).__name__
     if value is None:
@@ -87,7 +88,7 @@ def field_filter(transform, column, iceberg_type, value):
     return None
 
 
-def partition_filter(spec, schema, record):
+def partition_filter(spec: Any, schema: Any, record: Any) -> Optional[str]:
     """AND of every field's filter; None if any field cannot be expressed."""
     if not spec.fields:
         return None

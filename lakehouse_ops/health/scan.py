@@ -6,7 +6,7 @@ Cheap enough to run on every table before deciding anything: no JVM, no data fil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from lakehouse_ops.health.partitions import partition_filter
 
@@ -29,7 +29,7 @@ class PartitionHealth:
     filter: Optional[str] = None
 
     @property
-    def small_file_ratio(self):
+    def small_file_ratio(self) -> float:
         return self.small_files / self.data_files if self.data_files else 0.0
 
 
@@ -64,18 +64,18 @@ class TableHealth:
     read_seconds: float = 0.0
 
     @property
-    def small_file_ratio(self):
+    def small_file_ratio(self) -> float:
         return self.small_files / self.data_files if self.data_files else 0.0
 
     @property
-    def avg_manifest_bytes(self):
+    def avg_manifest_bytes(self) -> float:
         return self.manifest_bytes // self.manifests if self.manifests else 0
 
     @property
-    def gc_enabled(self):
+    def gc_enabled(self) -> bool:
         return self.properties.get("gc.enabled", "true").lower() != "false"
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         out = asdict(self)
         out["small_file_ratio"] = round(self.small_file_ratio, 4)
         out["avg_manifest_bytes"] = self.avg_manifest_bytes
@@ -85,7 +85,7 @@ class TableHealth:
         return out
 
 
-def _sort_terms(table):
+def _sort_terms(table: Any) -> List[str]:
     order = table.sort_order()
     schema = table.schema()
     terms = []
@@ -97,19 +97,19 @@ def _sort_terms(table):
     return terms
 
 
-def _spec_terms(table):
+def _spec_terms(table: Any) -> List[str]:
     schema = table.schema()
     return ["%s(%s)" % (str(f.transform), schema.find_column_name(f.source_id)) for f in table.spec().fields]
 
 
-def written_by_rewrite(entry):
+def written_by_rewrite(entry: Any) -> bool:
     """True for files a rewrite committed: with Iceberg's default use-starting-sequence-number, their data
     sequence number is older than the commit's own (format v2+). Appended files have the two equal."""
     data_seq, file_seq = entry.sequence_number, entry.file_sequence_number
     return data_seq is not None and file_seq is not None and data_seq < file_seq
 
 
-def property_drift(actual, desired):
+def property_drift(actual: Mapping[str, str], desired: Mapping[str, str]) -> Dict[str, Dict[str, Optional[str]]]:
     return {
         key: {"actual": actual.get(key), "expected": value}
         for key, value in desired.items()
@@ -117,11 +117,22 @@ def property_drift(actual, desired):
     }
 
 
+@dataclass
 class Counts:
     """What the live files of one partition add up to, in one manifest or over a whole table."""
 
-    __slots__ = (
-        "record",
+    record: Any  # the partition's values, kept to name and select the partition once
+    data_files: int = 0
+    data_bytes: int = 0
+    small_files: int = 0
+    small_bytes: int = 0
+    new_small_files: int = 0
+    records: int = 0
+    position_delete_files: int = 0
+    equality_delete_files: int = 0
+    last_updated_ms: int = 0
+
+    SUMMED = (
         "data_files",
         "data_bytes",
         "small_files",
@@ -130,23 +141,15 @@ class Counts:
         "records",
         "position_delete_files",
         "equality_delete_files",
-        "last_updated_ms",
     )
-    SUMMED = __slots__[1:-1]
 
-    def __init__(self, record):
-        self.record = record  # the partition's values, kept to name and select the partition once
-        for name in self.SUMMED:
-            setattr(self, name, 0)
-        self.last_updated_ms = 0
-
-    def add(self, other):
+    def add(self, other: "Counts") -> None:
         for name in self.SUMMED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.last_updated_ms = max(self.last_updated_ms, other.last_updated_ms)
 
 
-def manifest_counts(io, manifest, small_limit, commit_ms):
+def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping[int, int]) -> Dict[tuple, "Counts"]:
     """{partition values: Counts} of one manifest's live entries, aggregated as they are read: memory grows with
     the manifest's partitions, not with its files."""
     out: Dict[tuple, Counts] = {}
@@ -175,7 +178,7 @@ def manifest_counts(io, manifest, small_limit, commit_ms):
     return out
 
 
-def _metadata_health(table, name, policy, now_ms):
+def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHealth:
     """The figures the table metadata gives without reading a manifest."""
     meta = table.metadata
     snapshot = table.current_snapshot()
@@ -199,7 +202,7 @@ def _metadata_health(table, name, policy, now_ms):
     return health
 
 
-def _partition(spec, schema, record, default_spec_id, counts):
+def _partition(spec: Any, schema: Any, record: Any, default_spec_id: int, counts: "Counts") -> PartitionHealth:
     """PartitionHealth of one distinct partition: its path and filter computed once, here."""
     key = spec.partition_to_path(record, schema) if spec.fields else ""
     if spec.spec_id != default_spec_id:
@@ -218,7 +221,7 @@ def _partition(spec, schema, record, default_spec_id, counts):
     )
 
 
-def read_health(table, name, policy, now_ms=None):
+def read_health(table: Any, name: str, policy: Any, now_ms: Optional[int] = None) -> TableHealth:
     """Health of pyiceberg `table` (StaticTable or catalog table) judged against `policy` (a TablePolicy)."""
     started = time.time()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -230,7 +233,7 @@ def read_health(table, name, policy, now_ms=None):
     return health
 
 
-def _add_manifests(health, table, snapshot, policy):
+def _add_manifests(health: TableHealth, table: Any, snapshot: Any, policy: Any) -> None:
     meta, io = table.metadata, table.io
     manifests = snapshot.manifests(io)
     health.manifests = len(manifests)

@@ -3,7 +3,7 @@
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from lakehouse_ops.ingest.messages import IGNORED, POISON, S3Object, parse_body
 from lakehouse_ops.ingest.queue import Message
@@ -24,10 +24,10 @@ class Batch:
     fill_seconds: float = 0.0
 
     @property
-    def empty(self):
+    def empty(self) -> bool:
         return not self.messages
 
-    def add(self, message, eventbridge_key_encoding="none"):
+    def add(self, message: Message, eventbridge_key_encoding: str = "none") -> None:
         self.messages.append(message)
         parsed = parse_body(message.body, eventbridge_key_encoding)
         self.deleted.extend(parsed.deleted)
@@ -48,7 +48,13 @@ class Batch:
         self.message_objects[message.message_id] = ids
 
 
-def fill_batch(queue, budget, eventbridge_key_encoding="none", clock=time.monotonic, on_receive=None):
+def fill_batch(
+    queue: Any,
+    budget: Any,
+    eventbridge_key_encoding: str = "none",
+    clock: Callable[[], float] = time.monotonic,
+    on_receive: Optional[Callable[[List[Message]], None]] = None,
+) -> Batch:
     """Receive until the budget (objects, bytes, wait) is reached or the queue answers empty.
 
     `on_receive` sees every received message list first (the job hands them to the batch's heartbeat).

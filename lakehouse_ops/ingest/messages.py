@@ -10,7 +10,7 @@ Deletions are recorded and not ingested. Anything else is poison, with a reason 
 
 import json
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote, unquote_plus
 
 MAX_BODY_BYTES = 256 * 1024
@@ -29,11 +29,11 @@ class S3Object:
     event_time: Optional[str] = None
 
     @property
-    def uri(self):
+    def uri(self) -> str:
         return "s3://%s/%s" % (self.bucket, self.key)
 
     @property
-    def identity(self):
+    def identity(self) -> str:
         """What makes two announcements the same object: bucket, key, and version id or else ETag."""
         return "%s/%s#%s" % (self.bucket, self.key, self.version_id or self.etag or "")
 
@@ -46,7 +46,7 @@ class Parsed:
     reason: str = ""
 
 
-def decode_key(key, encoding):
+def decode_key(key: str, encoding: str) -> str:
     """`form`: S3 notification style ('+' is a space); `url`: percent escapes only; `none`: as sent."""
     if encoding == "form":
         return unquote_plus(key, encoding="utf-8", errors="strict")
@@ -55,11 +55,11 @@ def decode_key(key, encoding):
     return key
 
 
-def _poison(reason):
+def _poison(reason: str) -> Parsed:
     return Parsed(kind=POISON, reason=reason)
 
 
-def _s3_records(records, key_encoding="form"):
+def _s3_records(records: Any, key_encoding: str = "form") -> Tuple[List[S3Object], List[S3Object]]:
     created, deleted = [], []
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -90,7 +90,7 @@ def _s3_records(records, key_encoding="form"):
     return created, deleted
 
 
-def _eventbridge(event, key_encoding):
+def _eventbridge(event: Dict[str, Any], key_encoding: str) -> Tuple[List[S3Object], List[S3Object]]:
     detail = event.get("detail") or {}
     bucket = (detail.get("bucket") or {}).get("name")
     obj = detail.get("object") or {}
@@ -113,7 +113,7 @@ def _eventbridge(event, key_encoding):
     raise ValueError("EventBridge detail-type %r is not 'Object Created' or 'Object Deleted'" % kind)
 
 
-def parse_body(body, eventbridge_key_encoding="none", _depth=0):
+def parse_body(body: str, eventbridge_key_encoding: str = "none", _depth: int = 0) -> Parsed:
     """Parse one SQS message body. Never raises: bad input is a POISON result with the reason."""
     if body is None:
         return _poison("empty message body")

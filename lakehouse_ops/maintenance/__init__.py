@@ -7,13 +7,20 @@ then the data rewrites, then the metadata rewrite, then the deletions. A new act
 ORDER (its NAME becomes a valid `--only` value everywhere).
 """
 
+from typing import Collection, List, Optional
+
+from lakehouse_ops.config.policy import TablePolicy
+from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.maintenance import compaction, manifests, orphans, position_deletes, properties, snapshots
+from lakehouse_ops.maintenance.base import Plan
 
 ORDER = (properties, compaction, position_deletes, manifests, snapshots, orphans)
 ACTIONS = {module.NAME: module for module in ORDER}
 
 
-def plan_all(policy, health, now_ms=None, only=None):
+def plan_all(
+    policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None, only: Optional[Collection[str]] = None
+) -> List[Plan]:
     return [m.plan(policy, health, now_ms) for m in ORDER if only is None or m.NAME in only]
 
 

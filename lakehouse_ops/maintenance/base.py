@@ -10,7 +10,7 @@ and how many bytes it expects to rewrite. `--dry-run` prints plans; `maintain` e
 """
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Protocol, Tuple
+from typing import Any, Dict, Mapping, Optional, Protocol, Tuple, Type, TypeVar
 
 from lakehouse_ops.units import iso_utc
 
@@ -61,6 +61,16 @@ class Plan:
             "partitions": list(self.partitions),
             "estimated_bytes": self.estimated_bytes,
         }
+
+
+P = TypeVar("P", bound=Params)
+
+
+def params_of(plan: Plan, kind: Type[P]) -> P:
+    """The plan's parameters as the action's own Params type (a plan of another action is refused)."""
+    if not isinstance(plan.params, kind):
+        raise TypeError("plan of %s carries %s, not %s" % (plan.action, type(plan.params).__name__, kind.__name__))
+    return plan.params
 
 
 def skip(action: str, reason: str) -> Plan:

@@ -6,10 +6,12 @@ the procedure's `where` filter on the source columns.
 """
 
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from lakehouse_ops.config.policy import CompactionPolicy, TablePolicy
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.maintenance.base import Params, Plan, skip
+from lakehouse_ops.health.scan import PartitionHealth, TableHealth
+from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.units import HOUR_MS, human_bytes
 from lakehouse_ops.units import now_ms as _now_ms
 
@@ -25,7 +27,10 @@ class CompactionParams(Params):
     sort_order: Optional[str] = None  # None: the table's own sort order (with strategy sort)
 
 
-def _strategy(policy, health):
+Parts = List[PartitionHealth]
+
+
+def _strategy(policy: TablePolicy, health: TableHealth) -> Tuple[str, Optional[str], str]:
     """(strategy argument, sort_order argument, note) for the procedure."""
     c = policy.compaction
     if c.strategy == "zorder":
@@ -39,7 +44,7 @@ def _strategy(policy, health):
     return "binpack", None, "binpack"
 
 
-def _options(policy):
+def _options(policy: TablePolicy) -> Dict[str, str]:
     c = policy.compaction
     options = {
         "target-file-size-bytes": str(policy.target_file_size),
@@ -54,7 +59,7 @@ def _options(policy):
     return options
 
 
-def _qualifies(part, c):
+def _qualifies(part: PartitionHealth, c: CompactionPolicy) -> Optional[str]:
     """Why the partition needs compaction, or None.
 
     Only small files that no earlier rewrite produced count: sorted output compresses better than estimated, so
@@ -68,7 +73,7 @@ def _qualifies(part, c):
     return None
 
 
-def _select(c, health, now_ms):
+def _select(c: CompactionPolicy, health: TableHealth, now_ms: int) -> Tuple[Parts, Parts, Parts, Dict[str, str]]:
     """(chosen, recently written, outside the window, {partition: why}) of the partitions that qualify."""
     recent_cutoff = now_ms - int(c.skip_recent_hours * HOUR_MS)
     window = c.only_written_within_hours
@@ -88,7 +93,9 @@ def _select(c, health, now_ms):
     return chosen, recent, older, why
 
 
-def _reason(note, chosen, why, estimated, recent, older, window):
+def _reason(
+    note: str, chosen: Parts, why: Dict[str, str], estimated: int, recent: Parts, older: Parts, window: Optional[float]
+) -> str:
     """Why compaction runs: the strategy, the first partitions and why each qualifies, the bytes, what is left."""
     reason = "%s on %d partition(s): %s" % (
         note,
@@ -101,11 +108,11 @@ def _reason(note, chosen, why, estimated, recent, older, window):
     if recent:
         reason += "; %d recently written partition(s) left alone" % len(recent)
     if older:
-        reason += "; only partitions written within %gh (%d older ones left)" % (window, len(older))
+        reason += "; only partitions written within %gh (%d older ones left)" % (window or 0, len(older))
     return reason
 
 
-def plan(policy, health, now_ms=None):
+def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
     c = policy.compaction
     if not c.enabled:
         return skip(NAME, "disabled by policy (compaction.enabled=false)")
@@ -117,7 +124,7 @@ def plan(policy, health, now_ms=None):
         if older:
             note += " (%d partitions not written within the last %gh left for a full run)" % (
                 len(older),
-                c.only_written_within_hours,
+                c.only_written_within_hours or 0,
             )
         return skip(
             NAME,
@@ -164,8 +171,8 @@ def plan(policy, health, now_ms=None):
     )
 
 
-def execute(spark, catalog, table, plan):
-    p = plan.params
+def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
+    p = params_of(plan, CompactionParams)
     args = {
         "table": table,
         "strategy": p.strategy,
@@ -173,14 +180,14 @@ def execute(spark, catalog, table, plan):
         "options": dict(p.options),
         "where": p.where,
     }
-    totals = {}
+    totals: Dict[str, Any] = {}
     for row in call(spark, catalog, "rewrite_data_files", args):
         for key, value in row.items():
             totals[key] = totals.get(key, 0) + (value or 0)
     return totals
 
 
-def summarize(outputs):
+def summarize(outputs: Dict[str, Any]) -> str:
     return "rewrote %d data files into %d (%s)" % (
         outputs.get("rewritten_data_files_count", 0),
         outputs.get("added_data_files_count", 0),

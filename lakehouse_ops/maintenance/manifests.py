@@ -4,9 +4,12 @@ Many small manifests spanning partitions make query planning slow; the rewrite g
 """
 
 from dataclasses import dataclass
+from typing import Any, Dict, Optional
 
+from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.maintenance.base import Params, Plan, skip
+from lakehouse_ops.health.scan import TableHealth
+from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.units import human_bytes
 
 NAME = "rewrite_manifests"
@@ -18,7 +21,7 @@ class ManifestParams(Params):
     use_caching: bool
 
 
-def plan(policy, health, now_ms=None):
+def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
     m = policy.manifests
     if not m.enabled:
         return skip(NAME, "disabled by policy (manifests.enabled=false)")
@@ -47,12 +50,13 @@ def plan(policy, health, now_ms=None):
     )
 
 
-def execute(spark, catalog, table, plan):
-    rows = call(spark, catalog, "rewrite_manifests", {"table": table, "use_caching": plan.params.use_caching})
+def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
+    p = params_of(plan, ManifestParams)
+    rows = call(spark, catalog, "rewrite_manifests", {"table": table, "use_caching": p.use_caching})
     return rows[0] if rows else {}
 
 
-def summarize(outputs):
+def summarize(outputs: Dict[str, Any]) -> str:
     return "rewrote %d manifests into %d" % (
         outputs.get("rewritten_manifests_count", 0),
         outputs.get("added_manifests_count", 0),

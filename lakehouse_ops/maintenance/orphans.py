@@ -11,14 +11,15 @@
 import datetime
 import uuid
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource
+from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource, TablePolicy
 from lakehouse_ops.engine.fs import stat
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import SafetyError, VerificationError
+from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance.base import Params, Plan, skip
+from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.paths import normalize, within
 from lakehouse_ops.sqltext import Timestamp, table_ref
 from lakehouse_ops.units import HOUR_MS, human_bytes, iso_utc
@@ -46,7 +47,7 @@ class OrphanParams(Params):
     max_concurrent_deletes: Optional[int] = None
     file_list: Optional[FileListSource] = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         age_hours = (self.now_ms - self.older_than_ms) / HOUR_MS
         if age_hours < ORPHAN_MIN_AGE_HOURS:
             raise SafetyError(
@@ -55,7 +56,7 @@ class OrphanParams(Params):
             )
 
 
-def plan(policy, health, now_ms=None):
+def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
     o = policy.orphans
     if not o.enabled:
         return skip(NAME, "disabled by policy (orphans.enabled=false)")
@@ -92,7 +93,7 @@ def plan(policy, health, now_ms=None):
     )
 
 
-def _register_file_list(spark, source):
+def _register_file_list(spark: Any, source: FileListSource) -> str:
     df = spark.read.format(source.format)
     if source.format == "csv":
         df = df.option("header", "true")
@@ -103,18 +104,18 @@ def _register_file_list(spark, source):
     return _temp_view(df)
 
 
-def _temp_view(df):
+def _temp_view(df: Any) -> str:
     name = "lakehouse_ops_files_%s" % uuid.uuid4().hex[:12]
     df.createOrReplaceTempView(name)
     return name
 
 
-def as_location_path(path, location):
+def as_location_path(path: str, location: str) -> str:
     """`path` spelled with the table location's own prefix: Iceberg keeps only list entries under `location`."""
     return location.rstrip("/") + normalize(path)[len(normalize(location).rstrip("/")) :]
 
 
-def _candidate_view(spark, stats, location):
+def _candidate_view(spark: Any, stats: Dict[str, Any], location: str) -> str:
     utc = datetime.timezone.utc
     rows = [
         (as_location_path(path, location), datetime.datetime.fromtimestamp(mtime / 1000.0, tz=utc))
@@ -123,7 +124,7 @@ def _candidate_view(spark, stats, location):
     return _temp_view(spark.createDataFrame(rows, "file_path string, last_modified timestamp"))
 
 
-def _referenced(spark, catalog, table, paths):
+def _referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[str]:
     """Those of `paths` that any snapshot of the table still references (data, delete or manifest files)."""
     if not paths:
         return []
@@ -138,7 +139,7 @@ def _referenced(spark, catalog, table, paths):
     return sorted(live)
 
 
-def _guarded(spark, candidates, p):
+def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[str, Any], int]:
     """({candidate: file status}, total bytes) once every guard passes: inside the location, within the budget."""
     outside = [c for c in candidates if not within(c, p.location)]
     if outside:
@@ -164,8 +165,8 @@ def _guarded(spark, candidates, p):
     return stats, total
 
 
-def execute(spark, catalog, table, plan):
-    p = plan.params
+def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
+    p = params_of(plan, OrphanParams)
     base = {
         "table": table,
         "older_than": Timestamp(iso_utc(p.older_than_ms)),
@@ -222,7 +223,7 @@ def execute(spark, catalog, table, plan):
             spark.catalog.dropTempView(view)
 
 
-def summarize(outputs):
+def summarize(outputs: Dict[str, Any]) -> str:
     if not outputs.get("candidates"):
         return "no orphan files found"
     if outputs.get("dry_run"):

@@ -6,10 +6,12 @@ the lasting remedy there is compaction, which qualifies partitions by their dele
 """
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Dict, Mapping, Optional
 
+from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.maintenance.base import Params, Plan, skip
+from lakehouse_ops.health.scan import TableHealth
+from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 
 NAME = "rewrite_position_deletes"
 COMMITS, REWRITES_DATA, DELETES_FILES = True, True, False
@@ -20,7 +22,7 @@ class PositionDeleteParams(Params):
     options: Mapping[str, str]
 
 
-def plan(policy, health, now_ms=None):
+def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
     p = policy.position_deletes
     if not p.enabled:
         return skip(NAME, "disabled by policy (position_deletes.enabled=false)")
@@ -40,12 +42,13 @@ def plan(policy, health, now_ms=None):
     )
 
 
-def execute(spark, catalog, table, plan):
-    rows = call(spark, catalog, "rewrite_position_delete_files", {"table": table, "options": dict(plan.params.options)})
+def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
+    p = params_of(plan, PositionDeleteParams)
+    rows = call(spark, catalog, "rewrite_position_delete_files", {"table": table, "options": dict(p.options)})
     return rows[0] if rows else {}
 
 
-def summarize(outputs):
+def summarize(outputs: Dict[str, Any]) -> str:
     return "rewrote %d position delete files into %d" % (
         outputs.get("rewritten_delete_files_count", 0),
         outputs.get("added_delete_files_count", 0),

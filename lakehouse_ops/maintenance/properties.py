@@ -1,9 +1,11 @@
 """Table properties: set what the policy manages, report the drift it found."""
 
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
-from lakehouse_ops.maintenance.base import Params, Plan, skip
+from lakehouse_ops.config.policy import TablePolicy
+from lakehouse_ops.health.scan import TableHealth
+from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.sqltext import quote_string, table_ref
 
 NAME = "properties"
@@ -19,7 +21,7 @@ class PropertyParams(Params):
         return {"set": dict(self.wanted), "previous": dict(self.previous)}
 
 
-def plan(policy, health, now_ms=None):
+def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
     if not policy.properties.enabled:
         return skip(NAME, "disabled by policy (properties.enabled=false)")
     drift = health.property_drift
@@ -31,18 +33,19 @@ def plan(policy, health, now_ms=None):
         run=True,
         reason="drift from policy: " + changes,
         params=PropertyParams(
-            wanted={k: v["expected"] for k, v in sorted(drift.items())},
+            wanted={k: str(v["expected"]) for k, v in sorted(drift.items())},
             previous={k: v["actual"] for k, v in sorted(drift.items())},
         ),
     )
 
 
-def execute(spark, catalog, table, plan):
-    values = dict(plan.params.wanted)
+def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
+    p = params_of(plan, PropertyParams)
+    values = dict(p.wanted)
     pairs = ", ".join("%s = %s" % (quote_string(k), quote_string(v)) for k, v in values.items())
     spark.sql("ALTER TABLE %s SET TBLPROPERTIES (%s)" % (table_ref(catalog, table), pairs))
-    return {"set": values, "previous": dict(plan.params.previous)}
+    return {"set": values, "previous": dict(p.previous)}
 
 
-def summarize(outputs):
+def summarize(outputs: Dict[str, Any]) -> str:
     return "set %s" % ", ".join("%s=%s" % kv for kv in sorted(outputs.get("set", {}).items()))

@@ -4,10 +4,12 @@ Iceberg never expires the head of a branch or tag; gc.enabled=false tables are l
 """
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
+from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.maintenance.base import Params, Plan, skip
+from lakehouse_ops.health.scan import TableHealth
+from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.sqltext import Timestamp
 from lakehouse_ops.units import HOUR_MS, iso_utc
 from lakehouse_ops.units import now_ms as _now_ms
@@ -25,7 +27,7 @@ class ExpireParams(Params):
     snapshot_ids: Tuple[int, ...] = ()  # only these snapshots (erasure), when given
 
 
-def plan(policy, health, now_ms=None):
+def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
     s = policy.snapshots
     if not s.enabled:
         return skip(NAME, "disabled by policy (snapshots.enabled=false)")
@@ -55,8 +57,8 @@ def plan(policy, health, now_ms=None):
     )
 
 
-def execute(spark, catalog, table, plan):
-    p = plan.params
+def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
+    p = params_of(plan, ExpireParams)
     args = {
         "table": table,
         "older_than": Timestamp(iso_utc(p.older_than_ms)),
@@ -70,7 +72,7 @@ def execute(spark, catalog, table, plan):
     return rows[0] if rows else {}
 
 
-def summarize(outputs):
+def summarize(outputs: Dict[str, Any]) -> str:
     return "expired snapshots: deleted %d data files, %d manifests, %d manifest lists" % (
         outputs.get("deleted_data_files_count", 0),
         outputs.get("deleted_manifest_files_count", 0),

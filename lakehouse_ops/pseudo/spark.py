@@ -12,10 +12,12 @@ written (fail closed). Works in batch jobs and inside Structured Streaming `fore
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Union
 
 from lakehouse_ops.config.pseudo import InExecutorSettings, ServiceSettings
 from lakehouse_ops.errors import ConfigError
 
+Settings = Union[ServiceSettings, InExecutorSettings]
 MAX_REMEMBERED = 500000  # answers a partition remembers per column (bounded memory)
 
 
@@ -23,21 +25,21 @@ class LocalCipherClient:
     """The client interface over the cipher itself (what the service would answer, computed here); `vector`
     converts whole Arrow arrays of deterministic values at once."""
 
-    def __init__(self, keyring):
+    def __init__(self, keyring: Any) -> None:
         from lakehouse_ops.pseudo.cipher import Cipher
         from lakehouse_ops.pseudo.vectorized import VectorCipher
 
         self.cipher = Cipher(keyring)
         self.vector = VectorCipher(keyring)
 
-    def pseudonymize(self, values, deterministic=True):
+    def pseudonymize(self, values: List[str], deterministic: bool = True) -> List[str]:
         return [self.cipher.pseudonymize(v, deterministic) for v in values]
 
-    def reidentify(self, tokens):
+    def reidentify(self, tokens: List[str]) -> List[str]:
         return [self.cipher.reidentify(t) for t in tokens]
 
 
-def make_client(settings):
+def make_client(settings: Settings) -> Any:
     """The client `settings` describe: the service over HTTP, or the cipher itself (in-executor mode)."""
     from lakehouse_ops.pseudo import keys
 
@@ -56,7 +58,9 @@ def make_client(settings):
     )
 
 
-def _convert_values(call, values, batch_size, pool):
+def _convert_values(
+    call: Callable[[List[str]], List[str]], values: List[str], batch_size: int, pool: ThreadPoolExecutor
+) -> List[str]:
     """Answers for `values` (distinct strings), asked in chunks of batch_size, concurrently."""
     chunks = [values[i : i + batch_size] for i in range(0, len(values), batch_size)]
     out = []
@@ -71,7 +75,7 @@ def _convert_values(call, values, batch_size, pool):
     return out
 
 
-def _vector_convert(client, values, direction):
+def _vector_convert(client: Any, values: Any, direction: str) -> Any:
     """In-executor, deterministic: every distinct value of the batch converted in a few vectorised AES calls."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -89,14 +93,16 @@ def _vector_convert(client, values, direction):
     return pc.take(answers, pc.index_in(values, value_set=distinct))
 
 
-def _forget_oldest(cache):
+def _forget_oldest(cache: Dict[str, str]) -> None:
     """Keep a partition's cache bounded: when over the limit, the oldest half is forgotten."""
     if len(cache) > MAX_REMEMBERED:
         for key in list(itertools.islice(iter(cache), len(cache) // 2)):
             del cache[key]
 
 
-def _service_converter(client, settings, direction, deterministic, pool):
+def _service_converter(
+    client: Any, settings: Settings, direction: str, deterministic: bool, pool: ThreadPoolExecutor
+) -> Callable[[str, Any], Any]:
     """column, Arrow array -> converted array, through the client: distinct values not yet known to the partition,
     in chunks of batch_size, concurrently; deterministic answers remembered (bounded)."""
     import pyarrow as pa
@@ -104,14 +110,17 @@ def _service_converter(client, settings, direction, deterministic, pool):
 
     if direction == "pseudonymize":
 
-        def call(chunk):
-            return client.pseudonymize(chunk, deterministic)
+        def call(chunk: List[str]) -> List[str]:
+            return list(client.pseudonymize(chunk, deterministic))
     else:
-        call = client.reidentify
-    remember = direction == "reidentify" or deterministic
-    known = {}
 
-    def convert(column, values):
+        def call(chunk: List[str]) -> List[str]:
+            return list(client.reidentify(chunk))
+
+    remember = direction == "reidentify" or deterministic
+    known: Dict[str, Dict[str, str]] = {}
+
+    def convert(column: str, values: Any) -> Any:
         distinct = pc.unique(pc.drop_null(values))
         keys = distinct.to_pylist()
         if remember:
@@ -129,15 +138,23 @@ def _service_converter(client, settings, direction, deterministic, pool):
     return convert
 
 
-def convert_batches(batches, columns, settings, direction, deterministic=True, client=None):
+def convert_batches(
+    batches: Iterable[Any],
+    columns: List[str],
+    settings: Settings,
+    direction: str,
+    deterministic: bool = True,
+    client: Any = None,
+) -> Iterator[Any]:
     """The per-partition function: Arrow record batches in, the same batches with `columns` converted out."""
     import pyarrow as pa
 
     client = client or make_client(settings)
     with ThreadPoolExecutor(max_workers=settings.max_concurrent_requests) as pool:
+        convert: Callable[[str, Any], Any]
         if getattr(client, "vector", None) is not None and (deterministic or direction == "reidentify"):
 
-            def convert(column, values):
+            def convert(column: str, values: Any) -> Any:
                 return _vector_convert(client, values, direction)
         else:
             convert = _service_converter(client, settings, direction, deterministic, pool)
@@ -148,7 +165,7 @@ def convert_batches(batches, columns, settings, direction, deterministic=True, c
             yield pa.RecordBatch.from_arrays([arrays[n] for n in batch.schema.names], names=batch.schema.names)
 
 
-def _apply(df, columns, settings, direction, deterministic):
+def _apply(df: Any, columns: Iterable[str], settings: Settings, direction: str, deterministic: bool) -> Any:
     from pyspark.sql.types import StringType
 
     columns = list(columns)
@@ -166,18 +183,20 @@ def _apply(df, columns, settings, direction, deterministic):
         # Bound the calls in flight against the service: partitions x per-partition concurrency <= the cap.
         df = df.coalesce(partitions)
 
-    def per_partition(batches):  # the settings model travels to the executors as it is (pickled)
+    def per_partition(
+        batches: Iterable[Any],
+    ) -> Iterator[Any]:  # the settings model travels to the executors as it is (pickled)
         return convert_batches(batches, columns, settings, direction, deterministic)
 
     return df.mapInArrow(per_partition, df.schema)
 
 
-def pseudonymize(df, columns, settings, deterministic=True):
+def pseudonymize(df: Any, columns: Iterable[str], settings: Settings, deterministic: bool = True) -> Any:
     """`df` with `columns` replaced by pseudonyms from the service; same schema; nulls stay null."""
     return _apply(df, columns, settings, "pseudonymize", deterministic)
 
 
-def reidentify(df, columns, settings):
+def reidentify(df: Any, columns: Iterable[str], settings: Settings) -> Any:
     """`df` with pseudonym `columns` replaced by the original values; same schema."""
     return _apply(df, columns, settings, "reidentify", True)
 

@@ -4,7 +4,7 @@ exact EMR Serverless StartJobRun / EMR AddJobFlowSteps requests."""
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.jobs import JOBS
@@ -23,11 +23,11 @@ class Artifacts:
     archive: Optional[str] = None
 
 
-def artifact_prefix(ship):
+def artifact_prefix(ship: Any) -> str:
     return "%s/%s" % (ship.artifacts.rstrip("/"), __version__)
 
 
-def artifacts_for(ship, job, config_path, archive=None):
+def artifacts_for(ship: Any, job: str, config_path: str, archive: Optional[str] = None) -> Artifacts:
     """S3 locations of the job's entry point, the config and (if any) the archive for this version."""
     if job not in JOBS:
         raise ConfigError("unknown job %r; jobs: %s" % (job, ", ".join(sorted(JOBS))))
@@ -42,7 +42,7 @@ def artifacts_for(ship, job, config_path, archive=None):
     return Artifacts("%s/jobs/%s.py" % (prefix, JOBS[job]), config_uri, archive_uri)
 
 
-def spark_settings(config, target, archive_uri=None):
+def spark_settings(config: Any, target: str, archive_uri: Optional[str] = None) -> Dict[str, str]:
     """Every --conf of a submitted run: the Iceberg catalog from the config, the `spark.conf` section, ship's
     spark_conf, the Iceberg jar (EMR Serverless) and the packed environment's Python."""
     from lakehouse_ops.engine.session import merge_conf, session_conf
@@ -56,10 +56,11 @@ def spark_settings(config, target, archive_uri=None):
         )["spark.jars"]
     if archive_uri:
         conf = merge_conf(conf, archive_settings(target, archive_uri))
-    return merge_conf(conf, ship.spark_conf)
+    merged: Dict[str, str] = merge_conf(conf, ship.spark_conf)
+    return merged
 
 
-def archive_settings(target, archive_uri):
+def archive_settings(target: str, archive_uri: str) -> Dict[str, str]:
     """The settings that run the job's Python from the packed environment (EMR Serverless, or YARN on EMR)."""
     conf = {"spark.archives": "%s#%s" % (archive_uri, ARCHIVE_ALIAS), "spark.executorEnv.PYSPARK_PYTHON": ENV_PYTHON}
     if target == "emr-serverless":
@@ -70,7 +71,7 @@ def archive_settings(target, archive_uri):
     return conf
 
 
-def submit_parameters(conf):
+def submit_parameters(conf: Dict[str, str]) -> str:
     """sparkSubmitParameters text: --conf k=v, in a stable order."""
     for key, value in conf.items():
         if " " in str(value) or " " in key:
@@ -80,15 +81,22 @@ def submit_parameters(conf):
     return " ".join("--conf %s=%s" % (k, conf[k]) for k in sorted(conf))
 
 
-def run_name(job, now=None):
+def run_name(job: str, now: Optional[float] = None) -> str:
     return "lakehouse-ops-%s-%s" % (job, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now or time.time())))
 
 
-def job_arguments(artifacts, job_args):
+def job_arguments(artifacts: Artifacts, job_args: List[str]) -> List[str]:
     return ["--config", artifacts.config] + list(job_args)
 
 
-def start_job_run(config, job, artifacts, job_args, name=None, client_token=None):
+def start_job_run(
+    config: Any,
+    job: str,
+    artifacts: Artifacts,
+    job_args: List[str],
+    name: Optional[str] = None,
+    client_token: Optional[str] = None,
+) -> Dict[str, Any]:
     """The EMR Serverless StartJobRun request."""
     ship = config.ship
     target = _need(config, "emr_serverless")
@@ -118,7 +126,9 @@ def start_job_run(config, job, artifacts, job_args, name=None, client_token=None
     return request
 
 
-def add_job_flow_steps(config, job, artifacts, job_args, name=None):
+def add_job_flow_steps(
+    config: Any, job: str, artifacts: Artifacts, job_args: List[str], name: Optional[str] = None
+) -> Dict[str, Any]:
     """The EMR on EC2 AddJobFlowSteps request: command-runner.jar running spark-submit."""
     target = _need(config, "emr")
     args: List[str] = ["spark-submit", "--deploy-mode", target.deploy_mode]
@@ -138,7 +148,7 @@ def add_job_flow_steps(config, job, artifacts, job_args, name=None):
     }
 
 
-def _need(config, target):
+def _need(config: Any, target: str) -> Any:
     section = getattr(config.section("ship"), target)
     if section is None:
         raise ConfigError(
@@ -148,7 +158,9 @@ def _need(config, target):
     return section
 
 
-def airflow_start_job_run_kwargs(config, job, job_args, config_uri, archive_uri, name=None):
+def airflow_start_job_run_kwargs(
+    config: Any, job: str, job_args: List[str], config_uri: str, archive_uri: str, name: Optional[str] = None
+) -> Dict[str, Any]:
     """Keyword arguments for the Amazon provider's EmrServerlessStartJobOperator (Airflow / MWAA), from the same
     request `submit` sends; the artifacts must already be in S3 (upload them once with `submit` or `schedule`)."""
     artifacts = artifacts_for(config.ship, job, config_uri, archive_uri)

@@ -173,7 +173,6 @@ def test_rewrite_manifests_reduces_manifests_only(spark, warehouse, table_name):
     assert_same_rows(spark, table_name, before)
 
 
-@pytest.mark.fast
 def test_expire_snapshots_keeps_retained_and_tagged(spark, warehouse, table_name):
     create_streaming_table(spark, CATALOG, table_name, days=1, commits=6, rows_per_commit=20, files_per_commit=1)
     first = (
