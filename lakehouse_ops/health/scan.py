@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
 from lakehouse_ops.health.partitions import partition_filter
+from lakehouse_ops.health.storage import metadata_files_on_storage
 
 MANIFEST_READERS = 8
 
@@ -54,7 +55,11 @@ class TableHealth:
     manifests: int = 0
     manifest_bytes: int = 0
     small_manifests: int = 0
+    # metadata.json files on storage (one listing of <location>/metadata); the log's count when it cannot list.
     metadata_files: int = 0
+    # Entries of the metadata log plus the current file: what Iceberg still tracks (and would clean up).
+    metadata_log_files: int = 0
+    metadata_files_listed: bool = False
     properties: Dict[str, str] = field(default_factory=dict)
     property_drift: Dict[str, Dict[str, Optional[str]]] = field(default_factory=dict)
     sort_order: List[str] = field(default_factory=list)
@@ -189,12 +194,15 @@ def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHe
         snapshot_id=snapshot.snapshot_id if snapshot else None,
         small_file_threshold_bytes=int(policy.target_file_size * policy.compaction.small_file_threshold),
         snapshots=len(meta.snapshots),
-        metadata_files=len(meta.metadata_log) + 1,
+        metadata_log_files=len(meta.metadata_log) + 1,
         properties=dict(meta.properties),
         sort_order=_sort_terms(table),
         partition_spec=_spec_terms(table),
         refs=len(meta.refs),
     )
+    on_storage = metadata_files_on_storage(table)
+    health.metadata_files_listed = on_storage is not None
+    health.metadata_files = on_storage if on_storage is not None else health.metadata_log_files
     health.property_drift = property_drift(health.properties, policy.desired_properties())
     if meta.snapshots:
         oldest = min(s.timestamp_ms for s in meta.snapshots)

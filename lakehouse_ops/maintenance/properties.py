@@ -9,6 +9,7 @@ from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.sqltext import quote_string, table_ref
 
 NAME = "properties"
+METADATA_CLEANUP = "write.metadata."
 COMMITS, REWRITES_DATA, DELETES_FILES = True, False, False
 
 
@@ -28,6 +29,11 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
     if not drift:
         return skip(NAME, "every managed property matches the policy")
     changes = ", ".join("%s: %s -> %s" % (k, v["actual"], v["expected"]) for k, v in sorted(drift.items()))
+    if any(k.startswith(METADATA_CLEANUP) for k in drift) and health.metadata_files > health.metadata_log_files:
+        changes += (
+            "; %d metadata.json files on storage, %d tracked by the metadata log (the untracked ones go with orphan "
+            "removal)" % (health.metadata_files, health.metadata_log_files)
+        )
     return Plan(
         action=NAME,
         run=True,

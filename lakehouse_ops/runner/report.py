@@ -46,7 +46,12 @@ def health_rows(health):
             "%d (%d small, avg %s)"
             % (health["manifests"], health["small_manifests"], human_bytes(health["avg_manifest_bytes"])),
         ),
-        ("metadata files", "%d" % health["metadata_files"]),
+        (
+            "metadata files",
+            "%d on storage, %d in the log" % (health["metadata_files"], health["metadata_log_files"])
+            if health.get("metadata_files_listed")
+            else "%d in the log" % health["metadata_files"],
+        ),
         ("property drift", ", ".join(sorted(health["property_drift"])) or "none"),
     ]
 

@@ -60,7 +60,39 @@ def test_health_matches_spark_metadata_tables(spark, warehouse, table_name):
         "snapshots",
         "manifests",
         "metadata_files",
+        "metadata_log_files",
+        "metadata_files_listed",
         "partitions",
     ):
         assert key in as_json
     assert set(as_json["partitions"][0]) >= {"data_files", "data_bytes", "small_files"}
+
+
+def test_metadata_files_are_counted_on_storage_not_from_the_capped_log(spark, warehouse, table_name):
+    """The log keeps previous-versions-max entries; without delete-after-commit the older files stay on disk.
+    Health counts the files there, reports the log's length beside it, and the plan names both."""
+    import glob
+
+    from lakehouse_ops.maintenance import properties
+
+    create_streaming_table(
+        spark,
+        CATALOG,
+        table_name,
+        days=1,
+        commits=6,
+        rows_per_commit=10,
+        files_per_commit=1,
+        extra_properties={
+            "write.metadata.previous-versions-max": "2",
+            "write.metadata.delete-after-commit.enabled": "false",
+        },
+    )
+    config = make_config(warehouse)
+    h = health(config, table_name)
+    on_disk = glob.glob("%s/metadata/*.metadata.json" % h.location.replace("file:", ""))
+    log_entries = spark.sql("SELECT count(*) n FROM %s.metadata_log_entries" % ref(table_name)).collect()[0].n
+    assert h.metadata_files_listed and h.metadata_files == len(on_disk) > log_entries
+    assert h.metadata_log_files == log_entries == 3
+    plan = properties.plan(config.policy_for(table_name), h)
+    assert plan.run and "%d metadata.json files on storage, 3 tracked" % len(on_disk) in plan.reason
