@@ -210,11 +210,17 @@ def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHe
     return health
 
 
-def _partition(spec: Any, schema: Any, record: Any, default_spec_id: int, counts: "Counts") -> PartitionHealth:
-    """PartitionHealth of one distinct partition: its path and filter computed once, here."""
+def partition_name(spec: Any, schema: Any, record: Any, default_spec_id: int) -> str:
+    """How health names a partition: its path (`day=2024-05-01`), prefixed by the spec for an older spec."""
     key = spec.partition_to_path(record, schema) if spec.fields else ""
     if spec.spec_id != default_spec_id:
         key = "spec=%d/%s" % (spec.spec_id, key)
+    return str(key)
+
+
+def _partition(spec: Any, schema: Any, record: Any, default_spec_id: int, counts: "Counts") -> PartitionHealth:
+    """PartitionHealth of one distinct partition: its path and filter computed once, here."""
+    key = partition_name(spec, schema, record, default_spec_id)
     return PartitionHealth(
         partition=key,
         filter=partition_filter(spec, schema, record),

@@ -14,7 +14,8 @@ from typing import Any, Dict, Mapping, Optional, Protocol, Tuple, Type, TypeVar
 
 from lakehouse_ops.units import iso_utc
 
-DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+# partial: the action committed part of its plan and could not finish the rest (the report says what is left)
+DONE, SKIPPED, FAILED, PARTIAL = "done", "skipped", "failed", "partial"
 
 
 def _shown(value: Any) -> Any:

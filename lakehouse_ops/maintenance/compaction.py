@@ -5,6 +5,7 @@ thresholds; partitions written within `skip_recent_hours` are left to their acti
 the procedure's `where` filter on the source columns.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -168,6 +169,42 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
         params=params,
         partitions=tuple(p.partition for p in chosen),
         estimated_bytes=estimated,
+    )
+
+
+def remaining(plan: Plan, policy: TablePolicy, table: Any, before_id: int, health: TableHealth) -> Optional[Plan]:
+    """What the rewrite left behind: the planned partitions where at least min_input_files of the small files it
+    set out to rewrite (those live at `before_id`) are still live. A plan for those partitions alone, or None
+    when the plan was achieved. Files other writers added meanwhile do not count."""
+    from lakehouse_ops.health.files import small_files_by_partition
+
+    wanted = set(plan.partitions)
+    small_limit = health.small_file_threshold_bytes
+    before = small_files_by_partition(table, before_id, small_limit, wanted)
+    now = small_files_by_partition(table, table.current_snapshot().snapshot_id, small_limit, wanted)
+    left = {p: len(before[p] & now[p]) for p in wanted}
+    left = {p: n for p, n in left.items() if n >= policy.compaction.min_input_files}
+    if not left:
+        return None
+    params = params_of(plan, CompactionParams)
+    filters = [x.filter for x in health.partitions if x.partition in left]
+    where = params.where
+    if len(filters) == len(left) and all(f is not None for f in filters):
+        where = " OR ".join("(%s)" % f for f in filters) if len(filters) > 1 else filters[0]
+        if policy.compaction.where:
+            where = "(%s) AND (%s)" % (policy.compaction.where, where)
+    reason = "%d small file(s) in %d planned partition(s) not rewritten: %s" % (
+        sum(left.values()),
+        len(left),
+        ", ".join("%s (%d)" % (p or "unpartitioned", n) for p, n in sorted(left.items())[:5]),
+    )
+    return Plan(
+        action=NAME,
+        run=True,
+        reason=reason,
+        params=dataclasses.replace(params, where=where),
+        partitions=tuple(sorted(left)),
+        estimated_bytes=sum(x.small_bytes for x in health.partitions if x.partition in left),
     )
 
 

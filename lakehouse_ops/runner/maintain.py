@@ -1,7 +1,8 @@
 """The maintenance lifecycle: per table, health -> plan -> execute in order -> verify -> health -> report.
 
 Healthy tables cost one metadata read and no Spark: the session is built the first time an action must run.
-One failing table never stops the others; deletions are not run on a table after one of its actions failed.
+One failing table never stops the others; deletions are not run on a table after one of its actions failed. A
+rewrite that leaves planned partitions behind is completed (runner/completion.py) or reported `partial`.
 """
 
 import fnmatch
@@ -12,8 +13,9 @@ from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.health import open_tables, table_health
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import ORDER
-from lakehouse_ops.maintenance.base import DONE, FAILED, SKIPPED, Result
+from lakehouse_ops.maintenance.base import DONE, FAILED, PARTIAL, SKIPPED, Result
 from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
+from lakehouse_ops.runner.completion import complete
 from lakehouse_ops.units import iso_seconds as _iso
 from lakehouse_ops.units import now_ms
 
@@ -151,7 +153,7 @@ class MaintenanceRunner:
             log.error("cannot read table health", extra={"table": table, "error": _first_line(exc)})
             return entry
         entry["before"] = health.to_dict()
-        failed = False
+        failed = incomplete = False
         changed = False
         for module in ORDER:
             if self.only is not None and module.NAME not in self.only:
@@ -162,13 +164,15 @@ class MaintenanceRunner:
             entry["actions"].append(result.to_dict())
             if result.status == FAILED:
                 failed = True
-            changed = result.status == DONE
+            incomplete = incomplete or result.status == PARTIAL
+            changed = result.status in (DONE, PARTIAL)
         if not dry_run:
             try:
                 entry["after"] = self._health(table, policy).to_dict()
             except Exception as exc:
                 entry["after_error"] = _first_line(exc)
-        entry["ok"] = not failed
+        # A partial action committed what it did (deletions still run), but the run did not do what it planned.
+        entry["ok"] = not (failed or incomplete)
         return entry
 
     def _run_action(self, module, table, policy, health, dry_run, failed_earlier):
@@ -189,32 +193,23 @@ class MaintenanceRunner:
         if module.DELETES_FILES and failed_earlier:
             return Result(module.NAME, SKIPPED, "not run: an earlier action on this table failed")
         started = time.time()
-        catalog = self.config.catalog.name
-        outputs = {}
+        outputs: dict = {}
         try:
-            spark = self.spark
-            before_id = None
-            if module.REWRITES_DATA:
-                from lakehouse_ops.maintenance.verify import current_snapshot_id
-
-                before_id = current_snapshot_id(spark, catalog, table)
-            if module.COMMITS:
-                outputs, attempts = with_commit_retries(
-                    retry_policy(policy.commits),
-                    lambda: module.execute(spark, catalog, table, plan) or {},
-                    table,
-                    module.NAME,
+            outputs, before_id = self._execute(module, table, policy, plan)
+            status, note = DONE, None
+            if module.REWRITES_DATA and hasattr(module, "remaining"):
+                status, note = complete(
+                    module,
+                    policy,
+                    plan,
+                    before_id,
+                    outputs,
+                    load_table=lambda: self.catalog_tables.load(table),
+                    read_health=lambda: self._health(table, policy),
+                    execute=lambda rest: self._execute(module, table, policy, rest),
                 )
-                outputs["attempts"] = attempts
-            else:
-                outputs = module.execute(spark, catalog, table, plan) or {}
-            if module.REWRITES_DATA:
-                from lakehouse_ops.maintenance.verify import verify_rewrites
-
-                outputs["verification"] = verify_rewrites(
-                    spark, catalog, table, before_id, where=getattr(plan.params, "where", None)
-                )
-            status, reason = DONE, "%s: %s" % (module.summarize(outputs), plan.reason)
+            summary = "%s: %s" % (module.summarize(outputs), plan.reason)
+            reason = summary if note is None else "%s; %s" % (note, summary)
         except Exception as exc:
             status, reason = FAILED, _first_line(exc)
             log.error("maintenance action failed", extra={"table": table, "action": module.NAME, "error": reason})
@@ -224,3 +219,31 @@ class MaintenanceRunner:
             extra={"table": table, "action": module.NAME, "status": status, "duration_s": duration},
         )
         return Result(module.NAME, status, reason, outputs=outputs, duration_s=duration)
+
+    def _execute(self, module, table, policy, plan):
+        """(outputs, snapshot before): run the plan, retrying commit conflicts if the action commits, and verify
+        a data rewrite row for row (rolled back on mismatch)."""
+        spark = self.spark
+        catalog = self.config.catalog.name
+        before_id = None
+        if module.REWRITES_DATA:
+            from lakehouse_ops.maintenance.verify import current_snapshot_id
+
+            before_id = current_snapshot_id(spark, catalog, table)
+        if module.COMMITS:
+            outputs, attempts = with_commit_retries(
+                retry_policy(policy.commits),
+                lambda: module.execute(spark, catalog, table, plan) or {},
+                table,
+                module.NAME,
+            )
+            outputs["attempts"] = attempts
+        else:
+            outputs = module.execute(spark, catalog, table, plan) or {}
+        if module.REWRITES_DATA:
+            from lakehouse_ops.maintenance.verify import verify_rewrites
+
+            outputs["verification"] = verify_rewrites(
+                spark, catalog, table, before_id, where=getattr(plan.params, "where", None)
+            )
+        return outputs, before_id

@@ -4,7 +4,10 @@ on a screen, and no module reaching into another's private names (the layer map 
 import ast
 import pathlib
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "lakehouse_ops"
+import lakehouse_ops
+
+# The package as imported (a checkout, or an installed wheel when the tests run against one).
+PACKAGE = pathlib.Path(lakehouse_ops.__file__).resolve().parent
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 
