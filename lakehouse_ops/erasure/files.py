@@ -8,6 +8,7 @@ without the column's stats, are always candidates. Position delete files hold no
 """
 
 from collections import namedtuple
+from typing import Any, Dict, Iterable, List, Optional, Set
 
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.paths import normalize
@@ -21,13 +22,13 @@ class TableFiles:
     """A table's files as its metadata sees them now: per snapshot, and every file ever referenced by a
     remaining snapshot, plus every metadata file those snapshots need (manifests, manifest lists)."""
 
-    def __init__(self, table):
+    def __init__(self, table: Any) -> None:
         self.table = table
         metadata = table.metadata
         self.current_snapshot_id = metadata.current_snapshot_id
-        self.snapshots = {}  # snapshot id -> set of normalized file paths (data and delete files)
-        self.files = {}  # normalized path -> FileMeta
-        self.metadata_paths = set()
+        self.snapshots: Dict[int, Set[str]] = {}  # snapshot id -> normalized paths (data and delete files)
+        self.files: Dict[str, Any] = {}  # normalized path -> FileMeta
+        self.metadata_paths: Set[str] = set()
         self.refs = {name: ref.snapshot_id for name, ref in (metadata.refs or {}).items()}
         self.snapshot_times = {s.snapshot_id: s.timestamp_ms for s in metadata.snapshots}
         manifests = {}
@@ -52,7 +53,7 @@ class TableFiles:
         ):
             self.metadata_paths.add(normalize(stats.statistics_path))
 
-    def _add(self, data_file):
+    def _add(self, data_file: Any) -> str:
         key = normalize(data_file.file_path)
         if key not in self.files:
             content = _CONTENT.get(int(getattr(data_file.content, "value", data_file.content)), DATA)
@@ -68,10 +69,10 @@ class TableFiles:
             )
         return key
 
-    def referenced(self):
+    def referenced(self) -> Set[str]:
         return set(self.files) | self.metadata_paths
 
-    def snapshots_holding(self, paths, include_current=False):
+    def snapshots_holding(self, paths: Iterable[str], include_current: bool = False) -> List[int]:
         """Snapshot ids (other than the current one, unless asked) whose live files include any of `paths`."""
         paths = set(paths)
         return sorted(
@@ -81,7 +82,7 @@ class TableFiles:
         )
 
 
-def may_contain(meta, field_ids, values):
+def may_contain(meta: Any, field_ids: List[int], values: List[str]) -> bool:
     """Whether `meta`'s file can hold any of `values` (str) in any of the columns `field_ids`."""
     if meta.content == POSITION_DELETES:
         return False
@@ -100,13 +101,15 @@ def may_contain(meta, field_ids, values):
     return False
 
 
-def candidates(table_files, field_ids, values, paths=None):
+def candidates(
+    table_files: TableFiles, field_ids: List[int], values: List[str], paths: Optional[Iterable[str]] = None
+) -> List[str]:
     """Normalized paths of the files (all referenced ones, or `paths`) that may hold any of `values`."""
     keys = table_files.files if paths is None else paths
     return sorted(k for k in keys if may_contain(table_files.files[k], field_ids, values))
 
 
-def string_field_ids(schema, columns, table_name):
+def string_field_ids(schema: Any, columns: List[str], table_name: str) -> List[int]:
     """Iceberg field ids of the erasure columns, which must be string columns of the table."""
     ids = []
     for column in columns:

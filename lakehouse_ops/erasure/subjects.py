@@ -7,7 +7,7 @@ deterministic pseudonym, or a position when no pseudonymization is configured), 
 """
 
 from dataclasses import dataclass
-from typing import Dict
+from typing import Any, Dict, List, Optional, Set
 
 from lakehouse_ops.errors import ConfigError
 
@@ -19,7 +19,7 @@ class Subject:
     ref: str  # what receipts and logs may show
 
 
-def read_subject_lines(text, source):
+def read_subject_lines(text: str, source: str) -> List[str]:
     """One subject per line; blank lines and lines starting with '#' are skipped."""
     out = [line.strip() for line in text.splitlines()]
     out = [line for line in out if line and not line.startswith("#")]
@@ -28,7 +28,7 @@ def read_subject_lines(text, source):
     return out
 
 
-def reidentified(pseudonyms, client):
+def reidentified(pseudonyms: List[str], client: Any) -> List[str]:
     """The plaintexts of subjects given as pseudonyms, in order."""
     if not pseudonyms:
         return []
@@ -36,10 +36,10 @@ def reidentified(pseudonyms, client):
         raise ConfigError(
             "subjects given as pseudonyms need the config's 'pseudonymization' section to re-identify them"
         )
-    return client.reidentify(list(pseudonyms))
+    return list(client.reidentify(list(pseudonyms)))
 
 
-def resolve_subjects(identifiers, pseudonyms, client=None):
+def resolve_subjects(identifiers: List[str], pseudonyms: List[str], client: Any = None) -> List[Subject]:
     """Subjects from identifiers and pseudonyms (re-identified through `client`), deduplicated, in order."""
     identifiers, pseudonyms = list(identifiers or ()), list(pseudonyms or ())
     if not identifiers and not pseudonyms:
@@ -54,7 +54,9 @@ def resolve_subjects(identifiers, pseudonyms, client=None):
     return [Subject(i, value, ref) for i, (value, ref) in enumerate(zip(distinct, refs))]
 
 
-def table_values(entry, subjects, client=None, extra_tokens=None):
+def table_values(
+    entry: Any, subjects: List[Subject], client: Any = None, extra_tokens: Optional[Dict[str, int]] = None
+) -> Dict[str, int]:
     """{value to look for in `entry`'s columns: subject index} for match-by-value tables.
 
     identifiers: the subjects themselves. pseudonyms (match: tokens): each subject's deterministic token from
@@ -75,7 +77,7 @@ def table_values(entry, subjects, client=None, extra_tokens=None):
     return out
 
 
-def all_version_tokens(keyring, subjects):
+def all_version_tokens(keyring: Any, subjects: List[Subject]) -> Dict[str, int]:
     """{deterministic token under every key version: subject index}: finds rows written before a rotation."""
     from lakehouse_ops.pseudo.cipher import Cipher
 
@@ -87,6 +89,6 @@ def all_version_tokens(keyring, subjects):
     return out
 
 
-def found_in(subjects, per_table):
+def found_in(subjects: List[Subject], per_table: Dict[str, Set[int]]) -> List[Dict[str, Any]]:
     """[{ref, found_in: [tables]}] from {table: set of subject indexes found there}."""
     return [{"ref": s.ref, "found_in": sorted(t for t, hits in per_table.items() if s.index in hits)} for s in subjects]

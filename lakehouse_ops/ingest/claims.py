@@ -28,7 +28,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from lakehouse_ops.conditional import ConditionalStore
 from lakehouse_ops.errors import ConfigError
@@ -81,7 +81,7 @@ class Claims:
         now = self.clock()
         return {"owner": self.owner, "batch": batch, "object": identity, "taken_at": now, "expires_at": now + self.ttl}
 
-    def _map(self, fn, items):
+    def _map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> List[Any]:
         items = list(items)
         if len(items) <= 1:
             return [fn(i) for i in items]
@@ -135,7 +135,7 @@ class Claims:
                 result.to_finish[value[0]] = value[1]
         return result
 
-    def _claim_one(self, identity: str, batch: str):
+    def _claim_one(self, identity: str, batch: str) -> Tuple[str, Any]:
         key = _object_key(identity)
         for _ in range(5):
             etag = self.store.create(key, self._doc(identity, batch))
@@ -165,7 +165,7 @@ class Claims:
     def rebind(self, taken: Dict[str, str], batch: str) -> Dict[str, str]:
         """Point our claims at `batch` (the batch's objects changed); those still ours, with their new etags."""
 
-        def one(item):
+        def one(item: Tuple[str, str]) -> Tuple[str, Optional[str]]:
             identity, etag = item
             return identity, self.store.replace(_object_key(identity), self._doc(identity, batch), etag)
 
@@ -178,7 +178,7 @@ class Claims:
         hundred bytes each); on S3 a lifecycle rule of a week or more on the claims prefix removes them.
         """
 
-        def one(item):
+        def one(item: Tuple[str, str]) -> None:
             identity, etag = item
             self.store.replace(
                 _object_key(identity),
@@ -191,7 +191,7 @@ class Claims:
     def release_batch(self, batch: str, identities: List[str]) -> None:
         """Release the claims that still name `batch` (a batch another worker sealed and this one finished)."""
 
-        def one(identity):
+        def one(identity: str) -> None:
             found = self.store.read(_object_key(identity))
             if found is not None and found[0].get("batch") == batch:
                 self.release({identity: found[1]})
@@ -199,7 +199,7 @@ class Claims:
         self._map(one, identities)
 
 
-def claims_root(config, target):
+def claims_root(config: Any, target: str) -> str:
     """Where the target's claims live: `ingest.claims`, or under the catalog's warehouse."""
     root = config.ingest.claims or (
         config.catalog.warehouse.rstrip("/") + "/_lakehouse_ops/ingest-claims" if config.catalog.warehouse else None
@@ -209,4 +209,4 @@ def claims_root(config, target):
             "%s: ingest.claims is needed (an s3:// prefix where ingest workers claim objects) when "
             "the catalog has no warehouse" % config.source
         )
-    return root.rstrip("/") + "/" + target
+    return str(root).rstrip("/") + "/" + target

@@ -3,9 +3,10 @@
 import contextlib
 import datetime
 import time
+from typing import Any, Dict, Iterator, List
 
 
-def event_ms(obj, fallback_ms):
+def event_ms(obj: Any, fallback_ms: int) -> int:
     """The S3 event time of an object in epoch ms (for lag), or the fallback when absent or unreadable."""
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
         try:
@@ -17,7 +18,7 @@ def event_ms(obj, fallback_ms):
 
 
 @contextlib.contextmanager
-def timed(metrics, stage):
+def timed(metrics: Dict[str, Any], stage: str) -> Iterator[None]:
     """Add the stage's wall time to metrics['timings_s'][stage]."""
     started = time.time()
     try:
@@ -27,7 +28,7 @@ def timed(metrics, stage):
         timings[stage] = round(timings.get(stage, 0.0) + time.time() - started, 3)
 
 
-def seal_entry(obj):
+def seal_entry(obj: Any) -> Dict[str, Any]:
     """An object as a seal lists it (enough to read it again)."""
     return {
         "bucket": obj.bucket,
@@ -39,7 +40,7 @@ def seal_entry(obj):
     }
 
 
-def totals(batches, seconds):
+def totals(batches: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
     keys = (
         "messages",
         "objects",

@@ -9,6 +9,7 @@ snapshots to expire. Healthy tables cost one metadata read.
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, Iterable, List, Optional
 
 from lakehouse_ops.errors import first_line
 from lakehouse_ops.logs import get_logger
@@ -17,7 +18,7 @@ log = get_logger("runner.fleet")
 MB = 1024 * 1024
 
 
-def score(health, plans):
+def score(health: Any, plans: List[Any]) -> float:
     """What running the planned actions would gain (higher first)."""
     run = {p.action: p for p in plans if p.run}
     total = 0.0
@@ -34,7 +35,7 @@ def score(health, plans):
     return round(total, 1)
 
 
-def table_plan(config, catalog_tables, table, now_ms=None):
+def table_plan(config: Any, catalog_tables: Any, table: str, now_ms: Optional[int] = None) -> Dict[str, Any]:
     from lakehouse_ops.health import table_health
     from lakehouse_ops.maintenance import plan_all
 
@@ -66,7 +67,13 @@ def table_plan(config, catalog_tables, table, now_ms=None):
     }
 
 
-def plan_fleet(config, catalog_tables=None, patterns=None, workers=8, now_ms=None):
+def plan_fleet(
+    config: Any,
+    catalog_tables: Any = None,
+    patterns: Optional[List[str]] = None,
+    workers: int = 8,
+    now_ms: Optional[int] = None,
+) -> Dict[str, Any]:
     """Every managed table's plan, needy ones first by score. No Spark."""
     from lakehouse_ops.health import open_tables
     from lakehouse_ops.runner.maintain import resolve_tables
@@ -90,10 +97,11 @@ def plan_fleet(config, catalog_tables=None, patterns=None, workers=8, now_ms=Non
     return report
 
 
-def select(entries, budget):
+def select(entries: List[Dict[str, Any]], budget: Any) -> List[str]:
     """The needy tables one run takes on: best score first, within max_tables and max_rewrite_bytes (a table
     whose estimate alone exceeds the byte budget still goes when it is the first, so no table starves)."""
-    chosen, total = [], 0
+    chosen: List[str] = []
+    total = 0
     for entry in entries:
         if not entry.get("needy"):
             continue
@@ -106,7 +114,7 @@ def select(entries, budget):
     return chosen
 
 
-def needy_batches(config, job_args, per_table=False):
+def needy_batches(config: Any, job_args: Iterable[str], per_table: bool = False) -> List[List[str]]:
     """The argument lists of the maintenance runs `submit --needy` starts: the fleet's needy tables within
     ship.budget, best first, in one run (or one run per table)."""
     chosen = select(plan_fleet(config)["tables"], config.section("ship").budget)
