@@ -8,6 +8,21 @@ from lakehouse_ops.runner import MaintenanceRunner
 from lakehouse_ops.sqltext import table_ref
 
 CATALOG = "lake"
+# Keys every health report carries (the documented JSON contract of `health --json` and of reports).
+HEALTH_KEYS = (
+    "table",
+    "data_files",
+    "data_bytes",
+    "small_files",
+    "delete_files",
+    "records",
+    "snapshots",
+    "manifests",
+    "metadata_files",
+    "metadata_log_files",
+    "metadata_files_listed",
+    "partitions",
+)
 DAY_MS = 24 * 3600 * 1000
 
 

@@ -22,7 +22,7 @@ def _report_options():
 
 
 def ingest_options(func):
-    """The options of `ingest`, shared with the spark-submit entry point (spark_jobs/ingest_sqs.py)."""
+    """The options of `ingest` (spark_jobs/ingest_sqs.py runs this command, so it takes the same)."""
     return _apply(
         func,
         [
@@ -37,7 +37,7 @@ def ingest_options(func):
 
 
 def pseudonymize_options(func):
-    """The options of `pseudonymize`, shared with the spark-submit entry point (spark_jobs/pseudonymize.py)."""
+    """The options of `pseudonymize` (spark_jobs/pseudonymize.py runs this command, so it takes the same)."""
     return _apply(
         func,
         [
@@ -53,7 +53,7 @@ def pseudonymize_options(func):
 
 
 def erase_options(func):
-    """The options of `erase`, shared with the spark-submit entry point (spark_jobs/erase.py)."""
+    """The options of `erase` (spark_jobs/erase.py runs this command, so it takes the same)."""
     return _apply(
         func,
         [

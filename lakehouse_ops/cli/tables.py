@@ -19,7 +19,7 @@ def tables_argument():
 
 
 def maintain_options(func):
-    """The options of `maintain`, shared with the spark-submit entry point (spark_jobs/maintain.py)."""
+    """The options of `maintain` (spark_jobs/maintain.py runs this command, so it takes the same)."""
     for option in reversed(
         [
             click.option("--dry-run", is_flag=True, help="Print the plan and change nothing."),

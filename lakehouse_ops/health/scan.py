@@ -183,6 +183,11 @@ def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping
     return out
 
 
+def small_file_limit(policy: Any) -> int:
+    """Files below this many bytes are small under `policy` (a fraction of its target file size)."""
+    return int(policy.target_file_size * policy.compaction.small_file_threshold)
+
+
 def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHealth:
     """The figures the table metadata gives without reading a manifest."""
     meta = table.metadata
@@ -192,7 +197,7 @@ def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHe
         location=meta.location,
         format_version=meta.format_version,
         snapshot_id=snapshot.snapshot_id if snapshot else None,
-        small_file_threshold_bytes=int(policy.target_file_size * policy.compaction.small_file_threshold),
+        small_file_threshold_bytes=small_file_limit(policy),
         snapshots=len(meta.snapshots),
         metadata_log_files=len(meta.metadata_log) + 1,
         properties=dict(meta.properties),
@@ -270,16 +275,7 @@ def _add_manifests(health: TableHealth, table: Any, snapshot: Any, policy: Any) 
     totals = Counts(None)
     for part in merged.values():
         totals.add(part)
-    for name in (
-        "data_files",
-        "data_bytes",
-        "small_files",
-        "small_bytes",
-        "new_small_files",
-        "records",
-        "position_delete_files",
-        "equality_delete_files",
-    ):
+    for name in Counts.SUMMED:
         setattr(health, name, getattr(totals, name))
     health.delete_files = totals.position_delete_files + totals.equality_delete_files
     specs, schema = meta.specs(), table.schema()

@@ -172,31 +172,32 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
     )
 
 
-def remaining(plan: Plan, policy: TablePolicy, table: Any, before_id: int, health: TableHealth) -> Optional[Plan]:
+def remaining(plan: Plan, policy: TablePolicy, table: Any, before_id: int) -> Optional[Plan]:
     """What the rewrite left behind: the planned partitions where at least min_input_files of the small files it
     set out to rewrite (those live at `before_id`) are still live. A plan for those partitions alone, or None
     when the plan was achieved. Files other writers added meanwhile do not count."""
     from lakehouse_ops.health.files import small_files_by_partition
+    from lakehouse_ops.health.scan import small_file_limit
 
     wanted = set(plan.partitions)
-    small_limit = health.small_file_threshold_bytes
-    before = small_files_by_partition(table, before_id, small_limit, wanted)
-    now = small_files_by_partition(table, table.current_snapshot().snapshot_id, small_limit, wanted)
-    left = {p: len(before[p] & now[p]) for p in wanted}
-    left = {p: n for p, n in left.items() if n >= policy.compaction.min_input_files}
+    limit = small_file_limit(policy)
+    before = small_files_by_partition(table, before_id, limit, wanted)
+    now = small_files_by_partition(table, table.current_snapshot().snapshot_id, limit, wanted)
+    still = {p: [path for path in before[p].sizes if path in now[p].sizes] for p in wanted}
+    left = {p: paths for p, paths in still.items() if len(paths) >= policy.compaction.min_input_files}
     if not left:
         return None
     params = params_of(plan, CompactionParams)
-    filters = [x.filter for x in health.partitions if x.partition in left]
+    filters = [now[p].filter for p in left]
     where = params.where
-    if len(filters) == len(left) and all(f is not None for f in filters):
+    if all(f is not None for f in filters):
         where = " OR ".join("(%s)" % f for f in filters) if len(filters) > 1 else filters[0]
         if policy.compaction.where:
             where = "(%s) AND (%s)" % (policy.compaction.where, where)
     reason = "%d small file(s) in %d planned partition(s) not rewritten: %s" % (
-        sum(left.values()),
+        sum(len(paths) for paths in left.values()),
         len(left),
-        ", ".join("%s (%d)" % (p or "unpartitioned", n) for p, n in sorted(left.items())[:5]),
+        ", ".join("%s (%d)" % (p or "unpartitioned", len(paths)) for p, paths in sorted(left.items())[:5]),
     )
     return Plan(
         action=NAME,
@@ -204,7 +205,7 @@ def remaining(plan: Plan, policy: TablePolicy, table: Any, before_id: int, healt
         reason=reason,
         params=dataclasses.replace(params, where=where),
         partitions=tuple(sorted(left)),
-        estimated_bytes=sum(x.small_bytes for x in health.partitions if x.partition in left),
+        estimated_bytes=sum(now[p].sizes[path] for p, paths in left.items() for path in paths),
     )
 
 

@@ -205,7 +205,6 @@ class MaintenanceRunner:
                     before_id,
                     outputs,
                     load_table=lambda: self.catalog_tables.load(table),
-                    read_health=lambda: self._health(table, policy),
                     execute=lambda rest: self._execute(module, table, policy, rest),
                 )
             summary = "%s: %s" % (module.summarize(outputs), plan.reason)

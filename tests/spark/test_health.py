@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import make_config
-from helpers import CATALOG, health, ref
+from helpers import CATALOG, HEALTH_KEYS, health, ref
 from table_factory import create_streaming_table
 
 pytestmark = pytest.mark.spark
@@ -50,20 +50,7 @@ def test_health_matches_spark_metadata_tables(spark, warehouse, table_name):
         )
         assert in_filter == on_day > 0
     as_json = h.to_dict()
-    for key in (
-        "table",
-        "data_files",
-        "data_bytes",
-        "small_files",
-        "delete_files",
-        "records",
-        "snapshots",
-        "manifests",
-        "metadata_files",
-        "metadata_log_files",
-        "metadata_files_listed",
-        "partitions",
-    ):
+    for key in HEALTH_KEYS:
         assert key in as_json
     assert set(as_json["partitions"][0]) >= {"data_files", "data_bytes", "small_files"}
 

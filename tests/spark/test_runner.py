@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from lakehouse_ops.cli import cli
 
 from conftest import make_config
-from helpers import CATALOG, data_files
+from helpers import CATALOG, HEALTH_KEYS, data_files
 from table_factory import create_streaming_table
 
 pytestmark = pytest.mark.spark
@@ -66,18 +66,7 @@ def test_maintain_json_report_and_exit_code(spark, warehouse, table_name, tmp_pa
     assert by_name["compaction"]["status"] == "done"
     assert by_name["expire_snapshots"]["status"] == "skipped"
     assert entry["before"]["data_files"] == files_before > 2 and entry["after"]["data_files"] == 2
-    for key in (
-        "table",
-        "data_files",
-        "data_bytes",
-        "small_files",
-        "delete_files",
-        "records",
-        "snapshots",
-        "manifests",
-        "metadata_files",
-        "partitions",
-    ):
+    for key in HEALTH_KEYS:
         assert key in entry["before"] and key in entry["after"]
 
 
