@@ -15,7 +15,8 @@ from ingest_helpers import BUCKET, Landing, create_target, kill_group, records, 
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 VISIBILITY = 12
-CLAIM_SECONDS = 15
+# Long enough for a first batch with four JVMs sharing two cores (a claim that expires mid-batch voids it).
+CLAIM_SECONDS = 30
 OBJECTS, ROWS = 48, 10
 
 
