@@ -17,6 +17,8 @@ Record = Tuple[Dict[str, Any], str]  # (document, etag)
 
 
 class ConditionalStore:
+    """Records under string keys, written only if absent (`create`) or unchanged since read (`replace`)."""
+
     def create(self, key: str, doc: Dict[str, Any]) -> Optional[str]:
         """Write `doc` at `key` if nothing is there; its etag, or None if a record exists."""
         raise NotImplementedError
@@ -32,28 +34,28 @@ class ConditionalStore:
         raise NotImplementedError
 
 
-def open_store(root: str, s3=None) -> ConditionalStore:
+def open_store(root: str, s3: Any = None) -> ConditionalStore:
     """The store under `root`: an s3:// prefix, or a local directory."""
     if root.startswith(("s3://", "s3a://", "s3n://")):
         return S3Store(root, s3)
     return LocalStore(root[len("file://") :] if root.startswith("file://") else root)
 
 
-def _encode(doc):
+def _encode(doc: Dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True).encode("utf-8")
 
 
 class LocalStore(ConditionalStore):
     """Records as files; every check-and-write holds an exclusive lock on the record's lock file."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
 
-    def _path(self, key):
+    def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
 
     @contextmanager
-    def _locked(self, path) -> Iterator[None]:
+    def _locked(self, path: str) -> Iterator[None]:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -63,7 +65,7 @@ class LocalStore(ConditionalStore):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @staticmethod
-    def _load(path) -> Optional[Record]:
+    def _load(path: str) -> Optional[Record]:
         try:
             with open(path, "rb") as handle:
                 raw = handle.read()
@@ -72,7 +74,7 @@ class LocalStore(ConditionalStore):
         return json.loads(raw.decode("utf-8")), hashlib.sha256(raw).hexdigest()[:32]
 
     @staticmethod
-    def _write(path, doc):
+    def _write(path: str, doc: Dict[str, Any]) -> str:
         raw = _encode(doc)
         partial = "%s.%d.tmp" % (path, os.getpid())
         with open(partial, "wb") as handle:
@@ -82,17 +84,17 @@ class LocalStore(ConditionalStore):
         os.replace(partial, path)
         return hashlib.sha256(raw).hexdigest()[:32]
 
-    def create(self, key, doc):
+    def create(self, key: str, doc: Dict[str, Any]) -> Optional[str]:
         path = self._path(key)
         with self._locked(path):
             if os.path.exists(path):
                 return None
             return self._write(path, doc)
 
-    def read(self, key):
+    def read(self, key: str) -> Optional[Record]:
         return self._load(self._path(key))
 
-    def replace(self, key, doc, etag):
+    def replace(self, key: str, doc: Dict[str, Any], etag: str) -> Optional[str]:
         path = self._path(key)
         with self._locked(path):
             current = self._load(path)
@@ -100,7 +102,7 @@ class LocalStore(ConditionalStore):
                 return None
             return self._write(path, doc)
 
-    def delete(self, key):
+    def delete(self, key: str) -> None:
         path = self._path(key)
         with self._locked(path):
             try:
@@ -114,7 +116,7 @@ class S3Store(ConditionalStore):
 
     CONFLICT = ("PreconditionFailed", "ConditionalRequestConflict")
 
-    def __init__(self, root: str, s3=None):
+    def __init__(self, root: str, s3: Any = None) -> None:
         from lakehouse_ops.aws.clients import client
         from lakehouse_ops.aws.s3 import split_uri
 
@@ -122,7 +124,7 @@ class S3Store(ConditionalStore):
         self.prefix = prefix
         self.s3 = s3 or client("s3")
 
-    def _put(self, key, doc, **condition):
+    def _put(self, key: str, doc: Dict[str, Any], **condition: str) -> Optional[str]:
         from botocore.exceptions import ClientError
 
         try:
@@ -137,12 +139,13 @@ class S3Store(ConditionalStore):
             if exc.response["Error"]["Code"] in self.CONFLICT:
                 return None
             raise
-        return response["ETag"]
+        etag: str = response["ETag"]
+        return etag
 
-    def create(self, key, doc):
+    def create(self, key: str, doc: Dict[str, Any]) -> Optional[str]:
         return self._put(key, doc, IfNoneMatch="*")
 
-    def read(self, key):
+    def read(self, key: str) -> Optional[Record]:
         from botocore.exceptions import ClientError
 
         try:
@@ -153,7 +156,7 @@ class S3Store(ConditionalStore):
             raise
         return json.loads(response["Body"].read().decode("utf-8")), response["ETag"]
 
-    def replace(self, key, doc, etag):
+    def replace(self, key: str, doc: Dict[str, Any], etag: str) -> Optional[str]:
         from botocore.exceptions import ClientError
 
         try:
@@ -163,5 +166,5 @@ class S3Store(ConditionalStore):
                 return None
             raise
 
-    def delete(self, key):
+    def delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)

@@ -9,7 +9,7 @@ WORKER_ERRORS = ("PseudoServiceError:", "TokenError:", "KeyMaterialError:", "Con
 _WRAPPER_LINES = ("An error occurred while calling", "An exception was thrown from the Python worker")
 
 
-def first_line(exc):
+def first_line(exc: BaseException) -> str:
     """The line of an exception's text that says what went wrong: the line of one of our errors raised in a
     Python worker if there is one, else the first non-blank line (Spark and Py4J errors run to pages)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from typing import Optional, TextIO
 
 LOGGER_NAME = "lakehouse_ops"
 
@@ -17,7 +18,7 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"m
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; `extra={...}` fields become top-level keys."""
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         payload = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
             "level": record.levelname,
@@ -33,7 +34,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
         line = "%s %-7s %s" % (
             time.strftime("%H:%M:%S", time.localtime(record.created)),
@@ -47,7 +48,7 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-def choose_format(requested=None):
+def choose_format(requested: Optional[str] = None) -> str:
     """`json` on a cluster (no terminal) or when asked; `text` in a terminal."""
     fmt = requested or os.environ.get("LAKEHOUSE_OPS_LOG_FORMAT")
     if fmt in ("json", "text"):
@@ -59,15 +60,15 @@ class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (notebooks and test runners swap it)."""
 
     @property
-    def stream(self):
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, value):
+    def stream(self, value: TextIO) -> None:
         pass
 
 
-def configure(fmt=None, level=logging.INFO):
+def configure(fmt: Optional[str] = None, level: int = logging.INFO) -> logging.Logger:
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers[:] = []
     handler = _StderrHandler()
@@ -78,5 +79,5 @@ def configure(fmt=None, level=logging.INFO):
     return logger
 
 
-def get_logger(name):
+def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(LOGGER_NAME + "." + name)

@@ -17,7 +17,7 @@ T = TypeVar("T")
 class RetriesExhausted(Exception):
     """The last failure, after the policy's attempts or time ran out (`attempts` says how many were made)."""
 
-    def __init__(self, message: str, attempts: int, last: BaseException):
+    def __init__(self, message: str, attempts: int, last: BaseException) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.last = last

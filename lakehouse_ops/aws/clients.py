@@ -5,11 +5,14 @@ and local runs point every client at moto's standalone server. Credentials follo
 """
 
 import os
+from typing import Any, Optional
 
 _DEFAULT_RETRIES = {"max_attempts": 8, "mode": "adaptive"}
 
 
-def client(service, region=None, endpoint_url=None, session=None):
+def client(service: str, region: Optional[str] = None, endpoint_url: Optional[str] = None, session: Any = None) -> Any:
+    """A boto3 client with adaptive retries; the endpoint may be redirected (moto, LocalStack) by
+    LAKEHOUSE_OPS_AWS_ENDPOINT_URL."""
     import boto3
     from botocore.config import Config as BotoConfig
 

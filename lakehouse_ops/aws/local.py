@@ -5,24 +5,28 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import Optional, Tuple
 
 from lakehouse_ops.errors import LakehouseOpsError
 
 
-def free_port(host="127.0.0.1"):
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
-def listening(host, port):
+def listening(host: str, port: int) -> bool:
     """Whether something accepts TCP connections at host:port."""
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex((host, port)) == 0
 
 
-def start_moto(host="127.0.0.1", port=None, launcher=None, timeout_s=60):
+def start_moto(
+    host: str = "127.0.0.1", port: Optional[int] = None, launcher: Optional[str] = None, timeout_s: float = 60
+) -> Tuple["subprocess.Popen[bytes]", str]:
     """Start moto's server (or `launcher`, a script taking moto's -H/-p arguments); return (process, url)."""
     port = port or free_port(host)
     command = [sys.executable] + ([launcher] if launcher else ["-m", "moto.server"]) + ["-H", host, "-p", str(port)]

@@ -1,9 +1,11 @@
 """Small S3 helpers: URI parsing, reading a config file, writing a report."""
 
+from typing import Any, Tuple
+
 from lakehouse_ops.errors import LakehouseOpsError
 
 
-def split_uri(uri):
+def split_uri(uri: str) -> Tuple[str, str]:
     """`s3://bucket/key` -> (bucket, key); s3a:// and s3n:// are accepted as the same thing."""
     for scheme in ("s3://", "s3a://", "s3n://"):
         if uri.startswith(scheme):
@@ -13,7 +15,7 @@ def split_uri(uri):
     raise LakehouseOpsError("'%s' is not an S3 URI of the form s3://bucket/key" % uri)
 
 
-def read_text(uri, s3=None):
+def read_text(uri: str, s3: Any = None) -> str:
     from lakehouse_ops.aws.clients import client
 
     bucket, key = split_uri(uri)
@@ -24,7 +26,7 @@ def read_text(uri, s3=None):
         raise LakehouseOpsError("cannot read %s: %s" % (uri, exc)) from None
 
 
-def write_text(uri, text, s3=None, content_type="application/json"):
+def write_text(uri: str, text: str, s3: Any = None, content_type: str = "application/json") -> None:
     from lakehouse_ops.aws.clients import client
 
     bucket, key = split_uri(uri)

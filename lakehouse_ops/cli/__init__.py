@@ -8,7 +8,7 @@ from lakehouse_ops.cli import jobs, ship, tables  # noqa: F401  (each registers 
 from lakehouse_ops.cli.base import cli
 
 
-def main(argv=None):
+def main(argv=None) -> None:
     cli.main(args=argv, prog_name="lakehouse-ops")
 
 

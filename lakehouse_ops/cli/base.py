@@ -17,7 +17,7 @@ from lakehouse_ops.jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 SPARK_MODES = ("cluster", "local")
 
 
-def fail(message, code):
+def fail(message, code) -> None:
     click.echo("lakehouse-ops: %s" % message, err=True)
     sys.exit(code)
 
@@ -79,7 +79,7 @@ def session_factory(ctx, config):
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
-def cli(ctx, config_path, log_format, spark_mode, verbose):
+def cli(ctx, config_path, log_format, spark_mode, verbose) -> None:
     """Keep Apache Iceberg tables healthy: health, plans and maintenance driven by table policies."""
     import logging
 
@@ -87,7 +87,7 @@ def cli(ctx, config_path, log_format, spark_mode, verbose):
     ctx.obj = {"config_path": config_path, "spark_mode": spark_mode}
 
 
-def emit(report, as_json, report_path, printer):
+def emit(report, as_json, report_path, printer) -> None:
     """Write the report where asked, show it, and exit with its outcome."""
     from lakehouse_ops.runner.report import to_json, write_report
 
@@ -100,13 +100,13 @@ def emit(report, as_json, report_path, printer):
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
 
 
-def exit_with(report):
+def exit_with(report) -> None:
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
 
 
-def print_json(report):
+def print_json(report) -> None:
     click.echo(json.dumps(report, indent=2, default=str))
 
 
-def print_summary(report):
+def print_summary(report) -> None:
     click.echo(" ".join("%s=%s" % (k, v) for k, v in report.items()))

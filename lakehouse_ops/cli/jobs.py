@@ -88,7 +88,7 @@ def erase_options(func):
 @ingest_options
 @click.pass_context
 @handles_errors
-def ingest(ctx, until_empty, max_batches, max_runtime, as_json, report_path):
+def ingest(ctx, until_empty, max_batches, max_runtime, as_json, report_path) -> None:
     """Ingest S3 objects announced on SQS into the target Iceberg table, exactly once.
 
     Without --until-empty, --max-batches or --max-runtime it runs until stopped, backing off while the queue
@@ -109,14 +109,14 @@ def ingest(ctx, until_empty, max_batches, max_runtime, as_json, report_path):
 @click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
 @click.pass_context
 @handles_errors
-def demo_ingest(ctx, files, rows, as_json):
+def demo_ingest(ctx, files, rows, as_json) -> None:
     """Write landing files, send their S3 events to a local SQS (moto's server), and ingest them."""
     from lakehouse_ops.demo import run_ingest_demo
 
     exit_with(run_ingest_demo(load(ctx), files=files, rows=rows, as_json=as_json))
 
 
-def _convert(ctx, job_name, direction, target, as_json, report_path):
+def _convert(ctx, job_name, direction, target, as_json, report_path) -> None:
     from lakehouse_ops.pseudo import job
 
     config = load(ctx)
@@ -128,7 +128,7 @@ def _convert(ctx, job_name, direction, target, as_json, report_path):
 @pseudonymize_options
 @click.pass_context
 @handles_errors
-def pseudonymize(ctx, job_name, reidentify_to, as_json, report_path):
+def pseudonymize(ctx, job_name, reidentify_to, as_json, report_path) -> None:
     """Replace a job's sensitive columns with pseudonyms and write its target table (one commit)."""
     direction = "reidentify" if reidentify_to else "pseudonymize"
     _convert(ctx, job_name, direction, reidentify_to, as_json, report_path)
@@ -141,7 +141,7 @@ def pseudonymize(ctx, job_name, reidentify_to, as_json, report_path):
 @click.option("--report", "report_path", metavar="PATH")
 @click.pass_context
 @handles_errors
-def reidentify(ctx, job_name, target, as_json, report_path):
+def reidentify(ctx, job_name, target, as_json, report_path) -> None:
     """Turn a job's pseudonyms back into the original values, into TARGET (one commit)."""
     _convert(ctx, job_name, "reidentify", target, as_json, report_path)
 
@@ -152,7 +152,7 @@ def reidentify(ctx, job_name, target, as_json, report_path):
 @handles_errors
 def erase(
     ctx, subjects_file, subjects, pseudonyms_file, pseudonyms, tables, request_id, dry_run, receipt_path, as_json
-):
+) -> None:
     """Right to be forgotten: delete subjects' rows from every table holding subject data, make the old bytes
     physically gone (rewrite, expire snapshots, remove orphans), verify, and write a receipt."""
     from lakehouse_ops.erasure.job import run_request
@@ -219,7 +219,7 @@ def pseudo_service(host, port, key_file, keys_secret, api_key_env):
 @click.option("--json", "as_json", is_flag=True, help="Print the pipeline report as JSON.")
 @click.pass_context
 @handles_errors
-def demo(ctx, files, rows, objects_per_batch, as_json):
+def demo(ctx, files, rows, objects_per_batch, as_json) -> None:
     """The whole pipeline locally: landing files and their events on a local SQS, ingest with pseudonymization
     through the local reference service, then maintenance of the table (health, plan, actions, health again)."""
     from lakehouse_ops.demo import run_demo

@@ -23,7 +23,7 @@ from lakehouse_ops.jobs import JOBS
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handles_errors
-def package(ctx, outdir, interpreter, target_python, force, wheel, no_archive, as_json):
+def package(ctx, outdir, interpreter, target_python, force, wheel, no_archive, as_json) -> None:
     """Build the wheel and a venv-pack archive for spark.archives (EMR Serverless, or YARN on EMR), and print
     the spark-submit settings that use it."""
     from lakehouse_ops.ship.package import package as build
@@ -42,7 +42,7 @@ def package(ctx, outdir, interpreter, target_python, force, wheel, no_archive, a
     emit(report, as_json, None, _print_package)
 
 
-def _print_package(report):
+def _print_package(report) -> None:
     click.echo("wheel:   %s" % report["wheel"])
     if report.get("archive"):
         click.echo("archive: %s (%d bytes, Python %s)" % (report["archive"], report["archive_bytes"], report["python"]))
@@ -114,7 +114,7 @@ def submit(ctx, target, job, archive, name, needy, per_table, wait, dry_run, pol
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handles_errors
-def schedule(ctx, archive, list_only, delete_names, prune, dry_run, as_json):
+def schedule(ctx, archive, list_only, delete_names, prune, dry_run, as_json) -> None:
     """Create or update the EventBridge Scheduler schedules of ship.schedules (idempotent)."""
     from lakehouse_ops.ship.schedule import manage
 

@@ -9,13 +9,14 @@ cluster (the cluster's Spark and Iceberg).
 """
 
 import argparse
+from typing import Optional, Sequence
 
 from lakehouse_ops.cli import cli
 from lakehouse_ops.cli.base import SPARK_MODES
 from lakehouse_ops.jobs import EXIT_FAILED, EXIT_OK
 
 
-def run(command, argv, prog):
+def run(command: str, argv: Optional[Sequence[str]], prog: str) -> int:
     """Run `command` of the CLI for a spark-submit entry point; returns the exit code."""
     parser = argparse.ArgumentParser(prog=prog, add_help=False)
     parser.add_argument("--config")

@@ -45,7 +45,7 @@ def maintain_options(func):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per table, one per line.")
 @click.pass_context
 @handles_errors
-def health(ctx, tables, as_json):
+def health(ctx, tables, as_json) -> None:
     """Health of TABLES (names or globs) from metadata alone; no Spark is started."""
     from lakehouse_ops.health import open_tables, table_health
     from lakehouse_ops.runner import resolve_tables
@@ -63,7 +63,7 @@ def health(ctx, tables, as_json):
         print_health(results)
 
 
-def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours=None):
+def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours=None) -> None:
     from lakehouse_ops.runner import MaintenanceRunner
     from lakehouse_ops.runner.report import print_actions
 
@@ -90,7 +90,7 @@ def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_h
 @click.option("--workers", default=8, show_default=True, help="Tables read at once with --all.")
 @click.pass_context
 @handles_errors
-def plan(ctx, tables, as_json, only, fleet, workers):
+def plan(ctx, tables, as_json, only, fleet, workers) -> None:
     """What maintenance would do on TABLES (default: every table a rule matches), and why. Changes nothing."""
     if not fleet:
         _maintain(ctx, tables, True, as_json, None, only)
@@ -106,13 +106,13 @@ def plan(ctx, tables, as_json, only, fleet, workers):
 @maintain_options
 @click.pass_context
 @handles_errors
-def maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours):
+def maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours) -> None:
     """Maintain TABLES (names or globs; default: every table a rule matches) as their policies say."""
     _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours)
 
 
 @cli.group()
-def policy():
+def policy() -> None:
     """Inspect table policies."""
 
 
@@ -121,7 +121,7 @@ def policy():
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handles_errors
-def policy_show(ctx, table, as_json):
+def policy_show(ctx, table, as_json) -> None:
     """The effective policy of TABLE and which rule set each value."""
     from lakehouse_ops.runner.report import print_policy
 

@@ -2,18 +2,20 @@
 Spark's readers and Iceberg's procedures have (EMRFS on EMR)."""
 
 from collections import namedtuple
+from typing import Any, List, Optional, Tuple
 
 # uri: the file's qualified path as Hadoop spells it (what Spark's _metadata.file_path reports).
 FileInfo = namedtuple("FileInfo", "size mtime_ms uri")
 
 
-def hadoop_path(spark, path):
+def hadoop_path(spark: Any, path: str) -> Tuple[Any, Any]:
+    """(Hadoop Path, its FileSystem) in the Spark JVM."""
     jvm = spark._jvm
     jpath = jvm.org.apache.hadoop.fs.Path(path)
     return jpath, jpath.getFileSystem(spark._jsc.hadoopConfiguration())
 
 
-def stat(spark, path):
+def stat(spark: Any, path: str) -> Optional[FileInfo]:
     """FileInfo(size, modification time in ms, qualified uri) of a file, or None if it does not exist."""
     from py4j.protocol import Py4JJavaError
 
@@ -27,7 +29,7 @@ def stat(spark, path):
     return FileInfo(status.getLen(), status.getModificationTime(), status.getPath().toUri().toString())
 
 
-def list_files(spark, location):
+def list_files(spark: Any, location: str) -> List[Tuple[str, int, int]]:
     """Every file under `location` (recursively): [(qualified uri, size, modification time in ms)]."""
     from py4j.protocol import Py4JJavaError
 

@@ -1,6 +1,7 @@
 """Calling Iceberg procedures from Python: argument feature detection, result rows, commit conflicts."""
 
 import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from lakehouse_ops.errors import MaintenanceError
 from lakehouse_ops.errors import first_line as _first_line
@@ -10,13 +11,15 @@ from lakehouse_ops.sqltext import literal, quote_ident, table_ref
 log = get_logger("sql")
 
 
-def procedure_sql(catalog, procedure, args):
+def procedure_sql(catalog: str, procedure: str, args: Mapping[str, Any]) -> str:
     # None and empty maps mean "use Iceberg's default": the argument is left out.
     rendered = ", ".join("%s => %s" % (k, literal(v)) for k, v in args.items() if v is not None and v != {})
     return "CALL %s.system.%s(%s)" % (quote_ident(catalog), procedure, rendered)
 
 
-def call(spark, catalog, procedure, args, optional=()):
+def call(
+    spark: Any, catalog: str, procedure: str, args: Mapping[str, Any], optional: Sequence[str] = ()
+) -> List[Dict[str, Any]]:
     """Run CALL <catalog>.system.<procedure>(...) and return its rows as dicts.
 
     Arguments listed in `optional` are newer than the oldest Iceberg on EMR 7.x: if the cluster's Iceberg does not
@@ -43,7 +46,7 @@ def call(spark, catalog, procedure, args, optional=()):
             args.pop(unknown)
 
 
-def _unknown_argument(message, candidates):
+def _unknown_argument(message: str, candidates: Sequence[str]) -> Optional[str]:
     for name in candidates:
         if re.search(r"\b%s\b" % re.escape(name), message) and re.search(
             r"(?i)(unknown|not found|cannot|invalid|does not|couldn't|could not)", message
@@ -52,7 +55,7 @@ def _unknown_argument(message, candidates):
     return None
 
 
-def is_commit_conflict(exc):
+def is_commit_conflict(exc: BaseException) -> bool:
     text = str(exc)
     return any(
         marker in text

@@ -9,6 +9,7 @@ import glob
 import os
 import shutil
 import sys
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
@@ -30,7 +31,7 @@ LOCAL_DEFAULTS = {
 }
 
 
-def catalog_conf(catalog):
+def catalog_conf(catalog: Any) -> Dict[str, str]:
     """spark.sql.catalog.<name>.* settings for a CatalogConfig."""
     prefix = "spark.sql.catalog." + catalog.name
     conf = {prefix: "org.apache.iceberg.spark.SparkCatalog"}
@@ -56,13 +57,13 @@ def catalog_conf(catalog):
     return conf
 
 
-def _warehouse_uri(warehouse):
+def _warehouse_uri(warehouse: str) -> str:
     if "://" in warehouse:
         return warehouse
     return os.path.abspath(warehouse)
 
 
-def iceberg_jars():
+def iceberg_jars() -> List[str]:
     """Paths of the Iceberg runtime and extensions jars shipped by the `local` extra."""
     try:
         import snowpark_connect_deps_iceberg as pkg
@@ -83,7 +84,7 @@ def iceberg_jars():
     return paths
 
 
-def check_java():
+def check_java() -> None:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and os.path.isfile(os.path.join(java_home, "bin", "java")):
         return
@@ -95,10 +96,10 @@ def check_java():
     )
 
 
-def session_conf(config, mode=None):
+def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
     """Every Spark setting the builder would apply, as a dict (used by submit and tests too)."""
     mode = mode or config.spark.mode
-    conf = {}
+    conf: Dict[str, str] = {}
     if mode == "local":
         conf.update(LOCAL_DEFAULTS)
         conf["spark.jars"] = ",".join(iceberg_jars())
@@ -120,7 +121,7 @@ LIST_SETTINGS = (
 )
 
 
-def merge_conf(base, overrides):
+def merge_conf(base: Mapping[str, str], overrides: Mapping[str, str]) -> Dict[str, str]:
     """`base` updated with `overrides`, list-valued settings merged (base entries first, no duplicates)."""
     merged = dict(base)
     for key, value in overrides.items():
@@ -132,7 +133,7 @@ def merge_conf(base, overrides):
     return merged
 
 
-def build_session(config, mode=None):
+def build_session(config: Any, mode: Optional[str] = None) -> Any:
     """Build (or join) the SparkSession for this config."""
     mode = mode or config.spark.mode
     conf = session_conf(config, mode)
@@ -177,12 +178,12 @@ class LazySession:
     """The SparkSession a job was handed, or one built the first time it is needed (healthy tables and empty
     queues never start Spark)."""
 
-    def __init__(self, config, spark=None, factory=None):
+    def __init__(self, config: Any, spark: Any = None, factory: Optional[Callable[[], Any]] = None) -> None:
         self.config = config
         self._spark = spark
         self._factory = factory
 
-    def get(self):
+    def get(self) -> Any:
         if self._spark is None:
             self._spark = self._factory() if self._factory is not None else build_session(self.config)
         return self._spark

@@ -104,7 +104,7 @@ def erase(
     return receipt
 
 
-def _summary(results, found_anywhere, dry_run, ok):
+def _summary(results, found_anywhere, dry_run, ok) -> str:
     if not ok:
         failed = [r["table"] for r in results if not r["ok"]]
         return "erasure NOT complete: %s (see each table's problems)" % ", ".join(failed)

@@ -8,7 +8,7 @@ from lakehouse_ops.paths import glob_escape, normalize
 FIELD_ID_READ = "spark.sql.parquet.fieldId.read.enabled"
 
 
-def names_value(uri, values):
+def names_value(uri, values) -> bool:
     """Whether a path segment `name=value` (a partition directory) spells one of `values`."""
     for segment in uri.split("/"):  # split first: an encoded value may hold "/" (%2F)
         if "=" not in segment:
@@ -28,7 +28,7 @@ def spark_key(path):
 class RawReader:
     """Read data files raw, by Iceberg field id, in one Spark job per call."""
 
-    def __init__(self, spark, field_ids):
+    def __init__(self, spark, field_ids) -> None:
         from pyspark.sql.types import StringType, StructField, StructType
 
         self.spark = spark
@@ -72,14 +72,14 @@ class RawReader:
 class FieldIdReads:
     """Spark reads Parquet columns by Iceberg field id while inside (renamed columns are still found)."""
 
-    def __init__(self, spark):
+    def __init__(self, spark) -> None:
         self.spark = spark
 
-    def __enter__(self):
+    def __enter__(self) -> None:
         self.before = self.spark.conf.get(FIELD_ID_READ, None)
         self.spark.conf.set(FIELD_ID_READ, "true")
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         if self.before is None:
             self.spark.conf.unset(FIELD_ID_READ)
         else:

@@ -2,6 +2,7 @@
 expire the snapshots holding them, remove orphans, verify; the result goes in the receipt."""
 
 import time
+from typing import Set
 
 from lakehouse_ops.erasure import files as meta_files
 from lakehouse_ops.erasure.raw import RawReader, check_unreferenced, names_value, spark_key
@@ -23,12 +24,12 @@ class ErasureError(LakehouseOpsError):
 class TableErasure:
     """One table's erasure: locate, delete, rewrite, expire, remove orphans, verify (see erasure.job)."""
 
-    def __init__(self, config, spark, catalog_tables, entry, name, subjects, client, given_tokens):
+    def __init__(self, config, spark, catalog_tables, entry, name, subjects, client, given_tokens) -> None:
         self.config, self.spark, self.catalog_tables = config, spark, catalog_tables
         self.entry, self.name, self.subjects, self.client = entry, name, subjects, client
         self.given_tokens = given_tokens
         self.ref = table_ref(config.catalog.name, name)
-        self.subjects_found = set()
+        self.subjects_found: Set[str] = set()
         self.result = {
             "table": name,
             "columns": list(entry.columns),
@@ -132,7 +133,7 @@ class TableErasure:
         listed = ", ".join(literal(v) for v in sorted(values))
         return " OR ".join("`%s` IN (%s)" % (c.replace("`", "``"), listed) for c in self.entry.columns)
 
-    def _delete(self, values, files):
+    def _delete(self, values, files) -> None:
         # Under merge-on-read this only adds delete files; the bytes go in the rewrite that follows (run()).
         before = files.current_snapshot_id
         self.spark.sql("DELETE FROM %s WHERE %s" % (self.ref, self._condition(values)))
@@ -173,7 +174,7 @@ class TableErasure:
                 return snapshot
         return None
 
-    def _rewrite(self, values, count):
+    def _rewrite(self, values, count) -> None:
         """Files still holding bytes of rows that delete files already hid: rewrite them with deletes applied."""
         from lakehouse_ops.maintenance import compaction
 
@@ -190,7 +191,7 @@ class TableErasure:
             "files holding deleted rows rewritten", extra={"table": self.name, "files": rewritten, "expected": count}
         )
 
-    def _expire(self, files, holding):
+    def _expire(self, files, holding) -> None:
         ids = files.snapshots_holding(holding)
         pinned = {sid: name for name, sid in files.refs.items() if name != "main"}
         blocked = [sid for sid in ids if sid in pinned]
@@ -217,7 +218,7 @@ class TableErasure:
         }
         log.info("snapshots expired", extra={"table": self.name, "snapshots": len(ids)})
 
-    def _orphans(self):
+    def _orphans(self) -> None:
         from lakehouse_ops.errors import SafetyError
         from lakehouse_ops.health import table_health
         from lakehouse_ops.maintenance import orphans
@@ -233,7 +234,7 @@ class TableErasure:
         except SafetyError as exc:
             self.result["orphans"] = {"skipped": first_line(exc)}
 
-    def _verify(self, raw, field_ids, values):
+    def _verify(self, raw, field_ids, values) -> None:
         from lakehouse_ops.engine.fs import list_files
 
         files = self._load()

@@ -1,10 +1,14 @@
 """Table health from Iceberg metadata via pyiceberg: no JVM, cheap enough to run on every table."""
 
-from lakehouse_ops.health.catalog import open_tables
+from typing import Any, Optional
+
+from lakehouse_ops.health.catalog import Tables, open_tables
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth, read_health
 
 
-def table_health(config, table, tables=None, policy=None, now_ms=None):
+def table_health(
+    config: Any, table: str, tables: Optional[Tables] = None, policy: Any = None, now_ms: Optional[int] = None
+) -> TableHealth:
     """Health of one table, judged against the policy the config gives it (or `policy`): the one way every job
     reads a table's health."""
     name = config.table_name(table)

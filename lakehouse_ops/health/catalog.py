@@ -6,13 +6,14 @@ glue / rest / hive: pyiceberg's catalog of that type, configured from the same c
 
 import os
 import re
+from typing import Any, List, Protocol, Tuple
 
 from lakehouse_ops.errors import CatalogError
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.metadata\.json$")
 
 
-def _fs_and_path(uri):
+def _fs_and_path(uri: str) -> Tuple[Any, str]:
     import pyarrow.fs as pafs
 
     if "://" not in uri:
@@ -23,26 +24,34 @@ def _fs_and_path(uri):
         raise CatalogError("cannot open warehouse %s: %s" % (uri, exc)) from None
 
 
-def _join(base, *parts):
+def _join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/")] + list(parts))
 
 
-def _scheme_prefix(uri):
+def _scheme_prefix(uri: str) -> str:
     return uri.split("://", 1)[0] + "://" if "://" in uri else ""
+
+
+class Tables(Protocol):
+    """Where a job finds tables: `load` gives a pyiceberg table, `list_tables` every table name."""
+
+    def load(self, table: str) -> Any: ...
+
+    def list_tables(self) -> List[str]: ...
 
 
 class HadoopTables:
     """A Hadoop-catalog warehouse read directly: one directory per namespace, one per table."""
 
-    def __init__(self, warehouse):
+    def __init__(self, warehouse: str) -> None:
         self.warehouse = warehouse
         self.fs, self.root = _fs_and_path(warehouse)
         self.prefix = _scheme_prefix(warehouse)
 
-    def table_dir(self, table):
+    def table_dir(self, table: str) -> str:
         return _join(self.root, *table.split("."))
 
-    def metadata_location(self, table):
+    def metadata_location(self, table: str) -> str:
         from pyarrow.fs import FileSelector, FileType
 
         meta_dir = _join(self.table_dir(table), "metadata")
@@ -66,24 +75,24 @@ class HadoopTables:
             candidate = _join(meta_dir, "v%d.metadata.json" % max(versions))
         return self.prefix + candidate
 
-    def load(self, table):
+    def load(self, table: str) -> Any:
         from pyiceberg.table import StaticTable
 
         return StaticTable.from_metadata(self.metadata_location(table))
 
-    def list_tables(self):
+    def list_tables(self) -> List[str]:
         """Walk namespace directories only (never into a table's data), up to three namespace levels."""
         from pyarrow.fs import FileSelector, FileType
 
-        def subdirs(path):
+        def subdirs(path: str) -> List[Any]:
             try:
                 return [i for i in self.fs.get_file_info(FileSelector(path)) if i.type == FileType.Directory]
             except (OSError, FileNotFoundError):
                 return []
 
-        found = []
+        found: List[str] = []
 
-        def walk(path, names):
+        def walk(path: str, names: List[str]) -> None:
             for info in subdirs(path):
                 child = names + [info.base_name]
                 if len(child) >= 2 and any(d.base_name == "metadata" for d in subdirs(info.path)):
@@ -98,7 +107,7 @@ class HadoopTables:
 class PyIcebergTables:
     """Glue, REST or Hive through pyiceberg's catalog implementations."""
 
-    def __init__(self, catalog):
+    def __init__(self, catalog: Any) -> None:
         from pyiceberg.catalog import load_catalog
 
         props = {"type": catalog.type}
@@ -116,13 +125,13 @@ class PyIcebergTables:
                 "pyiceberg[glue]; for Hive, pyiceberg[hive])" % (catalog.type, catalog.name, exc)
             ) from None
 
-    def load(self, table):
+    def load(self, table: str) -> Any:
         try:
             return self.catalog.load_table(table)
         except Exception as exc:
             raise CatalogError("table %s not found in catalog: %s" % (table, exc)) from None
 
-    def list_tables(self):
+    def list_tables(self) -> List[str]:
         names = []
         for ns in self.catalog.list_namespaces():
             for ident in self.catalog.list_tables(ns):
@@ -130,7 +139,8 @@ class PyIcebergTables:
         return sorted(names)
 
 
-def open_tables(catalog):
+def open_tables(catalog: Any) -> Tables:
+    """The tables of a config's catalog section (hadoop: read from the warehouse; else pyiceberg's catalog)."""
     if catalog.type == "hadoop":
         return HadoopTables(catalog.warehouse)
     return PyIcebergTables(catalog)

@@ -70,7 +70,7 @@ class Claims:
         owner: Optional[str] = None,
         clock: Callable[[], float] = time.time,
         workers: int = 16,
-    ):
+    ) -> None:
         self.store = store
         self.ttl = ttl_seconds
         self.owner = owner or new_owner()

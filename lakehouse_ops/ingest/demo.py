@@ -11,9 +11,12 @@ import hashlib
 import json
 import os
 import random
+import subprocess
 import time
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlparse
 
+from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest.events import s3_notification
 from lakehouse_ops.logs import get_logger
@@ -24,22 +27,23 @@ log = get_logger("ingest.demo")
 DEMO_SCHEMA = "requested_at TIMESTAMP, customer_id STRING, provider STRING, status INT, bytes_sent BIGINT, url STRING"
 
 
-def local_sqs(queue_url):
+def local_sqs(queue_url: str) -> Optional["subprocess.Popen[bytes]"]:
     """Make sure an SQS endpoint answers at the queue URL's host; start moto's server there if needed.
 
     Returns the server process we started (or None) after pointing lakehouse-ops' AWS clients at it.
     """
     parsed = urlparse(queue_url)
-    if parsed.hostname not in ("127.0.0.1", "localhost"):
+    host = parsed.hostname or ""
+    if host not in ("127.0.0.1", "localhost"):
         raise ConfigError("demo-ingest runs against a local SQS endpoint; ingest.queue_url is %s" % queue_url)
-    endpoint = "%s://%s:%d" % (parsed.scheme, parsed.hostname, parsed.port or 80)
+    endpoint = "%s://%s:%d" % (parsed.scheme, host, parsed.port or 80)
     os.environ.setdefault("LAKEHOUSE_OPS_AWS_ENDPOINT_URL", endpoint)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "demo")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "demo")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     from lakehouse_ops.aws.local import listening
 
-    if listening(parsed.hostname, parsed.port or 80):
+    if listening(host, parsed.port or 80):
         return None
     try:
         import moto.server  # noqa: F401  (only to give a clear message when it is missing)
@@ -49,20 +53,20 @@ def local_sqs(queue_url):
         ) from None
     from lakehouse_ops.aws.local import start_moto
 
-    proc, _ = start_moto(parsed.hostname, parsed.port or 80)
+    proc, _ = start_moto(host, parsed.port or 80)
     log.info("started moto's SQS server for the demo", extra={"endpoint": endpoint})
     return proc
 
 
-def _queue(sqs, url, visibility):
+def _queue(sqs: Any, url: str, visibility: int) -> str:
     name = url.rstrip("/").rsplit("/", 1)[1]
-    created = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility)})["QueueUrl"]
+    created: str = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility)})["QueueUrl"]
     if created.rstrip("/") != url.rstrip("/"):
         raise ConfigError("the local SQS server named the queue %s, but the config says %s" % (created, url))
     return created
 
 
-def _rows(rng, count, day):
+def _rows(rng: random.Random, count: int, day: int) -> List[Dict[str, Any]]:
     out = []
     for i in range(count):
         out.append(
@@ -79,7 +83,7 @@ def _rows(rng, count, day):
     return out
 
 
-def write_landing_files(root, bucket, files, rows, seed=7):
+def write_landing_files(root: str, bucket: str, files: int, rows: int, seed: int = 7) -> List[Tuple[str, int, str]]:
     """Write `files` landing files under `root`; return [(key, size, etag)] in the order written."""
     rng = random.Random(seed)
     names = ["requests %02d.json", "provider=edge-b/part+%02d.json.gz", "café/run %02d.json"]
@@ -100,10 +104,10 @@ def write_landing_files(root, bucket, files, rows, seed=7):
     return written
 
 
-def prepare_landing(config, spark, sqs, files, rows, replace=False):
+def prepare_landing(config: Config, spark: Any, sqs: Any, files: int, rows: int, replace: bool = False) -> str:
     """Queues and target table exist; `files` landing files are written and announced (plus one duplicate
     announcement and one poison message). Returns the target table name."""
-    cfg = config.ingest
+    cfg = config.section("ingest")
     prefix, root = sorted(cfg.uri_map.items())[0]
     bucket = prefix[len("s3://") :].split("/", 1)[0]
     root = root[len("file://") :] if root.startswith("file://") else os.path.abspath(root)
@@ -131,7 +135,7 @@ def prepare_landing(config, spark, sqs, files, rows, replace=False):
     return target
 
 
-def require_local_ingest(config, command):
+def require_local_ingest(config: Config, command: str) -> None:
     if config.ingest is None or not config.ingest.uri_map:
         raise ConfigError(
             "%s needs an 'ingest' section with a uri_map to a local directory, such as the one in "

@@ -3,10 +3,18 @@
 import datetime
 import json
 import uuid
+from typing import Optional
 from urllib.parse import quote_plus
 
 
-def s3_notification(bucket, key, size, etag=None, event="ObjectCreated:Put", event_time=None):
+def s3_notification(
+    bucket: str,
+    key: str,
+    size: int,
+    etag: Optional[str] = None,
+    event: str = "ObjectCreated:Put",
+    event_time: Optional[str] = None,
+) -> str:
     """An S3 event notification body for one object; the key is encoded the way S3 encodes it."""
     return json.dumps(
         {

@@ -5,18 +5,20 @@ Modes: `until_empty` (drain and exit: EMR steps, schedules), `max_batches`, `max
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from lakehouse_ops.conditional import open_store
+from lakehouse_ops.config import Config
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest import ledger as ledger_mod
-from lakehouse_ops.ingest.batch import fill_batch
+from lakehouse_ops.ingest.batch import Batch, fill_batch
 from lakehouse_ops.ingest.claims import Claims, claims_root, new_batch_id
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.metrics import event_ms, seal_entry, timed, totals
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
-from lakehouse_ops.ingest.read import data_schema, existing, find_unreadable, load_function
+from lakehouse_ops.ingest.read import Reasons, data_schema, existing, find_unreadable, load_function
 from lakehouse_ops.ingest.settle import settle_messages
 from lakehouse_ops.ingest.target import TargetSetup
 from lakehouse_ops.ingest.write import BatchWrites, ReadFailed
@@ -33,7 +35,14 @@ class IngestJob(TargetSetup, BatchWrites):
     """One ingest worker on one queue and target: start-up (target.py), the loop and a batch's protocol (here),
     the batch's writes (write.py), settling its messages (settle.py)."""
 
-    def __init__(self, config, spark=None, sqs=None, session_factory=None, on_stage=None):
+    def __init__(
+        self,
+        config: Config,
+        spark: Any = None,
+        sqs: Any = None,
+        session_factory: Optional[Callable[[], Any]] = None,
+        on_stage: Optional[Callable[[str], None]] = None,
+    ) -> None:
         self.config = config
         self.cfg = config.section("ingest")
         self.catalog = config.catalog.name
@@ -51,12 +60,12 @@ class IngestJob(TargetSetup, BatchWrites):
         self.on_stage = on_stage or (lambda stage: None)
 
     @property
-    def spark(self):
+    def spark(self) -> Any:
         return self._session.get()
 
     # -- start-up -------------------------------------------------------------------------------------------
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Ledger and quarantine tables exist, the target has the job's columns and the policy's properties,
         and batches interrupted after their commit are finished."""
         if self._prepared:
@@ -79,7 +88,7 @@ class IngestJob(TargetSetup, BatchWrites):
         self.reconciled = self._reconcile()
         self._prepared = True
 
-    def _reconcile(self):
+    def _reconcile(self) -> int:
         """Finish batches whose target commit happened but whose ledger record did not (an interruption):
         redo their quarantine rows, then mark them committed. Returns how many were finished."""
         finished = 0
@@ -91,18 +100,9 @@ class IngestJob(TargetSetup, BatchWrites):
             )
         return finished
 
-    def _record_landed(self, batch, objects, snapshot):
-        """Complete a batch whose commit landed without its worker finishing: redo its quarantine rows (replacing
-        any written), then record it committed."""
-        todo = {o.identity: o for o in objects}
-        located, _ = existing(self.spark, todo, self.cfg.uri_map)
-        if located:
-            self._quarantine(batch, located, todo, {}, replace=True)
-        self.ledger.record(batch, objects, ledger_mod.COMMITTED, snapshot)
-
     # -- the loop -------------------------------------------------------------------------------------------
 
-    def _receive(self):
+    def _receive(self) -> Tuple[Batch, Heartbeat]:
         """Fill one batch; its heartbeat runs from the first receipt, so a prefetched batch stays hidden too."""
         heartbeat = Heartbeat(self.queue, self.cfg.heartbeat_seconds).start()
         try:
@@ -112,10 +112,12 @@ class IngestJob(TargetSetup, BatchWrites):
             raise
         return batch, heartbeat
 
-    def run(self, until_empty=False, max_batches=None, max_runtime_s=None):
+    def run(
+        self, until_empty: bool = False, max_batches: Optional[int] = None, max_runtime_s: Optional[float] = None
+    ) -> Dict[str, Any]:
         """Process batches until a stop condition; the next batch is received while the current one is written."""
         started = time.time()
-        report = {
+        report: Dict[str, Any] = {
             "ok": True,
             "target": self.target,
             "queue": self.cfg.queue_url,
@@ -127,7 +129,7 @@ class IngestJob(TargetSetup, BatchWrites):
         report["reconciled_batches"] = self.reconciled
         backoff = self.cfg.empty_backoff_seconds
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqs-prefetch")
-        upcoming = None
+        upcoming: Optional["Future[Tuple[Batch, Heartbeat]]"] = None
         try:
             while True:
                 if max_batches is not None and len(report["batches"]) >= max_batches:
@@ -171,9 +173,9 @@ class IngestJob(TargetSetup, BatchWrites):
         report["finished_at"] = _iso(time.time())
         return report
 
-    def process(self, batch, heartbeat=None):
+    def process(self, batch: Batch, heartbeat: Optional[Heartbeat] = None) -> Dict[str, Any]:
         started = time.time()
-        metrics = {
+        metrics: Dict[str, Any] = {
             "messages": len(batch.messages),
             "objects": len(batch.objects),
             "duplicates": batch.duplicates,
@@ -229,7 +231,7 @@ class IngestJob(TargetSetup, BatchWrites):
         metrics["batch_s"] = round(time.time() - started, 3)
         return metrics
 
-    def _write(self, todo, mine, batch, metrics):
+    def _write(self, todo: Dict[str, S3Object], mine: Dict[str, str], batch: str, metrics: Dict[str, Any]) -> Reasons:
         """Read, transform, stage, seal and publish `todo`; return {identity: reason} for objects that could not
         be used."""
         spark = self.spark
@@ -277,19 +279,3 @@ class IngestJob(TargetSetup, BatchWrites):
             metrics["snapshot_id"] = snapshot
             break
         return failed
-
-    def _finish(self, batch, seal):
-        """Land a batch another worker sealed and then left (its claims expired), then record it committed."""
-        objects = [S3Object(**{k: v for k, v in doc.items() if k != "identity"}) for doc in seal["objects"]]
-        found = ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch)
-        if found is None:
-            staged = seal.get("staged_snapshot")
-            if ledger_mod.staged_snapshot(self.spark, self.catalog, self.target, batch) != staged:
-                raise IngestError(
-                    "batch %s was sealed but its staged snapshot %s is gone from %s (expired?): its "
-                    "objects stay claimed; publish or re-ingest them by hand" % (batch, staged, self.target)
-                )
-            found = self._publish(batch, staged)
-        self._record_landed(batch, objects, found[0])
-        self.claims.release_batch(batch, [o.identity for o in objects])
-        log.info("finished a batch another worker sealed and left", extra={"batch_id": batch, "snapshot_id": found[0]})

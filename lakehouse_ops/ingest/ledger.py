@@ -11,7 +11,10 @@ commit whose batch id is found in the table's snapshots; the job finishes such b
 start, before any message is read. The ledger is its own Iceberg table, so it survives snapshot expiry.
 """
 
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
+
 from lakehouse_ops.errors import IngestError
+from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import table_ref
 
@@ -26,7 +29,7 @@ LEDGER_SCHEMA = (
 )
 
 
-def table_exists(spark, ref):
+def table_exists(spark: Any, ref: str) -> bool:
     try:
         spark.sql("REFRESH TABLE %s" % ref)
         spark.table(ref).schema
@@ -35,7 +38,7 @@ def table_exists(spark, ref):
         return False
 
 
-def concurrent_ddl(spark, statement, done):
+def concurrent_ddl(spark: Any, statement: str, done: Callable[[], bool]) -> None:
     """Run DDL that other workers starting at the same moment may run too: when it fails, `done()` (asked after
     a refresh) decides whether another worker already made the change."""
     try:
@@ -46,7 +49,7 @@ def concurrent_ddl(spark, statement, done):
         log.info("another worker made the same change first", extra={"statement": statement[:120]})
 
 
-def batch_snapshot(spark, catalog, table, batch):
+def batch_snapshot(spark: Any, catalog: str, table: str, batch: str) -> Optional[Tuple[int, Dict[str, str]]]:
     """(snapshot id, summary) of the commit on the table's main line that landed `batch`, or None.
 
     A batch lands as a write-audit-publish snapshot: fast-forwarded (it carries the batch id itself) or
@@ -66,32 +69,34 @@ def batch_snapshot(spark, catalog, table, batch):
             "duplicated; delete the rows of all but the first snapshot (column of the batch id)"
             % (batch, len(rows), table, ", ".join(str(r.snapshot_id) for r in rows))
         )
-    return (rows[0].snapshot_id, rows[0].summary) if rows else None
+    return (int(rows[0].snapshot_id), dict(rows[0].summary)) if rows else None
 
 
-def find_batch_snapshot(spark, catalog, table, batch):
+def find_batch_snapshot(spark: Any, catalog: str, table: str, batch: str) -> Optional[int]:
     """Snapshot id of the target commit that carries `batch`, or None."""
     found = batch_snapshot(spark, catalog, table, batch)
     return found[0] if found else None
 
 
-def staged_snapshot(spark, catalog, table, batch):
+def staged_snapshot(spark: Any, catalog: str, table: str, batch: str) -> Optional[int]:
     """The newest snapshot staged (written with wap.id) for `batch`, published or not, or None."""
     rows = spark.sql(
         "SELECT snapshot_id FROM %s.snapshots WHERE summary['%s'] = '%s' ORDER BY committed_at DESC "
         "LIMIT 1" % (table_ref(catalog, table), WAP_ID, batch)
     ).collect()
-    return rows[0].snapshot_id if rows else None
+    return int(rows[0].snapshot_id) if rows else None
 
 
 class Ledger:
-    def __init__(self, spark, catalog, table):
+    """The ledger table of one target: per object and batch, pending or committed (with the snapshot)."""
+
+    def __init__(self, spark: Any, catalog: str, table: str) -> None:
         self.spark = spark
         self.catalog = catalog
         self.table = table
         self.ref = table_ref(catalog, table)
 
-    def ensure(self):
+    def ensure(self) -> None:
         namespace = self.table.rsplit(".", 1)[0]
         self.spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(self.catalog, namespace))
         concurrent_ddl(
@@ -101,8 +106,9 @@ class Ledger:
             lambda: table_exists(self.spark, self.ref),
         )
 
-    def committed(self, identities):
+    def committed(self, identities: Iterable[str]) -> Set[str]:
         """Those of `identities` already committed by some earlier batch."""
+        identities = list(identities)
         if not identities:
             return set()
         # Other workers commit too: read the ledger as it is now, not as this session last cached it.
@@ -111,7 +117,7 @@ class Ledger:
         done = self.spark.table(self.ref).filter("status = '%s'" % COMMITTED).select("object_id")
         return {r.object_id for r in done.join(wanted, "object_id", "left_semi").distinct().collect()}
 
-    def record(self, batch, objects, status, snapshot_id=None):
+    def record(self, batch: str, objects: Iterable[S3Object], status: str, snapshot_id: Optional[int] = None) -> None:
         rows = [
             (o.identity, o.bucket, o.key, o.version_id, o.etag, o.size, batch, status, snapshot_id) for o in objects
         ]
@@ -123,13 +129,11 @@ class Ledger:
         )
         df.selectExpr("*", "current_timestamp() AS recorded_at").writeTo(self.ref).append()
 
-    def interrupted(self, target_catalog, target_table):
+    def interrupted(self, target_catalog: str, target_table: str) -> List[Tuple[str, int, List[S3Object]]]:
         """[(batch id, target snapshot id, objects)] for pending batches whose target commit exists.
 
         Pending batches without a commit never happened: their objects are read again when their messages return.
         """
-        from lakehouse_ops.ingest.messages import S3Object
-
         pending = self.spark.sql(
             "SELECT DISTINCT batch_id FROM %s WHERE status = '%s' AND batch_id NOT IN "
             "(SELECT batch_id FROM %s WHERE status = '%s')" % (self.ref, PENDING, self.ref, COMMITTED)

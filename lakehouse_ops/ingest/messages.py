@@ -115,7 +115,7 @@ def _eventbridge(event: Dict[str, Any], key_encoding: str) -> Tuple[List[S3Objec
 
 def parse_body(body: str, eventbridge_key_encoding: str = "none", _depth: int = 0) -> Parsed:
     """Parse one SQS message body. Never raises: bad input is a POISON result with the reason."""
-    if body is None:
+    if not body:
         return _poison("empty message body")
     if len(body.encode("utf-8")) > MAX_BODY_BYTES:
         return _poison("message body is larger than 256 KiB")

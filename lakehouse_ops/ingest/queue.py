@@ -7,7 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.logs import get_logger
@@ -24,22 +24,24 @@ class Message:
     sent_timestamp_ms: int
 
 
-def _chunks(items, size=10):
+def _chunks(items: Sequence[Message], size: int = 10) -> Iterator[Sequence[Message]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 class Queue:
-    def __init__(self, sqs, queue_url, dlq_url=None, visibility_timeout=300):
+    """One ingest queue (and its dead-letter queue) through an SQS client."""
+
+    def __init__(self, sqs: Any, queue_url: str, dlq_url: Optional[str] = None, visibility_timeout: int = 300) -> None:
         self.sqs = sqs
         self.url = queue_url
         self.dlq_url = dlq_url
         self.visibility_timeout = visibility_timeout
 
-    def receive(self, calls, wait_time_seconds=1, max_messages=10):
+    def receive(self, calls: int, wait_time_seconds: int = 1, max_messages: int = 10) -> List[Message]:
         """Issue `calls` ReceiveMessage requests (`max_messages`, at most 10, each) in parallel."""
 
-        def one(_):
+        def one(_: int) -> List[Dict[str, Any]]:
             response = self.sqs.receive_message(
                 QueueUrl=self.url,
                 MaxNumberOfMessages=max_messages,
@@ -47,7 +49,8 @@ class Queue:
                 VisibilityTimeout=self.visibility_timeout,
                 MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )
-            return response.get("Messages", [])
+            received: List[Dict[str, Any]] = response.get("Messages", [])
+            return received
 
         with ThreadPoolExecutor(max_workers=calls) as pool:
             batches = list(pool.map(one, range(calls)))
@@ -58,16 +61,16 @@ class Queue:
                 Message(
                     raw["MessageId"],
                     raw["ReceiptHandle"],
-                    raw.get("Body"),
+                    raw.get("Body") or "",
                     int(attrs.get("ApproximateReceiveCount", "1")),
                     int(attrs.get("SentTimestamp", "0")),
                 )
             )
         return out
 
-    def extend(self, messages, seconds=None):
+    def extend(self, messages: Sequence[Message], seconds: Optional[int] = None) -> None:
         seconds = self.visibility_timeout if seconds is None else seconds
-        failed = []
+        failed: List[Dict[str, Any]] = []
         for chunk in _chunks(messages):
             response = self.sqs.change_message_visibility_batch(
                 QueueUrl=self.url,
@@ -80,9 +83,9 @@ class Queue:
         if failed:
             log.warning("could not extend visibility of some messages", extra={"failed": len(failed)})
 
-    def delete(self, messages):
+    def delete(self, messages: Sequence[Message]) -> None:
         """Delete messages; raise if SQS refuses any (they would be redelivered and skipped by the ledger)."""
-        failed = []
+        failed: List[Dict[str, Any]] = []
         for chunk in _chunks(messages):
             response = self.sqs.delete_message_batch(
                 QueueUrl=self.url,
@@ -92,12 +95,12 @@ class Queue:
         if failed:
             raise IngestError("SQS did not delete %d message(s): %s" % (len(failed), failed[0].get("Message")))
 
-    def release(self, messages):
+    def release(self, messages: Sequence[Message]) -> None:
         """Make messages visible again at once (received, but this run will not process them)."""
         if messages:
             self.extend(messages, seconds=0)
 
-    def dead_letter(self, message, reason):
+    def dead_letter(self, message: Message, reason: str) -> None:
         """Move a message to the DLQ with the reason as a message attribute, then delete it here."""
         if not self.dlq_url:
             raise IngestError("no dlq_url configured")
@@ -111,7 +114,8 @@ class Queue:
         )
         self.delete([message])
 
-    def depth(self):
+    def depth(self) -> Tuple[int, int]:
+        """(visible, in flight) messages, as SQS approximates them."""
         attrs = self.sqs.get_queue_attributes(
             QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
@@ -121,7 +125,7 @@ class Queue:
 class Heartbeat:
     """Keeps a batch's messages invisible to other workers from receipt until the batch is settled."""
 
-    def __init__(self, queue, every_seconds):
+    def __init__(self, queue: Queue, every_seconds: float) -> None:
         self.queue = queue
         self.every = every_seconds
         self._messages: List[Message] = []
@@ -130,17 +134,17 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name="sqs-heartbeat", daemon=True)
         self.beats = 0
 
-    def add(self, messages):
+    def add(self, messages: Sequence[Message]) -> None:
         with self._lock:
             self._messages.extend(messages)
 
-    def discard(self, messages):
+    def discard(self, messages: Sequence[Message]) -> None:
         """Stop extending these (settled: deleted, or hidden for a time of their own)."""
         gone = {m.message_id for m in messages}
         with self._lock:
             self._messages = [m for m in self._messages if m.message_id not in gone]
 
-    def _run(self):
+    def _run(self) -> None:
         while not self._stop.wait(self.every):
             with self._lock:
                 messages = list(self._messages)
@@ -150,11 +154,11 @@ class Heartbeat:
             except Exception as exc:  # a missed beat is retried; the timeout leaves room for several
                 log.warning("visibility heartbeat failed", extra={"error": str(exc).splitlines()[0]})
 
-    def start(self):
+    def start(self) -> "Heartbeat":
         self._thread.start()
         return self
 
-    def stop(self):
+    def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
@@ -164,5 +168,5 @@ def oldest_sent_ms(messages: List[Message]) -> int:
     return min((m.sent_timestamp_ms for m in messages if m.sent_timestamp_ms), default=int(time.time() * 1000))
 
 
-def by_id(messages) -> Dict[str, Message]:
+def by_id(messages: Sequence[Message]) -> Dict[str, Message]:
     return {m.message_id: m for m in messages}

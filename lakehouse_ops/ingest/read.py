@@ -7,17 +7,23 @@ missing or cannot be read is reported with the reason and the rest of the batch 
 import importlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from lakehouse_ops.config.sections import IngestConfig
 from lakehouse_ops.engine.fs import stat
 from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape
 
 log = get_logger("ingest.read")
 CORRUPT = "_corrupt_record"
+# identity -> (the path Spark loads, the file's qualified URI); identity -> why an object is not used
+Located = Dict[str, Tuple[str, str]]
+Reasons = Dict[str, str]
 
 
-def local_uri(uri, uri_map):
+def local_uri(uri: str, uri_map: Mapping[str, str]) -> str:
     """Apply the config's uri_map (longest prefix first): s3://landing/... -> file:///data/landing/..."""
     for prefix in sorted(uri_map, key=len, reverse=True):
         if uri.startswith(prefix):
@@ -28,23 +34,24 @@ def local_uri(uri, uri_map):
     return uri
 
 
-def load_function(dotted):
+def load_function(dotted: str) -> Callable[..., Any]:
     """`package.module.function` or `package.module:function` -> the function."""
     module_name, _, attr = dotted.replace(":", ".").rpartition(".")
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        function: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+        return function
     except (ImportError, AttributeError, ValueError) as exc:
         raise ConfigError("ingest.enrichment '%s' cannot be imported: %s" % (dotted, exc)) from None
 
 
-def data_schema(spark, target_ref, meta_columns):
+def data_schema(spark: Any, target_ref: str, meta_columns: Collection[str]) -> Any:
     """The target's schema without the columns the job adds itself."""
     from pyspark.sql.types import StructType
 
     return StructType([f for f in spark.table(target_ref).schema.fields if f.name not in meta_columns])
 
 
-def _reader(spark, cfg, schema, quarantine):
+def _reader(spark: Any, cfg: IngestConfig, schema: Any, quarantine: bool) -> Any:
     from pyspark.sql.types import StringType, StructField, StructType
 
     reader = spark.read.format(cfg.format)
@@ -61,13 +68,13 @@ def _reader(spark, cfg, schema, quarantine):
     return reader
 
 
-def load(spark, cfg, schema, paths, quarantine=True):
+def load(spark: Any, cfg: IngestConfig, schema: Any, paths: Iterable[str], quarantine: bool = True) -> Any:
     """Lazily read `paths` (local or s3 URIs); adds `_lakehouse_ops_file`, the file as Spark reports it."""
     df = _reader(spark, cfg, schema, quarantine).load([glob_escape(p) for p in paths])
     return df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
 
 
-def spark_spellings(uri):
+def spark_spellings(uri: str) -> List[str]:
     """The ways Spark may spell a qualified file URI in _metadata.file_path (local files: file:/ or file:///)."""
     if uri.startswith("file:///"):
         return [uri, "file:/" + uri[len("file:///") :]]
@@ -76,13 +83,15 @@ def spark_spellings(uri):
     return [uri]
 
 
-def existing(spark, objects, uri_map, threads=8):
+def existing(
+    spark: Any, objects: Mapping[str, S3Object], uri_map: Mapping[str, str], threads: int = 8
+) -> Tuple[Located, Reasons]:
     """Split {identity: S3Object} into ({identity: (load path, qualified uri)} that exist, {identity: reason}).
 
     The checks are metadata calls (HEAD on S3), made from a few threads at once.
     """
 
-    def check(item):
+    def check(item: Tuple[str, S3Object]) -> Tuple[str, Optional[Tuple[str, str]], Optional[str]]:
         identity, obj = item
         path = local_uri(obj.uri, uri_map)
         try:
@@ -93,19 +102,20 @@ def existing(spark, objects, uri_map, threads=8):
             return identity, None, "object %s does not exist" % obj.uri
         return identity, (path, info.uri), None
 
-    found, missing = {}, {}
+    found: Located = {}
+    missing: Reasons = {}
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for identity, located, problem in pool.map(check, list(objects.items())):
-            if problem is None:
+            if located is not None:
                 found[identity] = located
             else:
-                missing[identity] = problem
+                missing[identity] = problem or "not found"
     return found, missing
 
 
-def find_unreadable(spark, cfg, schema, paths, quarantine=True):
+def find_unreadable(spark: Any, cfg: IngestConfig, schema: Any, paths: Located, quarantine: bool = True) -> Reasons:
     """After a failed batch read: {identity: reason} for the files that fail on their own."""
-    unreadable = {}
+    unreadable: Reasons = {}
     for identity, (path, _) in paths.items():
         try:
             load(spark, cfg, schema, [path], quarantine).count()
@@ -114,7 +124,7 @@ def find_unreadable(spark, cfg, schema, paths, quarantine=True):
     return unreadable
 
 
-def _reason(exc):
+def _reason(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     detail = next((line for line in lines if "Exception:" in line or "Error:" in line), lines[0] if lines else "")
     return "unreadable: %s" % detail[:500]

@@ -1,7 +1,11 @@
 """Settling a batch's messages: delete, dead-letter, or hide until another worker's claim expires."""
 
 import time
+from typing import Any, Dict, List, Mapping, Optional
 
+from lakehouse_ops.config.sections import IngestConfig
+from lakehouse_ops.ingest.batch import Batch
+from lakehouse_ops.ingest.queue import Heartbeat, Message, Queue
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("ingest")
@@ -10,12 +14,21 @@ log = get_logger("ingest")
 MAX_DEFER_SECONDS = 43200
 
 
-def settle_messages(queue, cfg, batch, failed, metrics, held=None, heartbeat=None):
+def settle_messages(
+    queue: Queue,
+    cfg: IngestConfig,
+    batch: Batch,
+    failed: Mapping[str, str],
+    metrics: Dict[str, Any],
+    held: Optional[Mapping[str, float]] = None,
+    heartbeat: Optional[Heartbeat] = None,
+) -> None:
     """Delete messages whose objects are all committed; dead-letter those with failed objects; hide those
     with an object another worker is writing until its claim expires (by then it is committed, and they are
     deleted; waiting once, not polling, keeps their receive count low for the queue's redrive policy)."""
     held = held or {}
-    to_delete, deferred = [], {}
+    to_delete: List[Message] = []
+    deferred: Dict[int, List[Message]] = {}
     for message in batch.messages:
         ids = batch.message_objects.get(message.message_id)
         if ids is None:

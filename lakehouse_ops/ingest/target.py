@@ -1,8 +1,12 @@
 """The ingest target as a job finds it at start-up: it exists, carries the job's columns and the policy's
 properties, stages batches (write-audit-publish), and has its quarantine table next to it."""
 
+import functools
+from typing import Optional
+
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest import ledger as ledger_mod
+from lakehouse_ops.ingest.state import JobState
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import table_ref
 
@@ -12,10 +16,10 @@ QUARANTINE_SCHEMA = "raw STRING, source_object STRING, reason STRING, batch_id S
 QUARANTINE_REASON = "record does not match the target table's schema (unparseable or wrong types)"
 
 
-class TargetSetup:
+class TargetSetup(JobState):
     """Start-up of an IngestJob (a mixin: it works on the job's config, session and target)."""
 
-    def _ensure_quarantine_table(self):
+    def _ensure_quarantine_table(self) -> Optional[str]:
         if not self.cfg.quarantine_table:
             return None
         ref = table_ref(self.catalog, self.config.table_name(self.cfg.quarantine_table))
@@ -28,7 +32,7 @@ class TargetSetup:
         )
         return ref
 
-    def _check_pseudonymized_columns(self):
+    def _check_pseudonymized_columns(self) -> None:
         if self.cfg.pseudonymize is None:
             return
         fields = {f.name: f.dataType.simpleString() for f in self.spark.table(self.target_ref).schema.fields}
@@ -39,11 +43,11 @@ class TargetSetup:
                     % (column, self.target, fields.get(column, "missing"))
                 )
 
-    def _wap_enabled(self):
+    def _wap_enabled(self) -> bool:
         props = {r.key: r.value for r in self.spark.sql("SHOW TBLPROPERTIES %s" % self.target_ref).collect()}
-        return props.get("write.wap.enabled") == "true"
+        return bool(props.get("write.wap.enabled") == "true")
 
-    def _enable_wap(self):
+    def _enable_wap(self) -> None:
         """Batches are staged and then published (write-audit-publish): Iceberg lands one batch id only once."""
         if not self._wap_enabled():
             ledger_mod.concurrent_ddl(
@@ -52,10 +56,7 @@ class TargetSetup:
                 lambda: ledger_mod.table_exists(self.spark, self.target_ref) and self._wap_enabled(),
             )
 
-    def _meta_columns(self):
-        return {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
-
-    def _ensure_columns(self):
+    def _ensure_columns(self) -> None:
         present = {f.name for f in self.spark.table(self.target_ref).schema.fields}
         wanted = [
             (self.cfg.source_column, "STRING"),
@@ -67,16 +68,19 @@ class TargetSetup:
                 ledger_mod.concurrent_ddl(
                     self.spark,
                     "ALTER TABLE %s ADD COLUMN `%s` %s" % (self.target_ref, name, kind),
-                    lambda name=name: (
-                        ledger_mod.table_exists(self.spark, self.target_ref)
-                        and name in {f.name for f in self.spark.table(self.target_ref).schema.fields}
-                    ),
+                    functools.partial(self._has_column, name),
                 )
                 log.info("added ingest column to the target", extra={"table": self.target, "column": name})
 
-    def _apply_properties(self):
+    def _has_column(self, name: str) -> bool:
+        return ledger_mod.table_exists(self.spark, self.target_ref) and name in {
+            f.name for f in self.spark.table(self.target_ref).schema.fields
+        }
+
+    def _apply_properties(self) -> None:
         from lakehouse_ops.health import table_health
         from lakehouse_ops.maintenance import properties
+        from lakehouse_ops.maintenance.base import params_of
 
         policy = self.config.policy_for(self.target)
         health = table_health(self.config, self.target, policy=policy)
@@ -85,5 +89,5 @@ class TargetSetup:
             properties.execute(self.spark, self.catalog, self.target, plan)
             log.info(
                 "target table properties set from policy",
-                extra={"table": self.target, "set": sorted(plan.params.wanted)},
+                extra={"table": self.target, "set": sorted(params_of(plan, properties.PropertyParams).wanted)},
             )

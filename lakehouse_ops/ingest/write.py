@@ -2,11 +2,14 @@
 summary), publish, and quarantine the records that do not fit."""
 
 import time
+from typing import Any, Collection, Dict, List, Mapping, Optional, Set, Tuple
 
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import IngestError, first_line
 from lakehouse_ops.ingest import ledger as ledger_mod
-from lakehouse_ops.ingest.read import CORRUPT, load, spark_spellings
+from lakehouse_ops.ingest.messages import S3Object
+from lakehouse_ops.ingest.read import CORRUPT, Located, existing, load, spark_spellings
+from lakehouse_ops.ingest.state import JobState
 from lakehouse_ops.ingest.target import QUARANTINE_REASON
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import quote_string
@@ -17,15 +20,16 @@ log = get_logger("ingest")
 class ReadFailed(Exception):
     """The batch's read-and-write job failed: the objects are checked one by one to find the culprits."""
 
-    def __init__(self, error):
+    def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
 
 
-class BatchWrites:
-    """The writes of an IngestJob (a mixin: it works on the job's config, session, target and quarantine)."""
+class BatchWrites(JobState):
+    """The writes of an IngestJob (a mixin: it works on the job's config, session, target and quarantine): its own
+    batches, and batches other workers committed or sealed without finishing."""
 
-    def _publish(self, batch, staged):
+    def _publish(self, batch: str, staged: int) -> Tuple[int, Dict[str, str]]:
         """Publish a staged batch; (snapshot id, summary) of the commit that landed it, whoever published it."""
         try:
             call(self.spark, self.catalog, "cherrypick_snapshot", {"table": self.target, "snapshot_id": staged})
@@ -45,10 +49,10 @@ class BatchWrites:
         return found
 
     @property
-    def _quarantining(self):
+    def _quarantining(self) -> bool:
         return self.quarantine_ref is not None
 
-    def _sourced(self, located, todo):
+    def _sourced(self, located: Located, todo: Mapping[str, S3Object]) -> Any:
         """The batch's rows, each with the S3 URI of the object it came from."""
         from pyspark.sql import functions as F
 
@@ -61,7 +65,7 @@ class BatchWrites:
         df = load(self.spark, self.cfg, self.schema, [path for path, _ in located.values()], self._quarantining)
         return df.join(F.broadcast(sources), "_lakehouse_ops_file")
 
-    def _rows(self, df, batch):
+    def _rows(self, df: Any, batch: str) -> Any:
         """The batch's rows as the target takes them: ingest columns, enrichment, the target's column order, and
         pseudonymized columns."""
         from pyspark.sql import functions as F
@@ -82,12 +86,14 @@ class BatchWrites:
             out = pseudonymize(
                 out,
                 self.cfg.pseudonymize.columns,
-                self.config.pseudonymization.settings(),
+                self.config.section("pseudonymization").settings(),
                 deterministic=self.cfg.pseudonymize.mode == "deterministic",
             )
         return out
 
-    def _commit(self, located, todo, batch, metrics):
+    def _commit(
+        self, located: Located, todo: Mapping[str, S3Object], batch: str, metrics: Dict[str, Any]
+    ) -> Tuple[int, Set[str]]:
         """Append the batch's good rows in one pass, with the batch id in the snapshot summary.
 
         Returns the staged snapshot id (published after the batch is sealed) and the S3 URIs of the objects that
@@ -142,7 +148,15 @@ class BatchWrites:
             sources = spark._jvm.scala.collection.JavaConverters.seqAsJavaList(sources)
         return staged, set(sources or [])
 
-    def _quarantine(self, batch, located, todo, metrics, replace=False, only_sources=None):
+    def _quarantine(
+        self,
+        batch: str,
+        located: Located,
+        todo: Mapping[str, S3Object],
+        metrics: Dict[str, Any],
+        replace: bool = False,
+        only_sources: Optional[Collection[str]] = None,
+    ) -> None:
         """Write the batch's misfit records to the quarantine table (after the target commit, before the ledger
         says committed: an interruption in between is redone by `reconcile`, replacing what was written)."""
         from pyspark.sql import functions as F
@@ -173,3 +187,28 @@ class BatchWrites:
         finally:
             parsed.unpersist()
         metrics["quarantined"] = self.spark.table(self.quarantine_ref).filter(F.col("batch_id") == batch).count()
+
+    def _record_landed(self, batch: str, objects: List[S3Object], snapshot: int) -> None:
+        """Complete a batch whose commit landed without its worker finishing: redo its quarantine rows (replacing
+        any written), then record it committed."""
+        todo = {o.identity: o for o in objects}
+        located, _ = existing(self.spark, todo, self.cfg.uri_map)
+        if located:
+            self._quarantine(batch, located, todo, {}, replace=True)
+        self.ledger.record(batch, objects, ledger_mod.COMMITTED, snapshot)
+
+    def _finish(self, batch: str, seal: Mapping[str, Any]) -> None:
+        """Land a batch another worker sealed and then left (its claims expired), then record it committed."""
+        objects = [S3Object(**{k: v for k, v in doc.items() if k != "identity"}) for doc in seal["objects"]]
+        found = ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch)
+        if found is None:
+            staged = seal.get("staged_snapshot")
+            if staged is None or ledger_mod.staged_snapshot(self.spark, self.catalog, self.target, batch) != staged:
+                raise IngestError(
+                    "batch %s was sealed but its staged snapshot %s is gone from %s (expired?): its "
+                    "objects stay claimed; publish or re-ingest them by hand" % (batch, staged, self.target)
+                )
+            found = self._publish(batch, staged)
+        self._record_landed(batch, objects, found[0])
+        self.claims.release_batch(batch, [o.identity for o in objects])
+        log.info("finished a batch another worker sealed and left", extra={"batch_id": batch, "snapshot_id": found[0]})

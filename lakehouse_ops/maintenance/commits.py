@@ -6,15 +6,19 @@ procedure. Nothing of the failed attempt is committed, so the action runs again 
 within the policy's attempts and time (`commits` in the table policy).
 """
 
+from typing import Callable, Tuple, TypeVar
+
+from lakehouse_ops.config.policy import CommitPolicy
 from lakehouse_ops.engine.procedures import is_commit_conflict
 from lakehouse_ops.errors import MaintenanceError, first_line
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.retry import RetriesExhausted, RetryPolicy
 
 log = get_logger("commits")
+T = TypeVar("T")
 
 
-def retry_policy(commits):
+def retry_policy(commits: CommitPolicy) -> RetryPolicy:
     """The RetryPolicy for a table policy's `commits` section."""
     return RetryPolicy(
         max_attempts=commits.retries + 1,
@@ -24,15 +28,15 @@ def retry_policy(commits):
     )
 
 
-def with_commit_retries(policy, fn, table, action):
+def with_commit_retries(policy: RetryPolicy, fn: Callable[[], T], table: str, action: str) -> Tuple[T, int]:
     """(fn's result, attempts made): `fn` is called again after each commit conflict, within `policy`."""
     attempts = [0]
 
-    def attempt():
+    def attempt() -> T:
         attempts[0] += 1
         return fn()
 
-    def on_retry(number, exc, delay):
+    def on_retry(number: int, exc: BaseException, delay: float) -> None:
         log.warning(
             "commit conflict with a concurrent writer; retrying",
             extra={

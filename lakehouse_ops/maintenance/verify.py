@@ -13,7 +13,7 @@ snapshot ids needed to repair by hand.
 """
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import VerificationError
@@ -30,15 +30,16 @@ class Snapshot:
     operation: str
 
 
-def current_snapshot_id(spark, catalog, table):
+def current_snapshot_id(spark: Any, catalog: str, table: str) -> Optional[int]:
+    """The snapshot at the head of the table's main line, or None for a table without one."""
     rows = spark.sql(
         "SELECT snapshot_id FROM %s.history WHERE is_current_ancestor ORDER BY made_current_at DESC "
         "LIMIT 1" % table_ref(catalog, table)
     ).collect()
-    return rows[0].snapshot_id if rows else None
+    return int(rows[0].snapshot_id) if rows else None
 
 
-def snapshots_since(spark, catalog, table, since_id):
+def snapshots_since(spark: Any, catalog: str, table: str, since_id: Optional[int]) -> List[Snapshot]:
     """Snapshots in the current ancestry committed after `since_id`, oldest first."""
     ref = table_ref(catalog, table)
     rows = spark.sql(
@@ -54,7 +55,7 @@ def snapshots_since(spark, catalog, table, since_id):
     return list(reversed(chain))
 
 
-def _hash_columns(spark, ref):
+def _hash_columns(spark: Any, ref: str) -> List[str]:
     from pyspark.sql.types import MapType
 
     cols = []
@@ -65,7 +66,7 @@ def _hash_columns(spark, ref):
     return cols
 
 
-def checksum(spark, catalog, table, snapshot_id, where=None):
+def checksum(spark: Any, catalog: str, table: str, snapshot_id: int, where: Optional[str] = None) -> Tuple[int, str]:
     """(row count, order-independent checksum) of a snapshot, optionally restricted by `where`."""
     ref = table_ref(catalog, table)
     cols = _hash_columns(spark, ref)
@@ -79,33 +80,33 @@ def checksum(spark, catalog, table, snapshot_id, where=None):
     return int(row.n), str(row.h)
 
 
-def rewrite_runs(chain, is_rewrite):
+def rewrite_runs(chain: Sequence[Snapshot], is_rewrite: Callable[[Snapshot], bool]) -> List[Tuple[Optional[int], int]]:
     """Group consecutive rewrite snapshots: [(parent id, last id of the run), ...]."""
-    runs, start = [], None
+    runs: List[Tuple[Optional[int], int]] = []
+    start: Optional[int] = None
+    open_run = False
+    last = 0
     for snap in chain:
         if is_rewrite(snap):
-            if start is None:
-                start = snap.parent_id
+            if not open_run:
+                start, open_run = snap.parent_id, True
             last = snap.snapshot_id
-        elif start is not None:
+        elif open_run:
             runs.append((start, last))
-            start = None
-    if start is not None:
+            open_run = False
+    if open_run:
         runs.append((start, last))
     return runs
 
 
-def _is_replace(snap):
+def _is_replace(snap: Snapshot) -> bool:
     return snap.operation == "replace"
 
 
-def verify_rewrites(spark, catalog, table, before_id, where=None, is_rewrite=_is_replace):
-    """Compare every run of rewrite snapshots since `before_id`; roll back on any mismatch.
-
-    Returns a dict for the action's outputs; raises VerificationError after rolling back.
-    """
-    chain = snapshots_since(spark, catalog, table, before_id)
-    runs = rewrite_runs(chain, is_rewrite)
+def _compare_runs(
+    spark: Any, catalog: str, table: str, runs: Sequence[Tuple[Optional[int], int]], where: Optional[str]
+) -> List[Dict[str, Any]]:
+    """Row count and checksum of each run of rewrites against the snapshot before it."""
     checks = []
     for parent, last in runs:
         if parent is None:
@@ -121,6 +122,23 @@ def verify_rewrites(spark, catalog, table, before_id, where=None, is_rewrite=_is
                 "match": expected == actual,
             }
         )
+    return checks
+
+
+def verify_rewrites(
+    spark: Any,
+    catalog: str,
+    table: str,
+    before_id: Optional[int],
+    where: Optional[str] = None,
+    is_rewrite: Callable[[Snapshot], bool] = _is_replace,
+) -> Dict[str, Any]:
+    """Compare every run of rewrite snapshots since `before_id`; roll back on any mismatch.
+
+    Returns a dict for the action's outputs; raises VerificationError after rolling back.
+    """
+    chain = snapshots_since(spark, catalog, table, before_id)
+    checks = _compare_runs(spark, catalog, table, rewrite_runs(chain, is_rewrite), where)
     bad = [c for c in checks if not c["match"]]
     summary = {"rewrite_commits": sum(1 for s in chain if is_rewrite(s)), "checks": checks, "verified": not bad}
     if not bad:
@@ -155,7 +173,7 @@ def verify_rewrites(spark, catalog, table, before_id, where=None, is_rewrite=_is
     )
 
 
-def detached_since(spark, catalog, table, before_id):
+def detached_since(spark: Any, catalog: str, table: str, before_id: int) -> List[Snapshot]:
     """Snapshots that were once on the table's main line after `before_id` and are not any more, oldest first,
     leaving out those already re-applied (cherry-picked, or fast-forwarded back onto the line).
 
@@ -176,9 +194,10 @@ def detached_since(spark, catalog, table, before_id):
         for i in current
         if i in snaps and snaps[i].summary and "source-snapshot-id" in snaps[i].summary
     }
-    detached = {}
+    detached: Dict[int, Any] = {}
     for head in {r.snapshot_id for r in log_rows if not r.is_current_ancestor}:
-        path, node = [], head
+        path: List[int] = []
+        node = head
         while node is not None and node in snaps and node not in current:
             path.append(node)
             node = snaps[node].parent_id
@@ -192,14 +211,17 @@ def detached_since(spark, catalog, table, before_id):
     ]
 
 
-def rollback_and_reapply(spark, catalog, table, before_id, is_rewrite=_is_replace):
+def rollback_and_reapply(
+    spark: Any, catalog: str, table: str, before_id: int, is_rewrite: Callable[[Snapshot], bool] = _is_replace
+) -> List[Snapshot]:
     """Return the table to `before_id` and re-apply every append other writers committed after it.
 
     Returns the re-applied snapshots. A non-append another writer slipped in just before the rollback cannot be
     re-applied safely: it is named, with what to do, instead of being guessed at.
     """
     call(spark, catalog, "rollback_to_snapshot", {"table": table, "snapshot_id": before_id})
-    reapplied, refused = [], []
+    reapplied: List[Snapshot] = []
+    refused: List[Snapshot] = []
     for snap in detached_since(spark, catalog, table, before_id):
         if is_rewrite(snap):
             continue

@@ -13,7 +13,7 @@ import binascii
 import json
 import os
 from dataclasses import dataclass
-from typing import Dict
+from typing import Dict, Optional
 
 from lakehouse_ops.errors import LakehouseOpsError
 
@@ -42,7 +42,7 @@ class Keyring:
     current: int
     keys: Dict[int, bytes]
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.current not in self.keys:
             raise KeyMaterialError("the current key version %d has no key" % self.current)
         for version, key in self.keys.items():
@@ -54,7 +54,7 @@ class Keyring:
                 )
 
     @classmethod
-    def from_json(cls, text, source="key material"):
+    def from_json(cls, text: str, source: str = "key material") -> "Keyring":
         """`{"current": 2, "keys": {"1": "<base64>", "2": "<base64>"}}` (a Secrets Manager secret or key file)."""
         try:
             data = json.loads(text)
@@ -70,12 +70,12 @@ class Keyring:
             ) from None
 
     @classmethod
-    def generate(cls, versions=1):
+    def generate(cls, versions: int = 1) -> "Keyring":
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
         return cls(current=versions, keys={v: AESSIV.generate_key(512) for v in range(1, versions + 1)})
 
-    def to_json(self):
+    def to_json(self) -> str:
         return json.dumps(
             {
                 "current": self.current,
@@ -83,7 +83,7 @@ class Keyring:
             }
         )
 
-    def rotated(self):
+    def rotated(self) -> "Keyring":
         """A keyring with a new current version; the old versions stay for re-identification."""
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
@@ -94,13 +94,15 @@ class Keyring:
 
 
 class Cipher:
-    def __init__(self, keyring):
+    """Tokens under a keyring's keys (one AES-SIV instance per key version)."""
+
+    def __init__(self, keyring: Keyring) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
         self.keyring = keyring
         self._siv = {version: AESSIV(key) for version, key in keyring.keys.items()}
 
-    def pseudonymize(self, value, deterministic=True, version=None):
+    def pseudonymize(self, value: str, deterministic: bool = True, version: Optional[int] = None) -> str:
         """The token of `value` under the current key version (or `version`, to match tokens written before a
         rotation)."""
         data = value.encode("utf-8")
@@ -116,7 +118,7 @@ class Cipher:
             payload = bytes([version]) + RANDOMIZED + nonce + sealed
         return base64.b64encode(payload).decode("ascii")
 
-    def reidentify(self, token):
+    def reidentify(self, token: str) -> str:
         try:
             payload = base64.b64decode(token, validate=True)
         except (binascii.Error, ValueError, TypeError):

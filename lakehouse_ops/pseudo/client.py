@@ -11,7 +11,7 @@ import email.utils
 import json
 import threading
 import time
-from typing import Any, Dict
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from lakehouse_ops.errors import LakehouseOpsError
 from lakehouse_ops.logs import get_logger
@@ -29,12 +29,12 @@ class PseudoServiceError(LakehouseOpsError):
 class _Busy(Exception):
     """A failure worth another attempt: timeout, connection error, throttling or a 5xx."""
 
-    def __init__(self, problem, retry_after=None):
+    def __init__(self, problem: str, retry_after: Optional[float] = None) -> None:
         super().__init__(problem)
         self.retry_after = retry_after
 
 
-def retry_after_seconds(value):
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
     """Seconds a `Retry-After` header asks for (delta-seconds or an HTTP date), or None."""
     if not value:
         return None
@@ -51,18 +51,21 @@ def retry_after_seconds(value):
 
 
 class PseudoClient:
+    """The service's two endpoints over one keep-alive HTTP session, with retries (Retry-After honoured) and
+    answers checked (same length, no nulls)."""
+
     def __init__(
         self,
-        url,
-        api_key,
-        connect_timeout=3.05,
-        read_timeout=29.0,
-        max_retries=6,
-        max_retry_seconds=60.0,
-        backoff_seconds=0.2,
-        max_backoff_seconds=10.0,
-        session=None,
-    ):
+        url: str,
+        api_key: str,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 29.0,
+        max_retries: int = 6,
+        max_retry_seconds: float = 60.0,
+        backoff_seconds: float = 0.2,
+        max_backoff_seconds: float = 10.0,
+        session: Any = None,
+    ) -> None:
         import requests
         from requests.adapters import HTTPAdapter
 
@@ -85,7 +88,7 @@ class PseudoClient:
         self.requests = 0
         self.retries = 0
 
-    def pseudonymize(self, values, deterministic=True):
+    def pseudonymize(self, values: Iterable[str], deterministic: bool = True) -> List[str]:
         return self._call(
             "/pseudonymization",
             {"deterministic": "true" if deterministic else "false"},
@@ -94,22 +97,24 @@ class PseudoClient:
             values,
         )
 
-    def reidentify(self, tokens):
+    def reidentify(self, tokens: Iterable[str]) -> List[str]:
         return self._call("/reidentification", None, "pseudonyms", "identifiers", tokens)
 
-    def _call(self, path, params, in_key, out_key, values):
+    def _call(
+        self, path: str, params: Optional[Mapping[str, str]], in_key: str, out_key: str, values: Iterable[str]
+    ) -> List[str]:
         import requests
 
-        values = list(values)
-        body = json.dumps({in_key: values})
+        sent = list(values)
+        body = json.dumps({in_key: sent})
         if len(body) > MAX_REQUEST_BYTES:
             raise PseudoServiceError(
                 "a request of %d values is %d bytes, over the service's 6 MB limit; lower "
-                "batch_size" % (len(values), len(body))
+                "batch_size" % (len(sent), len(body))
             )
         started = time.monotonic()
 
-        def attempt():
+        def attempt() -> List[str]:
             self.requests += 1
             try:
                 response = self.session.post(
@@ -122,14 +127,14 @@ class PseudoClient:
             except (requests.Timeout, requests.ConnectionError) as exc:
                 raise _Busy(type(exc).__name__) from None
             if response.status_code == 200:
-                return self._validate(response, path, out_key, len(values))
+                return self._validate(response, path, out_key, len(sent))
             if response.status_code not in RETRY_STATUSES:
                 raise PseudoServiceError(
                     "%s answered HTTP %d (not retried): %s" % (path, response.status_code, response.text[:200])
                 )
             raise _Busy("HTTP %d" % response.status_code, retry_after_seconds(response.headers.get("Retry-After")))
 
-        def on_retry(number, exc, delay):
+        def on_retry(number: int, exc: BaseException, delay: float) -> None:
             self.retries += 1
             log.warning(
                 "pseudonymization service call failed; retrying",
@@ -138,7 +143,7 @@ class PseudoClient:
 
         try:
             return self.retry.run(
-                attempt, lambda exc: isinstance(exc, _Busy), retry_after=lambda exc: exc.retry_after, on_retry=on_retry
+                attempt, lambda exc: isinstance(exc, _Busy), retry_after=_retry_after, on_retry=on_retry
             )
         except RetriesExhausted as exc:
             raise PseudoServiceError(
@@ -147,7 +152,7 @@ class PseudoClient:
             ) from None
 
     @staticmethod
-    def _validate(response, path, out_key, expected):
+    def _validate(response: Any, path: str, out_key: str, expected: int) -> List[str]:
         try:
             out = response.json()[out_key]
         except (ValueError, KeyError, TypeError):
@@ -165,11 +170,15 @@ class PseudoClient:
         return out
 
 
-_clients: Dict[Any, Any] = {}
+def _retry_after(exc: BaseException) -> Optional[float]:
+    return exc.retry_after if isinstance(exc, _Busy) else None
+
+
+_clients: Dict[Any, PseudoClient] = {}
 _clients_lock = threading.Lock()
 
 
-def client_for(url, api_key, **options):
+def client_for(url: str, api_key: str, **options: Any) -> PseudoClient:
     """The process's client (one HTTP session, reused by every partition a Python worker runs)."""
     key = (url, api_key, tuple(sorted(options.items())))
     with _clients_lock:

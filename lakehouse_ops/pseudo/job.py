@@ -3,7 +3,10 @@ table, in one commit. If any value cannot be converted the job fails before the 
 unchanged and plaintext never lands where pseudonyms were expected."""
 
 import time
+from typing import Any, Callable, Dict, Optional, Tuple
 
+from lakehouse_ops.config import Config
+from lakehouse_ops.config.pseudo import PseudoJob, PseudonymizationConfig
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.pseudo.spark import pseudonymize, reidentify
@@ -16,7 +19,7 @@ class PseudoJobError(LakehouseOpsError):
     """The job failed before its commit; the target is unchanged."""
 
 
-def _job(config, name):
+def _job(config: Config, name: str) -> Tuple[PseudonymizationConfig, PseudoJob]:
     section = config.section("pseudonymization")
     if name not in section.jobs:
         raise ConfigError(
@@ -26,7 +29,7 @@ def _job(config, name):
     return section, section.jobs[name]
 
 
-def _table_exists(spark, ref):
+def _table_exists(spark: Any, ref: str) -> bool:
     try:
         spark.table(ref).schema
         return True
@@ -34,7 +37,7 @@ def _table_exists(spark, ref):
         return False
 
 
-def _write(spark, df, ref, mode, tag):
+def _write(spark: Any, df: Any, ref: str, mode: str, tag: str) -> Tuple[int, int]:
     writer = df.writeTo(ref).option("snapshot-property." + JOB_PROPERTY, tag)
     if not _table_exists(spark, ref):
         writer.using("iceberg").create()
@@ -47,14 +50,22 @@ def _write(spark, df, ref, mode, tag):
     row = spark.sql("SELECT snapshot_id, summary FROM %s.snapshots ORDER BY committed_at DESC LIMIT 1" % ref).collect()[
         0
     ]
-    return row.snapshot_id, int(row.summary.get("added-records", 0))
+    return int(row.snapshot_id), int(row.summary.get("added-records", 0))
 
 
-def run(config, name, direction="pseudonymize", target=None, spark=None, session_factory=None):
+def run(
+    config: Config,
+    name: str,
+    direction: str = "pseudonymize",
+    target: Optional[str] = None,
+    spark: Any = None,
+    session_factory: Optional[Callable[[], Any]] = None,
+) -> Dict[str, Any]:
     """Run pseudonymization job `name` (direction 'reidentify': from its target into `target`)."""
     section, job = _job(config, name)
     if direction == "reidentify" and not target:
         raise ConfigError("reidentify writes plaintext: name the table to write it to (--target)")
+    out_table = config.table_name(job.target if direction == "pseudonymize" else str(target))
     started = time.time()
     spark = LazySession(config, spark, session_factory).get()
     catalog = config.catalog.name
@@ -63,11 +74,9 @@ def run(config, name, direction="pseudonymize", target=None, spark=None, session
             df = spark.table(table_ref(catalog, config.table_name(job.source.table)))
         else:
             df = spark.read.format(job.source.format).load(job.source.path)
-        out_table = config.table_name(job.target)
         converted = pseudonymize(df, job.columns, section.settings(), job.deterministic)
     else:
         df = spark.table(table_ref(catalog, config.table_name(job.target)))
-        out_table = config.table_name(target)
         converted = reidentify(df, job.columns, section.settings())
     try:
         snapshot, rows = _write(

@@ -18,19 +18,21 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlparse
 
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.pseudo.cipher import Cipher, TokenError
+from lakehouse_ops.pseudo.cipher import Cipher, Keyring, TokenError
 
 log = get_logger("pseudo.service")
 MAX_BODY_BYTES = 6 * 1024 * 1024
+Answer = Tuple[int, str, bytes]  # HTTP status, content type, body
 
 
 class PseudonymService:
     """Transport-free core: (method, path, query, headers, body) -> (status, content type, body)."""
 
-    def __init__(self, keyring, api_key, faults=None):
+    def __init__(self, keyring: Keyring, api_key: str, faults: Optional[Sequence[str]] = None) -> None:
         from lakehouse_ops.pseudo.vectorized import VectorCipher
 
         self.cipher = Cipher(keyring)
@@ -41,22 +43,24 @@ class PseudonymService:
         self.calls = {"pseudonymization": 0, "reidentification": 0}
         self.values = {"pseudonymization": 0, "reidentification": 0}
 
-    def inject(self, *faults):
+    def inject(self, *faults: str) -> None:
         """Tests: answer the next requests with these faults, in order: '429', '500', '503', 'sleep:<s>',
         'short' (one value fewer), 'null' (a null slot)."""
         with self._lock:
             self._faults.extend(faults)
 
-    def clear_faults(self):
+    def clear_faults(self) -> None:
         """Tests: forget faults injected and not yet served."""
         with self._lock:
             self._faults.clear()
 
-    def _next_fault(self):
+    def _next_fault(self) -> Optional[str]:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
 
-    def handle(self, method, path, query, headers, body):
+    def handle(
+        self, method: str, path: str, query: Mapping[str, List[str]], headers: Mapping[str, str], body: bytes
+    ) -> Answer:
         key = (headers.get("x-api-key") or "").encode("utf-8")
         if not hmac.compare_digest(key, self._api_key):
             return 403, "application/json", b'{"message": "Forbidden"}'
@@ -91,7 +95,7 @@ class PseudonymService:
         log.info("request served", extra={"endpoint": endpoint, "values": len(values)})
         return 200, "application/json", json.dumps({out_key: out}).encode("utf-8")
 
-    def _convert_all(self, endpoint, values, deterministic):
+    def _convert_all(self, endpoint: str, values: List[Any], deterministic: bool) -> List[Optional[str]]:
         """Deterministic requests of strings are converted in one vectorised pass; anything else (randomized
         mode, non-strings, a token that does not authenticate) value by value, with null for what fails."""
         if values and all(isinstance(v, str) for v in values) and (deterministic or endpoint != "pseudonymization"):
@@ -109,7 +113,7 @@ class PseudonymService:
                 pass
         return [self._convert(endpoint, v, deterministic) for v in values]
 
-    def _convert(self, endpoint, value, deterministic):
+    def _convert(self, endpoint: str, value: Any, deterministic: bool) -> Optional[str]:
         if not isinstance(value, str):
             return None
         try:
@@ -121,16 +125,16 @@ class PseudonymService:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    service = None  # set per server class
+    service: PseudonymService  # set per server class (serve)
     protocol_version = "HTTP/1.1"  # keep-alive
 
-    def setup(self):
+    def setup(self) -> None:
         super().setup()
         # Headers and body go out in separate writes: without this, Nagle's algorithm and the client's delayed
         # ACK hold every response back by tens of milliseconds.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _serve(self, method):
+    def _serve(self, method: str) -> None:
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -146,33 +150,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def do_POST(self):
+    def do_POST(self) -> None:
         self._serve("POST")
 
-    def do_GET(self):
+    def do_GET(self) -> None:
         self._serve("GET")
 
-    def log_message(self, fmt, *args):
+    def log_message(self, format: str, *args: Any) -> None:
         # The default handler logs request lines to stderr; paths carry no values, but keep it quiet and uniform.
         log.debug("http %s", self.command)
 
 
-def serve(service, host="127.0.0.1", port=0):
+def serve(service: PseudonymService, host: str = "127.0.0.1", port: int = 0) -> Tuple[ThreadingHTTPServer, str]:
     """Start the service on a thread; returns (server, base URL). Stop with server.shutdown()."""
     handler = type("PseudonymHandler", (_Handler,), {"service": service})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, name="pseudo-service", daemon=True)
     thread.start()
-    return server, "http://%s:%d" % server.server_address[:2]
+    return server, "http://%s:%d" % (host, server.server_port)
 
 
-def load_or_create_key_file(path):
+def load_or_create_key_file(path: str) -> Tuple[Keyring, bool]:
     """Development keys from `path`, created (mode 0600) with one new key if absent. Returns (keyring, created)."""
     import os
 
     from lakehouse_ops.pseudo import keys
-    from lakehouse_ops.pseudo.cipher import Keyring
 
     created = False
     if not os.path.exists(path):
@@ -182,7 +185,7 @@ def load_or_create_key_file(path):
     return keys.keyring_from_file(path), created
 
 
-def ensure_local_service(url, key_file, api_key_env):
+def ensure_local_service(url: str, key_file: str, api_key_env: str) -> Optional[ThreadingHTTPServer]:
     """Make sure the reference service answers at `url` (a loopback URL): start it on a thread if nothing listens
     there. Returns the server we started, or None."""
     from lakehouse_ops.aws.local import listening
@@ -203,10 +206,10 @@ def ensure_local_service(url, key_file, api_key_env):
     return server
 
 
-_LAMBDA_SERVICE = None
+_LAMBDA_SERVICE: Optional[PseudonymService] = None
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: Mapping[str, Any], context: Any) -> Dict[str, Any]:
     """API Gateway (REST, proxy integration) entry point. Keys come from Secrets Manager: the secret named by
     LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET; API Gateway checks the API key itself, so the service accepts its header."""
     global _LAMBDA_SERVICE

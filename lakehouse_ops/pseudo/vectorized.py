@@ -10,9 +10,14 @@ Randomized tokens (a nonce per value) are left to cipher.py: `pseudonymize_array
 `reidentify_array` hands anything but deterministic tokens back to the caller's per-value path.
 """
 
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
 import numpy as np
 
-from lakehouse_ops.pseudo.cipher import ASSOCIATED_DATA, DETERMINISTIC, TokenError
+from lakehouse_ops.pseudo.cipher import ASSOCIATED_DATA, DETERMINISTIC, Keyring, TokenError
+
+Rows = np.ndarray  # uint8 [N, width]: one value per row
+Block = Tuple[np.ndarray, Rows]  # (positions in the array, their rows)
 
 _B64 = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", dtype=np.uint8)
 _B64_INV = np.full(256, 255, dtype=np.uint8)
@@ -20,7 +25,7 @@ _B64_INV[_B64] = np.arange(64, dtype=np.uint8)
 _MODE = DETERMINISTIC[0]
 
 
-def _dbl(block):
+def _dbl(block: bytes) -> bytes:
     """Doubling in GF(2^128) (RFC 5297 section 2.3) of a 16-byte string."""
     value = int.from_bytes(block, "big") << 1
     if value >> 128:
@@ -28,14 +33,14 @@ def _dbl(block):
     return value.to_bytes(16, "big")
 
 
-def _xor(a, b):
+def _xor(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b))
 
 
 class _SIV:
     """AES-SIV with one fixed associated data string (deterministic mode) for one 64-byte key."""
 
-    def __init__(self, key, ad):
+    def __init__(self, key: bytes, ad: bytes) -> None:
         from cryptography.hazmat.primitives.ciphers import algorithms
 
         self._mac = algorithms.AES(key[:32])
@@ -47,7 +52,7 @@ class _SIV:
         self._d = _xor(_dbl(d), self._cmac_one(ad))  # S2V state after the associated data: fixed per key
 
     @staticmethod
-    def _aes(algorithm, blocks):
+    def _aes(algorithm: Any, blocks: Rows) -> Rows:
         """AES-ECB of every 16-byte row, in one call. A new encryptor each time: they are not thread-safe, and
         the service converts requests on several threads."""
         from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -55,10 +60,10 @@ class _SIV:
         encryptor = Cipher(algorithm, modes.ECB()).encryptor()
         return np.frombuffer(encryptor.update(np.ascontiguousarray(blocks).tobytes()), np.uint8).reshape(-1, 16)
 
-    def _cmac_one(self, message):
+    def _cmac_one(self, message: bytes) -> bytes:
         return self._cmac(np.frombuffer(message, np.uint8).reshape(1, -1))[0].tobytes()
 
-    def _cmac(self, rows):
+    def _cmac(self, rows: Rows) -> Rows:
         """CMAC (RFC 4493) of each row of `rows` (uint8 [N, m]); [N, 16]."""
         n, m = rows.shape
         blocks = max(1, -(-m // 16))
@@ -74,7 +79,7 @@ class _SIV:
             state = self._aes(self._mac, state ^ padded[:, j * 16 : (j + 1) * 16])
         return state
 
-    def _s2v(self, plain):
+    def _s2v(self, plain: Rows) -> Rows:
         n, m = plain.shape
         if m >= 16:
             t = plain.copy()
@@ -86,7 +91,7 @@ class _SIV:
             t ^= np.frombuffer(_dbl(self._d), np.uint8)
         return self._cmac(t)
 
-    def _keystream(self, siv, length):
+    def _keystream(self, siv: Rows, length: int) -> Rows:
         n = siv.shape[0]
         blocks = -(-length // 16)
         if not blocks:
@@ -100,19 +105,19 @@ class _SIV:
         counters[:, :, 12:16] = low[..., None].view(np.uint8).reshape(n, blocks, 4)
         return self._aes(self._ctr, counters.reshape(-1, 16)).reshape(n, blocks * 16)[:, :length]
 
-    def seal(self, plain):
+    def seal(self, plain: Rows) -> Rows:
         """[N, m] plaintexts -> [N, 16 + m] SIV || ciphertext."""
         siv = self._s2v(plain)
         return np.concatenate([siv, plain ^ self._keystream(siv, plain.shape[1])], axis=1)
 
-    def open(self, sealed):
+    def open(self, sealed: Rows) -> Tuple[Rows, np.ndarray]:
         """[N, 16 + m] -> ([N, m] plaintexts, [N] bool: authentic)."""
         siv, body = sealed[:, :16], sealed[:, 16:]
         plain = body ^ self._keystream(siv, body.shape[1])
         return plain, np.all(self._s2v(plain) == siv, axis=1)
 
 
-def _b64encode_rows(rows):
+def _b64encode_rows(rows: Rows) -> Rows:
     """Base64 of each row of a uint8 [N, L] matrix, as a uint8 [N, 4 * ceil(L / 3)] matrix of characters."""
     n, length = rows.shape
     groups = -(-length // 3)
@@ -127,7 +132,7 @@ def _b64encode_rows(rows):
     return out
 
 
-def _b64decode_rows(chars):
+def _b64decode_rows(chars: Rows) -> Optional[Rows]:
     """Inverse of _b64encode_rows for [N, W] characters of equal padding; None if any row is not base64."""
     n, width = chars.shape
     if width % 4:
@@ -147,7 +152,7 @@ def _b64decode_rows(chars):
     return data.reshape(n, -1)[:, : width // 4 * 3 - pad]
 
 
-def _rows_by_length(array):
+def _rows_by_length(array: Any) -> Dict[int, Block]:
     """{byte length: (positions, uint8 [k, length] matrix)} of a pyarrow string array without nulls."""
     import pyarrow as pa
 
@@ -155,7 +160,7 @@ def _rows_by_length(array):
     offsets = np.frombuffer(array.buffers()[1], np.int64)[array.offset : array.offset + len(array) + 1]
     data = np.frombuffer(array.buffers()[2], np.uint8) if array.buffers()[2] is not None else np.zeros(0, np.uint8)
     lengths = np.diff(offsets)
-    out = {}
+    out: Dict[int, Block] = {}
     for length in np.unique(lengths):
         positions = np.nonzero(lengths == length)[0]
         starts = offsets[:-1][positions]
@@ -163,7 +168,7 @@ def _rows_by_length(array):
     return out
 
 
-def _strings(rows_by_position, count):
+def _strings(rows_by_position: Sequence[Block], count: int) -> Any:
     """A pyarrow string array from [(positions, uint8 [k, L] rows)] blocks covering 0..count-1."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -184,7 +189,7 @@ def _strings(rows_by_position, count):
     return pc.take(stacked, pa.array(order)).cast(pa.string())
 
 
-def _by_padding(groups):
+def _by_padding(groups: Mapping[int, Block]) -> Iterator[Block]:
     """Split equal-width groups of base64 text further by their '=' padding (0, 1 or 2 characters)."""
     for _, (positions, chars) in groups.items():
         if chars.shape[1] < 2:
@@ -199,28 +204,29 @@ def _by_padding(groups):
 class VectorCipher:
     """Deterministic tokens for whole arrays; equal to Cipher(keyring).pseudonymize(v, True) value by value."""
 
-    def __init__(self, keyring):
+    def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
         self._siv = {v: _SIV(k, ASSOCIATED_DATA[DETERMINISTIC]) for v, k in keyring.keys.items()}
 
-    def pseudonymize_array(self, values):
+    def pseudonymize_array(self, values: Any) -> Any:
         """pyarrow string array without nulls -> tokens (pyarrow string array), same order."""
         version = self.keyring.current
         siv = self._siv[version]
-        blocks = []
+        blocks: List[Block] = []
         for length, (positions, rows) in _rows_by_length(values).items():
             header = np.tile(np.array([version, _MODE], np.uint8), (rows.shape[0], 1))
             token = np.concatenate([header, siv.seal(rows)], axis=1)
             blocks.append((positions, _b64encode_rows(token)))
         return _strings(blocks, len(values))
 
-    def reidentify_array(self, tokens):
+    def reidentify_array(self, tokens: Any) -> Tuple[Any, List[int]]:
         """pyarrow string array of tokens without nulls -> (plaintexts with None where not handled here, positions
         left to the per-value path: randomized tokens or other encodings). Raises TokenError if a deterministic
         token does not authenticate."""
         import pyarrow as pa
 
-        blocks, others = [], []
+        blocks: List[Block] = []
+        others: List[int] = []
         for positions, chars in _by_padding(_rows_by_length(tokens)):
             raw = _b64decode_rows(chars)
             if raw is None or raw.shape[1] < 18:

@@ -10,6 +10,7 @@ import json
 import socket
 import time
 import uuid
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from lakehouse_ops.aws.s3 import split_uri
 from lakehouse_ops.logs import get_logger
@@ -18,7 +19,14 @@ log = get_logger("runner.lease")
 
 
 class Leases:
-    def __init__(self, prefix, minutes, s3=None, owner=None, clock=time.time):
+    def __init__(
+        self,
+        prefix: str,
+        minutes: float,
+        s3: Any = None,
+        owner: Optional[str] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         from lakehouse_ops.aws.clients import client
 
         self.bucket, key = split_uri(prefix.rstrip("/") + "/")
@@ -28,14 +36,14 @@ class Leases:
         self.owner = owner or "%s/%s" % (socket.gethostname(), uuid.uuid4().hex[:12])
         self.clock = clock
 
-    def _key(self, table):
+    def _key(self, table: str) -> str:
         return "%s%s.json" % (self.prefix, table)
 
-    def _body(self):
+    def _body(self) -> str:
         now = self.clock()
         return json.dumps({"owner": self.owner, "taken_at": int(now), "expires_at": int(now + self.seconds)})
 
-    def acquire(self, table):
+    def acquire(self, table: str) -> Tuple[bool, Optional[Dict[str, Any]]]:
         """(True, None) if the lease is now ours; (False, holder) if another run holds it."""
         from botocore.exceptions import ClientError
 
@@ -64,7 +72,7 @@ class Leases:
         log.info("took over an expired lease", extra={"table": table, "previous_owner": holder.get("owner")})
         return True, None
 
-    def release(self, table):
+    def release(self, table: str) -> None:
         from botocore.exceptions import ClientError
 
         key = self._key(table)

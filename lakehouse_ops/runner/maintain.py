@@ -53,7 +53,7 @@ class MaintenanceRunner:
         leases=None,
         written_within_hours=None,
         clock=now_ms,
-    ):
+    ) -> None:
         from lakehouse_ops.engine.session import LazySession
 
         self.config = config

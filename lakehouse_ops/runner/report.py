@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-def write_report(report, destination):
+def write_report(report, destination) -> None:
     write_json(destination, report)
 
 
@@ -56,7 +56,7 @@ def health_rows(health):
     ]
 
 
-def print_health(healths, console=None):
+def print_health(healths, console=None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -69,7 +69,7 @@ def print_health(healths, console=None):
         console.print(table)
 
 
-def print_compare(before, after, console=None):
+def print_compare(before, after, console=None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -81,7 +81,7 @@ def print_compare(before, after, console=None):
     console.print(table)
 
 
-def print_actions(report, console=None):
+def print_actions(report, console=None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -106,7 +106,7 @@ def print_actions(report, console=None):
     console.print("[bold %s]%s[/]" % (("green", "ok") if report["ok"] else ("red", "something failed: see above")))
 
 
-def print_ingest(report, console=None):
+def print_ingest(report, console=None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -134,7 +134,7 @@ def print_ingest(report, console=None):
     )
 
 
-def print_erasure(receipt, console=None):
+def print_erasure(receipt, console=None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -173,7 +173,7 @@ def print_erasure(receipt, console=None):
         console.print("receipt: %s" % receipt["receipt_path"])
 
 
-def print_fleet(report, console=None):
+def print_fleet(report, console=None) -> None:
     from rich.table import Table
 
     out = Table(
@@ -200,7 +200,7 @@ def print_fleet(report, console=None):
     (console or _console(140)).print(out)
 
 
-def print_policy(table, policy, sources, console=None):
+def print_policy(table, policy, sources, console=None) -> None:
     """Every key of the effective policy, its value and the rule (or default) that set it."""
     from rich.table import Table
 

@@ -72,7 +72,7 @@ def upload(files, s3=None):
 class Run:
     """A started run: how to read its state, cancel it, and where its logs and UI are."""
 
-    def __init__(self, target, request, response, clients):
+    def __init__(self, target, request, response, clients) -> None:
         self.target = target
         self.request = request
         self.response = response
@@ -103,7 +103,7 @@ class Run:
         details = "; ".join(str(failure[k]) for k in ("Reason", "Message", "LogFile") if failure.get(k))
         return status["State"], details or status.get("StateChangeReason", {}).get("Message", "")
 
-    def cancel(self):
+    def cancel(self) -> None:
         if self.target == "emr-serverless":
             self.clients["emr-serverless"].cancel_job_run(applicationId=self.app, jobRunId=self.id)
         else:
@@ -187,7 +187,7 @@ def submit_runs(
         say("started %s run %s" % (target, run.id))
         if wait_for_end:
 
-            def report(state, details, seconds):
+            def report(state, details, seconds) -> None:
                 say("%7.0f s  %s%s" % (seconds, state, "  (%s)" % details if details else ""))
 
             state, success = wait(run, report, poll_seconds)

@@ -7,9 +7,10 @@ Exit code: 0 success, 1 failed, 2 usage or configuration error.
 """
 
 import sys
+from typing import List, Optional
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     from lakehouse_ops.cli.spark_submit import run
 
     return run("erase", sys.argv[1:] if argv is None else argv, "erase.py")

@@ -1,0 +1,30 @@
+"""What the parts of an IngestJob share: the job (job.py) sets these up; its start-up (target.py) and its writes
+(write.py) are mixins that work on them."""
+
+from typing import Any, Callable, Optional, Set
+
+from lakehouse_ops.config import Config
+from lakehouse_ops.config.sections import IngestConfig
+from lakehouse_ops.ingest.claims import Claims
+from lakehouse_ops.ingest.ledger import Ledger
+
+
+class JobState:
+    config: Config
+    cfg: IngestConfig
+    catalog: str
+    target: str  # the target table's name
+    target_ref: str  # the same, quoted and qualified for SQL
+    quarantine_ref: Optional[str]  # None: misfit records fail their objects instead
+    schema: Any  # the target's data columns as a Spark StructType
+    ledger: Ledger
+    claims: Claims
+    enrich: Optional[Callable[..., Any]]
+
+    @property
+    def spark(self) -> Any:
+        raise NotImplementedError
+
+    def _meta_columns(self) -> Set[str]:
+        """The columns the job adds to the target (source object, ingest time, batch id)."""
+        return {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
