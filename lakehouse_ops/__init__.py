@@ -7,20 +7,33 @@ Notebook use, with the SparkSession you already have:
     lakehouse_ops.table_health("db.events", config="conf/emr.yaml")
 """
 
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Union
+
 from lakehouse_ops.version import __version__
 
+if TYPE_CHECKING:
+    from lakehouse_ops.config import Config
 
-def _as_config(config):
+ConfigLike = Union["Config", Mapping[str, Any], str]  # a Config, its dict, or a local path or s3:// URI
+
+
+def _as_config(config: ConfigLike) -> "Config":
     from lakehouse_ops.config import Config, config_from_dict, load_config
 
     if isinstance(config, Config):
         return config
-    if isinstance(config, dict):
-        return config_from_dict(config)
+    if isinstance(config, Mapping):
+        return config_from_dict(dict(config))
     return load_config(config)
 
 
-def maintain(spark, tables, config, dry_run=False, only=None):
+def maintain(
+    spark: Any,
+    tables: Union[str, Iterable[str]],
+    config: ConfigLike,
+    dry_run: bool = False,
+    only: Optional[Iterable[str]] = None,
+) -> Dict[str, Any]:
     """Maintain one table name, glob or list of them with an existing SparkSession; returns the report dict."""
     from lakehouse_ops.runner import MaintenanceRunner
 
@@ -28,14 +41,15 @@ def maintain(spark, tables, config, dry_run=False, only=None):
     return MaintenanceRunner(_as_config(config), spark=spark, only=only).run(names, dry_run=dry_run)
 
 
-def table_health(table, config):
+def table_health(table: str, config: ConfigLike) -> Dict[str, Any]:
     """Health of one table from its metadata (no Spark), as a dict."""
     from lakehouse_ops.health import table_health
 
     return table_health(_as_config(config), table).to_dict()
 
 
-def load_config(path):
+def load_config(path: str) -> "Config":
+    """The validated config at a local path or s3:// URI."""
     from lakehouse_ops.config import load_config as _load
 
     return _load(path)

@@ -2,14 +2,17 @@
 
 import os
 import time
+from typing import Any, Dict, List, Tuple
 
+from lakehouse_ops.config import Config
+from lakehouse_ops.health import TableHealth
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("demo")
 
 
-def _failed_job_output(location, age_hours=120.0):
+def _failed_job_output(location: str, age_hours: float = 120.0) -> str:
     """What a failed job leaves behind: a file under the table's data directory that no snapshot references,
     five days old (old enough for orphan removal)."""
     path = os.path.join(location, "data", "orphan-from-failed-job.parquet")
@@ -25,7 +28,7 @@ DEV_KEY_FILE = "dev-keys.json"
 DEV_API_KEY = "dev-only-api-key"
 
 
-def _check_local(config):
+def _check_local(config: Config) -> None:
     from lakehouse_ops.errors import ConfigError
     from lakehouse_ops.ingest.demo import require_local_ingest
 
@@ -35,22 +38,25 @@ def _check_local(config):
             "warehouse path, such as conf/local.yaml"
         )
     require_local_ingest(config, "the demo")
-    if config.ingest.pseudonymize is None or config.pseudonymization is None:
+    if config.section("ingest").pseudonymize is None or config.pseudonymization is None:
         raise ConfigError(
             "the demo pseudonymizes during ingest: it needs ingest.pseudonymize and a "
             "'pseudonymization' section, as in conf/local.yaml"
         )
 
 
-def _small_batches(config, objects):
+def _small_batches(config: Config, objects: int) -> Config:
     """The config with ingest batches of at most `objects` objects: many small commits, as streaming makes."""
     import dataclasses
 
-    ingest = config.ingest.model_copy(update={"batch": config.ingest.batch.model_copy(update={"max_objects": objects})})
+    section = config.section("ingest")
+    ingest = section.model_copy(update={"batch": section.batch.model_copy(update={"max_objects": objects})})
     return dataclasses.replace(config, ingest=ingest)
 
 
-def _ingest_step(config, spark, target, objects_per_batch, as_json):
+def _ingest_step(
+    config: Config, spark: Any, target: str, objects_per_batch: int, as_json: bool
+) -> Tuple[Dict[str, Any], List[str], TableHealth]:
     """Ingest in small batches, show a few pseudonymized rows and the table's health, and leave an orphan behind
     as a failed job would; returns (ingest report, pseudonymized columns, health before maintenance)."""
     from lakehouse_ops.health import table_health
@@ -58,7 +64,7 @@ def _ingest_step(config, spark, target, objects_per_batch, as_json):
     from lakehouse_ops.runner.report import print_health, print_ingest
 
     ingest = IngestJob(_small_batches(config, objects_per_batch), spark=spark).run(until_empty=True)
-    columns = list(config.ingest.pseudonymize.columns)
+    columns = list(config.section("ingest").pseudonymize.columns)
     sample = [
         r.asDict()
         for r in spark.table(table_ref(config.catalog.name, target))
@@ -78,7 +84,9 @@ def _ingest_step(config, spark, target, objects_per_batch, as_json):
     return ingest, columns, before
 
 
-def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
+def run_demo(
+    config: Config, files: int = 24, rows: int = 300, objects_per_batch: int = 3, as_json: bool = False
+) -> Dict[str, Any]:
     """The whole pipeline on the embedded default: landing files and their events on a local SQS (moto's server),
     ingest with pseudonymization through the local reference service, then maintenance of the table."""
     from lakehouse_ops.aws.clients import client
@@ -89,11 +97,11 @@ def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
     from lakehouse_ops.runner.report import print_actions, print_compare, to_json
 
     _check_local(config)
-    pseudo = config.pseudonymization
+    pseudo = config.section("pseudonymization")
     if pseudo.mode == "service" and pseudo.api_key_env:
         # Before Spark starts, so its Python workers inherit it (a cluster sets it with spark.executorEnv.*).
         os.environ.setdefault(pseudo.api_key_env, DEV_API_KEY)
-    sqs_server = local_sqs(config.ingest.queue_url)
+    sqs_server = local_sqs(config.section("ingest").queue_url)
     service = (
         ensure_local_service(pseudo.service_url, DEV_KEY_FILE, pseudo.api_key_env) if pseudo.mode == "service" else None
     )
@@ -127,7 +135,7 @@ def run_demo(config, files=24, rows=300, objects_per_batch=3, as_json=False):
             sqs_server.terminate()
 
 
-def run_ingest_demo(config, files=20, rows=500, as_json=False):
+def run_ingest_demo(config: Config, files: int = 20, rows: int = 500, as_json: bool = False) -> Dict[str, Any]:
     """Landing files and their S3 events on a local SQS (moto's server), ingested into the target table."""
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.engine import build_session
@@ -136,7 +144,7 @@ def run_ingest_demo(config, files=20, rows=500, as_json=False):
     from lakehouse_ops.runner.report import print_health, print_ingest, to_json
 
     require_local_ingest(config, "demo-ingest")
-    server = local_sqs(config.ingest.queue_url)
+    server = local_sqs(config.section("ingest").queue_url)
     try:
         sqs = client("sqs")
         spark = build_session(config)

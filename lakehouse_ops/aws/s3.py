@@ -21,7 +21,8 @@ def read_text(uri: str, s3: Any = None) -> str:
     bucket, key = split_uri(uri)
     s3 = s3 or client("s3")
     try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body.decode("utf-8")
     except Exception as exc:  # botocore raises many types; the message names the object either way
         raise LakehouseOpsError("cannot read %s: %s" % (uri, exc)) from None
 

@@ -4,11 +4,13 @@ jobs (ingest, pseudonymize, reidentify, erase, demos, the reference service), sh
 Exit codes: 0 success, 1 a table or action failed, 2 usage or configuration error (nothing was started).
 """
 
+from typing import List, Optional
+
 from lakehouse_ops.cli import jobs, ship, tables  # noqa: F401  (each registers its commands on `cli`)
 from lakehouse_ops.cli.base import cli
 
 
-def main(argv=None) -> None:
+def main(argv: Optional[List[str]] = None) -> None:
     cli.main(args=argv, prog_name="lakehouse-ops")
 
 

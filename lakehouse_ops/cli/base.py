@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 a table or action failed, 2 usage or configuration erro
 import functools
 import json
 import sys
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, NoReturn, Optional, TypeVar, cast
 
 import click
 
@@ -14,19 +15,23 @@ from lakehouse_ops import logs
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
+if TYPE_CHECKING:
+    from lakehouse_ops.config import Config
+
 SPARK_MODES = ("cluster", "local")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fail(message, code) -> None:
+def fail(message: str, code: int) -> NoReturn:
     click.echo("lakehouse-ops: %s" % message, err=True)
     sys.exit(code)
 
 
-def handles_errors(func):
+def handles_errors(func: F) -> F:
     """Map our errors to exit codes with a message instead of a traceback."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except ConfigError as exc:
@@ -34,10 +39,10 @@ def handles_errors(func):
         except LakehouseOpsError as exc:
             fail(str(exc), EXIT_FAILED)
 
-    return wrapper
+    return cast(F, wrapper)
 
 
-def load(ctx):
+def load(ctx: click.Context) -> "Config":
     """The config named by --config (or LAKEHOUSE_OPS_CONFIG)."""
     from lakehouse_ops.config import load_config
 
@@ -49,7 +54,7 @@ def load(ctx):
     return load_config(path)
 
 
-def session_factory(ctx, config):
+def session_factory(ctx: click.Context, config: "Config") -> Callable[[], Any]:
     """How a command builds its Spark session when it needs one: the config's mode, or --spark-mode."""
     from lakehouse_ops.engine import build_session
 
@@ -79,7 +84,9 @@ def session_factory(ctx, config):
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 @click.pass_context
-def cli(ctx, config_path, log_format, spark_mode, verbose) -> None:
+def cli(
+    ctx: click.Context, config_path: Optional[str], log_format: Optional[str], spark_mode: Optional[str], verbose: bool
+) -> None:
     """Keep Apache Iceberg tables healthy: health, plans and maintenance driven by table policies."""
     import logging
 
@@ -87,7 +94,9 @@ def cli(ctx, config_path, log_format, spark_mode, verbose) -> None:
     ctx.obj = {"config_path": config_path, "spark_mode": spark_mode}
 
 
-def emit(report, as_json, report_path, printer) -> None:
+def emit(
+    report: Dict[str, Any], as_json: bool, report_path: Optional[str], printer: Callable[[Dict[str, Any]], None]
+) -> NoReturn:
     """Write the report where asked, show it, and exit with its outcome."""
     from lakehouse_ops.runner.report import to_json, write_report
 
@@ -100,13 +109,13 @@ def emit(report, as_json, report_path, printer) -> None:
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
 
 
-def exit_with(report) -> None:
+def exit_with(report: Mapping[str, Any]) -> NoReturn:
     sys.exit(EXIT_OK if report["ok"] else EXIT_FAILED)
 
 
-def print_json(report) -> None:
+def print_json(report: Mapping[str, Any]) -> None:
     click.echo(json.dumps(report, indent=2, default=str))
 
 
-def print_summary(report) -> None:
+def print_summary(report: Mapping[str, Any]) -> None:
     click.echo(" ".join("%s=%s" % (k, v) for k, v in report.items()))

@@ -1,18 +1,22 @@
 """The data jobs: ingest, pseudonymize, reidentify, erase; the local demos and the reference service."""
 
+from typing import Any, Callable, List, Optional, Sequence, Tuple, TypeVar
+
 import click
 
 from lakehouse_ops.cli.base import cli, emit, exit_with, handles_errors, load, print_summary, session_factory
 from lakehouse_ops.errors import ConfigError
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _apply(func, options):
+
+def _apply(func: F, options: Sequence[Callable[[Any], Any]]) -> F:
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _report_options():
+def _report_options() -> List[Callable[[Any], Any]]:
     return [
         click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object."),
         click.option(
@@ -21,7 +25,7 @@ def _report_options():
     ]
 
 
-def ingest_options(func):
+def ingest_options(func: F) -> F:
     """The options of `ingest` (spark_jobs/ingest_sqs.py runs this command, so it takes the same)."""
     return _apply(
         func,
@@ -36,7 +40,7 @@ def ingest_options(func):
     )
 
 
-def pseudonymize_options(func):
+def pseudonymize_options(func: F) -> F:
     """The options of `pseudonymize` (spark_jobs/pseudonymize.py runs this command, so it takes the same)."""
     return _apply(
         func,
@@ -52,7 +56,7 @@ def pseudonymize_options(func):
     )
 
 
-def erase_options(func):
+def erase_options(func: F) -> F:
     """The options of `erase` (spark_jobs/erase.py runs this command, so it takes the same)."""
     return _apply(
         func,
@@ -88,7 +92,14 @@ def erase_options(func):
 @ingest_options
 @click.pass_context
 @handles_errors
-def ingest(ctx, until_empty, max_batches, max_runtime, as_json, report_path) -> None:
+def ingest(
+    ctx: click.Context,
+    until_empty: bool,
+    max_batches: Optional[int],
+    max_runtime: Optional[float],
+    as_json: bool,
+    report_path: Optional[str],
+) -> None:
     """Ingest S3 objects announced on SQS into the target Iceberg table, exactly once.
 
     Without --until-empty, --max-batches or --max-runtime it runs until stopped, backing off while the queue
@@ -109,14 +120,16 @@ def ingest(ctx, until_empty, max_batches, max_runtime, as_json, report_path) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the ingest report as JSON.")
 @click.pass_context
 @handles_errors
-def demo_ingest(ctx, files, rows, as_json) -> None:
+def demo_ingest(ctx: click.Context, files: int, rows: int, as_json: bool) -> None:
     """Write landing files, send their S3 events to a local SQS (moto's server), and ingest them."""
     from lakehouse_ops.demo import run_ingest_demo
 
     exit_with(run_ingest_demo(load(ctx), files=files, rows=rows, as_json=as_json))
 
 
-def _convert(ctx, job_name, direction, target, as_json, report_path) -> None:
+def _convert(
+    ctx: click.Context, job_name: str, direction: str, target: Optional[str], as_json: bool, report_path: Optional[str]
+) -> None:
     from lakehouse_ops.pseudo import job
 
     config = load(ctx)
@@ -128,7 +141,9 @@ def _convert(ctx, job_name, direction, target, as_json, report_path) -> None:
 @pseudonymize_options
 @click.pass_context
 @handles_errors
-def pseudonymize(ctx, job_name, reidentify_to, as_json, report_path) -> None:
+def pseudonymize(
+    ctx: click.Context, job_name: str, reidentify_to: Optional[str], as_json: bool, report_path: Optional[str]
+) -> None:
     """Replace a job's sensitive columns with pseudonyms and write its target table (one commit)."""
     direction = "reidentify" if reidentify_to else "pseudonymize"
     _convert(ctx, job_name, direction, reidentify_to, as_json, report_path)
@@ -141,7 +156,7 @@ def pseudonymize(ctx, job_name, reidentify_to, as_json, report_path) -> None:
 @click.option("--report", "report_path", metavar="PATH")
 @click.pass_context
 @handles_errors
-def reidentify(ctx, job_name, target, as_json, report_path) -> None:
+def reidentify(ctx: click.Context, job_name: str, target: str, as_json: bool, report_path: Optional[str]) -> None:
     """Turn a job's pseudonyms back into the original values, into TARGET (one commit)."""
     _convert(ctx, job_name, "reidentify", target, as_json, report_path)
 
@@ -151,7 +166,16 @@ def reidentify(ctx, job_name, target, as_json, report_path) -> None:
 @click.pass_context
 @handles_errors
 def erase(
-    ctx, subjects_file, subjects, pseudonyms_file, pseudonyms, tables, request_id, dry_run, receipt_path, as_json
+    ctx: click.Context,
+    subjects_file: Optional[str],
+    subjects: Tuple[str, ...],
+    pseudonyms_file: Optional[str],
+    pseudonyms: Tuple[str, ...],
+    tables: Tuple[str, ...],
+    request_id: Optional[str],
+    dry_run: bool,
+    receipt_path: Optional[str],
+    as_json: bool,
 ) -> None:
     """Right to be forgotten: delete subjects' rows from every table holding subject data, make the old bytes
     physically gone (rewrite, expire snapshots, remove orphans), verify, and write a receipt."""
@@ -186,21 +210,21 @@ def erase(
     help="Environment variable holding the API key clients must send in x-api-key.",
 )
 @handles_errors
-def pseudo_service(host, port, key_file, keys_secret, api_key_env):
+def pseudo_service(host: str, port: int, key_file: Optional[str], keys_secret: Optional[str], api_key_env: str) -> None:
     """Run the reference pseudonymization service over HTTP (the contract of the AWS sample)."""
     import time
 
     from lakehouse_ops.pseudo import keys
     from lakehouse_ops.pseudo.service import PseudonymService, load_or_create_key_file, serve
 
-    if bool(key_file) == bool(keys_secret):
-        raise ConfigError("pass exactly one of --key-file (development) or --keys-secret (Secrets Manager)")
-    if key_file:
+    if key_file and not keys_secret:
         keyring, created = load_or_create_key_file(key_file)
         if created:
             click.echo("created development key file %s (keep it out of version control)" % key_file, err=True)
-    else:
+    elif keys_secret and not key_file:
         keyring = keys.keyring_from_secret(keys_secret)
+    else:
+        raise ConfigError("pass exactly one of --key-file (development) or --keys-secret (Secrets Manager)")
     server, url = serve(PseudonymService(keyring, keys.api_key(env_var=api_key_env)), host, port)
     click.echo(
         "pseudonymization service listening on %s (key version %d); Ctrl-C stops it" % (url, keyring.current), err=True
@@ -219,7 +243,7 @@ def pseudo_service(host, port, key_file, keys_secret, api_key_env):
 @click.option("--json", "as_json", is_flag=True, help="Print the pipeline report as JSON.")
 @click.pass_context
 @handles_errors
-def demo(ctx, files, rows, objects_per_batch, as_json) -> None:
+def demo(ctx: click.Context, files: int, rows: int, objects_per_batch: int, as_json: bool) -> None:
     """The whole pipeline locally: landing files and their events on a local SQS, ingest with pseudonymization
     through the local reference service, then maintenance of the table (health, plan, actions, health again)."""
     from lakehouse_ops.demo import run_demo

@@ -1,5 +1,7 @@
 """Shipping to EMR: package, submit, schedule."""
 
+from typing import Any, Mapping, Optional, Tuple
+
 import click
 
 from lakehouse_ops.cli.base import cli, emit, handles_errors, load, print_json, print_summary
@@ -23,7 +25,16 @@ from lakehouse_ops.jobs import JOBS
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handles_errors
-def package(ctx, outdir, interpreter, target_python, force, wheel, no_archive, as_json) -> None:
+def package(
+    ctx: click.Context,
+    outdir: str,
+    interpreter: Optional[str],
+    target_python: Optional[str],
+    force: bool,
+    wheel: Optional[str],
+    no_archive: bool,
+    as_json: bool,
+) -> None:
     """Build the wheel and a venv-pack archive for spark.archives (EMR Serverless, or YARN on EMR), and print
     the spark-submit settings that use it."""
     from lakehouse_ops.ship.package import package as build
@@ -42,7 +53,7 @@ def package(ctx, outdir, interpreter, target_python, force, wheel, no_archive, a
     emit(report, as_json, None, _print_package)
 
 
-def _print_package(report) -> None:
+def _print_package(report: Mapping[str, Any]) -> None:
     click.echo("wheel:   %s" % report["wheel"])
     if report.get("archive"):
         click.echo("archive: %s (%d bytes, Python %s)" % (report["archive"], report["archive_bytes"], report["python"]))
@@ -74,7 +85,20 @@ def _print_package(report) -> None:
 @click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 @handles_errors
-def submit(ctx, target, job, archive, name, needy, per_table, wait, dry_run, poll_seconds, as_json, job_args):
+def submit(
+    ctx: click.Context,
+    target: str,
+    job: str,
+    archive: Optional[str],
+    name: Optional[str],
+    needy: bool,
+    per_table: bool,
+    wait: bool,
+    dry_run: bool,
+    poll_seconds: float,
+    as_json: bool,
+    job_args: Tuple[str, ...],
+) -> None:
     """Start a job on EMR Serverless (StartJobRun) or EMR on EC2 (a step): uploads the entry point, the config and
     the archive to ship.artifacts, then sends the request. JOB_ARGS (after --) go to the job."""
     from lakehouse_ops.ship.submit import submit_runs
@@ -114,7 +138,15 @@ def submit(ctx, target, job, archive, name, needy, per_table, wait, dry_run, pol
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handles_errors
-def schedule(ctx, archive, list_only, delete_names, prune, dry_run, as_json) -> None:
+def schedule(
+    ctx: click.Context,
+    archive: Optional[str],
+    list_only: bool,
+    delete_names: Tuple[str, ...],
+    prune: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
     """Create or update the EventBridge Scheduler schedules of ship.schedules (idempotent)."""
     from lakehouse_ops.ship.schedule import manage
 

@@ -1,6 +1,7 @@
 """Commands on tables: health, plan, maintain, policy show."""
 
 import json
+from typing import Any, Callable, Optional, Tuple, TypeVar
 
 import click
 
@@ -8,17 +9,18 @@ from lakehouse_ops.cli.base import cli, emit, handles_errors, load, session_fact
 from lakehouse_ops.maintenance import ACTIONS
 
 ACTION_NAMES = list(ACTIONS)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def only_option(help_text):
+def only_option(help_text: str) -> Callable[[F], F]:
     return click.option("--only", multiple=True, type=click.Choice(ACTION_NAMES), help=help_text)
 
 
-def tables_argument():
+def tables_argument() -> Callable[[F], F]:
     return click.argument("tables", nargs=-1)
 
 
-def maintain_options(func):
+def maintain_options(func: F) -> F:
     """The options of `maintain` (spark_jobs/maintain.py runs this command, so it takes the same)."""
     for option in reversed(
         [
@@ -45,7 +47,7 @@ def maintain_options(func):
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per table, one per line.")
 @click.pass_context
 @handles_errors
-def health(ctx, tables, as_json) -> None:
+def health(ctx: click.Context, tables: Tuple[str, ...], as_json: bool) -> None:
     """Health of TABLES (names or globs) from metadata alone; no Spark is started."""
     from lakehouse_ops.health import open_tables, table_health
     from lakehouse_ops.runner import resolve_tables
@@ -63,7 +65,15 @@ def health(ctx, tables, as_json) -> None:
         print_health(results)
 
 
-def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours=None) -> None:
+def _maintain(
+    ctx: click.Context,
+    tables: Tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    report_path: Optional[str],
+    only: Tuple[str, ...],
+    written_within_hours: Optional[float] = None,
+) -> None:
     from lakehouse_ops.runner import MaintenanceRunner
     from lakehouse_ops.runner.report import print_actions
 
@@ -90,7 +100,9 @@ def _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_h
 @click.option("--workers", default=8, show_default=True, help="Tables read at once with --all.")
 @click.pass_context
 @handles_errors
-def plan(ctx, tables, as_json, only, fleet, workers) -> None:
+def plan(
+    ctx: click.Context, tables: Tuple[str, ...], as_json: bool, only: Tuple[str, ...], fleet: bool, workers: int
+) -> None:
     """What maintenance would do on TABLES (default: every table a rule matches), and why. Changes nothing."""
     if not fleet:
         _maintain(ctx, tables, True, as_json, None, only)
@@ -106,7 +118,15 @@ def plan(ctx, tables, as_json, only, fleet, workers) -> None:
 @maintain_options
 @click.pass_context
 @handles_errors
-def maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours) -> None:
+def maintain(
+    ctx: click.Context,
+    tables: Tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    report_path: Optional[str],
+    only: Tuple[str, ...],
+    written_within_hours: Optional[float],
+) -> None:
     """Maintain TABLES (names or globs; default: every table a rule matches) as their policies say."""
     _maintain(ctx, tables, dry_run, as_json, report_path, only, written_within_hours)
 
@@ -121,7 +141,7 @@ def policy() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handles_errors
-def policy_show(ctx, table, as_json) -> None:
+def policy_show(ctx: click.Context, table: str, as_json: bool) -> None:
     """The effective policy of TABLE and which rule set each value."""
     from lakehouse_ops.runner.report import print_policy
 

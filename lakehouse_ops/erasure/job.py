@@ -18,7 +18,10 @@ Subjects appear in it (and in logs) only by reference, never by value.
 """
 
 import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from lakehouse_ops.config import Config
+from lakehouse_ops.config.sections import ErasureTable
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, reidentified, resolve_subjects
 from lakehouse_ops.erasure.table import TableErasure
@@ -28,7 +31,8 @@ from lakehouse_ops.units import iso_seconds
 RECEIPT_VERSION = 1
 
 
-def _client(config):
+def _client(config: Config) -> Tuple[Any, Any]:
+    """(pseudonymization client, keyring when the keys are at hand), or (None, None) without pseudonymization."""
     if config.pseudonymization is None:
         return None, None
     from lakehouse_ops.pseudo.spark import InExecutorSettings, make_client
@@ -39,8 +43,8 @@ def _client(config):
     return client, (client.cipher.keyring if isinstance(settings, InExecutorSettings) else None)
 
 
-def _entries(config, tables):
-    entries = config.section("erasure").tables
+def _entries(config: Config, tables: Optional[Iterable[str]]) -> List[ErasureTable]:
+    entries: List[ErasureTable] = list(config.section("erasure").tables)
     if tables:
         wanted = {config.table_name(t) for t in tables}
         known = {config.table_name(e.table) for e in entries}
@@ -55,25 +59,33 @@ def _entries(config, tables):
 
 
 def erase(
-    config, identifiers=(), pseudonyms=(), tables=None, dry_run=False, request_id=None, spark=None, session_factory=None
-):
+    config: Config,
+    identifiers: Sequence[str] = (),
+    pseudonyms: Sequence[str] = (),
+    tables: Optional[Iterable[str]] = None,
+    dry_run: bool = False,
+    request_id: Optional[str] = None,
+    spark: Any = None,
+    session_factory: Optional[Callable[[], Any]] = None,
+) -> Dict[str, Any]:
     """Erase the subjects from the configured tables (or `tables` among them); returns the receipt."""
     started = time.time()
     entries = _entries(config, tables)
     client, keyring = _client(config)
-    pseudonyms = list(pseudonyms or ())
+    given = list(pseudonyms or ())
     # Re-identified once: the plaintexts become subjects, and each given pseudonym is matched as it is.
-    plains = reidentified(pseudonyms, client)
+    plains = reidentified(given, client)
     subjects = resolve_subjects(list(identifiers or ()) + plains, [], client)
     by_identifier = {s.identifier: s.index for s in subjects}
-    given_tokens = {token: by_identifier[plain] for token, plain in zip(pseudonyms, plains)}
+    given_tokens = {token: by_identifier[plain] for token, plain in zip(given, plains)}
     if keyring is not None:
         given_tokens.update(all_version_tokens(keyring, subjects))
     spark = LazySession(config, spark, session_factory).get()
     from lakehouse_ops.health import open_tables
 
     catalog_tables = open_tables(config.catalog)
-    results, hits = [], {}
+    results: List[Dict[str, Any]] = []
+    hits: Dict[str, Set[int]] = {}
     for entry in entries:
         name = config.table_name(entry.table)
         eraser = TableErasure(config, spark, catalog_tables, entry, name, subjects, client, given_tokens)
@@ -104,7 +116,7 @@ def erase(
     return receipt
 
 
-def _summary(results, found_anywhere, dry_run, ok) -> str:
+def _summary(results: List[Dict[str, Any]], found_anywhere: bool, dry_run: bool, ok: bool) -> str:
     if not ok:
         failed = [r["table"] for r in results if not r["ok"]]
         return "erasure NOT complete: %s (see each table's problems)" % ", ".join(failed)
@@ -120,7 +132,7 @@ def _summary(results, found_anywhere, dry_run, ok) -> str:
     )
 
 
-def read_subjects(source):
+def read_subjects(source: str) -> List[str]:
     """Subjects, one per line, from a local file, an s3:// object or '-' (standard input). Files keep subjects out
     of command lines, shell history and EMR step arguments."""
     from lakehouse_ops.erasure.subjects import read_subject_lines
@@ -134,7 +146,7 @@ def read_subjects(source):
     return read_subject_lines(read_text(source, "subjects file"), source)
 
 
-def receipt_destination(config, receipt, explicit=None):
+def receipt_destination(config: Config, receipt: Dict[str, Any], explicit: Optional[str] = None) -> Optional[str]:
     """`explicit`, else a file named after the run under erasure.receipts, else None."""
     if explicit:
         return explicit
@@ -150,32 +162,30 @@ def receipt_destination(config, receipt, explicit=None):
     return base.rstrip("/") + "/" + name
 
 
-def _safe_name(text):
+def _safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:80]
 
 
 def run_request(
-    config,
-    identifiers=(),
-    identifiers_file=None,
-    pseudonyms=(),
-    pseudonyms_file=None,
-    tables=None,
-    dry_run=False,
-    request_id=None,
-    receipt_path=None,
-    spark=None,
-    session_factory=None,
-):
+    config: Config,
+    identifiers: Sequence[str] = (),
+    identifiers_file: Optional[str] = None,
+    pseudonyms: Sequence[str] = (),
+    pseudonyms_file: Optional[str] = None,
+    tables: Optional[Iterable[str]] = None,
+    dry_run: bool = False,
+    request_id: Optional[str] = None,
+    receipt_path: Optional[str] = None,
+    spark: Any = None,
+    session_factory: Optional[Callable[[], Any]] = None,
+) -> Dict[str, Any]:
     """Erase, then write the receipt (to `receipt_path` or the erasure.receipts location); returns the receipt."""
     from lakehouse_ops.aws.textio import write_json
 
-    identifiers = list(identifiers) + (read_subjects(identifiers_file) if identifiers_file else [])
-    pseudonyms = list(pseudonyms) + (read_subjects(pseudonyms_file) if pseudonyms_file else [])
     receipt = erase(
         config,
-        identifiers,
-        pseudonyms,
+        list(identifiers) + (read_subjects(identifiers_file) if identifiers_file else []),
+        list(pseudonyms) + (read_subjects(pseudonyms_file) if pseudonyms_file else []),
         tables=tables,
         dry_run=dry_run,
         request_id=request_id,

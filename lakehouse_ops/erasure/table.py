@@ -2,19 +2,23 @@
 expire the snapshots holding them, remove orphans, verify; the result goes in the receipt."""
 
 import time
-from typing import Set
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
+from lakehouse_ops.config import Config
+from lakehouse_ops.config.sections import ErasureTable
 from lakehouse_ops.erasure import files as meta_files
-from lakehouse_ops.erasure.raw import RawReader, check_unreferenced, names_value, spark_key
-from lakehouse_ops.erasure.subjects import table_values
+from lakehouse_ops.erasure.raw import Holding, RawReader, check_location
+from lakehouse_ops.erasure.subjects import Subject, table_values
 from lakehouse_ops.errors import LakehouseOpsError, first_line
+from lakehouse_ops.health.catalog import Tables
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import Plan
-from lakehouse_ops.maintenance.verify import snapshots_since
+from lakehouse_ops.maintenance.verify import Snapshot, snapshots_since
 from lakehouse_ops.sqltext import literal, table_ref
 from lakehouse_ops.units import iso_seconds
 
 log = get_logger("erasure")
+Values = Dict[str, int]  # a value to erase -> the index of the subject it stands for
 
 
 class ErasureError(LakehouseOpsError):
@@ -24,13 +28,23 @@ class ErasureError(LakehouseOpsError):
 class TableErasure:
     """One table's erasure: locate, delete, rewrite, expire, remove orphans, verify (see erasure.job)."""
 
-    def __init__(self, config, spark, catalog_tables, entry, name, subjects, client, given_tokens) -> None:
+    def __init__(
+        self,
+        config: Config,
+        spark: Any,
+        catalog_tables: Tables,
+        entry: ErasureTable,
+        name: str,
+        subjects: List[Subject],
+        client: Any,
+        given_tokens: Optional[Dict[str, int]],
+    ) -> None:
         self.config, self.spark, self.catalog_tables = config, spark, catalog_tables
         self.entry, self.name, self.subjects, self.client = entry, name, subjects, client
         self.given_tokens = given_tokens
         self.ref = table_ref(config.catalog.name, name)
-        self.subjects_found: Set[str] = set()
-        self.result = {
+        self.subjects_found: Set[int] = set()
+        self.result: Dict[str, Any] = {
             "table": name,
             "columns": list(entry.columns),
             "holds": entry.holds,
@@ -47,16 +61,17 @@ class TableErasure:
             "started_at": iso_seconds(time.time()),
         }
 
-    def failed(self, exc):
+    def failed(self, exc: BaseException) -> Dict[str, Any]:
+        """The result of an erasure that raised `exc` (logged and named among its problems)."""
         log.error("erasure failed", extra={"table": self.name, "error": first_line(exc)})
         self.result["problems"].append("%s: %s" % (type(exc).__name__, first_line(exc)))
         self.result["finished_at"] = iso_seconds(time.time())
         return self.result
 
-    def _load(self):
+    def _load(self) -> meta_files.TableFiles:
         return meta_files.TableFiles(self.catalog_tables.load(self.name))
 
-    def _values(self, files, raw, field_ids):
+    def _values(self, files: meta_files.TableFiles, raw: RawReader, field_ids: List[int]) -> Values:
         """{value in the table's columns: subject index}."""
         if self.entry.holds == "identifiers" or self.entry.match == "tokens":
             return table_values(self.entry, self.subjects, self.client, self.given_tokens)
@@ -72,12 +87,14 @@ class TableErasure:
         df = self.spark.createDataFrame([(t, t) for t in tokens], "token string, plain string")
         wanted = {s.identifier: s.index for s in self.subjects}
         out = {}
-        for row in reidentify(df, ["plain"], self.config.pseudonymization.settings()).collect():
+        for row in reidentify(df, ["plain"], self.config.section("pseudonymization").settings()).collect():
             if row.plain in wanted:
                 out[row.token] = wanted[row.plain]
         return out
 
-    def _locate(self, files, raw, field_ids, values):
+    def _locate(
+        self, files: meta_files.TableFiles, raw: RawReader, field_ids: List[int], values: Values
+    ) -> Tuple[List[str], Holding]:
         keys = meta_files.candidates(files, field_ids, list(values))
         holding = raw.holding([files.files[k].path for k in keys], set(values))
         unknown = sorted(set(holding) - set(files.files))
@@ -87,7 +104,7 @@ class TableErasure:
             )
         return keys, holding
 
-    def run(self, dry_run):
+    def run(self, dry_run: bool) -> Dict[str, Any]:
         r = self.result
         files = self._load()
         field_ids = meta_files.string_field_ids(files.table.schema(), self.entry.columns, self.name)
@@ -129,11 +146,11 @@ class TableErasure:
         r["finished_at"] = iso_seconds(time.time())
         return r
 
-    def _condition(self, values):
+    def _condition(self, values: Mapping[str, int]) -> str:
         listed = ", ".join(literal(v) for v in sorted(values))
         return " OR ".join("`%s` IN (%s)" % (c.replace("`", "``"), listed) for c in self.entry.columns)
 
-    def _delete(self, values, files) -> None:
+    def _delete(self, values: Values, files: meta_files.TableFiles) -> None:
         # Under merge-on-read this only adds delete files; the bytes go in the rewrite that follows (run()).
         before = files.current_snapshot_id
         self.spark.sql("DELETE FROM %s WHERE %s" % (self.ref, self._condition(values)))
@@ -141,6 +158,8 @@ class TableErasure:
         if ours is None:
             return  # no visible row matched: nothing was committed (hidden bytes are rewritten next)
         self.result["delete_snapshot_id"] = ours.snapshot_id
+        if ours.parent_id is None:  # a DELETE that matched rows had a table to apply to
+            raise ErasureError("delete snapshot %d of %s has no parent" % (ours.snapshot_id, self.name))
         # Counted at the snapshot the delete applied to: the summary's record counts would include rows that
         # earlier delete files already hid.
         self.result["rows_deleted"] = (
@@ -167,14 +186,14 @@ class TableErasure:
             },
         )
 
-    def _delete_commit(self, before):
+    def _delete_commit(self, before: Optional[int]) -> Optional[Snapshot]:
         """The snapshot our DELETE committed: the first overwrite/delete after `before` in the current lineage."""
         for snapshot in snapshots_since(self.spark, self.config.catalog.name, self.name, before):
             if snapshot.operation in ("overwrite", "delete"):
                 return snapshot
         return None
 
-    def _rewrite(self, values, count) -> None:
+    def _rewrite(self, values: Values, count: int) -> None:
         """Files still holding bytes of rows that delete files already hid: rewrite them with deletes applied."""
         from lakehouse_ops.maintenance import compaction
 
@@ -191,7 +210,7 @@ class TableErasure:
             "files holding deleted rows rewritten", extra={"table": self.name, "files": rewritten, "expected": count}
         )
 
-    def _expire(self, files, holding) -> None:
+    def _expire(self, files: meta_files.TableFiles, holding: Set[str]) -> None:
         ids = files.snapshots_holding(holding)
         pinned = {sid: name for name, sid in files.refs.items() if name != "main"}
         blocked = [sid for sid in ids if sid in pinned]
@@ -234,48 +253,18 @@ class TableErasure:
         except SafetyError as exc:
             self.result["orphans"] = {"skipped": first_line(exc)}
 
-    def _verify(self, raw, field_ids, values) -> None:
-        from lakehouse_ops.engine.fs import list_files
-
+    def _verify(self, raw: RawReader, field_ids: List[int], values: Values) -> None:
         files = self._load()
-        problems = []
         checked, holding = self._locate(files, raw, field_ids, values)
-        if holding:
-            problems.append("%d file(s) of remaining snapshots still hold the subject" % len(holding))
-        referenced = files.referenced()
-        listed = list_files(self.spark, files.table.metadata.location)
-        unreferenced = [
-            (uri, size) for uri, size, _ in listed if spark_key(uri) not in referenced and not uri.endswith(".crc")
-        ]
-        parquet = [uri for uri, _ in unreferenced if uri.endswith(".parquet")]
-        unchecked = [uri for uri, _ in unreferenced if uri.endswith((".avro", ".orc"))]
-        leftover, unreadable = check_unreferenced(raw, parquet, values)
-        unchecked += unreadable
-        if leftover:
-            problems.append(
-                "%d unreferenced file(s) in the table location still hold the subject (younger than "
-                "the orphan age limit, or over its budget): erase again once orphan removal can take "
-                "them" % len(leftover)
-            )
-        if unchecked:
-            problems.append(
-                "%d unreferenced Avro/ORC file(s) in the table location could not be checked (e.g. %s)"
-                % (len(unchecked), unchecked[0].rsplit("/", 1)[-1])
-            )
-        named = [uri for uri, _, _ in listed if names_value(uri, values)]
-        if named:
-            problems.append(
-                "%d file path(s) in the table location name the subject (identity partition on the "
-                "column?)" % len(named)
-            )
+        problems = ["%d file(s) of remaining snapshots still hold the subject" % len(holding)] if holding else []
+        location_problems, counts = check_location(self.spark, files, raw, values)
+        problems += location_problems
         self.result["problems"].extend(problems)
         self.result["verification"] = {
             "verified": not problems,
             "remaining_snapshots": len(files.snapshots),
             "referenced_files_checked": len(checked),
-            "files_in_location": len(listed),
-            "unreferenced_files": len(unreferenced),
-            "unreferenced_parquet_checked": len(parquet),
+            **counts,
             "checked_at": iso_seconds(time.time()),
         }
         log.info(

@@ -19,7 +19,8 @@ def _fs_and_path(uri: str) -> Tuple[Any, str]:
     if "://" not in uri:
         return pafs.LocalFileSystem(), os.path.abspath(uri)
     try:
-        return pafs.FileSystem.from_uri(uri)
+        fs, path = pafs.FileSystem.from_uri(uri)
+        return fs, str(path)
     except Exception as exc:
         raise CatalogError("cannot open warehouse %s: %s" % (uri, exc)) from None
 

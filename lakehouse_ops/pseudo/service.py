@@ -103,9 +103,12 @@ class PseudonymService:
 
             try:
                 if endpoint == "pseudonymization":
-                    return self.vector.pseudonymize_array(pa.array(values, pa.string())).to_pylist()
+                    tokens: List[Optional[str]] = self.vector.pseudonymize_array(
+                        pa.array(values, pa.string())
+                    ).to_pylist()
+                    return tokens
                 answers, others = self.vector.reidentify_array(pa.array(values, pa.string()))
-                out = answers.to_pylist()
+                out: List[Optional[str]] = answers.to_pylist()
                 for i in others:
                     out[i] = self._convert(endpoint, values[i], deterministic)
                 return out

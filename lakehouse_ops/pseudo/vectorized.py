@@ -61,7 +61,7 @@ class _SIV:
         return np.frombuffer(encryptor.update(np.ascontiguousarray(blocks).tobytes()), np.uint8).reshape(-1, 16)
 
     def _cmac_one(self, message: bytes) -> bytes:
-        return self._cmac(np.frombuffer(message, np.uint8).reshape(1, -1))[0].tobytes()
+        return bytes(self._cmac(np.frombuffer(message, np.uint8).reshape(1, -1))[0].tobytes())
 
     def _cmac(self, rows: Rows) -> Rows:
         """CMAC (RFC 4493) of each row of `rows` (uint8 [N, m]); [N, 16]."""

@@ -28,7 +28,7 @@ def complete(
     before_id: int,
     outputs: Dict[str, Any],
     load_table: Callable[[], Any],
-    execute: Callable[[Plan], Tuple[Dict[str, Any], int]],
+    execute: Callable[[Plan], Tuple[Dict[str, Any], Optional[int]]],
 ) -> Tuple[str, Optional[str]]:
     """(status, note): DONE when nothing planned is left (after rounds of `execute` on what is), else PARTIAL
     with a note naming the partitions and files left and the cause. `outputs` gains the rounds."""
@@ -56,7 +56,7 @@ def complete(
         for key in COUNTS:
             outputs[key] = int(outputs.get(key) or 0) + int(more.get(key) or 0)
         outputs.setdefault("completion_rounds", []).append({"partitions": list(rest.partitions), "outputs": more})
-        rest = module.remaining(rest, policy, load_table(), round_before)
+        rest = module.remaining(rest, policy, load_table(), before_id if round_before is None else round_before)
     if rest is None:
         return DONE, None
     outputs["left_behind"] = {"partitions": list(rest.partitions), "reason": rest.reason, "cause": cause(outputs)}

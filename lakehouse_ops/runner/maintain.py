@@ -7,15 +7,19 @@ rewrite that leaves planned partitions behind is completed (runner/completion.py
 
 import fnmatch
 import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from lakehouse_ops.config import Config, TablePolicy
 from lakehouse_ops.errors import CatalogError, LakehouseOpsError
 from lakehouse_ops.errors import first_line as _first_line
-from lakehouse_ops.health import open_tables, table_health
+from lakehouse_ops.health import TableHealth, open_tables, table_health
+from lakehouse_ops.health.catalog import Tables
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import ORDER
-from lakehouse_ops.maintenance.base import DONE, FAILED, PARTIAL, SKIPPED, Result
+from lakehouse_ops.maintenance.base import DONE, FAILED, PARTIAL, SKIPPED, Action, Plan, Result
 from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
 from lakehouse_ops.runner.completion import complete
+from lakehouse_ops.runner.lease import Leases
 from lakehouse_ops.units import iso_seconds as _iso
 from lakehouse_ops.units import now_ms
 
@@ -23,12 +27,12 @@ log = get_logger("runner")
 PLANNED = "planned"
 
 
-def resolve_tables(config, catalog_tables, patterns=None):
+def resolve_tables(config: Config, catalog_tables: Tables, patterns: Optional[Sequence[str]] = None) -> List[str]:
     """Table names for the given names/globs; with none, every table a rule matches (all, with no rules)."""
     if not patterns:
         return [t for t in catalog_tables.list_tables() if config.is_managed(t)]
-    listing = None
-    names = []
+    listing: Optional[List[str]] = None
+    names: List[str] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
             listing = catalog_tables.list_tables() if listing is None else listing
@@ -38,31 +42,30 @@ def resolve_tables(config, catalog_tables, patterns=None):
             names.extend(hits)
         else:
             names.append(config.table_name(pattern))
-    seen = set()
-    return [n for n in names if not (n in seen or seen.add(n))]
+    return list(dict.fromkeys(names))
 
 
 class MaintenanceRunner:
+    """Maintains tables one after another under the config's policies; `run` returns the report."""
+
     def __init__(
         self,
-        config,
-        spark=None,
-        only=None,
-        catalog_tables=None,
-        session_factory=None,
-        leases=None,
-        written_within_hours=None,
-        clock=now_ms,
+        config: Config,
+        spark: Any = None,
+        only: Optional[Iterable[str]] = None,
+        catalog_tables: Optional[Tables] = None,
+        session_factory: Optional[Callable[[], Any]] = None,
+        leases: Optional[Leases] = None,
+        written_within_hours: Optional[float] = None,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         from lakehouse_ops.engine.session import LazySession
 
         self.config = config
         self._session = LazySession(config, spark, session_factory)
-        self.only = set(only) if only else None
+        self.only: Optional[Set[str]] = set(only) if only else None
         self.catalog_tables = catalog_tables or open_tables(config.catalog)
         if leases is None and config.ship is not None and config.ship.leases:
-            from lakehouse_ops.runner.lease import Leases
-
             leases = Leases(config.ship.leases, config.ship.lease_minutes)
         self.leases = leases
         # Compaction of recently written partitions only (hourly schedules); the policy's value otherwise.
@@ -70,7 +73,7 @@ class MaintenanceRunner:
         # The instant health and plans are judged at (epoch ms): tests set time instead of sleeping.
         self.clock = clock
 
-    def _policy(self, table):
+    def _policy(self, table: str) -> TablePolicy:
         policy = self.config.policy_for(table)
         if self.written_within_hours:
             policy = policy.model_copy(
@@ -83,15 +86,15 @@ class MaintenanceRunner:
         return policy
 
     @property
-    def spark(self):
+    def spark(self) -> Any:
         return self._session.get()
 
-    def _health(self, table, policy):
+    def _health(self, table: str, policy: TablePolicy) -> TableHealth:
         return table_health(self.config, table, self.catalog_tables, policy, self.clock())
 
-    def run(self, patterns=None, dry_run=False):
+    def run(self, patterns: Optional[Sequence[str]] = None, dry_run: bool = False) -> Dict[str, Any]:
         started = time.time()
-        report = {
+        report: Dict[str, Any] = {
             "ok": True,
             "dry_run": dry_run,
             "catalog": self.config.catalog.name,
@@ -112,12 +115,13 @@ class MaintenanceRunner:
         report["duration_s"] = round(time.time() - started, 3)
         return report
 
-    def _leased(self, table, dry_run):
+    def _leased(self, table: str, dry_run: bool) -> Dict[str, Any]:
         """Run one table under its lease (when leases are configured): a table another run holds is skipped."""
         if self.leases is None or dry_run:
             return self._run_table(table, dry_run)
         taken, holder = self.leases.acquire(table)
         if not taken:
+            holder = holder or {}
             log.warning(
                 "table skipped: another maintenance run holds its lease",
                 extra={"table": table, "holder": holder.get("owner"), "until": holder.get("expires_at")},
@@ -136,8 +140,8 @@ class MaintenanceRunner:
         finally:
             self.leases.release(table)
 
-    def _run_table(self, table, dry_run):
-        entry = {
+    def _run_table(self, table: str, dry_run: bool) -> Dict[str, Any]:
+        entry: Dict[str, Any] = {
             "table": table,
             "ok": True,
             "rules": [r.label for r in self.config.rules_for(table)],
@@ -175,7 +179,9 @@ class MaintenanceRunner:
         entry["ok"] = not (failed or incomplete)
         return entry
 
-    def _run_action(self, module, table, policy, health, dry_run, failed_earlier):
+    def _run_action(
+        self, module: Action, table: str, policy: TablePolicy, health: TableHealth, dry_run: bool, failed_earlier: bool
+    ) -> Result:
         plan = module.plan(policy, health, self.clock())
         if not plan.run:
             return Result(module.NAME, SKIPPED, plan.reason)
@@ -193,11 +199,11 @@ class MaintenanceRunner:
         if module.DELETES_FILES and failed_earlier:
             return Result(module.NAME, SKIPPED, "not run: an earlier action on this table failed")
         started = time.time()
-        outputs: dict = {}
+        outputs: Dict[str, Any] = {}
         try:
             outputs, before_id = self._execute(module, table, policy, plan)
             status, note = DONE, None
-            if module.REWRITES_DATA and hasattr(module, "remaining"):
+            if module.REWRITES_DATA and hasattr(module, "remaining") and before_id is not None:
                 status, note = complete(
                     module,
                     policy,
@@ -219,7 +225,9 @@ class MaintenanceRunner:
         )
         return Result(module.NAME, status, reason, outputs=outputs, duration_s=duration)
 
-    def _execute(self, module, table, policy, plan):
+    def _execute(
+        self, module: Action, table: str, policy: TablePolicy, plan: Plan
+    ) -> Tuple[Dict[str, Any], Optional[int]]:
         """(outputs, snapshot before): run the plan, retrying commit conflicts if the action commits, and verify
         a data rewrite row for row (rolled back on mismatch)."""
         spark = self.spark

@@ -2,8 +2,13 @@
 
 import json
 import os
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from lakehouse_ops.aws.textio import to_json, write_json
+from lakehouse_ops.config import TablePolicy
 from lakehouse_ops.units import human_bytes
 
 __all__ = [
@@ -19,17 +24,17 @@ __all__ = [
 ]
 
 
-def write_report(report, destination) -> None:
+def write_report(report: Mapping[str, Any], destination: str) -> None:
     write_json(destination, report)
 
 
-def _console(default_width=120):
+def _console(default_width: int = 120) -> "Console":
     from rich.console import Console
 
     return Console(width=max(100, int(os.environ.get("COLUMNS", str(default_width)))))
 
 
-def health_rows(health):
+def health_rows(health: Mapping[str, Any]) -> List[Tuple[str, str]]:
     """(label, value) pairs summarising a health dict."""
     return [
         (
@@ -56,7 +61,7 @@ def health_rows(health):
     ]
 
 
-def print_health(healths, console=None) -> None:
+def print_health(healths: Sequence[Mapping[str, Any]], console: Optional["Console"] = None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -69,7 +74,7 @@ def print_health(healths, console=None) -> None:
         console.print(table)
 
 
-def print_compare(before, after, console=None) -> None:
+def print_compare(before: Mapping[str, Any], after: Mapping[str, Any], console: Optional["Console"] = None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -81,7 +86,7 @@ def print_compare(before, after, console=None) -> None:
     console.print(table)
 
 
-def print_actions(report, console=None) -> None:
+def print_actions(report: Mapping[str, Any], console: Optional["Console"] = None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -106,7 +111,7 @@ def print_actions(report, console=None) -> None:
     console.print("[bold %s]%s[/]" % (("green", "ok") if report["ok"] else ("red", "something failed: see above")))
 
 
-def print_ingest(report, console=None) -> None:
+def print_ingest(report: Mapping[str, Any], console: Optional["Console"] = None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -134,7 +139,7 @@ def print_ingest(report, console=None) -> None:
     )
 
 
-def print_erasure(receipt, console=None) -> None:
+def print_erasure(receipt: Mapping[str, Any], console: Optional["Console"] = None) -> None:
     from rich.table import Table
 
     console = console or _console()
@@ -173,7 +178,7 @@ def print_erasure(receipt, console=None) -> None:
         console.print("receipt: %s" % receipt["receipt_path"])
 
 
-def print_fleet(report, console=None) -> None:
+def print_fleet(report: Mapping[str, Any], console: Optional["Console"] = None) -> None:
     from rich.table import Table
 
     out = Table(
@@ -200,7 +205,9 @@ def print_fleet(report, console=None) -> None:
     (console or _console(140)).print(out)
 
 
-def print_policy(table, policy, sources, console=None) -> None:
+def print_policy(
+    table: str, policy: TablePolicy, sources: Mapping[str, str], console: Optional["Console"] = None
+) -> None:
     """Every key of the effective policy, its value and the rule (or default) that set it."""
     from rich.table import Table
 

@@ -1,6 +1,7 @@
 """Following a submitted run until it ends (pure: the AWS calls are passed in)."""
 
 import time
+from typing import Callable, Mapping, Tuple
 
 SERVERLESS_STATES = (
     "SUBMITTED",
@@ -19,8 +20,15 @@ STEP_DONE = {"COMPLETED": True, "CANCELLED": False, "FAILED": False, "INTERRUPTE
 
 
 def follow(
-    get_state, done, cancel, report, poll_seconds=10.0, max_poll_seconds=60.0, sleep=time.sleep, clock=time.monotonic
-):
+    get_state: Callable[[], Tuple[str, str]],
+    done: Mapping[str, bool],
+    cancel: Callable[[], None],
+    report: Callable[[str, str, float], None],
+    poll_seconds: float = 10.0,
+    max_poll_seconds: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Tuple[str, bool]:
     """Poll `get_state() -> (state, details)` until a state in `done` ({state: success}); `report(state, details,
     seconds)` hears every state change. Ctrl-C cancels the run (`cancel()`) and keeps following until it ends; a
     second Ctrl-C stops following (the run goes on being cancelled). Returns (final state, success)."""
@@ -43,7 +51,7 @@ def follow(
         except KeyboardInterrupt:
             if cancelled:
                 report("STOPPED_FOLLOWING", "the run is being cancelled; not following it any more", clock() - started)
-                return last, False
+                return last or "UNKNOWN", False
             cancelled = True
             report("CANCEL_REQUESTED", "Ctrl-C: cancelling the run", clock() - started)
             cancel()

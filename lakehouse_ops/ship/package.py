@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import Any, Dict, List, Optional, Sequence
 
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.logs import get_logger
@@ -25,13 +26,14 @@ class PackageError(LakehouseOpsError):
     """Building the wheel or the archive failed."""
 
 
-def source_root():
+def source_root() -> Optional[str]:
     """The checkout this package was installed from (editable install), or None for an installed wheel."""
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return here if os.path.isfile(os.path.join(here, "setup.cfg")) else None
 
 
-def python_version(interpreter):
+def python_version(interpreter: str) -> str:
+    """`major.minor` of a Python interpreter, as it reports it."""
     try:
         out = subprocess.run(
             [interpreter, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
@@ -46,7 +48,7 @@ def python_version(interpreter):
     return out.stdout.strip()
 
 
-def check_python(interpreter, target, force=False):
+def check_python(interpreter: str, target: str, force: bool = False) -> str:
     """The archive's Python must be the cluster's: compiled packages and the venv's interpreter path depend on it."""
     found = python_version(interpreter)
     if found != target and not force:
@@ -58,14 +60,15 @@ def check_python(interpreter, target, force=False):
     return found
 
 
-def _run(cmd, what, timeout=1800):
+def _run(cmd: List[str], what: str, timeout: float = 1800) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise PackageError("%s failed (%s): %s" % (what, " ".join(cmd[:4]), (proc.stderr or proc.stdout)[-1500:]))
     return proc.stdout
 
 
-def build_wheel(outdir, source=None):
+def build_wheel(outdir: str, source: Optional[str] = None) -> str:
+    """Build the lakehouse-ops wheel from the checkout into `outdir`; its path."""
     source = source or source_root()
     if source is None:
         raise ConfigError("building the wheel needs the source checkout (pass --source DIR), or pass --wheel PATH")
@@ -76,7 +79,7 @@ def build_wheel(outdir, source=None):
     return wheels[-1]
 
 
-def build_archive(wheel, output, interpreter, extras=()):
+def build_archive(wheel: str, output: str, interpreter: str, extras: Sequence[str] = ()) -> str:
     """A venv-pack archive of a fresh virtualenv (made by `interpreter`) holding `wheel` and its dependencies."""
     try:
         import venv_pack
@@ -103,20 +106,27 @@ def build_archive(wheel, output, interpreter, extras=()):
     return output
 
 
-def parameters(archive_uri):
+def parameters(archive_uri: str) -> Dict[str, Dict[str, str]]:
     """The spark-submit settings that use the archive, for EMR Serverless and for EMR on EC2 (YARN)."""
     return {target: archive_settings(target, archive_uri) for target in ("emr-serverless", "emr")}
 
 
 def package(
-    outdir, target_python, interpreter=None, force=False, wheel=None, source=None, archive=True, artifacts_prefix=None
-):
+    outdir: str,
+    target_python: str,
+    interpreter: Optional[str] = None,
+    force: bool = False,
+    wheel: Optional[str] = None,
+    source: Optional[str] = None,
+    archive: bool = True,
+    artifacts_prefix: Optional[str] = None,
+) -> Dict[str, Any]:
     """Build what a cluster needs; returns a report (paths, Python, spark-submit settings)."""
     interpreter = interpreter or sys.executable
     os.makedirs(outdir, exist_ok=True)
     found = check_python(interpreter, target_python, force) if archive else None
     wheel = wheel or build_wheel(outdir, source)
-    report = {"ok": True, "wheel": wheel, "python": found, "target_python": target_python}
+    report: Dict[str, Any] = {"ok": True, "wheel": wheel, "python": found, "target_python": target_python}
     if archive:
         name = "lakehouse-ops-py%s.tar.gz" % (found or target_python).replace(".", "")
         path = build_archive(wheel, os.path.join(outdir, name), interpreter)

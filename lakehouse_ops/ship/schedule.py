@@ -4,7 +4,9 @@ one that differs is updated; `prune` deletes schedules of the group the config n
 
 import contextlib
 import json
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
+from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.ship import requests as req
@@ -14,6 +16,8 @@ TARGET_ARN = "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
 MANAGED = "managed by lakehouse-ops"
 # Scheduler fills this in per invocation: each run gets its own idempotency token.
 EXECUTION_ID = "<aws.scheduler.execution-id>"
+Request = Dict[str, Any]  # a CreateSchedule / UpdateSchedule request
+Outcome = Dict[str, str]  # {name, action}
 
 
 class ScheduleError(LakehouseOpsError):
@@ -21,7 +25,7 @@ class ScheduleError(LakehouseOpsError):
 
 
 @contextlib.contextmanager
-def scheduler_errors(what):
+def scheduler_errors(what: str) -> Iterator[None]:
     """Turn an AWS error into one line naming what was being done (role, group, permissions...)."""
     try:
         yield
@@ -31,12 +35,12 @@ def scheduler_errors(what):
         raise ScheduleError("%s failed: %s" % (what, first_line(exc))) from None
 
 
-def desired(config, config_uri, archive_uri):
+def desired(config: Config, config_uri: str, archive_uri: Optional[str]) -> Dict[str, Request]:
     """{schedule name: CreateSchedule request} for the config's schedules."""
     ship = config.ship
     if ship is None or not ship.schedules:
         raise ConfigError("%s has no ship.schedules to create" % config.source)
-    out = {}
+    out: Dict[str, Request] = {}
     for entry in ship.schedules:
         artifacts = req.artifacts_for(ship, entry.job, config_uri, archive_uri)
         run = req.start_job_run(
@@ -61,8 +65,8 @@ def desired(config, config_uri, archive_uri):
     return out
 
 
-def _same(current, wanted):
-    def norm(request):
+def _same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    def norm(request: Mapping[str, Any]) -> Dict[str, Any]:
         target = dict(request.get("Target") or {})
         try:
             target["Input"] = json.loads(target.get("Input") or "null")
@@ -80,12 +84,14 @@ def _same(current, wanted):
     return norm(current) == norm(wanted)
 
 
-def apply(scheduler, wanted, group, prune=False, dry_run=False):
+def apply(
+    scheduler: Any, wanted: Mapping[str, Request], group: str, prune: bool = False, dry_run: bool = False
+) -> List[Outcome]:
     """Create, update or leave each schedule; with prune, delete the group's schedules not wanted.
     Returns [{name, action}] (action: created, updated, unchanged, deleted; 'would ...' in a dry run)."""
     from botocore.exceptions import ClientError
 
-    results = []
+    results: List[Outcome] = []
     prefix = "would " if dry_run else ""
     if not dry_run:
         try:
@@ -123,9 +129,10 @@ def apply(scheduler, wanted, group, prune=False, dry_run=False):
     return results
 
 
-def listed(scheduler, group):
+def listed(scheduler: Any, group: str) -> List[Dict[str, Any]]:
     """The schedules in `group` (name, state, expression where the listing gives it)."""
-    out, token = [], None
+    out: List[Dict[str, Any]] = []
+    token = None
     while True:
         kwargs = {"GroupName": group}
         if token:
@@ -137,10 +144,11 @@ def listed(scheduler, group):
             return out
 
 
-def delete(scheduler, group, names):
+def delete(scheduler: Any, group: str, names: Sequence[str]) -> List[Outcome]:
+    """Delete the named schedules of `group`; [{name, action}] (deleted, or not found)."""
     from botocore.exceptions import ClientError
 
-    results = []
+    results: List[Outcome] = []
     for name in names:
         try:
             scheduler.delete_schedule(Name=name, GroupName=group)
@@ -153,8 +161,15 @@ def delete(scheduler, group, names):
 
 
 def manage(
-    config, config_path, archive=None, list_only=False, delete_names=(), prune=False, dry_run=False, scheduler=None
-):
+    config: Config,
+    config_path: str,
+    archive: Optional[str] = None,
+    list_only: bool = False,
+    delete_names: Sequence[str] = (),
+    prune: bool = False,
+    dry_run: bool = False,
+    scheduler: Any = None,
+) -> Dict[str, Any]:
     """What `lakehouse-ops schedule` does: list the group, delete named schedules, or upload what the
     schedules' runs need and create/update them. Returns the report."""
     from lakehouse_ops.aws.clients import client

@@ -1,8 +1,11 @@
 """`lakehouse-ops submit`: upload what a run needs, start it on EMR Serverless or EMR on EC2, optionally follow it."""
 
 import os
+import time
 import uuid
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.jobs import JOBS
 from lakehouse_ops.logs import get_logger
@@ -11,50 +14,61 @@ from lakehouse_ops.ship import requests as req
 
 log = get_logger("ship.submit")
 TARGETS = ("emr-serverless", "emr")
+Uploads = List[Tuple[str, str]]  # (local path, s3 URI)
 
 
 class SubmitError(LakehouseOpsError):
     """The run could not be started, or it ended in failure."""
 
 
-def entry_point_file(job):
+def entry_point_file(job: str) -> str:
     """The job's entry point script inside the installed package (what gets uploaded)."""
     import importlib.util
 
     package = importlib.util.find_spec("lakehouse_ops.spark_jobs")  # found, not imported: entry points sit above
+    if package is None or package.origin is None:
+        raise ConfigError("lakehouse_ops.spark_jobs is not installed with this package")
     return os.path.join(os.path.dirname(package.origin), JOBS[job] + ".py")
 
 
-def uploads(artifacts, job, config_path, archive):
+def uploads(artifacts: req.Artifacts, job: str, config_path: str, archive: Optional[str]) -> Uploads:
     """[(local path, s3 uri)] still to upload."""
     out = [(entry_point_file(job), artifacts.entry_point)]
     if not config_path.startswith("s3://"):
         out.append((config_path, artifacts.config))
-    if archive and not archive.startswith("s3://"):
+    if archive and artifacts.archive and not archive.startswith("s3://"):
         if not os.path.isfile(archive):
             raise ConfigError("archive %s does not exist: build it with `lakehouse-ops package`" % archive)
         out.append((archive, artifacts.archive))
     return out
 
 
-def plan_submission(config, config_path, target, job, job_args, archive=None, name=None):
+def plan_submission(
+    config: Config,
+    config_path: str,
+    target: str,
+    job: str,
+    job_args: Sequence[str],
+    archive: Optional[str] = None,
+    name: Optional[str] = None,
+) -> Tuple[Dict[str, Any], Uploads]:
     """(request, uploads) for one run: the exact API request and the files it needs in S3."""
     if target not in TARGETS:
         raise ConfigError("target must be one of %s" % ", ".join(TARGETS))
-    config.section("ship")
     if target == "emr-serverless" and not archive:
         raise ConfigError(
             "EMR Serverless runs need the packed environment: pass --archive (built by `lakehouse-ops package`)"
         )
-    artifacts = req.artifacts_for(config.ship, job, config_path, archive)
+    artifacts = req.artifacts_for(config.section("ship"), job, config_path, archive)
     if target == "emr-serverless":
-        request = req.start_job_run(config, job, artifacts, job_args, name=name, client_token=str(uuid.uuid4()))
+        request = req.start_job_run(config, job, artifacts, list(job_args), name=name, client_token=str(uuid.uuid4()))
     else:
-        request = req.add_job_flow_steps(config, job, artifacts, job_args, name=name)
+        request = req.add_job_flow_steps(config, job, artifacts, list(job_args), name=name)
     return request, uploads(artifacts, job, config_path, archive)
 
 
-def upload(files, s3=None):
+def upload(files: Iterable[Tuple[str, str]], s3: Any = None) -> None:
+    """Upload each (local path, s3 URI); a failure names the file and why."""
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.aws.s3 import split_uri
     from lakehouse_ops.errors import first_line
@@ -72,7 +86,9 @@ def upload(files, s3=None):
 class Run:
     """A started run: how to read its state, cancel it, and where its logs and UI are."""
 
-    def __init__(self, target, request, response, clients) -> None:
+    def __init__(
+        self, target: str, request: Dict[str, Any], response: Mapping[str, Any], clients: Mapping[str, Any]
+    ) -> None:
         self.target = target
         self.request = request
         self.response = response
@@ -84,7 +100,7 @@ class Run:
             self.app = request["JobFlowId"]
             self.id = response["StepIds"][0]
 
-    def describe(self):
+    def describe(self) -> Dict[str, Any]:
         out = {
             "target": self.target,
             "id": self.id,
@@ -94,7 +110,7 @@ class Run:
         out.update(self.where())
         return out
 
-    def state(self):
+    def state(self) -> Tuple[str, str]:
         if self.target == "emr-serverless":
             run = self.clients["emr-serverless"].get_job_run(applicationId=self.app, jobRunId=self.id)["jobRun"]
             return run["state"], run.get("stateDetails") or ""
@@ -109,10 +125,10 @@ class Run:
         else:
             self.clients["emr"].cancel_steps(ClusterId=self.app, StepIds=[self.id])
 
-    def where(self):
+    def where(self) -> Dict[str, str]:
         """Where the logs and the Spark UI are."""
         if self.target == "emr-serverless":
-            out = {}
+            out: Dict[str, str] = {}
             monitoring = self.request.get("configurationOverrides", {}).get("monitoringConfiguration", {})
             log_uri = monitoring.get("s3MonitoringConfiguration", {}).get("logUri")
             if log_uri:
@@ -137,7 +153,8 @@ class Run:
         return out
 
 
-def start(target, request, clients=None):
+def start(target: str, request: Dict[str, Any], clients: Optional[Mapping[str, Any]] = None) -> Run:
+    """Start the run `request` describes; a failure says why."""
     from lakehouse_ops.aws.clients import client
 
     clients = clients or {"emr-serverless": client("emr-serverless"), "emr": client("emr")}
@@ -153,29 +170,34 @@ def start(target, request, clients=None):
     return Run(target, request, response, clients)
 
 
-def wait(run, report, poll_seconds=10.0, sleep=None):
+def wait(
+    run: Run,
+    report: Callable[[str, str, float], None],
+    poll_seconds: float = 10.0,
+    sleep: Optional[Callable[[float], None]] = None,
+) -> Tuple[str, bool]:
+    """Follow `run` to its end: (final state, success)."""
     done = follow_mod.SERVERLESS_DONE if run.target == "emr-serverless" else follow_mod.STEP_DONE
-    kwargs = {"sleep": sleep} if sleep is not None else {}
-    return follow_mod.follow(run.state, done, run.cancel, report, poll_seconds=poll_seconds, **kwargs)
+    return follow_mod.follow(run.state, done, run.cancel, report, poll_seconds=poll_seconds, sleep=sleep or time.sleep)
 
 
 def submit_runs(
-    config,
-    config_path,
-    target,
-    job,
-    batches,
-    archive=None,
-    name=None,
-    wait_for_end=False,
-    dry_run=False,
-    poll_seconds=10.0,
-    say=None,
-):
+    config: Config,
+    config_path: str,
+    target: str,
+    job: str,
+    batches: Iterable[Sequence[str]],
+    archive: Optional[str] = None,
+    name: Optional[str] = None,
+    wait_for_end: bool = False,
+    dry_run: bool = False,
+    poll_seconds: float = 10.0,
+    say: Optional[Callable[[str], None]] = None,
+) -> Dict[str, Any]:
     """Submit one run per argument list of `batches` (uploads first); with `wait_for_end`, follow each to its end.
     `say(text)` receives progress lines. Returns the submit report."""
-    say = say or (lambda text: log.info(text))
-    runs = []
+    say = say or log.info
+    runs: List[Dict[str, Any]] = []
     for args in batches:
         request, files = plan_submission(config, config_path, target, job, args, archive, name)
         if dry_run:
@@ -187,7 +209,7 @@ def submit_runs(
         say("started %s run %s" % (target, run.id))
         if wait_for_end:
 
-            def report(state, details, seconds) -> None:
+            def report(state: str, details: str, seconds: float) -> None:
                 say("%7.0f s  %s%s" % (seconds, state, "  (%s)" % details if details else ""))
 
             state, success = wait(run, report, poll_seconds)
