@@ -66,6 +66,10 @@ class SnapshotPolicy(Model):
     retain_last: int = Field(1, ge=1, le=100000)
     stream_results: bool = True
     max_concurrent_deletes: Optional[int] = Field(None, ge=1, le=1000)
+    # Find the files the expiry made unreachable (two scans of the all_files and all_manifests metadata tables),
+    # compare with what Iceberg deleted and check a sample on storage: a failed delete makes the action partial
+    # instead of silently leaving an orphan.
+    verify_deletions: bool = True
 
 
 class FileListSource(Model):

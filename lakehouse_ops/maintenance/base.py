@@ -10,7 +10,7 @@ and how many bytes it expects to rewrite. `--dry-run` prints plans; `maintain` e
 """
 
 import dataclasses
-from typing import Any, Dict, Mapping, Optional, Protocol, Tuple, Type, TypeVar
+from typing import Any, Dict, Mapping, Optional, Protocol, Sequence, Tuple, Type, TypeVar
 
 from lakehouse_ops.units import iso_utc
 
@@ -88,6 +88,16 @@ class Result:
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def left_behind_reason(what: str, left: Mapping[str, Sequence[str]]) -> str:
+    """ "N <what> in M planned partition(s) not rewritten: p1 (n1), ..." for a rewrite's `remaining` plan."""
+    return "%d %s in %d planned partition(s) not rewritten: %s" % (
+        sum(len(paths) for paths in left.values()),
+        what,
+        len(left),
+        ", ".join("%s (%d)" % (p or "unpartitioned", len(paths)) for p, paths in sorted(left.items())[:5]),
+    )
 
 
 class Action(Protocol):

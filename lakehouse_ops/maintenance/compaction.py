@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from lakehouse_ops.config.policy import CompactionPolicy, TablePolicy
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth
-from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
+from lakehouse_ops.maintenance.base import Params, Plan, left_behind_reason, params_of, skip
 from lakehouse_ops.units import HOUR_MS, human_bytes
 from lakehouse_ops.units import now_ms as _now_ms
 
@@ -176,34 +176,19 @@ def remaining(plan: Plan, policy: TablePolicy, table: Any, before_id: int) -> Op
     """What the rewrite left behind: the planned partitions where at least min_input_files of the small files it
     set out to rewrite (those live at `before_id`) are still live. A plan for those partitions alone, or None
     when the plan was achieved. Files other writers added meanwhile do not count."""
-    from lakehouse_ops.health.files import small_files_by_partition
+    from lakehouse_ops.health.files import still_live, where_for
     from lakehouse_ops.health.scan import small_file_limit
 
-    wanted = set(plan.partitions)
-    limit = small_file_limit(policy)
-    before = small_files_by_partition(table, before_id, limit, wanted)
-    now = small_files_by_partition(table, table.current_snapshot().snapshot_id, limit, wanted)
-    still = {p: [path for path in before[p].sizes if path in now[p].sizes] for p in wanted}
+    still, now = still_live(table, before_id, plan.partitions, below=small_file_limit(policy))
     left = {p: paths for p, paths in still.items() if len(paths) >= policy.compaction.min_input_files}
     if not left:
         return None
     params = params_of(plan, CompactionParams)
-    filters = [now[p].filter for p in left]
-    where = params.where
-    if all(f is not None for f in filters):
-        where = " OR ".join("(%s)" % f for f in filters) if len(filters) > 1 else filters[0]
-        if policy.compaction.where:
-            where = "(%s) AND (%s)" % (policy.compaction.where, where)
-    reason = "%d small file(s) in %d planned partition(s) not rewritten: %s" % (
-        sum(len(paths) for paths in left.values()),
-        len(left),
-        ", ".join("%s (%d)" % (p or "unpartitioned", len(paths)) for p, paths in sorted(left.items())[:5]),
-    )
     return Plan(
         action=NAME,
         run=True,
-        reason=reason,
-        params=dataclasses.replace(params, where=where),
+        reason=left_behind_reason("small file(s)", left),
+        params=dataclasses.replace(params, where=where_for(now, left, policy.compaction.where, params.where)),
         partitions=tuple(sorted(left)),
         estimated_bytes=sum(now[p].sizes[path] for p, paths in left.items() for path in paths),
     )

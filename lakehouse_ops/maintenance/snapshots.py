@@ -10,7 +10,7 @@ from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
-from lakehouse_ops.sqltext import Timestamp
+from lakehouse_ops.sqltext import Timestamp, table_ref
 from lakehouse_ops.units import HOUR_MS, iso_utc
 from lakehouse_ops.units import now_ms as _now_ms
 
@@ -25,6 +25,7 @@ class ExpireParams(Params):
     stream_results: bool = True
     max_concurrent_deletes: Optional[int] = None
     snapshot_ids: Tuple[int, ...] = ()  # only these snapshots (erasure), when given
+    verify_deletions: bool = True
 
 
 def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
@@ -53,6 +54,7 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
             retain_last=s.retain_last,
             stream_results=s.stream_results,
             max_concurrent_deletes=s.max_concurrent_deletes,
+            verify_deletions=s.verify_deletions,
         ),
     )
 
@@ -68,8 +70,69 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     }
     if p.snapshot_ids:
         args["snapshot_ids"] = list(p.snapshot_ids)
+    before = _reachable(spark, catalog, table).localCheckpoint() if p.verify_deletions else None
     rows = call(spark, catalog, "expire_snapshots", args, optional=("stream_results",))
-    return rows[0] if rows else {}
+    outputs = rows[0] if rows else {}
+    if before is not None:
+        left_behind = _check_deletions(
+            spark, before.join(_reachable(spark, catalog, table), "path", "left_anti"), outputs
+        )
+        if left_behind:
+            outputs["left_behind"] = left_behind
+    return outputs
+
+
+def _check_deletions(spark: Any, gone: Any, outputs: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """What of `gone` (path, kind: the files the expiry made unreachable) was not deleted: kinds whose count
+    exceeds what Iceberg reports deleted (failed bulk deletes), and files of a sample still on storage (a store
+    that refuses a delete without an error)."""
+    from lakehouse_ops.engine.fs import stat
+
+    by_kind = _not_deleted({r["kind"]: int(r["count"]) for r in gone.groupBy("kind").count().collect()}, outputs)
+    still = sorted(r["path"] for r in gone.limit(CHECKED_ON_STORAGE).collect() if stat(spark, r["path"]) is not None)
+    files = max(sum(by_kind.values()), len(still))
+    if not files:
+        return None
+    return {
+        "files": files,
+        "by_kind": by_kind,
+        "sample": still[:20],
+        "reason": "%d file(s) the expiry made unreachable were not deleted (storage errors or permissions; see the "
+        "Spark log): orphan removal takes them once they are old enough" % files,
+    }
+
+
+# Files made unreachable that are checked on storage after the expiry (a sample: each check is a request).
+CHECKED_ON_STORAGE = 1000
+# What the expiry's output counts, per kind of file made unreachable.
+DELETED_COUNTS = {
+    "0": "deleted_data_files_count",
+    "1": "deleted_position_delete_files_count",
+    "2": "deleted_equality_delete_files_count",
+    "manifest": "deleted_manifest_files_count",
+    "manifest_list": "deleted_manifest_lists_count",
+}
+
+
+def _reachable(spark: Any, catalog: str, table: str) -> Any:
+    """(path, kind) of every file any snapshot of the table references: data and delete files (kind: their
+    content), manifests and manifest lists."""
+    ref = table_ref(catalog, table)
+    return spark.sql(
+        "SELECT DISTINCT path, kind FROM (SELECT file_path AS path, CAST(content AS STRING) AS kind FROM %s.all_files "
+        "UNION ALL SELECT path, 'manifest' AS kind FROM %s.all_manifests "
+        "UNION ALL SELECT manifest_list AS path, 'manifest_list' AS kind FROM %s.snapshots)" % (ref, ref, ref)
+    )
+
+
+def _not_deleted(expected: Dict[str, int], outputs: Dict[str, Any]) -> Dict[str, int]:
+    """{output count: files of that kind made unreachable but not reported deleted}."""
+    left = {}
+    for kind, count in expected.items():
+        key = DELETED_COUNTS.get(kind)
+        if key is not None and count > int(outputs.get(key) or 0):
+            left[key] = count - int(outputs.get(key) or 0)
+    return left
 
 
 def summarize(outputs: Dict[str, Any]) -> str:

@@ -11,7 +11,6 @@ from lakehouse_ops.maintenance.base import DONE, PARTIAL, Plan
 from lakehouse_ops.maintenance.commits import retry_policy
 
 log = get_logger("runner")
-COUNTS = ("rewritten_data_files_count", "added_data_files_count", "rewritten_bytes_count", "failed_data_files_count")
 
 
 def cause(outputs: Dict[str, Any]) -> str:
@@ -53,8 +52,9 @@ def complete(
         )
         time.sleep(delay)
         more, round_before = execute(rest)
-        for key in COUNTS:
-            outputs[key] = int(outputs.get(key) or 0) + int(more.get(key) or 0)
+        for key, value in more.items():  # the procedure's counts, summed over the rounds
+            if key.endswith("_count") and isinstance(value, int):
+                outputs[key] = int(outputs.get(key) or 0) + value
         outputs.setdefault("completion_rounds", []).append({"partitions": list(rest.partitions), "outputs": more})
         rest = module.remaining(rest, policy, load_table(), before_id if round_before is None else round_before)
     if rest is None:

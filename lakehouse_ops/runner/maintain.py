@@ -213,6 +213,8 @@ class MaintenanceRunner:
                     load_table=lambda: self.catalog_tables.load(table),
                     execute=lambda rest: self._execute(module, table, policy, rest),
                 )
+            elif outputs.get("left_behind"):  # an action that knows it did only part of its plan says so
+                status, note = PARTIAL, "plan not achieved: %s" % outputs["left_behind"]["reason"]
             summary = "%s: %s" % (module.summarize(outputs), plan.reason)
             reason = summary if note is None else "%s; %s" % (note, summary)
         except Exception as exc:

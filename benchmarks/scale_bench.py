@@ -1,0 +1,188 @@
+"""Growth benchmark: how the health scan's time and peak memory grow with a table's file count.
+
+    python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--per-commit 1000] [--out benchmarks/out]
+
+For each size, builds an Iceberg table of that many data files (setup, not timed): metadata only, written with
+pyiceberg into a local SQLite-catalog warehouse, one fast append of --per-commit files per commit (so one manifest
+per commit, 30 day partitions, as a streaming writer leaves a table). The data files themselves are not written:
+the health scan reads only metadata. Then, each in a fresh process and each twice (once for time, once under
+tracemalloc for the peak of Python allocations; the process's peak RSS comes from both):
+- `health`: lakehouse-ops' scan (`read_health`): entries aggregated per manifest as they are read;
+- `baseline`: the same figures after holding every live manifest entry of the snapshot first (what a scan that
+  collects the entries, as pyiceberg's `plan_files` or a naive loop does, costs).
+Reports per size and the growth exponent between the smallest and the largest size (log-log slope: 0 = flat,
+1 = linear). Writes <out>/scale.json and <out>/scale.png.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import textwrap
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from maintenance_bench import machine, run_probe  # noqa: E402
+
+PARTITIONS = 30
+
+PROBE = textwrap.dedent("""
+    import json, resource, sys, time, tracemalloc
+    sys.path.insert(0, {root!r})
+    from pyiceberg.table import StaticTable
+    from lakehouse_ops.config import config_from_dict
+    from lakehouse_ops.health.scan import Counts, read_health, small_file_limit
+    table = StaticTable.from_metadata({location!r})
+    catalog = {{"name": "b", "type": "hadoop", "warehouse": {warehouse!r}}}
+    policy = config_from_dict({{"catalog": catalog}}).policy_for("b.t")
+    if {traced}:
+        tracemalloc.start()
+    started = time.time()
+    if {mode!r} == "health":
+        files = read_health(table, "b.t", policy).data_files
+    else:
+        io = table.io
+        entries = [e for m in table.current_snapshot().manifests(io) for e in m.fetch_manifest_entry(io, True)]
+        totals, limit = {{}}, small_file_limit(policy)
+        for e in entries:
+            c = totals.setdefault(tuple(e.data_file.partition), Counts(e.data_file.partition))
+            c.data_files += 1
+            c.data_bytes += e.data_file.file_size_in_bytes
+            c.small_files += e.data_file.file_size_in_bytes < limit
+        files = sum(c.data_files for c in totals.values())
+    seconds = time.time() - started
+    peak = tracemalloc.get_traced_memory()[1] if {traced} else 0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({{"files": files, "seconds": seconds, "peak_mb": peak / 2**20, "maxrss_mb": rss}}))
+""")
+
+
+def build_table(catalog, name, files, per_commit, data_dir):
+    """A table of `files` data files in `PARTITIONS` day partitions, `per_commit` files per fast append."""
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.typedef import Record
+    from pyiceberg.types import LongType, NestedField
+
+    schema = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "day", LongType(), required=False))
+    spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="day"))
+    table = catalog.create_table(name, schema=schema, partition_spec=spec)
+    for start in range(0, files, per_commit):
+        tx = table.transaction()
+        with tx.update_snapshot().fast_append() as append:
+            for k in range(start, min(files, start + per_commit)):
+                append.append_data_file(
+                    DataFile.from_args(
+                        content=DataFileContent.DATA,
+                        file_path="%s/day=%d/f%08d.parquet" % (data_dir, k % PARTITIONS, k),
+                        file_format=FileFormat.PARQUET,
+                        partition=Record(k % PARTITIONS),
+                        record_count=1000,
+                        file_size_in_bytes=200_000 + k % 7919,  # small files, as streaming leaves them
+                        spec_id=0,
+                    )
+                )
+        tx.commit_transaction()
+        table = catalog.load_table(name)
+    return table.metadata_location
+
+
+def measure(location, warehouse, mode):
+    """Time (untraced run) and memory (traced run) of one scan mode, each in a fresh process."""
+    timed = run_probe(PROBE.format(root=ROOT, location=location, warehouse=warehouse, mode=mode, traced=False))
+    traced = run_probe(PROBE.format(root=ROOT, location=location, warehouse=warehouse, mode=mode, traced=True))
+    return {
+        "files": timed["files"],
+        "seconds": round(timed["seconds"], 3),
+        "files_per_s": round(timed["files"] / timed["seconds"]),
+        "peak_python_mb": round(traced["peak_mb"], 1),
+        "peak_rss_mb": round(max(timed["maxrss_mb"], traced["maxrss_mb"]), 1),
+    }
+
+
+def slope(points, key):
+    """Log-log slope of `key` between the smallest and the largest size."""
+    (n0, a), (n1, b) = (points[0]["files"], points[0][key]), (points[-1]["files"], points[-1][key])
+    return round(math.log(max(b, 1e-9) / max(a, 1e-9)) / math.log(n1 / n0), 2)
+
+
+def chart(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "seconds", "scan seconds"), (axes[1], "peak_python_mb", "peak Python MB")):
+        for mode, color in (("health", "C2"), ("baseline", "C7")):
+            points = results[mode]
+            ax.loglog([p["files"] for p in points], [max(p[key], 0.01) for p in points], "o-", color=color, label=mode)
+        ax.set_xlabel("data files")
+        ax.set_ylabel(label)
+        ax.legend()
+    axes[1].set_title(
+        "peak memory growth: %s vs %s" % (results["growth"]["health_peak"], results["growth"]["baseline_peak"])
+    )
+    axes[0].set_title(
+        "time growth: %s vs %s" % (results["growth"]["health_seconds"], results["growth"]["baseline_seconds"])
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--per-commit", type=int, default=1000)
+    parser.add_argument("--out", default=os.path.join(HERE, "out"))
+    args = parser.parse_args(argv)
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    work = tempfile.mkdtemp(prefix="lakehouse-ops-scale-")
+    results = {"machine": machine(), "sizes": sizes, "per_commit": args.per_commit, "health": [], "baseline": []}
+    try:
+        warehouse = os.path.join(work, "warehouse")
+        os.makedirs(warehouse)
+        catalog = SqlCatalog("b", uri="sqlite:///%s/catalog.db" % work, warehouse="file://" + warehouse)
+        catalog.create_namespace("b")
+        for size in sizes:
+            started = time.time()
+            location = build_table(catalog, "b.t%d" % size, size, args.per_commit, "file://%s/data" % work)
+            print("built a table of %d files in %.1f s" % (size, time.time() - started), flush=True)
+            for mode in ("health", "baseline"):
+                point = measure(location, warehouse, mode)
+                results[mode].append(point)
+                print("  %-8s %s" % (mode, json.dumps(point)), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["growth"] = {
+        "health_peak": slope(results["health"], "peak_python_mb"),
+        "baseline_peak": slope(results["baseline"], "peak_python_mb"),
+        "health_seconds": slope(results["health"], "seconds"),
+        "baseline_seconds": slope(results["baseline"], "seconds"),
+    }
+    largest = {m: results[m][-1] for m in ("health", "baseline")}
+    results["at_largest"] = {
+        "files": largest["health"]["files"],
+        "peak_python_ratio": round(largest["health"]["peak_python_mb"] / largest["baseline"]["peak_python_mb"], 3),
+        "seconds_ratio": round(largest["health"]["seconds"] / largest["baseline"]["seconds"], 2),
+    }
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "scale.json"), "w") as handle:
+        json.dump(results, handle, indent=2)
+    chart(results, os.path.join(args.out, "scale.png"))
+    print(json.dumps({"growth": results["growth"], "at_largest": results["at_largest"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
