@@ -261,7 +261,10 @@ def _add_manifests(health: TableHealth, table: Any, snapshot: Any, policy: Any) 
     commit_ms = {s.snapshot_id: s.timestamp_ms for s in meta.snapshots}
     small_limit = health.small_file_threshold_bytes
     merged: Dict[tuple, Counts] = {}
-    with ThreadPoolExecutor(max_workers=MANIFEST_READERS) as pool:
+    # Threads overlap the waits of remote reads; on a local disk decoding is all there is, and threads only
+    # contend for the interpreter.
+    readers = 1 if "://" not in meta.location or meta.location.startswith("file:") else MANIFEST_READERS
+    with ThreadPoolExecutor(max_workers=readers) as pool:
         per_manifest = pool.map(
             lambda m: (m.partition_spec_id, manifest_counts(io, m, small_limit, commit_ms)), manifests
         )
