@@ -20,6 +20,10 @@ def within(path: str, location: str) -> bool:
     return normalize(path).startswith(base)
 
 
+def same_location(a: str, b: str) -> bool:
+    return normalize(a).rstrip("/") == normalize(b).rstrip("/")
+
+
 _GLOB_CHARS = "\\*?[]{}"
 
 

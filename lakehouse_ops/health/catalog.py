@@ -6,7 +6,8 @@ glue / rest / hive: pyiceberg's catalog of that type, configured from the same c
 
 import os
 import re
-from typing import Any, List, Protocol, Tuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Protocol, Tuple
 
 from lakehouse_ops.errors import CatalogError
 
@@ -39,6 +40,8 @@ class Tables(Protocol):
     def load(self, table: str) -> Any: ...
 
     def list_tables(self) -> List[str]: ...
+
+    def locations(self) -> Dict[str, str]: ...
 
 
 class HadoopTables:
@@ -104,6 +107,10 @@ class HadoopTables:
         walk(self.root, [])
         return sorted(found)
 
+    def locations(self) -> Dict[str, str]:
+        """{table: location} of every table: a Hadoop table lives in its own directory, no metadata is read."""
+        return {name: self.prefix + self.table_dir(name) for name in self.list_tables()}
+
 
 class PyIcebergTables:
     """Glue, REST or Hive through pyiceberg's catalog implementations."""
@@ -138,6 +145,23 @@ class PyIcebergTables:
             for ident in self.catalog.list_tables(ns):
                 names.append(".".join(ident))
         return sorted(names)
+
+    def locations(self) -> Dict[str, str]:
+        """{table: location} of every table of the catalog (Glue: from the table listing, any table format, no
+        metadata read; otherwise each table's metadata, 8 at a time)."""
+        glue = getattr(self.catalog, "glue", None)
+        if glue is not None:
+            out = {}
+            for ns in self.catalog.list_namespaces():
+                pages = glue.get_paginator("get_tables").paginate(DatabaseName=".".join(ns))
+                for table in (t for page in pages for t in page.get("TableList", [])):
+                    location = (table.get("StorageDescriptor") or {}).get("Location")
+                    if location:
+                        out["%s.%s" % (".".join(ns), table["Name"])] = location
+            return out
+        names = self.list_tables()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            return dict(zip(names, pool.map(lambda name: str(self.load(name).metadata.location), names)))
 
 
 def open_tables(catalog: Any) -> Tables:

@@ -1,5 +1,7 @@
 """Remove orphan files (remove_orphan_files), guarded twice.
 
+0. The catalog's other tables (`with_neighbors`): a table at or above this location makes the removal refuse
+   (its files would look like orphans); the files of tables nested inside the location are never candidates.
 1. A dry run finds the candidates (Iceberg's own checks: older than the cut-off, unreferenced by any snapshot).
 2. Our guards: every candidate lies inside the table location; the candidates fit the deletion budget
    (max files, max bytes); otherwise nothing is deleted.
@@ -8,6 +10,7 @@
 4. Afterwards: every deleted file is gone and none of them is referenced by any snapshot.
 """
 
+import dataclasses
 import datetime
 import uuid
 from dataclasses import dataclass, field
@@ -20,8 +23,8 @@ from lakehouse_ops.errors import SafetyError, VerificationError
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
-from lakehouse_ops.paths import normalize, within
-from lakehouse_ops.sqltext import Timestamp, table_ref
+from lakehouse_ops.paths import normalize, same_location, within
+from lakehouse_ops.sqltext import Timestamp, quote_string, table_ref
 from lakehouse_ops.units import HOUR_MS, human_bytes, iso_utc
 from lakehouse_ops.units import now_ms as _now_ms
 
@@ -46,6 +49,8 @@ class OrphanParams(Params):
     equal_authorities: Mapping[str, str] = field(default_factory=dict)
     max_concurrent_deletes: Optional[int] = None
     file_list: Optional[FileListSource] = None
+    nested: Tuple[str, ...] = ()  # locations of other tables inside this one: their files are never candidates
+    shared_with: Tuple[str, ...] = ()  # other tables at or above this location: nothing is removed
 
     def __post_init__(self) -> None:
         age_hours = (self.now_ms - self.older_than_ms) / HOUR_MS
@@ -93,7 +98,33 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
     )
 
 
-def _register_file_list(spark: Any, source: FileListSource) -> str:
+def with_neighbors(plan: Plan, table: str, locations: Mapping[str, str]) -> Plan:
+    """The plan knowing the other tables of the catalog ({table: location}): those inside this table's location
+    are left out of the candidates; one at or above it (a shared location) makes the removal refuse, since its
+    files would look like this table's orphans."""
+    p = params_of(plan, OrphanParams)
+    others = sorted((name, loc) for name, loc in locations.items() if name != table)
+    nested = tuple(loc for _, loc in others if within(loc, p.location) and not same_location(loc, p.location))
+    shared = tuple(
+        "%s (%s)" % (name, loc) for name, loc in others if same_location(loc, p.location) or within(p.location, loc)
+    )
+    return dataclasses.replace(plan, params=dataclasses.replace(p, nested=nested, shared_with=shared))
+
+
+def _normalized(column: str) -> str:
+    """SQL: the path in `column` spelled as `paths.normalize` spells it (s3a/s3n as s3, file: forms bare)."""
+    return "regexp_replace(regexp_replace(%s, '^s3[an]://', 's3://'), '^file:/+', '/')" % column
+
+
+def _under(column: str, location: str) -> str:
+    """SQL: `column` (a path) lies under the directory `location`."""
+    base = normalize(location).rstrip("/") + "/"
+    return "substring(%s, 1, %d) = %s" % (_normalized(column), len(base), quote_string(base))
+
+
+def _register_file_list(spark: Any, source: FileListSource, p: OrphanParams) -> str:
+    """The external listing, cut to the files under the table location and outside the tables nested in it (a
+    sibling table sharing a name prefix, or a nested one, never contributes a candidate)."""
     df = spark.read.format(source.format)
     if source.format == "csv":
         df = df.option("header", "true")
@@ -101,6 +132,9 @@ def _register_file_list(spark: Any, source: FileListSource) -> str:
         "CAST(`%s` AS STRING) AS file_path" % source.file_path_column,
         "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column,
     )
+    df = df.where(_under("file_path", p.location))
+    for nested in p.nested:
+        df = df.where("NOT (%s)" % _under("file_path", nested))
     return _temp_view(df)
 
 
@@ -125,18 +159,17 @@ def _candidate_view(spark: Any, stats: Dict[str, Any], location: str) -> str:
 
 
 def _referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[str]:
-    """Those of `paths` that any snapshot of the table still references (data, delete or manifest files)."""
+    """Those of `paths` (normalized) that any snapshot of the table still references (data, delete or manifest
+    files): a join in Spark, so the driver never holds every file the table ever referenced."""
     if not paths:
         return []
     ref = table_ref(catalog, table)
-    wanted = {normalize(p) for p in paths}
-    live = set()
-    queries = ["SELECT file_path AS p FROM %s.all_files" % ref, "SELECT path AS p FROM %s.all_manifests" % ref]
-    for query in queries:
-        for row in spark.sql(query).collect():
-            if normalize(row.p) in wanted:
-                live.add(normalize(row.p))
-    return sorted(live)
+    wanted = spark.createDataFrame([(normalize(p),) for p in set(paths)], "p string")
+    live = spark.sql(
+        "SELECT %s AS p FROM %s.all_files UNION ALL SELECT %s AS p FROM %s.all_manifests"
+        % (_normalized("file_path"), ref, _normalized("path"), ref)
+    )
+    return sorted({row.p for row in live.join(wanted, "p", "left_semi").collect()})
 
 
 def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[str, Any], int]:
@@ -197,6 +230,11 @@ def _verify_removal(spark: Any, catalog: str, table: str, stats: Dict[str, Any],
 
 def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     p = params_of(plan, OrphanParams)
+    if p.shared_with:
+        raise SafetyError(
+            "%s shares its location %s with %s: their files would look like orphans of this table; nothing "
+            "deleted" % (table, p.location, ", ".join(p.shared_with))
+        )
     base = {
         "table": table,
         "older_than": Timestamp(iso_utc(p.older_than_ms)),
@@ -209,13 +247,15 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     views = []
     try:
         if p.file_list is not None:
-            views.append(_register_file_list(spark, p.file_list))
+            views.append(_register_file_list(spark, p.file_list, p))
             base["file_list_view"] = views[-1]
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
-        candidates = sorted({r["orphan_file_location"] for r in rows})
+        listed = sorted({r["orphan_file_location"] for r in rows})
+        candidates = [c for c in listed if not any(within(c, loc) for loc in p.nested)]
         stats, total = _guarded(spark, candidates, p)
         outputs = {
             "candidates": len(candidates),
+            "nested_table_files_skipped": len(listed) - len(candidates),
             "candidate_bytes": total,
             "candidate_sample": candidates[:20],
             "deleted_files": 0,

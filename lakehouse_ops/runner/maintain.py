@@ -72,6 +72,7 @@ class MaintenanceRunner:
         self.written_within_hours = written_within_hours
         # The instant health and plans are judged at (epoch ms): tests set time instead of sleeping.
         self.clock = clock
+        self._table_locations: Optional[Dict[str, str]] = None
 
     def _policy(self, table: str) -> TablePolicy:
         policy = self.config.policy_for(table)
@@ -88,6 +89,12 @@ class MaintenanceRunner:
     @property
     def spark(self) -> Any:
         return self._session.get()
+
+    def _locations(self) -> Dict[str, str]:
+        """{table: location} of the whole catalog, read once per run."""
+        if self._table_locations is None:
+            self._table_locations = self.catalog_tables.locations()
+        return self._table_locations
 
     def _health(self, table: str, policy: TablePolicy) -> TableHealth:
         return table_health(self.config, table, self.catalog_tables, policy, self.clock())
@@ -183,6 +190,11 @@ class MaintenanceRunner:
         self, module: Action, table: str, policy: TablePolicy, health: TableHealth, dry_run: bool, failed_earlier: bool
     ) -> Result:
         plan = module.plan(policy, health, self.clock())
+        if plan.run and hasattr(module, "with_neighbors"):  # an action that must know the catalog's other tables
+            try:
+                plan = module.with_neighbors(plan, table, self._locations())
+            except Exception as exc:  # without them it cannot run safely
+                return Result(module.NAME, FAILED, "cannot list the catalog's table locations: %s" % _first_line(exc))
         if not plan.run:
             return Result(module.NAME, SKIPPED, plan.reason)
         if dry_run:

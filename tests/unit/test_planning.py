@@ -195,6 +195,22 @@ def test_orphan_path_scope():
     assert not paths.within("/tmp/wh/db/other.parquet", "/tmp/wh/db/t")
 
 
+def test_orphans_know_the_tables_around_them():
+    plan = orphans.plan(policy(), health([]), NOW)
+    locations = {
+        "db.t": "/tmp/wh/db/t",  # itself
+        "db.t2": "file:///tmp/wh/db/t2",  # a sibling sharing a name prefix: no concern
+        "db.archive": "file:/tmp/wh/db/t/archive/",  # nested: its files are left out
+        "raw.t": "s3://elsewhere/t",
+    }
+    near = orphans.with_neighbors(plan, "db.t", locations).params
+    assert near.nested == ("file:/tmp/wh/db/t/archive/",) and near.shared_with == ()
+    above = orphans.with_neighbors(plan, "db.t", dict(locations, **{"db.all": "/tmp/wh/db"})).params
+    assert above.shared_with == ("db.all (/tmp/wh/db)",)
+    same = orphans.with_neighbors(plan, "db.t", {"db.copy": "file:///tmp/wh/db/t/"}).params
+    assert same.shared_with == ("db.copy (file:///tmp/wh/db/t/)",) and same.nested == ()
+
+
 def test_properties_plan_reports_drift():
     h = health([], property_drift={"write.parquet.compression-codec": {"actual": "snappy", "expected": "zstd"}})
     plan = properties.plan(policy(), h, NOW)

@@ -1,0 +1,87 @@
+"""Orphan removal next to other tables: the files of a table nested in this table's location, of a table sharing
+it, or of a sibling whose location shares a name prefix (`.../events` and `.../events_v2`) are never removed."""
+
+import os
+
+import pytest
+
+from lakehouse_ops.health import open_tables
+from lakehouse_ops.runner import MaintenanceRunner
+
+from conftest import make_config
+from helpers import CATALOG
+from table_factory import create_streaming_table, plant_orphan
+
+pytestmark = pytest.mark.spark
+
+
+class WithNeighbor:
+    """The catalog's tables, plus one more table located at `location` (as Glue allows: any location)."""
+
+    def __init__(self, tables, name, location):
+        self.tables, self.extra = tables, {name: location}
+
+    def load(self, table):
+        return self.tables.load(table)
+
+    def list_tables(self):
+        return self.tables.list_tables()
+
+    def locations(self):
+        return dict(self.tables.locations(), **self.extra)
+
+
+@pytest.fixture
+def events(spark, table_name):
+    create_streaming_table(spark, CATALOG, table_name, days=1, commits=2, rows_per_commit=20, files_per_commit=1)
+    location = (
+        spark.sql("DESCRIBE TABLE EXTENDED lake.%s" % table_name).filter("col_name = 'Location'").collect()[0].data_type
+    )
+    return table_name, location.replace("file:", "")
+
+
+def _remove_orphans(spark, config, table, catalog_tables):
+    runner = MaintenanceRunner(config, spark=spark, only=["remove_orphan_files"], catalog_tables=catalog_tables)
+    return runner.run([table])["tables"][0]["actions"][0]
+
+
+def test_files_of_a_table_nested_in_the_location_are_never_candidates(spark, warehouse, events):
+    table, location = events
+    config = make_config(warehouse)
+    nested = os.path.join(location, "archive")
+    theirs = plant_orphan(nested, "part-0001.parquet", age_hours=500)  # a live file of the nested table
+    ours = plant_orphan(location, "old-orphan.parquet", age_hours=100)
+    tables = WithNeighbor(open_tables(config.catalog), "other.archive", "file:" + nested)
+    result = _remove_orphans(spark, config, table, tables)
+    assert result["status"] == "done", result
+    assert result["outputs"]["deleted_files"] == 1 and result["outputs"]["nested_table_files_skipped"] == 1
+    assert os.path.exists(theirs) and not os.path.exists(ours)
+
+
+def test_a_table_sharing_the_location_makes_the_removal_refuse(spark, warehouse, events):
+    table, location = events
+    config = make_config(warehouse)
+    ours = plant_orphan(location, "old-orphan.parquet", age_hours=100)
+    for neighbor in (location, os.path.dirname(location)):  # the same location, and one above it
+        tables = WithNeighbor(open_tables(config.catalog), "other.same_place", neighbor + "/")
+        result = _remove_orphans(spark, config, table, tables)
+        assert result["status"] == "failed", result
+        assert "shares its location" in result["reason"] and "other.same_place" in result["reason"]
+        assert "nothing deleted" in result["reason"] and os.path.exists(ours)
+
+
+def test_a_file_list_naming_a_sibling_tables_files_removes_only_this_tables_orphans(spark, warehouse, events, tmp_path):
+    table, location = events
+    ours = plant_orphan(location, "old-orphan.parquet", age_hours=100)
+    sibling = plant_orphan(location + "_v2", "part-0001.parquet", age_hours=500)  # `events_v2`: a prefix sibling
+    live = [r.file_path for r in spark.sql("SELECT file_path FROM lake.%s.all_files" % table).collect()]
+    live += [r.path for r in spark.sql("SELECT path FROM lake.%s.all_manifests" % table).collect()]
+    rows = [(p.replace("file:", ""), "2020-01-01 00:00:00") for p in live + [ours, sibling]]
+    inventory = str(tmp_path / "inventory")
+    spark.createDataFrame(rows, "key string, modified string").write.parquet(inventory)
+    file_list = {"path": inventory, "format": "parquet", "file_path_column": "key", "last_modified_column": "modified"}
+    config = make_config(warehouse, defaults={"orphans": {"file_list": file_list}})
+    result = _remove_orphans(spark, config, table, open_tables(config.catalog))
+    assert result["status"] == "done", result
+    assert result["outputs"]["candidates"] == 1 and result["outputs"]["deleted_files"] == 1
+    assert os.path.exists(sibling) and not os.path.exists(ours)
