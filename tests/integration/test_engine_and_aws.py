@@ -89,3 +89,33 @@ def test_config_and_report_on_s3(aws_env, tmp_path):
     write_report({"ok": True, "tables": []}, "s3://ops-bucket/reports/run.json")
     body = s3.get_object(Bucket="ops-bucket", Key="reports/run.json")["Body"].read()
     assert json.loads(body) == {"ok": True, "tables": []}
+
+
+def test_glue_catalog_lists_every_tables_location_from_its_table_listing(aws_env):
+    """Orphan removal must know every table's location, Iceberg or not, without reading each table's metadata."""
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.config import config_from_dict
+    from lakehouse_ops.health import open_tables
+
+    glue = client("glue")
+    glue.create_database(DatabaseInput={"Name": "sales"})
+    for name, location, kind in (
+        ("events", "s3://lake/sales/events", "ICEBERG"),
+        ("events_archive", "s3://lake/sales/events/archive", None),  # a Hive table nested in it
+    ):
+        parameters = {"table_type": kind, "metadata_location": location + "/metadata/v1.metadata.json"} if kind else {}
+        glue.create_table(
+            DatabaseName="sales",
+            TableInput={"Name": name, "StorageDescriptor": {"Location": location}, "Parameters": parameters},
+        )
+    catalog = {
+        "name": "glue_catalog",
+        "type": "glue",
+        "warehouse": "s3://lake/",
+        "properties": {"glue.endpoint": aws_env, "glue.region": "us-east-1"},
+    }
+    tables = open_tables(config_from_dict({"catalog": catalog}).catalog)
+    assert tables.locations() == {
+        "sales.events": "s3://lake/sales/events",
+        "sales.events_archive": "s3://lake/sales/events/archive",
+    }
