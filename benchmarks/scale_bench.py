@@ -9,7 +9,8 @@ the health scan reads only metadata. Then, each in a fresh process and each twic
 tracemalloc for the peak of Python allocations; the process's peak RSS comes from both):
 - `health`: lakehouse-ops' scan (`read_health`): entries aggregated per manifest as they are read;
 - `baseline`: the same figures after holding every live manifest entry of the snapshot first (what a scan that
-  collects the entries, as pyiceberg's `plan_files` or a naive loop does, costs).
+  collects the entries, as pyiceberg's `plan_files` or a naive loop does, costs);
+- `repeated`: with the health cache (`health.cache`), a first scan, one more commit, and the scan again.
 Reports per size and the growth exponent (log-log slope: 0 = flat, 1 = linear) between the smallest and the
 largest size, and between the two largest. Writes <out>/scale.json and <out>/scale.png.
 """
@@ -47,6 +48,10 @@ PROBE = textwrap.dedent("""
     started = time.time()
     if {mode!r} == "health":
         files = read_health(table, "b.t", policy).data_files
+    elif {mode!r} == "cached":
+        from lakehouse_ops.health.cache import AggregateCache
+        h = read_health(table, "b.t", policy, cache=AggregateCache({cache!r}))
+        files, read = h.data_files, h.manifests_read
     else:
         io = table.io
         entries = [e for m in table.current_snapshot().manifests(io) for e in m.fetch_manifest_entry(io, True)]
@@ -60,12 +65,14 @@ PROBE = textwrap.dedent("""
     seconds = time.time() - started
     peak = tracemalloc.get_traced_memory()[1] if {traced} else 0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({{"files": files, "seconds": seconds, "peak_mb": peak / 2**20, "maxrss_mb": rss}}))
+    read = locals().get("read")
+    print(json.dumps({{"files": files, "seconds": seconds, "peak_mb": peak / 2**20, "maxrss_mb": rss, "read": read}}))
 """)
 
 
-def build_table(catalog, name, files, per_commit, data_dir):
-    """A table of `files` data files in `PARTITIONS` day partitions, `per_commit` files per fast append."""
+def build_table(catalog, name, files, per_commit, data_dir, start=0):
+    """A table of `files` data files in `PARTITIONS` day partitions, `per_commit` files per fast append (with
+    `start`: that many more files appended to the existing table `name`)."""
     from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
     from pyiceberg.partitioning import PartitionField, PartitionSpec
     from pyiceberg.schema import Schema
@@ -75,11 +82,11 @@ def build_table(catalog, name, files, per_commit, data_dir):
 
     schema = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "day", LongType(), required=False))
     spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="day"))
-    table = catalog.create_table(name, schema=schema, partition_spec=spec)
-    for start in range(0, files, per_commit):
+    table = catalog.load_table(name) if start else catalog.create_table(name, schema=schema, partition_spec=spec)
+    for first in range(start, start + files, per_commit):
         tx = table.transaction()
         with tx.update_snapshot().fast_append() as append:
-            for k in range(start, min(files, start + per_commit)):
+            for k in range(first, min(start + files, first + per_commit)):
                 append.append_data_file(
                     DataFile.from_args(
                         content=DataFileContent.DATA,
@@ -96,16 +103,37 @@ def build_table(catalog, name, files, per_commit, data_dir):
     return table.metadata_location
 
 
+def probe(location, warehouse, mode, traced, cache=None):
+    code = PROBE.format(root=ROOT, location=location, warehouse=warehouse, mode=mode, traced=traced, cache=cache)
+    return run_probe(code)
+
+
 def measure(location, warehouse, mode):
     """Time (untraced run) and memory (traced run) of one scan mode, each in a fresh process."""
-    timed = run_probe(PROBE.format(root=ROOT, location=location, warehouse=warehouse, mode=mode, traced=False))
-    traced = run_probe(PROBE.format(root=ROOT, location=location, warehouse=warehouse, mode=mode, traced=True))
+    timed = probe(location, warehouse, mode, False)
+    traced = probe(location, warehouse, mode, True)
     return {
         "files": timed["files"],
         "seconds": round(timed["seconds"], 3),
         "files_per_s": round(timed["files"] / timed["seconds"]),
         "peak_python_mb": round(traced["peak_mb"], 1),
         "peak_rss_mb": round(max(timed["maxrss_mb"], traced["maxrss_mb"]), 1),
+    }
+
+
+def repeated_scan(catalog, name, location, warehouse, work, per_commit):
+    """With the health cache: a first scan (it fills the cache), one more commit of `per_commit` files, then the
+    scan again, each in a fresh process."""
+    cache = os.path.join(work, "health-cache", name)
+    first = probe(location, warehouse, "cached", False, cache)
+    files = first["files"]
+    newer = build_table(catalog, name, per_commit, per_commit, "file://%s/data-more" % work, start=files)
+    again = probe(newer, warehouse, "cached", False, cache)
+    return {
+        "files": again["files"],
+        "first_scan_s": round(first["seconds"], 3),
+        "after_one_commit_s": round(again["seconds"], 3),
+        "manifests_read": again["read"],
     }
 
 
@@ -149,7 +177,14 @@ def main(argv=None):
 
     sizes = [int(s) for s in args.sizes.split(",")]
     work = tempfile.mkdtemp(prefix="lakehouse-ops-scale-")
-    results = {"machine": machine(), "sizes": sizes, "per_commit": args.per_commit, "health": [], "baseline": []}
+    results = {
+        "machine": machine(),
+        "sizes": sizes,
+        "per_commit": args.per_commit,
+        "health": [],
+        "baseline": [],
+        "repeated": [],
+    }
     try:
         warehouse = os.path.join(work, "warehouse")
         os.makedirs(warehouse)
@@ -163,6 +198,9 @@ def main(argv=None):
                 point = measure(location, warehouse, mode)
                 results[mode].append(point)
                 print("  %-8s %s" % (mode, json.dumps(point)), flush=True)
+            point = repeated_scan(catalog, "b.t%d" % size, location, warehouse, work, args.per_commit)
+            results["repeated"].append(point)
+            print("  %-8s %s" % ("repeated", json.dumps(point)), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["growth"] = {
@@ -191,7 +229,7 @@ def main(argv=None):
     with open(os.path.join(args.out, "scale.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     chart(results, os.path.join(args.out, "scale.png"))
-    summary = {k: results[k] for k in ("growth", "growth_largest", "at_largest")}
+    summary = {k: results[k] for k in ("growth", "growth_largest", "at_largest", "repeated")}
     print(json.dumps(summary, indent=2))
 
 

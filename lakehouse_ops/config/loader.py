@@ -18,11 +18,23 @@ from lakehouse_ops.aws.textio import read_text
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
 from lakehouse_ops.config.rules import Config, TableRule, copy_tree, flatten, merge
-from lakehouse_ops.config.sections import CatalogConfig, ErasureConfig, IngestConfig, ShipConfig, SparkConfig
+from lakehouse_ops.config.sections import (
+    CatalogConfig,
+    ErasureConfig,
+    HealthConfig,
+    IngestConfig,
+    ShipConfig,
+    SparkConfig,
+)
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"
-SECTIONS: Dict[str, Type[BaseModel]] = {"catalog": CatalogConfig, "spark": SparkConfig, "defaults": TablePolicy}
+SECTIONS: Dict[str, Type[BaseModel]] = {
+    "catalog": CatalogConfig,
+    "spark": SparkConfig,
+    "health": HealthConfig,
+    "defaults": TablePolicy,
+}
 # Sections that may be left out entirely; validated only when present.
 OPTIONAL_SECTIONS: Dict[str, Type[BaseModel]] = {
     "ingest": IngestConfig,
@@ -30,7 +42,7 @@ OPTIONAL_SECTIONS: Dict[str, Type[BaseModel]] = {
     "erasure": ErasureConfig,
     "ship": ShipConfig,
 }
-TOP_LEVEL_KEYS = ("catalog", "spark", "defaults", "tables", "ingest", "pseudonymization", "erasure", "ship")
+TOP_LEVEL_KEYS = ("catalog", "spark", "health", "defaults", "tables", "ingest", "pseudonymization", "erasure", "ship")
 
 
 def _parse_yaml(path: str, text: str) -> Dict[str, Any]:
@@ -181,6 +193,7 @@ def config_from_dict(
         catalog=sections["catalog"],
         spark=sections["spark"],
         defaults=sections["defaults"],
+        health=sections["health"],
         rules=tuple(rules),
         ingest=sections.get("ingest"),
         pseudonymization=sections.get("pseudonymization"),

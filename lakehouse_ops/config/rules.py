@@ -6,7 +6,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
-from lakehouse_ops.config.sections import CatalogConfig, ErasureConfig, IngestConfig, ShipConfig, SparkConfig
+from lakehouse_ops.config.sections import (
+    CatalogConfig,
+    ErasureConfig,
+    HealthConfig,
+    IngestConfig,
+    ShipConfig,
+    SparkConfig,
+)
 from lakehouse_ops.errors import ConfigError
 
 BUILTIN = "built-in default"
@@ -50,6 +57,7 @@ class Config:
     pseudonymization: Optional[PseudonymizationConfig] = None
     erasure: Optional[ErasureConfig] = None
     ship: Optional[ShipConfig] = None
+    health: HealthConfig = field(default_factory=HealthConfig)
     defaults_raw: Dict[str, Any] = field(default_factory=dict)
     env_keys: Dict[str, str] = field(default_factory=dict)
     raw: Dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""The config's other sections: the catalog, Spark, ingest, erasure and shipping to EMR."""
+"""The config's other sections: the catalog, Spark, health, ingest, erasure and shipping to EMR."""
 
 from typing import Any, Dict, List, Literal, Optional
 
@@ -41,6 +41,12 @@ class SparkConfig(Model):
         if isinstance(value, dict):
             return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
         return value
+
+
+class HealthConfig(Model):
+    # Where per-manifest health aggregates are kept between scans (a local directory, or an s3:// prefix shared by
+    # a fleet's runs): a repeated scan decodes only the manifests of new commits. None: every scan reads them all.
+    cache: Optional[str] = None
 
 
 class BatchBudget(Model):

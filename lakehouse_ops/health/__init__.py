@@ -2,6 +2,7 @@
 
 from typing import Any, Optional
 
+from lakehouse_ops.health.cache import AggregateCache
 from lakehouse_ops.health.catalog import Tables, open_tables
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth, read_health
 
@@ -13,7 +14,8 @@ def table_health(
     reads a table's health."""
     name = config.table_name(table)
     tables = tables or open_tables(config.catalog)
-    return read_health(tables.load(name), name, policy or config.policy_for(name), now_ms)
+    cache = AggregateCache(config.health.cache) if config.health.cache else None
+    return read_health(tables.load(name), name, policy or config.policy_for(name), now_ms, cache)
 
 
 __all__ = ["PartitionHealth", "TableHealth", "read_health", "open_tables", "table_health"]

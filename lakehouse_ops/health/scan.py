@@ -6,10 +6,14 @@ Cheap enough to run on every table before deciding anything: no JVM, no data fil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
+from lakehouse_ops.health.layout import property_drift, sort_terms, spec_terms
 from lakehouse_ops.health.partitions import partition_filter
 from lakehouse_ops.health.storage import metadata_files_on_storage
+
+if TYPE_CHECKING:
+    from lakehouse_ops.health.cache import AggregateCache
 
 MANIFEST_READERS = 8
 
@@ -55,6 +59,8 @@ class TableHealth:
     manifests: int = 0
     manifest_bytes: int = 0
     small_manifests: int = 0
+    # Manifests decoded by this scan; the others' figures came from the health cache.
+    manifests_read: int = 0
     # metadata.json files on storage (one listing of <location>/metadata); the log's count when it cannot list.
     metadata_files: int = 0
     # Entries of the metadata log plus the current file: what Iceberg still tracks (and would clean up).
@@ -90,36 +96,11 @@ class TableHealth:
         return out
 
 
-def _sort_terms(table: Any) -> List[str]:
-    order = table.sort_order()
-    schema = table.schema()
-    terms = []
-    for f in order.fields:
-        name = schema.find_column_name(f.source_id)
-        transform = type(f.transform).__name__
-        expr = name if transform == "IdentityTransform" else "%s(%s)" % (str(f.transform), name)
-        terms.append("%s %s %s" % (expr, f.direction.name.upper(), f.null_order.name.upper().replace("_", " ")))
-    return terms
-
-
-def _spec_terms(table: Any) -> List[str]:
-    schema = table.schema()
-    return ["%s(%s)" % (str(f.transform), schema.find_column_name(f.source_id)) for f in table.spec().fields]
-
-
 def written_by_rewrite(entry: Any) -> bool:
     """True for files a rewrite committed: with Iceberg's default use-starting-sequence-number, their data
     sequence number is older than the commit's own (format v2+). Appended files have the two equal."""
     data_seq, file_seq = entry.sequence_number, entry.file_sequence_number
     return data_seq is not None and file_seq is not None and data_seq < file_seq
-
-
-def property_drift(actual: Mapping[str, str], desired: Mapping[str, str]) -> Dict[str, Dict[str, Optional[str]]]:
-    return {
-        key: {"actual": actual.get(key), "expected": value}
-        for key, value in desired.items()
-        if actual.get(key) != value
-    }
 
 
 @dataclass
@@ -201,8 +182,8 @@ def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHe
         snapshots=len(meta.snapshots),
         metadata_log_files=len(meta.metadata_log) + 1,
         properties=dict(meta.properties),
-        sort_order=_sort_terms(table),
-        partition_spec=_spec_terms(table),
+        sort_order=sort_terms(table),
+        partition_spec=spec_terms(table),
         refs=len(meta.refs),
     )
     on_storage = metadata_files_on_storage(table)
@@ -240,19 +221,24 @@ def _partition(spec: Any, schema: Any, record: Any, default_spec_id: int, counts
     )
 
 
-def read_health(table: Any, name: str, policy: Any, now_ms: Optional[int] = None) -> TableHealth:
-    """Health of pyiceberg `table` (StaticTable or catalog table) judged against `policy` (a TablePolicy)."""
+def read_health(
+    table: Any, name: str, policy: Any, now_ms: Optional[int] = None, cache: Optional["AggregateCache"] = None
+) -> TableHealth:
+    """Health of pyiceberg `table` (StaticTable or catalog table) judged against `policy` (a TablePolicy); with a
+    `cache`, only the manifests it does not hold are decoded."""
     started = time.time()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     health = _metadata_health(table, name, policy, now_ms)
     snapshot = table.current_snapshot()
     if snapshot is not None:
-        _add_manifests(health, table, snapshot, policy)
+        _add_manifests(health, table, snapshot, policy, cache)
     health.read_seconds = round(time.time() - started, 3)
     return health
 
 
-def _add_manifests(health: TableHealth, table: Any, snapshot: Any, policy: Any) -> None:
+def _add_manifests(
+    health: TableHealth, table: Any, snapshot: Any, policy: Any, cache: Optional["AggregateCache"]
+) -> None:
     meta, io = table.metadata, table.io
     manifests = snapshot.manifests(io)
     health.manifests = len(manifests)
@@ -260,21 +246,32 @@ def _add_manifests(health: TableHealth, table: Any, snapshot: Any, policy: Any) 
     health.small_manifests = sum(1 for m in manifests if m.manifest_length < policy.manifests.small_manifest_bytes)
     commit_ms = {s.snapshot_id: s.timestamp_ms for s in meta.snapshots}
     small_limit = health.small_file_threshold_bytes
+    known = cache.load(meta.location, small_limit) if cache is not None else {}
+    todo = [m for m in manifests if m.manifest_path not in known]
+    health.manifests_read = len(todo)
     merged: Dict[tuple, Counts] = {}
     # Threads overlap the waits of remote reads; on a local disk decoding is all there is, and threads only
     # contend for the interpreter.
     readers = 1 if "://" not in meta.location or meta.location.startswith("file:") else MANIFEST_READERS
     with ThreadPoolExecutor(max_workers=readers) as pool:
-        per_manifest = pool.map(
-            lambda m: (m.partition_spec_id, manifest_counts(io, m, small_limit, commit_ms)), manifests
+        read = dict(
+            zip(
+                (m.manifest_path for m in todo),
+                pool.map(lambda m: manifest_counts(io, m, small_limit, commit_ms), todo),
+            )
         )
-        for spec_id, counts in per_manifest:
-            for values, part in counts.items():
-                total = merged.get((spec_id, values))
-                if total is None:
-                    merged[(spec_id, values)] = part
-                else:
-                    total.add(part)
+    by_manifest = {
+        m.manifest_path: known[m.manifest_path] if m.manifest_path in known else read[m.manifest_path]
+        for m in manifests
+    }
+    if cache is not None and (read or set(known) - set(by_manifest)):
+        cache.save(meta.location, small_limit, by_manifest)
+    for manifest in manifests:
+        for values, part in by_manifest[manifest.manifest_path].items():
+            key = (manifest.partition_spec_id, values)
+            if key not in merged:
+                merged[key] = Counts(part.record)
+            merged[key].add(part)
     totals = Counts(None)
     for part in merged.values():
         totals.add(part)

@@ -83,3 +83,35 @@ def test_metadata_files_are_counted_on_storage_not_from_the_capped_log(spark, wa
     assert h.metadata_log_files == log_entries == 3
     plan = properties.plan(config.policy_for(table_name), h)
     assert plan.run and "%d metadata.json files on storage, 3 tracked" % len(on_disk) in plan.reason
+
+
+@pytest.mark.fast
+def test_health_cache_decodes_only_the_manifests_of_new_commits(spark, warehouse, table_name, tmp_path):
+    from lakehouse_ops.health import table_health
+
+    create_streaming_table(spark, CATALOG, table_name, days=3, commits=6, rows_per_commit=300, files_per_commit=2)
+    spark.sql("DELETE FROM %s WHERE status = 500 AND customer_id < 'c00100'" % ref(table_name))
+    plain = make_config(warehouse)
+    cached = make_config(warehouse, health={"cache": str(tmp_path / "health-cache")})
+
+    def figures(h):
+        out = h.to_dict()
+        for key in ("read_seconds", "manifests_read"):
+            out.pop(key)
+        return out
+
+    first = table_health(cached, table_name)
+    assert first.manifests_read == first.manifests > 0  # nothing known yet
+    again = table_health(cached, table_name)
+    assert again.manifests_read == 0 and figures(again) == figures(first)
+    # One more commit (it writes one manifest, merging small ones into it): that one is decoded, the rest comes from
+    # the cache; the figures are the same as a scan without any cache.
+    spark.sql("INSERT INTO %s SELECT * FROM %s LIMIT 10" % (ref(table_name), ref(table_name)))
+    after = table_health(cached, table_name)
+    assert after.manifests_read == 1 and after.manifests > 1
+    assert figures(after) == figures(table_health(plain, table_name))
+    # A damaged pack is ignored: the manifests are read again.
+    for pack in (tmp_path / "health-cache").iterdir():
+        pack.write_text("{not json")
+    damaged = table_health(cached, table_name)
+    assert damaged.manifests_read == damaged.manifests and figures(damaged) == figures(after)
