@@ -39,7 +39,8 @@ PROBE = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     from pyiceberg.table import StaticTable
     from lakehouse_ops.config import config_from_dict
-    from lakehouse_ops.health.scan import Counts, read_health, small_file_limit
+    from lakehouse_ops.health.aggregate import Counts
+    from lakehouse_ops.health.scan import read_health, small_file_limit
     table = StaticTable.from_metadata({location!r})
     catalog = {{"name": "b", "type": "hadoop", "warehouse": {warehouse!r}}}
     policy = config_from_dict({{"catalog": catalog}}).policy_for("b.t")

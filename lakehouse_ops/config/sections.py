@@ -47,6 +47,8 @@ class HealthConfig(Model):
     # Where per-manifest health aggregates are kept between scans (a local directory, or an s3:// prefix shared by
     # a fleet's runs): a repeated scan decodes only the manifests of new commits. None: every scan reads them all.
     cache: Optional[str] = None
+    # Processes a large first scan (over 16 MB of manifests to decode) is spread over; None: every core. 1: none.
+    processes: Optional[int] = Field(None, ge=1, le=256)
 
 
 class BatchBudget(Model):

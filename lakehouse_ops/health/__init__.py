@@ -15,7 +15,8 @@ def table_health(
     name = config.table_name(table)
     tables = tables or open_tables(config.catalog)
     cache = AggregateCache(config.health.cache) if config.health.cache else None
-    return read_health(tables.load(name), name, policy or config.policy_for(name), now_ms, cache)
+    policy = policy or config.policy_for(name)
+    return read_health(tables.load(name), name, policy, now_ms, cache, config.health.processes)
 
 
 __all__ = ["PartitionHealth", "TableHealth", "read_health", "open_tables", "table_health"]

@@ -14,15 +14,14 @@ import decimal
 import hashlib
 import json
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from lakehouse_ops.aws.textio import read_text, write_text
-from lakehouse_ops.health.scan import Counts
+from lakehouse_ops.health.aggregate import Aggregates, Counts
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("health.cache")
 PACK_VERSION = 1
-Aggregates = Dict[tuple, Counts]  # partition values -> the manifest's counts for that partition
 
 
 class Unencodable(ValueError):
@@ -99,7 +98,7 @@ class AggregateCache:
                 log.warning("health cache pack ignored", extra={"pack": location, "error": str(exc)[:200]})
             return {}
 
-    def save(self, table_location: str, small_limit: int, manifests: Dict[str, Optional[Aggregates]]) -> None:
+    def save(self, table_location: str, small_limit: int, manifests: Mapping[str, Optional[Aggregates]]) -> None:
         """Keep the aggregates of these manifests (None: one that cannot be kept); a failed write is only logged."""
         location = self._location(table_location, small_limit)
         packed = {}

@@ -4,18 +4,16 @@ Cheap enough to run on every table before deciding anything: no JVM, no data fil
 """
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
+from lakehouse_ops.health.aggregate import Counts, read_manifests
 from lakehouse_ops.health.layout import property_drift, sort_terms, spec_terms
 from lakehouse_ops.health.partitions import partition_filter
 from lakehouse_ops.health.storage import metadata_files_on_storage
 
 if TYPE_CHECKING:
     from lakehouse_ops.health.cache import AggregateCache
-
-MANIFEST_READERS = 8
 
 
 @dataclass
@@ -96,74 +94,6 @@ class TableHealth:
         return out
 
 
-def written_by_rewrite(entry: Any) -> bool:
-    """True for files a rewrite committed: with Iceberg's default use-starting-sequence-number, their data
-    sequence number is older than the commit's own (format v2+). Appended files have the two equal."""
-    data_seq, file_seq = entry.sequence_number, entry.file_sequence_number
-    return data_seq is not None and file_seq is not None and data_seq < file_seq
-
-
-@dataclass
-class Counts:
-    """What the live files of one partition add up to, in one manifest or over a whole table."""
-
-    record: Any  # the partition's values, kept to name and select the partition once
-    data_files: int = 0
-    data_bytes: int = 0
-    small_files: int = 0
-    small_bytes: int = 0
-    new_small_files: int = 0
-    records: int = 0
-    position_delete_files: int = 0
-    equality_delete_files: int = 0
-    last_updated_ms: int = 0
-
-    SUMMED = (
-        "data_files",
-        "data_bytes",
-        "small_files",
-        "small_bytes",
-        "new_small_files",
-        "records",
-        "position_delete_files",
-        "equality_delete_files",
-    )
-
-    def add(self, other: "Counts") -> None:
-        for name in self.SUMMED:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.last_updated_ms = max(self.last_updated_ms, other.last_updated_ms)
-
-
-def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping[int, int]) -> Dict[tuple, "Counts"]:
-    """{partition values: Counts} of one manifest's live entries, aggregated as they are read: memory grows with
-    the manifest's partitions, not with its files."""
-    out: Dict[tuple, Counts] = {}
-    for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
-        data_file = entry.data_file
-        key = tuple(data_file.partition)
-        counts = out.get(key)
-        if counts is None:
-            counts = out[key] = Counts(data_file.partition)
-        counts.last_updated_ms = max(counts.last_updated_ms, commit_ms.get(entry.snapshot_id, 0))
-        content = int(data_file.content)
-        if content == 1:
-            counts.position_delete_files += 1
-        elif content:
-            counts.equality_delete_files += 1
-        else:
-            size = data_file.file_size_in_bytes
-            counts.data_files += 1
-            counts.data_bytes += size
-            counts.records += data_file.record_count
-            if size < small_limit:
-                counts.small_files += 1
-                counts.small_bytes += size
-                if not written_by_rewrite(entry):
-                    counts.new_small_files += 1
-    return out
-
-
 def small_file_limit(policy: Any) -> int:
     """Files below this many bytes are small under `policy` (a fraction of its target file size)."""
     return int(policy.target_file_size * policy.compaction.small_file_threshold)
@@ -222,22 +152,33 @@ def _partition(spec: Any, schema: Any, record: Any, default_spec_id: int, counts
 
 
 def read_health(
-    table: Any, name: str, policy: Any, now_ms: Optional[int] = None, cache: Optional["AggregateCache"] = None
+    table: Any,
+    name: str,
+    policy: Any,
+    now_ms: Optional[int] = None,
+    cache: Optional["AggregateCache"] = None,
+    processes: Optional[int] = None,
 ) -> TableHealth:
     """Health of pyiceberg `table` (StaticTable or catalog table) judged against `policy` (a TablePolicy); with a
-    `cache`, only the manifests it does not hold are decoded."""
+    `cache`, only the manifests it does not hold are decoded; a large scan is spread over `processes` (default:
+    every core)."""
     started = time.time()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     health = _metadata_health(table, name, policy, now_ms)
     snapshot = table.current_snapshot()
     if snapshot is not None:
-        _add_manifests(health, table, snapshot, policy, cache)
+        _add_manifests(health, table, snapshot, policy, cache, processes)
     health.read_seconds = round(time.time() - started, 3)
     return health
 
 
 def _add_manifests(
-    health: TableHealth, table: Any, snapshot: Any, policy: Any, cache: Optional["AggregateCache"]
+    health: TableHealth,
+    table: Any,
+    snapshot: Any,
+    policy: Any,
+    cache: Optional["AggregateCache"],
+    processes: Optional[int],
 ) -> None:
     meta, io = table.metadata, table.io
     manifests = snapshot.manifests(io)
@@ -250,16 +191,8 @@ def _add_manifests(
     todo = [m for m in manifests if m.manifest_path not in known]
     health.manifests_read = len(todo)
     merged: Dict[tuple, Counts] = {}
-    # Threads overlap the waits of remote reads; on a local disk decoding is all there is, and threads only
-    # contend for the interpreter.
-    readers = 1 if "://" not in meta.location or meta.location.startswith("file:") else MANIFEST_READERS
-    with ThreadPoolExecutor(max_workers=readers) as pool:
-        read = dict(
-            zip(
-                (m.manifest_path for m in todo),
-                pool.map(lambda m: manifest_counts(io, m, small_limit, commit_ms), todo),
-            )
-        )
+    remote = "://" in meta.location and not meta.location.startswith("file:")
+    read = read_manifests(io, todo, small_limit, commit_ms, remote, processes)
     by_manifest = {
         m.manifest_path: known[m.manifest_path] if m.manifest_path in known else read[m.manifest_path]
         for m in manifests

@@ -115,3 +115,16 @@ def test_health_cache_decodes_only_the_manifests_of_new_commits(spark, warehouse
         pack.write_text("{not json")
     damaged = table_health(cached, table_name)
     assert damaged.manifests_read == damaged.manifests and figures(damaged) == figures(after)
+
+
+def test_a_large_scan_spread_over_processes_gives_the_same_figures(spark, warehouse, table_name, monkeypatch):
+    from lakehouse_ops.health import aggregate, table_health
+
+    create_streaming_table(spark, CATALOG, table_name, days=3, commits=6, rows_per_commit=300, files_per_commit=2)
+    spark.sql("DELETE FROM %s WHERE status = 500 AND customer_id < 'c00100'" % ref(table_name))
+    one = table_health(make_config(warehouse, health={"processes": 1}), table_name).to_dict()
+    monkeypatch.setattr(aggregate, "PROCESS_MIN_BYTES", 0)  # this small table counts as large
+    spread = table_health(make_config(warehouse, health={"processes": 2}), table_name).to_dict()
+    for figures in (one, spread):
+        figures.pop("read_seconds")
+    assert spread == one and one["manifests_read"] == one["manifests"] > 1

@@ -1,0 +1,112 @@
+"""Summing manifests: per partition, what its live files add up to, one manifest at a time (memory grows with a
+manifest's partitions, not with its files), read by threads (remote storage: they overlap request latency) or,
+for a large first scan, by processes (decoding is bound by one interpreter; a table's cores all help)."""
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+MANIFEST_READERS = 8  # threads per process on remote storage
+# Manifest bytes to decode above which the work is spread over processes (about 160,000 entries, five seconds of
+# decoding): below it, starting them (about 1.5 s: each imports pyiceberg) costs more than it saves. Measured on
+# 2 cores: 100,000 files 2.9 s in one process, 2.8-3.4 s in two; 300,000 files 9.3 s, 7.4 s.
+PROCESS_MIN_BYTES = 16 * 1024 * 1024
+Aggregates = Dict[tuple, "Counts"]  # partition values -> counts
+
+
+@dataclass
+class Counts:
+    """What the live files of one partition add up to, in one manifest or over a whole table."""
+
+    record: Any  # the partition's values, kept to name and select the partition once
+    data_files: int = 0
+    data_bytes: int = 0
+    small_files: int = 0
+    small_bytes: int = 0
+    new_small_files: int = 0
+    records: int = 0
+    position_delete_files: int = 0
+    equality_delete_files: int = 0
+    last_updated_ms: int = 0
+
+    SUMMED = (
+        "data_files",
+        "data_bytes",
+        "small_files",
+        "small_bytes",
+        "new_small_files",
+        "records",
+        "position_delete_files",
+        "equality_delete_files",
+    )
+
+    def add(self, other: "Counts") -> None:
+        for name in self.SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.last_updated_ms = max(self.last_updated_ms, other.last_updated_ms)
+
+
+def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping[int, int]) -> Dict[tuple, "Counts"]:
+    """{partition values: Counts} of one manifest's live entries, aggregated as they are read: memory grows with
+    the manifest's partitions, not with its files."""
+    out: Dict[tuple, Counts] = {}
+    for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
+        data_file = entry.data_file
+        key = tuple(data_file.partition)
+        counts = out.get(key)
+        if counts is None:
+            counts = out[key] = Counts(data_file.partition)
+        counts.last_updated_ms = max(counts.last_updated_ms, commit_ms.get(entry.snapshot_id, 0))
+        content = int(data_file.content)
+        if content == 1:
+            counts.position_delete_files += 1
+        elif content:
+            counts.equality_delete_files += 1
+        else:
+            size = data_file.file_size_in_bytes
+            counts.data_files += 1
+            counts.data_bytes += size
+            counts.records += data_file.record_count
+            if size < small_limit:
+                counts.small_files += 1
+                counts.small_bytes += size
+                if not written_by_rewrite(entry):
+                    counts.new_small_files += 1
+    return out
+
+
+def written_by_rewrite(entry: Any) -> bool:
+    """True for files a rewrite committed: with Iceberg's default use-starting-sequence-number, their data
+    sequence number is older than the commit's own (format v2+). Appended files have the two equal."""
+    data_seq, file_seq = entry.sequence_number, entry.file_sequence_number
+    return data_seq is not None and file_seq is not None and data_seq < file_seq
+
+
+def read_manifests(
+    io: Any,
+    manifests: Sequence[Any],
+    small_limit: int,
+    commit_ms: Mapping[int, int],
+    remote: bool,
+    processes: Optional[int] = None,
+) -> Dict[str, Aggregates]:
+    """{manifest path: its aggregates}; with more than PROCESS_MIN_BYTES to decode, over `processes` processes
+    (default: every core; 1: none)."""
+    workers = min(processes or os.cpu_count() or 1, len(manifests))
+    if workers > 1 and sum(m.manifest_length for m in manifests) >= PROCESS_MIN_BYTES:
+        chunks = [list(manifests[i::workers]) for i in range(workers)]
+        # spawn: the caller may be a Spark driver with JVM threads, which forking would copy mid-flight.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            parts = pool.map(_read_chunk, [(io, chunk, small_limit, dict(commit_ms), remote) for chunk in chunks])
+            return {path: counts for part in parts for path, counts in part.items()}
+    return _read_chunk((io, list(manifests), small_limit, commit_ms, remote))
+
+
+def _read_chunk(job: Tuple[Any, List[Any], int, Mapping[int, int], bool]) -> Dict[str, Aggregates]:
+    io, manifests, small_limit, commit_ms, remote = job
+    with ThreadPoolExecutor(max_workers=MANIFEST_READERS if remote else 1) as pool:
+        counted = pool.map(lambda m: manifest_counts(io, m, small_limit, commit_ms), manifests)
+        return {m.manifest_path: counts for m, counts in zip(manifests, counted)}
