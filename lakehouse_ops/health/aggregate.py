@@ -5,9 +5,13 @@ for a large first scan, by processes (decoding is bound by one interpreter; a ta
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("health")
 MANIFEST_READERS = 8  # threads per process on remote storage
 # Manifest bytes to decode above which the work is spread over processes (about 160,000 entries, five seconds of
 # decoding): below it, starting them (about 1.5 s: each imports pyiceberg) costs more than it saves. Measured on
@@ -99,9 +103,12 @@ def read_manifests(
         chunks = [list(manifests[i::workers]) for i in range(workers)]
         # spawn: the caller may be a Spark driver with JVM threads, which forking would copy mid-flight.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            parts = pool.map(_read_chunk, [(io, chunk, small_limit, dict(commit_ms), remote) for chunk in chunks])
-            return {path: counts for part in parts for path, counts in part.items()}
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                jobs = [(io, chunk, small_limit, dict(commit_ms), remote) for chunk in chunks]
+                return {path: counts for part in pool.map(_read_chunk, jobs) for path, counts in part.items()}
+        except (OSError, BrokenProcessPool) as exc:  # an interpreter that cannot start processes reads alone
+            log.warning("health scan reads in one process", extra={"error": str(exc)[:200]})
     return _read_chunk((io, list(manifests), small_limit, commit_ms, remote))
 
 
