@@ -17,7 +17,7 @@ MANIFEST_READERS = 8  # threads per process on remote storage
 # decoding): below it, starting them (about 1.5 s: each imports pyiceberg) costs more than it saves. Measured on
 # 2 cores: 100,000 files 2.9 s in one process, 2.8-3.4 s in two; 300,000 files 9.3 s, 7.4 s.
 PROCESS_MIN_BYTES = 16 * 1024 * 1024
-Aggregates = Dict[tuple, "Counts"]  # partition values -> counts
+Aggregates = Dict[Tuple[int, tuple], "Counts"]  # (partition spec id, partition values) -> counts
 
 
 @dataclass
@@ -52,13 +52,14 @@ class Counts:
         self.last_updated_ms = max(self.last_updated_ms, other.last_updated_ms)
 
 
-def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping[int, int]) -> Dict[tuple, "Counts"]:
-    """{partition values: Counts} of one manifest's live entries, aggregated as they are read: memory grows with
-    the manifest's partitions, not with its files."""
-    out: Dict[tuple, Counts] = {}
+def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping[int, int]) -> Aggregates:
+    """{(spec id, partition values): Counts} of one manifest's live entries, aggregated as they are read: memory
+    grows with the manifest's partitions, not with its files."""
+    out: Aggregates = {}
+    spec_id = manifest.partition_spec_id
     for entry in manifest.fetch_manifest_entry(io, discard_deleted=True):
         data_file = entry.data_file
-        key = tuple(data_file.partition)
+        key = (spec_id, tuple(data_file.partition))
         counts = out.get(key)
         if counts is None:
             counts = out[key] = Counts(data_file.partition)
@@ -81,6 +82,14 @@ def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping
     return out
 
 
+def merge_into(total: Aggregates, part: Aggregates) -> None:
+    """Add `part` to `total` (never changing `part`: it may be a manifest's aggregates, kept for the cache)."""
+    for key, counts in part.items():
+        if key not in total:
+            total[key] = Counts(counts.record)
+        total[key].add(counts)
+
+
 def written_by_rewrite(entry: Any) -> bool:
     """True for files a rewrite committed: with Iceberg's default use-starting-sequence-number, their data
     sequence number is older than the commit's own (format v2+). Appended files have the two equal."""
@@ -95,9 +104,11 @@ def read_manifests(
     commit_ms: Mapping[int, int],
     remote: bool,
     processes: Optional[int] = None,
-) -> Dict[str, Aggregates]:
-    """{manifest path: its aggregates}; with more than PROCESS_MIN_BYTES to decode, over `processes` processes
-    (default: every core; 1: none)."""
+    keep: bool = False,
+) -> Tuple[Dict[str, Aggregates], Aggregates]:
+    """({manifest path: its aggregates} if `keep`, else {}; the aggregates of all of them): only the sums are held
+    unless `keep` asks for each manifest's (for the cache). With more than PROCESS_MIN_BYTES to decode, over
+    `processes` processes (default: every core; 1: none)."""
     workers = min(processes or os.cpu_count() or 1, len(manifests))
     if workers > 1 and sum(m.manifest_length for m in manifests) >= PROCESS_MIN_BYTES:
         chunks = [list(manifests[i::workers]) for i in range(workers)]
@@ -105,15 +116,29 @@ def read_manifests(
         context = multiprocessing.get_context("spawn")
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                jobs = [(io, chunk, small_limit, dict(commit_ms), remote) for chunk in chunks]
-                return {path: counts for part in pool.map(_read_chunk, jobs) for path, counts in part.items()}
+                jobs = [(io, chunk, small_limit, dict(commit_ms), remote, keep) for chunk in chunks]
+                per_manifest: Dict[str, Aggregates] = {}
+                total: Aggregates = {}
+                for kept, part in pool.map(_read_chunk, jobs):
+                    per_manifest.update(kept)
+                    merge_into(total, part)
+                return per_manifest, total
         except (OSError, BrokenProcessPool) as exc:  # an interpreter that cannot start processes reads alone
             log.warning("health scan reads in one process", extra={"error": str(exc)[:200]})
-    return _read_chunk((io, list(manifests), small_limit, commit_ms, remote))
+    return _read_chunk((io, list(manifests), small_limit, commit_ms, remote, keep))
 
 
-def _read_chunk(job: Tuple[Any, List[Any], int, Mapping[int, int], bool]) -> Dict[str, Aggregates]:
-    io, manifests, small_limit, commit_ms, remote = job
+def _read_chunk(
+    job: Tuple[Any, List[Any], int, Mapping[int, int], bool, bool],
+) -> Tuple[Dict[str, Aggregates], Aggregates]:
+    io, manifests, small_limit, commit_ms, remote, keep = job
+    kept: Dict[str, Aggregates] = {}
+    total: Aggregates = {}
     with ThreadPoolExecutor(max_workers=MANIFEST_READERS if remote else 1) as pool:
-        counted = pool.map(lambda m: manifest_counts(io, m, small_limit, commit_ms), manifests)
-        return {m.manifest_path: counts for m, counts in zip(manifests, counted)}
+        for manifest, counts in zip(
+            manifests, pool.map(lambda m: manifest_counts(io, m, small_limit, commit_ms), manifests)
+        ):
+            merge_into(total, counts)
+            if keep:
+                kept[manifest.manifest_path] = counts
+    return kept, total

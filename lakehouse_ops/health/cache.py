@@ -54,10 +54,11 @@ def encode(aggregates: Aggregates) -> List[Dict[str, Any]]:
     return [
         dict(
             {name: getattr(counts, name) for name in Counts.SUMMED},
+            spec=spec_id,
             values=[_encode_value(v) for v in values],
             last_updated_ms=counts.last_updated_ms,
         )
-        for values, counts in aggregates.items()
+        for (spec_id, values), counts in aggregates.items()
     ]
 
 
@@ -71,7 +72,7 @@ def decode(items: List[Dict[str, Any]]) -> Aggregates:
         for name in Counts.SUMMED:
             setattr(counts, name, int(item[name]))
         counts.last_updated_ms = int(item["last_updated_ms"])
-        out[values] = counts
+        out[(int(item["spec"]), values)] = counts
     return out
 
 

@@ -7,7 +7,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from lakehouse_ops.health.aggregate import Counts, read_manifests
+from lakehouse_ops.health.aggregate import Counts, merge_into, read_manifests
 from lakehouse_ops.health.layout import property_drift, sort_terms, spec_terms
 from lakehouse_ops.health.partitions import partition_filter
 from lakehouse_ops.health.storage import metadata_files_on_storage
@@ -190,21 +190,18 @@ def _add_manifests(
     known = cache.load(meta.location, small_limit) if cache is not None else {}
     todo = [m for m in manifests if m.manifest_path not in known]
     health.manifests_read = len(todo)
-    merged: Dict[tuple, Counts] = {}
     remote = "://" in meta.location and not meta.location.startswith("file:")
-    read = read_manifests(io, todo, small_limit, commit_ms, remote, processes)
-    by_manifest = {
-        m.manifest_path: known[m.manifest_path] if m.manifest_path in known else read[m.manifest_path]
-        for m in manifests
-    }
-    if cache is not None and (read or set(known) - set(by_manifest)):
-        cache.save(meta.location, small_limit, by_manifest)
+    read, merged = read_manifests(io, todo, small_limit, commit_ms, remote, processes, keep=cache is not None)
     for manifest in manifests:
-        for values, part in by_manifest[manifest.manifest_path].items():
-            key = (manifest.partition_spec_id, values)
-            if key not in merged:
-                merged[key] = Counts(part.record)
-            merged[key].add(part)
+        if manifest.manifest_path in known:
+            merge_into(merged, known[manifest.manifest_path])
+    if cache is not None:
+        current = {
+            m.manifest_path: known[m.manifest_path] if m.manifest_path in known else read.get(m.manifest_path)
+            for m in manifests
+        }
+        if read or set(known) - set(current):
+            cache.save(meta.location, small_limit, current)
     totals = Counts(None)
     for part in merged.values():
         totals.add(part)
