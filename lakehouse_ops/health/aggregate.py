@@ -2,10 +2,11 @@
 manifest's partitions, not with its files), read by threads (remote storage: they overlap request latency) or,
 for a large first scan, by processes (decoding is bound by one interpreter; a table's cores all help)."""
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import pickle
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -15,7 +16,7 @@ log = get_logger("health")
 MANIFEST_READERS = 8  # threads per process on remote storage
 # Manifest bytes to decode above which the work is spread over processes (about 160,000 entries, five seconds of
 # decoding): below it, starting them (about 1.5 s: each imports pyiceberg) costs more than it saves. Measured on
-# 2 cores: 100,000 files 2.9 s in one process, 2.8-3.4 s in two; 300,000 files 9.3 s, 7.4 s.
+# 2 cores: 100,000 files 2.9 s in one process, 2.8-3.4 s in two; 300,000 files 9.2 s, 6.7 s.
 PROCESS_MIN_BYTES = 16 * 1024 * 1024
 Aggregates = Dict[Tuple[int, tuple], "Counts"]  # (partition spec id, partition values) -> counts
 
@@ -111,21 +112,50 @@ def read_manifests(
     `processes` processes (default: every core; 1: none)."""
     workers = min(processes or os.cpu_count() or 1, len(manifests))
     if workers > 1 and sum(m.manifest_length for m in manifests) >= PROCESS_MIN_BYTES:
-        chunks = [list(manifests[i::workers]) for i in range(workers)]
-        # spawn: the caller may be a Spark driver with JVM threads, which forking would copy mid-flight.
-        context = multiprocessing.get_context("spawn")
+        jobs = [(io, list(manifests[i::workers]), small_limit, dict(commit_ms), remote, keep) for i in range(workers)]
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                jobs = [(io, chunk, small_limit, dict(commit_ms), remote, keep) for chunk in chunks]
-                per_manifest: Dict[str, Aggregates] = {}
-                total: Aggregates = {}
-                for kept, part in pool.map(_read_chunk, jobs):
-                    per_manifest.update(kept)
-                    merge_into(total, part)
-                return per_manifest, total
-        except (OSError, BrokenProcessPool) as exc:  # an interpreter that cannot start processes reads alone
+            per_manifest: Dict[str, Aggregates] = {}
+            total: Aggregates = {}
+            for kept, part in _in_processes(jobs):
+                per_manifest.update(kept)
+                merge_into(total, part)
+            return per_manifest, total
+        except (OSError, WorkerFailed) as exc:  # an interpreter that cannot start processes reads alone
             log.warning("health scan reads in one process", extra={"error": str(exc)[:200]})
     return _read_chunk((io, list(manifests), small_limit, commit_ms, remote, keep))
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process of a health scan did not answer."""
+
+
+# A worker: this interpreter, told the parent's import path first, then given one job; nothing of the caller's
+# own program is run again (multiprocessing's spawn would re-run a script without a __main__ guard).
+_WORKER = (
+    "import pickle, sys; stdin = sys.stdin.buffer; sys.path[:0] = pickle.load(stdin); "
+    "from lakehouse_ops.health.aggregate import _read_chunk; "
+    "pickle.dump(_read_chunk(pickle.load(stdin)), sys.stdout.buffer)"
+)
+
+
+def _in_processes(jobs: List[Any]) -> List[Tuple[Dict[str, Aggregates], Aggregates]]:
+    """Each job run by `_read_chunk` in a process of its own, all at once."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in jobs
+    ]
+    for proc, job in zip(procs, jobs):
+        assert proc.stdin is not None
+        pickle.dump(list(sys.path), proc.stdin)
+        pickle.dump(job, proc.stdin)
+        proc.stdin.close()
+    results = []
+    for proc in procs:
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        if proc.wait() != 0:
+            raise WorkerFailed("a health scan worker exited with code %s" % proc.returncode)
+        results.append(pickle.loads(out))
+    return results
 
 
 def _read_chunk(
