@@ -4,8 +4,9 @@
 
 For each size, builds an Iceberg table of that many data files (setup, not timed): metadata only, written with
 pyiceberg into a local SQLite-catalog warehouse, one fast append of --per-commit files per commit (so one manifest
-per commit, 30 day partitions, as a streaming writer leaves a table). The data files themselves are not written:
-the health scan reads only metadata. Then, each in a fresh process and each twice (once for time, once under
+per commit, 30 day partitions, as a streaming writer leaves a table), each entry with the per-column statistics
+Spark writes for an 8-column table. The data files themselves are not written: the health scan reads only
+metadata. Then, each in a fresh process and each twice (once for time, once under
 tracemalloc for the peak of Python allocations; the process's peak RSS comes from both):
 - `health`: lakehouse-ops' scan (`read_health`): entries aggregated per manifest as they are read;
 - `baseline`: the same figures after holding every live manifest entry of the snapshot first (what a scan that
@@ -71,6 +72,22 @@ PROBE = textwrap.dedent("""
 """)
 
 
+COLUMNS = 8  # the table's columns: Spark writes statistics for each, which the scan must decode
+
+
+def column_stats(k):
+    """Per-column statistics as Spark writes them for a Parquet file (sizes, counts, bounds of every column)."""
+    ids = range(1, COLUMNS + 1)
+    low, high = (k * 1000).to_bytes(8, "little"), (k * 1000 + 999).to_bytes(8, "little")
+    return {
+        "column_sizes": {i: 20_000 + i for i in ids},
+        "value_counts": {i: 1000 for i in ids},
+        "null_value_counts": {i: 0 for i in ids},
+        "lower_bounds": {i: low for i in ids},
+        "upper_bounds": {i: high for i in ids},
+    }
+
+
 def build_table(catalog, name, files, per_commit, data_dir, start=0):
     """A table of `files` data files in `PARTITIONS` day partitions, `per_commit` files per fast append (with
     `start`: that many more files appended to the existing table `name`)."""
@@ -81,7 +98,9 @@ def build_table(catalog, name, files, per_commit, data_dir, start=0):
     from pyiceberg.typedef import Record
     from pyiceberg.types import LongType, NestedField
 
-    schema = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "day", LongType(), required=False))
+    fields = [NestedField(1, "id", LongType(), required=False), NestedField(2, "day", LongType(), required=False)]
+    fields += [NestedField(i, "c%d" % i, LongType(), required=False) for i in range(3, COLUMNS + 1)]
+    schema = Schema(*fields)
     spec = PartitionSpec(PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="day"))
     table = catalog.load_table(name) if start else catalog.create_table(name, schema=schema, partition_spec=spec)
     for first in range(start, start + files, per_commit):
@@ -97,6 +116,7 @@ def build_table(catalog, name, files, per_commit, data_dir, start=0):
                         record_count=1000,
                         file_size_in_bytes=200_000 + k % 7919,  # small files, as streaming leaves them
                         spec_id=0,
+                        **column_stats(k),
                     )
                 )
         tx.commit_transaction()
