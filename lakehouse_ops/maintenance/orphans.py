@@ -203,17 +203,17 @@ def _verify_removal(spark: Any, catalog: str, table: str, stats: Dict[str, Any],
     candidates was deleted or a deleted file is referenced; names what is still on storage (`left_behind`)."""
     outputs: Dict[str, Any] = {}
     unexpected = [d for d in deleted if d not in stats]
-    referenced = _referenced(spark, catalog, table, deleted)
+    # One scan of the table's references for every checked candidate: a deleted one must not be among them, and
+    # one still there may be (a writer committed it meanwhile: rightly kept, and no orphan).
+    kept = set(_referenced(spark, catalog, table, list(stats) + unexpected))
+    referenced = [d for d in deleted if normalize(d) in kept]
     if unexpected or referenced:
         raise VerificationError(
             "orphan removal on %s did not verify: %d deleted outside the checked list, %d still referenced"
             % (table, len(unexpected), len(referenced))
         )
     # Iceberg logs a failed delete and goes on: what is still on storage was not removed.
-    # (A candidate a writer committed meanwhile is referenced now, rightly kept, and no orphan.)
-    still_there = sorted(d for d in stats if stat(spark, d) is not None)
-    kept = set(_referenced(spark, catalog, table, still_there))
-    still_there = [d for d in still_there if normalize(d) not in kept]
+    still_there = sorted(d for d in stats if normalize(d) not in kept and stat(spark, d) is not None)
     left = set(still_there)
     gone = [d for d in stats if d not in left and normalize(d) not in kept]
     outputs.update(deleted_files=len(gone), deleted_bytes=sum(stats[d].size for d in gone), verified=not still_there)
