@@ -31,6 +31,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
+import growth_fleet  # noqa: E402
+
 from maintenance_bench import machine, run_probe  # noqa: E402
 
 PARTITIONS = 30
@@ -192,6 +194,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--per-commit", type=int, default=1000)
+    parser.add_argument("--fleet", default="100,1000", help="fleet sizes (tables) for `plan --all`; '' for none")
     parser.add_argument("--out", default=os.path.join(HERE, "out"))
     args = parser.parse_args(argv)
     from pyiceberg.catalog.sql import SqlCatalog
@@ -222,6 +225,9 @@ def main(argv=None):
             point = repeated_scan(catalog, "b.t%d" % size, location, warehouse, work, args.per_commit)
             results["repeated"].append(point)
             print("  %-8s %s" % ("repeated", json.dumps(point)), flush=True)
+        fleet_sizes = [int(s) for s in args.fleet.split(",") if s]
+        if fleet_sizes:
+            results["fleet"] = growth_fleet.fleet(catalog, build_table, work, fleet_sizes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["growth"] = {

@@ -1,22 +1,47 @@
 """Table health from Iceberg metadata via pyiceberg: no JVM, cheap enough to run on every table."""
 
+import time
+from dataclasses import asdict
 from typing import Any, Optional
 
 from lakehouse_ops.health.cache import AggregateCache
 from lakehouse_ops.health.catalog import Tables, open_tables
-from lakehouse_ops.health.scan import PartitionHealth, TableHealth, read_health
+from lakehouse_ops.health.scan import PartitionHealth, TableHealth, judge, read_health, small_file_limit
 
 
 def table_health(
     config: Any, table: str, tables: Optional[Tables] = None, policy: Any = None, now_ms: Optional[int] = None
 ) -> TableHealth:
     """Health of one table, judged against the policy the config gives it (or `policy`): the one way every job
-    reads a table's health."""
+    reads a table's health. With `health.cache`, a table whose current metadata file was scanned before costs one
+    pointer read and one cache record."""
     name = config.table_name(table)
     tables = tables or open_tables(config.catalog)
-    cache = AggregateCache(config.health.cache) if config.health.cache else None
     policy = policy or config.policy_for(name)
-    return read_health(tables.load(name), name, policy, now_ms, cache, config.health.processes)
+    if not config.health.cache:
+        return read_health(tables.load(name), name, policy, now_ms, None, config.health.processes)
+    started = time.time()
+    now_ms = now_ms if now_ms is not None else int(started * 1000)
+    cache = AggregateCache(config.health.cache)
+    catalog = config.catalog
+    key = "%s|%s|%s|%s" % (catalog.name, catalog.type, catalog.uri or catalog.warehouse or "", name)
+    limits = "%d|%d" % (small_file_limit(policy), policy.manifests.small_manifest_bytes)
+    loaded = None
+    pointer = tables.pointer(name)
+    if pointer is None:
+        loaded = tables.load(name)
+        pointer = str(loaded.metadata_location)
+    kept = cache.load_health(key, limits, pointer)
+    if kept is not None:
+        health = TableHealth.from_dict(kept)
+        health.table, health.cached, health.manifests_read = name, True, 0
+        judge(health, policy, now_ms)
+        health.read_seconds = round(time.time() - started, 3)
+        return health
+    loaded = loaded if loaded is not None else tables.load(name)
+    health = read_health(loaded, name, policy, now_ms, cache, config.health.processes)
+    cache.save_health(key, limits, str(loaded.metadata_location), asdict(health))
+    return health
 
 
 __all__ = ["PartitionHealth", "TableHealth", "read_health", "open_tables", "table_health"]

@@ -3,14 +3,12 @@ manifest's partitions, not with its files), read by threads (remote storage: the
 for a large first scan, by processes (decoding is bound by one interpreter; a table's cores all help)."""
 
 import os
-import pickle
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.processes import WorkerFailed, in_processes
 
 log = get_logger("health")
 MANIFEST_READERS = 8  # threads per process on remote storage
@@ -116,49 +114,16 @@ def read_manifests(
         try:
             per_manifest: Dict[str, Aggregates] = {}
             total: Aggregates = {}
-            for kept, part in _in_processes(jobs):
+            for kept, part in in_processes(__name__, "read_chunk", jobs):
                 per_manifest.update(kept)
                 merge_into(total, part)
             return per_manifest, total
         except (OSError, WorkerFailed) as exc:  # an interpreter that cannot start processes reads alone
             log.warning("health scan reads in one process", extra={"error": str(exc)[:200]})
-    return _read_chunk((io, list(manifests), small_limit, commit_ms, remote, keep))
+    return read_chunk((io, list(manifests), small_limit, commit_ms, remote, keep))
 
 
-class WorkerFailed(RuntimeError):
-    """A worker process of a health scan did not answer."""
-
-
-# A worker: this interpreter, told the parent's import path first, then given one job; nothing of the caller's
-# own program is run again (multiprocessing's spawn would re-run a script without a __main__ guard).
-_WORKER = (
-    "import pickle, sys; stdin = sys.stdin.buffer; sys.path[:0] = pickle.load(stdin); "
-    "from lakehouse_ops.health.aggregate import _read_chunk; "
-    "pickle.dump(_read_chunk(pickle.load(stdin)), sys.stdout.buffer)"
-)
-
-
-def _in_processes(jobs: List[Any]) -> List[Tuple[Dict[str, Aggregates], Aggregates]]:
-    """Each job run by `_read_chunk` in a process of its own, all at once."""
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE) for _ in jobs
-    ]
-    for proc, job in zip(procs, jobs):
-        assert proc.stdin is not None
-        pickle.dump(list(sys.path), proc.stdin)
-        pickle.dump(job, proc.stdin)
-        proc.stdin.close()
-    results = []
-    for proc in procs:
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        if proc.wait() != 0:
-            raise WorkerFailed("a health scan worker exited with code %s" % proc.returncode)
-        results.append(pickle.loads(out))
-    return results
-
-
-def _read_chunk(
+def read_chunk(
     job: Tuple[Any, List[Any], int, Mapping[int, int], bool, bool],
 ) -> Tuple[Dict[str, Aggregates], Aggregates]:
     io, manifests, small_limit, commit_ms, remote, keep = job

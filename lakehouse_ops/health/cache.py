@@ -115,6 +115,40 @@ class AggregateCache:
         except Exception as exc:  # the scan's figures stand; the next scan reads the manifests again
             log.warning("health cache pack not written", extra={"pack": location, "error": str(exc)[:200]})
 
+    def _health_location(self, table_key: str, limits: str) -> str:
+        key = hashlib.sha256(("health|%s|%s" % (table_key, limits)).encode("utf-8")).hexdigest()
+        return "%s/%s.health.json" % (self.root, key[:40])
+
+    def load_health(self, table_key: str, limits: str, metadata_location: str) -> Optional[Dict[str, Any]]:
+        """The health kept for this table and limits if it was taken from `metadata_location`, else None."""
+        location = self._health_location(table_key, limits)
+        try:
+            record = json.loads(read_text(location, "health cache"))
+        except Exception as exc:
+            if not _absent(exc):
+                log.warning("health cache record ignored", extra={"record": location, "error": str(exc)[:200]})
+            return None
+        if record.get("version") != PACK_VERSION or record.get("metadata_location") != metadata_location:
+            return None
+        if record.get("table_key") != table_key or record.get("limits") != limits:
+            return None
+        health: Dict[str, Any] = record["health"]
+        return health
+
+    def save_health(self, table_key: str, limits: str, metadata_location: str, health: Dict[str, Any]) -> None:
+        record = {
+            "version": PACK_VERSION,
+            "table_key": table_key,
+            "limits": limits,
+            "metadata_location": metadata_location,
+            "health": health,
+        }
+        location = self._health_location(table_key, limits)
+        try:
+            write_text(location, json.dumps(record, separators=(",", ":")))
+        except Exception as exc:
+            log.warning("health cache record not written", extra={"record": location, "error": str(exc)[:200]})
+
 
 def _absent(exc: Exception) -> bool:
     text = str(exc)

@@ -7,7 +7,7 @@ glue / rest / hive: pyiceberg's catalog of that type, configured from the same c
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 from lakehouse_ops.errors import CatalogError
 
@@ -42,6 +42,10 @@ class Tables(Protocol):
     def list_tables(self) -> List[str]: ...
 
     def locations(self) -> Dict[str, str]: ...
+
+    def pointer(self, table: str) -> Optional[str]:
+        """The table's current metadata file, read without parsing it (None: only loading the table tells)."""
+        ...
 
 
 class HadoopTables:
@@ -78,6 +82,9 @@ class HadoopTables:
                 raise CatalogError("table %s not found: no metadata under %s%s" % (table, self.prefix, meta_dir))
             candidate = _join(meta_dir, "v%d.metadata.json" % max(versions))
         return self.prefix + candidate
+
+    def pointer(self, table: str) -> Optional[str]:
+        return self.metadata_location(table)
 
     def load(self, table: str) -> Any:
         from pyiceberg.table import StaticTable
@@ -138,6 +145,20 @@ class PyIcebergTables:
             return self.catalog.load_table(table)
         except Exception as exc:
             raise CatalogError("table %s not found in catalog: %s" % (table, exc)) from None
+
+    def pointer(self, table: str) -> Optional[str]:
+        """Glue: the `metadata_location` parameter of the catalog entry (one GetTable call, the metadata file is
+        not read); other catalogs: None."""
+        glue = getattr(self.catalog, "glue", None)
+        if glue is None:
+            return None
+        database, _, name = table.rpartition(".")
+        try:
+            entry = glue.get_table(DatabaseName=database, Name=name)["Table"]
+        except Exception:  # not found, permissions, endpoint: loading the table names the failure
+            return None
+        location = (entry.get("Parameters") or {}).get("metadata_location")
+        return str(location) if location else None
 
     def list_tables(self) -> List[str]:
         names = []

@@ -4,8 +4,8 @@ Cheap enough to run on every table before deciding anything: no JVM, no data fil
 """
 
 import time
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 from lakehouse_ops.health.aggregate import Counts, merge_into, read_manifests
 from lakehouse_ops.health.layout import property_drift, sort_terms, spec_terms
@@ -54,6 +54,7 @@ class TableHealth:
     records: int = 0
     snapshots: int = 0
     oldest_snapshot_age_hours: float = 0.0
+    oldest_snapshot_ms: Optional[int] = None
     manifests: int = 0
     manifest_bytes: int = 0
     small_manifests: int = 0
@@ -71,6 +72,8 @@ class TableHealth:
     refs: int = 0
     partitions: List[PartitionHealth] = field(default_factory=list)
     read_seconds: float = 0.0
+    # True: the figures of this very metadata file came from the health cache (no manifest was read).
+    cached: bool = False
 
     @property
     def small_file_ratio(self) -> float:
@@ -83,6 +86,17 @@ class TableHealth:
     @property
     def gc_enabled(self) -> bool:
         return self.properties.get("gc.enabled", "true").lower() != "false"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TableHealth":
+        """The health `asdict` gave (derived figures such as ratios are left out and computed again)."""
+        known = {f.name for f in fields(cls)}
+        health = cls(**{k: v for k, v in data.items() if k in known and k != "partitions"})
+        part_fields = {f.name for f in fields(PartitionHealth)}
+        health.partitions = [
+            PartitionHealth(**{k: v for k, v in p.items() if k in part_fields}) for p in data.get("partitions", [])
+        ]
+        return health
 
     def to_dict(self) -> Dict[str, Any]:
         out = asdict(self)
@@ -119,11 +133,18 @@ def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHe
     on_storage = metadata_files_on_storage(table)
     health.metadata_files_listed = on_storage is not None
     health.metadata_files = on_storage if on_storage is not None else health.metadata_log_files
-    health.property_drift = property_drift(health.properties, policy.desired_properties())
     if meta.snapshots:
-        oldest = min(s.timestamp_ms for s in meta.snapshots)
-        health.oldest_snapshot_age_hours = round((now_ms - oldest) / 3600000.0, 3)
+        health.oldest_snapshot_ms = min(s.timestamp_ms for s in meta.snapshots)
+    judge(health, policy, now_ms)
     return health
+
+
+def judge(health: TableHealth, policy: Any, now_ms: int) -> None:
+    """The figures that depend on the moment and the policy, not on the table's metadata: computed on every scan,
+    also for health taken from the cache."""
+    health.property_drift = property_drift(health.properties, policy.desired_properties())
+    if health.oldest_snapshot_ms is not None:
+        health.oldest_snapshot_age_hours = round((now_ms - health.oldest_snapshot_ms) / 3600000.0, 3)
 
 
 def partition_name(spec: Any, schema: Any, record: Any, default_spec_id: int) -> str:

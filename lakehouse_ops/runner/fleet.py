@@ -7,15 +7,20 @@ ranks needy tables: bytes to rewrite (per MB), small files and delete files to f
 snapshots to expire. Healthy tables cost one metadata read.
 """
 
+import os
+import pickle
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from lakehouse_ops.errors import first_line
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.processes import WorkerFailed, in_processes
 
 log = get_logger("runner.fleet")
 MB = 1024 * 1024
+# Tables per process below which starting one (about a second: it imports pyiceberg) costs more than it saves.
+PROCESS_MIN_TABLES = 200
 
 
 def score(health: Any, plans: List[Any]) -> float:
@@ -62,9 +67,43 @@ def table_plan(config: Any, catalog_tables: Any, table: str, now_ms: Optional[in
             "delete_files": health.delete_files,
             "manifests": health.manifests,
             "snapshots": health.snapshots,
+            "manifests_read": health.manifests_read,
+            "cached": health.cached,
         },
         "read_s": round(time.time() - started, 3),
     }
+
+
+def _plan_tables(
+    config: Any, catalog_tables: Any, tables: List[str], workers: int, now_ms: Optional[int]
+) -> List[Dict[str, Any]]:
+    """The plans of `tables`, `workers` threads at a time (they overlap storage and catalog latency)."""
+    if catalog_tables is None:
+        from lakehouse_ops.health import open_tables
+
+        catalog_tables = open_tables(config.catalog)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(lambda t: table_plan(config, catalog_tables, t, now_ms), tables))
+
+
+def plan_chunk(job: Tuple[Any, List[str], int, Optional[int]]) -> List[Dict[str, Any]]:
+    """A worker process's share of a fleet: (config, tables, threads, now_ms) -> their plans."""
+    config, tables, workers, now_ms = job
+    return _plan_tables(config, None, tables, workers, now_ms)
+
+
+def _plan_spread(
+    config: Any, tables: List[str], processes: int, workers: int, now_ms: Optional[int]
+) -> Optional[List[Dict[str, Any]]]:
+    """The plans of `tables` read by `processes` processes (reading and decoding metadata is bound by one
+    interpreter; a fleet's tables are independent), each with its own catalog client and `workers` threads. None
+    when the processes cannot run (the caller then reads in this process)."""
+    jobs = [(config, tables[i::processes], workers, now_ms) for i in range(processes)]
+    try:
+        return [entry for part in in_processes(__name__, "plan_chunk", jobs) for entry in part]
+    except (OSError, WorkerFailed, pickle.PicklingError) as exc:
+        log.warning("fleet planned in one process: its worker processes failed", extra={"error": first_line(exc)})
+        return None
 
 
 def plan_fleet(
@@ -74,15 +113,21 @@ def plan_fleet(
     workers: int = 8,
     now_ms: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """Every managed table's plan, needy ones first by score. No Spark."""
+    """Every managed table's plan, needy ones first by score. No Spark. A fleet of more than PROCESS_MIN_TABLES
+    tables is spread over `health.processes` processes (default: every core)."""
     from lakehouse_ops.health import open_tables
     from lakehouse_ops.runner.maintain import resolve_tables
 
     started = time.time()
+    given = catalog_tables is not None
     catalog_tables = catalog_tables or open_tables(config.catalog)
     tables = resolve_tables(config, catalog_tables, patterns)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        entries = list(pool.map(lambda t: table_plan(config, catalog_tables, t, now_ms), tables))
+    processes = min(config.health.processes or os.cpu_count() or 1, max(1, len(tables) // PROCESS_MIN_TABLES))
+    entries = None
+    if processes > 1 and not given:
+        entries = _plan_spread(config, tables, processes, workers, now_ms)
+    if entries is None:
+        entries = _plan_tables(config, catalog_tables, tables, workers, now_ms)
     entries.sort(key=lambda e: (not e["needy"], -e["score"], e["table"]))
     report = {
         "ok": all(e["ok"] for e in entries),

@@ -96,14 +96,24 @@ def test_health_cache_decodes_only_the_manifests_of_new_commits(spark, warehouse
 
     def figures(h):  # what the table holds, not when or how it was read
         out = h.to_dict()
-        for key in ("read_seconds", "manifests_read", "oldest_snapshot_age_hours"):
+        for key in ("read_seconds", "manifests_read", "oldest_snapshot_age_hours", "cached"):
             out.pop(key)
         return out
 
     first = table_health(cached, table_name)
-    assert first.manifests_read == first.manifests > 0  # nothing known yet
-    again = table_health(cached, table_name)
-    assert again.manifests_read == 0 and figures(again) == figures(first)
+    assert first.manifests_read == first.manifests > 0 and not first.cached  # nothing known yet
+    # The same metadata file again: its whole health comes from the cache; the snapshot age is that of now.
+    again = table_health(cached, table_name, now_ms=first.oldest_snapshot_ms + 7 * 3600 * 1000)
+    assert again.cached and again.manifests_read == 0 and figures(again) == figures(first)
+    assert again.oldest_snapshot_age_hours == 7.0
+    # Other limits (a smaller target file size, so another small-file limit): the table is scanned again, from the
+    # per-manifest packs of those limits (none yet: every manifest is read).
+    smaller = make_config(
+        warehouse, health={"cache": str(tmp_path / "health-cache")}, defaults={"target_file_size": "1MB"}
+    )
+    other = table_health(smaller, table_name)
+    assert not other.cached and other.manifests_read == other.manifests
+    assert other.small_file_threshold_bytes < first.small_file_threshold_bytes
     # One more commit (it writes one manifest, merging small ones into it): that one is decoded, the rest comes from
     # the cache; the figures are the same as a scan without any cache.
     spark.sql("INSERT INTO %s SELECT * FROM %s LIMIT 10" % (ref(table_name), ref(table_name)))

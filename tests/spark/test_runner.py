@@ -211,7 +211,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert os.path.exists(str(tmp_path / "dev-keys.json"))
 
 
-def test_plan_all_ranks_the_fleet_without_spark(spark, warehouse, tmp_path):
+def test_plan_all_ranks_the_fleet_without_spark(spark, warehouse, tmp_path, monkeypatch):
     """plan --all: every managed table read concurrently through pyiceberg, needy first by score; no JVM."""
     namespace = "fleet%d" % os.getpid()
     fragmented, lighter, healthy = ["%s.%s" % (namespace, n) for n in ("fragmented", "lighter", "healthy")]
@@ -257,6 +257,27 @@ def test_plan_all_ranks_the_fleet_without_spark(spark, warehouse, tmp_path):
     assert order == [fragmented, lighter, healthy] and report["count"] == 3 and report["needy"] == 2
     assert report["tables"][0]["score"] > report["tables"][1]["score"] > 0
     assert "compaction" in report["tables"][0]["actions"] and not report["tables"][2]["needy"]
+
+    # Spread over two worker processes (a fleet this small is read in one unless told), with the health cache: the
+    # same plans; a second run takes every table's health from the cache.
+    from lakehouse_ops.config import load_config
+    from lakehouse_ops.runner import fleet
+
+    def plans(entries):  # what was planned, not how long it took or where the figures came from
+        return [
+            dict(e, read_s=None, health={k: v for k, v in e["health"].items() if k not in ("cached", "manifests_read")})
+            for e in entries
+        ]
+
+    monkeypatch.setattr(fleet, "PROCESS_MIN_TABLES", 1)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(data, health={"cache": str(tmp_path / "cache"), "processes": 2})))
+    first = fleet.plan_fleet(load_config(str(path)))
+    again = fleet.plan_fleet(load_config(str(path)))
+    assert plans(first["tables"]) == plans(again["tables"]) == plans(report["tables"])
+    assert [e["health"]["cached"] for e in first["tables"] + again["tables"]] == [False] * 3 + [True] * 3
+    spread = fleet._plan_spread(load_config(str(path)), order, 2, 2, None)  # None: the processes failed
+    assert spread is not None and sorted(e["table"] for e in spread) == sorted(order)
 
 
 def test_submit_needy_runs_only_the_tables_that_need_it_within_the_budget(spark, warehouse, tmp_path):
