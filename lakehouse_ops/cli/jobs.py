@@ -209,13 +209,33 @@ def erase(
     show_default=True,
     help="Environment variable holding the API key clients must send in x-api-key.",
 )
+@click.option("--latency-ms", default=0.0, show_default=True, help="Time each call takes (API Gateway + Lambda: ~30).")
+@click.option("--jitter-ms", default=0.0, show_default=True, help="Up to this much more per call, at random.")
+@click.option(
+    "--max-concurrency",
+    default=0,
+    show_default=True,
+    help="Calls in flight past which a call gets 429 with Retry-After (a Lambda's reserved concurrency); 0: none.",
+)
+@click.option("--retry-after", default=1, show_default=True, help="Seconds the 429 answers' Retry-After asks for.")
 @handles_errors
-def pseudo_service(host: str, port: int, key_file: Optional[str], keys_secret: Optional[str], api_key_env: str) -> None:
-    """Run the reference pseudonymization service over HTTP (the contract of the AWS sample)."""
+def pseudo_service(
+    host: str,
+    port: int,
+    key_file: Optional[str],
+    keys_secret: Optional[str],
+    api_key_env: str,
+    latency_ms: float,
+    jitter_ms: float,
+    max_concurrency: int,
+    retry_after: int,
+) -> None:
+    """Run the reference pseudonymization service over HTTP (the contract of the AWS sample), optionally
+    answering like a loaded AWS deployment (latency, jitter, a concurrency limit with 429 past it)."""
     import time
 
     from lakehouse_ops.pseudo import keys
-    from lakehouse_ops.pseudo.service import PseudonymService, load_or_create_key_file, serve
+    from lakehouse_ops.pseudo.service import Profile, PseudonymService, load_or_create_key_file, serve
 
     if key_file and not keys_secret:
         keyring, created = load_or_create_key_file(key_file)
@@ -225,7 +245,8 @@ def pseudo_service(host: str, port: int, key_file: Optional[str], keys_secret: O
         keyring = keys.keyring_from_secret(keys_secret)
     else:
         raise ConfigError("pass exactly one of --key-file (development) or --keys-secret (Secrets Manager)")
-    server, url = serve(PseudonymService(keyring, keys.api_key(env_var=api_key_env)), host, port)
+    profile = Profile(latency_ms, jitter_ms, max_concurrency, retry_after)
+    server, url = serve(PseudonymService(keyring, keys.api_key(env_var=api_key_env), profile=profile), host, port)
     click.echo(
         "pseudonymization service listening on %s (key version %d); Ctrl-C stops it" % (url, keyring.current), err=True
     )

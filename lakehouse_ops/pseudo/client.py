@@ -2,8 +2,10 @@
 
 One HTTP session per process with keep-alive; connect and read timeouts; retries with exponential backoff and
 full jitter on 429, 5xx, timeouts and connection errors (the project's one RetryPolicy; a `Retry-After` header
-is honoured), bounded in count and in total time. A response of the
-wrong length or with null entries is an error. Errors and logs name endpoints, counts and statuses, never values.
+is honoured), bounded in count and in total time. Calls in flight adapt to throttling (AdaptiveLimit: halved on
+a 429, raised by one after as many answers as the limit without one), so a throttled service sees fewer calls
+instead of retry storms. A response of the wrong length or with null entries is an error. Errors and logs name
+endpoints, counts and statuses, never values.
 """
 
 import datetime
@@ -50,6 +52,45 @@ def retry_after_seconds(value: Optional[str]) -> Optional[float]:
     return max(0.0, (moment - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
 
 
+class AdaptiveLimit:
+    """Calls in flight, additive increase / multiplicative decrease: starts at `ceiling`; a throttled call halves
+    the limit (once per round: calls that were already in flight when it was halved do not halve it again); after
+    `limit` answers in a row without throttling it grows by one, up to `ceiling`."""
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = max(1, ceiling)
+        self.limit = self.ceiling
+        self.in_flight = 0
+        self.lowest = self.ceiling
+        self._round = 0
+        self._good = 0
+        self._cond = threading.Condition()
+
+    def acquire(self) -> int:
+        """Wait for a free slot; returns the round the call starts in (give it back to `release`)."""
+        with self._cond:
+            while self.in_flight >= self.limit:
+                self._cond.wait()
+            self.in_flight += 1
+            return self._round
+
+    def release(self, started_round: int, throttled: bool) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            if throttled:
+                self._good = 0
+                if started_round == self._round:
+                    self.limit = max(1, self.limit // 2)
+                    self.lowest = min(self.lowest, self.limit)
+                    self._round += 1
+            else:
+                self._good += 1
+                if self._good >= self.limit and self.limit < self.ceiling:
+                    self.limit += 1
+                    self._good = 0
+            self._cond.notify_all()
+
+
 class PseudoClient:
     """The service's two endpoints over one keep-alive HTTP session, with retries (Retry-After honoured) and
     answers checked (same length, no nulls)."""
@@ -65,6 +106,7 @@ class PseudoClient:
         backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 10.0,
         session: Any = None,
+        max_in_flight: int = 32,
     ) -> None:
         import requests
         from requests.adapters import HTTPAdapter
@@ -87,6 +129,8 @@ class PseudoClient:
         self.session = session
         self.requests = 0
         self.retries = 0
+        self.throttled = 0
+        self.in_flight = AdaptiveLimit(max_in_flight)
 
     def pseudonymize(self, values: Iterable[str], deterministic: bool = True) -> List[str]:
         return self._call(
@@ -116,6 +160,8 @@ class PseudoClient:
 
         def attempt() -> List[str]:
             self.requests += 1
+            started_round = self.in_flight.acquire()
+            throttled = False
             try:
                 response = self.session.post(
                     self.url + path,
@@ -124,8 +170,13 @@ class PseudoClient:
                     timeout=self.timeout,
                     headers={"x-api-key": self._api_key, "Content-Type": "application/json"},
                 )
+                throttled = response.status_code == 429
             except (requests.Timeout, requests.ConnectionError) as exc:
                 raise _Busy(type(exc).__name__) from None
+            finally:
+                self.in_flight.release(started_round, throttled)
+            if throttled:
+                self.throttled += 1
             if response.status_code == 200:
                 return self._validate(response, path, out_key, len(sent))
             if response.status_code not in RETRY_STATUSES:

@@ -9,14 +9,18 @@ get HTTP 500 with a plain-text message (as the sample does), a bad key 403, a bo
 Unlike the sample: request bodies and values are never logged; the API key is compared in constant time; there is
 no cache at all (so none shared between the two directions); keys carry versions (see cipher.py).
 
-Run it locally with `lakehouse-ops pseudo-service`, or deploy `lambda_handler` behind API Gateway.
+Run it locally with `lakehouse-ops pseudo-service`, or deploy `lambda_handler` behind API Gateway. Locally, a
+`Profile` makes it answer like API Gateway + Lambda under load (latency with jitter per call, a concurrency limit,
+429 with Retry-After past it), so clients and benchmarks meet what they will meet in AWS.
 """
 
 import hmac
 import json
+import random
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlparse
@@ -26,13 +30,27 @@ from lakehouse_ops.pseudo.cipher import Cipher, Keyring, TokenError
 
 log = get_logger("pseudo.service")
 MAX_BODY_BYTES = 6 * 1024 * 1024
-Answer = Tuple[int, str, bytes]  # HTTP status, content type, body
+Answer = Tuple[int, str, bytes, Dict[str, str]]  # HTTP status, content type, body, extra headers
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How the local service behaves under load: each call takes `latency_ms` plus up to `jitter_ms` (uniform);
+    over `max_concurrency` calls in flight (0: no limit), a call is refused at once with 429 and a Retry-After of
+    `retry_after_s` seconds, as API Gateway does past a Lambda's reserved concurrency."""
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    max_concurrency: int = 0
+    retry_after_s: int = 1
 
 
 class PseudonymService:
-    """Transport-free core: (method, path, query, headers, body) -> (status, content type, body)."""
+    """Transport-free core: (method, path, query, headers, body) -> (status, content type, body, headers)."""
 
-    def __init__(self, keyring: Keyring, api_key: str, faults: Optional[Sequence[str]] = None) -> None:
+    def __init__(
+        self, keyring: Keyring, api_key: str, faults: Optional[Sequence[str]] = None, profile: Optional[Profile] = None
+    ) -> None:
         from lakehouse_ops.pseudo.vectorized import VectorCipher
 
         self.cipher = Cipher(keyring)
@@ -42,6 +60,9 @@ class PseudonymService:
         self._lock = threading.Lock()
         self.calls = {"pseudonymization": 0, "reidentification": 0}
         self.values = {"pseudonymization": 0, "reidentification": 0}
+        self.profile = profile or Profile()
+        self.throttled = 0
+        self._slots = threading.BoundedSemaphore(self.profile.max_concurrency or 1)
 
     def inject(self, *faults: str) -> None:
         """Tests: answer the next requests with these faults, in order: '429', '500', '503', 'sleep:<s>',
@@ -63,16 +84,31 @@ class PseudonymService:
     ) -> Answer:
         key = (headers.get("x-api-key") or "").encode("utf-8")
         if not hmac.compare_digest(key, self._api_key):
-            return 403, "application/json", b'{"message": "Forbidden"}'
+            return 403, "application/json", b'{"message": "Forbidden"}', {}
+        limited = self.profile.max_concurrency > 0
+        if limited and not self._slots.acquire(blocking=False):
+            with self._lock:
+                self.throttled += 1
+            retry_after = {"Retry-After": str(self.profile.retry_after_s)}
+            return 429, "application/json", b'{"message": "Too Many Requests"}', retry_after
+        try:
+            if self.profile.latency_ms or self.profile.jitter_ms:
+                time.sleep((self.profile.latency_ms + random.uniform(0, self.profile.jitter_ms)) / 1000.0)
+            return self._answer(method, path, query, body)
+        finally:
+            if limited:
+                self._slots.release()
+
+    def _answer(self, method: str, path: str, query: Mapping[str, List[str]], body: bytes) -> Answer:
         fault = self._next_fault()
         if fault in ("429", "500", "502", "503", "504"):
-            return int(fault), "text/plain", b"injected fault"
+            return int(fault), "text/plain", b"injected fault", {}
         if fault and fault.startswith("sleep:"):
             time.sleep(float(fault.split(":", 1)[1]))
         if method != "POST" or path not in ("/pseudonymization", "/reidentification"):
-            return 500, "text/plain", b"unknown path"
+            return 500, "text/plain", b"unknown path", {}
         if len(body) > MAX_BODY_BYTES:
-            return 413, "application/json", b'{"message": "Request must be smaller than 6291456 bytes"}'
+            return 413, "application/json", b'{"message": "Request must be smaller than 6291456 bytes"}', {}
         endpoint = path.lstrip("/")
         in_key, out_key = (
             ("identifiers", "pseudonyms") if endpoint == "pseudonymization" else ("pseudonyms", "identifiers")
@@ -82,7 +118,7 @@ class PseudonymService:
             if not isinstance(values, list):
                 raise ValueError
         except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-            return 500, "text/plain", ('request body must be JSON {"%s": [...]}' % in_key).encode()
+            return 500, "text/plain", ('request body must be JSON {"%s": [...]}' % in_key).encode(), {}
         deterministic = query.get("deterministic", ["false"])[0].lower() == "true"
         out = self._convert_all(endpoint, values, deterministic)
         if fault == "short" and out:
@@ -93,7 +129,7 @@ class PseudonymService:
             self.calls[endpoint] += 1
             self.values[endpoint] += len(values)
         log.info("request served", extra={"endpoint": endpoint, "values": len(values)})
-        return 200, "application/json", json.dumps({out_key: out}).encode("utf-8")
+        return 200, "application/json", json.dumps({out_key: out}).encode("utf-8"), {}
 
     def _convert_all(self, endpoint: str, values: List[Any], deterministic: bool) -> List[Optional[str]]:
         """Deterministic requests of strings are converted in one vectorised pass; anything else (randomized
@@ -143,12 +179,16 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            status, content_type, payload = self.service.handle(method, url.path, parse_qs(url.query), headers, body)
+            status, content_type, payload, extra = self.service.handle(
+                method, url.path, parse_qs(url.query), headers, body
+            )
         except Exception as exc:  # answer rather than drop the connection; name the failure, never the values
             log.error("request failed", extra={"error": type(exc).__name__})
-            status, content_type, payload = 500, "text/plain", b"internal error"
+            status, content_type, payload, extra = 500, "text/plain", b"internal error", {}
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in extra.items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -227,7 +267,7 @@ def lambda_handler(event: Mapping[str, Any], context: Any) -> Dict[str, Any]:
     headers["x-api-key"] = ""  # already verified by API Gateway's usage plan
     query = {k: [v] for k, v in (event.get("queryStringParameters") or {}).items()}
     body = (event.get("body") or "").encode("utf-8")
-    status, content_type, payload = _LAMBDA_SERVICE.handle(
+    status, content_type, payload, extra = _LAMBDA_SERVICE.handle(
         event.get("httpMethod", "POST"), event.get("path", ""), query, headers, body
     )
-    return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": payload.decode("utf-8")}
+    return {"statusCode": status, "headers": dict(extra, **{"Content-Type": content_type}), "body": payload.decode()}

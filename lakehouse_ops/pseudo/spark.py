@@ -55,6 +55,7 @@ def make_client(settings: Settings) -> Any:
         read_timeout=settings.read_timeout,
         max_retries=settings.max_retries,
         max_retry_seconds=settings.max_retry_seconds,
+        max_in_flight=settings.max_concurrent_requests,
     )
 
 

@@ -193,3 +193,44 @@ def test_retry_after_from_a_throttling_server_is_honoured():
     assert seen[1] - seen[0] >= 0.95 and seen[2] - seen[1] >= 0.95
     assert retry_after_seconds("7") == 7.0 and retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_a_service_with_an_aws_load_profile_throttles_and_the_client_adapts():
+    """The local service answering like API Gateway + Lambda under load: 20 ms + jitter per call, 2 calls at a
+    time, 429 with Retry-After past that. Eight threads share one client that may start 8 calls at once: every call
+    succeeds with the right tokens, the service throttled some, and the client cut its calls in flight to the
+    service's limit instead of retrying at full width."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lakehouse_ops.pseudo.service import Profile, PseudonymService, serve
+
+    keyring = Keyring.generate()
+    profile = Profile(latency_ms=20, jitter_ms=10, max_concurrency=2, retry_after_s=0)
+    service = PseudonymService(keyring, API_KEY, profile=profile)
+    server, url = serve(service)
+    try:
+        refused = requests.post(url + "/pseudonymization", json={"identifiers": ["v"]}, headers={"x-api-key": "x"})
+        assert refused.status_code == 403  # the key is checked before the limit
+        c = PseudoClient(url, API_KEY, backoff_seconds=0.01, max_retries=20, max_in_flight=8)
+        chunks = [["WVWZZZ1JZXW%06d" % (i * 10 + j) for j in range(10)] for i in range(60)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(c.pseudonymize, chunks))
+        with ThreadPoolExecutor(4) as pool:  # one burst straight at the service: what a 429 looks like
+            raw = list(
+                pool.map(
+                    lambda _: requests.post(
+                        url + "/pseudonymization?deterministic=true",
+                        json={"identifiers": ["v"]},
+                        headers={"x-api-key": API_KEY},
+                    ),
+                    range(8),
+                )
+            )
+    finally:
+        server.shutdown()
+    reference = PseudonymService(keyring, API_KEY)
+    assert answers == [reference.vector.pseudonymize_array(__import__("pyarrow").array(c)).to_pylist() for c in chunks]
+    assert service.throttled > 0 and c.throttled > 0 and c.in_flight.lowest <= 2
+    assert service.calls["pseudonymization"] >= 60
+    throttled = [r for r in raw if r.status_code == 429]
+    assert throttled and all(r.headers["Retry-After"] == "0" for r in throttled)
