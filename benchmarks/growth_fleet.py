@@ -10,6 +10,8 @@ template's does. Then, each in a fresh process (`lakehouse-ops plan --all --json
 - `unchanged`: with the cache again, no table changed: each table costs its version hint, one metadata-file check
   and its cache record;
 - `changed`: after one new commit to 1 % of the tables: those are read again (their new manifest only).
+Peak memory: the planning process's peak RSS, and the largest of its worker processes' (over 200 tables per core,
+the fleet is spread over one process per core).
 """
 
 import json
@@ -33,7 +35,8 @@ PLAN_ALL = textwrap.dedent("""
                       "needy": report["needy"], "in_process_s": report["duration_s"],
                       "cached": sum(1 for e in entries if e.get("health", {{}}).get("cached")),
                       "manifests_read": sum(e.get("health", {{}}).get("manifests_read", 0) for e in entries),
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}}))
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                      "workers_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0}}))
 """)
 
 

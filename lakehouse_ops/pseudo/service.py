@@ -89,6 +89,7 @@ class PseudonymService:
         if limited and not self._slots.acquire(blocking=False):
             with self._lock:
                 self.throttled += 1
+            log.info("request throttled", extra={"limit": self.profile.max_concurrency})
             retry_after = {"Retry-After": str(self.profile.retry_after_s)}
             return 429, "application/json", b'{"message": "Too Many Requests"}', retry_after
         try:
