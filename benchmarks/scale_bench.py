@@ -1,6 +1,11 @@
-"""Growth benchmark: how the health scan's time and peak memory grow with a table's file count.
+"""Growth benchmark: how health scans, fleet planning and snapshot expiry cost as tables and fleets grow.
 
-    python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--per-commit 1000] [--out benchmarks/out]
+    python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--per-commit 1000] [--fleet 100,1000]
+        [--snapshots 1000,3000] [--out benchmarks/out]
+
+Each list of sizes may be '' to leave that family out. Fleet planning (`--fleet`, tables): see growth_fleet.py.
+Snapshot expiry (`--snapshots`, snapshots per table, Spark): see growth_expiry.py. The health scan (`--sizes`,
+data files per table):
 
 For each size, builds an Iceberg table of that many data files (setup, not timed): metadata only, written with
 pyiceberg into a local SQLite-catalog warehouse, one fast append of --per-commit files per commit (so one manifest
@@ -13,7 +18,8 @@ tracemalloc for the peak of Python allocations; the process's peak RSS comes fro
   collects the entries, as pyiceberg's `plan_files` or a naive loop does, costs);
 - `repeated`: with the health cache (`health.cache`), a first scan, one more commit, and the scan again.
 Reports per size and the growth exponent (log-log slope: 0 = flat, 1 = linear) between the smallest and the
-largest size, and between the two largest. Writes <out>/scale.json and <out>/scale.png.
+largest size, and between the two largest. Writes <out>/scale.json and <out>/scale.png (one log-log panel per
+family).
 """
 
 import argparse
@@ -31,6 +37,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
+import growth_expiry  # noqa: E402
 import growth_fleet  # noqa: E402
 
 from maintenance_bench import machine, run_probe  # noqa: E402
@@ -166,28 +173,78 @@ def slope(points, key):
     return round(math.log(max(b, 1e-9) / max(a, 1e-9)) / math.log(n1 / n0), 2)
 
 
+def _loglog(ax, series, xlabel, ylabel, title):
+    for label, color, xs, ys in series:
+        ax.loglog(xs, [max(y, 0.01) for y in ys], "o-", color=color, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+
+
 def chart(results, path):
+    """One log-log panel per measured family: health scan time and memory, fleet planning, expiry."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((axes[0], "seconds", "scan seconds"), (axes[1], "peak_python_mb", "peak Python MB")):
-        for mode, color in (("health", "C2"), ("baseline", "C7")):
-            points = results[mode]
-            ax.loglog([p["files"] for p in points], [max(p[key], 0.01) for p in points], "o-", color=color, label=mode)
-        ax.set_xlabel("data files")
-        ax.set_ylabel(label)
-        ax.legend()
-    axes[1].set_title(
-        "peak memory growth: %s vs %s" % (results["growth"]["health_peak"], results["growth"]["baseline_peak"])
-    )
-    axes[0].set_title(
-        "time growth: %s vs %s" % (results["growth"]["health_seconds"], results["growth"]["baseline_seconds"])
-    )
+    panels = []
+    if len(results["health"]) > 1:
+        growth = results["growth"]
+        for key, label, which in (("seconds", "scan seconds", "seconds"), ("peak_python_mb", "peak Python MB", "peak")):
+            series = [
+                (mode, color, [p["files"] for p in results[mode]], [p[key] for p in results[mode]])
+                for mode, color in (("health", "C2"), ("baseline", "C7"))
+            ]
+            title = "health %s growth: %s vs %s" % (which, growth["health_" + which], growth["baseline_" + which])
+            panels.append((series, "data files", label, title))
+    if results.get("fleet"):
+        fleet = results["fleet"]
+        series = [
+            (mode, color, [p["tables"] for p in fleet], [p[mode]["in_process_s"] for p in fleet])
+            for mode, color in (("cold", "C7"), ("first", "C1"), ("unchanged", "C2"), ("changed", "C0"))
+        ]
+        panels.append((series, "tables", "plan --all seconds", "fleet planning"))
+    if results.get("expiry"):
+        expiry = results["expiry"]
+        xs = [p["snapshots"] for p in expiry]
+        series = [
+            ("raw procedure", "C7", xs, [p["raw_procedure_s"] for p in expiry]),
+            ("lakehouse-ops (verified)", "C2", xs, [p["lakehouse_ops_s"] for p in expiry]),
+        ]
+        panels.append((series, "snapshots", "expiry seconds", "snapshot expiry"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (series, xlabel, ylabel, title) in zip(axes[0], panels):
+        _loglog(ax, series, xlabel, ylabel, title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def summarize_health(results):
+    """Growth exponents of the health scan, and its ratios to the baseline at the largest size."""
+    results["growth"] = {
+        "health_peak": slope(results["health"], "peak_python_mb"),
+        "baseline_peak": slope(results["baseline"], "peak_python_mb"),
+        "health_seconds": slope(results["health"], "seconds"),
+        "baseline_seconds": slope(results["baseline"], "seconds"),
+    }
+    # The same between the two largest sizes, where fixed costs no longer dominate.
+    results["growth_largest"] = {
+        key: slope(results[mode][-2:], field)
+        for key, mode, field in (
+            ("health_peak", "health", "peak_python_mb"),
+            ("baseline_peak", "baseline", "peak_python_mb"),
+            ("health_seconds", "health", "seconds"),
+            ("baseline_seconds", "baseline", "seconds"),
+        )
+    }
+    largest = {m: results[m][-1] for m in ("health", "baseline")}
+    results["at_largest"] = {
+        "files": largest["health"]["files"],
+        "peak_python_ratio": round(largest["health"]["peak_python_mb"] / largest["baseline"]["peak_python_mb"], 3),
+        "seconds_ratio": round(largest["health"]["seconds"] / largest["baseline"]["seconds"], 2),
+    }
 
 
 def main(argv=None):
@@ -195,11 +252,12 @@ def main(argv=None):
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--per-commit", type=int, default=1000)
     parser.add_argument("--fleet", default="100,1000", help="fleet sizes (tables) for `plan --all`; '' for none")
+    parser.add_argument("--snapshots", default="1000,3000", help="table sizes (snapshots) for expiry; '' for none")
     parser.add_argument("--out", default=os.path.join(HERE, "out"))
     args = parser.parse_args(argv)
     from pyiceberg.catalog.sql import SqlCatalog
 
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     work = tempfile.mkdtemp(prefix="lakehouse-ops-scale-")
     results = {
         "machine": machine(),
@@ -228,35 +286,25 @@ def main(argv=None):
         fleet_sizes = [int(s) for s in args.fleet.split(",") if s]
         if fleet_sizes:
             results["fleet"] = growth_fleet.fleet(catalog, build_table, work, fleet_sizes)
+        snapshot_sizes = [int(s) for s in args.snapshots.split(",") if s]
+        if snapshot_sizes:
+            from lakehouse_ops.engine import build_session
+
+            config = growth_expiry.expiry_config(work)
+            spark = build_session(config)
+            try:
+                results["expiry"] = growth_expiry.expiry(spark, config, config.catalog.name, snapshot_sizes)
+            finally:
+                spark.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    results["growth"] = {
-        "health_peak": slope(results["health"], "peak_python_mb"),
-        "baseline_peak": slope(results["baseline"], "peak_python_mb"),
-        "health_seconds": slope(results["health"], "seconds"),
-        "baseline_seconds": slope(results["baseline"], "seconds"),
-    }
-    # The same between the two largest sizes, where fixed costs no longer dominate.
-    results["growth_largest"] = {
-        key: slope(results[mode][-2:], field)
-        for key, mode, field in (
-            ("health_peak", "health", "peak_python_mb"),
-            ("baseline_peak", "baseline", "peak_python_mb"),
-            ("health_seconds", "health", "seconds"),
-            ("baseline_seconds", "baseline", "seconds"),
-        )
-    }
-    largest = {m: results[m][-1] for m in ("health", "baseline")}
-    results["at_largest"] = {
-        "files": largest["health"]["files"],
-        "peak_python_ratio": round(largest["health"]["peak_python_mb"] / largest["baseline"]["peak_python_mb"], 3),
-        "seconds_ratio": round(largest["health"]["seconds"] / largest["baseline"]["seconds"], 2),
-    }
+    if len(results["health"]) > 1:
+        summarize_health(results)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "scale.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     chart(results, os.path.join(args.out, "scale.png"))
-    summary = {k: results[k] for k in ("growth", "growth_largest", "at_largest", "repeated")}
+    summary = {k: results[k] for k in ("growth", "growth_largest", "at_largest", "repeated", "expiry") if k in results}
     print(json.dumps(summary, indent=2))
 
 
