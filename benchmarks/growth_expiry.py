@@ -55,7 +55,7 @@ def expiry(spark, config, catalog, sizes):
 
     points = []
     for size in sizes:
-        raw_name, ours_name = "growth.expire_raw_%d" % size, "growth.expire_ours_%d" % size
+        raw_name, ours_name = "bench.expire_raw_%d" % size, "bench.expire_ours_%d" % size
         started = time.time()
         built = max(build(spark, catalog, raw_name, size), build(spark, catalog, ours_name, size))
         print("  built two tables of %d snapshots in %.0f s" % (size, time.time() - started), flush=True)
