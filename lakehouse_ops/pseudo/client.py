@@ -55,13 +55,18 @@ def retry_after_seconds(value: Optional[str]) -> Optional[float]:
 class AdaptiveLimit:
     """Calls in flight, additive increase / multiplicative decrease: starts at `ceiling`; a throttled call halves
     the limit (once per round: calls that were already in flight when it was halved do not halve it again); after
-    `limit` answers in a row without throttling it grows by one, up to `ceiling`."""
+    `limit` answers in a row without throttling it grows by one, up to `ceiling`. Once the limit that drew
+    throttling is known, growing back to it takes PROBE_ROUNDS times as many answers (each throttled call waits
+    out the service's Retry-After, so probing the limit again is costly)."""
+
+    PROBE_ROUNDS = 20
 
     def __init__(self, ceiling: int) -> None:
         self.ceiling = max(1, ceiling)
         self.limit = self.ceiling
         self.in_flight = 0
         self.lowest = self.ceiling
+        self.throttled_at = self.ceiling + 1  # the smallest limit that drew throttling
         self._round = 0
         self._good = 0
         self._cond = threading.Condition()
@@ -80,12 +85,14 @@ class AdaptiveLimit:
             if throttled:
                 self._good = 0
                 if started_round == self._round:
+                    self.throttled_at = min(self.throttled_at, self.limit)
                     self.limit = max(1, self.limit // 2)
                     self.lowest = min(self.lowest, self.limit)
                     self._round += 1
             else:
                 self._good += 1
-                if self._good >= self.limit and self.limit < self.ceiling:
+                rounds = self.PROBE_ROUNDS if self.limit + 1 >= self.throttled_at else 1
+                if self._good >= rounds * self.limit and self.limit < self.ceiling:
                     self.limit += 1
                     self._good = 0
             self._cond.notify_all()

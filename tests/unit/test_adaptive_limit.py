@@ -22,7 +22,13 @@ def test_throttling_halves_the_limit_once_per_round_and_answers_raise_it_again()
     for _ in range(2):  # `limit` answers without throttling: one more slot
         limit.release(limit.acquire(), throttled=False)
     assert limit.limit == 3
-    for _ in range(100):
+    # Back to the limit that drew throttling (4) only after PROBE_ROUNDS times as many answers.
+    for _ in range(3 * AdaptiveLimit.PROBE_ROUNDS - 1):
+        limit.release(limit.acquire(), throttled=False)
+    assert limit.limit == 3
+    limit.release(limit.acquire(), throttled=False)
+    assert limit.limit == 4
+    for _ in range(1000):
         limit.release(limit.acquire(), throttled=False)
     assert limit.limit == 8  # never over the ceiling
     for _ in range(10):
