@@ -1,8 +1,16 @@
 """File checks through Hadoop's FileSystem in the Spark JVM: the same view of s3://, s3a:// and file: that
-Spark's readers and Iceberg's procedures have (EMRFS on EMR)."""
+Spark's readers and Iceberg's procedures have (EMRFS on EMR). Many files at once (`stat_many`): one listing per
+directory instead of one request per file."""
 
-from collections import namedtuple
-from typing import Any, List, Optional, Tuple
+import os
+from collections import defaultdict, namedtuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.paths import normalize
+
+log = get_logger("engine.fs")
 
 # uri: the file's qualified path as Hadoop spells it (what Spark's _metadata.file_path reports).
 FileInfo = namedtuple("FileInfo", "size mtime_ms uri")
@@ -45,3 +53,66 @@ def list_files(spark: Any, location: str) -> List[Tuple[str, int, int]]:
         status = iterator.next()
         out.append((status.getPath().toUri().toString(), status.getLen(), status.getModificationTime()))
     return out
+
+
+LISTING_THREADS = 16  # directories listed at once (object stores: each listing waits on the network)
+
+
+def stat_many(spark: Any, paths: Iterable[str]) -> Dict[str, FileInfo]:
+    """{path: FileInfo} of those of `paths` that exist, from one listing of each directory that holds some of
+    them (local disk: a directory read; S3: ListObjectsV2 pages, which carry sizes and times): no request per
+    file. Files on a filesystem this cannot list (hdfs, abfs, ...) are checked one by one through Hadoop."""
+    by_dir: Dict[str, List[str]] = defaultdict(list)
+    for path in paths:
+        by_dir[normalize(path).rsplit("/", 1)[0]].append(path)
+    out: Dict[str, FileInfo] = {}
+    with ThreadPoolExecutor(max_workers=LISTING_THREADS) as pool:
+        listings = dict(zip(by_dir, pool.map(_listed, by_dir)))
+    for directory, group in by_dir.items():
+        listed = listings[directory]
+        for path in group:
+            if listed is None:
+                found = stat(spark, path)
+                if found is not None:
+                    out[path] = found
+            elif normalize(path).rsplit("/", 1)[1] in listed:
+                size, mtime_ms = listed[normalize(path).rsplit("/", 1)[1]]
+                out[path] = FileInfo(size, mtime_ms, path)
+    return out
+
+
+def _listed(directory: str) -> Optional[Dict[str, Tuple[int, int]]]:
+    """{file name: (size, modification time in ms)} of a directory (normalized path), {} when it does not exist,
+    None when it cannot be listed here (another filesystem, or the listing failed: Hadoop then checks)."""
+    try:
+        return _list_directory(directory)
+    except Exception as exc:  # permissions, endpoint, throttling: the per-file checks decide instead
+        log.warning("directory not listed; its files are checked one by one", extra={"error": str(exc)[:200]})
+        return None
+
+
+def _list_directory(directory: str) -> Optional[Dict[str, Tuple[int, int]]]:
+    if directory.startswith("/"):
+        try:
+            with os.scandir(directory) as entries:
+                return {
+                    e.name: (e.stat().st_size, e.stat().st_mtime_ns // 1_000_000)
+                    for e in entries
+                    if e.is_file(follow_symlinks=False)
+                }
+        except FileNotFoundError:
+            return {}
+    if directory.startswith("s3://"):
+        from lakehouse_ops.aws.clients import client
+
+        bucket, _, prefix = directory[len("s3://") :].partition("/")
+        prefix = prefix + "/" if prefix else ""
+        out = {}
+        pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if name:
+                    out[name] = (int(item["Size"]), int(item["LastModified"].timestamp() * 1000))
+        return out
+    return None

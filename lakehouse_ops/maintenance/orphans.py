@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource, TablePolicy
-from lakehouse_ops.engine.fs import stat
+from lakehouse_ops.engine.fs import stat_many
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import SafetyError, VerificationError
 from lakehouse_ops.health.scan import TableHealth
@@ -184,11 +184,7 @@ def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[s
             "%d orphan candidates exceed the budget of %d files; nothing deleted (raise "
             "orphans.max_files after checking the dry-run list)" % (len(candidates), p.max_files)
         )
-    stats = {}
-    for path in candidates:
-        found = stat(spark, path)
-        if found is not None:
-            stats[path] = found
+    stats = stat_many(spark, candidates)
     total = sum(info.size for info in stats.values())
     if total > p.max_bytes:
         raise SafetyError(
@@ -213,7 +209,7 @@ def _verify_removal(spark: Any, catalog: str, table: str, stats: Dict[str, Any],
             % (table, len(unexpected), len(referenced))
         )
     # Iceberg logs a failed delete and goes on: what is still on storage was not removed.
-    still_there = sorted(d for d in stats if normalize(d) not in kept and stat(spark, d) is not None)
+    still_there = sorted(stat_many(spark, [d for d in stats if normalize(d) not in kept]))
     left = set(still_there)
     gone = [d for d in stats if d not in left and normalize(d) not in kept]
     outputs.update(deleted_files=len(gone), deleted_bytes=sum(stats[d].size for d in gone), verified=not still_there)

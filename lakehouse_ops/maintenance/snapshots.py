@@ -86,10 +86,10 @@ def _check_deletions(spark: Any, gone: Any, outputs: Dict[str, Any]) -> Optional
     """What of `gone` (path, kind: the files the expiry made unreachable) was not deleted: kinds whose count
     exceeds what Iceberg reports deleted (failed bulk deletes), and files of a sample still on storage (a store
     that refuses a delete without an error)."""
-    from lakehouse_ops.engine.fs import stat
+    from lakehouse_ops.engine.fs import stat_many
 
     by_kind = _not_deleted({r["kind"]: int(r["count"]) for r in gone.groupBy("kind").count().collect()}, outputs)
-    still = sorted(r["path"] for r in gone.limit(CHECKED_ON_STORAGE).collect() if stat(spark, r["path"]) is not None)
+    still = sorted(stat_many(spark, [r["path"] for r in gone.limit(CHECKED_ON_STORAGE).collect()]))
     files = max(sum(by_kind.values()), len(still))
     if not files:
         return None

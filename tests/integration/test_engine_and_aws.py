@@ -119,3 +119,24 @@ def test_glue_catalog_lists_every_tables_location_from_its_table_listing(aws_env
         "sales.events": "s3://lake/sales/events",
         "sales.events_archive": "s3://lake/sales/events/archive",
     }
+
+
+def test_files_on_s3_are_found_by_listing_their_prefixes(aws_env):
+    """One ListObjectsV2 per directory (moto's server, over HTTP): sizes and times of the objects asked for."""
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.engine.fs import stat_many
+
+    s3 = client("s3")
+    s3.create_bucket(Bucket="stat-bucket")
+    keys = ["t/data/day=1/a.parquet", "t/data/day=1/b c.parquet", "t/data/day=2/a.parquet", "t/data/day=10/a.parquet"]
+    for i, key in enumerate(keys):
+        s3.put_object(Bucket="stat-bucket", Key=key, Body=b"x" * (i + 1))
+    asked = ["s3://stat-bucket/" + k for k in keys[:3]] + [
+        "s3a://stat-bucket/t/data/day=1/missing.parquet",
+        "s3://stat-bucket/t/data/day=3/a.parquet",
+    ]
+    found = stat_many(None, asked)
+    assert sorted(found) == sorted(asked[:3])  # day=10 shares a prefix with day=1 and is not asked for
+    assert [found["s3://stat-bucket/" + k].size for k in keys[:3]] == [1, 2, 3]
+    head = s3.head_object(Bucket="stat-bucket", Key=keys[0])
+    assert found["s3://stat-bucket/" + keys[0]].mtime_ms == int(head["LastModified"].timestamp() * 1000)
