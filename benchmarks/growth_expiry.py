@@ -87,14 +87,18 @@ def expiry(spark, config, catalog, sizes):
     return points
 
 
-def expiry_config(work):
+def spark_config(work):
+    """The config of the Spark families (expiry, orphan removal): a local warehouse, budgets that take it all."""
     from lakehouse_ops.config import config_from_dict
 
-    warehouse = os.path.join(work, "expiry-warehouse")
+    warehouse = os.path.join(work, "spark-warehouse")
     return config_from_dict(
         {
             "catalog": {"name": "growth", "type": "hadoop", "warehouse": warehouse},
             "spark": {"mode": "local", "master": "local[2]", "conf": {"spark.driver.memory": "4g"}},
-            "defaults": {"snapshots": {"retain_last": RETAIN_LAST, "max_age_days": 1}},
+            "defaults": {
+                "snapshots": {"retain_last": RETAIN_LAST, "max_age_days": 1},
+                "orphans": {"older_than_hours": 72, "max_files": 10_000_000},
+            },
         }
     )

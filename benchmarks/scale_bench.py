@@ -1,11 +1,11 @@
 """Growth benchmark: how health scans, fleet planning and snapshot expiry cost as tables and fleets grow.
 
     python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--per-commit 1000] [--fleet 100,1000]
-        [--snapshots 1000,3000] [--out benchmarks/out]
+        [--snapshots 1000,3000] [--orphans 10000] [--out benchmarks/out]
 
 Each list of sizes may be '' to leave that family out. Fleet planning (`--fleet`, tables): see growth_fleet.py.
-Snapshot expiry (`--snapshots`, snapshots per table, Spark): see growth_expiry.py. The health scan (`--sizes`,
-data files per table):
+Snapshot expiry (`--snapshots`, snapshots per table, Spark): see growth_expiry.py. Orphan removal (`--orphans`,
+candidate orphans per table, Spark): see growth_orphans.py. The health scan (`--sizes`, data files per table):
 
 For each size, builds an Iceberg table of that many data files (setup, not timed): metadata only, written with
 pyiceberg into a local SQLite-catalog warehouse, one fast append of --per-commit files per commit (so one manifest
@@ -39,6 +39,7 @@ sys.path.insert(0, HERE)
 
 import growth_expiry  # noqa: E402
 import growth_fleet  # noqa: E402
+import growth_orphans  # noqa: E402
 
 from maintenance_bench import machine, run_probe  # noqa: E402
 
@@ -214,6 +215,14 @@ def chart(results, path):
             ("lakehouse-ops (verified)", "C2", xs, [p["lakehouse_ops_s"] for p in expiry]),
         ]
         panels.append((series, "snapshots", "expiry seconds", "snapshot expiry"))
+    if results.get("orphans"):
+        points = results["orphans"]
+        xs = [p["candidates"] for p in points]
+        series = [
+            ("remove_orphan_files", "C7", xs, [p["raw_procedure_s"] for p in points]),
+            ("lakehouse-ops (guarded, verified)", "C2", xs, [p["lakehouse_ops_s"] for p in points]),
+        ]
+        panels.append((series, "candidate orphans", "seconds", "orphan removal"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (series, xlabel, ylabel, title) in zip(axes[0], panels):
         _loglog(ax, series, xlabel, ylabel, title)
@@ -253,6 +262,7 @@ def main(argv=None):
     parser.add_argument("--per-commit", type=int, default=1000)
     parser.add_argument("--fleet", default="100,1000", help="fleet sizes (tables) for `plan --all`; '' for none")
     parser.add_argument("--snapshots", default="1000,3000", help="table sizes (snapshots) for expiry; '' for none")
+    parser.add_argument("--orphans", default="10000", help="candidate orphans per table; '' for none")
     parser.add_argument("--out", default=os.path.join(HERE, "out"))
     args = parser.parse_args(argv)
     from pyiceberg.catalog.sql import SqlCatalog
@@ -287,13 +297,17 @@ def main(argv=None):
         if fleet_sizes:
             results["fleet"] = growth_fleet.fleet(catalog, build_table, work, fleet_sizes)
         snapshot_sizes = [int(s) for s in args.snapshots.split(",") if s]
-        if snapshot_sizes:
+        orphan_sizes = [int(s) for s in args.orphans.split(",") if s]
+        if snapshot_sizes or orphan_sizes:
             from lakehouse_ops.engine import build_session
 
-            config = growth_expiry.expiry_config(work)
+            config = growth_expiry.spark_config(work)
             spark = build_session(config)
             try:
-                results["expiry"] = growth_expiry.expiry(spark, config, config.catalog.name, snapshot_sizes)
+                if snapshot_sizes:
+                    results["expiry"] = growth_expiry.expiry(spark, config, config.catalog.name, snapshot_sizes)
+                if orphan_sizes:
+                    results["orphans"] = growth_orphans.orphans(spark, config, config.catalog.name, orphan_sizes)
             finally:
                 spark.stop()
     finally:
@@ -304,7 +318,8 @@ def main(argv=None):
     with open(os.path.join(args.out, "scale.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     chart(results, os.path.join(args.out, "scale.png"))
-    summary = {k: results[k] for k in ("growth", "growth_largest", "at_largest", "repeated", "expiry") if k in results}
+    families = ("growth", "growth_largest", "at_largest", "repeated", "expiry", "orphans")
+    summary = {k: results[k] for k in families if k in results}
     print(json.dumps(summary, indent=2))
 
 
