@@ -11,12 +11,12 @@
 """
 
 import dataclasses
-import datetime
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource, TablePolicy
+from lakehouse_ops.engine.frames import frame
 from lakehouse_ops.engine.fs import stat_many
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import SafetyError, VerificationError
@@ -150,12 +150,10 @@ def as_location_path(path: str, location: str) -> str:
 
 
 def _candidate_view(spark: Any, stats: Dict[str, Any], location: str) -> str:
-    utc = datetime.timezone.utc
-    rows = [
-        (as_location_path(path, location), datetime.datetime.fromtimestamp(mtime / 1000.0, tz=utc))
-        for path, (_, mtime, _) in stats.items()
-    ]
-    return _temp_view(spark.createDataFrame(rows, "file_path string, last_modified timestamp"))
+    paths = list(stats)
+    columns = {"file_path": [as_location_path(p, location) for p in paths], "ms": [stats[p][1] for p in paths]}
+    df = frame(spark, columns, "file_path string, ms long")
+    return _temp_view(df.selectExpr("file_path", "timestamp_millis(ms) AS last_modified"))
 
 
 def _referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[str]:
@@ -164,7 +162,7 @@ def _referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[
     if not paths:
         return []
     ref = table_ref(catalog, table)
-    wanted = spark.createDataFrame([(normalize(p),) for p in set(paths)], "p string")
+    wanted = frame(spark, {"p": sorted({normalize(p) for p in paths})}, "p string")
     live = spark.sql(
         "SELECT %s AS p FROM %s.all_files UNION ALL SELECT %s AS p FROM %s.all_manifests"
         % (_normalized("file_path"), ref, _normalized("path"), ref)
