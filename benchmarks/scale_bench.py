@@ -256,6 +256,11 @@ def summarize_health(results):
     }
 
 
+def sizes_of(text):
+    """'1000,10000' -> [1000, 10000]; '' -> [] (the family is left out)."""
+    return [int(s) for s in text.split(",") if s]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
@@ -267,7 +272,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from pyiceberg.catalog.sql import SqlCatalog
 
-    sizes = [int(s) for s in args.sizes.split(",") if s]
+    sizes = sizes_of(args.sizes)
     work = tempfile.mkdtemp(prefix="lakehouse-ops-scale-")
     results = {
         "machine": machine(),
@@ -293,11 +298,11 @@ def main(argv=None):
             point = repeated_scan(catalog, "b.t%d" % size, location, warehouse, work, args.per_commit)
             results["repeated"].append(point)
             print("  %-8s %s" % ("repeated", json.dumps(point)), flush=True)
-        fleet_sizes = [int(s) for s in args.fleet.split(",") if s]
+        fleet_sizes = sizes_of(args.fleet)
         if fleet_sizes:
             results["fleet"] = growth_fleet.fleet(catalog, build_table, work, fleet_sizes)
-        snapshot_sizes = [int(s) for s in args.snapshots.split(",") if s]
-        orphan_sizes = [int(s) for s in args.orphans.split(",") if s]
+        snapshot_sizes = sizes_of(args.snapshots)
+        orphan_sizes = sizes_of(args.orphans)
         if snapshot_sizes or orphan_sizes:
             from lakehouse_ops.engine import build_session
 

@@ -71,13 +71,11 @@ def stat_many(spark: Any, paths: Iterable[str]) -> Dict[str, FileInfo]:
     for directory, group in by_dir.items():
         listed = listings[directory]
         for path in group:
-            if listed is None:
-                found = stat(spark, path)
-                if found is not None:
-                    out[path] = found
-            elif normalize(path).rsplit("/", 1)[1] in listed:
-                size, mtime_ms = listed[normalize(path).rsplit("/", 1)[1]]
-                out[path] = FileInfo(size, mtime_ms, path)
+            found = stat(spark, path) if listed is None else listed.get(normalize(path).rsplit("/", 1)[1])
+            if isinstance(found, FileInfo):
+                out[path] = found
+            elif found is not None:
+                out[path] = FileInfo(found[0], found[1], path)
     return out
 
 

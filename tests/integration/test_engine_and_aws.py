@@ -119,6 +119,10 @@ def test_glue_catalog_lists_every_tables_location_from_its_table_listing(aws_env
         "sales.events": "s3://lake/sales/events",
         "sales.events_archive": "s3://lake/sales/events/archive",
     }
+    # The health cache's pointer: the entry's metadata_location, read without opening the metadata file (which
+    # does not even exist here); a table without one, or absent, has none.
+    assert tables.pointer("sales.events") == "s3://lake/sales/events/metadata/v1.metadata.json"
+    assert tables.pointer("sales.events_archive") is None and tables.pointer("sales.nowhere") is None
 
 
 def test_files_on_s3_are_found_by_listing_their_prefixes(aws_env):
