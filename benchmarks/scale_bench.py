@@ -1,11 +1,13 @@
-"""Growth benchmark: how health scans, fleet planning and snapshot expiry cost as tables and fleets grow.
+"""Growth benchmark: how health scans, fleet planning, snapshot expiry, orphan removal and the ingest ledger cost
+as tables, fleets and ledgers grow.
 
     python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--per-commit 1000] [--fleet 100,1000]
-        [--snapshots 1000,3000] [--orphans 10000] [--out benchmarks/out]
+        [--snapshots 1000,3000] [--orphans 10000] [--ledger 10000,100000,1000000] [--out benchmarks/out]
 
 Each list of sizes may be '' to leave that family out. Fleet planning (`--fleet`, tables): see growth_fleet.py.
 Snapshot expiry (`--snapshots`, snapshots per table, Spark): see growth_expiry.py. Orphan removal (`--orphans`,
-candidate orphans per table, Spark): see growth_orphans.py. The health scan (`--sizes`, data files per table):
+candidate orphans per table, Spark): see growth_orphans.py. The ingest ledger (`--ledger`, objects, Spark): see
+growth_ledger.py. The health scan (`--sizes`, data files per table):
 
 For each size, builds an Iceberg table of that many data files (setup, not timed): metadata only, written with
 pyiceberg into a local SQLite-catalog warehouse, one fast append of --per-commit files per commit (so one manifest
@@ -39,6 +41,7 @@ sys.path.insert(0, HERE)
 
 import growth_expiry  # noqa: E402
 import growth_fleet  # noqa: E402
+import growth_ledger  # noqa: E402
 import growth_orphans  # noqa: E402
 
 from maintenance_bench import machine, run_probe  # noqa: E402
@@ -223,6 +226,14 @@ def chart(results, path):
             ("lakehouse-ops (guarded, verified)", "C2", xs, [p["lakehouse_ops_s"] for p in points]),
         ]
         panels.append((series, "candidate orphans", "seconds", "orphan removal"))
+    if results.get("ledger"):
+        points = results["ledger"]
+        xs = [p["objects"] for p in points]
+        series = [
+            ("unpartitioned, read whole", "C7", xs, [p["before"]["batch_s"] for p in points]),
+            ("by day, from event times", "C2", xs, [p["ours"]["batch_s"] for p in points]),
+        ]
+        panels.append((series, "objects in the ledger", "ledger seconds per batch", "ingest ledger"))
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (series, xlabel, ylabel, title) in zip(axes[0], panels):
         _loglog(ax, series, xlabel, ylabel, title)
@@ -268,6 +279,7 @@ def main(argv=None):
     parser.add_argument("--fleet", default="100,1000", help="fleet sizes (tables) for `plan --all`; '' for none")
     parser.add_argument("--snapshots", default="1000,3000", help="table sizes (snapshots) for expiry; '' for none")
     parser.add_argument("--orphans", default="10000", help="candidate orphans per table; '' for none")
+    parser.add_argument("--ledger", default="10000,100000,1000000", help="ingest ledger sizes (objects); '' for none")
     parser.add_argument("--out", default=os.path.join(HERE, "out"))
     args = parser.parse_args(argv)
     from pyiceberg.catalog.sql import SqlCatalog
@@ -303,7 +315,8 @@ def main(argv=None):
             results["fleet"] = growth_fleet.fleet(catalog, build_table, work, fleet_sizes)
         snapshot_sizes = sizes_of(args.snapshots)
         orphan_sizes = sizes_of(args.orphans)
-        if snapshot_sizes or orphan_sizes:
+        ledger_sizes = sizes_of(args.ledger)
+        if snapshot_sizes or orphan_sizes or ledger_sizes:
             from lakehouse_ops.engine import build_session
 
             config = growth_expiry.spark_config(work)
@@ -313,6 +326,8 @@ def main(argv=None):
                     results["expiry"] = growth_expiry.expiry(spark, config, config.catalog.name, snapshot_sizes)
                 if orphan_sizes:
                     results["orphans"] = growth_orphans.orphans(spark, config, config.catalog.name, orphan_sizes)
+                if ledger_sizes:
+                    results["ledger"] = growth_ledger.ledger(spark, config.catalog.name, ledger_sizes)
             finally:
                 spark.stop()
     finally:
@@ -323,7 +338,7 @@ def main(argv=None):
     with open(os.path.join(args.out, "scale.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     chart(results, os.path.join(args.out, "scale.png"))
-    families = ("growth", "growth_largest", "at_largest", "repeated", "expiry", "orphans")
+    families = ("growth", "growth_largest", "at_largest", "repeated", "expiry", "orphans", "ledger")
     summary = {k: results[k] for k in families if k in results}
     print(json.dumps(summary, indent=2))
 

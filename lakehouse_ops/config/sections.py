@@ -82,6 +82,13 @@ class IngestConfig(Model):
     quarantine_table: Optional[str] = None
     # Every object committed, by identity; survives snapshot expiry. Default: <target>_ingest_ledger.
     ledger_table: Optional[str] = None
+    # A batch looks up ledger rows recorded since its earliest event time less this: announcements of one
+    # event (redelivery, S3 and EventBridge both) are always found; an overwrite with the same content counts as
+    # the same object when announced within this long of the first commit.
+    ledger_lookback_hours: float = Field(24, ge=1, le=24 * 14)
+    # Every this many batches a worker compacts the ledger's recent days and expires its old snapshots (0: never;
+    # then keep the ledger table healthy with `maintain`).
+    ledger_upkeep_batches: int = Field(50, ge=0)
     format: Literal["json", "csv", "parquet"] = "json"
     read_options: Dict[str, str] = Field(default_factory=dict)
     # Dotted path to a function DataFrame -> DataFrame applied before the write, e.g. "mypkg.enrich.add_geo".

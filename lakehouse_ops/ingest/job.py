@@ -6,7 +6,7 @@ Modes: `until_empty` (drain and exit: EMR steps, schedules), `max_batches`, `max
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from lakehouse_ops.conditional import open_store
 from lakehouse_ops.config import Config
@@ -16,7 +16,7 @@ from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.batch import Batch, fill_batch
 from lakehouse_ops.ingest.claims import Claims, claims_root, new_batch_id
 from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.metrics import event_ms, seal_entry, timed, totals
+from lakehouse_ops.ingest.metrics import earliest_event_ms, event_ms, seal_entry, timed, totals
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
 from lakehouse_ops.ingest.read import Reasons, data_schema, existing, find_unreadable, load_function
 from lakehouse_ops.ingest.settle import settle_messages
@@ -81,7 +81,9 @@ class IngestJob(TargetSetup, BatchWrites):
         self._enable_wap()
         self._check_pseudonymized_columns()
         self._apply_properties()
-        self.ledger = ledger_mod.Ledger(spark, self.catalog, self.config.table_name(self.cfg.ledger))
+        self.ledger = ledger_mod.Ledger(
+            spark, self.catalog, self.config.table_name(self.cfg.ledger), self.cfg.ledger_lookback_hours
+        )
         self.ledger.ensure()
         self.quarantine_ref = self._ensure_quarantine_table()
         self.schema = data_schema(spark, self.target_ref, self._meta_columns())
@@ -157,8 +159,7 @@ class IngestJob(TargetSetup, BatchWrites):
                     metrics = self.process(batch, heartbeat)
                 finally:
                     heartbeat.stop()
-                report["batches"].append(metrics)
-                log.info("batch committed", extra=metrics)
+                self._committed(report["batches"], metrics)
         finally:
             if upcoming is not None:
                 # Received but not processed: hand the messages back instead of waiting out their timeout.
@@ -172,6 +173,16 @@ class IngestJob(TargetSetup, BatchWrites):
         report.update(totals(report["batches"], time.time() - started))
         report["finished_at"] = _iso(time.time())
         return report
+
+    def _committed(self, batches: List[Dict[str, Any]], metrics: Dict[str, Any]) -> None:
+        """Report a batch; every `ledger_upkeep_batches` batches, compact the ledger's recent days and expire its
+        snapshots."""
+        batches.append(metrics)
+        log.info("batch committed", extra=metrics)
+        every = self.cfg.ledger_upkeep_batches
+        if every and len(batches) % every == 0:
+            with timed(metrics, "ledger_upkeep"):
+                metrics["ledger_upkeep"] = self.ledger.upkeep()
 
     def process(self, batch: Batch, heartbeat: Optional[Heartbeat] = None) -> Dict[str, Any]:
         started = time.time()
@@ -215,7 +226,7 @@ class IngestJob(TargetSetup, BatchWrites):
                 self._finish(other, seal)
             metrics["finished_batches"] = metrics.get("finished_batches", 0) + 1
         with timed(metrics, "ledger_check"):
-            done = self.ledger.committed(identities)
+            done = self.ledger.committed(identities, earliest_event_ms(batch.objects.values()))
         metrics["already_committed"] = len(done)
         metrics["held_elsewhere"] = len(claimed.held)
         mine = {i: e for i, e in claimed.taken.items() if i not in done}

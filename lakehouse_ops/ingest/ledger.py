@@ -9,14 +9,24 @@ Protocol for one batch (its objects claimed first, see claims.py):
 A process killed anywhere leaves either no target commit (the objects are read again on redelivery) or a target
 commit whose batch id is found in the table's snapshots; the job finishes such batches (`interrupted`) at the next
 start, before any message is read. The ledger is its own Iceberg table, so it survives snapshot expiry.
+
+Growth: the ledger is partitioned by the day of `recorded_at`. An object's rows are recorded after its event, so a
+batch looks up only rows recorded since its earliest event time (less `ingest.ledger_lookback_hours`): the
+lookup reads the last day or two of the ledger whatever its age. Start-up looks for interrupted batches among
+rows of the last `RECOVERY_DAYS` only (SQS keeps a message 14 days at most; an older interrupted batch is
+finished through its claims when one of its objects is announced again). `upkeep` compacts the recent days and
+expires the ledger's own snapshots, so its metadata does not grow with every batch.
 """
 
+import datetime
+import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
+from lakehouse_ops.engine.frames import scan_metrics
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.sqltext import table_ref
+from lakehouse_ops.sqltext import quote_string, table_ref
 
 log = get_logger("ingest.ledger")
 
@@ -27,6 +37,22 @@ LEDGER_SCHEMA = (
     "object_id STRING, bucket STRING, object_key STRING, version_id STRING, etag STRING, "
     "size BIGINT, batch_id STRING, status STRING, target_snapshot_id BIGINT, recorded_at TIMESTAMP"
 )
+PARTITION_FIELD = "days(recorded_at)"
+LEDGER_PROPERTIES = {
+    "format-version": "2",
+    "write.parquet.compression-codec": "zstd",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "50",
+}
+RECOVERY_DAYS = 14
+# Upkeep: the days compacted (today and yesterday) and the ledger snapshots kept (the last hour, at least 10).
+UPKEEP_DAYS, KEEP_SNAPSHOTS_S, KEEP_SNAPSHOTS = 2, 3600, 10
+
+
+def timestamp_literal(epoch_ms: float) -> str:
+    """A Spark SQL TIMESTAMP literal in UTC, whatever the session's time zone (Iceberg prunes on it)."""
+    moment = datetime.datetime.fromtimestamp(epoch_ms / 1000.0, tz=datetime.timezone.utc)
+    return "TIMESTAMP '%sZ'" % moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def table_exists(spark: Any, ref: str) -> bool:
@@ -90,32 +116,55 @@ def staged_snapshot(spark: Any, catalog: str, table: str, batch: str) -> Optiona
 class Ledger:
     """The ledger table of one target: per object and batch, pending or committed (with the snapshot)."""
 
-    def __init__(self, spark: Any, catalog: str, table: str) -> None:
+    def __init__(self, spark: Any, catalog: str, table: str, lookback_hours: float = 24.0) -> None:
         self.spark = spark
         self.catalog = catalog
         self.table = table
         self.ref = table_ref(catalog, table)
+        self.lookback_ms = lookback_hours * 3600 * 1000
+        self.last_scan: Dict[str, int] = {}  # Iceberg's scan metrics of the last lookup (files read and skipped)
 
     def ensure(self) -> None:
+        """The ledger exists, partitioned by day and with its properties (a ledger made by an older release is
+        brought up to date: its old rows stay where they are and are pruned by their `recorded_at` bounds)."""
         namespace = self.table.rsplit(".", 1)[0]
         self.spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % table_ref(self.catalog, namespace))
+        properties = ", ".join("%s=%s" % (quote_string(k), quote_string(v)) for k, v in LEDGER_PROPERTIES.items())
         concurrent_ddl(
             self.spark,
-            "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg TBLPROPERTIES ("
-            "'format-version'='2', 'write.parquet.compression-codec'='zstd')" % (self.ref, LEDGER_SCHEMA),
+            "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg PARTITIONED BY (%s) TBLPROPERTIES (%s)"
+            % (self.ref, LEDGER_SCHEMA, PARTITION_FIELD, properties),
             lambda: table_exists(self.spark, self.ref),
         )
+        if not self._partitioned():
+            concurrent_ddl(
+                self.spark, "ALTER TABLE %s ADD PARTITION FIELD %s" % (self.ref, PARTITION_FIELD), self._partitioned
+            )
+            self.spark.sql("ALTER TABLE %s SET TBLPROPERTIES (%s)" % (self.ref, properties))
 
-    def committed(self, identities: Iterable[str]) -> Set[str]:
-        """Those of `identities` already committed by some earlier batch."""
+    def _partitioned(self) -> bool:
+        self.spark.sql("REFRESH TABLE %s" % self.ref)
+        rows = self.spark.sql("DESCRIBE TABLE %s" % self.ref).collect()
+        wanted = PARTITION_FIELD.replace(" ", "")
+        return any(r.col_name.startswith("Part ") and r.data_type.replace(" ", "") == wanted for r in rows)
+
+    def committed(self, identities: Iterable[str], since_ms: Optional[int] = None) -> Set[str]:
+        """Those of `identities` already committed by some earlier batch. `since_ms`: the earliest event time of
+        the objects (None when one has none: then the whole ledger is read)."""
         identities = list(identities)
         if not identities:
             return set()
         # Other workers commit too: read the ledger as it is now, not as this session last cached it.
         self.spark.sql("REFRESH TABLE %s" % self.ref)
         wanted = self.spark.createDataFrame([(i,) for i in identities], "object_id STRING")
-        done = self.spark.table(self.ref).filter("status = '%s'" % COMMITTED).select("object_id")
-        return {r.object_id for r in done.join(wanted, "object_id", "left_semi").distinct().collect()}
+        where = "status = '%s'" % COMMITTED
+        if since_ms is not None:
+            where += " AND recorded_at >= %s" % timestamp_literal(since_ms - self.lookback_ms)
+        done = self.spark.table(self.ref).filter(where).select("object_id")
+        found = done.join(wanted, "object_id", "left_semi").distinct()
+        out = {r.object_id for r in found.collect()}
+        self.last_scan = scan_metrics(found)
+        return out
 
     def record(self, batch: str, objects: Iterable[S3Object], status: str, snapshot_id: Optional[int] = None) -> None:
         rows = [
@@ -130,13 +179,16 @@ class Ledger:
         df.selectExpr("*", "current_timestamp() AS recorded_at").writeTo(self.ref).append()
 
     def interrupted(self, target_catalog: str, target_table: str) -> List[Tuple[str, int, List[S3Object]]]:
-        """[(batch id, target snapshot id, objects)] for pending batches whose target commit exists.
+        """[(batch id, target snapshot id, objects)] for pending batches of the last RECOVERY_DAYS whose target
+        commit exists.
 
         Pending batches without a commit never happened: their objects are read again when their messages return.
         """
+        recent = "recorded_at >= %s" % timestamp_literal(time.time() * 1000 - RECOVERY_DAYS * 86400 * 1000)
         pending = self.spark.sql(
-            "SELECT DISTINCT batch_id FROM %s WHERE status = '%s' AND batch_id NOT IN "
-            "(SELECT batch_id FROM %s WHERE status = '%s')" % (self.ref, PENDING, self.ref, COMMITTED)
+            "SELECT DISTINCT batch_id FROM %s WHERE %s AND status = '%s' AND batch_id NOT IN "
+            "(SELECT batch_id FROM %s WHERE %s AND status = '%s')"
+            % (self.ref, recent, PENDING, self.ref, recent, COMMITTED)
         ).collect()
         out = []
         for row in pending:
@@ -146,8 +198,44 @@ class Ledger:
             objects = [
                 S3Object(bucket=r.bucket, key=r.object_key, size=r.size, etag=r.etag, version_id=r.version_id)
                 for r in self.spark.table(self.ref)
-                .filter("batch_id = '%s' AND status = '%s'" % (row.batch_id, PENDING))
+                .filter("%s AND batch_id = '%s' AND status = '%s'" % (recent, row.batch_id, PENDING))
                 .collect()
             ]
             out.append((row.batch_id, snapshot, objects))
         return out
+
+    def upkeep(self) -> Dict[str, Any]:
+        """Compact the ledger's recent days and expire its snapshots older than an hour (keeping the last 10).
+
+        Best effort: ledger rows are only ever appended, so a compaction that loses a race with another worker's
+        upkeep is simply skipped (and reported)."""
+        now_ms = time.time() * 1000
+        done: Dict[str, Any] = {}
+        for step, call in (
+            (
+                "rewrite_data_files",
+                "CALL %s.system.rewrite_data_files(table => %s, where => %s)"
+                % (
+                    self.catalog,
+                    quote_string(self.table),
+                    quote_string("recorded_at >= " + timestamp_literal(now_ms - UPKEEP_DAYS * 86400 * 1000)),
+                ),
+            ),
+            (
+                "expire_snapshots",
+                "CALL %s.system.expire_snapshots(table => %s, older_than => %s, retain_last => %d)"
+                % (
+                    self.catalog,
+                    quote_string(self.table),
+                    timestamp_literal(now_ms - KEEP_SNAPSHOTS_S * 1000),
+                    KEEP_SNAPSHOTS,
+                ),
+            ),
+        ):
+            try:
+                row = self.spark.sql(call).collect()[0]
+                done[step] = {k: v for k, v in row.asDict().items() if isinstance(v, int)}
+            except Exception as exc:
+                log.warning("ledger upkeep step skipped", extra={"step": step, "error": str(exc)[:300]})
+                done[step] = {"skipped": str(exc)[:300]}
+        return done

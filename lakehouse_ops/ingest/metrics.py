@@ -3,18 +3,30 @@
 import contextlib
 import datetime
 import time
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 
-def event_ms(obj: Any, fallback_ms: int) -> int:
-    """The S3 event time of an object in epoch ms (for lag), or the fallback when absent or unreadable."""
+def event_time_ms(obj: Any) -> Optional[int]:
+    """The S3 event time of an object in epoch ms, or None when absent or unreadable."""
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"):
         try:
             moment = datetime.datetime.strptime((obj.event_time or "").replace("Z", ""), fmt)
         except ValueError:
             continue
         return int(moment.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
-    return fallback_ms
+    return None
+
+
+def event_ms(obj: Any, fallback_ms: int) -> int:
+    """The S3 event time of an object in epoch ms (for lag), or the fallback when absent or unreadable."""
+    found = event_time_ms(obj)
+    return fallback_ms if found is None else found
+
+
+def earliest_event_ms(objects: Iterable[Any]) -> Optional[int]:
+    """The earliest event time of `objects`, or None when one of them has none (the ledger is then read whole)."""
+    times = [event_time_ms(o) for o in objects]
+    return None if not times or None in times else min(t for t in times if t is not None)
 
 
 @contextlib.contextmanager
