@@ -62,7 +62,16 @@ PROBE = textwrap.dedent("""
         tracemalloc.start()
     started = time.time()
     if {mode!r} == "health":
-        files = read_health(table, "b.t", policy).data_files
+        h = read_health(table, "b.t", policy)
+        files = h.data_files
+    elif {mode!r} == "spark":
+        from lakehouse_ops.engine import build_session
+        from lakehouse_ops.health.scan import Readers
+        spark_section = {{"mode": "local", "master": "local[2]", "conf": {{"spark.driver.memory": "4g"}}}}
+        session = build_session(config_from_dict({{"catalog": catalog, "spark": spark_section}}))
+        up = time.time()
+        h = read_health(table, "b.t", policy, readers=Readers(spark=lambda: session, spark_min_files=1))
+        files, startup_s, reader = h.data_files, up - started, h.reader
     elif {mode!r} == "cached":
         from lakehouse_ops.health.cache import AggregateCache
         h = read_health(table, "b.t", policy, cache=AggregateCache({cache!r}))
@@ -80,8 +89,14 @@ PROBE = textwrap.dedent("""
     seconds = time.time() - started
     peak = tracemalloc.get_traced_memory()[1] if {traced} else 0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    read = locals().get("read")
-    print(json.dumps({{"files": files, "seconds": seconds, "peak_mb": peak / 2**20, "maxrss_mb": rss, "read": read}}))
+    out = {{"files": files, "seconds": seconds, "peak_mb": peak / 2**20, "maxrss_mb": rss}}
+    out["read"] = locals().get("read")
+    if "h" in locals():
+        out["figures"] = [h.data_files, h.data_bytes, h.small_files, h.new_small_files, h.records, h.delete_files,
+                          sorted((p.partition, p.data_files, p.data_bytes, p.records) for p in h.partitions)]
+    if {mode!r} == "spark":
+        out.update(startup_s=startup_s, reader=reader)
+    print(json.dumps(out))
 """)
 
 
@@ -152,6 +167,22 @@ def measure(location, warehouse, mode):
         "files_per_s": round(timed["files"] / timed["seconds"]),
         "peak_python_mb": round(traced["peak_mb"], 1),
         "peak_rss_mb": round(max(timed["maxrss_mb"], traced["maxrss_mb"]), 1),
+        "figures": timed.get("figures"),
+    }
+
+
+def measure_spark(location, warehouse, health):
+    """The same scan through Spark's `entries` metadata table, in a fresh process, Spark's start-up included (what
+    a first scan on Spark costs where no session runs yet); its figures must be the pyiceberg scan's."""
+    timed = probe(location, warehouse, "spark", False)
+    assert timed["reader"] == "spark" and timed["figures"] == health["figures"], "Spark's figures differ"
+    return {
+        "files": timed["files"],
+        "seconds": round(timed["seconds"], 3),
+        "startup_s": round(timed["startup_s"], 3),
+        "after_startup_s": round(timed["seconds"] - timed["startup_s"], 3),
+        "same_figures": True,
+        "pyiceberg_speedup": round(timed["seconds"] / health["seconds"], 2),
     }
 
 
@@ -202,6 +233,16 @@ def chart(results, path):
                 for mode, color in (("health", "C2"), ("baseline", "C7"))
             ]
             title = "health %s growth: %s vs %s" % (which, growth["health_" + which], growth["baseline_" + which])
+            if key == "seconds" and results.get("spark"):
+                spark = results["spark"]
+                series.append(
+                    (
+                        "Spark entries table, start-up included",
+                        "C1",
+                        [p["files"] for p in spark],
+                        [p["seconds"] for p in spark],
+                    )
+                )
             panels.append((series, "data files", label, title))
     if results.get("fleet"):
         fleet = results["fleet"]
@@ -292,6 +333,7 @@ def main(argv=None):
         "per_commit": args.per_commit,
         "health": [],
         "baseline": [],
+        "spark": [],
         "repeated": [],
     }
     try:
@@ -306,7 +348,10 @@ def main(argv=None):
             for mode in ("health", "baseline"):
                 point = measure(location, warehouse, mode)
                 results[mode].append(point)
-                print("  %-8s %s" % (mode, json.dumps(point)), flush=True)
+                print("  %-8s %s" % (mode, json.dumps({k: v for k, v in point.items() if k != "figures"})), flush=True)
+            point = measure_spark(location, warehouse, results["health"][-1])
+            results["spark"].append(point)
+            print("  %-8s %s" % ("spark", json.dumps(point)), flush=True)
             point = repeated_scan(catalog, "b.t%d" % size, location, warehouse, work, args.per_commit)
             results["repeated"].append(point)
             print("  %-8s %s" % ("repeated", json.dumps(point)), flush=True)
@@ -338,7 +383,7 @@ def main(argv=None):
     with open(os.path.join(args.out, "scale.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     chart(results, os.path.join(args.out, "scale.png"))
-    families = ("growth", "growth_largest", "at_largest", "repeated", "expiry", "orphans", "ledger")
+    families = ("growth", "growth_largest", "at_largest", "spark", "repeated", "expiry", "orphans", "ledger")
     summary = {k: results[k] for k in families if k in results}
     print(json.dumps(summary, indent=2))
 

@@ -243,7 +243,7 @@ class TableErasure:
         from lakehouse_ops.maintenance import orphans
 
         policy = self.config.policy_for(self.name)
-        health = table_health(self.config, self.name, self.catalog_tables, policy)
+        health = table_health(self.config, self.name, self.catalog_tables, policy, spark=lambda: self.spark)
         plan = orphans.plan(policy, health)
         if not plan.run:
             self.result["orphans"] = {"skipped": plan.reason}

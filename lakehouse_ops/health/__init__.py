@@ -6,20 +6,28 @@ from typing import Any, Optional
 
 from lakehouse_ops.health.cache import AggregateCache
 from lakehouse_ops.health.catalog import Tables, open_tables
-from lakehouse_ops.health.scan import PartitionHealth, TableHealth, judge, read_health, small_file_limit
+from lakehouse_ops.health.scan import PartitionHealth, Readers, TableHealth, judge, read_health, small_file_limit
+from lakehouse_ops.health.spark import SparkSession
 
 
 def table_health(
-    config: Any, table: str, tables: Optional[Tables] = None, policy: Any = None, now_ms: Optional[int] = None
+    config: Any,
+    table: str,
+    tables: Optional[Tables] = None,
+    policy: Any = None,
+    now_ms: Optional[int] = None,
+    spark: Optional[SparkSession] = None,
 ) -> TableHealth:
     """Health of one table, judged against the policy the config gives it (or `policy`): the one way every job
     reads a table's health. With `health.cache`, a table whose current metadata file was scanned before costs one
-    pointer read and one cache record."""
+    pointer read and one cache record. `spark` (a callable giving the session), when a job has one: a scan with
+    more than `health.spark_min_files` files to decode runs on it."""
     name = config.table_name(table)
     tables = tables or open_tables(config.catalog)
     policy = policy or config.policy_for(name)
+    readers = Readers(config.health.processes, spark, config.health.spark_min_files)
     if not config.health.cache:
-        return read_health(tables.load(name), name, policy, now_ms, None, config.health.processes)
+        return read_health(tables.load(name), name, policy, now_ms, None, readers)
     started = time.time()
     now_ms = now_ms if now_ms is not None else int(started * 1000)
     cache = AggregateCache(config.health.cache)
@@ -39,9 +47,9 @@ def table_health(
         health.read_seconds = round(time.time() - started, 3)
         return health
     loaded = loaded if loaded is not None else tables.load(name)
-    health = read_health(loaded, name, policy, now_ms, cache, config.health.processes)
+    health = read_health(loaded, name, policy, now_ms, cache, readers)
     cache.save_health(key, limits, str(loaded.metadata_location), asdict(health))
     return health
 
 
-__all__ = ["PartitionHealth", "TableHealth", "read_health", "open_tables", "table_health"]
+__all__ = ["PartitionHealth", "Readers", "TableHealth", "read_health", "open_tables", "table_health"]

@@ -5,11 +5,12 @@ Cheap enough to run on every table before deciding anything: no JVM, no data fil
 
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
-from lakehouse_ops.health.aggregate import Counts, merge_into, read_manifests
+from lakehouse_ops.health.aggregate import Aggregates, Counts, merge_into, read_manifests
 from lakehouse_ops.health.layout import property_drift, sort_terms, spec_terms
 from lakehouse_ops.health.partitions import partition_filter
+from lakehouse_ops.health.spark import SparkSession, files_to_decode, spark_counts
 from lakehouse_ops.health.storage import metadata_files_on_storage
 
 if TYPE_CHECKING:
@@ -74,6 +75,8 @@ class TableHealth:
     read_seconds: float = 0.0
     # True: the figures of this very metadata file came from the health cache (no manifest was read).
     cached: bool = False
+    # What decoded the manifests read: pyiceberg, or Spark for a scan over `health.spark_min_files`.
+    reader: str = "pyiceberg"
 
     @property
     def small_file_ratio(self) -> float:
@@ -172,47 +175,76 @@ def _partition(spec: Any, schema: Any, record: Any, default_spec_id: int, counts
     )
 
 
+@dataclass
+class Readers:
+    """How a scan decodes the manifests it must read: over `processes` processes (None: every core; 1: none), or
+    through `spark` (a callable giving the session) when there are at least `spark_min_files` files to decode."""
+
+    processes: Optional[int] = None
+    spark: Optional["SparkSession"] = None
+    spark_min_files: Optional[int] = None
+
+
 def read_health(
     table: Any,
     name: str,
     policy: Any,
     now_ms: Optional[int] = None,
     cache: Optional["AggregateCache"] = None,
-    processes: Optional[int] = None,
+    readers: Optional[Readers] = None,
 ) -> TableHealth:
     """Health of pyiceberg `table` (StaticTable or catalog table) judged against `policy` (a TablePolicy); with a
-    `cache`, only the manifests it does not hold are decoded; a large scan is spread over `processes` (default:
-    every core)."""
+    `cache`, only the manifests it does not hold are decoded; a large scan is spread as `readers` say."""
     started = time.time()
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     health = _metadata_health(table, name, policy, now_ms)
     snapshot = table.current_snapshot()
     if snapshot is not None:
-        _add_manifests(health, table, snapshot, policy, cache, processes)
+        _add_manifests(health, table, snapshot, policy, cache, readers or Readers())
     health.read_seconds = round(time.time() - started, 3)
     return health
 
 
+def _decode(
+    health: TableHealth, table: Any, manifests: List[Any], todo: List[Any], readers: Readers, keep: bool
+) -> Tuple[Dict[str, Aggregates], Aggregates]:
+    """(per-manifest aggregates of `todo` if `keep` or read by Spark, their sum): through Spark above
+    `spark_min_files`, else pyiceberg."""
+    meta, small_limit = table.metadata, health.small_file_threshold_bytes
+    if readers.spark is not None and readers.spark_min_files is not None:
+        if files_to_decode(todo) >= readers.spark_min_files:
+            read = spark_counts(
+                readers.spark(),
+                str(table.metadata_location),
+                meta.specs(),
+                small_limit,
+                [m.manifest_path for m in manifests],
+                [m.manifest_path for m in todo],
+            )
+            if read is not None:
+                health.reader = "spark"
+                merged: Aggregates = {}
+                for part in read.values():
+                    merge_into(merged, part)
+                return read, merged
+    commit_ms = {s.snapshot_id: s.timestamp_ms for s in meta.snapshots}
+    remote = "://" in meta.location and not meta.location.startswith("file:")
+    return read_manifests(table.io, todo, small_limit, commit_ms, remote, readers.processes, keep=keep)
+
+
 def _add_manifests(
-    health: TableHealth,
-    table: Any,
-    snapshot: Any,
-    policy: Any,
-    cache: Optional["AggregateCache"],
-    processes: Optional[int],
+    health: TableHealth, table: Any, snapshot: Any, policy: Any, cache: Optional["AggregateCache"], readers: Readers
 ) -> None:
     meta, io = table.metadata, table.io
     manifests = snapshot.manifests(io)
     health.manifests = len(manifests)
     health.manifest_bytes = sum(m.manifest_length for m in manifests)
     health.small_manifests = sum(1 for m in manifests if m.manifest_length < policy.manifests.small_manifest_bytes)
-    commit_ms = {s.snapshot_id: s.timestamp_ms for s in meta.snapshots}
     small_limit = health.small_file_threshold_bytes
     known = cache.load(meta.location, small_limit) if cache is not None else {}
     todo = [m for m in manifests if m.manifest_path not in known]
     health.manifests_read = len(todo)
-    remote = "://" in meta.location and not meta.location.startswith("file:")
-    read, merged = read_manifests(io, todo, small_limit, commit_ms, remote, processes, keep=cache is not None)
+    read, merged = _decode(health, table, manifests, todo, readers, keep=cache is not None)
     for manifest in manifests:
         if manifest.manifest_path in known:
             merge_into(merged, known[manifest.manifest_path])

@@ -97,7 +97,7 @@ class MaintenanceRunner:
         return self._table_locations
 
     def _health(self, table: str, policy: TablePolicy) -> TableHealth:
-        return table_health(self.config, table, self.catalog_tables, policy, self.clock())
+        return table_health(self.config, table, self.catalog_tables, policy, self.clock(), spark=self._session.get)
 
     def run(self, patterns: Optional[Sequence[str]] = None, dry_run: bool = False) -> Dict[str, Any]:
         started = time.time()

@@ -139,3 +139,59 @@ def test_a_large_scan_spread_over_processes_gives_the_same_figures(spark, wareho
         figures.pop("read_seconds")
         figures.pop("oldest_snapshot_age_hours")
     assert spread == one and one["manifests_read"] == one["manifests"] > 1
+
+
+def test_a_scan_through_spark_gives_the_same_figures_and_fills_the_cache(spark, warehouse, table_name, tmp_path):
+    """Above `health.spark_min_files`, a job's Spark session decodes the manifests (Iceberg's entries metadata
+    table): every figure, per partition and per spec, equals pyiceberg's, and the cache it fills serves the next
+    scan."""
+    from lakehouse_ops.health import table_health
+
+    t = ref(table_name)
+    spark.sql(
+        "CREATE TABLE %s (id BIGINT, ts TIMESTAMP, d DATE, name STRING, raw BINARY) USING iceberg "
+        "PARTITIONED BY (days(ts), d, name) TBLPROPERTIES ('format-version'='2', 'write.delete.mode'='merge-on-read')"
+        % t
+    )
+    for i in range(4):
+        spark.sql(
+            "INSERT INTO %s VALUES (%d, TIMESTAMP '2024-05-0%d 10:00:00', DATE '2024-01-0%d', %s, X'0A0B'), "
+            "(%d, TIMESTAMP '2024-05-0%d 23:59:59', NULL, 'b', NULL)"
+            % (t, i, i + 1, i % 2 + 1, "'a'" if i else "NULL", i + 10, i + 1)
+        )
+    spark.sql(
+        "INSERT INTO %s VALUES (30, TIMESTAMP '2024-05-09 01:00:00', DATE '2024-01-09', 'z', NULL), "
+        "(31, TIMESTAMP '2024-05-09 02:00:00', DATE '2024-01-09', 'z', NULL)" % t
+    )
+    spark.sql("DELETE FROM %s WHERE id = 30" % t)  # a position delete file
+    spark.sql("ALTER TABLE %s ADD PARTITION FIELD bucket(4, id)" % t)  # a second spec
+    spark.sql("INSERT INTO %s VALUES (20, TIMESTAMP '2024-05-01 00:00:00', DATE '2024-01-01', 'c', X'00')" % t)
+    spark.sql(
+        "CALL %s.system.rewrite_data_files(table => '%s', where => 'id < 2', options => map('rewrite-all', 'true'))"
+        % (CATALOG, table_name)
+    )
+    spark.sql("INSERT INTO %s VALUES (21, TIMESTAMP '2024-05-02 00:00:00', DATE '2024-01-02', 'c', X'01')" % t)
+
+    def figures(h):
+        out = h.to_dict()
+        for key in ("read_seconds", "oldest_snapshot_age_hours", "reader", "cached", "manifests_read"):
+            out.pop(key)
+        return out
+
+    plain = table_health(make_config(warehouse), table_name)
+    cache = str(tmp_path / "health-cache")
+    through_spark = table_health(
+        make_config(warehouse, health={"spark_min_files": 1, "cache": cache}), table_name, spark=lambda: spark
+    )
+    assert plain.reader == "pyiceberg" and through_spark.reader == "spark"
+    assert figures(through_spark) == figures(plain)
+    assert plain.delete_files >= 1 and any(p.partition.startswith("spec=0/") for p in plain.partitions)
+    assert {p.new_small_files for p in plain.partitions} != {p.small_files for p in plain.partitions}
+    # Below the limit, or without a session, pyiceberg reads.
+    below = table_health(make_config(warehouse, health={"spark_min_files": 10**6}), table_name, spark=lambda: spark)
+    assert below.reader == "pyiceberg"
+    # One more commit: the next scan decodes only its manifest, from the packs Spark's scan left.
+    spark.sql("INSERT INTO %s VALUES (22, TIMESTAMP '2024-05-03 00:00:00', DATE '2024-01-01', 'a', NULL)" % t)
+    after = table_health(make_config(warehouse, health={"cache": cache}), table_name)
+    assert after.manifests_read == 1 < after.manifests
+    assert figures(after) == figures(table_health(make_config(warehouse), table_name))
