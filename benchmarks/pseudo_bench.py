@@ -282,7 +282,13 @@ def main(argv=None):
             read(),
             ["vin"],
             ServiceSettings(
-                url=url, api_key_env=None, api_key_secret=API_SECRET, batch_size=900, max_concurrent_requests=4
+                url=url,
+                api_key_env=None,
+                api_key_secret=API_SECRET,
+                batch_size=900,
+                max_concurrent_requests=4,
+                # The job is told the service's limit, as a user sets it from the Lambda's reserved concurrency.
+                max_total_concurrency=profile["max_concurrency"] or 200,
             ),
         ),
     )

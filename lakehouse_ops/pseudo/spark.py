@@ -12,7 +12,7 @@ written (fail closed). Works in batch jobs and inside Structured Streaming `fore
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, Union
 
 from lakehouse_ops.config.pseudo import InExecutorSettings, ServiceSettings
 from lakehouse_ops.errors import ConfigError
@@ -166,6 +166,20 @@ def convert_batches(
             yield pa.RecordBatch.from_arrays([arrays[n] for n in batch.schema.names], names=batch.schema.names)
 
 
+def fan_out(partitions: int, cores: int, settings: Settings) -> Tuple[int, int]:
+    """(partitions, calls in flight per partition) so that their product never exceeds max_total_concurrency (the
+    service is never asked for more than it allows, so it never throttles the job), while the cluster's cores stay
+    busy: fewer calls per partition before fewer partitions than cores."""
+    total, per = settings.max_total_concurrency, min(settings.max_concurrent_requests, settings.max_total_concurrency)
+    if partitions * per <= total:
+        return partitions, per
+    keep = max(1, total // per)
+    busy = min(partitions, cores, total)
+    if keep < busy:
+        return busy, max(1, total // busy)
+    return keep, per
+
+
 def _apply(df: Any, columns: Iterable[str], settings: Settings, direction: str, deterministic: bool) -> Any:
     from pyspark.sql.types import StringType
 
@@ -179,10 +193,13 @@ def _apply(df: Any, columns: Iterable[str], settings: Settings, direction: str, 
                 "column %r is %s; only string columns can be pseudonymized (cast it first)"
                 % (column, fields[column].simpleString())
             )
-    partitions = max(1, settings.max_total_concurrency // settings.max_concurrent_requests)
-    if df.rdd.getNumPartitions() > partitions:
-        # Bound the calls in flight against the service: partitions x per-partition concurrency <= the cap.
+    partitions, per_partition_calls = fan_out(
+        df.rdd.getNumPartitions(), df.sparkSession.sparkContext.defaultParallelism, settings
+    )
+    if partitions < df.rdd.getNumPartitions():
         df = df.coalesce(partitions)
+    if per_partition_calls != settings.max_concurrent_requests:
+        settings = settings.model_copy(update={"max_concurrent_requests": per_partition_calls})
 
     def per_partition(
         batches: Iterable[Any],
