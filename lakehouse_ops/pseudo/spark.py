@@ -4,21 +4,21 @@ the same algorithm inside the executors (InExecutorSettings); both settings mode
 
 Each partition is streamed as Arrow record batches (never materialised whole). Per batch and column, the distinct
 non-null values not already known to the partition are sent in requests of `batch_size` values, with up to
-`max_concurrent_requests` requests in flight; the answers replace the values through a vectorised lookup; nulls
-stay null. Deterministic answers are remembered for the rest of the partition (bounded), so a value repeated
-across the partition costs one lookup. Any failure fails the task and so the job: nothing half-converted is ever
+`max_concurrent_requests` requests in flight, the next batches' calls sent while a batch waits for its last
+answers (pipeline.py); the answers replace the values through a vectorised lookup; nulls stay null. Deterministic
+answers are remembered for the rest of the partition (bounded), so a value repeated across the partition costs one
+lookup. Partitions x calls per partition never exceed `max_total_concurrency` (fan_out). Any failure fails the task and so the job: nothing half-converted is ever
 written (fail closed). Works in batch jobs and inside Structured Streaming `foreachBatch`.
 """
 
-import itertools
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Tuple, Union
 
 from lakehouse_ops.config.pseudo import InExecutorSettings, ServiceSettings
 from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.pseudo.pipeline import ServiceConverter, pipelined
 
 Settings = Union[ServiceSettings, InExecutorSettings]
-MAX_REMEMBERED = 500000  # answers a partition remembers per column (bounded memory)
 
 
 class LocalCipherClient:
@@ -59,23 +59,6 @@ def make_client(settings: Settings) -> Any:
     )
 
 
-def _convert_values(
-    call: Callable[[List[str]], List[str]], values: List[str], batch_size: int, pool: ThreadPoolExecutor
-) -> List[str]:
-    """Answers for `values` (distinct strings), asked in chunks of batch_size, concurrently."""
-    chunks = [values[i : i + batch_size] for i in range(0, len(values), batch_size)]
-    out = []
-    for chunk, answer in zip(chunks, pool.map(call, chunks)):
-        if len(answer) != len(chunk):  # fail closed: never pair a value with another value's answer
-            from lakehouse_ops.pseudo.client import PseudoServiceError
-
-            raise PseudoServiceError(
-                "the pseudonymization client answered %d values for %d sent" % (len(answer), len(chunk))
-            )
-        out.extend(answer)
-    return out
-
-
 def _vector_convert(client: Any, values: Any, direction: str) -> Any:
     """In-executor, deterministic: every distinct value of the batch converted in a few vectorised AES calls."""
     import pyarrow as pa
@@ -94,51 +77,6 @@ def _vector_convert(client: Any, values: Any, direction: str) -> Any:
     return pc.take(answers, pc.index_in(values, value_set=distinct))
 
 
-def _forget_oldest(cache: Dict[str, str]) -> None:
-    """Keep a partition's cache bounded: when over the limit, the oldest half is forgotten."""
-    if len(cache) > MAX_REMEMBERED:
-        for key in list(itertools.islice(iter(cache), len(cache) // 2)):
-            del cache[key]
-
-
-def _service_converter(
-    client: Any, settings: Settings, direction: str, deterministic: bool, pool: ThreadPoolExecutor
-) -> Callable[[str, Any], Any]:
-    """column, Arrow array -> converted array, through the client: distinct values not yet known to the partition,
-    in chunks of batch_size, concurrently; deterministic answers remembered (bounded)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if direction == "pseudonymize":
-
-        def call(chunk: List[str]) -> List[str]:
-            return list(client.pseudonymize(chunk, deterministic))
-    else:
-
-        def call(chunk: List[str]) -> List[str]:
-            return list(client.reidentify(chunk))
-
-    remember = direction == "reidentify" or deterministic
-    known: Dict[str, Dict[str, str]] = {}
-
-    def convert(column: str, values: Any) -> Any:
-        distinct = pc.unique(pc.drop_null(values))
-        keys = distinct.to_pylist()
-        if remember:
-            # Set and map operations run in C: no Python loop per value.
-            cache = known.setdefault(column, {})
-            missing = list(itertools.filterfalse(cache.__contains__, keys))
-            if missing:
-                cache.update(zip(missing, _convert_values(call, missing, settings.batch_size, pool)))
-            answers = list(map(cache.__getitem__, keys))
-            _forget_oldest(cache)
-        else:
-            answers = _convert_values(call, keys, settings.batch_size, pool)
-        return pc.take(pa.array(answers, type=pa.string()), pc.index_in(values, value_set=distinct))
-
-    return convert
-
-
 def convert_batches(
     batches: Iterable[Any],
     columns: List[str],
@@ -148,22 +86,28 @@ def convert_batches(
     client: Any = None,
 ) -> Iterator[Any]:
     """The per-partition function: Arrow record batches in, the same batches with `columns` converted out."""
-    import pyarrow as pa
 
     client = client or make_client(settings)
     with ThreadPoolExecutor(max_workers=settings.max_concurrent_requests) as pool:
-        convert: Callable[[str, Any], Any]
         if getattr(client, "vector", None) is not None and (deterministic or direction == "reidentify"):
 
-            def convert(column: str, values: Any) -> Any:
+            def start(column: str, values: Any) -> Any:
                 return _vector_convert(client, values, direction)
+
+            yield from pipelined(batches, columns, start, lambda column, converted: converted)
+            return
+        if direction == "pseudonymize":
+
+            def call(chunk: List[str]) -> List[str]:
+                return list(client.pseudonymize(chunk, deterministic))
         else:
-            convert = _service_converter(client, settings, direction, deterministic, pool)
-        for batch in batches:
-            arrays = {name: batch.column(i) for i, name in enumerate(batch.schema.names)}
-            for column in columns:
-                arrays[column] = convert(column, arrays[column])
-            yield pa.RecordBatch.from_arrays([arrays[n] for n in batch.schema.names], names=batch.schema.names)
+
+            def call(chunk: List[str]) -> List[str]:
+                return list(client.reidentify(chunk))
+
+        remember = direction == "reidentify" or deterministic
+        converter = ServiceConverter(call, settings.batch_size, remember, pool)
+        yield from pipelined(batches, columns, converter.start, converter.finish)
 
 
 def fan_out(partitions: int, cores: int, settings: Settings) -> Tuple[int, int]:

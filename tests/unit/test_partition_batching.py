@@ -6,7 +6,7 @@ import threading
 import pyarrow as pa
 import pytest
 
-from lakehouse_ops.pseudo import spark as pseudo_spark
+from lakehouse_ops.pseudo import pipeline
 from lakehouse_ops.pseudo.spark import ServiceSettings, convert_batches
 
 
@@ -71,7 +71,7 @@ def test_reidentification_is_remembered_too():
 
 
 def test_the_memory_of_a_partition_is_bounded(monkeypatch):
-    monkeypatch.setattr(pseudo_spark, "MAX_REMEMBERED", 4)
+    monkeypatch.setattr(pipeline, "MAX_REMEMBERED", 4)
     client = RecordingClient()
     values = ["v%d" % i for i in range(10)]
     run(batches(values, values[:2]), ServiceSettings(url="http://x"), client)
@@ -86,6 +86,45 @@ def test_a_short_answer_fails_the_partition():
             return super().pseudonymize(values, deterministic)[:-1]
 
     from lakehouse_ops.pseudo.client import PseudoServiceError
+
+    with pytest.raises(PseudoServiceError, match="answered 1 values for 2 sent"):
+        run(batches(["a", "b"]), ServiceSettings(url="http://x"), Short())
+
+
+class HeldClient(RecordingClient):
+    """Holds the call for the first batch's value until the calls of the two batches after it have arrived."""
+
+    def __init__(self):
+        super().__init__()
+        self.later_arrived = threading.Event()
+
+    def pseudonymize(self, values, deterministic=True):
+        answer = super().pseudonymize(values, deterministic)
+        with self.lock:
+            seen = {v for c in self.calls for v in c}
+        if {"b", "c"} <= seen:
+            self.later_arrived.set()
+        if "a" in values:
+            self.later_arrived.wait(timeout=10)
+        return answer
+
+
+def test_the_next_batches_calls_are_in_flight_while_a_batch_waits_for_its_answers():
+    client = HeldClient()
+    parts = batches(["a"], ["b", "a"], ["c"], ["d"])
+    out = run(parts, ServiceSettings(url="http://x", max_concurrent_requests=3), client)
+    assert client.later_arrived.is_set()  # b and c were asked while a's answer was held
+    # In order, each value asked once although "a" was still in flight when the second batch started.
+    assert [b.column(1).to_pylist() for b in out] == [["p:a"], ["p:b", "p:a"], ["p:c"], ["p:d"]]
+    assert sorted(v for c in client.calls for v in c) == ["a", "b", "c", "d"]
+
+
+def test_a_wrong_answer_length_fails_the_partition():
+    from lakehouse_ops.pseudo.client import PseudoServiceError
+
+    class Short(RecordingClient):
+        def pseudonymize(self, values, deterministic=True):
+            return super().pseudonymize(values, deterministic)[:-1]
 
     with pytest.raises(PseudoServiceError, match="answered 1 values for 2 sent"):
         run(batches(["a", "b"]), ServiceSettings(url="http://x"), Short())
