@@ -7,8 +7,9 @@ non-null values not already known to the partition are sent in requests of `batc
 `max_concurrent_requests` requests in flight, the next batches' calls sent while a batch waits for its last
 answers (pipeline.py); the answers replace the values through a vectorised lookup; nulls stay null. Deterministic
 answers are remembered for the rest of the partition (bounded), so a value repeated across the partition costs one
-lookup. Partitions x calls per partition never exceed `max_total_concurrency` (fan_out). Any failure fails the task and so the job: nothing half-converted is ever
-written (fail closed). Works in batch jobs and inside Structured Streaming `foreachBatch`.
+lookup. Partitions x calls per partition never exceed `max_total_concurrency` (fan_out). Any failure fails the
+task and so the job: nothing half-converted is ever written (fail closed). Works in batch jobs and inside
+Structured Streaming `foreachBatch`.
 """
 
 from concurrent.futures import ThreadPoolExecutor
