@@ -5,13 +5,16 @@
 1. A dry run finds the candidates (Iceberg's own checks: older than the cut-off, unreferenced by any snapshot).
 2. Our guards: every candidate lies inside the table location; the candidates fit the deletion budget
    (max files, max bytes); otherwise nothing is deleted.
-3. The real run is handed exactly the checked candidates as its file list (`file_list_view`), so it can delete
-   nothing we did not check, and Iceberg re-checks each one against the table metadata.
-4. Afterwards: every deleted file is gone and none of them is referenced by any snapshot.
+3. If no commit landed since the dry run (the table's metadata file is the same before it and now), the dry run's
+   check against that very metadata still holds: exactly the checked candidates are deleted with the table's own
+   FileIO, in bulk. Otherwise the real run is handed exactly the checked candidates as its file list
+   (`file_list_view`), so it can delete nothing we did not check, and Iceberg re-checks each one against the new
+   metadata.
+4. Afterwards: every deleted file is gone, and, if a commit landed meanwhile, none of them is referenced by any
+   snapshot.
 """
 
 import dataclasses
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -19,12 +22,14 @@ from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource, Ta
 from lakehouse_ops.engine.frames import frame
 from lakehouse_ops.engine.fs import stat_many
 from lakehouse_ops.engine.procedures import call
+from lakehouse_ops.engine.tables import current_metadata, delete_files, jvm_table
 from lakehouse_ops.errors import SafetyError, VerificationError
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
+from lakehouse_ops.maintenance.orphan_lists import candidate_view, normalized_sql, register_file_list
 from lakehouse_ops.paths import normalize, same_location, within
-from lakehouse_ops.sqltext import Timestamp, quote_string, table_ref
+from lakehouse_ops.sqltext import Timestamp, table_ref
 from lakehouse_ops.units import HOUR_MS, human_bytes, iso_utc
 from lakehouse_ops.units import now_ms as _now_ms
 
@@ -111,51 +116,6 @@ def with_neighbors(plan: Plan, table: str, locations: Mapping[str, str]) -> Plan
     return dataclasses.replace(plan, params=dataclasses.replace(p, nested=nested, shared_with=shared))
 
 
-def _normalized(column: str) -> str:
-    """SQL: the path in `column` spelled as `paths.normalize` spells it (s3a/s3n as s3, file: forms bare)."""
-    return "regexp_replace(regexp_replace(%s, '^s3[an]://', 's3://'), '^file:/+', '/')" % column
-
-
-def _under(column: str, location: str) -> str:
-    """SQL: `column` (a path) lies under the directory `location`."""
-    base = normalize(location).rstrip("/") + "/"
-    return "substring(%s, 1, %d) = %s" % (_normalized(column), len(base), quote_string(base))
-
-
-def _register_file_list(spark: Any, source: FileListSource, p: OrphanParams) -> str:
-    """The external listing, cut to the files under the table location and outside the tables nested in it (a
-    sibling table sharing a name prefix, or a nested one, never contributes a candidate)."""
-    df = spark.read.format(source.format)
-    if source.format == "csv":
-        df = df.option("header", "true")
-    df = df.load(source.path).selectExpr(
-        "CAST(`%s` AS STRING) AS file_path" % source.file_path_column,
-        "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column,
-    )
-    df = df.where(_under("file_path", p.location))
-    for nested in p.nested:
-        df = df.where("NOT (%s)" % _under("file_path", nested))
-    return _temp_view(df)
-
-
-def _temp_view(df: Any) -> str:
-    name = "lakehouse_ops_files_%s" % uuid.uuid4().hex[:12]
-    df.createOrReplaceTempView(name)
-    return name
-
-
-def as_location_path(path: str, location: str) -> str:
-    """`path` spelled with the table location's own prefix: Iceberg keeps only list entries under `location`."""
-    return location.rstrip("/") + normalize(path)[len(normalize(location).rstrip("/")) :]
-
-
-def _candidate_view(spark: Any, stats: Dict[str, Any], location: str) -> str:
-    paths = list(stats)
-    columns = {"file_path": [as_location_path(p, location) for p in paths], "ms": [stats[p][1] for p in paths]}
-    df = frame(spark, columns, "file_path string, ms long")
-    return _temp_view(df.selectExpr("file_path", "timestamp_millis(ms) AS last_modified"))
-
-
 def _referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[str]:
     """Those of `paths` (normalized) that any snapshot of the table still references (data, delete or manifest
     files): a join in Spark, so the driver never holds every file the table ever referenced."""
@@ -165,7 +125,7 @@ def _referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[
     wanted = frame(spark, {"p": sorted({normalize(p) for p in paths})}, "p string")
     live = spark.sql(
         "SELECT %s AS p FROM %s.all_files UNION ALL SELECT %s AS p FROM %s.all_manifests"
-        % (_normalized("file_path"), ref, _normalized("path"), ref)
+        % (normalized_sql("file_path"), ref, normalized_sql("path"), ref)
     )
     return sorted({row.p for row in live.join(wanted, "p", "left_semi").collect()})
 
@@ -192,14 +152,18 @@ def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[s
     return stats, total
 
 
-def _verify_removal(spark: Any, catalog: str, table: str, stats: Dict[str, Any], deleted: List[str]) -> Dict[str, Any]:
+def _verify_removal(
+    spark: Any, catalog: str, table: str, stats: Dict[str, Any], deleted: List[str], references_checked: bool = False
+) -> Dict[str, Any]:
     """What the removal did, checked on storage and against the metadata: raises if anything outside the checked
-    candidates was deleted or a deleted file is referenced; names what is still on storage (`left_behind`)."""
+    candidates was deleted or a deleted file is referenced; names what is still on storage (`left_behind`).
+    `references_checked`: no commit landed since the dry run checked the candidates against the metadata (the
+    metadata file is the same), so they are not read again."""
     outputs: Dict[str, Any] = {}
     unexpected = [d for d in deleted if d not in stats]
     # One scan of the table's references for every checked candidate: a deleted one must not be among them, and
     # one still there may be (a writer committed it meanwhile: rightly kept, and no orphan).
-    kept = set(_referenced(spark, catalog, table, list(stats) + unexpected))
+    kept = set() if references_checked and not unexpected else set(_referenced(spark, catalog, table, list(stats)))
     referenced = [d for d in deleted if normalize(d) in kept]
     if unexpected or referenced:
         raise VerificationError(
@@ -241,8 +205,10 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     views = []
     try:
         if p.file_list is not None:
-            views.append(_register_file_list(spark, p.file_list, p))
+            views.append(register_file_list(spark, p.file_list, p.location, p.nested))
             base["file_list_view"] = views[-1]
+        jtable = None if p.dry_run else jvm_table(spark, catalog, table)
+        before = current_metadata(jtable) if jtable is not None else None
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
         listed = sorted({r["orphan_file_location"] for r in rows})
         candidates = [c for c in listed if not any(within(c, loc) for loc in p.nested)]
@@ -258,8 +224,14 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         }
         if not stats or p.dry_run:
             return outputs
-
-        views.append(_candidate_view(spark, stats, p.location))
+        if before is not None and current_metadata(jtable) == before:
+            # No commit since the dry run: its check against this very metadata holds; one bulk delete.
+            failed = delete_files(spark, jtable, frame(spark, {"path": list(stats)}, "path string"), "path")
+            unchanged = current_metadata(jtable) == before
+            outputs.update(deleted_with="the table's FileIO (no commit since the dry run)", delete_failures=failed)
+            outputs.update(_verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
+            return outputs
+        views.append(candidate_view(spark, stats, p.location))
         run_args = dict(base, dry_run=False, file_list_view=views[-1])
         checked = {normalize(path): path for path in stats}
         deleted = sorted(
@@ -268,6 +240,7 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
                 for r in call(spark, catalog, "remove_orphan_files", run_args, optional=OPTIONAL)
             }
         )
+        outputs["deleted_with"] = "remove_orphan_files on the checked list (a commit landed since the dry run)"
         outputs.update(_verify_removal(spark, catalog, table, stats, deleted))
         return outputs
     finally:

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from lakehouse_ops.engine.tables import jvm_table
 from lakehouse_ops.errors import SafetyError
 from lakehouse_ops.maintenance import orphans
 from lakehouse_ops.units import now_ms
@@ -112,3 +113,57 @@ def test_refuses_under_24_hours_even_if_policy_validation_was_bypassed(spark, wa
     with pytest.raises(SafetyError, match="younger than 24 h"):
         orphans.plan(bypassed, health(make_config(warehouse), table), now_ms())
     assert os.path.exists(young)
+
+
+def test_a_commit_after_the_dry_run_makes_iceberg_check_the_candidates_again(spark, warehouse, table_name, monkeypatch):
+    """Without a commit since the dry run, the checked candidates go in one bulk delete through the table's FileIO;
+    a writer committing between the dry run and the delete (here: it adopts an old file the dry run took for an
+    orphan) sends them through remove_orphan_files again, which keeps the newly referenced file."""
+    t = "lake." + table_name
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.%s" % table_name.split(".")[0])
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % t)
+    spark.range(0, 50).writeTo(t).append()
+    location = spark.sql("DESCRIBE TABLE EXTENDED %s" % t).filter("col_name = 'Location'").collect()[0].data_type
+    location = location.replace("file:", "")
+    config = make_config(warehouse, defaults={"orphans": {"older_than_hours": 72}})
+    quiet = plant_orphan(location, "quiet-orphan.parquet", age_hours=100)
+    _, actions = maintain(spark, config, table_name, only=["remove_orphan_files"])
+    outputs = actions["remove_orphan_files"]["outputs"]
+    assert outputs["deleted_with"].startswith("the table's FileIO") and outputs["verified"] is True
+    assert outputs["deleted_files"] == 1 and not os.path.exists(quiet)
+
+    stale = plant_orphan(location, "stale-orphan.parquet", age_hours=100)
+    adopted_dir = os.path.join(location, "data", "adopted")
+    spark.range(100, 110).coalesce(1).write.parquet("file://" + adopted_dir)
+    adopted = [os.path.join(adopted_dir, n) for n in os.listdir(adopted_dir) if n.endswith(".parquet")]
+    for name in os.listdir(adopted_dir):  # Spark's _SUCCESS and checksums: not part of the story
+        if not name.endswith(".parquet"):
+            os.remove(os.path.join(adopted_dir, name))
+    old = os.path.getmtime(stale)
+    os.utime(adopted[0], (old, old))
+    real_call = orphans.call
+
+    def dry_run_then_commit(spark_, catalog, procedure, args, optional=()):
+        rows = real_call(spark_, catalog, procedure, args, optional)
+        if args.get("dry_run"):  # a writer appends the old file, spelled like the table's other files
+            jvm, table = spark._jvm, jvm_table(spark, "lake", table_name)
+            data_file = (
+                jvm.org.apache.iceberg.DataFiles.builder(table.spec())
+                .withPath(adopted[0])
+                .withFileSizeInBytes(os.path.getsize(adopted[0]))
+                .withRecordCount(10)
+                .withFormat("parquet")
+                .build()
+            )
+            table.newAppend().appendFile(data_file).commit()
+        return rows
+
+    monkeypatch.setattr(orphans, "call", dry_run_then_commit)
+    _, actions = maintain(spark, config, table_name, only=["remove_orphan_files"])
+    result = actions["remove_orphan_files"]
+    assert result["status"] == "done", result
+    assert result["outputs"]["candidates"] == 2  # the adopted file looked like an orphan to the dry run
+    assert result["outputs"]["deleted_with"].startswith("remove_orphan_files on the checked list")
+    assert result["outputs"]["verified"] is True
+    assert os.path.exists(adopted[0]) and not os.path.exists(stale)
+    assert spark.table(t).count() == 60  # the adopted rows are readable: their file was kept

@@ -1,0 +1,62 @@
+"""The Iceberg table object in the Spark JVM, for what no procedure offers: the current metadata file (has anyone
+committed since?) and deleting a checked list of files with the table's own FileIO (in bulk where it supports it:
+S3FileIO's multi-object deletes, HadoopFileIO's parallel deletes), the list handed from Spark to the JVM without
+passing through Python row by row."""
+
+from typing import Any, Optional
+
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("engine.tables")
+
+
+def jvm_table(spark: Any, catalog: str, table: str) -> Optional[Any]:
+    """The org.apache.iceberg.Table of `catalog`.`table` (namespace.name) as the session's catalog loads it, or None
+    when the session cannot hand it out (another catalog implementation)."""
+    try:
+        jvm = spark._jvm
+        jcatalog = spark._jsparkSession.sessionState().catalogManager().catalog(catalog)
+        parts = table.split(".")
+        namespace = spark.sparkContext._gateway.new_array(jvm.java.lang.String, len(parts) - 1)
+        for index, part in enumerate(parts[:-1]):
+            namespace[index] = part
+        identifier = jvm.org.apache.spark.sql.connector.catalog.Identifier.of(namespace, parts[-1])
+        return jcatalog.loadTable(identifier).table()
+    except Exception as exc:
+        log.warning("the Iceberg table object is not available", extra={"table": table, "error": str(exc)[:200]})
+        return None
+
+
+def current_metadata(jtable: Any) -> str:
+    """The table's current metadata file, read fresh (a cached table object is refreshed in place, so procedures
+    that load it through the same catalog see this state too)."""
+    jtable.refresh()
+    return str(jtable.operations().current().metadataFileLocation())
+
+
+def delete_files(spark: Any, jtable: Any, df: Any, column: str) -> int:
+    """Delete the files named in `column` of `df` with the table's FileIO; returns how many deletes failed (they
+    stay on storage; the caller checks what is left). Bulk where the FileIO supports it, else one by one."""
+    jvm = spark._jvm
+    strings = jvm.org.apache.spark.sql.Encoders.STRING()
+    paths = getattr(df.select(column)._jdf, "as")(strings).collectAsList()
+    io = jtable.io()
+    try:
+        io.deleteFiles(paths)
+        return 0
+    except Exception as exc:
+        text = str(exc)
+        if "BulkDeletionFailureException" in text:
+            failed = int(exc.java_exception.numberFailedObjects()) if hasattr(exc, "java_exception") else -1
+            log.warning("some deletes failed", extra={"failed": failed, "error": text[:200]})
+            return failed
+        if "deleteFiles" not in text:
+            raise
+    failed = 0
+    for index in range(paths.size()):  # a FileIO without bulk operations
+        try:
+            io.deleteFile(paths.get(index))
+        except Exception as exc:
+            failed += 1
+            log.warning("a delete failed", extra={"error": str(exc)[:200]})
+    return failed
