@@ -71,3 +71,71 @@ def orphans(spark, config, catalog, sizes):
         print("  orphans %7d %s" % (size, point), flush=True)
         points.append(point)
     return points
+
+
+def write_inventory(spark, path, root, orphans, entries, old_ms):
+    """An S3 Inventory-style list (Parquet: file_path, last_modified) of `entries` files: the table's planted orphans
+    and its live files, the rest other tables' files elsewhere in the warehouse (never to be touched; a sibling that
+    shares the table's name as a prefix is kept out by the guards, see tests/spark/test_orphan_neighbors.py)."""
+    own = spark.createDataFrame(
+        [(os.path.join(dirpath, name),) for dirpath, _, names in os.walk(os.path.join(root, "data")) for name in names],
+        "file_path string",
+    )
+    others = spark.range(0, max(0, entries - orphans)).selectExpr(
+        "concat('%s/other_', id %% 1000, '/data/part-', id, '.parquet') AS file_path" % os.path.dirname(root)
+    )
+    own.unionByName(others).selectExpr("file_path", "timestamp_millis(%d) AS last_modified" % old_ms).write.mode(
+        "overwrite"
+    ).parquet(path)
+
+
+def inventory(spark, config_data, catalog, entries, orphans=100000):
+    """lakehouse-ops' removal reading an S3 Inventory-style list of `entries` files (of which `orphans` are this
+    table's orphans) next to Iceberg's `remove_orphan_files` handed the same list as its `file_list_view`."""
+    from lakehouse_ops.config import config_from_dict
+    from lakehouse_ops.runner.maintain import MaintenanceRunner
+    from lakehouse_ops.sqltext import Timestamp, literal
+    from lakehouse_ops.units import iso_utc
+
+    raw_name, ours_name = "bench.inventory_raw_%d" % entries, "bench.inventory_ours_%d" % entries
+    orphans = min(orphans, entries // 2)
+    now_ms = int(time.time() * 1000)
+    started = time.time()
+    lists = {}
+    for name in (raw_name, ours_name):
+        root = build(spark, catalog, name, orphans)
+        lists[name] = os.path.join(os.path.dirname(root), "inventory-%s" % name.split(".")[1])
+        write_inventory(spark, lists[name], root, orphans, entries, now_ms - 4 * DAY_S * 1000)
+    print("  planted and listed %d of %d entries twice in %.0f s" % (orphans, entries, time.time() - started))
+    view = "inventory_raw_view"
+    spark.read.parquet(lists[raw_name]).createOrReplaceTempView(view)
+    started = time.time()
+    rows = spark.sql(
+        "CALL %s.system.remove_orphan_files(table => '%s', older_than => %s, file_list_view => '%s')"
+        % (catalog, raw_name, literal(Timestamp(iso_utc(now_ms - 3 * DAY_S * 1000))), view)
+    ).collect()
+    raw_s = time.time() - started
+    data = dict(config_data)
+    data["defaults"] = dict(
+        data["defaults"], orphans=dict(data["defaults"]["orphans"], file_list={"path": lists[ours_name]})
+    )
+    config = config_from_dict(data)
+    started = time.time()
+    report = MaintenanceRunner(config, spark=spark, only=["remove_orphan_files"], clock=lambda: now_ms).run([ours_name])
+    ours_s = time.time() - started
+    action = next(a for a in report["tables"][0]["actions"] if a["action"] == "remove_orphan_files")
+    outputs = action.get("outputs", {})
+    point = {
+        "list_entries": entries,
+        "candidates": orphans,
+        "raw_procedure_s": round(raw_s, 2),
+        "lakehouse_ops_s": round(ours_s, 2),
+        "speed_vs_raw": round(raw_s / ours_s, 2),
+        "raw_deleted": len(rows),
+        "ours_status": action["status"],
+        "ours_deleted": outputs.get("deleted_files"),
+        "ours_verified": outputs.get("verified"),
+        "ours_deleted_with": outputs.get("deleted_with"),
+    }
+    print("  inventory %8d %s" % (entries, point), flush=True)
+    return point

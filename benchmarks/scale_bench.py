@@ -2,11 +2,13 @@
 as tables, fleets and ledgers grow.
 
     python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--per-commit 1000] [--fleet 100,1000]
-        [--snapshots 1000,3000] [--orphans 10000] [--ledger 10000,100000,1000000] [--out benchmarks/out]
+        [--snapshots 1000,3000] [--orphans 10000] [--inventory 3000000] [--ledger 10000,100000,1000000]
+        [--out benchmarks/out]
 
 Each list of sizes may be '' to leave that family out. Fleet planning (`--fleet`, tables): see growth_fleet.py.
 Snapshot expiry (`--snapshots`, snapshots per table, Spark): see growth_expiry.py. Orphan removal (`--orphans`,
-candidate orphans per table, Spark): see growth_orphans.py. The ingest ledger (`--ledger`, objects, Spark): see
+candidate orphans per table, Spark) and orphan removal from an S3 Inventory-style list (`--inventory`, entries
+in the list, 100,000 of them orphans): see growth_orphans.py. The ingest ledger (`--ledger`, objects, Spark): see
 growth_ledger.py. The health scan (`--sizes`, data files per table):
 
 For each size, builds an Iceberg table of that many data files (setup, not timed): metadata only, written with
@@ -320,6 +322,9 @@ def main(argv=None):
     parser.add_argument("--fleet", default="100,1000", help="fleet sizes (tables) for `plan --all`; '' for none")
     parser.add_argument("--snapshots", default="1000,3000", help="table sizes (snapshots) for expiry; '' for none")
     parser.add_argument("--orphans", default="10000", help="candidate orphans per table; '' for none")
+    parser.add_argument(
+        "--inventory", default="", help="entries of an S3 Inventory-style file list for orphan removal; '' for none"
+    )
     parser.add_argument("--ledger", default="10000,100000,1000000", help="ingest ledger sizes (objects); '' for none")
     parser.add_argument("--out", default=os.path.join(HERE, "out"))
     args = parser.parse_args(argv)
@@ -361,7 +366,8 @@ def main(argv=None):
         snapshot_sizes = sizes_of(args.snapshots)
         orphan_sizes = sizes_of(args.orphans)
         ledger_sizes = sizes_of(args.ledger)
-        if snapshot_sizes or orphan_sizes or ledger_sizes:
+        inventory_sizes = sizes_of(args.inventory)
+        if snapshot_sizes or orphan_sizes or ledger_sizes or inventory_sizes:
             from lakehouse_ops.engine import build_session
 
             config = growth_expiry.spark_config(work)
@@ -371,6 +377,11 @@ def main(argv=None):
                     results["expiry"] = growth_expiry.expiry(spark, config, config.catalog.name, snapshot_sizes)
                 if orphan_sizes:
                     results["orphans"] = growth_orphans.orphans(spark, config, config.catalog.name, orphan_sizes)
+                if inventory_sizes:
+                    data = growth_expiry.spark_config_data(work)
+                    results["inventory"] = [
+                        growth_orphans.inventory(spark, data, config.catalog.name, n) for n in inventory_sizes
+                    ]
                 if ledger_sizes:
                     results["ledger"] = growth_ledger.ledger(spark, config.catalog.name, ledger_sizes)
             finally:
@@ -383,7 +394,17 @@ def main(argv=None):
     with open(os.path.join(args.out, "scale.json"), "w") as handle:
         json.dump(results, handle, indent=2)
     chart(results, os.path.join(args.out, "scale.png"))
-    families = ("growth", "growth_largest", "at_largest", "spark", "repeated", "expiry", "orphans", "ledger")
+    families = (
+        "growth",
+        "growth_largest",
+        "at_largest",
+        "spark",
+        "repeated",
+        "expiry",
+        "orphans",
+        "inventory",
+        "ledger",
+    )
     summary = {k: results[k] for k in families if k in results}
     print(json.dumps(summary, indent=2))
 
