@@ -51,7 +51,7 @@ class HealthConfig(Model):
     processes: Optional[int] = Field(None, ge=1, le=256)
     # A scan with at least this many files to decode runs on the job's Spark session (Iceberg's `entries` metadata
     # table, decoded in the JVM over the executors) when the job has one (maintain, erase); None: never.
-    spark_min_files: Optional[int] = Field(300000, ge=1)
+    spark_min_files: Optional[int] = Field(1000000, ge=1)
 
 
 class BatchBudget(Model):
