@@ -1,24 +1,113 @@
-"""The one place boto3 clients are built.
+"""The one place boto3 clients are built, and the one place the AWS endpoint and Region are decided.
 
-The endpoint comes from `LAKEHOUSE_OPS_AWS_ENDPOINT_URL` (or boto3's own `AWS_ENDPOINT_URL`), which is how tests
-and local runs point every client at moto's standalone server. Credentials follow boto3's usual chain.
+The endpoint comes from `LAKEHOUSE_OPS_AWS_ENDPOINT_URL` (or boto3's own `AWS_ENDPOINT_URL`), or the config's
+`aws.endpoint_url` (which sets the variable when the config is loaded, so worker processes inherit it): that is how
+tests and local runs point every client at moto's standalone server or LocalStack. The same endpoint reaches
+pyiceberg's catalogs and S3 FileIO and the Spark catalog (`catalog_endpoint_properties`). Credentials follow
+boto3's usual chain. Connections time out after CONNECT_TIMEOUT_S and calls are retried a bounded number of
+times, so an unreachable endpoint is reported in seconds (see `describe_failure`), not after minutes.
 """
 
 import os
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
-_DEFAULT_RETRIES = {"max_attempts": 8, "mode": "adaptive"}
+from lakehouse_ops.errors import first_line
+
+ENDPOINT_ENV, REGION_DEFAULT = "LAKEHOUSE_OPS_AWS_ENDPOINT_URL", "us-east-1"
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3, 60
+_DEFAULT_RETRIES = {"max_attempts": 4, "mode": "adaptive"}
 
 
-def client(service: str, region: Optional[str] = None, endpoint_url: Optional[str] = None, session: Any = None) -> Any:
-    """A boto3 client with adaptive retries; the endpoint may be redirected (moto, LocalStack) by
-    LAKEHOUSE_OPS_AWS_ENDPOINT_URL."""
+def endpoint_url() -> Optional[str]:
+    """The endpoint every AWS client, catalog and FileIO goes to instead of AWS's own (None: AWS)."""
+    return os.environ.get(ENDPOINT_ENV) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or REGION_DEFAULT
+
+
+def use_aws(url: Optional[str], region_name: Optional[str]) -> None:
+    """The config's `aws` section: applied unless the environment names them already (the environment wins)."""
+    if url and not endpoint_url():
+        os.environ[ENDPOINT_ENV] = url
+    if region_name and not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
+        os.environ["AWS_REGION"] = region_name
+
+
+def client(service: str, region_name: Optional[str] = None, endpoint: Optional[str] = None, session: Any = None) -> Any:
+    """A boto3 client with bounded connect timeouts and adaptive retries, at the endpoint `endpoint_url()` gives."""
     import boto3
     from botocore.config import Config as BotoConfig
 
-    endpoint_url = endpoint_url or os.environ.get("LAKEHOUSE_OPS_AWS_ENDPOINT_URL") or None
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     session = session or boto3.session.Session()
     return session.client(
-        service, region_name=region, endpoint_url=endpoint_url, config=BotoConfig(retries=_DEFAULT_RETRIES)
+        service,
+        region_name=region_name or region(),
+        endpoint_url=endpoint or endpoint_url(),
+        config=BotoConfig(retries=_DEFAULT_RETRIES, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S),
     )
+
+
+def catalog_endpoint_properties(catalog_type: str) -> Dict[str, str]:
+    """Catalog properties (pyiceberg and Iceberg's Spark catalog spell them alike) that send a catalog and its S3
+    FileIO to `endpoint_url()`; {} when AWS's own endpoints are used."""
+    url = endpoint_url()
+    if not url:
+        return {}
+    props = {"s3.endpoint": url, "s3.path-style-access": "true", "client.region": region(), "s3.region": region()}
+    if catalog_type == "glue":
+        props.update({"glue.endpoint": url, "glue.region": region()})
+    return props
+
+
+_UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError")
+_NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError")
+_DENIED = (
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "InvalidAccessKeyId",
+)
+
+
+def describe_failure(exc: BaseException) -> Optional[str]:
+    """One line naming an AWS connection, credential or permission failure (None for anything else), whatever
+    library raised it (boto3, pyiceberg, pyarrow's S3)."""
+    for err in _chain(exc):
+        name = type(err).__name__
+        if name in _UNREACHABLE:
+            return "cannot reach AWS at %s (%s): check %s or aws.endpoint_url, the network and the Region" % (
+                endpoint_url() or "its public endpoints",
+                first_line(err),
+                ENDPOINT_ENV,
+            )
+        if name in _NO_CREDENTIALS:
+            return (
+                "no usable AWS credentials (%s): set them as boto3 expects (instance profile, EMR role, "
+                % (first_line(err))
+                + "AWS_PROFILE or AWS_ACCESS_KEY_ID)"
+            )
+        code = (getattr(err, "response", None) or {}).get("Error", {}).get("Code")
+        if code in _DENIED:
+            return "AWS refused the request (%s): %s" % (code, first_line(err))
+        text = str(err)
+        if isinstance(err, OSError) and "AWS Error" in text:  # pyarrow's S3 filesystem
+            if "ACCESS_DENIED" in text or "403" in text:
+                return "AWS refused an S3 request: %s" % first_line(err)
+            if "NETWORK_CONNECTION" in text or "Could not resolve" in text or "Connection refused" in text:
+                return "cannot reach S3 at %s: %s" % (endpoint_url() or "its public endpoint", first_line(err))
+    return None
+
+
+def _chain(exc: BaseException) -> Any:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, NoReturn, Option
 import click
 
 from lakehouse_ops import logs
+from lakehouse_ops.aws.clients import describe_failure
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -28,7 +29,8 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def handles_errors(func: F) -> F:
-    """Map our errors to exit codes with a message instead of a traceback."""
+    """Map our errors, and AWS's connection, credential and permission failures, to exit codes with a message
+    instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -38,6 +40,12 @@ def handles_errors(func: F) -> F:
             fail(str(exc), EXIT_USAGE)
         except LakehouseOpsError as exc:
             fail(str(exc), EXIT_FAILED)
+        except Exception as exc:
+            # AWS connection, credential and permission failures, from whichever library met them: one line.
+            described = describe_failure(exc)
+            if described is None:
+                raise
+            fail(described, EXIT_FAILED)
 
     return cast(F, wrapper)
 

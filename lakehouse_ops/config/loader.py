@@ -14,11 +14,13 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple, Type
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from lakehouse_ops.aws.clients import use_aws
 from lakehouse_ops.aws.textio import read_text
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
 from lakehouse_ops.config.rules import Config, TableRule, copy_tree, flatten, merge
 from lakehouse_ops.config.sections import (
+    AwsConfig,
     CatalogConfig,
     ErasureConfig,
     HealthConfig,
@@ -31,6 +33,7 @@ from lakehouse_ops.errors import ConfigError
 ENV_PREFIX = "LAKEHOUSE_OPS__"
 SECTIONS: Dict[str, Type[BaseModel]] = {
     "catalog": CatalogConfig,
+    "aws": AwsConfig,
     "spark": SparkConfig,
     "health": HealthConfig,
     "defaults": TablePolicy,
@@ -42,7 +45,18 @@ OPTIONAL_SECTIONS: Dict[str, Type[BaseModel]] = {
     "erasure": ErasureConfig,
     "ship": ShipConfig,
 }
-TOP_LEVEL_KEYS = ("catalog", "spark", "health", "defaults", "tables", "ingest", "pseudonymization", "erasure", "ship")
+TOP_LEVEL_KEYS = (
+    "catalog",
+    "aws",
+    "spark",
+    "health",
+    "defaults",
+    "tables",
+    "ingest",
+    "pseudonymization",
+    "erasure",
+    "ship",
+)
 
 
 def _parse_yaml(path: str, text: str) -> Dict[str, Any]:
@@ -188,9 +202,11 @@ def config_from_dict(
     problems.extend(_cross_section_problems(sections, source))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    use_aws(sections["aws"].endpoint_url, sections["aws"].region)
     return Config(
         source=source,
         catalog=sections["catalog"],
+        aws=sections["aws"],
         spark=sections["spark"],
         defaults=sections["defaults"],
         health=sections["health"],

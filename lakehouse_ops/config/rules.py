@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
 from lakehouse_ops.config.sections import (
+    AwsConfig,
     CatalogConfig,
     ErasureConfig,
     HealthConfig,
@@ -58,6 +59,7 @@ class Config:
     erasure: Optional[ErasureConfig] = None
     ship: Optional[ShipConfig] = None
     health: HealthConfig = field(default_factory=HealthConfig)
+    aws: AwsConfig = field(default_factory=AwsConfig)
     defaults_raw: Dict[str, Any] = field(default_factory=dict)
     env_keys: Dict[str, str] = field(default_factory=dict)
     raw: Dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""The config's other sections: the catalog, Spark, health, ingest, erasure and shipping to EMR."""
+"""The config's other sections: the catalog, AWS, Spark, health, ingest, erasure and shipping to EMR."""
 
 from typing import Any, Dict, List, Literal, Optional
 
@@ -26,6 +26,15 @@ class CatalogConfig(Model):
         if self.type in ("rest", "hive") and not self.uri:
             raise ValueError("catalog type '%s' needs a uri" % self.type)
         return self
+
+
+class AwsConfig(Model):
+    # Another endpoint for every AWS call: boto3's clients, pyiceberg's catalogs and S3 FileIO, Spark's catalog
+    # (moto, LocalStack). LAKEHOUSE_OPS_AWS_ENDPOINT_URL, when set, wins. A config read from s3:// is fetched before
+    # this is known: point the variable there for that.
+    endpoint_url: Optional[str] = None
+    # The Region of every AWS call; AWS_REGION, when set, wins.
+    region: Optional[str] = None
 
 
 class SparkConfig(Model):

@@ -11,6 +11,7 @@ import shutil
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from lakehouse_ops.aws.clients import catalog_endpoint_properties, endpoint_url
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
 
@@ -52,7 +53,9 @@ def catalog_conf(catalog: Any) -> Dict[str, str]:
         conf[prefix + ".uri"] = catalog.uri
         if catalog.warehouse:
             conf[prefix + ".warehouse"] = catalog.warehouse
-    for key, value in catalog.properties.items():
+    # The AWS endpoint override (aws.endpoint_url / LAKEHOUSE_OPS_AWS_ENDPOINT_URL), then the catalog's own
+    # properties, which win over it.
+    for key, value in dict(catalog_endpoint_properties(catalog.type), **catalog.properties).items():
         conf["%s.%s" % (prefix, key)] = value
     return conf
 
@@ -105,6 +108,10 @@ def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
         conf["spark.jars"] = ",".join(iceberg_jars())
         conf["spark.pyspark.python"] = sys.executable
     conf["spark.sql.extensions"] = EXTENSIONS
+    if endpoint_url():  # s3:// and s3a:// paths read through Hadoop (ingest, file lists) go there too
+        conf.update(
+            {"spark.hadoop.fs.s3a.endpoint": str(endpoint_url()), "spark.hadoop.fs.s3a.path.style.access": "true"}
+        )
     conf.update(catalog_conf(config.catalog))
     return merge_conf(conf, config.spark.conf)
 

@@ -9,7 +9,8 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Protocol, Tuple
 
-from lakehouse_ops.errors import CatalogError
+from lakehouse_ops.aws.clients import catalog_endpoint_properties, client, describe_failure
+from lakehouse_ops.errors import CatalogError, first_line
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.metadata\.json$")
 
@@ -130,10 +131,19 @@ class PyIcebergTables:
             props["uri"] = catalog.uri
         if catalog.warehouse:
             props["warehouse"] = catalog.warehouse
+        # The endpoint override first, so that the catalog's own properties win over it.
+        props.update(catalog_endpoint_properties(catalog.type))
         # Spark-only settings (class names) mean nothing to pyiceberg; everything else is passed through.
         props.update({k: v for k, v in catalog.properties.items() if not k.endswith("-impl")})
         try:
-            self.catalog = load_catalog(catalog.name, **props)
+            if catalog.type == "glue":
+                from pyiceberg.catalog.glue import GlueCatalog
+
+                # Our client: bounded connect timeouts and retries, so an unreachable Glue fails in seconds.
+                glue = client("glue", region_name=props.get("glue.region"), endpoint=props.get("glue.endpoint"))
+                self.catalog: Any = GlueCatalog(catalog.name, client=glue, **props)
+            else:
+                self.catalog = load_catalog(catalog.name, **props)
         except Exception as exc:
             raise CatalogError(
                 "cannot open the %s catalog '%s' with pyiceberg: %s (for Glue, install "
@@ -141,10 +151,14 @@ class PyIcebergTables:
             ) from None
 
     def load(self, table: str) -> Any:
+        from pyiceberg.exceptions import NoSuchTableError
+
         try:
             return self.catalog.load_table(table)
+        except NoSuchTableError as exc:
+            raise CatalogError("table %s not found in the catalog: %s" % (table, first_line(exc))) from None
         except Exception as exc:
-            raise CatalogError("table %s not found in catalog: %s" % (table, exc)) from None
+            raise CatalogError("cannot load table %s: %s" % (table, describe_failure(exc) or first_line(exc))) from None
 
     def pointer(self, table: str) -> Optional[str]:
         """Glue: the `metadata_location` parameter of the catalog entry (one GetTable call, the metadata file is
@@ -162,9 +176,15 @@ class PyIcebergTables:
 
     def list_tables(self) -> List[str]:
         names = []
-        for ns in self.catalog.list_namespaces():
-            for ident in self.catalog.list_tables(ns):
-                names.append(".".join(ident))
+        try:
+            for ns in self.catalog.list_namespaces():
+                for ident in self.catalog.list_tables(ns):
+                    names.append(".".join(ident))
+        except Exception as exc:
+            described = describe_failure(exc)
+            if described is None:
+                raise
+            raise CatalogError("cannot list the tables of the catalog: %s" % described) from None
         return sorted(names)
 
     def locations(self) -> Dict[str, str]:

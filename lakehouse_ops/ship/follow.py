@@ -3,6 +3,9 @@
 import time
 from typing import Callable, Mapping, Tuple
 
+from lakehouse_ops.aws.clients import describe_failure
+from lakehouse_ops.errors import first_line
+
 SERVERLESS_STATES = (
     "SUBMITTED",
     "PENDING",
@@ -31,7 +34,8 @@ def follow(
 ) -> Tuple[str, bool]:
     """Poll `get_state() -> (state, details)` until a state in `done` ({state: success}); `report(state, details,
     seconds)` hears every state change. Ctrl-C cancels the run (`cancel()`) and keeps following until it ends; a
-    second Ctrl-C stops following (the run goes on being cancelled). Returns (final state, success)."""
+    second Ctrl-C stops following (the run goes on being cancelled); a cancel that fails is reported
+    (`CANCEL_FAILED`, why) and following stops. Returns (final state, success)."""
     started = clock()
     last = None
     delay = poll_seconds
@@ -54,4 +58,11 @@ def follow(
                 return last or "UNKNOWN", False
             cancelled = True
             report("CANCEL_REQUESTED", "Ctrl-C: cancelling the run", clock() - started)
-            cancel()
+            try:
+                cancel()
+            except Exception as exc:  # the run goes on: say so, in one line, and stop following
+                why = describe_failure(exc) or first_line(exc)
+                report(
+                    "CANCEL_FAILED", "the run was not cancelled and may still be running: %s" % why, clock() - started
+                )
+                return last or "UNKNOWN", False

@@ -123,7 +123,14 @@ class Run:
         if self.target == "emr-serverless":
             self.clients["emr-serverless"].cancel_job_run(applicationId=self.app, jobRunId=self.id)
         else:
-            self.clients["emr"].cancel_steps(ClusterId=self.app, StepIds=[self.id])
+            answer = self.clients["emr"].cancel_steps(
+                ClusterId=self.app, StepIds=[self.id], StepCancellationOption="SEND_INTERRUPT"
+            )
+            refused = [i for i in answer.get("CancelStepsInfoList", []) if i.get("Status") == "FAILED"]
+            if refused:
+                raise LakehouseOpsError(
+                    "EMR refused to cancel step %s: %s" % (self.id, refused[0].get("Reason") or "no reason given")
+                )
 
     def where(self) -> Dict[str, str]:
         """Where the logs and the Spark UI are."""

@@ -7,6 +7,7 @@ import yaml
 from click.testing import CliRunner
 
 from lakehouse_ops.cli import cli
+from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import submit as sub
 
 ARTIFACTS = "s3://artifacts-bucket/lakehouse-ops"
@@ -174,12 +175,25 @@ def test_emr_step_and_cancel(aws, tmp_path):
     assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"] and args[-1] == "--until-empty"
     assert s3_body(clients["s3"], args[-4]).startswith(b'"""spark-submit entry point for SQS')
     assert report["runs"][0]["logs"] == "s3://logs-bucket/emr/%s/steps/%s/" % (cluster, step_id)
-    # The run object reads the step's state (moto's server does not implement CancelSteps; cancelling is covered
-    # on EMR Serverless below and, for every state, in tests/unit/test_ship_units.py).
+    # The run object reads the step's state (cancelling a run is covered on EMR Serverless below and, for every
+    # state, in tests/unit/test_ship_units.py).
     run = sub.Run(
         "emr", {"JobFlowId": cluster, "Steps": [{"Name": "x"}]}, {"StepIds": [step_id]}, {"emr": clients["emr"]}
     )
     assert run.state()[0] in ("PENDING", "RUNNING")
+    # moto's server answers CancelSteps with an error, as AWS does when the step cannot be cancelled or the caller
+    # may not: Ctrl-C reports it in one line and stops following, the run goes on.
+    heard = []
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    state, success = follow_mod.follow(
+        run.state, follow_mod.STEP_DONE, run.cancel, lambda s, d, t: heard.append((s, d)), sleep=interrupted
+    )
+    assert not success and state in ("PENDING", "RUNNING")
+    assert heard[-1][0] == "CANCEL_FAILED" and "may still be running" in heard[-1][1]
+    assert "\n" not in heard[-1][1] and "Traceback" not in heard[-1][1]
 
 
 def test_dry_run_prints_the_request_and_sends_nothing(aws, tmp_path):

@@ -248,3 +248,22 @@ def test_scheduler_errors_become_one_line_naming_the_step():
     with pytest.raises(ScheduleError, match=r"^listing schedule group g failed: Could not connect to the endpoint URL"):
         with scheduler_errors("listing schedule group g"):
             raise EndpointConnectionError(endpoint_url="https://scheduler.us-east-1.amazonaws.com/")
+
+
+def test_a_cancel_that_fails_is_reported_in_one_line_and_following_stops():
+    from botocore.exceptions import ClientError
+
+    heard = []
+
+    def cancel():
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "CancelJobRun")
+
+    def sleep(seconds):
+        raise KeyboardInterrupt
+
+    state, success = follow_mod.follow(
+        lambda: ("RUNNING", ""), follow_mod.SERVERLESS_DONE, cancel, lambda s, d, t: heard.append((s, d)), sleep=sleep
+    )
+    assert (state, success) == ("RUNNING", False)
+    assert [s for s, _ in heard] == ["RUNNING", "CANCEL_REQUESTED", "CANCEL_FAILED"]
+    assert heard[-1][1].startswith("the run was not cancelled and may still be running: AWS refused the request")
