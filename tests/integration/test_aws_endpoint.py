@@ -71,10 +71,8 @@ def test_the_endpoint_variable_alone_reaches_glue_s3_and_spark(aws_env, tmp_path
 
 
 def test_the_config_key_sets_the_endpoint_unless_the_environment_names_one(monkeypatch):
-    monkeypatch.delenv(ENDPOINT_ENV, raising=False)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_REGION", raising=False)
-    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    for name in (ENDPOINT_ENV, "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, "")  # unset as far as the library goes, and restored after the test
     assert catalog_endpoint_properties("glue") == {}
     config_from_dict({"catalog": CATALOG, "aws": {"endpoint_url": "http://localhost:4566", "region": "eu-west-1"}})
     assert os.environ[ENDPOINT_ENV] == "http://localhost:4566" and os.environ["AWS_REGION"] == "eu-west-1"
