@@ -21,6 +21,9 @@ from lakehouse_ops.jobs import JOBS
 @click.option("--target-python", help="Python of the cluster image (default: ship.python, else 3.9).")
 @click.option("--force", is_flag=True, help="Build even if the interpreter's Python differs from the target's.")
 @click.option("--wheel", metavar="PATH", help="Use this wheel instead of building one from the checkout.")
+@click.option(
+    "--source", metavar="DIR", help="Build the wheel from this checkout (default: the one this is installed from)."
+)
 @click.option("--no-archive", is_flag=True, help="Only the wheel (EMR on EC2 with a bootstrap action).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
@@ -32,6 +35,7 @@ def package(
     target_python: Optional[str],
     force: bool,
     wheel: Optional[str],
+    source: Optional[str],
     no_archive: bool,
     as_json: bool,
 ) -> None:
@@ -47,6 +51,7 @@ def package(
         interpreter=interpreter,
         force=force,
         wheel=wheel,
+        source=source,
         archive=not no_archive,
         artifacts_prefix=artifact_prefix(ship) if ship else None,
     )

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.logs import get_logger
@@ -24,6 +24,50 @@ log = get_logger("ship.package")
 
 class PackageError(LakehouseOpsError):
     """Building the wheel or the archive failed."""
+
+
+# Where Python lives in the EMR Serverless image and on EMR on EC2 (Amazon Linux 2023): the archive's bin/python is
+# a link to the interpreter that made it, and on the cluster that path must exist.
+EMR_PYTHON_DIR = "/usr/bin/"
+CONTAINER_BUILD = "docs/emr-serverless.md, step 1 (a build inside the EMR Serverless image)"
+
+
+def _follow(start: str, readlink: Any, limit: int = 16) -> str:
+    """Where a chain of links inside the environment's bin/ ends: the first absolute target (or the last name)."""
+    name = start
+    for _ in range(limit):
+        target = readlink(name)
+        if target is None:
+            return name
+        if os.path.isabs(target):
+            return str(target)
+        name = os.path.normpath(os.path.join(os.path.dirname(name), target))
+    return name
+
+
+def venv_interpreter(env: str) -> str:
+    """The interpreter a virtualenv's bin/python leads to (an absolute path outside the environment)."""
+    return _follow(os.path.join(env, "bin", "python"), lambda path: os.readlink(path) if os.path.islink(path) else None)
+
+
+def archive_interpreter(archive: str) -> str:
+    """What bin/python of a packed environment leads to, read from the archive: the path EMR will run."""
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        links = {m.name.lstrip("./"): m.linkname for m in tar.getmembers() if m.issym()}
+    return _follow("bin/python", links.get)
+
+
+def check_interpreter_path(target: str, force: bool = False) -> None:
+    """Refuse an environment whose bin/python leads to a path EMR does not have (pyenv, conda, a virtualenv)."""
+    if target.startswith(EMR_PYTHON_DIR) or force:
+        return
+    raise ConfigError(
+        "the archive's bin/python would lead to %s, which exists only on this machine: on EMR it must be %spython3 "
+        "(or python3.N). Build with the image's interpreter (--python /usr/bin/python3) inside the EMR Serverless "
+        "image, as in %s; or pass --force" % (target, EMR_PYTHON_DIR, CONTAINER_BUILD)
+    )
 
 
 def source_root() -> Optional[str]:
@@ -71,7 +115,14 @@ def build_wheel(outdir: str, source: Optional[str] = None) -> str:
     """Build the lakehouse-ops wheel from the checkout into `outdir`; its path."""
     source = source or source_root()
     if source is None:
-        raise ConfigError("building the wheel needs the source checkout (pass --source DIR), or pass --wheel PATH")
+        raise ConfigError(
+            "lakehouse-ops is installed from a wheel here, so there is no checkout to build one from: pass "
+            "--wheel PATH (a built lakehouse-ops wheel) or --source DIR (a checkout of lakehouse-ops)"
+        )
+    if not os.path.isfile(os.path.join(source, "setup.cfg")) and not os.path.isfile(
+        os.path.join(source, "pyproject.toml")
+    ):
+        raise ConfigError("--source %s is not a checkout of lakehouse-ops (no setup.cfg or pyproject.toml)" % source)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", outdir, source], "pip wheel")
     wheels = sorted(glob.glob(os.path.join(outdir, "lakehouse_ops-*.whl")), key=os.path.getmtime)
     if not wheels:
@@ -79,8 +130,12 @@ def build_wheel(outdir: str, source: Optional[str] = None) -> str:
     return wheels[-1]
 
 
-def build_archive(wheel: str, output: str, interpreter: str, extras: Sequence[str] = ()) -> str:
-    """A venv-pack archive of a fresh virtualenv (made by `interpreter`) holding `wheel` and its dependencies."""
+def build_archive(
+    wheel: str, output: str, interpreter: str, extras: Sequence[str] = (), force: bool = False
+) -> Tuple[str, str]:
+    """(path, the interpreter its bin/python leads to) of a venv-pack archive of a fresh virtualenv (made by
+    `interpreter`) holding `wheel` and its dependencies. Refused before anything is installed when the
+    environment's Python would not exist on EMR (unless `force`), and checked again in the archive."""
     try:
         import venv_pack
     except ImportError:
@@ -89,6 +144,7 @@ def build_archive(wheel: str, output: str, interpreter: str, extras: Sequence[st
     try:
         env = os.path.join(work, ARCHIVE_ALIAS)
         _run([interpreter, "-m", "venv", env], "creating the virtualenv")
+        check_interpreter_path(venv_interpreter(env), force)
         python = os.path.join(env, "bin", "python")
         target = wheel + ("[%s]" % ",".join(extras) if extras else "")
         _run([python, "-m", "pip", "install", "--quiet", target], "installing the wheel")
@@ -103,7 +159,9 @@ def build_archive(wheel: str, output: str, interpreter: str, extras: Sequence[st
         venv_pack.pack(prefix=env, output=output, verbose=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return output
+    inside = archive_interpreter(output)
+    check_interpreter_path(inside, force)
+    return output, inside
 
 
 def parameters(archive_uri: str) -> Dict[str, Dict[str, str]]:
@@ -129,8 +187,9 @@ def package(
     report: Dict[str, Any] = {"ok": True, "wheel": wheel, "python": found, "target_python": target_python}
     if archive:
         name = "lakehouse-ops-py%s.tar.gz" % (found or target_python).replace(".", "")
-        path = build_archive(wheel, os.path.join(outdir, name), interpreter)
+        path, inside = build_archive(wheel, os.path.join(outdir, name), interpreter, force=force)
         report["archive"] = path
+        report["archive_python"] = inside
         report["archive_bytes"] = os.path.getsize(path)
         uri = "%s/%s" % (artifacts_prefix.rstrip("/"), name) if artifacts_prefix else "s3://YOUR-BUCKET/" + name
         report["spark_submit"] = parameters(uri)
