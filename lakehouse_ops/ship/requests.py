@@ -131,6 +131,14 @@ def add_job_flow_steps(
 ) -> Dict[str, Any]:
     """The EMR on EC2 AddJobFlowSteps request: command-runner.jar running spark-submit."""
     target = _need(config, "emr")
+    if target.deploy_mode == "client" and artifacts.archive:
+        # In client mode the driver runs on the primary node, outside YARN: the archive is unpacked only in the
+        # containers, so the driver would run the system Python without lakehouse-ops.
+        raise ConfigError(
+            "emr.deploy_mode: client cannot run the job from an archive (%s): the driver runs on the primary node, "
+            "where the archive is not unpacked. Use emr.deploy_mode: cluster, or install lakehouse-ops on the "
+            "cluster with the bootstrap action (docs/emr-step.md) and submit without --archive" % artifacts.archive
+        )
     args: List[str] = ["spark-submit", "--deploy-mode", target.deploy_mode]
     settings: Dict[str, str] = spark_settings(config, "emr", artifacts.archive)
     for key in sorted(settings):

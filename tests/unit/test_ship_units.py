@@ -267,3 +267,38 @@ def test_a_cancel_that_fails_is_reported_in_one_line_and_following_stops():
     assert (state, success) == ("RUNNING", False)
     assert [s for s, _ in heard] == ["RUNNING", "CANCEL_REQUESTED", "CANCEL_FAILED"]
     assert heard[-1][1].startswith("the run was not cancelled and may still be running: AWS refused the request")
+
+
+def test_list_valued_settings_add_to_iceberg_and_never_replace_it():
+    cfg = config_from_dict(
+        {
+            "catalog": {"name": "glue_catalog", "type": "glue", "warehouse": "s3://lake-bucket/warehouse/"},
+            "spark": {"mode": "cluster", "conf": {"spark.sql.extensions": "com.example.MyExtensions"}},
+            "ship": dict(
+                SHIP,
+                spark_conf={
+                    "spark.jars": "s3://libs/udfs.jar",
+                    "spark.archives": "s3://libs/models.tar.gz#models",
+                    "spark.submit.pyFiles": "s3://libs/helpers.zip",
+                },
+            ),
+        }
+    )
+    conf = req.spark_settings(cfg, "emr-serverless", "s3://envs/env.tar.gz")
+    assert conf["spark.jars"] == "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar,s3://libs/udfs.jar"
+    assert conf["spark.sql.extensions"] == (
+        "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions,com.example.MyExtensions"
+    )
+    assert conf["spark.archives"] == "s3://envs/env.tar.gz#environment,s3://libs/models.tar.gz#models"
+    assert conf["spark.submit.pyFiles"] == "s3://libs/helpers.zip"
+
+
+def test_client_mode_with_an_archive_is_refused_with_the_ways_that_work():
+    cfg = config(emr={"cluster_id": "j-ABC", "deploy_mode": "client"})
+    artifacts = req.artifacts_for(cfg.ship, "maintain", "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz")
+    with pytest.raises(ConfigError, match="deploy_mode: client") as refused:
+        req.add_job_flow_steps(cfg, "maintain", artifacts, [])
+    assert "deploy_mode: cluster" in str(refused.value) and "bootstrap" in str(refused.value)
+    plain = req.artifacts_for(cfg.ship, "maintain", "s3://cfg-bucket/prod.yaml")
+    step = req.add_job_flow_steps(cfg, "maintain", plain, [])["Steps"][0]  # no archive: the cluster's own Python
+    assert step["HadoopJarStep"]["Args"][:3] == ["spark-submit", "--deploy-mode", "client"]
