@@ -1,6 +1,7 @@
 """What a submitted run looks like, as data (pure: no AWS calls): artifact locations, spark-submit settings, and the
 exact EMR Serverless StartJobRun / EMR AddJobFlowSteps requests."""
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ ENV_PYTHON = "./%s/bin/python" % ARCHIVE_ALIAS
 
 @dataclass(frozen=True)
 class Artifacts:
-    """Where a run's files live in S3 (under ship.artifacts/<version>/)."""
+    """Where a run's files live in S3: under ship.artifacts/<version>/<kind>/<content digest>/<file name>, so two
+    configs with one name, or two builds of one version, never take each other's place under a running job."""
 
     entry_point: str
     config: str
@@ -27,19 +29,45 @@ def artifact_prefix(ship: Any) -> str:
     return "%s/%s" % (ship.artifacts.rstrip("/"), __version__)
 
 
+def content_digest(path: str, what: str = "file") -> str:
+    """The first 16 hex digits of the sha256 of a file's bytes (what its upload is keyed by)."""
+    if not os.path.isfile(path):
+        raise ConfigError("%s %s does not exist" % (what, path))
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def keyed_uri(prefix: str, kind: str, path: str, what: str = "file") -> str:
+    """<prefix>/<kind>/<digest>/<file name>: the human name kept, the key made by the content."""
+    return "%s/%s/%s/%s" % (prefix, kind, content_digest(path, what), os.path.basename(path))
+
+
+def entry_point_file(job: str) -> str:
+    """The job's entry point script inside the installed package (what gets uploaded)."""
+    import importlib.util
+
+    package = importlib.util.find_spec("lakehouse_ops.spark_jobs")  # found, not imported: entry points sit above
+    if package is None or package.origin is None:
+        raise ConfigError("lakehouse_ops.spark_jobs is not installed with this package")
+    return os.path.join(os.path.dirname(package.origin), JOBS[job] + ".py")
+
+
 def artifacts_for(ship: Any, job: str, config_path: str, archive: Optional[str] = None) -> Artifacts:
-    """S3 locations of the job's entry point, the config and (if any) the archive for this version."""
+    """S3 locations of the job's entry point, the config and (if any) the archive: s3:// inputs as they are, local
+    files keyed by their content."""
     if job not in JOBS:
         raise ConfigError("unknown job %r; jobs: %s" % (job, ", ".join(sorted(JOBS))))
     prefix = artifact_prefix(ship)
-    if config_path.startswith("s3://"):
-        config_uri = config_path
-    else:
-        config_uri = "%s/config/%s" % (prefix, os.path.basename(config_path))
-    archive_uri = None
-    if archive:
-        archive_uri = archive if archive.startswith("s3://") else "%s/%s" % (prefix, os.path.basename(archive))
-    return Artifacts("%s/jobs/%s.py" % (prefix, JOBS[job]), config_uri, archive_uri)
+    config_uri = config_path
+    if not config_path.startswith("s3://"):
+        config_uri = keyed_uri(prefix, "config", config_path, "config file")
+    archive_uri = archive
+    if archive and not archive.startswith("s3://"):
+        archive_uri = keyed_uri(prefix, "archives", archive, "archive (build it with `lakehouse-ops package`)")
+    return Artifacts(keyed_uri(prefix, "jobs", entry_point_file(job)), config_uri, archive_uri)
 
 
 def spark_settings(config: Any, target: str, archive_uri: Optional[str] = None) -> Dict[str, str]:

@@ -7,7 +7,6 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
-from lakehouse_ops.jobs import JOBS
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import requests as req
@@ -21,24 +20,12 @@ class SubmitError(LakehouseOpsError):
     """The run could not be started, or it ended in failure."""
 
 
-def entry_point_file(job: str) -> str:
-    """The job's entry point script inside the installed package (what gets uploaded)."""
-    import importlib.util
-
-    package = importlib.util.find_spec("lakehouse_ops.spark_jobs")  # found, not imported: entry points sit above
-    if package is None or package.origin is None:
-        raise ConfigError("lakehouse_ops.spark_jobs is not installed with this package")
-    return os.path.join(os.path.dirname(package.origin), JOBS[job] + ".py")
-
-
 def uploads(artifacts: req.Artifacts, job: str, config_path: str, archive: Optional[str]) -> Uploads:
-    """[(local path, s3 uri)] still to upload."""
-    out = [(entry_point_file(job), artifacts.entry_point)]
+    """[(local path, s3 uri)] of the run's local files (the keys are made by their content)."""
+    out = [(req.entry_point_file(job), artifacts.entry_point)]
     if not config_path.startswith("s3://"):
         out.append((config_path, artifacts.config))
     if archive and artifacts.archive and not archive.startswith("s3://"):
-        if not os.path.isfile(archive):
-            raise ConfigError("archive %s does not exist: build it with `lakehouse-ops package`" % archive)
         out.append((archive, artifacts.archive))
     return out
 
@@ -77,10 +64,37 @@ def upload(files: Iterable[Tuple[str, str]], s3: Any = None) -> None:
     for path, uri in files:
         bucket, key = split_uri(uri)
         try:
+            if exists(s3, bucket, key):  # keyed by content: what is there is this very file; never overwritten
+                log.info("already uploaded", extra={"file": os.path.basename(path), "at": uri})
+                continue
             s3.upload_file(path, bucket, key)
         except Exception as exc:  # credentials, bucket, permissions: say which upload and why
             raise SubmitError("could not upload %s to %s: %s" % (path, uri, first_line(exc))) from None
         log.info("uploaded", extra={"file": os.path.basename(path), "to": uri})
+
+
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except Exception as exc:
+        if (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def check_archive(archive: Optional[str], s3: Any = None) -> None:
+    """An s3:// archive must be there before a run starts (a run that cannot unpack it fails minutes later)."""
+    if not archive or not archive.startswith("s3://"):
+        return
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.aws.s3 import split_uri
+
+    bucket, key = split_uri(archive)
+    if not exists(s3 or client("s3"), bucket, key):
+        raise ConfigError(
+            "archive %s does not exist: upload it (`lakehouse-ops package --upload`) or fix the URI" % archive
+        )
 
 
 class Run:
@@ -205,6 +219,8 @@ def submit_runs(
     `say(text)` receives progress lines. Returns the submit report."""
     say = say or log.info
     runs: List[Dict[str, Any]] = []
+    if not dry_run:
+        check_archive(archive)
     for args in batches:
         request, files = plan_submission(config, config_path, target, job, args, archive, name)
         if dry_run:

@@ -1,6 +1,7 @@
 """Submitting to EMR Serverless and EMR on EC2, schedules and leases, over HTTP against moto's server."""
 
 import json
+import os
 
 import pytest
 import yaml
@@ -8,6 +9,7 @@ from click.testing import CliRunner
 
 from lakehouse_ops.cli import cli
 from lakehouse_ops.ship import follow as follow_mod
+from lakehouse_ops.ship import requests as req
 from lakehouse_ops.ship import submit as sub
 
 ARTIFACTS = "s3://artifacts-bucket/lakehouse-ops"
@@ -143,7 +145,7 @@ def test_emr_serverless_run_uploads_starts_and_follows(aws, tmp_path):
     args = driver["entryPointArguments"]
     assert args[0] == "--config" and args[2:] == ["--only", "compaction", "analytics.*"]
     # Every upload lands where the request points.
-    with open(sub.entry_point_file("maintain"), "rb") as handle:
+    with open(req.entry_point_file("maintain"), "rb") as handle:
         assert s3_body(clients["s3"], driver["entryPoint"]) == handle.read()
     with open(config, "rb") as handle:
         assert s3_body(clients["s3"], args[1]) == handle.read()
@@ -218,7 +220,7 @@ def test_dry_run_prints_the_request_and_sends_nothing(aws, tmp_path):
     assert result.exit_code == 0, result.output
     request = report["runs"][0]["request"]
     assert request["applicationId"] == app and request["jobDriver"]["sparkSubmit"]["entryPoint"].endswith(
-        "/jobs/erase.py"
+        "/jobs/%s/erase.py" % req.content_digest(req.entry_point_file("erase"))
     )
     assert [u["to"] for u in report["runs"][0]["uploads"]] == [
         request["jobDriver"]["sparkSubmit"]["entryPoint"],
@@ -229,6 +231,8 @@ def test_dry_run_prints_the_request_and_sends_nothing(aws, tmp_path):
     bad, _ = invoke("--config", config, "submit", "--target", "emr-serverless", "--job", "maintain")
     assert bad.exit_code == 2 and "--archive" in bad.output
     missing = write_config(tmp_path, roles, app, cluster, artifacts="s3://no-such-bucket/lakehouse-ops")
+    local_archive = tmp_path / "env.tar.gz"
+    local_archive.write_bytes(b"packed")
     failed, _ = invoke(
         "--config",
         missing,
@@ -238,7 +242,7 @@ def test_dry_run_prints_the_request_and_sends_nothing(aws, tmp_path):
         "--job",
         "maintain",
         "--archive",
-        "s3://envs/env.tar.gz",
+        str(local_archive),
     )
     assert failed.exit_code == 1 and "could not upload" in failed.output and "s3://no-such-bucket/" in failed.output
     assert job_runs(clients, app) == before  # nothing started
@@ -321,3 +325,80 @@ def test_leases_block_expire_and_are_taken_over(aws, tmp_path):
     assert report["ok"] and "run-2" in report["tables"][0]["skipped"] and report["tables"][0]["actions"] == []
     second.release("analytics.events")
     assert clients["s3"].list_objects_v2(Bucket="lease-bucket", Prefix="leases/").get("KeyCount", 0) == 0
+
+
+def test_uploads_are_keyed_by_content_and_never_overwrite_what_a_job_points_at(aws, tmp_path):
+    clients, roles, app, cluster = aws
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    first = write_config(first_dir, roles, app, cluster)
+    second = write_config(second_dir, roles, app, cluster, artifacts="s3://artifacts-bucket/lakehouse-ops")
+    with open(second, "a") as handle:
+        handle.write("# another config under the same file name\n")
+    archive = tmp_path / "lakehouse-ops-py39.tar.gz"
+    archive.write_bytes(b"build one")
+    uris = []
+    for config in (first, second, first):
+        result, report = invoke(
+            "--config",
+            config,
+            "submit",
+            "--target",
+            "emr-serverless",
+            "--job",
+            "maintain",
+            "--archive",
+            str(archive),
+            "--json",
+        )
+        assert result.exit_code == 0, result.output
+        sent = clients["emr-serverless"].get_job_run(applicationId=app, jobRunId=report["runs"][0]["id"])["jobRun"]
+        uris.append(sent["jobDriver"]["sparkSubmit"]["entryPointArguments"][1])
+    assert uris[0] != uris[1] and uris[0] == uris[2]  # same name, other content: another key; same content: same key
+    assert all(u.endswith("/" + os.path.basename(first)) for u in uris)  # the human name is kept
+    with open(first, "rb") as handle:
+        assert s3_body(clients["s3"], uris[0]) == handle.read()
+    with open(second, "rb") as handle:
+        assert s3_body(clients["s3"], uris[1]) == handle.read()
+    # A second build of the same version is another object; the first stays for the runs that point at it.
+    before = {k for k in keys(clients["s3"], "artifacts-bucket") if k.endswith(".tar.gz")}
+    archive_key = [k for k in before if "/%s/" % req.content_digest(str(archive)) in k]
+    archive.write_bytes(b"build two")
+    result, _ = invoke(
+        "--config",
+        first,
+        "submit",
+        "--target",
+        "emr-serverless",
+        "--job",
+        "maintain",
+        "--archive",
+        str(archive),
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    archives = {k for k in keys(clients["s3"], "artifacts-bucket") if k.endswith(".tar.gz")}
+    assert len(archive_key) == 1 and len(archives - before) == 1 and archive_key[0] in archives
+    assert clients["s3"].get_object(Bucket="artifacts-bucket", Key=archive_key[0])["Body"].read() == b"build one"
+    # An s3:// archive that is not there stops the run before it starts.
+    result, _ = invoke(
+        "--config",
+        first,
+        "submit",
+        "--target",
+        "emr-serverless",
+        "--job",
+        "maintain",
+        "--archive",
+        "s3://artifacts-bucket/nowhere/env.tar.gz",
+    )
+    assert result.exit_code == 2 and "archive s3://artifacts-bucket/nowhere/env.tar.gz does not exist" in result.output
+
+
+def keys(s3, bucket):
+    return [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    ]

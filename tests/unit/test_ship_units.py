@@ -1,6 +1,7 @@
 """Shipping's pure parts: the exact EMR requests, following a run through every state, budgets, schedules."""
 
 import json
+import re
 import shlex
 
 import pytest
@@ -53,18 +54,30 @@ def config(**ship):
     )
 
 
-def test_start_job_run_request_is_what_emr_serverless_expects():
+def test_start_job_run_request_is_what_emr_serverless_expects(tmp_path):
     cfg = config()
-    artifacts = req.artifacts_for(cfg.ship, "maintain", "conf/prod.yaml", "dist/lakehouse-ops-py39.tar.gz")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "conf" / "prod.yaml").write_text("catalog: {}\n")
+    (tmp_path / "dist" / "lakehouse-ops-py39.tar.gz").write_bytes(b"archive")
+    local_config, local_archive = (
+        str(tmp_path / "conf" / "prod.yaml"),
+        str(tmp_path / "dist" / "lakehouse-ops-py39.tar.gz"),
+    )
+    artifacts = req.artifacts_for(cfg.ship, "maintain", local_config, local_archive)
     request = req.start_job_run(
         cfg, "maintain", artifacts, ["--only", "compaction", "analytics.*"], name="nightly", client_token="t-1"
     )
     prefix = "s3://artifacts-bucket/lakehouse-ops/%s" % req.__version__
     driver = request["jobDriver"]["sparkSubmit"]
-    assert driver["entryPoint"] == prefix + "/jobs/maintain.py"
+    # Keyed by content (first 16 hex digits of the sha256), the human name kept.
+    assert driver["entryPoint"] == "%s/jobs/%s/maintain.py" % (
+        prefix,
+        req.content_digest(req.entry_point_file("maintain")),
+    )
     assert driver["entryPointArguments"] == [
         "--config",
-        prefix + "/config/prod.yaml",
+        "%s/config/%s/prod.yaml" % (prefix, req.content_digest(local_config)),
         "--only",
         "compaction",
         "analytics.*",
@@ -76,7 +89,10 @@ def test_start_job_run_request_is_what_emr_serverless_expects():
     assert conf["spark.sql.catalog.glue_catalog.warehouse"] == "s3://lake-bucket/warehouse/"
     assert conf["spark.sql.extensions"] == "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
     assert conf["spark.jars"] == "/usr/share/aws/iceberg/lib/iceberg-spark3-runtime.jar"
-    assert conf["spark.archives"] == prefix + "/lakehouse-ops-py39.tar.gz#environment"
+    assert conf["spark.archives"] == "%s/archives/%s/lakehouse-ops-py39.tar.gz#environment" % (
+        prefix,
+        req.content_digest(local_archive),
+    )
     for key in (
         "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON",
         "spark.emr-serverless.driverEnv.PYSPARK_PYTHON",
@@ -114,7 +130,7 @@ def test_emr_step_request_runs_spark_submit_through_command_runner():
     assert confs["spark.archives"] == "s3://envs/env.tar.gz#environment"
     assert confs["spark.yarn.appMasterEnv.PYSPARK_PYTHON"] == "./environment/bin/python"
     assert "spark.jars" not in confs  # EMR on EC2: the iceberg-defaults classification provides Iceberg
-    assert artifacts.entry_point.endswith("/jobs/erase.py")
+    assert re.fullmatch(r".*/jobs/[0-9a-f]{16}/erase\.py", artifacts.entry_point)
 
 
 def test_missing_sections_and_bad_values_are_named():
