@@ -25,6 +25,11 @@ from lakehouse_ops.jobs import JOBS
     "--source", metavar="DIR", help="Build the wheel from this checkout (default: the one this is installed from)."
 )
 @click.option("--no-archive", is_flag=True, help="Only the wheel (EMR on EC2 with a bootstrap action).")
+@click.option(
+    "--upload",
+    is_flag=True,
+    help="Upload the wheel, the archive and a bootstrap action that installs the wheel to ship.artifacts.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handles_errors
@@ -37,14 +42,16 @@ def package(
     wheel: Optional[str],
     source: Optional[str],
     no_archive: bool,
+    upload: bool,
     as_json: bool,
 ) -> None:
     """Build the wheel and a venv-pack archive for spark.archives (EMR Serverless, or YARN on EMR), and print
     the spark-submit settings that use it."""
     from lakehouse_ops.ship.package import package as build
+    from lakehouse_ops.ship.package import upload_built
     from lakehouse_ops.ship.requests import artifact_prefix
 
-    ship = load(ctx).ship if ctx.obj["config_path"] else None
+    ship = load(ctx).section("ship") if upload else (load(ctx).ship if ctx.obj["config_path"] else None)
     report = build(
         outdir,
         target_python or (ship.python if ship else "3.9"),
@@ -55,6 +62,8 @@ def package(
         archive=not no_archive,
         artifacts_prefix=artifact_prefix(ship) if ship else None,
     )
+    if upload:
+        report = upload_built(report, artifact_prefix(ship), outdir)
     emit(report, as_json, None, _print_package)
 
 
@@ -64,6 +73,10 @@ def _print_package(report: Mapping[str, Any]) -> None:
         click.echo("archive: %s (%d bytes, Python %s)" % (report["archive"], report["archive_bytes"], report["python"]))
         for target, conf in report["spark_submit"].items():
             click.echo("%s: %s" % (target, " ".join("--conf %s=%s" % kv for kv in sorted(conf.items()))))
+    for what, uri in report.get("uploaded", {}).items():
+        click.echo("uploaded %s: %s" % (what, uri))
+    for target, command in report.get("commands", {}).items():
+        click.echo("%s: %s" % (target, command))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})

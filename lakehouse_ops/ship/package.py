@@ -195,3 +195,48 @@ def package(
         report["spark_submit"] = parameters(uri)
         log.info("archive built", extra={"archive": path, "bytes": report["archive_bytes"], "python": found})
     return report
+
+
+BOOTSTRAP = """#!/bin/bash
+# EMR bootstrap action written by `lakehouse-ops package --upload`: installs lakehouse-ops on every node of the
+# cluster (its Python, python3, is the image's: 3.9 on EMR 7.x). Dependencies come from PyPI or the pip mirror the
+# nodes are configured with; pyspark is not one of them (the cluster has Spark).
+set -euo pipefail
+aws s3 cp %(wheel_uri)s /tmp/%(wheel)s
+sudo python3 -m pip install --quiet /tmp/%(wheel)s
+"""
+
+
+def upload_built(report: Dict[str, Any], prefix: str, outdir: str, s3: Any = None) -> Dict[str, Any]:
+    """Upload what `package` built under `prefix` (keyed by content, as submit keys them) with a bootstrap action
+    that installs the wheel on EMR on EC2; the report gains the URIs and the commands that use them."""
+    from lakehouse_ops.ship.requests import keyed_uri
+    from lakehouse_ops.ship.submit import upload
+
+    wheel = report["wheel"]
+    wheel_uri = keyed_uri(prefix, "wheels", wheel)
+    script = os.path.join(outdir, "install-lakehouse-ops.sh")
+    with open(script, "w") as handle:
+        handle.write(BOOTSTRAP % {"wheel_uri": wheel_uri, "wheel": os.path.basename(wheel)})
+    uploaded = {"wheel": wheel_uri, "bootstrap_action": keyed_uri(prefix, "bootstrap", script)}
+    files = [(wheel, wheel_uri), (script, uploaded["bootstrap_action"])]
+    if report.get("archive"):
+        uploaded["archive"] = keyed_uri(prefix, "archives", report["archive"])
+        files.append((report["archive"], uploaded["archive"]))
+        report["spark_submit"] = parameters(uploaded["archive"])
+    upload(files, s3)
+    report["uploaded"] = uploaded
+    # RunJobFlow's BootstrapActions entry (boto3, CloudFormation and Terraform spell it alike).
+    report["bootstrap_action"] = {
+        "Name": "install lakehouse-ops",
+        "ScriptBootstrapAction": {"Path": uploaded["bootstrap_action"]},
+    }
+    report["commands"] = {
+        "emr_on_ec2": "aws emr create-cluster ... --bootstrap-actions Path=%s,Name=lakehouse-ops"
+        % uploaded["bootstrap_action"]
+    }
+    if "archive" in uploaded:
+        report["commands"]["emr_serverless"] = (
+            "lakehouse-ops --config CONFIG submit --target emr-serverless --job JOB --archive %s" % uploaded["archive"]
+        )
+    return report

@@ -402,3 +402,45 @@ def keys(s3, bucket):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
         for o in page.get("Contents", [])
     ]
+
+
+def test_package_upload_puts_the_wheel_and_a_bootstrap_action_where_emr_installs_them(aws, tmp_path):
+    import subprocess
+    import sys
+
+    clients, roles, app, cluster = aws
+    config = write_config(tmp_path, roles, app, cluster)
+    out = tmp_path / "dist"
+    result, report = invoke("--config", config, "package", "--no-archive", "--upload", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    wheel_uri, script_uri = report["uploaded"]["wheel"], report["uploaded"]["bootstrap_action"]
+    assert wheel_uri.startswith(ARTIFACTS) and "/wheels/" in wheel_uri and wheel_uri.endswith(".whl")
+    with open(report["wheel"], "rb") as handle:
+        assert s3_body(clients["s3"], wheel_uri) == handle.read()
+    script = s3_body(clients["s3"], script_uri).decode()
+    assert "aws s3 cp %s /tmp/" % wheel_uri in script and "sudo python3 -m pip install" in script
+    syntax = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True)
+    assert syntax.returncode == 0, syntax.stderr
+    # The uploaded object is a wheel pip installs.
+    downloaded = tmp_path / os.path.basename(wheel_uri)
+    downloaded.write_bytes(s3_body(clients["s3"], wheel_uri))
+    target = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(downloaded)],
+        capture_output=True,
+        text=True,
+    )
+    assert installed.returncode == 0, installed.stderr
+    assert (target / "lakehouse_ops" / "spark_jobs").is_dir()
+    # The request EMR gets: the cluster is created with the bootstrap action as reported.
+    created = clients["emr"].run_job_flow(
+        Name="with-lakehouse-ops",
+        ReleaseLabel="emr-7.2.0",
+        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1, "KeepJobFlowAliveWhenNoSteps": True},
+        BootstrapActions=[report["bootstrap_action"]],
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+    )
+    actions = clients["emr"].list_bootstrap_actions(ClusterId=created["JobFlowId"])["BootstrapActions"]
+    assert [a["ScriptPath"] for a in actions] == [script_uri]
+    assert script_uri in report["commands"]["emr_on_ec2"]
