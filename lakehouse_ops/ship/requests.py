@@ -207,5 +207,7 @@ def airflow_start_job_run_kwargs(
         "job_driver": request["jobDriver"],
         "name": request["name"],
         "configuration_overrides": request.get("configurationOverrides") or {},
+        # The operator's `config`: further StartJobRun parameters, passed to boto3 as they are.
+        "config": {"executionTimeoutMinutes": request["executionTimeoutMinutes"], "tags": request["tags"]},
     }
     return kwargs

@@ -249,11 +249,36 @@ def test_airflow_operator_kwargs_carry_the_submitted_request():
         "s3://envs/env.tar.gz",
         name="expire",
     )
-    assert set(kwargs) == {"application_id", "execution_role_arn", "job_driver", "name", "configuration_overrides"}
+    assert set(kwargs) == {
+        "application_id",
+        "execution_role_arn",
+        "job_driver",
+        "name",
+        "configuration_overrides",
+        "config",
+    }
     artifacts = req.artifacts_for(cfg.ship, "maintain", "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz")
     sent = req.start_job_run(cfg, "maintain", artifacts, ["--only", "expire_snapshots"], name="expire")
     assert kwargs["job_driver"] == sent["jobDriver"] and kwargs["application_id"] == "00fabc"
     assert kwargs["configuration_overrides"] == sent["configurationOverrides"]
+    assert kwargs["config"] == {"executionTimeoutMinutes": sent["executionTimeoutMinutes"], "tags": sent["tags"]}
+
+
+def test_the_schedule_input_is_a_start_job_run_request_as_the_sdk_model_names_it():
+    """Universal targets send Input as the request of the API they call, named as that API's SDK model names its
+    members (docs/schedules.md cites the guides): for EMR Serverless StartJobRun, camelCase, applicationId in the
+    request too. botocore's own validator checks every name and type against that model."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    model = botocore.session.get_session().get_service_model("emr-serverless")
+    shape = model.operation_model("StartJobRun").input_shape
+    for entry in desired(config(), "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz").values():
+        run = json.loads(entry["Target"]["Input"])
+        report = ParamValidator().validate(run, shape)
+        assert not report.has_errors(), report.generate_report()
+        assert set(run) <= set(shape.members) and set(shape.required_members) <= set(run)
+        assert entry["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
 
 
 def test_scheduler_errors_become_one_line_naming_the_step():
