@@ -144,7 +144,21 @@ def submit(
         poll_seconds=poll_seconds,
         say=lambda text: click.echo(text, err=True),
     )
-    emit(result, as_json or dry_run, None, print_summary)
+    emit(result, as_json or dry_run, None, _print_submit)
+
+
+def _print_submit(report: Mapping[str, Any]) -> None:
+    """One line per run: its id, where it runs, its end state when followed, where its logs are."""
+    for run in report["runs"]:
+        line = "%s run %s on %s" % (report["target"], run["id"], run["application_or_cluster"])
+        if "state" in run:
+            line += ": %s" % run["state"]
+        click.echo(line)
+        for key in ("logs", "spark_ui", "cloudwatch_log_group"):
+            if run.get(key):
+                click.echo("  %s: %s" % (key, run[key]))
+    if not report["runs"]:
+        click.echo(report.get("message", "nothing submitted"))
 
 
 @cli.command()

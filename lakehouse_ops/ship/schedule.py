@@ -17,7 +17,7 @@ MANAGED = "managed by lakehouse-ops"
 # Scheduler fills this in per invocation: each run gets its own idempotency token.
 EXECUTION_ID = "<aws.scheduler.execution-id>"
 Request = Dict[str, Any]  # a CreateSchedule / UpdateSchedule request
-Outcome = Dict[str, str]  # {name, action}
+Outcome = Dict[str, Any]  # {name, action}
 
 
 class ScheduleError(LakehouseOpsError):
@@ -88,11 +88,11 @@ def apply(
     scheduler: Any, wanted: Mapping[str, Request], group: str, prune: bool = False, dry_run: bool = False
 ) -> List[Outcome]:
     """Create, update or leave each schedule; with prune, delete the group's schedules not wanted.
-    Returns [{name, action}] (action: created, updated, unchanged, deleted; 'would ...' in a dry run)."""
+    Returns [{name, action}] (action: created, updated, unchanged, deleted; in a dry run: would create, would
+    update, would delete, with the request that would be sent)."""
     from botocore.exceptions import ClientError
 
     results: List[Outcome] = []
-    prefix = "would " if dry_run else ""
     if not dry_run:
         try:
             scheduler.get_schedule_group(Name=group)
@@ -107,25 +107,25 @@ def apply(
             if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                 raise
             current = None
-        if current is None:
-            if not dry_run:
-                scheduler.create_schedule(**request)
-            action = "created"
-        elif _same(current, request):
+        if current is not None and _same(current, request):
             results.append({"name": name, "action": "unchanged"})
             continue
+        verb = "create" if current is None else "update"
+        if dry_run:
+            results.append({"name": name, "action": "would " + verb, "request": dict(request)})
         else:
-            if not dry_run:
-                scheduler.update_schedule(**request)
-            action = "updated"
-        results.append({"name": name, "action": prefix + action})
-        log.info("schedule %s" % action, extra={"schedule": name, "group": group, "dry_run": dry_run})
+            (scheduler.create_schedule if current is None else scheduler.update_schedule)(**request)
+            results.append({"name": name, "action": verb + "d"})
+        log.info(
+            "schedule %s" % ("would be %sd" % verb if dry_run else verb + "d"),
+            extra={"schedule": name, "group": group, "dry_run": dry_run},
+        )
     if prune:
         for existing in listed(scheduler, group):
             if existing["Name"] not in wanted:
                 if not dry_run:
                     scheduler.delete_schedule(Name=existing["Name"], GroupName=group)
-                results.append({"name": existing["Name"], "action": prefix + "deleted"})
+                results.append({"name": existing["Name"], "action": "would delete" if dry_run else "deleted"})
     return results
 
 

@@ -171,6 +171,9 @@ def test_emr_step_and_cancel(aws, tmp_path):
     )
     assert result.exit_code == 0, result.output
     step_id = report["runs"][0]["id"]
+    plain, _ = invoke("--config", config, "submit", "--target", "emr", "--job", "ingest", "--", "--until-empty")
+    assert plain.exit_code == 0 and plain.stdout.startswith("emr run s-") and "{" not in plain.stdout, plain.stdout
+    assert " on %s" % cluster in plain.stdout.splitlines()[0]
     step = clients["emr"].describe_step(ClusterId=cluster, StepId=step_id)["Step"]
     args = step["Config"]["Args"]
     assert step["Config"]["Jar"] == "command-runner.jar" and step["ActionOnFailure"] == "CONTINUE"
@@ -274,11 +277,14 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
         cluster,
         schedules=[{"name": "compaction-hourly", "args": ["--only", "compaction"], "expression": "rate(2 hours)"}],
     )
-    _, dry = invoke("--config", changed, "schedule", "--archive", archive, "--prune", "--dry-run", "--json")
+    dry_result, dry = invoke("--config", changed, "schedule", "--archive", archive, "--prune", "--dry-run", "--json")
+    assert "schedule updated" not in dry_result.output and "schedule deleted" not in dry_result.output
     assert sorted((r["name"], r["action"]) for r in dry["results"]) == [
-        ("compaction-hourly", "would updated"),
-        ("orphans-weekly", "would deleted"),
+        ("compaction-hourly", "would update"),
+        ("orphans-weekly", "would delete"),
     ]
+    shown = next(r for r in dry["results"] if r["name"] == "compaction-hourly")["request"]
+    assert shown["ScheduleExpression"] == "rate(2 hours)" and shown["Target"]["Arn"].endswith(":startJobRun")
     assert (
         clients["scheduler"].get_schedule(Name="compaction-hourly", GroupName="lakehouse-ops")["ScheduleExpression"]
         == "rate(1 hour)"
