@@ -82,11 +82,24 @@ def test_the_config_key_sets_the_endpoint_unless_the_environment_names_one(monke
     assert os.environ[ENDPOINT_ENV] == "http://localhost:4566" and os.environ["AWS_REGION"] == "eu-west-1"
 
 
-@pytest.mark.parametrize("command", [["health", "sales.events"], ["plan", "--all"]])
+SHIP = (
+    "ship: {artifacts: 's3://endpoint-artifacts/lakehouse-ops', emr_serverless: {application_id: app1, "
+    "execution_role_arn: 'arn:aws:iam::123456789012:role/jobs'}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["health", "sales.events"],
+        ["plan", "--all"],
+        ["submit", "--target", "emr-serverless", "--job", "maintain", "--needy", "--archive", "s3://a/env.tar.gz"],
+    ],
+)
 def test_an_unreachable_endpoint_is_named_in_one_line_within_seconds(tmp_path, command):
     env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
     env[ENDPOINT_ENV] = "http://127.0.0.1:9"  # nothing listens there
-    proc, seconds = cli(["--config", write_config(tmp_path)] + command, env)
+    proc, seconds = cli(["--config", write_config(tmp_path, SHIP)] + command, env)
     assert proc.returncode == 1, proc.stdout
     assert "cannot reach AWS at http://127.0.0.1:9" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and "not found" not in proc.stderr
