@@ -31,6 +31,22 @@ def build(spark, catalog, name, orphans):
     return root
 
 
+def compared(raw_s, rows, ours_s, report):
+    """The raw procedure's time and deletions next to lakehouse-ops' (from its maintenance report)."""
+    action = next(a for a in report["tables"][0]["actions"] if a["action"] == "remove_orphan_files")
+    outputs = action.get("outputs", {})
+    return {
+        "raw_procedure_s": round(raw_s, 2),
+        "lakehouse_ops_s": round(ours_s, 2),
+        "speed_vs_raw": round(raw_s / ours_s, 2),
+        "raw_deleted": len(rows),
+        "ours_status": action["status"],
+        "ours_deleted": outputs.get("deleted_files"),
+        "ours_verified": outputs.get("verified"),
+        "ours_deleted_with": outputs.get("deleted_with"),
+    }
+
+
 def orphans(spark, config, catalog, sizes):
     """Per size: seconds of the raw procedure and of lakehouse-ops' removal, and what each deleted."""
     from lakehouse_ops.runner.maintain import MaintenanceRunner
@@ -55,19 +71,7 @@ def orphans(spark, config, catalog, sizes):
         report = MaintenanceRunner(config, spark=spark, only=["remove_orphan_files"], clock=lambda: now_ms).run(
             [ours_name]
         )
-        ours_s = time.time() - started
-        action = next(a for a in report["tables"][0]["actions"] if a["action"] == "remove_orphan_files")
-        outputs = action.get("outputs", {})
-        point = {
-            "candidates": size,
-            "raw_procedure_s": round(raw_s, 2),
-            "lakehouse_ops_s": round(ours_s, 2),
-            "speed_vs_raw": round(raw_s / ours_s, 2),
-            "raw_deleted": len(rows),
-            "ours_status": action["status"],
-            "ours_deleted": outputs.get("deleted_files"),
-            "ours_verified": outputs.get("verified"),
-        }
+        point = dict({"candidates": size}, **compared(raw_s, rows, time.time() - started, report))
         print("  orphans %7d %s" % (size, point), flush=True)
         points.append(point)
     return points
@@ -122,20 +126,8 @@ def inventory(spark, config_data, catalog, entries, orphans=100000):
     config = config_from_dict(data)
     started = time.time()
     report = MaintenanceRunner(config, spark=spark, only=["remove_orphan_files"], clock=lambda: now_ms).run([ours_name])
-    ours_s = time.time() - started
-    action = next(a for a in report["tables"][0]["actions"] if a["action"] == "remove_orphan_files")
-    outputs = action.get("outputs", {})
-    point = {
-        "list_entries": entries,
-        "candidates": orphans,
-        "raw_procedure_s": round(raw_s, 2),
-        "lakehouse_ops_s": round(ours_s, 2),
-        "speed_vs_raw": round(raw_s / ours_s, 2),
-        "raw_deleted": len(rows),
-        "ours_status": action["status"],
-        "ours_deleted": outputs.get("deleted_files"),
-        "ours_verified": outputs.get("verified"),
-        "ours_deleted_with": outputs.get("deleted_with"),
-    }
+    point = dict(
+        {"list_entries": entries, "candidates": orphans}, **compared(raw_s, rows, time.time() - started, report)
+    )
     print("  inventory %8d %s" % (entries, point), flush=True)
     return point

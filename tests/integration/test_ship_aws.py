@@ -346,18 +346,7 @@ def test_uploads_are_keyed_by_content_and_never_overwrite_what_a_job_points_at(a
     archive.write_bytes(b"build one")
     uris = []
     for config in (first, second, first):
-        result, report = invoke(
-            "--config",
-            config,
-            "submit",
-            "--target",
-            "emr-serverless",
-            "--job",
-            "maintain",
-            "--archive",
-            str(archive),
-            "--json",
-        )
+        result, report = submit_maintain(config, str(archive))
         assert result.exit_code == 0, result.output
         sent = clients["emr-serverless"].get_job_run(applicationId=app, jobRunId=report["runs"][0]["id"])["jobRun"]
         uris.append(sent["jobDriver"]["sparkSubmit"]["entryPointArguments"][1])
@@ -371,35 +360,20 @@ def test_uploads_are_keyed_by_content_and_never_overwrite_what_a_job_points_at(a
     before = {k for k in keys(clients["s3"], "artifacts-bucket") if k.endswith(".tar.gz")}
     archive_key = [k for k in before if "/%s/" % req.content_digest(str(archive)) in k]
     archive.write_bytes(b"build two")
-    result, _ = invoke(
-        "--config",
-        first,
-        "submit",
-        "--target",
-        "emr-serverless",
-        "--job",
-        "maintain",
-        "--archive",
-        str(archive),
-        "--json",
-    )
+    result, _ = submit_maintain(first, str(archive))
     assert result.exit_code == 0, result.output
     archives = {k for k in keys(clients["s3"], "artifacts-bucket") if k.endswith(".tar.gz")}
     assert len(archive_key) == 1 and len(archives - before) == 1 and archive_key[0] in archives
     assert clients["s3"].get_object(Bucket="artifacts-bucket", Key=archive_key[0])["Body"].read() == b"build one"
     # An s3:// archive that is not there stops the run before it starts.
-    result, _ = invoke(
-        "--config",
-        first,
-        "submit",
-        "--target",
-        "emr-serverless",
-        "--job",
-        "maintain",
-        "--archive",
-        "s3://artifacts-bucket/nowhere/env.tar.gz",
-    )
+    result, _ = submit_maintain(first, "s3://artifacts-bucket/nowhere/env.tar.gz")
     assert result.exit_code == 2 and "archive s3://artifacts-bucket/nowhere/env.tar.gz does not exist" in result.output
+
+
+def submit_maintain(config, archive):
+    return invoke(
+        "--config", config, "submit", "--target", "emr-serverless", "--job", "maintain", "--archive", archive, "--json"
+    )
 
 
 def keys(s3, bucket):
