@@ -18,6 +18,7 @@ from lakehouse_ops.paths import glob_escape
 
 log = get_logger("ingest.read")
 CORRUPT = "_corrupt_record"
+RAW_LOCAL_FILES = {"fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem", "fs.file.impl.disable.cache": "true"}
 # identity -> (the path Spark loads, the file's qualified URI); identity -> why an object is not used
 Located = Dict[str, Tuple[str, str]]
 Reasons = Dict[str, str]
@@ -54,7 +55,9 @@ def data_schema(spark: Any, target_ref: str, meta_columns: Collection[str]) -> A
 def _reader(spark: Any, cfg: IngestConfig, schema: Any, quarantine: bool) -> Any:
     from pyspark.sql.types import StringType, StructField, StructType
 
-    reader = spark.read.format(cfg.format)
+    # Local files through the raw filesystem: the checksumming one builds `.<name>.crc` paths that Hadoop cannot
+    # parse for names holding ':' (a key S3 allows). Only this read's Hadoop settings change.
+    reader = spark.read.format(cfg.format).options(**RAW_LOCAL_FILES)
     if cfg.format in ("json", "csv"):
         if quarantine:
             schema = StructType(list(schema.fields) + [StructField(CORRUPT, StringType())])

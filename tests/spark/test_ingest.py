@@ -83,6 +83,34 @@ def test_every_message_shape_and_awkward_keys(spark, warehouse, landing, table_n
     assert totals["messages"] >= 8 and totals["objects"] + totals["already_committed"] >= 6, totals
 
 
+KEYS_S3_ALLOWS = [
+    "odd/a:b.json",  # ':' (a local checksum file of it was unreadable once)
+    "odd/time=2024-05-13T10:15:00Z/part:0.json",
+    "odd/percent %41 100%.json",
+    "odd/hash#and?query.json",
+    "odd/brackets[1]{2}(3).json",
+    "odd/star*and~tilde!.json",
+    "odd/semi;comma,at@dollar$amp&.json",
+    "odd/quote'back`caret^.json",
+    "odd/unicode/日本語 ünï.json",
+]
+
+
+def test_every_key_s3_allows_is_ingested(spark, warehouse, landing, table_name):
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name)
+    for index, key in enumerate(KEYS_S3_ALLOWS):
+        landing.put(key, records(index * 2, 2))
+    report = run(spark, config)
+    assert report["ok"] and report["totals"]["rows"] == 2 * len(KEYS_S3_ALLOWS), report
+    got = rows_of(spark, ref)
+    assert sorted(got) == list(range(2 * len(KEYS_S3_ALLOWS)))
+    assert {got[i * 2]._source_object for i in range(len(KEYS_S3_ALLOWS))} == {
+        "s3://%s/%s" % (BUCKET, key) for key in KEYS_S3_ALLOWS
+    }
+    assert landing.depth() == 0 and landing.dlq_messages() == []
+
+
 @pytest.mark.fast
 def test_duplicates_are_written_once(spark, warehouse, landing, table_name):
     ref = create_target(spark, table_name)
