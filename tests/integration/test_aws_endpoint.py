@@ -18,8 +18,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CATALOG = {"name": "glue_catalog", "type": "glue", "warehouse": "s3://endpoint-lake/warehouse/"}
 
 
-def glue_table(endpoint):
-    """An Iceberg table in Glue with its metadata and a data file on S3, made through pyiceberg on moto."""
+@pytest.fixture
+def glue_events(aws_env):
+    """An Iceberg table in Glue with its metadata and a data file on S3, made through pyiceberg on moto (dropped
+    afterwards: moto's state is shared by the whole run)."""
     import pyarrow as pa
 
     from lakehouse_ops.aws.clients import client
@@ -27,10 +29,14 @@ def glue_table(endpoint):
 
     client("s3").create_bucket(Bucket="endpoint-lake")
     tables = open_tables(config_from_dict({"catalog": CATALOG}).catalog)
-    tables.catalog.create_namespace("sales")
-    table = tables.catalog.create_table("sales.events", schema=pa.schema([("id", pa.int64()), ("name", pa.string())]))
+    tables.catalog.create_namespace("endpoint_sales")
+    table = tables.catalog.create_table(
+        "endpoint_sales.events", schema=pa.schema([("id", pa.int64()), ("name", pa.string())])
+    )
     table.append(pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}))
-    return tables
+    yield tables
+    tables.catalog.drop_table("endpoint_sales.events")
+    tables.catalog.drop_namespace("endpoint_sales")
 
 
 def cli(args, env, timeout=120):
@@ -47,12 +53,12 @@ def write_config(tmp_path, extra=""):
     return str(path)
 
 
-def test_the_endpoint_variable_alone_reaches_glue_s3_and_spark(aws_env, tmp_path):
+def test_the_endpoint_variable_alone_reaches_glue_s3_and_spark(aws_env, glue_events, tmp_path):
     # No glue.endpoint or s3.endpoint in the catalog's properties: the variable is all there is.
-    tables = glue_table(aws_env)
-    assert tables.load("sales.events").scan().to_arrow().num_rows == 3
+    tables = glue_events
+    assert tables.load("endpoint_sales.events").scan().to_arrow().num_rows == 3
     env = dict(os.environ)
-    proc, _ = cli(["--config", write_config(tmp_path), "health", "sales.events", "--json"], env)
+    proc, _ = cli(["--config", write_config(tmp_path), "health", "endpoint_sales.events", "--json"], env)
     assert proc.returncode == 0, proc.stderr
     health = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert health["data_files"] == 1 and health["records"] == 3
@@ -91,7 +97,7 @@ SHIP = (
 @pytest.mark.parametrize(
     "command",
     [
-        ["health", "sales.events"],
+        ["health", "endpoint_sales.events"],
         ["plan", "--all"],
         ["submit", "--target", "emr-serverless", "--job", "maintain", "--needy", "--archive", "s3://a/env.tar.gz"],
     ],
