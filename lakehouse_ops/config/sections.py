@@ -101,6 +101,10 @@ class IngestConfig(Model):
     # Every this many batches a worker compacts the ledger's recent days and expires its old snapshots (0: never;
     # then keep the ledger table healthy with `maintain`).
     ledger_upkeep_batches: int = Field(50, ge=0)
+    # Print each batch's backlog, lag and throughput as a CloudWatch Embedded Metric Format line on stdout (where
+    # CloudWatch Logs receives the driver's output, as on EMR Serverless with CloudWatch logging, they become
+    # metrics to alarm on; namespace lakehouse-ops/ingest, dimension Target).
+    emf_metrics: bool = False
     format: Literal["json", "csv", "parquet"] = "json"
     read_options: Dict[str, str] = Field(default_factory=dict)
     # Dotted path to a function DataFrame -> DataFrame applied before the write, e.g. "mypkg.enrich.add_geo".

@@ -16,7 +16,7 @@ from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.batch import Batch, fill_batch
 from lakehouse_ops.ingest.claims import Claims, claims_root, new_batch_id
 from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.metrics import earliest_event_ms, event_ms, seal_entry, timed, totals
+from lakehouse_ops.ingest.metrics import alarm_fields, earliest_event_ms, event_ms, seal_entry, timed, totals
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
 from lakehouse_ops.ingest.read import Reasons, data_schema, existing, find_unreadable, load_function
 from lakehouse_ops.ingest.settle import settle_messages
@@ -240,6 +240,7 @@ class IngestJob(TargetSetup, BatchWrites):
         self.claims.release(claimed.taken)
         metrics["lag_s"] = round(time.time() - oldest / 1000.0, 3)
         metrics["batch_s"] = round(time.time() - started, 3)
+        metrics.update(alarm_fields(metrics, self.queue, sent, self.target if self.cfg.emf_metrics else None))
         return metrics
 
     def _write(self, todo: Dict[str, S3Object], mine: Dict[str, str], batch: str, metrics: Dict[str, Any]) -> Reasons:

@@ -2,8 +2,14 @@
 
 import contextlib
 import datetime
+import json
+import sys
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("ingest.metrics")
 
 
 def event_time_ms(obj: Any) -> Optional[int]:
@@ -72,3 +78,64 @@ def totals(batches: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
     totals["messages_per_s"] = round(totals["messages"] / seconds, 1) if seconds > 0 else 0.0
     totals["max_lag_s"] = max((b.get("lag_s", 0) for b in batches), default=0)
     return {"totals": totals}
+
+
+# What a batch reports for alarms, with the CloudWatch unit of each (Embedded Metric Format).
+ALARM_METRICS = (
+    ("queue_visible", "Count"),
+    ("queue_in_flight", "Count"),
+    ("oldest_message_age_s", "Seconds"),
+    ("lag_s", "Seconds"),
+    ("rows", "Count"),
+    ("rows_per_s", "Count/Second"),
+    ("bytes_per_s", "Bytes/Second"),
+    ("dlq_messages", "Count"),
+    ("batch_s", "Seconds"),
+)
+EMF_NAMESPACE = "lakehouse-ops/ingest"
+
+
+def alarm_fields(metrics: Dict[str, Any], queue: Any, oldest_sent: int, emf_target: Optional[str]) -> Dict[str, Any]:
+    """Backlog and throughput of a finished batch: queue depth (visible, in flight; None when SQS did not say), the
+    age of its oldest message (from SentTimestamp), rows and bytes per second of the batch. With `emf_target`, the
+    batch's metrics are also printed as a CloudWatch Embedded Metric Format line on stdout."""
+    try:
+        depth: Optional[Tuple[int, int]] = queue.depth()
+    except Exception as exc:  # the batch is done; a depth SQS did not give is reported as missing
+        log.warning("queue depth not read", extra={"error": str(exc)[:200]})
+        depth = None
+    now_ms = int(time.time() * 1000)
+    seconds = metrics.get("batch_s") or 0.0
+    fields = {
+        "queue_visible": depth[0] if depth else None,
+        "queue_in_flight": depth[1] if depth else None,
+        "oldest_message_age_s": round(max(0, now_ms - oldest_sent) / 1000.0, 3),
+        "rows_per_s": round(metrics.get("rows", 0) / seconds, 1) if seconds > 0 else 0.0,
+        "bytes_per_s": round(metrics.get("bytes", 0) / seconds, 1) if seconds > 0 else 0.0,
+    }
+    if emf_target is not None:
+        sys.stdout.write(emf_line(emf_target, dict(metrics, **fields), now_ms) + "\n")
+        sys.stdout.flush()
+    return fields
+
+
+def emf_line(target: str, metrics: Dict[str, Any], now_ms: int) -> str:
+    """One CloudWatch Embedded Metric Format line for a batch (metrics by target table): printed where CloudWatch
+    Logs collects it (EMR Serverless with CloudWatch logging), it becomes metrics to alarm on."""
+    present = [(name, unit) for name, unit in ALARM_METRICS if isinstance(metrics.get(name), (int, float))]
+    record: Dict[str, Any] = {
+        "_aws": {
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": EMF_NAMESPACE,
+                    "Dimensions": [["Target"]],
+                    "Metrics": [{"Name": name, "Unit": unit} for name, unit in present],
+                }
+            ],
+        },
+        "Target": target,
+        "batch_id": metrics.get("batch_id"),
+    }
+    record.update({name: metrics[name] for name, _ in present})
+    return json.dumps(record, sort_keys=True)
