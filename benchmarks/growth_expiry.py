@@ -94,7 +94,7 @@ def spark_config_data(work):
     warehouse = os.path.join(work, "spark-warehouse")
     return {
         "catalog": {"name": "growth", "type": "hadoop", "warehouse": warehouse},
-        "spark": {"mode": "local", "master": "local[2]", "conf": {"spark.driver.memory": "4g"}},
+        "spark": {"mode": "local", "master": "local[2]", "conf": {"spark.driver.memory": "12g"}},
         "defaults": {
             "snapshots": {"retain_last": RETAIN_LAST, "max_age_days": 1},
             "orphans": {"older_than_hours": 72, "max_files": 10_000_000},
