@@ -137,12 +137,16 @@ def test_package_builds_an_archive_for_the_target_python_and_refuses_another(whe
     refused = CliRunner().invoke(cli, ["package", "--out", str(tmp_path), "--wheel", wheel, "--target-python", other])
     assert refused.exit_code == 2 and "is Python %s but the target is Python %s" % (here, other) in refused.output
     assert "--force" in refused.output
+    # The system's Python, where EMR keeps it, is accepted as it is; another (pyenv) only with --force.
+    system = "/usr/bin/python%s" % here
+    how = ["--python", system] if os.path.exists(system) else ["--force"]
     result = CliRunner().invoke(
-        cli, ["package", "--out", str(tmp_path), "--wheel", wheel, "--target-python", here, "--json"]
+        cli, ["package", "--out", str(tmp_path), "--wheel", wheel, "--target-python", here, "--json"] + how
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["python"] == here and os.path.isfile(report["archive"])
+    assert report["archive_python"] == (system if how[0] == "--python" else os.path.realpath(sys.executable))
     with tarfile.open(report["archive"]) as archive:
         names = archive.getnames()
     site = "lib/python%s/site-packages/" % here
