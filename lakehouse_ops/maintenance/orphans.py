@@ -163,7 +163,11 @@ def _verify_removal(
     unexpected = [d for d in deleted if d not in stats]
     # One scan of the table's references for every checked candidate: a deleted one must not be among them, and
     # one still there may be (a writer committed it meanwhile: rightly kept, and no orphan).
-    kept = set() if references_checked and not unexpected else set(_referenced(spark, catalog, table, list(stats)))
+    kept = (
+        set()
+        if references_checked and not unexpected
+        else set(_referenced(spark, catalog, table, list(stats) + unexpected))
+    )
     referenced = [d for d in deleted if normalize(d) in kept]
     if unexpected or referenced:
         raise VerificationError(
