@@ -146,16 +146,22 @@ def test_maintain_succeeds_while_a_writer_commits(spark, warehouse, tmp_path, ta
         },
     )
     attempts = []
-    with concurrent_writer(tmp_path, warehouse, table_name, pause=0.1) as writer:
-        for _ in range(12):
+    # Whether a rewrite meets a commit is a matter of timing (an idle machine rewrites faster): manifest rewrites
+    # back to back, with the writer committing back to back, until one does (each must succeed), then whole runs.
+    with concurrent_writer(tmp_path, warehouse, table_name, pause=0.0) as writer:
+        for _ in range(60):
+            report = MaintenanceRunner(config, spark=spark, only=["rewrite_manifests"]).run([table_name])
+            action = report["tables"][0]["actions"][0]
+            assert report["ok"] and action["status"] in ("done", "skipped"), action
+            if action["status"] == "done":
+                attempts.append(action["outputs"]["attempts"])
+            if attempts and max(attempts) > 1:
+                break
+        for _ in range(2):
             report = MaintenanceRunner(config, spark=spark).run([table_name])
             entry = report["tables"][0]
             actions = {a["action"]: a for a in entry["actions"]}
             assert report["ok"], entry
             assert {a["status"] for a in actions.values()} <= {"done", "skipped"}, actions
-            if actions["rewrite_manifests"]["status"] == "done":
-                attempts.append(actions["rewrite_manifests"]["outputs"]["attempts"])
-            if attempts and max(attempts) > 1:
-                break
     assert attempts and max(attempts) > 1, "no manifest rewrite met a conflicting commit (attempts %s)" % attempts
     assert_every_commit_once(spark, table_name, writer)
