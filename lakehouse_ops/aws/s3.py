@@ -33,3 +33,14 @@ def write_text(uri: str, text: str, s3: Any = None, content_type: str = "applica
     bucket, key = split_uri(uri)
     s3 = s3 or client("s3")
     s3.put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType=content_type)
+
+
+def object_exists(s3: Any, bucket: str, key: str) -> bool:
+    """True when the object is there (HEAD); False when S3 says it is not; other failures raise."""
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except Exception as exc:
+        if (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise

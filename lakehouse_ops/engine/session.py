@@ -108,10 +108,9 @@ def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
         conf["spark.jars"] = ",".join(iceberg_jars())
         conf["spark.pyspark.python"] = sys.executable
     conf["spark.sql.extensions"] = EXTENSIONS
-    if endpoint_url():  # s3:// and s3a:// paths read through Hadoop (ingest, file lists) go there too
-        conf.update(
-            {"spark.hadoop.fs.s3a.endpoint": str(endpoint_url()), "spark.hadoop.fs.s3a.path.style.access": "true"}
-        )
+    endpoint = endpoint_url()
+    if endpoint:  # s3:// and s3a:// paths read through Hadoop (ingest, file lists) go there too
+        conf.update({"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true"})
     conf.update(catalog_conf(config.catalog))
     return merge_conf(conf, config.spark.conf)
 

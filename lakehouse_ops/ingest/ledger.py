@@ -122,7 +122,7 @@ class Ledger:
         self.table = table
         self.ref = table_ref(catalog, table)
         self.lookback_ms = lookback_hours * 3600 * 1000
-        self.last_scan: Dict[str, int] = {}  # Iceberg's scan metrics of the last lookup (files read and skipped)
+        self._last_lookup: Any = None
 
     def ensure(self) -> None:
         """The ledger exists, partitioned by day and with its properties (a ledger made by an older release is
@@ -162,9 +162,14 @@ class Ledger:
             where += " AND recorded_at >= %s" % timestamp_literal(since_ms - self.lookback_ms)
         done = self.spark.table(self.ref).filter(where).select("object_id")
         found = done.join(wanted, "object_id", "left_semi").distinct()
-        out = {r.object_id for r in found.collect()}
-        self.last_scan = scan_metrics(found)
-        return out
+        self._last_lookup = found
+        return {r.object_id for r in found.collect()}
+
+    @property
+    def last_scan(self) -> Dict[str, int]:
+        """Iceberg's scan metrics of the last lookup (files read and skipped), read from its plan when asked: never
+        on the batch's path."""
+        return scan_metrics(self._last_lookup) if self._last_lookup is not None else {}
 
     def record(self, batch: str, objects: Iterable[S3Object], status: str, snapshot_id: Optional[int] = None) -> None:
         rows = [

@@ -57,14 +57,14 @@ def plan_submission(
 def upload(files: Iterable[Tuple[str, str]], s3: Any = None) -> None:
     """Upload each (local path, s3 URI); a failure names the file and why."""
     from lakehouse_ops.aws.clients import client
-    from lakehouse_ops.aws.s3 import split_uri
+    from lakehouse_ops.aws.s3 import object_exists, split_uri
     from lakehouse_ops.errors import first_line
 
     s3 = s3 or client("s3")
     for path, uri in files:
         bucket, key = split_uri(uri)
         try:
-            if exists(s3, bucket, key):  # keyed by content: what is there is this very file; never overwritten
+            if object_exists(s3, bucket, key):  # keyed by content: what is there is this very file; never overwritten
                 log.info("already uploaded", extra={"file": os.path.basename(path), "at": uri})
                 continue
             s3.upload_file(path, bucket, key)
@@ -73,25 +73,15 @@ def upload(files: Iterable[Tuple[str, str]], s3: Any = None) -> None:
         log.info("uploaded", extra={"file": os.path.basename(path), "to": uri})
 
 
-def exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except Exception as exc:
-        if (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-
-
 def check_archive(archive: Optional[str], s3: Any = None) -> None:
     """An s3:// archive must be there before a run starts (a run that cannot unpack it fails minutes later)."""
     if not archive or not archive.startswith("s3://"):
         return
     from lakehouse_ops.aws.clients import client
-    from lakehouse_ops.aws.s3 import split_uri
+    from lakehouse_ops.aws.s3 import object_exists, split_uri
 
     bucket, key = split_uri(archive)
-    if not exists(s3 or client("s3"), bucket, key):
+    if not object_exists(s3 or client("s3"), bucket, key):
         raise ConfigError(
             "archive %s does not exist: upload it (`lakehouse-ops package --upload`) or fix the URI" % archive
         )
