@@ -84,6 +84,15 @@ class IngestPseudonymize(Model):
     mode: Literal["deterministic", "randomized"] = "deterministic"
 
 
+class IngestUpsert(Model):
+    """Merge each batch by key instead of appending: the latest record per key (by `order_by`) wins."""
+
+    keys: List[str] = Field(min_length=1)
+    # A record replaces the table's row for its key only when its value here is greater: a batch applied twice
+    # (redelivery, a restart) changes nothing, and an older record arriving late never overwrites a newer one.
+    order_by: str
+
+
 class IngestConfig(Model):
     queue_url: str
     # Where poison messages and unreadable objects go, with the reason as a message attribute. Without it,
@@ -106,6 +115,13 @@ class IngestConfig(Model):
     # metrics to alarm on; namespace lakehouse-ops/ingest, dimension Target).
     emf_metrics: bool = False
     format: Literal["json", "csv", "parquet"] = "json"
+    # fail: the target's schema governs (fields it lacks are not read; records that do not fit are quarantined);
+    # add_new_columns: new fields in the files become nullable columns of the target before the batch's commit
+    # (and Parquet types are widened where Iceberg allows); rescue (JSON): fields that are unknown or do not fit
+    # go to `rescued_data_column` as JSON, the record is kept.
+    schema_evolution: Literal["fail", "add_new_columns", "rescue"] = "fail"
+    rescued_data_column: str = "_rescued_data"
+    upsert: Optional[IngestUpsert] = None
     read_options: Dict[str, str] = Field(default_factory=dict)
     # Dotted path to a function DataFrame -> DataFrame applied before the write, e.g. "mypkg.enrich.add_geo".
     enrichment: Optional[str] = None
@@ -135,12 +151,20 @@ class IngestConfig(Model):
             raise ValueError(
                 "poison_action 'dlq' needs dlq_url (or set poison_action: leave to rely on the queue's redrive policy)"
             )
+        if self.schema_evolution == "add_new_columns" and self.format == "csv" and not self._csv_header:
+            raise ValueError("schema_evolution 'add_new_columns' with format csv needs read_options header: 'true'")
+        if self.schema_evolution == "rescue" and self.format != "json":
+            raise ValueError("schema_evolution 'rescue' is for format json (got %r)" % self.format)
         if self.heartbeat_seconds >= self.visibility_timeout_seconds:
             raise ValueError(
                 "heartbeat_seconds (%g) must be shorter than visibility_timeout_seconds (%d)"
                 % (self.heartbeat_seconds, self.visibility_timeout_seconds)
             )
         return self
+
+    @property
+    def _csv_header(self) -> bool:
+        return str(self.read_options.get("header", "false")).lower() == "true"
 
     @property
     def ledger(self) -> str:

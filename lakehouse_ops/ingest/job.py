@@ -28,7 +28,7 @@ from lakehouse_ops.units import iso_seconds as _iso
 
 log = get_logger("ingest")
 # The stages a batch passes, in order; `on_stage(name)` is called as each is reached (metrics, tests).
-STAGES = ("after_receive", "after_pending", "after_seal", "after_commit", "before_delete")
+STAGES = ("after_receive", "after_pending", "after_evolve", "after_seal", "after_commit", "before_delete")
 
 
 class IngestJob(TargetSetup, BatchWrites):

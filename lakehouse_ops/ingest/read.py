@@ -12,12 +12,13 @@ from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Opt
 from lakehouse_ops.config.sections import IngestConfig
 from lakehouse_ops.engine.fs import stat
 from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.messages import S3Object
+from lakehouse_ops.ingest.rescue import load_rescued
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape
 
 log = get_logger("ingest.read")
-CORRUPT = "_corrupt_record"
 RAW_LOCAL_FILES = {"fs.file.impl": "org.apache.hadoop.fs.RawLocalFileSystem", "fs.file.impl.disable.cache": "true"}
 # identity -> (the path Spark loads, the file's qualified URI); identity -> why an object is not used
 Located = Dict[str, Tuple[str, str]]
@@ -71,8 +72,15 @@ def _reader(spark: Any, cfg: IngestConfig, schema: Any, quarantine: bool) -> Any
     return reader
 
 
+def inference_reader(spark: Any, cfg: IngestConfig) -> Any:
+    """A reader of the configured format and options with no schema: Spark infers one from the files."""
+    return spark.read.format(cfg.format).options(**RAW_LOCAL_FILES).options(**cfg.read_options)
+
+
 def load(spark: Any, cfg: IngestConfig, schema: Any, paths: Iterable[str], quarantine: bool = True) -> Any:
     """Lazily read `paths` (local or s3 URIs); adds `_lakehouse_ops_file`, the file as Spark reports it."""
+    if cfg.schema_evolution == "rescue":
+        return load_rescued(spark, cfg, schema, [glob_escape(p) for p in paths], quarantine, RAW_LOCAL_FILES)
     df = _reader(spark, cfg, schema, quarantine).load([glob_escape(p) for p in paths])
     return df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
 

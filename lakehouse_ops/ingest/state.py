@@ -20,11 +20,13 @@ class JobState:
     ledger: Ledger
     claims: Claims
     enrich: Optional[Callable[..., Any]]
+    on_stage: Callable[[str], None]  # called as a batch reaches each of job.STAGES
 
     @property
     def spark(self) -> Any:
         raise NotImplementedError
 
     def _meta_columns(self) -> Set[str]:
-        """The columns the job adds to the target (source object, ingest time, batch id)."""
-        return {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
+        """The columns the job adds to the target (source object, ingest time, batch id, rescued data)."""
+        added = {self.cfg.source_column, self.cfg.ingest_time_column, self.cfg.batch_column}
+        return added | ({self.cfg.rescued_data_column} if self.cfg.schema_evolution == "rescue" else set())

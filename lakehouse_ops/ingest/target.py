@@ -63,6 +63,8 @@ class TargetSetup(JobState):
             (self.cfg.ingest_time_column, "TIMESTAMP"),
             (self.cfg.batch_column, "STRING"),
         ]
+        if self.cfg.schema_evolution == "rescue":
+            wanted.append((self.cfg.rescued_data_column, "STRING"))
         for name, kind in wanted:
             if name not in present:
                 ledger_mod.concurrent_ddl(

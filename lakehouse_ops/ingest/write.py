@@ -6,12 +6,15 @@ from typing import Any, Collection, Dict, List, Mapping, Optional, Set, Tuple
 
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import IngestError, first_line
+from lakehouse_ops.ingest import evolve
 from lakehouse_ops.ingest import ledger as ledger_mod
+from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.read import CORRUPT, Located, existing, load, spark_spellings
+from lakehouse_ops.ingest.read import Located, data_schema, existing, inference_reader, load, spark_spellings
 from lakehouse_ops.ingest.state import JobState
 from lakehouse_ops.ingest.target import QUARANTINE_REASON
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.paths import glob_escape
 from lakehouse_ops.sqltext import quote_string
 
 log = get_logger("ingest")
@@ -47,6 +50,26 @@ class BatchWrites(JobState):
         if found is None:
             raise IngestError("batch %s is not in the history of %s after its publish" % (batch, self.target))
         return found
+
+    def _evolve(self, located: Located, metrics: Dict[str, Any]) -> None:
+        """add_new_columns: give the target the batch's new fields (and wider Parquet types) before its read."""
+        paths = [glob_escape(path) for path, _ in located.values()]
+        try:
+            files = evolve.file_schema(self.spark, inference_reader(self.spark, self.cfg), paths)
+        except Exception as exc:
+            raise ReadFailed(IngestError("inferring the schema of batch files failed: %s" % first_line(exc))) from exc
+        changes = evolve.apply(
+            self.spark,
+            self.target_ref,
+            lambda: data_schema(self.spark, self.target_ref, self._meta_columns()),
+            files,
+            self.cfg.format == "parquet",
+            ledger_mod.concurrent_ddl,
+        )
+        if not changes.empty:
+            self.schema = data_schema(self.spark, self.target_ref, self._meta_columns())
+            metrics["schema_changes"] = changes.describe()
+            self.on_stage("after_evolve")
 
     @property
     def _quarantining(self) -> bool:
@@ -106,6 +129,8 @@ class BatchWrites(JobState):
         from pyspark.sql import functions as F
 
         spark = self.spark
+        if self.cfg.schema_evolution == "add_new_columns":
+            self._evolve(located, metrics)
         df = self._sourced(located, todo)
         observation = Observation("lakehouse_ops_ingest")
         if self._quarantining and self.cfg.format in ("json", "csv"):
