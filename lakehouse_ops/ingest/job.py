@@ -15,13 +15,12 @@ from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.batch import Batch, fill_batch
 from lakehouse_ops.ingest.claims import Claims, claims_root, new_batch_id
-from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.metrics import alarm_fields, earliest_event_ms, event_ms, seal_entry, timed, totals
+from lakehouse_ops.ingest.metrics import alarm_fields, earliest_event_ms, event_ms, timed, totals
+from lakehouse_ops.ingest.protocol import BatchProtocol
 from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
-from lakehouse_ops.ingest.read import Reasons, data_schema, existing, find_unreadable, load_function
+from lakehouse_ops.ingest.read import data_schema, load_function
 from lakehouse_ops.ingest.settle import settle_messages
 from lakehouse_ops.ingest.target import TargetSetup
-from lakehouse_ops.ingest.write import BatchWrites, ReadFailed
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import table_ref
 from lakehouse_ops.units import iso_seconds as _iso
@@ -31,9 +30,10 @@ log = get_logger("ingest")
 STAGES = ("after_receive", "after_pending", "after_evolve", "after_seal", "after_commit", "before_delete")
 
 
-class IngestJob(TargetSetup, BatchWrites):
-    """One ingest worker on one queue and target: start-up (target.py), the loop and a batch's protocol (here),
-    the batch's writes (write.py), settling its messages (settle.py)."""
+class IngestJob(TargetSetup, BatchProtocol):
+    """One ingest worker on one queue and target: start-up (target.py), the loop and a batch's messages and
+    claims (here), the protocol over its objects (protocol.py), their writes (write.py), settling its messages
+    (settle.py)."""
 
     def __init__(
         self,
@@ -80,6 +80,7 @@ class IngestJob(TargetSetup, BatchWrites):
         self._ensure_columns()
         self._enable_wap()
         self._check_pseudonymized_columns()
+        self._check_upsert_columns()
         self._apply_properties()
         self.ledger = ledger_mod.Ledger(
             spark, self.catalog, self.config.table_name(self.cfg.ledger), self.cfg.ledger_lookback_hours
@@ -242,52 +243,3 @@ class IngestJob(TargetSetup, BatchWrites):
         metrics["batch_s"] = round(time.time() - started, 3)
         metrics.update(alarm_fields(metrics, self.queue, sent, self.target if self.cfg.emf_metrics else None))
         return metrics
-
-    def _write(self, todo: Dict[str, S3Object], mine: Dict[str, str], batch: str, metrics: Dict[str, Any]) -> Reasons:
-        """Read, transform, stage, seal and publish `todo`; return {identity: reason} for objects that could not
-        be used."""
-        spark = self.spark
-        with timed(metrics, "exists"):
-            located, failed = existing(spark, todo, self.cfg.uri_map)
-        while located:
-            usable = [todo[i] for i in located]
-            metrics["batch_id"] = batch
-            with timed(metrics, "ledger_write"):
-                self.ledger.record(batch, usable, ledger_mod.PENDING)
-            self.on_stage("after_pending")
-            try:
-                with timed(metrics, "read_write"):
-                    staged, misfit_sources = self._commit(located, todo, batch, metrics)
-            except ReadFailed as exc:
-                with timed(metrics, "isolate"):
-                    unreadable = find_unreadable(spark, self.cfg, self.schema, located, self._quarantining)
-                if not unreadable:
-                    raise exc.error
-                log.warning(
-                    "objects could not be read; the rest of the batch goes on", extra={"unreadable": len(unreadable)}
-                )
-                failed.update(unreadable)
-                # The rest goes on as a new batch; claims follow it (the old one is never sealed).
-                batch = new_batch_id()
-                mine.update(self.claims.rebind({i: mine[i] for i in located if i not in unreadable}, batch))
-                located = {i: v for i, v in located.items() if i not in unreadable and i in mine}
-                continue
-            if not self.claims.seal(batch, [seal_entry(o) for o in usable], staged):
-                raise IngestError(
-                    "batch %s of %s was made void by another worker while it was written: its claims "
-                    "expired (raise ingest.claim_seconds above the time a batch takes); its messages "
-                    "come back and are retried" % (batch, self.target)
-                )
-            self.on_stage("after_seal")
-            with timed(metrics, "publish"):
-                snapshot, summary = self._publish(batch, staged)
-            metrics["rows"] = int(summary.get("added-records", 0))
-            self.on_stage("after_commit")
-            with timed(metrics, "quarantine"):
-                self._quarantine(batch, located, todo, metrics, only_sources=misfit_sources)
-            with timed(metrics, "ledger_write"):
-                self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
-            self.on_stage("before_delete")
-            metrics["snapshot_id"] = snapshot
-            break
-        return failed

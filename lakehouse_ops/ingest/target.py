@@ -6,6 +6,7 @@ from typing import Optional
 
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest import ledger as ledger_mod
+from lakehouse_ops.ingest import upsert
 from lakehouse_ops.ingest.state import JobState
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import table_ref
@@ -42,6 +43,11 @@ class TargetSetup(JobState):
                     "ingest.pseudonymize column %r must be a string column of %s (it is %s)"
                     % (column, self.target, fields.get(column, "missing"))
                 )
+
+    def _check_upsert_columns(self) -> None:
+        if self.cfg.upsert is not None:
+            columns = [f.name for f in self.spark.table(self.target_ref).schema.fields]
+            upsert.check_columns(self.cfg.upsert, columns, self.target)
 
     def _wap_enabled(self) -> bool:
         props = {r.key: r.value for r in self.spark.sql("SHOW TBLPROPERTIES %s" % self.target_ref).collect()}

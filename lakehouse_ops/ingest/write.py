@@ -6,7 +6,7 @@ from typing import Any, Collection, Dict, List, Mapping, Optional, Set, Tuple
 
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import IngestError, first_line
-from lakehouse_ops.ingest import evolve
+from lakehouse_ops.ingest import evolve, upsert
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.messages import S3Object
@@ -116,11 +116,12 @@ class BatchWrites(JobState):
 
     def _commit(
         self, located: Located, todo: Mapping[str, S3Object], batch: str, metrics: Dict[str, Any]
-    ) -> Tuple[int, Set[str]]:
-        """Append the batch's good rows in one pass, with the batch id in the snapshot summary.
+    ) -> Tuple[Optional[int], Set[str]]:
+        """Write the batch's good rows in one pass: staged with the batch id in the snapshot summary (appends), or
+        merged by key (upserts).
 
-        Returns the staged snapshot id (published after the batch is sealed) and the S3 URIs of the objects that
-        held misfit records.
+        Returns the staged snapshot id (published after the batch is sealed; None for a merge, which commits
+        itself) and the S3 URIs of the objects that held misfit records.
 
         The pass also counts the records that do not fit (an observation), so they cost a second read only when
         there are some.
@@ -128,7 +129,6 @@ class BatchWrites(JobState):
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
-        spark = self.spark
         if self.cfg.schema_evolution == "add_new_columns":
             self._evolve(located, metrics)
         df = self._sourced(located, todo)
@@ -147,10 +147,27 @@ class BatchWrites(JobState):
             )
         out = self._rows(df, batch)
         commit_started = time.time()
+        staged: Optional[int] = None
+        if self.cfg.upsert:
+            self._merge(out, batch, metrics)
+        else:
+            staged = self._stage(out, batch, len(located))
+        metrics["commit_s"] = round(time.time() - commit_started, 3)
+        observed = observation.get or {}
+        metrics["misfits"] = int(observed.get("misfits", 0))
+        sources = observed.get("misfit_sources")
+        if sources is not None and not isinstance(sources, (list, tuple)):
+            # Arrays come back from the JVM as Scala sequences.
+            sources = self.spark._jvm.scala.collection.JavaConverters.seqAsJavaList(sources)
+        return staged, set(sources or [])
+
+    def _stage(self, out: Any, batch: str, objects: int) -> int:
+        """Append the rows as a staged (write-audit-publish) snapshot carrying the batch id; its id."""
+        spark = self.spark
         spark.conf.set("spark.wap.id", batch)
         try:
             out.writeTo(self.target_ref).option("snapshot-property." + ledger_mod.BATCH_PROPERTY, batch).option(
-                "snapshot-property.lakehouse-ops.objects", str(len(located))
+                "snapshot-property.lakehouse-ops.objects", str(objects)
             ).append()
         except Exception as exc:
             # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
@@ -161,17 +178,21 @@ class BatchWrites(JobState):
             log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
         finally:
             spark.conf.unset("spark.wap.id")
-        metrics["commit_s"] = round(time.time() - commit_started, 3)
         staged = ledger_mod.staged_snapshot(spark, self.catalog, self.target, batch)
         if staged is None:
             raise IngestError("batch %s is not staged in %s after its write" % (batch, self.target))
-        observed = observation.get or {}
-        metrics["misfits"] = int(observed.get("misfits", 0))
-        sources = observed.get("misfit_sources")
-        if sources is not None and not isinstance(sources, (list, tuple)):
-            # Arrays come back from the JVM as Scala sequences.
-            sources = spark._jvm.scala.collection.JavaConverters.seqAsJavaList(sources)
-        return staged, set(sources or [])
+        return staged
+
+    def _merge(self, out: Any, batch: str, metrics: Dict[str, Any]) -> None:
+        """Merge the rows by key (upserts commit themselves: applying a batch twice changes nothing)."""
+        assert self.cfg.upsert is not None
+        try:
+            merged = upsert.merge(self.spark, self.target_ref, out, self.cfg.upsert, batch, self.cfg.source_column)
+        except Exception as exc:
+            raise ReadFailed(
+                IngestError("merge of batch %s into %s failed: %s" % (batch, self.target, first_line(exc)))
+            ) from exc
+        metrics.update(merged)
 
     def _quarantine(
         self,

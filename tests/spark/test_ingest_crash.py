@@ -125,3 +125,27 @@ def test_kill_9_while_the_schema_evolves_then_rerun_yields_every_record_exactly_
     assert sorted(r.rec_id for r in got) == list(range(120))
     regions = {r.rec_id: r.region for r in got}
     assert all(regions[i] == ("r%d" % i if (i // 10) % 3 == 1 else None) for i in range(120))
+
+
+def test_kill_9_during_upserts_then_rerun_leaves_the_latest_record_per_key(
+    warehouse, aws_env, tmp_path, table_name, spark
+):
+    """upsert by key: killed after the pending record, after the merge, before the deletes and at random; each
+    object announced twice. The table ends with one row per key, the latest record's."""
+    landing = _landing(tmp_path, table_name)
+    ref = create_target(spark, table_name)
+    order = list(range(12))
+    random.Random(7).shuffle(order)  # newer and older records arrive in any order
+    for i in order:
+        size = landing.put("upsert/file %02d.json" % i, records(i * 10, 10), send=False)
+        body = s3_notification("upsert/file %02d.json" % i, size, etag="etag-%d" % i)
+        landing.send(body)
+        landing.send(body)
+    extra = ["upsert: {keys: [customer_id], order_by: event_time}"]
+    config = _config_file(tmp_path, warehouse, landing, table_name, extra)
+    _kill_at(config, ("after_pending", "after_commit", "before_delete"), random_kills=1)
+    _drain(config, landing)
+    spark.sql("REFRESH TABLE %s" % ref)
+    got = {r.customer_id: r.rec_id for r in spark.table(ref).select("customer_id", "rec_id").collect()}
+    assert spark.table(ref).count() == 50
+    assert got == {"c%03d" % c: max(i for i in range(120) if i % 50 == c) for c in range(50)}
