@@ -88,32 +88,6 @@ def erase_options(func: F) -> F:
     )
 
 
-@cli.command()
-@ingest_options
-@click.pass_context
-@handles_errors
-def ingest(
-    ctx: click.Context,
-    until_empty: bool,
-    max_batches: Optional[int],
-    max_runtime: Optional[float],
-    as_json: bool,
-    report_path: Optional[str],
-) -> None:
-    """Ingest S3 objects announced on SQS into the target Iceberg table, exactly once.
-
-    Without --until-empty, --max-batches or --max-runtime it runs until stopped, backing off while the queue
-    is empty.
-    """
-    from lakehouse_ops.ingest.job import IngestJob
-    from lakehouse_ops.runner.report import print_ingest
-
-    config = load(ctx)
-    job = IngestJob(config, session_factory=session_factory(ctx, config))
-    report = job.run(until_empty=until_empty, max_batches=max_batches, max_runtime_s=max_runtime)
-    emit(report, as_json, report_path, print_ingest)
-
-
 @cli.command("demo-ingest")
 @click.option("--files", default=20, show_default=True, help="Landing files to write and announce.")
 @click.option("--rows", default=500, show_default=True, help="Rows per file.")

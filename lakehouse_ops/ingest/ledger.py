@@ -35,8 +35,11 @@ WAP_ID, PUBLISHED_WAP_ID = "wap.id", "published-wap-id"
 PENDING, COMMITTED = "pending", "committed"
 LEDGER_SCHEMA = (
     "object_id STRING, bucket STRING, object_key STRING, version_id STRING, etag STRING, "
-    "size BIGINT, batch_id STRING, status STRING, target_snapshot_id BIGINT, recorded_at TIMESTAMP"
+    "size BIGINT, batch_id STRING, status STRING, target_snapshot_id BIGINT, recorded_at TIMESTAMP, "
+    "event_time TIMESTAMP"
 )
+# Added after the first release: a ledger without it gets it at start-up (old rows hold null).
+EVENT_TIME = "event_time"
 PARTITION_FIELD = "days(recorded_at)"
 LEDGER_PROPERTIES = {
     "format-version": "2",
@@ -141,6 +144,14 @@ class Ledger:
                 self.spark, "ALTER TABLE %s ADD PARTITION FIELD %s" % (self.ref, PARTITION_FIELD), self._partitioned
             )
             self.spark.sql("ALTER TABLE %s SET TBLPROPERTIES (%s)" % (self.ref, properties))
+        if not self._has_event_time():
+            concurrent_ddl(
+                self.spark, "ALTER TABLE %s ADD COLUMN %s TIMESTAMP" % (self.ref, EVENT_TIME), self._has_event_time
+            )
+
+    def _has_event_time(self) -> bool:
+        self.spark.sql("REFRESH TABLE %s" % self.ref)
+        return EVENT_TIME in self.spark.table(self.ref).columns
 
     def _partitioned(self) -> bool:
         self.spark.sql("REFRESH TABLE %s" % self.ref)
@@ -173,15 +184,17 @@ class Ledger:
 
     def record(self, batch: str, objects: Iterable[S3Object], status: str, snapshot_id: Optional[int] = None) -> None:
         rows = [
-            (o.identity, o.bucket, o.key, o.version_id, o.etag, o.size, batch, status, snapshot_id) for o in objects
+            (o.identity, o.bucket, o.key, o.version_id, o.etag, o.size, batch, status, snapshot_id, o.event_time)
+            for o in objects
         ]
         df = self.spark.createDataFrame(
             rows,
             "object_id STRING, bucket STRING, object_key STRING, "
             "version_id STRING, etag STRING, size BIGINT, batch_id STRING, "
-            "status STRING, target_snapshot_id BIGINT",
+            "status STRING, target_snapshot_id BIGINT, event STRING",
         )
-        df.selectExpr("*", "current_timestamp() AS recorded_at").writeTo(self.ref).append()
+        df = df.selectExpr("*", "current_timestamp() AS recorded_at", "CAST(event AS TIMESTAMP) AS %s" % EVENT_TIME)
+        df.drop("event").writeTo(self.ref).append()
 
     def interrupted(self, target_catalog: str, target_table: str) -> List[Tuple[str, int, List[S3Object]]]:
         """[(batch id, target snapshot id, objects)] for pending batches of the last RECOVERY_DAYS whose target

@@ -88,3 +88,60 @@ def test_modes_are_validated_with_the_format_they_need():
     assert config_from_dict(csv).section("ingest").format == "csv"
     with pytest.raises(ConfigError, match="schema_evolution"):
         config_from_dict(_ingest(schema_evolution="evolve"))
+
+
+def test_status_summary_of_ledger_rows():
+    import datetime
+
+    from lakehouse_ops.ingest.status import summarize
+
+    def at(seconds):
+        return datetime.datetime.fromtimestamp(1_700_000_000 + seconds, tz=datetime.timezone.utc)
+
+    rows = [
+        {
+            "object_id": "a",
+            "batch_id": "b1",
+            "status": "pending",
+            "size": 10,
+            "recorded_at": at(0),
+            "event_time": at(-5),
+        },
+        {
+            "object_id": "a",
+            "batch_id": "b1",
+            "status": "committed",
+            "size": 10,
+            "recorded_at": at(4),
+            "event_time": at(-5),
+            "target_snapshot_id": 11,
+        },
+        {
+            "object_id": "b",
+            "batch_id": "b2",
+            "status": "committed",
+            "size": 7,
+            "recorded_at": at(9),
+            "event_time": None,
+            "target_snapshot_id": 12,
+        },
+        {
+            "object_id": "c",
+            "batch_id": "b2",
+            "status": "committed",
+            "size": 3,
+            "recorded_at": at(9),
+            "event_time": at(1),
+            "target_snapshot_id": 12,
+        },
+        {"object_id": "d", "batch_id": "b3", "status": "pending", "size": 1, "recorded_at": at(10), "event_time": None},
+    ]
+    out = summarize(rows, now_ms=(1_700_000_000 + 20) * 1000.0, last=5)
+    assert out["committed_batches"] == 2 and out["committed_objects"] == 3 and out["committed_bytes"] == 20
+    assert [(c["batch_id"], c["objects"], c["bytes"], c["snapshot_id"], c["lag_s"]) for c in out["last_commits"]] == [
+        ("b2", 2, 10, 12, 8.0),
+        ("b1", 1, 10, 11, 9.0),
+    ]
+    assert out["since_last_commit_s"] == 11.0 and out["max_lag_s"] == 9.0
+    assert [b["batch_id"] for b in out["uncommitted_batches"]] == ["b3"]
+    assert summarize([], 0.0, 5)["last_commit_at"] is None
