@@ -62,3 +62,23 @@ def parse_size(value: Any) -> int:
         if match and match.group(2).lower() in _SIZE_UNITS:
             return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
     raise ValueError("a size must be a number of bytes or a string such as '512MB', '8MiB', '1TB'")
+
+
+_AGO_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_moment(value: str, now_s: float) -> float:
+    """Epoch seconds from `36h` / `15m` / `7d` (that long before `now_s`) or an ISO-8601 time (UTC unless it
+    names an offset)."""
+    import datetime
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*", value)
+    if match:
+        return now_s - float(match.group(1)) * _AGO_UNITS[match.group(2)]
+    try:
+        moment = datetime.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("'%s' is neither a time ago (36h, 15m, 7d) nor an ISO-8601 time" % value) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()

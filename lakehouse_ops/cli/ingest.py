@@ -1,11 +1,12 @@
-"""`lakehouse-ops ingest`: run the SQS ingest job, and its `status` (and `reconcile`) subcommands."""
+"""`lakehouse-ops ingest`: run the SQS ingest job; `ingest status` and `ingest reconcile`."""
 
 from typing import Any, Dict, Optional
 
 import click
 
-from lakehouse_ops.cli.base import cli, emit, handles_errors, load, session_factory
+from lakehouse_ops.cli.base import cli, emit, handles_errors, load, print_json, session_factory
 from lakehouse_ops.cli.jobs import ingest_options
+from lakehouse_ops.errors import ConfigError
 
 
 @cli.group(invoke_without_command=True)
@@ -48,6 +49,54 @@ def status(ctx: click.Context, hours: float, last: int, as_json: bool) -> None:
 
     report = ingest_status(load(ctx), hours=hours, last=last)
     emit(report, as_json or bool(ctx.parent and ctx.parent.params.get("as_json")), None, _print_status)
+
+
+@ingest.command("reconcile")
+@click.option("--prefix", required=True, metavar="S3_URI", help="The landing prefix to compare with the ledger.")
+@click.option("--since", default="48h", show_default=True, help="Objects modified since: 36h, 7d or an ISO time.")
+@click.option(
+    "--until",
+    default="15m",
+    show_default=True,
+    help="...and before: a time ago or an ISO time (the default leaves notifications in flight their time).",
+)
+@click.option("--max-objects", default=10000, show_default=True, type=click.IntRange(min=1), help="Budget: objects.")
+@click.option("--max-bytes", default="100GB", show_default=True, help="Budget: bytes (e.g. 500GB).")
+@click.option("--inventory", metavar="MANIFEST", help="An S3 Inventory manifest.json to list from instead.")
+@click.option("--dry-run", is_flag=True, help="List the objects that would be ingested; ingest nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.option("--report", "report_path", metavar="PATH", help="Also write the JSON report to a file or s3:// URI.")
+@click.pass_context
+@handles_errors
+def reconcile(
+    ctx: click.Context,
+    prefix: str,
+    since: str,
+    until: str,
+    max_objects: int,
+    max_bytes: str,
+    inventory: Optional[str],
+    dry_run: bool,
+    as_json: bool,
+    report_path: Optional[str],
+) -> None:
+    """Ingest, exactly once, objects under a prefix whose notifications never arrived (listing or S3 Inventory)."""
+    import time
+
+    from lakehouse_ops.ingest.job import IngestJob
+    from lakehouse_ops.ingest.reconcile import reconcile as run_reconcile
+    from lakehouse_ops.units import parse_moment, parse_size
+
+    try:
+        now = time.time()
+        window = parse_moment(since, now) * 1000.0, parse_moment(until, now) * 1000.0
+        budget = parse_size(max_bytes)
+    except ValueError as exc:
+        raise ConfigError("ingest reconcile: %s" % exc) from None
+    config = load(ctx)
+    job = IngestJob(config, session_factory=session_factory(ctx, config))
+    report = run_reconcile(job, prefix, window[0], window[1], max_objects, budget, dry_run, inventory)
+    emit(report, as_json, report_path, print_json)
 
 
 def _print_status(report: Dict[str, Any]) -> None:

@@ -235,6 +235,8 @@ class IngestJob(TargetSetup, BatchProtocol):
         failed = {}
         if todo:
             failed = self._write(todo, mine, batch_id, metrics)
+        if failed:
+            metrics["failed_objects"] = {batch.objects[i].uri: reason for i, reason in failed.items()}
         with timed(metrics, "settle_messages"):
             settle_messages(self.queue, self.cfg, batch, failed, metrics, held=claimed.held, heartbeat=heartbeat)
         # Committed (here or by others) or dead-lettered: the claims have done their work.

@@ -176,6 +176,21 @@ class Ledger:
         self._last_lookup = found
         return {r.object_id for r in found.collect()}
 
+    def committed_contents(self, objects: Iterable[Tuple[str, str, str]], since_ms: int) -> Set[Tuple[str, str, str]]:
+        """Those of (bucket, key, ETag) committed since `since_ms` (less the lookback) under any identity: a
+        listing shows no version ids, so reconciling asks by content."""
+        wanted_rows = list(objects)
+        if not wanted_rows:
+            return set()
+        self.spark.sql("REFRESH TABLE %s" % self.ref)
+        wanted = self.spark.createDataFrame(wanted_rows, "bucket STRING, object_key STRING, etag STRING")
+        where = "status = '%s' AND recorded_at >= %s" % (COMMITTED, timestamp_literal(since_ms - self.lookback_ms))
+        done = (
+            self.spark.table(self.ref).filter(where).selectExpr("bucket", "object_key", "trim('\"' FROM etag) AS etag")
+        )
+        found = done.join(wanted, ["bucket", "object_key", "etag"], "left_semi").distinct().collect()
+        return {(r.bucket, r.object_key, r.etag) for r in found}
+
     @property
     def last_scan(self) -> Dict[str, int]:
         """Iceberg's scan metrics of the last lookup (files read and skipped), read from its plan when asked: never

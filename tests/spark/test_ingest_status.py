@@ -45,7 +45,7 @@ def test_status_shows_backlog_last_commits_with_lag_and_uncommitted_batches(
     path = write_config(tmp_path / "status.yaml", warehouse, ingest=section)
     result = CliRunner().invoke(cli, ["--config", path, "ingest", "status", "--json", "--last", "2"])
     assert result.exit_code == 0, result.output
-    status = json.loads(result.output)
+    status = json.loads(result.stdout)
     assert (status["queue_visible"], status["queue_in_flight"], status["dlq_visible"]) == (1, 0, 1)
     assert status["committed_batches"] == 3 and status["committed_objects"] == 3
     assert [c["batch_id"] for c in status["last_commits"]] == committed[::-1][:2]
