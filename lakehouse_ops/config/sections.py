@@ -114,7 +114,8 @@ class IngestConfig(Model):
     # CloudWatch Logs receives the driver's output, as on EMR Serverless with CloudWatch logging, they become
     # metrics to alarm on; namespace lakehouse-ops/ingest, dimension Target).
     emf_metrics: bool = False
-    format: Literal["json", "csv", "parquet"] = "json"
+    # json (JSON lines), csv, parquet or avro; .gz and .bz2 text files are decompressed; Avro's codec is inside.
+    format: Literal["json", "csv", "parquet", "avro"] = "json"
     # fail: the target's schema governs (fields it lacks are not read; records that do not fit are quarantined);
     # add_new_columns: new fields in the files become nullable columns of the target before the batch's commit
     # (and Parquet types are widened where Iceberg allows); rescue (JSON): fields that are unknown or do not fit
@@ -153,6 +154,8 @@ class IngestConfig(Model):
             )
         if self.schema_evolution == "add_new_columns" and self.format == "csv" and not self._csv_header:
             raise ValueError("schema_evolution 'add_new_columns' with format csv needs read_options header: 'true'")
+        if self.schema_evolution == "add_new_columns" and self.format == "avro":
+            raise ValueError("schema_evolution 'add_new_columns' is for json, csv and parquet (got avro)")
         if self.schema_evolution == "rescue" and self.format != "json":
             raise ValueError("schema_evolution 'rescue' is for format json (got %r)" % self.format)
         if self.heartbeat_seconds >= self.visibility_timeout_seconds:

@@ -114,3 +114,16 @@ def _list_directory(directory: str) -> Optional[Dict[str, Tuple[int, int]]]:
                     out[name] = (int(item["Size"]), int(item["LastModified"].timestamp() * 1000))
         return out
     return None
+
+
+def head_bytes(spark: Any, path: str, count: int) -> bytes:
+    """The first `count` bytes of a file (fewer if it is shorter). Local files are opened through Hadoop's raw
+    filesystem: the checksumming one cannot name the checksum file of a name holding ':'."""
+    jpath, fs = hadoop_path(spark, path)
+    if fs.getScheme() == "file":
+        fs = fs.getRawFileSystem()
+    stream = fs.open(jpath)
+    try:
+        return bytes(stream.readNBytes(count))
+    finally:
+        stream.close()

@@ -24,7 +24,7 @@ class BatchProtocol(BatchWrites):
         be used."""
         spark = self.spark
         with timed(metrics, "exists"):
-            located, failed = existing(spark, todo, self.cfg.uri_map)
+            located, failed = existing(spark, todo, self.cfg.uri_map, self.cfg.format)
         while located:
             usable = [todo[i] for i in located]
             metrics["batch_id"] = batch

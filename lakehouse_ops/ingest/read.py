@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from lakehouse_ops.config.sections import IngestConfig
-from lakehouse_ops.engine.fs import stat
+from lakehouse_ops.engine.fs import head_bytes, stat
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest.evolve import CORRUPT
+from lakehouse_ops.ingest.formats import SNIFF_BYTES, load_avro, mismatch
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.rescue import load_rescued
 from lakehouse_ops.logs import get_logger
@@ -81,6 +82,8 @@ def load(spark: Any, cfg: IngestConfig, schema: Any, paths: Iterable[str], quara
     """Lazily read `paths` (local or s3 URIs); adds `_lakehouse_ops_file`, the file as Spark reports it."""
     if cfg.schema_evolution == "rescue":
         return load_rescued(spark, cfg, schema, [glob_escape(p) for p in paths], quarantine, RAW_LOCAL_FILES)
+    if cfg.format == "avro":
+        return load_avro(spark, schema, [glob_escape(p) for p in paths], RAW_LOCAL_FILES)
     df = _reader(spark, cfg, schema, quarantine).load([glob_escape(p) for p in paths])
     return df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
 
@@ -95,11 +98,12 @@ def spark_spellings(uri: str) -> List[str]:
 
 
 def existing(
-    spark: Any, objects: Mapping[str, S3Object], uri_map: Mapping[str, str], threads: int = 8
+    spark: Any, objects: Mapping[str, S3Object], uri_map: Mapping[str, str], fmt: Optional[str] = None, threads: int = 8
 ) -> Tuple[Located, Reasons]:
     """Split {identity: S3Object} into ({identity: (load path, qualified uri)} that exist, {identity: reason}).
 
-    The checks are metadata calls (HEAD on S3), made from a few threads at once.
+    The checks are a HEAD per object and, given the format `fmt`, a read of its first bytes (a file of another
+    format is set aside with the reason), made from a few threads at once.
     """
 
     def check(item: Tuple[str, S3Object]) -> Tuple[str, Optional[Tuple[str, str]], Optional[str]]:
@@ -111,6 +115,13 @@ def existing(
             return identity, None, "cannot check %s: %s" % (obj.uri, str(exc).splitlines()[0])
         if info is None:
             return identity, None, "object %s does not exist" % obj.uri
+        if fmt is not None:
+            try:
+                wrong = mismatch(obj.key, head_bytes(spark, path, SNIFF_BYTES), fmt)
+            except Exception as exc:
+                return identity, None, "cannot read %s: %s" % (obj.uri, str(exc).splitlines()[0])
+            if wrong is not None:
+                return identity, None, "%s: %s" % (obj.uri, wrong)
         return identity, (path, info.uri), None
 
     found: Located = {}

@@ -145,3 +145,18 @@ def test_status_summary_of_ledger_rows():
     assert out["since_last_commit_s"] == 11.0 and out["max_lag_s"] == 9.0
     assert [b["batch_id"] for b in out["uncommitted_batches"]] == ["b3"]
     assert summarize([], 0.0, 5)["last_commit_at"] is None
+
+
+def test_format_mismatch_from_the_first_bytes():
+    from lakehouse_ops.ingest.formats import mismatch
+
+    assert mismatch("a.json", b'{"a"', "json") is None
+    assert mismatch("a.json.gz", b"\x1f\x8b\x08\x00", "json") is None
+    assert mismatch("a.csv.bz2", b"BZh9", "csv") is None
+    assert mismatch("a.json", b"PAR1", "json") == "format mismatch: a Parquet file, not JSON lines"
+    assert mismatch("a.csv", b"Obj\x01", "csv") == "format mismatch: an Avro file, not CSV"
+    assert mismatch("a.json.gz", b'{"a"', "json") == "format mismatch: named .gz but not gz-compressed"
+    assert "not named .gz" in mismatch("a.json", b"\x1f\x8b\x08\x00", "json")
+    assert mismatch("a.parquet", b"PAR1", "parquet") is None and mismatch("x", b"Obj\x01", "avro") is None
+    assert "not a Parquet file" in mismatch("a.parquet", b'{"a"', "parquet")
+    assert mismatch("empty.json", b"", "json") is None  # an empty file is an empty batch of records

@@ -1,0 +1,87 @@
+"""Landing file formats beyond Spark's built-in readers, and telling a file of the wrong format before it is read.
+
+Avro (`ingest.format: avro`) is decoded on the executors with fastavro from the file's bytes as Spark's
+`binaryFile` source reads them (so through the same filesystem as every other read: EMRFS on EMR), into the
+target's columns: Spark's own Avro source is an extra package that not every cluster or local install carries.
+Avro files hold their codec themselves (null, deflate; snappy and zstandard when python-snappy and zstandard
+are installed).
+
+`mismatch` looks at a file's first bytes: a Parquet, Avro or ORC file announced to a JSON or CSV target, a gzip
+file not named `.gz`, or a Parquet/Avro target's file without its magic number goes to the DLQ with that reason
+instead of being read as garbage records.
+"""
+
+from typing import Any, Dict, Iterable, Iterator, List, Optional
+
+MAGIC = {b"PAR1": "Parquet", b"Obj\x01": "Avro", b"ORC": "ORC"}
+ARTICLE = {"Parquet": "a", "Avro": "an", "ORC": "an"}
+COMPRESSED = {".gz": b"\x1f\x8b", ".bz2": b"BZh"}
+SNIFF_BYTES = 4
+
+
+def _kind(head: bytes) -> Optional[str]:
+    for magic, kind in MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def mismatch(name: str, head: bytes, fmt: str) -> Optional[str]:
+    """Why a file whose name is `name` and whose first bytes are `head` is not a `fmt` file, or None."""
+    kind = _kind(head)
+    if fmt in ("parquet", "avro"):
+        wanted = "Parquet" if fmt == "parquet" else "Avro"
+        if kind != wanted:
+            return "format mismatch: not %s %s file (it starts %r%s)" % (
+                ARTICLE[wanted],
+                wanted,
+                head,
+                ", %s %s file" % (ARTICLE[kind], kind) if kind else "",
+            )
+        return None
+    if kind is not None:
+        return "format mismatch: %s %s file, not %s" % (ARTICLE[kind], kind, "CSV" if fmt == "csv" else "JSON lines")
+    lower = name.lower()
+    for suffix, magic in COMPRESSED.items():
+        if lower.endswith(suffix) and not head.startswith(magic):
+            return "format mismatch: named %s but not %s-compressed" % (suffix, suffix[1:])
+        if not lower.endswith(suffix) and head.startswith(magic) and len(head) >= len(magic):
+            return "format mismatch: %s-compressed but not named %s (the reader decompresses by name)" % (
+                suffix[1:],
+                suffix,
+            )
+    return None
+
+
+def _fields(record: Any, names: List[str], path: str) -> Dict[str, Any]:
+    if not isinstance(record, dict):
+        raise ValueError("%s: an Avro file of %s values, not records" % (path, type(record).__name__))
+    return {n: record.get(n) for n in names}
+
+
+def load_avro(spark: Any, schema: Any, paths: Iterable[str], options: Any) -> Any:
+    """The records of Avro files as the target's columns (by name; missing fields null, others dropped), plus
+    `_lakehouse_ops_file`. A file that does not decode, or a value that does not fit its column, fails the read
+    (its object is then found and dead-lettered with the reason)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    out_schema = StructType(list(schema.fields) + [StructField("_lakehouse_ops_file", StringType())])
+    arrow_schema = to_arrow_schema(schema)
+    names = [f.name for f in schema.fields]
+
+    def decode(batches: Iterator[Any]) -> Iterator[Any]:
+        import io
+
+        import fastavro
+        import pyarrow as pa
+
+        for batch in batches:
+            for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
+                records = [_fields(r, names, path) for r in fastavro.reader(io.BytesIO(content))]
+                table = pa.Table.from_pylist(records, schema=arrow_schema)
+                table = table.append_column("_lakehouse_ops_file", pa.array([path] * len(records), pa.string()))
+                yield from table.to_batches()
+
+    files = spark.read.format("binaryFile").options(**options).load(list(paths)).select("path", "content")
+    return files.mapInArrow(decode, out_schema)

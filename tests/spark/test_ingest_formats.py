@@ -1,0 +1,102 @@
+"""Landing formats on the real engine: JSON lines compressed with bzip2, Avro (deflate and uncompressed), and files
+of the wrong format dead-lettered with the reason instead of being read as garbage."""
+
+import bz2
+import datetime
+import os
+
+import fastavro
+import pytest
+
+from lakehouse_ops.ingest.job import IngestJob
+
+from ingest_helpers import Landing, create_target, ingest_config, records, s3_notification, write_json_lines
+
+pytestmark = pytest.mark.spark
+AVRO_SCHEMA = {
+    "type": "record",
+    "name": "Request",
+    "fields": [
+        {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+        {"name": "customer_id", "type": ["null", "string"]},
+        {"name": "bytes_sent", "type": "long"},
+        {"name": "rec_id", "type": "long"},
+        {"name": "ignored_extra", "type": "string"},
+    ],
+}
+
+
+@pytest.fixture
+def landing(aws_env, tmp_path, table_name):
+    from lakehouse_ops.aws.clients import client
+
+    return Landing(client("sqs"), tmp_path / "landing", table_name.replace(".", "-"))
+
+
+def put_bytes(landing, key, data):
+    path = os.path.join(landing.root, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    landing.send(s3_notification(key, len(data)))
+
+
+def avro_file(landing, key, rows, codec):
+    path = os.path.join(landing.root, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        fastavro.writer(
+            handle,
+            fastavro.parse_schema(AVRO_SCHEMA),
+            [
+                dict(
+                    r,
+                    event_time=datetime.datetime.fromisoformat(r["event_time"].replace("Z", "+00:00")),
+                    ignored_extra="x",
+                )
+                for r in rows
+            ],
+            codec=codec,
+        )
+    landing.send(s3_notification(key, os.path.getsize(path)))
+
+
+def reasons(landing):
+    return sorted(m["MessageAttributes"]["lakehouse_ops_reason"]["StringValue"] for m in landing.dlq_messages())
+
+
+def test_avro_in_both_codecs_and_a_parquet_file_announced_to_an_avro_target(spark, warehouse, landing, table_name):
+    ref = create_target(spark, table_name)
+    avro_file(landing, "avro/deflate.avro", records(0, 5), "deflate")
+    avro_file(landing, "avro/plain.avro", records(5, 5), "null")
+    spark.range(1).coalesce(1).write.parquet(os.path.join(landing.root, "avro-pq"))
+    [name] = [n for n in os.listdir(os.path.join(landing.root, "avro-pq")) if n.endswith(".parquet")]
+    landing.send(s3_notification("avro-pq/" + name))
+    report = IngestJob(ingest_config(warehouse, landing, table_name, fmt="avro"), spark=spark).run(until_empty=True)
+    assert report["totals"]["rows"] == 10
+    rows = {r.rec_id: r for r in spark.table(ref).collect()}
+    assert sorted(rows) == list(range(10)) and rows[7].customer_id == records(7, 1)[0]["customer_id"]
+    assert rows[3].event_time == datetime.datetime(2024, 5, 13, 0, 3)  # the session's zone is UTC
+    [reason] = reasons(landing)
+    assert "format mismatch: not an Avro file" in reason and "a Parquet file" in reason and name in reason
+
+
+def test_json_bz2_and_files_of_the_wrong_format_for_a_json_target(spark, warehouse, landing, table_name, tmp_path):
+    ref = create_target(spark, table_name)
+    lines = write_json_lines(str(tmp_path), "plain.json", records(0, 4))
+    data = open(os.path.join(str(tmp_path), "plain.json"), "rb").read()
+    assert lines == len(data)
+    put_bytes(landing, "j/packed.json.bz2", bz2.compress(data))
+    put_bytes(landing, "j/not-really.json.gz", data)  # named .gz, not compressed
+    avro_file(landing, "j/events.json", records(10, 2), "null")  # an Avro file under a .json name
+    spark.range(1).coalesce(1).write.parquet(os.path.join(landing.root, "jpq"))
+    [name] = [n for n in os.listdir(os.path.join(landing.root, "jpq")) if n.endswith(".parquet")]
+    landing.send(s3_notification("jpq/" + name))
+    report = IngestJob(ingest_config(warehouse, landing, table_name), spark=spark).run(until_empty=True)
+    assert report["totals"]["rows"] == 4 and report["totals"]["quarantined"] == 0
+    assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 2, 3]
+    got = reasons(landing)
+    assert len(got) == 3
+    assert any("not-really.json.gz: format mismatch: named .gz but not gz-compressed" in r for r in got)
+    assert any("events.json: format mismatch: an Avro file, not JSON lines" in r for r in got)
+    assert any("format mismatch: a Parquet file, not JSON lines" in r for r in got)
