@@ -18,7 +18,7 @@ def main(argv=None):
     from lakehouse_ops import logs
     from lakehouse_ops.config import load_config
     from lakehouse_ops.errors import LakehouseOpsError
-    from lakehouse_ops.ingest.job import IngestJob
+    from lakehouse_ops.ingest.routing import ingest_worker
     from lakehouse_ops.runner.report import to_json
 
     def on_stage(stage):
@@ -27,7 +27,7 @@ def main(argv=None):
 
     logs.configure()
     try:
-        report = IngestJob(load_config(args.config), on_stage=on_stage).run(until_empty=True)
+        report = ingest_worker(load_config(args.config), on_stage=on_stage).run(until_empty=True)
     except LakehouseOpsError as exc:
         print("ingest_worker: %s" % exc, file=sys.stderr)
         return 1

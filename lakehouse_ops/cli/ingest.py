@@ -28,11 +28,11 @@ def ingest(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from lakehouse_ops.ingest.job import IngestJob
+    from lakehouse_ops.ingest.routing import ingest_worker
     from lakehouse_ops.runner.report import print_ingest
 
     config = load(ctx)
-    job = IngestJob(config, session_factory=session_factory(ctx, config))
+    job = ingest_worker(config, session_factory=session_factory(ctx, config))
     report = job.run(until_empty=until_empty, max_batches=max_batches, max_runtime_s=max_runtime)
     emit(report, as_json, report_path, print_ingest)
 
@@ -83,8 +83,8 @@ def reconcile(
     """Ingest, exactly once, objects under a prefix whose notifications never arrived (listing or S3 Inventory)."""
     import time
 
-    from lakehouse_ops.ingest.job import IngestJob
     from lakehouse_ops.ingest.reconcile import reconcile as run_reconcile
+    from lakehouse_ops.ingest.routing import ingest_worker
     from lakehouse_ops.units import parse_moment, parse_size
 
     try:
@@ -94,7 +94,7 @@ def reconcile(
     except ValueError as exc:
         raise ConfigError("ingest reconcile: %s" % exc) from None
     config = load(ctx)
-    job = IngestJob(config, session_factory=session_factory(ctx, config))
+    job = ingest_worker(config, session_factory=session_factory(ctx, config))
     report = run_reconcile(job, prefix, window[0], window[1], max_objects, budget, dry_run, inventory)
     emit(report, as_json, report_path, print_json)
 

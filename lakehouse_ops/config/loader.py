@@ -16,18 +16,11 @@ from pydantic import BaseModel, ValidationError
 
 from lakehouse_ops.aws.clients import use_aws
 from lakehouse_ops.aws.textio import read_text
+from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
 from lakehouse_ops.config.rules import Config, TableRule, copy_tree, flatten, merge
-from lakehouse_ops.config.sections import (
-    AwsConfig,
-    CatalogConfig,
-    ErasureConfig,
-    HealthConfig,
-    IngestConfig,
-    ShipConfig,
-    SparkConfig,
-)
+from lakehouse_ops.config.sections import AwsConfig, CatalogConfig, ErasureConfig, HealthConfig, ShipConfig, SparkConfig
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"

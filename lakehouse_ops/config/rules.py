@@ -4,17 +4,10 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
-from lakehouse_ops.config.sections import (
-    AwsConfig,
-    CatalogConfig,
-    ErasureConfig,
-    HealthConfig,
-    IngestConfig,
-    ShipConfig,
-    SparkConfig,
-)
+from lakehouse_ops.config.sections import AwsConfig, CatalogConfig, ErasureConfig, HealthConfig, ShipConfig, SparkConfig
 from lakehouse_ops.errors import ConfigError
 
 BUILTIN = "built-in default"

@@ -9,7 +9,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from lakehouse_ops.config.sections import IngestConfig
+from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.engine.fs import head_bytes, stat
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest.evolve import CORRUPT

@@ -13,7 +13,7 @@ import datetime
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from lakehouse_ops.aws.s3 import split_uri
 from lakehouse_ops.ingest.batch import Batch
@@ -158,7 +158,8 @@ def reconcile(
     s3: Any = None,
 ) -> Dict[str, Any]:
     """Ingest (or, dry run, list) the objects under `prefix` modified in the window that the ledger has not
-    committed, at most the budget's worth, through `job`'s batch protocol (an IngestJob)."""
+    committed, at most the budget's worth, through `job`'s batch protocol (an IngestJob, or a RoutedIngest: each
+    object is looked up in the ledger of the target its route sends it to)."""
     cfg = job.cfg
     local = inventory is None and local_uri(prefix, cfg.uri_map) != prefix
     if s3 is None and not local:
@@ -168,12 +169,14 @@ def reconcile(
     inside = in_window(listing(prefix, cfg.uri_map, inventory, s3), since_ms, until_ms)
     job.prepare()
     earliest = int(inside[0].modified_ms) if inside else 0
-    done = job.ledger.committed_contents([(o.bucket, o.key, o.etag) for o in inside], earliest)
+    done = set()
+    for target, objects in by_target(job, inside):
+        done |= target.ledger.committed_contents([(o.bucket, o.key, o.etag) for o in objects], earliest)
     missing = [o for o in inside if (o.bucket, o.key, o.etag) not in done]
     chosen = within_budget(missing, max_objects, max_bytes)
     report: Dict[str, Any] = {
         "ok": True,
-        "target": job.target,
+        "target": job.report_target,
         "prefix": prefix,
         "since": iso_seconds(since_ms / 1000.0),
         "until": iso_seconds(until_ms / 1000.0),
@@ -196,6 +199,20 @@ def reconcile(
     report["held_elsewhere"] = sum(b.get("held_elsewhere", 0) for b in report["batches"])
     report["ok"] = not report["failed_objects"]
     return report
+
+
+def by_target(worker: Any, objects: Sequence[Listed]) -> List[Tuple[Any, List[Listed]]]:
+    """(IngestJob, its objects) for a worker with routes (each object to its route's target) or without."""
+    jobs = getattr(worker, "jobs", None)
+    if jobs is None:
+        return [(worker, list(objects))]
+    groups: List[Tuple[Any, List[Listed]]] = [(j, []) for j in jobs]
+    for obj in objects:
+        for (route, _), (_, group) in zip(worker.routes, groups):
+            if route is None or route.matches(obj.uri):
+                group.append(obj)
+                break
+    return groups
 
 
 def _batch(group: Sequence[Listed]) -> Batch:

@@ -9,7 +9,7 @@ Each field is parsed on its own (`from_json` with a one-field schema), so one ba
 
 from typing import Any, Iterable
 
-from lakehouse_ops.config.sections import IngestConfig
+from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.ingest.evolve import CORRUPT
 
 NOT_JSON = "a line of the file is not a JSON object"

@@ -3,7 +3,7 @@
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
-from lakehouse_ops.config.sections import IngestConfig
+from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.ingest.batch import Batch
 from lakehouse_ops.ingest.queue import Heartbeat, Message, Queue
 from lakehouse_ops.logs import get_logger

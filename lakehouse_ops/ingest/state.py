@@ -4,7 +4,7 @@
 from typing import Any, Callable, Optional, Set
 
 from lakehouse_ops.config import Config
-from lakehouse_ops.config.sections import IngestConfig
+from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.ingest.claims import Claims
 from lakehouse_ops.ingest.ledger import Ledger
 

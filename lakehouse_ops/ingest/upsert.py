@@ -14,7 +14,7 @@ one new key at once cannot both succeed; the loser's merge fails validation and 
 import time
 from typing import Any, Dict, List, Sequence
 
-from lakehouse_ops.config.sections import IngestUpsert
+from lakehouse_ops.config.ingest import IngestUpsert
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.logs import get_logger
 

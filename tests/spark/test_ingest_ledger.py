@@ -19,9 +19,10 @@ OLD_DDL = (
 
 def put(spark, ref, object_id, status, recorded_ms, batch="b-old"):
     """A ledger row recorded at another moment (as an ageing ledger holds them)."""
+    event_time = ", NULL" if "event_time" in spark.table(ref).columns else ""  # a ledger of this release
     spark.sql(
-        "INSERT INTO %s VALUES ('%s', 'bkt', 'k', NULL, 'e', 1, '%s', '%s', 1, %s)"
-        % (ref, object_id, batch, status, timestamp_literal(recorded_ms))
+        "INSERT INTO %s VALUES ('%s', 'bkt', 'k', NULL, 'e', 1, '%s', '%s', 1, %s%s)"
+        % (ref, object_id, batch, status, timestamp_literal(recorded_ms), event_time)
     )
 
 

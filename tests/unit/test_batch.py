@@ -1,7 +1,7 @@
 """Batch filling: budgets, dedup and classification (a scripted queue stands in for SQS here; the real SQS
 path is covered over moto's server in tests/spark/test_ingest.py)."""
 
-from lakehouse_ops.config.sections import BatchBudget
+from lakehouse_ops.config.ingest import BatchBudget
 from lakehouse_ops.ingest.batch import fill_batch
 from lakehouse_ops.ingest.events import s3_notification
 from lakehouse_ops.ingest.queue import Message
