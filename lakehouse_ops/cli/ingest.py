@@ -100,14 +100,23 @@ def reconcile(
 
 
 def _print_status(report: Dict[str, Any]) -> None:
-    lines = [
-        "ingest into %s" % report["target"],
-        "  queue: %d visible, %d in flight%s"
+    click.echo(
+        "queue %s: %d visible, %d in flight%s"
         % (
+            report["queue"],
             report["queue_visible"],
             report["queue_in_flight"],
             "; DLQ: %d" % report["dlq_visible"] if "dlq_visible" in report else "",
-        ),
+        )
+    )
+    _print_target(report["target"], report)
+    for target, summary in report.get("routes", {}).items():
+        _print_target(target, dict(summary, window_hours=report["window_hours"]))
+
+
+def _print_target(target: str, report: Dict[str, Any]) -> None:
+    lines = [
+        "ingest into %s" % target,
         "  last %gh: %d batches committed, %d objects; last commit %s (%s s ago); max lag %s s"
         % (
             report["window_hours"],

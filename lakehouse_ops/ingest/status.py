@@ -1,4 +1,5 @@
-"""`lakehouse-ops ingest status`: the backlog on the queue and, from the ledger, the last commits and their lag.
+"""`lakehouse-ops ingest status`: the backlog on the queue and, from the ledger, the last commits and their lag
+(per target when the queue has routes).
 
 No Spark: the queues are asked over the SQS API and the ledger is read with pyiceberg (only the days asked for:
 the ledger is partitioned by the day of `recorded_at`).
@@ -8,6 +9,7 @@ import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from lakehouse_ops.config import Config
+from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.ingest.ledger import COMMITTED, PENDING
 from lakehouse_ops.ingest.queue import Queue
 from lakehouse_ops.units import iso_seconds
@@ -77,11 +79,10 @@ def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Di
     }
 
 
-def ledger_rows(config: Config, since_ms: float) -> List[Dict[str, Any]]:
-    """The ledger's rows recorded since `since_ms`, read with pyiceberg ([] when there is no ledger yet)."""
+def ledger_rows(config: Config, cfg: IngestConfig, since_ms: float) -> List[Dict[str, Any]]:
+    """The rows of `cfg`'s ledger recorded since `since_ms`, read with pyiceberg ([] when there is none yet)."""
     from lakehouse_ops.health.catalog import open_tables
 
-    cfg = config.section("ingest")
     table = open_tables(config.catalog).load(config.table_name(cfg.ledger))
     if table is None:
         return []
@@ -112,5 +113,12 @@ def ingest_status(config: Config, sqs: Any = None, hours: float = 24.0, last: in
     }
     if cfg.dlq_url:
         report["dlq_visible"] = Queue(sqs, cfg.dlq_url, None, cfg.visibility_timeout_seconds).depth()[0]
-    report.update(summarize(ledger_rows(config, now_ms - hours * 3600 * 1000.0), now_ms, last))
+    since = now_ms - hours * 3600 * 1000.0
+    *routed, (_, own) = cfg.route_configs()
+    report.update(summarize(ledger_rows(config, own, since), now_ms, last))
+    if routed:
+        report["routes"] = {
+            config.table_name(route_cfg.target_table): summarize(ledger_rows(config, route_cfg, since), now_ms, last)
+            for _, route_cfg in routed
+        }
     return report

@@ -10,6 +10,7 @@ import pytest
 from lakehouse_ops.config.ingest import IngestRoute
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.routing import RoutedIngest, ingest_worker, split
+from lakehouse_ops.ingest.status import ingest_status
 
 from conftest import CATALOG
 from ingest_helpers import BUCKET, Landing, create_target, ingest_config, records, s3_notification
@@ -79,6 +80,12 @@ def test_one_queue_feeds_three_targets_each_exactly_once(spark, warehouse, aws_e
     for name in (table_name, table_name + "_orders", table_name + "_csv"):
         assert spark.table("%s.%s_ingest_ledger" % (CATALOG, name)).filter("status = 'committed'").count() >= 1
     assert landing.depth() == 0 and landing.dlq_messages() == []
+    status = ingest_status(config)
+    assert status["committed_objects"] == 2  # events/e1.json and events/e2.json
+    assert {t: r["committed_objects"] for t, r in status["routes"].items()} == {
+        table_name + "_orders": 1,
+        table_name + "_csv": 1,
+    }
 
     # The same announcements again: every target finds its objects committed.
     landing.send(json.dumps(both))
