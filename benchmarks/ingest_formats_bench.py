@@ -106,8 +106,17 @@ def encode(rows, suffix):
         data = out.getvalue().encode()
     elif suffix == ".parquet":
         sink = io.BytesIO()
-        table = pa.Table.from_pylist(rows)
-        pq.write_table(table.set_column(0, "requested_at", table.column(0).cast(pa.timestamp("us", tz="UTC"))), sink)
+        schema = pa.schema(
+            [
+                ("requested_at", pa.timestamp("us", tz="UTC")),
+                ("customer_id", pa.string()),
+                ("provider", pa.string()),
+                ("status", pa.int32()),
+                ("bytes_sent", pa.int64()),
+                ("url", pa.string()),
+            ]
+        )
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
         data = sink.getvalue()
     else:
         sink = io.BytesIO()
@@ -133,9 +142,7 @@ def write_files(landing, mode, suffix, files, rows_per_file, seed):
 
 def plain_read(spark, fmt, settings, paths):
     if fmt == "avro":
-        from pyspark.sql.types import StructType
-
-        schema = StructType.fromDDL(DEMO_SCHEMA)
+        schema = spark.createDataFrame([], DEMO_SCHEMA).schema
         return load_avro(spark, schema, paths, RAW_LOCAL_FILES).drop("_lakehouse_ops_file")
     return spark.read.format(fmt).options(**settings.get("read_options", {})).schema(DEMO_SCHEMA).load(paths)
 
