@@ -112,3 +112,30 @@ def test_rescue_without_a_quarantine_table_dead_letters_a_file_with_a_line_that_
     assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1]
     dead = landing.dlq_messages()
     assert len(dead) == 1 and "not a JSON object" in dead[0]["MessageAttributes"]["lakehouse_ops_reason"]["StringValue"]
+
+
+def test_rescue_csv_keeps_every_record_and_rescues_values_that_do_not_fit(spark, warehouse, landing, table_name):
+    from ingest_helpers import s3_notification
+
+    ref = create_target(spark, table_name)
+    config = ingest_config(
+        warehouse, landing, table_name, fmt="csv", read_options={"header": "true"}, schema_evolution="rescue"
+    )
+    path = os.path.join(landing.root, "c/part.csv")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as handle:
+        handle.write(
+            "event_time,customer_id,bytes_sent,rec_id\n"
+            "2024-05-13 10:00:00,c1,10,1\n"
+            "2024-05-13 11:00:00,c2,oops,2\n"
+            "yesterday,c3,30,3\n"
+            '2024-05-13 12:00:00,"c,4",40,4,surplus\n'
+        )
+    landing.send(s3_notification("c/part.csv"))
+    report = run(spark, config)
+    assert report["ok"] and report["totals"]["rows"] == 4 and report["totals"]["quarantined"] == 0, report
+    rows = {r.rec_id: r for r in spark.table(ref).collect()}
+    assert rows[1]._rescued_data is None and rows[1].bytes_sent == 10
+    assert rows[2].bytes_sent is None and json.loads(rows[2]._rescued_data) == {"bytes_sent": "oops"}
+    assert rows[3].event_time is None and json.loads(rows[3]._rescued_data) == {"event_time": "yesterday"}
+    assert rows[4].customer_id == "c,4" and json.loads(rows[4]._rescued_data) == {"_extra_1": "surplus"}

@@ -80,7 +80,7 @@ def test_modes_are_validated_with_the_format_they_need():
     assert config_from_dict(_ingest()).section("ingest").schema_evolution == "fail"
     cfg = config_from_dict(_ingest(schema_evolution="rescue")).section("ingest")
     assert cfg.rescued_data_column == "_rescued_data"
-    with pytest.raises(ConfigError, match="rescue.*json"):
+    with pytest.raises(ConfigError, match="rescue.*json and csv"):
         config_from_dict(_ingest(schema_evolution="rescue", format="parquet"))
     with pytest.raises(ConfigError, match="header"):
         config_from_dict(_ingest(schema_evolution="add_new_columns", format="csv"))
