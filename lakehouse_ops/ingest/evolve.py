@@ -124,6 +124,16 @@ def statements(target_ref: str, changes: SchemaChanges) -> List[Tuple[Any, str]]
     return out
 
 
+def struct_of(spark: Any, fields: Sequence[Tuple[str, str]]) -> Any:
+    """A StructType from (name, Spark DDL type) pairs, parsed by Spark."""
+    if not fields:
+        from pyspark.sql.types import StructType
+
+        return StructType([])
+    ddl = ", ".join("%s %s" % (_quoted([name]), kind) for name, kind in fields)
+    return spark.createDataFrame([], ddl).schema
+
+
 def file_schema(spark: Any, reader: Any, paths: Iterable[str]) -> Any:
     """The union schema of the batch's files as Spark reads them without a schema (JSON and CSV: inferred from
     every record; Parquet: the footers, merged)."""

@@ -11,7 +11,7 @@ file not named `.gz`, or a Parquet/Avro target's file without its magic number g
 instead of being read as garbage records.
 """
 
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 MAGIC = {b"PAR1": "Parquet", b"Obj\x01": "Avro", b"ORC": "ORC"}
 ARTICLE = {"Parquet": "a", "Avro": "an", "ORC": "an"}
@@ -85,3 +85,71 @@ def load_avro(spark: Any, schema: Any, paths: Iterable[str], options: Any) -> An
 
     files = spark.read.format("binaryFile").options(**options).load(list(paths)).select("path", "content")
     return files.mapInArrow(decode, out_schema)
+
+
+AVRO_PRIMITIVES = {
+    "boolean": "boolean",
+    "int": "int",
+    "long": "bigint",
+    "float": "float",
+    "double": "double",
+    "bytes": "binary",
+    "string": "string",
+    "fixed": "binary",
+    "enum": "string",
+}
+AVRO_LOGICAL = {
+    "timestamp-micros": "timestamp",
+    "timestamp-millis": "timestamp",
+    "local-timestamp-micros": "timestamp_ntz",
+    "local-timestamp-millis": "timestamp_ntz",
+    "date": "date",
+    "uuid": "string",
+}
+
+
+def avro_type_ddl(avro: Any) -> str:
+    """An Avro schema (as fastavro parses it) as Spark DDL, as Spark's own Avro reader maps it: unions with null
+    are nullable, other unions are not read."""
+    if isinstance(avro, list):
+        kinds = [a for a in avro if a != "null"]
+        if len(kinds) != 1:
+            raise ValueError("an Avro union of %s has no single column type" % kinds)
+        return avro_type_ddl(kinds[0])
+    if isinstance(avro, str):
+        if avro not in AVRO_PRIMITIVES:
+            raise ValueError("Avro type %r (a named type) is not read" % avro)
+        return AVRO_PRIMITIVES[avro]
+    logical = avro.get("logicalType")
+    if logical == "decimal":
+        return "decimal(%d,%d)" % (avro["precision"], avro.get("scale", 0))
+    if logical in AVRO_LOGICAL:
+        return AVRO_LOGICAL[logical]
+    kind = avro.get("type")
+    if kind == "record":
+        return "struct<%s>" % ",".join("`%s`:%s" % (f["name"], avro_type_ddl(f["type"])) for f in avro["fields"])
+    if kind == "array":
+        return "array<%s>" % avro_type_ddl(avro["items"])
+    if kind == "map":
+        return "map<string,%s>" % avro_type_ddl(avro["values"])
+    return avro_type_ddl(kind)
+
+
+AVRO_HEADER_BYTES = 1 << 20  # an Avro file's header (magic, metadata with the schema, sync marker) fits in this
+
+
+def avro_fields(headers: Iterable[bytes]) -> List[Tuple[str, str]]:
+    """[(field, Spark DDL type)] of the union of the Avro files' writer schemas (first seen wins), from the
+    first bytes of each file: their declared types, for `add_new_columns`."""
+    import io
+
+    import fastavro
+
+    fields: Dict[str, str] = {}
+    for head in headers:
+        schema = fastavro.reader(io.BytesIO(head)).writer_schema
+        if not isinstance(schema, dict) or schema.get("type") != "record":
+            raise ValueError("an Avro file of %s values, not records" % schema)
+        for field in schema.get("fields", []):
+            fields.setdefault(field["name"], avro_type_ddl(field["type"]))
+    return list(fields.items())

@@ -4,11 +4,13 @@ summary), publish, and quarantine the records that do not fit."""
 import time
 from typing import Any, Collection, Dict, List, Mapping, Optional, Set, Tuple
 
+from lakehouse_ops.engine.fs import head_bytes
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import IngestError, first_line
 from lakehouse_ops.ingest import evolve, upsert
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.evolve import CORRUPT
+from lakehouse_ops.ingest.formats import AVRO_HEADER_BYTES, avro_fields
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.read import Located, data_schema, existing, inference_reader, load, spark_spellings
 from lakehouse_ops.ingest.state import JobState
@@ -55,7 +57,11 @@ class BatchWrites(JobState):
         """add_new_columns: give the target the batch's new fields (and wider Parquet types) before its read."""
         paths = [glob_escape(path) for path, _ in located.values()]
         try:
-            files = evolve.file_schema(self.spark, inference_reader(self.spark, self.cfg), paths)
+            if self.cfg.format == "avro":
+                heads = [head_bytes(self.spark, path, AVRO_HEADER_BYTES) for path, _ in located.values()]
+                files = evolve.struct_of(self.spark, avro_fields(heads))
+            else:
+                files = evolve.file_schema(self.spark, inference_reader(self.spark, self.cfg), paths)
         except Exception as exc:
             raise ReadFailed(IngestError("inferring the schema of batch files failed: %s" % first_line(exc))) from exc
         changes = evolve.apply(
@@ -63,7 +69,7 @@ class BatchWrites(JobState):
             self.target_ref,
             lambda: data_schema(self.spark, self.target_ref, self._meta_columns()),
             files,
-            self.cfg.format == "parquet",
+            self.cfg.format in ("parquet", "avro"),  # declared types, not inferred ones
             ledger_mod.concurrent_ddl,
         )
         if not changes.empty:

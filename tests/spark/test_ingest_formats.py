@@ -100,3 +100,38 @@ def test_json_bz2_and_files_of_the_wrong_format_for_a_json_target(spark, warehou
     assert any("not-really.json.gz: format mismatch: named .gz but not gz-compressed" in r for r in got)
     assert any("events.json: format mismatch: an Avro file, not JSON lines" in r for r in got)
     assert any("format mismatch: a Parquet file, not JSON lines" in r for r in got)
+
+
+def test_avro_with_add_new_columns_adds_fields_and_widens_declared_types(spark, warehouse, landing, table_name):
+    ref = "lake.%s" % table_name
+    spark.sql("CREATE TABLE %s (rec_id INT, name STRING) USING iceberg" % ref)
+    schema = {
+        "type": "record",
+        "name": "Row",
+        "fields": [
+            {"name": "rec_id", "type": "long"},
+            {"name": "name", "type": "string"},
+            {
+                "name": "geo",
+                "type": ["null", {"type": "record", "name": "Geo", "fields": [{"name": "cc", "type": "string"}]}],
+            },
+            {"name": "tags", "type": {"type": "array", "items": "string"}},
+        ],
+    }
+    path = os.path.join(landing.root, "evolve/rows.avro")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as handle:
+        fastavro.writer(
+            handle,
+            fastavro.parse_schema(schema),
+            [{"rec_id": 3_000_000_000, "name": "a", "geo": {"cc": "NL"}, "tags": ["x", "y"]}],
+            codec="deflate",
+        )
+    landing.send(s3_notification("evolve/rows.avro", os.path.getsize(path)))
+    config = ingest_config(warehouse, landing, table_name, fmt="avro", schema_evolution="add_new_columns")
+    report = IngestJob(config, spark=spark).run(until_empty=True)
+    assert report["ok"] and report["totals"]["rows"] == 1, report
+    fields = {f.name: f.dataType.simpleString() for f in spark.table(ref).schema.fields}
+    assert fields["rec_id"] == "bigint" and fields["geo"] == "struct<cc:string>" and fields["tags"] == "array<string>"
+    row = spark.table(ref).collect()[0]
+    assert row.rec_id == 3_000_000_000 and row.geo.cc == "NL" and list(row.tags) == ["x", "y"]

@@ -88,6 +88,12 @@ def test_modes_are_validated_with_the_format_they_need():
     assert config_from_dict(csv).section("ingest").format == "csv"
     with pytest.raises(ConfigError, match="schema_evolution"):
         config_from_dict(_ingest(schema_evolution="evolve"))
+    randomized = {"columns": ["customer_id"], "mode": "randomized"}
+    upsert = {"keys": ["customer_id"], "order_by": "event_time"}
+    section = _ingest(upsert=upsert, pseudonymize=randomized)
+    section["pseudonymization"] = {"service_url": "http://127.0.0.1:1"}
+    with pytest.raises(ConfigError, match="upsert key customer_id is pseudonymized randomized"):
+        config_from_dict(section)
 
 
 def test_status_summary_of_ledger_rows():
@@ -160,3 +166,31 @@ def test_format_mismatch_from_the_first_bytes():
     assert mismatch("a.parquet", b"PAR1", "parquet") is None and mismatch("x", b"Obj\x01", "avro") is None
     assert "not a Parquet file" in mismatch("a.parquet", b'{"a"', "parquet")
     assert mismatch("empty.json", b"", "json") is None  # an empty file is an empty batch of records
+
+
+def test_avro_writer_schemas_as_spark_types():
+    import io
+
+    import fastavro
+
+    from lakehouse_ops.ingest.formats import avro_fields, avro_type_ddl
+
+    assert avro_type_ddl(["null", "long"]) == "bigint"
+    assert avro_type_ddl({"type": "long", "logicalType": "timestamp-micros"}) == "timestamp"
+    assert avro_type_ddl({"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}) == "decimal(12,2)"
+    assert avro_type_ddl({"type": "map", "values": {"type": "array", "items": "int"}}) == "map<string,array<int>>"
+    assert avro_type_ddl({"type": "record", "name": "g", "fields": [{"name": "x", "type": "double"}]}) == (
+        "struct<`x`:double>"
+    )
+    with pytest.raises(ValueError, match="single column type"):
+        avro_type_ddl(["int", "string"])
+
+    def header(fields):
+        out = io.BytesIO()
+        schema = {"type": "record", "name": "r", "fields": fields}
+        fastavro.writer(out, fastavro.parse_schema(schema), [], codec="deflate")
+        return out.getvalue()
+
+    a = header([{"name": "id", "type": "long"}, {"name": "tag", "type": ["null", "string"]}])
+    b = header([{"name": "id", "type": "int"}, {"name": "when", "type": {"type": "int", "logicalType": "date"}}])
+    assert avro_fields([a, b]) == [("id", "bigint"), ("tag", "string"), ("when", "date")]
