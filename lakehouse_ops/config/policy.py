@@ -121,6 +121,27 @@ class CommitPolicy(Model):
     max_seconds: float = Field(1800.0, gt=0, le=24 * 3600)
 
 
+class RetentionPolicy(Model):
+    """Rows older than `keep_days` by `column` are deleted each run (off unless both are set): partitions wholly
+    past the horizon by a metadata-only delete, the rest row by row. The snapshots still holding the rows expire
+    as the snapshots policy says."""
+
+    column: Optional[str] = None
+    keep_days: Optional[float] = Field(None, gt=0, le=100 * 366)
+    # Budget: a run that would delete more than this share of the table's rows deletes nothing and fails.
+    max_share: float = Field(0.25, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> "RetentionPolicy":
+        if (self.column is None) != (self.keep_days is None):
+            raise ValueError("retention needs both column and keep_days (or neither, to keep every row)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.column is not None and self.keep_days is not None
+
+
 class TablePolicy(Model):
     target_file_size: Size = Field(512 * MB, ge=MB, le=64 * GB)
     commits: CommitPolicy = Field(default_factory=CommitPolicy)
@@ -130,6 +151,7 @@ class TablePolicy(Model):
     snapshots: SnapshotPolicy = Field(default_factory=SnapshotPolicy)
     orphans: OrphanPolicy = Field(default_factory=OrphanPolicy)
     properties: PropertiesPolicy = Field(default_factory=PropertiesPolicy)
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     @model_validator(mode="before")
     @classmethod

@@ -22,6 +22,8 @@ from lakehouse_ops.logs import get_logger
 
 log = get_logger("health.cache")
 PACK_VERSION = 1
+# A table's kept health: 2 since partitions carry their time ranges (an older record is taken again).
+HEALTH_VERSION = 2
 
 
 class Unencodable(ValueError):
@@ -128,7 +130,7 @@ class AggregateCache:
             if not _absent(exc):
                 log.warning("health cache record ignored", extra={"record": location, "error": str(exc)[:200]})
             return None
-        if record.get("version") != PACK_VERSION or record.get("metadata_location") != metadata_location:
+        if record.get("version") != HEALTH_VERSION or record.get("metadata_location") != metadata_location:
             return None
         if record.get("table_key") != table_key or record.get("limits") != limits:
             return None
@@ -137,7 +139,7 @@ class AggregateCache:
 
     def save_health(self, table_key: str, limits: str, metadata_location: str, health: Dict[str, Any]) -> None:
         record = {
-            "version": PACK_VERSION,
+            "version": HEALTH_VERSION,
             "table_key": table_key,
             "limits": limits,
             "metadata_location": metadata_location,

@@ -6,7 +6,7 @@ no range form (bucket, truncate) give None: such partitions can only be compacte
 """
 
 import datetime
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from lakehouse_ops.sqltext import quote_ident, quote_string
 
@@ -103,3 +103,49 @@ def partition_filter(spec: Any, schema: Any, record: Any) -> Optional[str]:
             return None
         parts.append("(%s)" % clause)
     return " AND ".join(parts) if parts else None
+
+
+TIME_TYPES = ("DateType", "TimestampType", "TimestamptzType", "TimestampNanoType", "TimestamptzNanoType")
+
+
+def _bounds(name: str, value: int, iceberg_type: Any) -> Optional[Tuple[datetime.datetime, datetime.datetime]]:
+    """[start, end) of a time transform's partition value, as UTC wall-clock moments."""
+    if name == "DayTransform":
+        start = EPOCH_TS + datetime.timedelta(days=value)
+        return start, start + datetime.timedelta(days=1)
+    if name == "HourTransform":
+        start = EPOCH_TS + datetime.timedelta(hours=value)
+        return start, start + datetime.timedelta(hours=1)
+    if name == "MonthTransform":
+        start = _add_months(EPOCH_TS, value)
+        return start, _add_months(start, 1)
+    if name == "YearTransform":
+        start = datetime.datetime(1970 + value, 1, 1)
+        return start, datetime.datetime(start.year + 1, 1, 1)
+    if name == "IdentityTransform" and _type_name(iceberg_type) == "DateType":
+        start = EPOCH_TS + datetime.timedelta(days=value)
+        return start, start + datetime.timedelta(days=1)
+    return None
+
+
+def partition_ranges(spec: Any, schema: Any, record: Any) -> Dict[str, List[int]]:
+    """{source column: [start_ms, end_ms)} of the partition's time fields (day, hour, month, year transforms, and
+    identity on a date column): every row of the partition has that column in the range (UTC wall clock for
+    columns without a zone). Several fields on one column narrow the range."""
+    out: Dict[str, List[int]] = {}
+    for pos, pfield in enumerate(spec.fields):
+        source_type = schema.find_field(pfield.source_id).field_type
+        value = record[pos]
+        if value is None or _type_name(source_type) not in TIME_TYPES or isinstance(value, datetime.datetime):
+            continue
+        if isinstance(value, datetime.date):  # an identity date partition, as pyiceberg may give it
+            value = (value - EPOCH).days
+        bounds = _bounds(type(pfield.transform).__name__, int(value), source_type)
+        if bounds is None:
+            continue
+        start, end = (int((b - EPOCH_TS).total_seconds() * 1000) for b in bounds)
+        column = schema.find_column_name(pfield.source_id)
+        if column in out:
+            start, end = max(start, out[column][0]), min(end, out[column][1])
+        out[column] = [start, end]
+    return out

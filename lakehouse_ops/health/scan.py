@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 
 from lakehouse_ops.health.aggregate import Aggregates, Counts, merge_into, read_manifests
 from lakehouse_ops.health.layout import property_drift, sort_terms, spec_terms
-from lakehouse_ops.health.partitions import partition_filter
+from lakehouse_ops.health.partitions import partition_filter, partition_ranges
 from lakehouse_ops.health.spark import SparkSession, files_to_decode, spark_counts
 from lakehouse_ops.health.storage import metadata_files_on_storage
 
@@ -31,6 +31,8 @@ class PartitionHealth:
     last_updated_ms: int = 0
     # Spark SQL filter on source columns selecting exactly this partition (None: not expressible).
     filter: Optional[str] = None
+    # {source column: [start_ms, end_ms)} that every row of the partition lies in, for its time fields.
+    ranges: Dict[str, List[int]] = field(default_factory=dict)
 
     @property
     def small_file_ratio(self) -> float:
@@ -164,6 +166,7 @@ def _partition(spec: Any, schema: Any, record: Any, default_spec_id: int, counts
     return PartitionHealth(
         partition=key,
         filter=partition_filter(spec, schema, record),
+        ranges=partition_ranges(spec, schema, record),
         data_files=counts.data_files,
         data_bytes=counts.data_bytes,
         small_files=counts.small_files,

@@ -224,6 +224,7 @@ def test_plan_all_is_in_execution_order():
     names = [p.action for p in plan_all(policy(), health([]), NOW)]
     assert names == [
         "properties",
+        "retention",
         "compaction",
         "rewrite_position_deletes",
         "rewrite_manifests",
