@@ -121,6 +121,18 @@ class CommitPolicy(Model):
     max_seconds: float = Field(1800.0, gt=0, le=24 * 3600)
 
 
+class StatisticsPolicy(Model):
+    """Column statistics (NDV sketches in Puffin files, `compute_table_stats`) and partition statistics
+    (`compute_partition_stats`) for query planners such as Trino, Athena and Spark's CBO."""
+
+    enabled: bool = False
+    # Columns to compute NDV for; empty: every column.
+    columns: List[str] = Field(default_factory=list)
+    partition_stats: bool = True
+    # Recompute when the statistics are this many snapshots behind the current one (and after every compaction).
+    max_staleness_snapshots: int = Field(20, ge=1, le=100000)
+
+
 class RetentionPolicy(Model):
     """Rows older than `keep_days` by `column` are deleted each run (off unless both are set): partitions wholly
     past the horizon by a metadata-only delete, the rest row by row. The snapshots still holding the rows expire
@@ -152,6 +164,7 @@ class TablePolicy(Model):
     orphans: OrphanPolicy = Field(default_factory=OrphanPolicy)
     properties: PropertiesPolicy = Field(default_factory=PropertiesPolicy)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    statistics: StatisticsPolicy = Field(default_factory=StatisticsPolicy)
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from lakehouse_ops.health.aggregate import Aggregates, Counts, merge_into, read_
 from lakehouse_ops.health.layout import property_drift, sort_terms, spec_terms
 from lakehouse_ops.health.partitions import partition_filter, partition_ranges
 from lakehouse_ops.health.spark import SparkSession, files_to_decode, spark_counts
+from lakehouse_ops.health.statistics import statistics_position
 from lakehouse_ops.health.storage import metadata_files_on_storage
 
 if TYPE_CHECKING:
@@ -73,6 +74,13 @@ class TableHealth:
     sort_order: List[str] = field(default_factory=list)
     partition_spec: List[str] = field(default_factory=list)
     refs: int = 0
+    # Column statistics (Puffin) of the newest ancestor of the current snapshot that has some, and how many
+    # snapshots the current one is past it (None: no ancestor has statistics); partition statistics likewise.
+    stats_snapshot_id: Optional[int] = None
+    snapshots_since_stats: Optional[int] = None
+    partition_stats_snapshot_id: Optional[int] = None
+    snapshots_since_partition_stats: Optional[int] = None
+    statistics_files: int = 0
     partitions: List[PartitionHealth] = field(default_factory=list)
     read_seconds: float = 0.0
     # True: the figures of this very metadata file came from the health cache (no manifest was read).
@@ -135,6 +143,8 @@ def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHe
         partition_spec=spec_terms(table),
         refs=len(meta.refs),
     )
+    for key, value in statistics_position(meta, snapshot).items():
+        setattr(health, key, value)
     on_storage = metadata_files_on_storage(table)
     health.metadata_files_listed = on_storage is not None
     health.metadata_files = on_storage if on_storage is not None else health.metadata_log_files

@@ -3,19 +3,28 @@
 itself (COMMITS, REWRITES_DATA, DELETES_FILES), which is all the runner goes by.
 
 ORDER is the order they run in per table: properties first (so rewrites use the policy's file size and codec),
-then retention (no rewrite spends work on rows about to go), then the data rewrites, then the metadata rewrite,
-then the deletions. A new action is a module here, added to ORDER (its NAME becomes a valid `--only` value
-everywhere).
+then retention (no rewrite spends work on rows about to go), then the data rewrites, statistics of the result,
+then the metadata rewrite, then the deletions. A new action is a module here, added to ORDER (its NAME becomes a
+valid `--only` value everywhere).
 """
 
 from typing import Collection, List, Optional
 
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.health.scan import TableHealth
-from lakehouse_ops.maintenance import compaction, manifests, orphans, position_deletes, properties, retention, snapshots
+from lakehouse_ops.maintenance import (
+    compaction,
+    manifests,
+    orphans,
+    position_deletes,
+    properties,
+    retention,
+    snapshots,
+    statistics,
+)
 from lakehouse_ops.maintenance.base import Plan
 
-ORDER = (properties, retention, compaction, position_deletes, manifests, snapshots, orphans)
+ORDER = (properties, retention, compaction, position_deletes, statistics, manifests, snapshots, orphans)
 ACTIONS = {module.NAME: module for module in ORDER}
 
 

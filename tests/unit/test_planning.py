@@ -227,6 +227,7 @@ def test_plan_all_is_in_execution_order():
         "retention",
         "compaction",
         "rewrite_position_deletes",
+        "statistics",
         "rewrite_manifests",
         "expire_snapshots",
         "remove_orphan_files",
