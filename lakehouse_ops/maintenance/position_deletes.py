@@ -36,6 +36,12 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
         return skip(NAME, "disabled by policy (position_deletes.enabled=false)")
     if health.format_version < 2:
         return skip(NAME, "format version 1 tables have no delete files")
+    if health.format_version >= 3:
+        return skip(
+            NAME,
+            "format v3 tables delete through deletion vectors (one per data file, merged as they are written), "
+            "which rewrite_position_delete_files does not rewrite; compaction applies them",
+        )
     if health.position_delete_files < p.min_delete_files:
         return skip(
             NAME,
