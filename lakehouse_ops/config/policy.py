@@ -165,6 +165,9 @@ class TablePolicy(Model):
     properties: PropertiesPolicy = Field(default_factory=PropertiesPolicy)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
     statistics: StatisticsPolicy = Field(default_factory=StatisticsPolicy)
+    # respect: an action that other automation on the table also does (a Glue optimizer, an S3 lifecycle rule
+    # deleting objects) is left to it; ignore: run it anyway.
+    external_automation: Literal["respect", "ignore"] = "respect"
 
     @model_validator(mode="before")
     @classmethod

@@ -61,6 +61,9 @@ class HealthConfig(Model):
     # A scan with at least this many files to decode runs on the job's Spark session (Iceberg's `entries` metadata
     # table, decoded in the JVM over the executors) when the job has one (maintain, erase); None: never.
     spark_min_files: Optional[int] = Field(1000000, ge=1)
+    # Ask AWS for other automation on each table (Glue table optimizers, S3 lifecycle rules on its location):
+    # two API calls per table (the lifecycle once per bucket per five minutes). Tables outside S3 and Glue: none.
+    check_automation: bool = True
 
 
 class ErasureTable(Model):

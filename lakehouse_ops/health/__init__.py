@@ -4,6 +4,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Optional
 
+from lakehouse_ops.health.automation import detect
 from lakehouse_ops.health.cache import AggregateCache
 from lakehouse_ops.health.catalog import Tables, open_tables
 from lakehouse_ops.health.scan import PartitionHealth, Readers, TableHealth, judge, read_health, small_file_limit
@@ -27,7 +28,7 @@ def table_health(
     policy = policy or config.policy_for(name)
     readers = Readers(config.health.processes, spark, config.health.spark_min_files)
     if not config.health.cache:
-        return read_health(tables.load(name), name, policy, now_ms, None, readers)
+        return _with_automation(config, read_health(tables.load(name), name, policy, now_ms, None, readers))
     started = time.time()
     now_ms = now_ms if now_ms is not None else int(started * 1000)
     cache = AggregateCache(config.health.cache)
@@ -45,10 +46,17 @@ def table_health(
         health.table, health.cached, health.manifests_read = name, True, 0
         judge(health, policy, now_ms)
         health.read_seconds = round(time.time() - started, 3)
-        return health
+        return _with_automation(config, health)
     loaded = loaded if loaded is not None else tables.load(name)
     health = read_health(loaded, name, policy, now_ms, cache, readers)
     cache.save_health(key, limits, str(loaded.metadata_location), asdict(health))
+    return _with_automation(config, health)
+
+
+def _with_automation(config: Any, health: TableHealth) -> TableHealth:
+    """Other automation on the table, asked on every health read (it is not in the table's metadata)."""
+    if config.health.check_automation:
+        health.automation, health.automation_overlaps = detect(config.catalog, health.table, health.location)
     return health
 
 

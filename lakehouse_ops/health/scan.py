@@ -81,6 +81,9 @@ class TableHealth:
     partition_stats_snapshot_id: Optional[int] = None
     snapshots_since_partition_stats: Optional[int] = None
     statistics_files: int = 0
+    # Other automation on the table ({what: description, or "unknown: why"}) and the actions it overlaps.
+    automation: Dict[str, str] = field(default_factory=dict)
+    automation_overlaps: List[str] = field(default_factory=list)
     partitions: List[PartitionHealth] = field(default_factory=list)
     read_seconds: float = 0.0
     # True: the figures of this very metadata file came from the health cache (no manifest was read).

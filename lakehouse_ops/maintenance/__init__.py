@@ -8,7 +8,7 @@ then the metadata rewrite, then the deletions. A new action is a module here, ad
 valid `--only` value everywhere).
 """
 
-from typing import Collection, List, Optional
+from typing import Any, Collection, List, Optional
 
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.health.scan import TableHealth
@@ -22,16 +22,28 @@ from lakehouse_ops.maintenance import (
     snapshots,
     statistics,
 )
-from lakehouse_ops.maintenance.base import Plan
+from lakehouse_ops.maintenance.base import Plan, skip
 
 ORDER = (properties, retention, compaction, position_deletes, statistics, manifests, snapshots, orphans)
 ACTIONS = {module.NAME: module for module in ORDER}
 
 
+def plan_one(module: Any, policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
+    """The action's own plan, unless other automation on the table does the same and the policy respects it."""
+    plan: Plan = module.plan(policy, health, now_ms)
+    if plan.run and module.NAME in health.automation_overlaps and policy.external_automation == "respect":
+        others = "; ".join("%s: %s" % item for item in sorted(health.automation.items()))
+        return skip(
+            module.NAME,
+            "left to other automation on the table (%s); set external_automation: ignore to run it too" % others,
+        )
+    return plan
+
+
 def plan_all(
     policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None, only: Optional[Collection[str]] = None
 ) -> List[Plan]:
-    return [m.plan(policy, health, now_ms) for m in ORDER if only is None or m.NAME in only]
+    return [plan_one(m, policy, health, now_ms) for m in ORDER if only is None or m.NAME in only]
 
 
-__all__ = ["ORDER", "ACTIONS", "plan_all"]
+__all__ = ["ORDER", "ACTIONS", "plan_all", "plan_one"]

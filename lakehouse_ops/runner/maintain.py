@@ -15,7 +15,7 @@ from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.health import TableHealth, open_tables, table_health
 from lakehouse_ops.health.catalog import Tables
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.maintenance import ORDER
+from lakehouse_ops.maintenance import ORDER, plan_one
 from lakehouse_ops.maintenance.base import DONE, FAILED, PARTIAL, SKIPPED, Action, Plan, Result
 from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
 from lakehouse_ops.runner.completion import complete
@@ -189,7 +189,7 @@ class MaintenanceRunner:
     def _run_action(
         self, module: Action, table: str, policy: TablePolicy, health: TableHealth, dry_run: bool, failed_earlier: bool
     ) -> Result:
-        plan = module.plan(policy, health, self.clock())
+        plan = plan_one(module, policy, health, self.clock())
         if plan.run and hasattr(module, "with_neighbors"):  # an action that must know the catalog's other tables
             try:
                 plan = module.with_neighbors(plan, table, self._locations())
