@@ -19,7 +19,7 @@ from lakehouse_ops.ingest.loop import QueueLoop, batch_metrics, finish_metrics, 
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.metrics import alarm_fields, earliest_event_ms, timed
 from lakehouse_ops.ingest.protocol import BatchProtocol
-from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
+from lakehouse_ops.ingest.queue import Heartbeat, oldest_sent_ms, open_queue
 from lakehouse_ops.ingest.read import Reasons, data_schema, load_function
 from lakehouse_ops.ingest.settle import settle_messages
 from lakehouse_ops.ingest.target import TargetSetup
@@ -50,11 +50,7 @@ class IngestJob(QueueLoop, TargetSetup, BatchProtocol):
         self.cfg = cfg or config.section("ingest")
         self.catalog = config.catalog.name
         self._session = LazySession(config, spark, session_factory)
-        if sqs is None:
-            from lakehouse_ops.aws.clients import client
-
-            sqs = client("sqs")
-        self.queue = Queue(sqs, self.cfg.queue_url, self.cfg.dlq_url, self.cfg.visibility_timeout_seconds)
+        self.queue = open_queue(self.cfg, sqs)
         self.enrich = load_function(self.cfg.enrichment) if self.cfg.enrichment else None
         self.target = config.table_name(self.cfg.target_table)
         self.target_ref = table_ref(self.catalog, self.target)

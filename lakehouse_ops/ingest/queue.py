@@ -122,6 +122,15 @@ class Queue:
         return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
+def open_queue(cfg: Any, sqs: Any = None) -> Queue:
+    """The queue of an ingest section (`cfg`), with its DLQ and visibility timeout, on `sqs` or a new client."""
+    if sqs is None:
+        from lakehouse_ops.aws.clients import client
+
+        sqs = client("sqs")
+    return Queue(sqs, cfg.queue_url, cfg.dlq_url, cfg.visibility_timeout_seconds)
+
+
 class Heartbeat:
     """Keeps a batch's messages invisible to other workers from receipt until the batch is settled."""
 

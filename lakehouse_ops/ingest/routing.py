@@ -16,7 +16,7 @@ from lakehouse_ops.ingest.job import IngestJob
 from lakehouse_ops.ingest.loop import QueueLoop, batch_metrics, finish_metrics, handle_messages
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.metrics import alarm_fields, timed
-from lakehouse_ops.ingest.queue import Heartbeat, Queue, oldest_sent_ms
+from lakehouse_ops.ingest.queue import Heartbeat, oldest_sent_ms, open_queue
 from lakehouse_ops.ingest.settle import settle_messages
 from lakehouse_ops.logs import get_logger
 
@@ -51,14 +51,10 @@ class RoutedIngest(QueueLoop):
     ) -> None:
         self.cfg = config.section("ingest")
         session = LazySession(config, spark, session_factory)
-        if sqs is None:
-            from lakehouse_ops.aws.clients import client
-
-            sqs = client("sqs")
-        self.queue = Queue(sqs, self.cfg.queue_url, self.cfg.dlq_url, self.cfg.visibility_timeout_seconds)
+        self.queue = open_queue(self.cfg, sqs)
         self.routes = self.cfg.route_configs()
         self.jobs = [
-            IngestJob(config, sqs=sqs, session_factory=session.get, on_stage=on_stage, cfg=cfg)
+            IngestJob(config, sqs=self.queue.sqs, session_factory=session.get, on_stage=on_stage, cfg=cfg)
             for _, cfg in self.routes
         ]
         self.on_stage = on_stage or (lambda stage: None)
