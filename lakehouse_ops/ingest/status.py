@@ -28,8 +28,8 @@ def _ms(value: Any) -> Optional[float]:
 
 def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Dict[str, Any]:
     """Ledger rows -> the last `last` committed batches (newest first) with their objects, bytes, snapshot and
-    lag (commit time less the oldest event), and batches recorded pending that have not committed (in progress,
-    or interrupted: their objects come back with their messages)."""
+    lag (commit time less the oldest event), and batches recorded pending whose objects have not been committed
+    (in progress, or interrupted: their objects come back with their messages)."""
     batches: Dict[str, Dict[str, Any]] = {}
     for row in rows:
         entry = batches.setdefault(
@@ -45,6 +45,7 @@ def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Di
                 entry["events"].append(_ms(row["event_time"]))
         elif row["status"] == PENDING:
             entry["pending_ms"] = min(entry["pending_ms"] or float("inf"), recorded or 0)
+            entry.setdefault("pending_objects", set()).add(row["object_id"])
     commits = sorted(
         (dict(batch_id=b, **e) for b, e in batches.items() if e["committed_ms"] is not None),
         key=lambda c: c["committed_ms"],
@@ -61,10 +62,14 @@ def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Di
         }
         for c in commits[:last]
     ]
+    # A batch left pending whose objects a later batch committed (redelivered after a kill) is done with.
+    committed_objects = set().union(*(e["objects"] for e in batches.values())) if batches else set()
     open_batches = [
         {"batch_id": b, "pending_since": iso_seconds(e["pending_ms"] / 1000.0)}
         for b, e in sorted(batches.items(), key=lambda item: item[1]["pending_ms"] or 0)
-        if e["committed_ms"] is None and e["pending_ms"] is not None
+        if e["committed_ms"] is None
+        and e["pending_ms"] is not None
+        and not e.get("pending_objects", set()) <= committed_objects
     ]
     lags = [c["lag_s"] for c in shown if c["lag_s"] is not None]
     return {

@@ -78,6 +78,8 @@ def test_status_summary_of_ledger_rows():
             "target_snapshot_id": 12,
         },
         {"object_id": "d", "batch_id": "b3", "status": "pending", "size": 1, "recorded_at": at(10), "event_time": None},
+        # killed after its commit, then redelivered and committed as b2: done with
+        {"object_id": "c", "batch_id": "b0", "status": "pending", "size": 3, "recorded_at": at(2), "event_time": None},
     ]
     out = summarize(rows, now_ms=(1_700_000_000 + 20) * 1000.0, last=5)
     assert out["committed_batches"] == 2 and out["committed_objects"] == 3 and out["committed_bytes"] == 20
