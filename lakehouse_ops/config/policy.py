@@ -133,6 +133,15 @@ class StatisticsPolicy(Model):
     max_staleness_snapshots: int = Field(20, ge=1, le=100000)
 
 
+class RecoveryPointPolicy(Model):
+    """Tags on the current snapshot, daily or weekly, kept `max_age_days`: expiry keeps a tagged snapshot (and its
+    files) until its tag ages out, so the table can be read or rolled back as it was at each point."""
+
+    every: Optional[Literal["daily", "weekly"]] = None
+    max_age_days: int = Field(14, ge=1, le=3650)
+    prefix: str = Field("lakehouse-ops-", pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class RetentionPolicy(Model):
     """Rows older than `keep_days` by `column` are deleted each run (off unless both are set): partitions wholly
     past the horizon by a metadata-only delete, the rest row by row. The snapshots still holding the rows expire
@@ -164,6 +173,7 @@ class TablePolicy(Model):
     orphans: OrphanPolicy = Field(default_factory=OrphanPolicy)
     properties: PropertiesPolicy = Field(default_factory=PropertiesPolicy)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    recovery_points: RecoveryPointPolicy = Field(default_factory=RecoveryPointPolicy)
     statistics: StatisticsPolicy = Field(default_factory=StatisticsPolicy)
     # respect: an action that other automation on the table also does (a Glue optimizer, an S3 lifecycle rule
     # deleting objects) is left to it; ignore: run it anyway.

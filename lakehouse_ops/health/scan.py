@@ -81,6 +81,8 @@ class TableHealth:
     partition_stats_snapshot_id: Optional[int] = None
     snapshots_since_partition_stats: Optional[int] = None
     statistics_files: int = 0
+    # Tags by name (branches are not listed): what recovery points exist.
+    tags: List[str] = field(default_factory=list)
     # Other automation on the table ({what: description, or "unknown: why"}) and the actions it overlaps.
     automation: Dict[str, str] = field(default_factory=dict)
     automation_overlaps: List[str] = field(default_factory=list)
@@ -145,6 +147,9 @@ def _metadata_health(table: Any, name: str, policy: Any, now_ms: int) -> TableHe
         sort_order=sort_terms(table),
         partition_spec=spec_terms(table),
         refs=len(meta.refs),
+        tags=sorted(
+            name for name, ref in meta.refs.items() if str(ref.snapshot_ref_type) in ("tag", "SnapshotRefType.TAG")
+        ),
     )
     for key, value in statistics_position(meta, snapshot).items():
         setattr(health, key, value)

@@ -4,8 +4,8 @@ itself (COMMITS, REWRITES_DATA, DELETES_FILES), which is all the runner goes by.
 
 ORDER is the order they run in per table: properties first (so rewrites use the policy's file size and codec),
 then retention (no rewrite spends work on rows about to go), then the data rewrites, statistics of the result,
-then the metadata rewrite, then the deletions. A new action is a module here, added to ORDER (its NAME becomes a
-valid `--only` value everywhere).
+then the metadata rewrite, a recovery point (a tag) before anything expires, then the deletions. A new action is
+a module here, added to ORDER (its NAME becomes a valid `--only` value everywhere).
 """
 
 from typing import Any, Collection, List, Optional
@@ -18,13 +18,24 @@ from lakehouse_ops.maintenance import (
     orphans,
     position_deletes,
     properties,
+    recovery_points,
     retention,
     snapshots,
     statistics,
 )
 from lakehouse_ops.maintenance.base import Plan, skip
 
-ORDER = (properties, retention, compaction, position_deletes, statistics, manifests, snapshots, orphans)
+ORDER = (
+    properties,
+    retention,
+    compaction,
+    position_deletes,
+    statistics,
+    manifests,
+    recovery_points,
+    snapshots,
+    orphans,
+)
 ACTIONS = {module.NAME: module for module in ORDER}
 
 

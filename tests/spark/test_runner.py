@@ -19,9 +19,12 @@ pytestmark = pytest.mark.spark
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ACTIONS = [
     "properties",
+    "retention",
     "compaction",
     "rewrite_position_deletes",
+    "statistics",
     "rewrite_manifests",
+    "recovery_points",
     "expire_snapshots",
     "remove_orphan_files",
 ]

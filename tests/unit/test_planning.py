@@ -229,6 +229,7 @@ def test_plan_all_is_in_execution_order():
         "rewrite_position_deletes",
         "statistics",
         "rewrite_manifests",
+        "recovery_points",
         "expire_snapshots",
         "remove_orphan_files",
     ]

@@ -47,3 +47,18 @@ def test_statistics_position_walks_the_current_ancestry():
     assert out["statistics_files"] == 3
     assert statistics_position(SimpleNamespace(snapshots=[]), None)["snapshots_since_stats"] is None
     assert PartitionHealth(partition="p").ranges == {}
+
+
+def test_recovery_points_daily_and_weekly():
+    from lakehouse_ops.maintenance import recovery_points
+
+    # NOW is 2027-01-15 08:00 UTC, a Friday.
+    assert recovery_points.tag_for("lakehouse-ops-", "daily", NOW) == "lakehouse-ops-20270115"
+    assert recovery_points.tag_for("rp-", "weekly", NOW) == "rp-20270111"
+    daily = {"every": "daily", "max_age_days": 7}
+    plan = recovery_points.plan(policy(recovery_points=daily), quiet(), NOW)
+    p = params_of(plan, recovery_points.RecoveryPointParams)
+    assert plan.run and (p.tag, p.snapshot_id, p.retain_days) == ("lakehouse-ops-20270115", 1, 7)
+    taken = recovery_points.plan(policy(recovery_points=daily), quiet(tags=["lakehouse-ops-20270115"]), NOW)
+    assert not taken.run and "exists" in taken.reason
+    assert not recovery_points.plan(policy(), quiet(), NOW).run
