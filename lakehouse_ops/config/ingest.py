@@ -102,8 +102,8 @@ class IngestConfig(Model):
     format: Literal["json", "csv", "parquet", "avro"] = "json"
     # fail: the target's schema governs (fields it lacks are not read; records that do not fit are quarantined);
     # add_new_columns: new fields in the files become nullable columns of the target before the batch's commit
-    # (and Parquet/Avro types are widened where Iceberg allows); rescue (JSON, CSV): fields that are unknown or do
-    # not fit go to `rescued_data_column` as JSON, the record is kept.
+    # (and Parquet/Avro types are widened where Iceberg allows); rescue: fields that are unknown or do not fit go to
+    # `rescued_data_column` as JSON, the record is kept.
     schema_evolution: Literal["fail", "add_new_columns", "rescue"] = "fail"
     rescued_data_column: str = "_rescued_data"
     upsert: Optional[IngestUpsert] = None
@@ -148,8 +148,6 @@ class IngestConfig(Model):
                 )
         if self.schema_evolution == "add_new_columns" and self.format == "csv" and not self._csv_header:
             raise ValueError("schema_evolution 'add_new_columns' with format csv needs read_options header: 'true'")
-        if self.schema_evolution == "rescue" and self.format not in ("json", "csv"):
-            raise ValueError("schema_evolution 'rescue' is for formats json and csv (got %r)" % self.format)
         if self.heartbeat_seconds >= self.visibility_timeout_seconds:
             raise ValueError(
                 "heartbeat_seconds (%g) must be shorter than visibility_timeout_seconds (%d)"

@@ -15,7 +15,7 @@ from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.formats import SNIFF_BYTES, load_avro, mismatch
 from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.rescue import load_rescued, rescue_csv
+from lakehouse_ops.ingest.rescue import load_declared_rescued, load_rescued, rescue_csv
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape
 
@@ -82,6 +82,8 @@ def load(spark: Any, cfg: IngestConfig, schema: Any, paths: Iterable[str], quara
     """Lazily read `paths` (local or s3 URIs); adds `_lakehouse_ops_file`, the file as Spark reports it."""
     if cfg.schema_evolution == "rescue" and cfg.format == "json":
         return load_rescued(spark, cfg, schema, [glob_escape(p) for p in paths], quarantine, RAW_LOCAL_FILES)
+    if cfg.schema_evolution == "rescue" and cfg.format in ("parquet", "avro"):
+        return load_declared_rescued(spark, cfg, schema, [glob_escape(p) for p in paths], RAW_LOCAL_FILES)
     if cfg.format == "avro":
         return load_avro(spark, schema, [glob_escape(p) for p in paths], RAW_LOCAL_FILES)
     if cfg.schema_evolution == "rescue":  # CSV: the values that do not fit, from each record's line

@@ -1,6 +1,8 @@
-"""Reading JSON lines with `ingest.schema_evolution: rescue`: a record is kept whatever its fields; each field the
-target lacks (names match exactly, as Spark's JSON reader matches them) or whose value does not fit its column's
-type goes to the rescued-data column as one JSON object (`{"field": "raw value"}`), and that column is null.
+"""Reading with `ingest.schema_evolution: rescue` (JSON lines and CSV below; Parquet and Avro at the end).
+
+JSON lines: a record is kept whatever its fields; each field the target lacks (names match exactly, as Spark's
+JSON reader matches them) or whose value does not fit its column's type goes to the rescued-data column as one
+JSON object (`{"field": "raw value"}`), and that column is null.
 Only a line that is not a JSON object at all is a misfit (quarantined, or its file dead-lettered without a
 quarantine table).
 
@@ -8,7 +10,8 @@ Spark's JSON parser keeps the values of a record that fit and nulls only those t
 never nulls the others.
 """
 
-from typing import Any, Iterable
+import json
+from typing import Any, Dict, Iterable, Iterator, List
 
 from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.ingest.evolve import CORRUPT
@@ -81,3 +84,68 @@ def rescue_csv(df: Any, cfg: IngestConfig, schema: Any) -> Any:
     rescued = F.to_json(F.struct(*misfits))  # null fields are left out
     column = F.when(F.col(CORRUPT).isNotNull() & (rescued != "{}"), rescued)
     return df.withColumn(cfg.rescued_data_column, column).withColumn(CORRUPT, F.lit(None).cast("string"))
+
+
+def rescued_table(records: List[Dict[str, Any]], arrow_schema: Any, rescued_column: str) -> Any:
+    """An Arrow table of `records` (dicts, as Avro or Parquet files hold them) in the target's columns, plus the
+    rescued-data column: a value that does not convert to its column's type (no casting: the file declares a type)
+    is null there and kept, as JSON, in the rescued data with every field the target lacks."""
+    import pyarrow as pa
+
+    names = [f.name for f in arrow_schema]
+    rescued: List[Dict[str, Any]] = [{k: v for k, v in r.items() if k not in names and v is not None} for r in records]
+    columns = []
+    for field in arrow_schema:
+        values = [r.get(field.name) for r in records]
+        try:
+            columns.append(pa.array(values, type=field.type))
+            continue
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            pass
+        kept = []
+        for i, value in enumerate(values):
+            try:
+                pa.array([value], type=field.type)
+                kept.append(value)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+                kept.append(None)
+                rescued[i][field.name] = value
+        columns.append(pa.array(kept, type=field.type))
+    text = [json.dumps(r, default=str, sort_keys=True) if r else None for r in rescued]
+    return pa.Table.from_arrays(columns + [pa.array(text, pa.string())], names=names + [rescued_column])
+
+
+def load_declared_rescued(spark: Any, cfg: IngestConfig, schema: Any, paths: Iterable[str], options: Any) -> Any:
+    """Parquet or Avro files with `rescue`: read on the executors from the bytes Spark's `binaryFile` source reads
+    (pyarrow, fastavro), each record into the target's columns and the rescued data (see rescued_table)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    extra = [StructField(cfg.rescued_data_column, StringType()), StructField("_lakehouse_ops_file", StringType())]
+    out_schema = StructType(list(schema.fields) + extra)
+    arrow_schema = to_arrow_schema(schema)
+    fmt, rescued_column = cfg.format, cfg.rescued_data_column
+
+    def decode(batches: Iterator[Any]) -> Iterator[Any]:
+        import io
+
+        import pyarrow as pa
+
+        for batch in batches:
+            for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
+                if fmt == "avro":
+                    import fastavro
+
+                    records = list(fastavro.reader(io.BytesIO(content)))
+                else:
+                    import pyarrow.parquet as pq
+
+                    records = pq.read_table(io.BytesIO(content)).to_pylist()
+                if any(not isinstance(r, dict) for r in records):
+                    raise ValueError("%s holds values that are not records" % path)
+                table = rescued_table([dict(r) for r in records if isinstance(r, dict)], arrow_schema, rescued_column)
+                table = table.append_column("_lakehouse_ops_file", pa.array([path] * len(records), pa.string()))
+                yield from table.to_batches()
+
+    files = spark.read.format("binaryFile").options(**options).load(list(paths)).select("path", "content")
+    return files.mapInArrow(decode, out_schema)

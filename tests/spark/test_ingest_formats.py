@@ -135,3 +135,41 @@ def test_avro_with_add_new_columns_adds_fields_and_widens_declared_types(spark, 
     assert fields["rec_id"] == "bigint" and fields["geo"] == "struct<cc:string>" and fields["tags"] == "array<string>"
     row = spark.table(ref).collect()[0]
     assert row.rec_id == 3_000_000_000 and row.geo.cc == "NL" and list(row.tags) == ["x", "y"]
+
+
+def test_rescue_for_parquet_and_avro_keeps_records_whose_declared_types_do_not_fit(
+    spark, warehouse, landing, table_name
+):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ref = create_target(spark, table_name)
+    # A Parquet file declaring bytes_sent as text, with a column the target lacks.
+    table = pa.table(
+        {
+            "event_time": pa.array([datetime.datetime(2024, 5, 13, 1, tzinfo=datetime.timezone.utc)] * 2),
+            "customer_id": ["c1", "c2"],
+            "bytes_sent": ["lots", "7"],
+            "rec_id": [1, 2],
+            "note": ["x", None],
+        }
+    )
+    path = os.path.join(landing.root, "resc/a.parquet")
+    os.makedirs(os.path.dirname(path))
+    pq.write_table(table, path)
+    landing.send(s3_notification("resc/a.parquet", os.path.getsize(path)))
+    config = ingest_config(warehouse, landing, table_name, fmt="parquet", schema_evolution="rescue")
+    report = IngestJob(config, spark=spark).run(until_empty=True)
+    assert report["ok"] and report["totals"]["rows"] == 2, report
+    rows = {r.rec_id: r for r in spark.table(ref).collect()}
+    assert rows[1].bytes_sent is None and json.loads(rows[1]._rescued_data) == {"bytes_sent": "lots", "note": "x"}
+    assert json.loads(rows[2]._rescued_data) == {"bytes_sent": "7"} and rows[2].customer_id == "c2"
+
+    # An Avro file (its extra field rescued too).
+    avro_file(landing, "resc/b.avro", records(10, 2), "deflate")
+    config = ingest_config(warehouse, landing, table_name, fmt="avro", schema_evolution="rescue")
+    assert IngestJob(config, spark=spark).run(until_empty=True)["totals"]["rows"] == 2
+    rows = {r.rec_id: r for r in spark.table(ref).collect()}
+    assert rows[10].bytes_sent == 100 and json.loads(rows[10]._rescued_data) == {"ignored_extra": "x"}

@@ -17,8 +17,7 @@ def test_modes_are_validated_with_the_format_they_need():
     assert config_from_dict(_ingest()).section("ingest").schema_evolution == "fail"
     cfg = config_from_dict(_ingest(schema_evolution="rescue")).section("ingest")
     assert cfg.rescued_data_column == "_rescued_data"
-    with pytest.raises(ConfigError, match="rescue.*json and csv"):
-        config_from_dict(_ingest(schema_evolution="rescue", format="parquet"))
+    assert config_from_dict(_ingest(schema_evolution="rescue", format="avro")).section("ingest").format == "avro"
     with pytest.raises(ConfigError, match="header"):
         config_from_dict(_ingest(schema_evolution="add_new_columns", format="csv"))
     csv = _ingest(schema_evolution="add_new_columns", format="csv", read_options={"header": "true"})
@@ -133,3 +132,28 @@ def test_avro_writer_schemas_as_spark_types():
     a = header([{"name": "id", "type": "long"}, {"name": "tag", "type": ["null", "string"]}])
     b = header([{"name": "id", "type": "int"}, {"name": "when", "type": {"type": "int", "logicalType": "date"}}])
     assert avro_fields([a, b]) == [("id", "bigint"), ("tag", "string"), ("when", "date")]
+
+
+def test_declared_values_that_do_not_fit_and_unknown_fields_are_rescued():
+    import datetime
+    import json
+
+    import pyarrow as pa
+
+    from lakehouse_ops.ingest.rescue import rescued_table
+
+    schema = pa.schema([("id", pa.int64()), ("name", pa.string()), ("at", pa.timestamp("us", tz="UTC"))])
+    moment = datetime.datetime(2024, 5, 13, tzinfo=datetime.timezone.utc)
+    records = [
+        {"id": 1, "name": "a", "at": moment},
+        {"id": "two", "name": "b", "at": moment, "extra": {"k": [1]}},
+        {"id": 3, "name": 4, "at": "yesterday"},
+        {"id": 2**70, "name": None},
+    ]
+    table = rescued_table(records, schema, "_rescued_data").to_pylist()
+    assert [r["id"] for r in table] == [1, None, 3, None]
+    assert [r["name"] for r in table] == ["a", "b", None, None]
+    assert table[0]["_rescued_data"] is None and table[0]["at"] == moment
+    assert json.loads(table[1]["_rescued_data"]) == {"id": "two", "extra": {"k": [1]}}
+    assert json.loads(table[2]["_rescued_data"]) == {"name": 4, "at": "yesterday"}
+    assert json.loads(table[3]["_rescued_data"]) == {"id": 2**70}
