@@ -80,17 +80,18 @@ def inference_reader(spark: Any, cfg: IngestConfig) -> Any:
 
 def load(spark: Any, cfg: IngestConfig, schema: Any, paths: Iterable[str], quarantine: bool = True) -> Any:
     """Lazily read `paths` (local or s3 URIs); adds `_lakehouse_ops_file`, the file as Spark reports it."""
-    if cfg.schema_evolution == "rescue" and cfg.format == "json":
-        return load_rescued(spark, cfg, schema, [glob_escape(p) for p in paths], quarantine, RAW_LOCAL_FILES)
-    if cfg.schema_evolution == "rescue" and cfg.format in ("parquet", "avro"):
-        return load_declared_rescued(spark, cfg, schema, [glob_escape(p) for p in paths], RAW_LOCAL_FILES)
+    escaped = [glob_escape(p) for p in paths]
+    rescue = cfg.schema_evolution == "rescue"
+    if rescue and cfg.format == "json":
+        return load_rescued(spark, cfg, schema, escaped, quarantine, RAW_LOCAL_FILES)
+    if rescue and cfg.format in ("parquet", "avro"):
+        return load_declared_rescued(spark, cfg, schema, escaped, RAW_LOCAL_FILES)
     if cfg.format == "avro":
-        return load_avro(spark, schema, [glob_escape(p) for p in paths], RAW_LOCAL_FILES)
-    if cfg.schema_evolution == "rescue":  # CSV: the values that do not fit, from each record's line
-        df = _reader(spark, cfg, schema, True).load([glob_escape(p) for p in paths])
-        return rescue_csv(df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file"), cfg, schema)
-    df = _reader(spark, cfg, schema, quarantine).load([glob_escape(p) for p in paths])
-    return df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
+        return load_avro(spark, schema, escaped, RAW_LOCAL_FILES)
+    # CSV with rescue reads permissively: the values that do not fit are rescued from each record's line.
+    df = _reader(spark, cfg, schema, quarantine or rescue).load(escaped)
+    df = df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
+    return rescue_csv(df, cfg, schema) if rescue else df
 
 
 def spark_spellings(uri: str) -> List[str]:
