@@ -5,7 +5,7 @@ from typing import Any, Callable, Optional, Tuple, TypeVar
 
 import click
 
-from lakehouse_ops.cli.base import cli, emit, handles_errors, load, session_factory
+from lakehouse_ops.cli.base import cli, emit, handles_errors, load, print_json, session_factory
 from lakehouse_ops.maintenance import ACTIONS
 
 ACTION_NAMES = list(ACTIONS)
@@ -157,3 +157,39 @@ def policy_show(ctx: click.Context, table: str, as_json: bool) -> None:
         )
         return
     print_policy(config.table_name(table), effective, sources)
+
+
+@cli.group()
+def orphans() -> None:
+    """Orphan files moved to a table's trash (policy `orphans.trash`)."""
+
+
+@orphans.command("restore")
+@click.argument("table")
+@click.option("--since", required=True, help="Restore what was moved since: 36h, 7d or an ISO time.")
+@click.option("--dry-run", is_flag=True, help="List what would be restored; move nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+@click.pass_context
+@handles_errors
+def orphans_restore(ctx: click.Context, table: str, since: str, dry_run: bool, as_json: bool) -> None:
+    """Move the orphan files TABLE's trash received since --since back to where they were."""
+    import time
+
+    from lakehouse_ops.engine.tables import jvm_table
+    from lakehouse_ops.errors import ConfigError
+    from lakehouse_ops.maintenance.trash import restore
+    from lakehouse_ops.units import parse_moment
+
+    try:
+        since_ms = parse_moment(since, time.time()) * 1000.0
+    except ValueError as exc:
+        raise ConfigError("orphans restore --since: %s" % exc) from None
+    config = load(ctx)
+    name = config.table_name(table)
+    spark = session_factory(ctx, config)()
+    jtable = jvm_table(spark, config.catalog.name, name)
+    if jtable is None:
+        raise ConfigError("orphans restore: table %s cannot be loaded from catalog %s" % (name, config.catalog.name))
+    prefix = config.policy_for(name).orphans.trash.prefix
+    report = dict(restore(spark, str(jtable.location()), prefix, since_ms, dry_run), table=name)
+    emit(report, as_json, None, print_json)

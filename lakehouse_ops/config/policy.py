@@ -85,6 +85,16 @@ class FileListSource(Model):
 ORPHAN_MIN_AGE_HOURS = 24
 
 
+class TrashPolicy(Model):
+    """Orphans moved under `<table location>/<prefix>/<moved at>/` instead of deleted, purged after `keep_days`,
+    restored with `lakehouse-ops orphans restore`. The prefix is one directory name starting with '.': Iceberg's
+    listing of the location skips such hidden directories, so the trash never holds candidates itself."""
+
+    enabled: bool = False
+    prefix: str = Field(".lakehouse-trash", pattern=r"^\.[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+    keep_days: float = Field(7, gt=0, le=3650)
+
+
 class OrphanPolicy(Model):
     enabled: bool = True
     older_than_hours: float = Field(72, ge=ORPHAN_MIN_AGE_HOURS, le=24 * 3650)
@@ -97,6 +107,7 @@ class OrphanPolicy(Model):
     equal_authorities: Dict[str, str] = Field(default_factory=dict)
     max_concurrent_deletes: Optional[int] = Field(None, ge=1, le=1000)
     file_list: Optional[FileListSource] = None
+    trash: TrashPolicy = Field(default_factory=TrashPolicy)
 
 
 class PropertiesPolicy(Model):

@@ -127,3 +127,28 @@ def head_bytes(spark: Any, path: str, count: int) -> bytes:
         return bytes(stream.readNBytes(count))
     finally:
         stream.close()
+
+
+def move(spark: Any, source: str, target: str) -> bool:
+    """Move a file to `target` (its directory created), never over an existing file: True once it is there.
+    Object stores copy and delete; a move that fails leaves the source in place."""
+    jsource, fs = hadoop_path(spark, source)
+    jtarget, _ = hadoop_path(spark, target)
+    if fs.exists(jtarget):
+        return False
+    fs.mkdirs(jtarget.getParent())
+    return bool(fs.rename(jsource, jtarget))
+
+
+def list_directories(spark: Any, location: str) -> List[str]:
+    """The names of the directories directly under `location` ([] when it does not exist)."""
+    jpath, fs = hadoop_path(spark, location)
+    if not fs.exists(jpath):
+        return []
+    return sorted(status.getPath().getName() for status in fs.listStatus(jpath) if status.isDirectory())
+
+
+def delete_tree(spark: Any, location: str) -> bool:
+    """Delete `location` and everything under it."""
+    jpath, fs = hadoop_path(spark, location)
+    return bool(fs.delete(jpath, True))

@@ -3,12 +3,12 @@ files, the checked candidates as a `file_list_view`, and paths spelled the one w
 (in SQL too)."""
 
 import uuid
-from typing import Any, Dict, Sequence
+from typing import Any, Dict, List, Sequence
 
 from lakehouse_ops.config.policy import FileListSource
 from lakehouse_ops.engine.frames import frame
 from lakehouse_ops.paths import normalize
-from lakehouse_ops.sqltext import quote_string
+from lakehouse_ops.sqltext import quote_string, table_ref
 
 
 def normalized_sql(column: str) -> str:
@@ -54,3 +54,17 @@ def candidate_view(spark: Any, stats: Dict[str, Any], location: str) -> str:
     columns = {"file_path": [as_location_path(p, location) for p in paths], "ms": [stats[p][1] for p in paths]}
     df = frame(spark, columns, "file_path string, ms long")
     return temp_view(df.selectExpr("file_path", "timestamp_millis(ms) AS last_modified"))
+
+
+def referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[str]:
+    """Those of `paths` (normalized) that any snapshot of the table still references (data, delete or manifest
+    files): a join in Spark, so the driver never holds every file the table ever referenced."""
+    if not paths:
+        return []
+    ref = table_ref(catalog, table)
+    wanted = frame(spark, {"p": sorted({normalize(p) for p in paths})}, "p string")
+    live = spark.sql(
+        "SELECT %s AS p FROM %s.all_files UNION ALL SELECT %s AS p FROM %s.all_manifests"
+        % (normalized_sql("file_path"), ref, normalized_sql("path"), ref)
+    )
+    return sorted({row.p for row in live.join(wanted, "p", "left_semi").collect()})

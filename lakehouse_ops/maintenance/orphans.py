@@ -12,6 +12,8 @@
    metadata.
 4. Afterwards: every deleted file is gone, and, if a commit landed meanwhile, none of them is referenced by any
    snapshot.
+With `orphans.trash` on, step 3 moves the checked candidates into the table's trash instead (`trash.py`), and old
+trash batches are purged.
 """
 
 import dataclasses
@@ -26,10 +28,11 @@ from lakehouse_ops.engine.tables import current_metadata, delete_files, jvm_tabl
 from lakehouse_ops.errors import SafetyError, VerificationError
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.maintenance import trash
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
-from lakehouse_ops.maintenance.orphan_lists import candidate_view, normalized_sql, register_file_list
+from lakehouse_ops.maintenance.orphan_lists import candidate_view, referenced, register_file_list
 from lakehouse_ops.paths import normalize, same_location, within
-from lakehouse_ops.sqltext import Timestamp, table_ref
+from lakehouse_ops.sqltext import Timestamp
 from lakehouse_ops.units import HOUR_MS, human_bytes, iso_utc
 from lakehouse_ops.units import now_ms as _now_ms
 
@@ -54,6 +57,8 @@ class OrphanParams(Params):
     equal_authorities: Mapping[str, str] = field(default_factory=dict)
     max_concurrent_deletes: Optional[int] = None
     file_list: Optional[FileListSource] = None
+    trash_prefix: Optional[str] = None  # move to <location>/<prefix>/ instead of deleting ...
+    trash_keep_ms: int = 0  # ... and purge what was moved longer ago than this
     nested: Tuple[str, ...] = ()  # locations of other tables inside this one: their files are never candidates
     shared_with: Tuple[str, ...] = ()  # other tables at or above this location: nothing is removed
 
@@ -74,17 +79,19 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
         return skip(NAME, "table has gc.enabled=false")
     now_ms = _now_ms() if now_ms is None else now_ms
     source = "the file list at %s" % o.file_list.path if o.file_list else "a listing of the table location"
+    fate = "; moved to %s/ and kept %g days" % (o.trash.prefix, o.trash.keep_days) if o.trash.enabled else ""
     return Plan(
         action=NAME,
         run=True,
         reason="find files older than %g h in %s that no snapshot references, using %s; budget %d files / "
-        "%s%s"
+        "%s%s%s"
         % (
             o.older_than_hours,
             health.location,
             source,
             o.max_files,
             human_bytes(o.max_bytes),
+            fate,
             "; dry run only" if o.dry_run else "",
         ),
         params=OrphanParams(
@@ -99,6 +106,8 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
             equal_authorities=dict(o.equal_authorities),
             max_concurrent_deletes=o.max_concurrent_deletes,
             file_list=o.file_list,
+            trash_prefix=o.trash.prefix if o.trash.enabled else None,
+            trash_keep_ms=int(o.trash.keep_days * 24 * HOUR_MS),
         ),
     )
 
@@ -114,20 +123,6 @@ def with_neighbors(plan: Plan, table: str, locations: Mapping[str, str]) -> Plan
         "%s (%s)" % (name, loc) for name, loc in others if same_location(loc, p.location) or within(p.location, loc)
     )
     return dataclasses.replace(plan, params=dataclasses.replace(p, nested=nested, shared_with=shared))
-
-
-def _referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[str]:
-    """Those of `paths` (normalized) that any snapshot of the table still references (data, delete or manifest
-    files): a join in Spark, so the driver never holds every file the table ever referenced."""
-    if not paths:
-        return []
-    ref = table_ref(catalog, table)
-    wanted = frame(spark, {"p": sorted({normalize(p) for p in paths})}, "p string")
-    live = spark.sql(
-        "SELECT %s AS p FROM %s.all_files UNION ALL SELECT %s AS p FROM %s.all_manifests"
-        % (normalized_sql("file_path"), ref, normalized_sql("path"), ref)
-    )
-    return sorted({row.p for row in live.join(wanted, "p", "left_semi").collect()})
 
 
 def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[str, Any], int]:
@@ -166,13 +161,13 @@ def _verify_removal(
     kept = (
         set()
         if references_checked and not unexpected
-        else set(_referenced(spark, catalog, table, list(stats) + unexpected))
+        else set(referenced(spark, catalog, table, list(stats) + unexpected))
     )
-    referenced = [d for d in deleted if normalize(d) in kept]
-    if unexpected or referenced:
+    still_referenced = [d for d in deleted if normalize(d) in kept]
+    if unexpected or still_referenced:
         raise VerificationError(
             "orphan removal on %s did not verify: %d deleted outside the checked list, %d still referenced"
-            % (table, len(unexpected), len(referenced))
+            % (table, len(unexpected), len(still_referenced))
         )
     # Iceberg logs a failed delete and goes on: what is still on storage was not removed.
     still_there = sorted(stat_many(spark, [d for d in stats if normalize(d) not in kept]))
@@ -206,16 +201,17 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         "equal_authorities": dict(p.equal_authorities) or None,
         "max_concurrent_deletes": p.max_concurrent_deletes,
     }
-    views = []
+    views: List[str] = []
     try:
+        excluded = p.nested + ((trash.trash_root(p.location, p.trash_prefix),) if p.trash_prefix else ())
         if p.file_list is not None:
-            views.append(register_file_list(spark, p.file_list, p.location, p.nested))
+            views.append(register_file_list(spark, p.file_list, p.location, excluded))
             base["file_list_view"] = views[-1]
         jtable = None if p.dry_run else jvm_table(spark, catalog, table)
         before = current_metadata(jtable) if jtable is not None else None
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
         listed = sorted({r["orphan_file_location"] for r in rows})
-        candidates = [c for c in listed if not any(within(c, loc) for loc in p.nested)]
+        candidates = [c for c in listed if not any(within(c, loc) for loc in excluded)]
         stats, total = _guarded(spark, candidates, p)
         outputs = {
             "candidates": len(candidates),
@@ -226,30 +222,53 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
             "deleted_bytes": 0,
             "dry_run": bool(p.dry_run),
         }
-        if not stats or p.dry_run:
-            return outputs
-        if before is not None and current_metadata(jtable) == before:
-            # No commit since the dry run: its check against this very metadata holds; one bulk delete.
-            failed = delete_files(spark, jtable, frame(spark, {"path": list(stats)}, "path string"), "path")
-            unchanged = current_metadata(jtable) == before
-            outputs.update(deleted_with="the table's FileIO (no commit since the dry run)", delete_failures=failed)
-            outputs.update(_verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
-            return outputs
-        views.append(candidate_view(spark, stats, p.location))
-        run_args = dict(base, dry_run=False, file_list_view=views[-1])
-        checked = {normalize(path): path for path in stats}
-        deleted = sorted(
-            {
-                checked.get(normalize(r["orphan_file_location"]), r["orphan_file_location"])
-                for r in call(spark, catalog, "remove_orphan_files", run_args, optional=OPTIONAL)
-            }
-        )
-        outputs["deleted_with"] = "remove_orphan_files on the checked list (a commit landed since the dry run)"
-        outputs.update(_verify_removal(spark, catalog, table, stats, deleted))
+        if stats and not p.dry_run and p.trash_prefix:
+            outputs.update(
+                trash.to_trash(spark, catalog, table, jtable, before, stats, p.location, p.trash_prefix, p.now_ms)
+            )
+        elif stats and not p.dry_run:
+            outputs.update(_remove(spark, catalog, table, p, base, views, jtable, before, stats))
+        if p.trash_prefix:
+            purged = trash.purge(spark, p.location, p.trash_prefix, p.now_ms, p.trash_keep_ms, p.dry_run)
+            outputs["trash_purge"] = purged
         return outputs
     finally:
         for view in views:
             spark.catalog.dropTempView(view)
+
+
+def _remove(
+    spark: Any,
+    catalog: str,
+    table: str,
+    p: OrphanParams,
+    base: Dict[str, Any],
+    views: List[str],
+    jtable: Any,
+    before: Optional[str],
+    stats: Dict[str, Any],
+) -> Dict[str, Any]:
+    """Delete the checked candidates and verify. `views`: where a temporary view made here is recorded for the
+    caller to drop."""
+    if before is not None and current_metadata(jtable) == before:
+        # No commit since the dry run: its check against this very metadata holds; one bulk delete.
+        failed = delete_files(spark, jtable, frame(spark, {"path": list(stats)}, "path string"), "path")
+        unchanged = current_metadata(jtable) == before
+        outputs = {"deleted_with": "the table's FileIO (no commit since the dry run)", "delete_failures": failed}
+        outputs.update(_verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
+        return outputs
+    views.append(candidate_view(spark, stats, p.location))
+    run_args = dict(base, dry_run=False, file_list_view=views[-1])
+    checked = {normalize(path): path for path in stats}
+    deleted = sorted(
+        {
+            checked.get(normalize(r["orphan_file_location"]), r["orphan_file_location"])
+            for r in call(spark, catalog, "remove_orphan_files", run_args, optional=OPTIONAL)
+        }
+    )
+    outputs = {"deleted_with": "remove_orphan_files on the checked list (a commit landed since the dry run)"}
+    outputs.update(_verify_removal(spark, catalog, table, stats, deleted))
+    return outputs
 
 
 def summarize(outputs: Dict[str, Any]) -> str:
@@ -259,6 +278,12 @@ def summarize(outputs: Dict[str, Any]) -> str:
         return "dry run: %d orphan file(s), %s, would be deleted" % (
             outputs["candidates"],
             human_bytes(outputs["candidate_bytes"]),
+        )
+    if "trash_batch" in outputs:
+        return "moved %d orphan file(s), %s, to %s; verified" % (
+            outputs["trashed_files"],
+            human_bytes(outputs["trashed_bytes"]),
+            outputs["trash_batch"],
         )
     return "deleted %d orphan file(s), %s; verified" % (
         outputs.get("deleted_files", 0),
