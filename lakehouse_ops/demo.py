@@ -26,6 +26,7 @@ def _failed_job_output(location: str, age_hours: float = 120.0) -> str:
 
 DEV_KEY_FILE = "dev-keys.json"
 DEV_API_KEY = "dev-only-api-key"
+REPORT_PAGE = "report.html"  # the fleet page the demo writes, next to ./warehouse
 
 
 def _check_local(config: Config) -> None:
@@ -94,6 +95,7 @@ def run_demo(
     from lakehouse_ops.ingest.demo import local_sqs, prepare_landing
     from lakehouse_ops.pseudo.service import ensure_local_service
     from lakehouse_ops.runner import MaintenanceRunner
+    from lakehouse_ops.runner.fleet_page import write_page
     from lakehouse_ops.runner.report import print_actions, print_compare, to_json
 
     _check_local(config)
@@ -113,12 +115,14 @@ def run_demo(
         if not as_json:
             print_actions(runner.run([target], dry_run=True))
         maintenance = runner.run([target])
+        page = write_page(config, REPORT_PAGE, [target])
         report = {
             "ok": bool(ingest["ok"] and maintenance["ok"]),
             "target": target,
             "pseudonymized_columns": columns,
             "ingest": ingest,
             "maintenance": maintenance,
+            "report_page": page,
         }
         if as_json:
             print(to_json(report))
@@ -127,6 +131,7 @@ def run_demo(
             entry = maintenance["tables"][0]
             if entry.get("after"):
                 print_compare(entry["before"], entry["after"])
+            print("Fleet report with the run history: %s (lakehouse-ops report --html PATH)" % page["path"])
         return report
     finally:
         if service is not None:

@@ -193,3 +193,20 @@ def orphans_restore(ctx: click.Context, table: str, since: str, dry_run: bool, a
     prefix = config.policy_for(name).orphans.trash.prefix
     report = dict(restore(spark, str(jtable.location()), prefix, since_ms, dry_run), table=name)
     emit(report, as_json, None, print_json)
+
+
+@cli.command("report")
+@tables_argument()
+@click.option("--html", "html_path", required=True, metavar="PATH", help="Write the page here (a file or s3:// URI).")
+@click.option(
+    "--days", default=14.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="History shown."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as one JSON object.")
+@click.pass_context
+@handles_errors
+def report(ctx: click.Context, tables: Tuple[str, ...], html_path: str, days: float, as_json: bool) -> None:
+    """A self-contained HTML page of the fleet (TABLES' globs, default every managed table): tables ranked by
+    need, health trends and the last runs from the run history, time per action. No Spark."""
+    from lakehouse_ops.runner.fleet_page import write_page
+
+    emit(write_page(load(ctx), html_path, list(tables) or None, days), as_json, None, print_json)

@@ -20,7 +20,15 @@ from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
 from lakehouse_ops.config.rules import Config, TableRule, copy_tree, flatten, merge
-from lakehouse_ops.config.sections import AwsConfig, CatalogConfig, ErasureConfig, HealthConfig, ShipConfig, SparkConfig
+from lakehouse_ops.config.sections import (
+    AwsConfig,
+    CatalogConfig,
+    ErasureConfig,
+    HealthConfig,
+    HistoryConfig,
+    ShipConfig,
+    SparkConfig,
+)
 from lakehouse_ops.errors import ConfigError
 
 ENV_PREFIX = "LAKEHOUSE_OPS__"
@@ -29,6 +37,7 @@ SECTIONS: Dict[str, Type[BaseModel]] = {
     "aws": AwsConfig,
     "spark": SparkConfig,
     "health": HealthConfig,
+    "history": HistoryConfig,
     "defaults": TablePolicy,
 }
 # Sections that may be left out entirely; validated only when present.
@@ -43,6 +52,7 @@ TOP_LEVEL_KEYS = (
     "aws",
     "spark",
     "health",
+    "history",
     "defaults",
     "tables",
     "ingest",
@@ -203,6 +213,7 @@ def config_from_dict(
         spark=sections["spark"],
         defaults=sections["defaults"],
         health=sections["health"],
+        history=sections["history"],
         rules=tuple(rules),
         ingest=sections.get("ingest"),
         pseudonymization=sections.get("pseudonymization"),

@@ -7,7 +7,15 @@ from typing import Any, Dict, List, Optional, Tuple
 from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.config.pseudo import PseudonymizationConfig
-from lakehouse_ops.config.sections import AwsConfig, CatalogConfig, ErasureConfig, HealthConfig, ShipConfig, SparkConfig
+from lakehouse_ops.config.sections import (
+    AwsConfig,
+    CatalogConfig,
+    ErasureConfig,
+    HealthConfig,
+    HistoryConfig,
+    ShipConfig,
+    SparkConfig,
+)
 from lakehouse_ops.errors import ConfigError
 
 BUILTIN = "built-in default"
@@ -52,6 +60,7 @@ class Config:
     erasure: Optional[ErasureConfig] = None
     ship: Optional[ShipConfig] = None
     health: HealthConfig = field(default_factory=HealthConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
     defaults_raw: Dict[str, Any] = field(default_factory=dict)
     env_keys: Dict[str, str] = field(default_factory=dict)

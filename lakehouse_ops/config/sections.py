@@ -66,6 +66,14 @@ class HealthConfig(Model):
     check_automation: bool = True
 
 
+class HistoryConfig(Model):
+    """Every maintain, ingest, pseudonymize and erase run (not dry runs) appends one row per table to this Iceberg
+    table, created on first use: `lakehouse-ops report --html` and Athena read it."""
+
+    enabled: bool = True
+    table: str = Field("lakehouse_ops.run_history", pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class ErasureTable(Model):
     """A table that holds subject data, in one or more columns (a row matching any of them is erased)."""
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set,
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.config.sections import ErasureTable
+from lakehouse_ops.engine.history import record_run
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.erasure.subjects import all_version_tokens, found_in, reidentified, resolve_subjects
 from lakehouse_ops.erasure.table import TableErasure
@@ -113,6 +114,7 @@ def erase(
         "tables": results,
         "summary": _summary(results, found_anywhere, dry_run, ok),
     }
+    record_run(lambda: spark, config, "erase", receipt, dry_run)
     return receipt
 
 

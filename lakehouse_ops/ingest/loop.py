@@ -7,6 +7,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Tuple
 
 from lakehouse_ops.config.ingest import IngestConfig
+from lakehouse_ops.config.rules import Config
+from lakehouse_ops.engine.history import record_run
 from lakehouse_ops.ingest.batch import Batch, fill_batch
 from lakehouse_ops.ingest.metrics import totals
 from lakehouse_ops.ingest.queue import Heartbeat, Queue
@@ -55,9 +57,14 @@ class QueueLoop:
     """The loop over one queue (a mixin: the worker gives `cfg`, `queue`, `prepare`, `process`, `reconciled`,
     `report_target` and `after_batch`)."""
 
+    config: Config
     cfg: IngestConfig
     queue: Queue
     reconciled: int
+
+    @property
+    def spark(self) -> Any:
+        raise NotImplementedError
 
     @property
     def report_target(self) -> str:
@@ -138,8 +145,13 @@ class QueueLoop:
                 except Exception as exc:  # they come back after the visibility timeout all the same
                     log.warning("could not release prefetched messages", extra={"error": str(exc)[:200]})
             pool.shutdown()
+        return self._finish_run(report, started)
+
+    def _finish_run(self, report: Dict[str, Any], started: float) -> Dict[str, Any]:
         report.update(totals(report["batches"], time.time() - started))
         report["finished_at"] = _iso(time.time())
+        if report["batches"]:  # an empty poll is not history
+            record_run(lambda: self.spark, self.config, "ingest", report)
         return report
 
 

@@ -49,8 +49,9 @@ class RoutedIngest(QueueLoop):
         session_factory: Optional[Callable[[], Any]] = None,
         on_stage: Optional[Callable[[str], None]] = None,
     ) -> None:
+        self.config = config
         self.cfg = config.section("ingest")
-        session = LazySession(config, spark, session_factory)
+        session = self._session = LazySession(config, spark, session_factory)
         self.queue = open_queue(self.cfg, sqs)
         self.routes = self.cfg.route_configs()
         self.jobs = [
@@ -59,6 +60,10 @@ class RoutedIngest(QueueLoop):
         ]
         self.on_stage = on_stage or (lambda stage: None)
         self.reconciled = 0
+
+    @property
+    def spark(self) -> Any:
+        return self._session.get()
 
     @property
     def report_target(self) -> str:

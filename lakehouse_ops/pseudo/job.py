@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.config.pseudo import PseudoJob, PseudonymizationConfig
+from lakehouse_ops.engine.history import record_run
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.pseudo.spark import pseudonymize, reidentify
@@ -86,7 +87,7 @@ def run(
         raise PseudoJobError(
             "%s job '%s' failed; %s is unchanged: %s" % (direction, name, out_table, first_line(exc))
         ) from None
-    return {
+    report = {
         "ok": True,
         "job": name,
         "direction": direction,
@@ -98,3 +99,5 @@ def run(
         "snapshot_id": snapshot,
         "duration_s": round(time.time() - started, 3),
     }
+    record_run(lambda: spark, config, "pseudonymize", report)
+    return report

@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from lakehouse_ops.config import Config, TablePolicy
+from lakehouse_ops.engine.history import record_run
 from lakehouse_ops.errors import CatalogError, LakehouseOpsError
 from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.health import TableHealth, open_tables, table_health
@@ -120,6 +121,8 @@ class MaintenanceRunner:
             report["ok"] = report["ok"] and entry["ok"]
         report["finished_at"] = _iso(time.time())
         report["duration_s"] = round(time.time() - started, 3)
+        if report["tables"]:
+            record_run(self._session.get, self.config, "maintain", report, dry_run)
         return report
 
     def _leased(self, table: str, dry_run: bool) -> Dict[str, Any]:

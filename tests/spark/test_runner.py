@@ -202,7 +202,8 @@ def test_demo_runs_end_to_end(tmp_path):
     assert report["ingest"]["totals"]["batches"] >= 4  # small batches, as streaming makes
     actions = {a["action"]: a for a in report["maintenance"]["tables"][0]["actions"]}
     assert actions["compaction"]["status"] == "done"
-    assert actions["remove_orphan_files"]["outputs"]["deleted_files"] == 1
+    # conf/local.yaml keeps orphans in the table's trash (orphans restore brings them back)
+    assert actions["remove_orphan_files"]["outputs"]["trashed_files"] == 1
     entry = report["maintenance"]["tables"][0]
     assert entry["after"]["data_files"] < entry["before"]["data_files"]
     # No plaintext customer id landed: every value is a token of the local service.
@@ -212,6 +213,15 @@ def test_demo_runs_end_to_end(tmp_path):
     ids = table.scan().to_arrow().column("customer_id").to_pylist()
     assert len(ids) == 18 * 60 and not any(re.match(r"^c\d{5}$", v) for v in ids)
     assert os.path.exists(str(tmp_path / "dev-keys.json"))
+    # Both runs are in the history table, and the fleet page shows them.
+    assert (
+        report["ingest"]["history"]
+        == report["maintenance"]["history"]
+        == {"table": "lakehouse_ops.run_history", "rows": 1}
+    )
+    assert report["report_page"]["runs"] == 2 and report["report_page"]["tables"] == 1
+    page = (tmp_path / "report.html").read_text()
+    assert page.count('<tr class="run">') == 2 and "demo.requests" in page
 
 
 def test_plan_all_ranks_the_fleet_without_spark(spark, warehouse, tmp_path, monkeypatch):
