@@ -31,8 +31,6 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # tests/table_factory.py: the streaming-like table generator
 
-from maintenance_parts import layouts, retention_rate, statistics_time  # noqa: E402
-
 from lakehouse_ops.config import config_from_dict  # noqa: E402
 from lakehouse_ops.engine import build_session  # noqa: E402
 from lakehouse_ops.health import open_tables, read_health  # noqa: E402
@@ -41,6 +39,7 @@ from lakehouse_ops.maintenance.verify import verify_rewrites  # noqa: E402
 from lakehouse_ops.runner import MaintenanceRunner  # noqa: E402
 from lakehouse_ops.sqltext import table_ref  # noqa: E402
 
+from maintenance_parts import layouts, retention_rate, statistics_time  # noqa: E402
 from table_factory import create_streaming_table  # noqa: E402
 
 TABLE = "bench.events"

@@ -14,6 +14,9 @@ from lakehouse_ops.runner import MaintenanceRunner
 from lakehouse_ops.sqltext import table_ref
 
 DAY_S = 24 * 3600
+# Iceberg's z-order casts a timestamp to a long in seconds (SparkZOrderUDF), so a day's values differ only in the
+# last two of its eight bytes, after every varying byte of a string such as customer_id: zorder(event_time,
+# customer_id) then clusters by customer. Measured here as it behaves.
 LAYOUTS = {
     "zorder(event_time, customer_id)": {"strategy": "zorder", "zorder_columns": ["event_time", "customer_id"]},
     "sort customer_id within the day": {"strategy": "sort", "sort_order": ["customer_id ASC NULLS LAST"]},
@@ -37,7 +40,8 @@ def _current(spark, ref):
 
 
 def _rollback(spark, catalog, table, snapshot):
-    call(spark, catalog, "rollback_to_snapshot", {"table": table, "snapshot_id": snapshot})
+    """Make `snapshot` current again (set_current_snapshot: it need not be an ancestor of the current state)."""
+    call(spark, catalog, "set_current_snapshot", {"table": table, "snapshot_id": snapshot})
 
 
 def layouts(spark, raw, tables, catalog, table, fragmented, queries, measure):

@@ -20,8 +20,13 @@ class CompactionPolicy(Model):
     min_small_file_ratio: float = Field(0.2, ge=0, le=1)
     # ... and it has at least this many small files (Iceberg's min-input-files).
     min_input_files: int = Field(5, ge=1, le=100000)
-    # ... or when it carries at least this many delete files.
+    # ... or when it carries at least this many delete files that still apply to data ...
     delete_file_threshold: int = Field(10, ge=1)
+    # ... or when its delete files name at least this share of its rows (equality deletes: by their keys).
+    delete_ratio_threshold: float = Field(0.3, gt=0, le=1)
+    # Drop the delete files a rewrite leaves applying to nothing in the same commit (Iceberg 1.7+); the
+    # remove_dangling_deletes action also removes them where no compaction runs.
+    remove_dangling_deletes: bool = True
     max_concurrent_file_group_rewrites: int = Field(5, ge=1, le=1000)
     partial_progress: bool = True
     partial_progress_max_commits: int = Field(10, ge=1, le=1000)

@@ -4,8 +4,8 @@ for a large first scan, by processes (decoding is bound by one interpreter; a ta
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.processes import WorkerFailed, in_processes
@@ -32,7 +32,11 @@ class Counts:
     records: int = 0
     position_delete_files: int = 0
     equality_delete_files: int = 0
+    delete_records: int = 0  # rows the position delete files name, keys the equality delete files hold
     last_updated_ms: int = 0
+    min_data_seq: Optional[int] = None  # the smallest data sequence number of a live data file
+    # {data sequence number: [position, equality] delete files}: which deletes still apply to a data file
+    delete_seqs: Dict[int, List[int]] = field(default_factory=dict)
 
     SUMMED = (
         "data_files",
@@ -43,12 +47,41 @@ class Counts:
         "records",
         "position_delete_files",
         "equality_delete_files",
+        "delete_records",
     )
 
     def add(self, other: "Counts") -> None:
         for name in self.SUMMED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.last_updated_ms = max(self.last_updated_ms, other.last_updated_ms)
+        self.data_seq(other.min_data_seq)
+        for seq, (position, equality) in other.delete_seqs.items():
+            self.deletes_at(seq, position, equality)
+
+    @classmethod
+    def total(cls, parts: Iterable["Counts"]) -> "Counts":
+        out = cls(None)
+        for part in parts:
+            out.add(part)
+        return out
+
+    def data_seq(self, seq: Optional[int]) -> None:
+        if seq is not None and (self.min_data_seq is None or seq < self.min_data_seq):
+            self.min_data_seq = seq
+
+    def deletes_at(self, seq: int, position: int, equality: int) -> None:
+        known = self.delete_seqs.setdefault(seq, [0, 0])
+        known[0] += position
+        known[1] += equality
+
+    def dangling(self) -> int:
+        """Delete files that apply to no live data file of the partition (Iceberg's rule): a position delete older
+        than every data file, an equality delete not newer than all of them, any delete without data files."""
+        low = self.min_data_seq
+        return sum(
+            (position if low is None or seq < low else 0) + (equality if low is None or seq <= low else 0)
+            for seq, (position, equality) in self.delete_seqs.items()
+        )
 
 
 def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping[int, int]) -> Aggregates:
@@ -64,11 +97,16 @@ def manifest_counts(io: Any, manifest: Any, small_limit: int, commit_ms: Mapping
             counts = out[key] = Counts(data_file.partition)
         counts.last_updated_ms = max(counts.last_updated_ms, commit_ms.get(entry.snapshot_id, 0))
         content = int(data_file.content)
+        seq = entry.sequence_number or 0  # format v1: no sequence numbers, and no delete files
+        if content:
+            counts.delete_records += data_file.record_count
+            counts.deletes_at(seq, int(content == 1), int(content != 1))
         if content == 1:
             counts.position_delete_files += 1
         elif content:
             counts.equality_delete_files += 1
         else:
+            counts.data_seq(seq)
             size = data_file.file_size_in_bytes
             counts.data_files += 1
             counts.data_bytes += size

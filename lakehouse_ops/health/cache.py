@@ -21,9 +21,10 @@ from lakehouse_ops.health.aggregate import Aggregates, Counts
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("health.cache")
-PACK_VERSION = 1
-# A table's kept health: 2 since partitions carry their time ranges (an older record is taken again).
-HEALTH_VERSION = 2
+PACK_VERSION = 2  # 2: delete files by sequence number and the smallest data sequence number
+# A table's kept health: 2 since partitions carry their time ranges, 3 since they carry their delete files by
+# kind and the dangling ones (an older record is taken again).
+HEALTH_VERSION = 3
 
 
 class Unencodable(ValueError):
@@ -59,6 +60,8 @@ def encode(aggregates: Aggregates) -> List[Dict[str, Any]]:
             spec=spec_id,
             values=[_encode_value(v) for v in values],
             last_updated_ms=counts.last_updated_ms,
+            min_data_seq=counts.min_data_seq,
+            delete_seqs=[[seq, p, e] for seq, (p, e) in sorted(counts.delete_seqs.items())],
         )
         for (spec_id, values), counts in aggregates.items()
     ]
@@ -74,6 +77,9 @@ def decode(items: List[Dict[str, Any]]) -> Aggregates:
         for name in Counts.SUMMED:
             setattr(counts, name, int(item[name]))
         counts.last_updated_ms = int(item["last_updated_ms"])
+        counts.data_seq(item["min_data_seq"])
+        for seq, position, equality in item["delete_seqs"]:
+            counts.deletes_at(int(seq), int(position), int(equality))
         out[(int(item["spec"]), values)] = counts
     return out
 

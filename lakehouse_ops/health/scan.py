@@ -29,6 +29,10 @@ class PartitionHealth:
     new_small_files: int = 0
     records: int = 0
     delete_files: int = 0
+    position_delete_files: int = 0
+    equality_delete_files: int = 0
+    dangling_delete_files: int = 0  # apply to no live data file: removable by a metadata-only commit
+    delete_records: int = 0  # rows the position deletes name plus keys the equality deletes hold
     last_updated_ms: int = 0
     # Spark SQL filter on source columns selecting exactly this partition (None: not expressible).
     filter: Optional[str] = None
@@ -55,6 +59,8 @@ class TableHealth:
     delete_files: int = 0
     position_delete_files: int = 0
     equality_delete_files: int = 0
+    dangling_delete_files: int = 0
+    delete_records: int = 0
     records: int = 0
     snapshots: int = 0
     oldest_snapshot_age_hours: float = 0.0
@@ -192,6 +198,10 @@ def _partition(spec: Any, schema: Any, record: Any, default_spec_id: int, counts
         new_small_files=counts.new_small_files,
         records=counts.records,
         delete_files=counts.position_delete_files + counts.equality_delete_files,
+        position_delete_files=counts.position_delete_files,
+        equality_delete_files=counts.equality_delete_files,
+        dangling_delete_files=counts.dangling(),
+        delete_records=counts.delete_records,
         last_updated_ms=counts.last_updated_ms,
     )
 
@@ -266,9 +276,8 @@ def _add_manifests(
     todo = [m for m in manifests if m.manifest_path not in known]
     health.manifests_read = len(todo)
     read, merged = _decode(health, table, manifests, todo, readers, keep=cache is not None)
-    for manifest in manifests:
-        if manifest.manifest_path in known:
-            merge_into(merged, known[manifest.manifest_path])
+    for path in [m.manifest_path for m in manifests if m.manifest_path in known]:
+        merge_into(merged, known[path])
     if cache is not None:
         current = {
             m.manifest_path: known[m.manifest_path] if m.manifest_path in known else read.get(m.manifest_path)
@@ -276,9 +285,7 @@ def _add_manifests(
         }
         if read or set(known) - set(current):
             cache.save(meta.location, small_limit, current)
-    totals = Counts(None)
-    for part in merged.values():
-        totals.add(part)
+    totals = Counts.total(merged.values())
     for name in Counts.SUMMED:
         setattr(health, name, getattr(totals, name))
     health.delete_files = totals.position_delete_files + totals.equality_delete_files
@@ -288,3 +295,4 @@ def _add_manifests(
         for (spec_id, _), part in merged.items()
     ]
     health.partitions = sorted(partitions, key=lambda p: p.partition)
+    health.dangling_delete_files = sum(p.dangling_delete_files for p in partitions)

@@ -7,7 +7,7 @@ Used when a scan has more than `health.spark_min_files` files to decode and a Sp
 maintenance run has one); the CLI's `health` and `plan` never start one.
 """
 
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from lakehouse_ops.health.aggregate import Aggregates, Counts
 from lakehouse_ops.logs import get_logger
@@ -26,6 +26,7 @@ SUMS = (
     ("records", "IF(content = 0, records, 0)"),
     ("position_delete_files", "IF(content = 1, 1, 0)"),
     ("equality_delete_files", "IF(content > 1, 1, 0)"),
+    ("delete_records", "IF(content > 0, records, 0)"),
 )
 
 
@@ -48,6 +49,44 @@ def spark_counts(
     from pyiceberg.typedef import Record
 
     source = spark.read.format("iceberg")
+    live, position = _live_entries(source, metadata_location)
+    commits = source.load(metadata_location + "#snapshots").selectExpr(
+        "snapshot_id AS commit_id", "unix_millis(committed_at) AS commit_ms"
+    )
+    keys = ["manifest", "spec_id"] + ["p%d" % i for i in range(len(position))]
+    sums = ["sum(%s) AS %s" % (term, name) for name, term in SUMS] + [
+        "max(coalesce(commit_ms, 0)) AS last_ms",
+        "min(IF(content = 0, seq, NULL)) AS min_seq",
+    ]
+    grouped = (
+        live.join(commits, live.snapshot_id == commits.commit_id, "left")
+        .selectExpr("*", "content = 0 AND size < %d AS small" % small_limit)
+        .groupBy(*keys)
+        .agg(*[_expr(s) for s in sums])
+    )
+    out: Dict[str, Aggregates] = {path: {} for path in wanted}
+    known = set(manifests)
+    for row in grouped.toLocalIterator():
+        if row.manifest not in known:
+            log.warning("Spark names manifests differently; the scan reads them itself", extra={"path": row.manifest})
+            return None
+        if row.manifest not in out:
+            continue  # in the health cache already
+        spec = specs[row.spec_id]
+        values: List[Any] = [_plain(row["p%d" % position[f.name]]) for f in spec.fields]
+        counts = Counts(Record(*values))
+        for name, _ in SUMS:
+            setattr(counts, name, int(row[name]))
+        counts.last_updated_ms = int(row.last_ms)
+        counts.data_seq(row.min_seq)
+        out[row.manifest][(row.spec_id, tuple(values))] = counts
+    _add_delete_seqs(live, keys, position, specs, out)
+    return out
+
+
+def _live_entries(source: Any, metadata_location: str) -> Tuple[Any, Dict[str, int]]:
+    """The live entries of every manifest (one row per file) with their partition values as `p0`, `p1`, ...,
+    and {partition field name: its index}."""
     entries = source.load(metadata_location + "#entries")
     data_file = entries.schema["data_file"].dataType
     fields = data_file["partition"].dataType.fields if "partition" in data_file.fieldNames() else []
@@ -67,31 +106,22 @@ def spark_counts(
         "data_file.record_count AS records",
         *columns,
     )
-    commits = source.load(metadata_location + "#snapshots").selectExpr(
-        "snapshot_id AS commit_id", "unix_millis(committed_at) AS commit_ms"
-    )
-    keys = ["manifest", "spec_id"] + ["p%d" % i for i in range(len(columns))]
-    sums = ["sum(%s) AS %s" % (term, name) for name, term in SUMS] + ["max(coalesce(commit_ms, 0)) AS last_ms"]
+    return live, position
+
+
+def _add_delete_seqs(live: Any, keys: List[str], position: Dict[str, int], specs: Mapping[int, Any], out: Any) -> None:
+    """Each manifest's delete files by data sequence number (few rows: one per delete commit and partition)."""
     grouped = (
-        live.join(commits, live.snapshot_id == commits.commit_id, "left")
-        .selectExpr("*", "content = 0 AND size < %d AS small" % small_limit)
-        .groupBy(*keys)
-        .agg(*[_expr(s) for s in sums])
+        live.where("content > 0")
+        .groupBy(*keys, "seq")
+        .agg(_expr("sum(IF(content = 1, 1, 0)) AS position"), _expr("sum(IF(content > 1, 1, 0)) AS equality"))
     )
-    out: Dict[str, Aggregates] = {path: {} for path in wanted}
-    known = set(manifests)
     for row in grouped.toLocalIterator():
-        if row.manifest not in known:
-            log.warning("Spark names manifests differently; the scan reads them itself", extra={"path": row.manifest})
-            return None
-        if row.manifest not in out:
-            continue  # in the health cache already
-        spec = specs[row.spec_id]
-        values: List[Any] = [_plain(row["p%d" % position[f.name]]) for f in spec.fields]
-        counts = Counts(Record(*values), **{name: int(row[name]) for name, _ in SUMS})
-        counts.last_updated_ms = int(row.last_ms)
-        out[row.manifest][(row.spec_id, tuple(values))] = counts
-    return out
+        if row.manifest in out:
+            values = tuple(_plain(row["p%d" % position[f.name]]) for f in specs[row.spec_id].fields)
+            counts = out[row.manifest].get((row.spec_id, values))
+            if counts is not None:
+                counts.deletes_at(int(row.seq or 0), int(row.position), int(row.equality))
 
 
 def _expr(text: str) -> Any:

@@ -3,7 +3,8 @@
 itself (COMMITS, REWRITES_DATA, DELETES_FILES), which is all the runner goes by.
 
 ORDER is the order they run in per table: properties first (so rewrites use the policy's file size and codec),
-then retention (no rewrite spends work on rows about to go), then the data rewrites, statistics of the result,
+then retention (no rewrite spends work on rows about to go), then the data rewrites and the removal of delete files
+that apply to nothing, statistics of the result,
 then the metadata rewrite, a recovery point (a tag) before anything expires, then the deletions. A new action is
 a module here, added to ORDER (its NAME becomes a valid `--only` value everywhere).
 """
@@ -14,6 +15,7 @@ from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.maintenance import (
     compaction,
+    dangling,
     manifests,
     orphans,
     position_deletes,
@@ -30,6 +32,7 @@ ORDER = (
     retention,
     compaction,
     position_deletes,
+    dangling,
     statistics,
     manifests,
     recovery_points,

@@ -1,7 +1,8 @@
 """Compaction (rewrite_data_files): binpack, sort or z-order, only where the small files are.
 
-Partitions qualify when their small-file count and ratio, or their delete-file count, cross the policy's
-thresholds; partitions written within `skip_recent_hours` are left to their active writer. The selection becomes
+Partitions qualify when their small-file count and ratio, or their delete files (count, or the share of rows they
+name: equality deletes are converted by rewriting the data they apply to), cross the policy's thresholds;
+partitions written within `skip_recent_hours` are left to their active writer. The selection becomes
 the procedure's `where` filter on the source columns.
 """
 
@@ -11,13 +12,17 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from lakehouse_ops.config.policy import CompactionPolicy, TablePolicy
 from lakehouse_ops.engine.procedures import call
+from lakehouse_ops.errors import MaintenanceError
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth
+from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import Params, Plan, left_behind_reason, params_of, skip
 from lakehouse_ops.units import HOUR_MS, human_bytes
 from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "compaction"
 COMMITS, REWRITES_DATA, DELETES_FILES = True, True, False
+NEWER_OPTIONS = ("remove-dangling-deletes", "delete-ratio-threshold")  # not in every EMR 7.x Iceberg
+log = get_logger("compaction")
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,9 @@ def _strategy(policy: TablePolicy, health: TableHealth) -> Tuple[str, Optional[s
     return "binpack", None, "binpack"
 
 
-def _options(policy: TablePolicy) -> Dict[str, str]:
+def _options(policy: TablePolicy, by_deletes: bool = False) -> Dict[str, str]:
+    """Iceberg's rewrite options. `by_deletes`: a partition was chosen for its delete files, so every data file
+    a delete applies to is rewritten (Iceberg's own ratio counts only file-scoped position deletes)."""
     c = policy.compaction
     options = {
         "target-file-size-bytes": str(policy.target_file_size),
@@ -54,10 +61,31 @@ def _options(policy: TablePolicy) -> Dict[str, str]:
         "partial-progress.enabled": str(c.partial_progress).lower(),
         "partial-progress.max-commits": str(c.partial_progress_max_commits),
         "rewrite-job-order": c.rewrite_job_order,
-        "delete-file-threshold": str(c.delete_file_threshold),
+        "delete-file-threshold": "1" if by_deletes else str(c.delete_file_threshold),
+        "delete-ratio-threshold": str(c.delete_ratio_threshold),
     }
+    if c.remove_dangling_deletes:
+        options["remove-dangling-deletes"] = "true"
     options.update(c.options)
     return options
+
+
+def _deletes_reason(part: PartitionHealth, c: CompactionPolicy) -> Optional[str]:
+    """Why the partition's delete files call for a rewrite of the data they apply to, or None. Dangling ones
+    apply to nothing: they are left to a metadata-only removal."""
+    live = part.delete_files - part.dangling_delete_files
+    if not live:
+        return None
+    if live >= c.delete_file_threshold:
+        return "%d delete files" % live
+    if part.records and part.delete_records / part.records >= c.delete_ratio_threshold:
+        return "deletes name %.0f%% of its %d rows (%d position, %d equality delete files)" % (
+            100.0 * part.delete_records / part.records,
+            part.records,
+            part.position_delete_files,
+            part.equality_delete_files,
+        )
+    return None
 
 
 def _qualifies(part: PartitionHealth, c: CompactionPolicy) -> Optional[str]:
@@ -66,8 +94,9 @@ def _qualifies(part: PartitionHealth, c: CompactionPolicy) -> Optional[str]:
     Only small files that no earlier rewrite produced count: sorted output compresses better than estimated, so
     compaction leaves files a little under target, and counting those would rewrite the partition every run.
     """
-    if part.delete_files >= c.delete_file_threshold:
-        return "%d delete files" % part.delete_files
+    by_deletes = _deletes_reason(part, c)
+    if by_deletes is not None:
+        return by_deletes
     new_small = part.new_small_files
     if new_small >= c.min_input_files and part.data_files and new_small / part.data_files >= c.min_small_file_ratio:
         return "%d of %d files small" % (new_small, part.data_files)
@@ -161,7 +190,10 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
 
     estimated = sum(p.data_bytes if strategy == "sort" else p.small_bytes for p in chosen)  # sort rewrites all
     reason = _reason(note, chosen, why, estimated, recent, older, c.only_written_within_hours)
-    params = CompactionParams(strategy=strategy, options=_options(policy), where=where, sort_order=sort_order)
+    by_deletes = any(_deletes_reason(p, c) for p in chosen)
+    params = CompactionParams(
+        strategy=strategy, options=_options(policy, by_deletes), where=where, sort_order=sort_order
+    )
     return Plan(
         action=NAME,
         run=True,
@@ -204,10 +236,27 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         "where": p.where,
     }
     totals: Dict[str, Any] = {}
-    for row in call(spark, catalog, "rewrite_data_files", args):
+    for row in _rewrite(spark, catalog, args):
         for key, value in row.items():
             totals[key] = totals.get(key, 0) + (value or 0)
     return totals
+
+
+def _rewrite(spark: Any, catalog: str, args: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """rewrite_data_files; an option newer than the cluster's Iceberg (it refuses options it does not know) is
+    dropped, with a warning, and the call made again."""
+    while True:
+        try:
+            return call(spark, catalog, "rewrite_data_files", args)
+        except MaintenanceError as exc:
+            unknown = [o for o in NEWER_OPTIONS if o in args["options"] and o in str(exc) and "options" in str(exc)]
+            if not unknown:
+                raise
+            log.warning(
+                "this Iceberg version does not know a rewrite option; rewriting without it",
+                extra={"option": unknown[0]},
+            )
+            args = dict(args, options={k: v for k, v in args["options"].items() if k != unknown[0]})
 
 
 def summarize(outputs: Dict[str, Any]) -> str:

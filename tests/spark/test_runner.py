@@ -22,6 +22,7 @@ ACTIONS = [
     "retention",
     "compaction",
     "rewrite_position_deletes",
+    "remove_dangling_deletes",
     "statistics",
     "rewrite_manifests",
     "recovery_points",

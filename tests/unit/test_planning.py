@@ -227,6 +227,7 @@ def test_plan_all_is_in_execution_order():
         "retention",
         "compaction",
         "rewrite_position_deletes",
+        "remove_dangling_deletes",
         "statistics",
         "rewrite_manifests",
         "recovery_points",

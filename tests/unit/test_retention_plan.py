@@ -3,11 +3,11 @@ partition ranges health computes."""
 
 import datetime
 
-from test_planning import NOW, policy
-
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth
 from lakehouse_ops.maintenance import retention
 from lakehouse_ops.maintenance.base import params_of
+
+from test_planning import NOW, policy
 
 DAY = 86400 * 1000
 

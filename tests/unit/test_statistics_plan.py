@@ -3,12 +3,12 @@ health reads from table metadata."""
 
 from types import SimpleNamespace
 
-from test_planning import NOW, health, part, policy
-
 from lakehouse_ops.health.scan import PartitionHealth
 from lakehouse_ops.health.statistics import statistics_position
 from lakehouse_ops.maintenance import statistics
 from lakehouse_ops.maintenance.base import params_of
+
+from test_planning import NOW, health, part, policy
 
 ON = {"enabled": True, "columns": ["customer_id"], "max_staleness_snapshots": 5}
 
