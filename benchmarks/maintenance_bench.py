@@ -193,7 +193,7 @@ def chart(results, path):
         mib = [shown[n][query]["bytes_scanned"] / 2**20 for n in names]
         axes[4].bar([i + offset for i in range(len(names))], mib, 0.4, label=label)
     axes[4].set_xticks(list(range(len(names))))
-    axes[4].set_xticklabels([n.replace(" ", "\n", 1) for n in names], fontsize=7)
+    axes[4].set_xticklabels([textwrap.fill(n, 16) for n in names], fontsize=7)
     axes[4].set_title("MiB scanned per layout (same rows)")
     axes[4].legend()
     fig.tight_layout()
