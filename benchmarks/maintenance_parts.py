@@ -16,9 +16,14 @@ from lakehouse_ops.sqltext import table_ref
 DAY_S = 24 * 3600
 # Iceberg's z-order casts a timestamp to a long in seconds (SparkZOrderUDF), so a day's values differ only in the
 # last two of its eight bytes, after every varying byte of a string such as customer_id: zorder(event_time,
-# customer_id) then clusters by customer. Measured here as it behaves.
+# customer_id) then clusters by customer. zorder_method: scaled buckets each column by its quantiles first.
 LAYOUTS = {
     "zorder(event_time, customer_id)": {"strategy": "zorder", "zorder_columns": ["event_time", "customer_id"]},
+    "scaled zorder(event_time, customer_id)": {
+        "strategy": "zorder",
+        "zorder_columns": ["event_time", "customer_id"],
+        "zorder_method": "scaled",
+    },
     "sort customer_id within the day": {"strategy": "sort", "sort_order": ["customer_id ASC NULLS LAST"]},
     "sort hours(event_time), customer_id": {
         "strategy": "sort",

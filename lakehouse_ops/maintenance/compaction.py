@@ -15,22 +15,25 @@ from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import MaintenanceError
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.maintenance import zorder
 from lakehouse_ops.maintenance.base import Params, Plan, left_behind_reason, params_of, skip
 from lakehouse_ops.units import HOUR_MS, human_bytes
 from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "compaction"
 COMMITS, REWRITES_DATA, DELETES_FILES = True, True, False
+SCALED = "zorder-scaled"
 NEWER_OPTIONS = ("remove-dangling-deletes", "delete-ratio-threshold")  # not in every EMR 7.x Iceberg
 log = get_logger("compaction")
 
 
 @dataclass(frozen=True)
 class CompactionParams(Params):
-    strategy: str  # binpack or sort (z-order is a sort)
+    strategy: str  # binpack, sort (Iceberg's z-order is a sort) or zorder-scaled
     options: Mapping[str, str]  # rewrite_data_files options
     where: Optional[str] = None  # the partitions selected, as a filter on source columns; None: all
     sort_order: Optional[str] = None  # None: the table's own sort order (with strategy sort)
+    zorder_columns: Tuple[str, ...] = ()  # with strategy zorder-scaled (our rewrite, zorder.py)
 
 
 Parts = List[PartitionHealth]
@@ -39,6 +42,8 @@ Parts = List[PartitionHealth]
 def _strategy(policy: TablePolicy, health: TableHealth) -> Tuple[str, Optional[str], str]:
     """(strategy argument, sort_order argument, note) for the procedure."""
     c = policy.compaction
+    if c.strategy == "zorder" and c.zorder_method == "scaled":
+        return SCALED, None, "scaled z-order on %s" % ", ".join(c.zorder_columns)
     if c.strategy == "zorder":
         return "sort", "zorder(%s)" % ",".join(c.zorder_columns), "z-order on %s" % ", ".join(c.zorder_columns)
     if c.strategy == "sort":
@@ -188,11 +193,15 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
     if c.where:
         where = "(%s) AND (%s)" % (c.where, where) if where else c.where
 
-    estimated = sum(p.data_bytes if strategy == "sort" else p.small_bytes for p in chosen)  # sort rewrites all
+    estimated = sum(p.small_bytes if strategy == "binpack" else p.data_bytes for p in chosen)  # sorts rewrite all
     reason = _reason(note, chosen, why, estimated, recent, older, c.only_written_within_hours)
     by_deletes = any(_deletes_reason(p, c) for p in chosen)
     params = CompactionParams(
-        strategy=strategy, options=_options(policy, by_deletes), where=where, sort_order=sort_order
+        strategy=strategy,
+        options=_options(policy, by_deletes),
+        where=where,
+        sort_order=sort_order,
+        zorder_columns=tuple(c.zorder_columns) if strategy == SCALED else (),
     )
     return Plan(
         action=NAME,
@@ -228,6 +237,9 @@ def remaining(plan: Plan, policy: TablePolicy, table: Any, before_id: int) -> Op
 
 def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     p = params_of(plan, CompactionParams)
+    if p.strategy == SCALED:
+        target = int(p.options["target-file-size-bytes"])
+        return zorder.rewrite(spark, catalog, table, p.zorder_columns, p.where, target)
     args = {
         "table": table,
         "strategy": p.strategy,

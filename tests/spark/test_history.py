@@ -51,7 +51,9 @@ def test_maintain_runs_are_recorded_and_the_fleet_page_renders_in_chromium(spark
     create_streaming_table(spark, "lake", table_name, days=1, commits=6, rows_per_commit=40, files_per_commit=2)
     first = MaintenanceRunner(config, spark=spark).run([table_name])
     assert first["ok"] and first["history"] == {"table": history, "rows": 1}
-    create_streaming_table(spark, "lake", table_name, days=1, commits=4, rows_per_commit=40, files_per_commit=2)
+    create_streaming_table(
+        spark, "lake", table_name, days=1, commits=4, rows_per_commit=40, files_per_commit=2, replace=False
+    )
     second = MaintenanceRunner(config, spark=spark, only=["compaction"]).run([table_name])
     assert second["history"] == {"table": history, "rows": 1}
     dry = MaintenanceRunner(config, spark=spark).run([table_name], dry_run=True)

@@ -1,0 +1,152 @@
+"""Scaled z-order (`compaction.zorder_method: scaled`): each column's values mapped onto 64 buckets by the
+partition's own quantiles (approx_percentile), then the buckets' bits interleaved, so every column weighs alike in
+the layout whatever its type or spread.
+
+Iceberg's z-order interleaves the columns' raw bytes, and casts a `timestamp` to seconds first: a day's timestamps
+then differ only in their last 17 of 64 bits, after every varying byte of a string key, and the layout is a sort
+by the string. Scaled z-order gives a day's hours and the keys the same number of bits.
+
+The rewrite uses Iceberg's own machinery, one file group per partition: the group's files are staged as a scan
+task set (their deletes applied on read), the sorted rows are written as that set's replacement, and one
+RewriteFiles commit per partition swaps them, validated from the starting snapshot (a writer's new deletes
+against these files make it fail and retry) with the starting data sequence number (equality deletes committed
+later still apply to the new files). The runner verifies every rewrite commit row for row."""
+
+import math
+import uuid
+from collections import defaultdict
+from typing import Any, Dict, List, Optional, Sequence
+
+from lakehouse_ops.engine.tables import jvm_table
+from lakehouse_ops.errors import MaintenanceError
+from lakehouse_ops.sqltext import quote_ident, table_ref
+
+BITS = 6  # 64 buckets per column: 4,096 cells for two columns, far more than a partition's files
+Z = "__lakehouse_ops_z"
+
+
+def numeric_sql(column: str, kind: str) -> str:
+    """SQL: an order-preserving number for the column's value (strings: their first six UTF-8 bytes)."""
+    c = quote_ident(column)
+    if kind.startswith("timestamp"):
+        return "CAST(unix_micros(CAST(%s AS TIMESTAMP)) AS DOUBLE)" % c
+    if kind == "date":
+        return "CAST(unix_date(%s) AS DOUBLE)" % c
+    if kind in ("string", "binary"):
+        raw = "hex(encode(%s, 'UTF-8'))" % c if kind == "string" else "hex(%s)" % c
+        return "CAST(conv(rpad(substring(%s, 1, 12), 12, '0'), 16, 10) AS DOUBLE)" % raw
+    if kind == "boolean":
+        return "CAST(CAST(%s AS INT) AS DOUBLE)" % c
+    return "CAST(%s AS DOUBLE)" % c
+
+
+def rank_sql(number: str, cuts: Sequence[float]) -> str:
+    """SQL: which of the quantile buckets bounded by `cuts` the number falls in (0 .. len(cuts); null: 0)."""
+    if not cuts:
+        return "0"
+    return "coalesce(%s, 0)" % " + ".join("IF(%s >= %r, 1, 0)" % (number, float(c)) for c in cuts)
+
+
+def zvalue_sql(ranks: Sequence[str]) -> str:
+    """SQL: the z-value of the rows from each column's bucket (BITS bits each), bits interleaved."""
+    n = len(ranks)
+    return " + ".join(
+        "shiftleft(shiftright(%s, %d) & 1, %d)" % (q, b, b * n + (n - 1 - j))
+        for b in range(BITS)
+        for j, q in enumerate(ranks)
+    )
+
+
+def rewrite(
+    spark: Any, catalog: str, table: str, columns: Sequence[str], where: Optional[str], target_bytes: int
+) -> Dict[str, Any]:
+    """Rewrite the partitions `where` selects in scaled z-order; Iceberg's rewrite_data_files figures."""
+    if not columns:
+        raise MaintenanceError("scaled z-order of %s needs zorder_columns" % table)
+    jvm = spark._jvm
+    jtable = jvm_table(spark, catalog, table)
+    if jtable is None:
+        raise MaintenanceError("the Iceberg table object of %s is not available for a scaled z-order" % table)
+    jtable.refresh()
+    start = jtable.currentSnapshot()
+    if start is None:
+        return {"rewritten_data_files_count": 0, "added_data_files_count": 0, "rewritten_bytes_count": 0}
+    scan = jtable.newScan().useSnapshot(start.snapshotId()).ignoreResiduals()
+    if where:
+        converter = jvm.org.apache.spark.sql.execution.datasources.SparkExpressionConverter
+        parsed = converter.collectResolvedSparkExpression(spark._jsparkSession, table_ref(catalog, table), where)
+        scan = scan.filter(converter.convertToIcebergExpression(parsed))
+    groups: Dict[str, List[Any]] = defaultdict(list)
+    tasks = scan.planFiles().iterator()
+    while tasks.hasNext():
+        task = tasks.next()
+        groups[str(task.spec().specId()) + "/" + str(task.file().partition())].append(task)
+    totals = {"rewritten_data_files_count": 0, "added_data_files_count": 0, "rewritten_bytes_count": 0}
+    for group in groups.values():
+        if len(group) < 1:
+            continue
+        added = _rewrite_group(spark, jtable, start, group, columns, target_bytes)
+        totals["rewritten_data_files_count"] += len(group)
+        totals["added_data_files_count"] += added
+        totals["rewritten_bytes_count"] += sum(int(t.file().fileSizeInBytes()) for t in group)
+    return totals
+
+
+def _singleton(spark: Any, name: str) -> Any:
+    """`org.apache.iceberg.spark.<name>.get()`, called by reflection: py4j cannot pick a static get() beside an
+    instance get(String)."""
+    gateway = spark.sparkContext._gateway
+    jclass = getattr(spark._jvm.org.apache.iceberg.spark, name)._java_lang_class
+    method = jclass.getMethod("get", gateway.new_array(spark._jvm.java.lang.Class, 0))
+    return method.invoke(None, gateway.new_array(spark._jvm.java.lang.Object, 0))
+
+
+def _rewrite_group(
+    spark: Any, jtable: Any, start: Any, group: List[Any], columns: Sequence[str], target_bytes: int
+) -> int:
+    cache, tasks, coordinator = (
+        _singleton(spark, n) for n in ("SparkTableCache", "ScanTaskSetManager", "FileRewriteCoordinator")
+    )
+    group_id = uuid.uuid4().hex
+    staged = spark._jvm.java.util.ArrayList()
+    for task in group:
+        staged.add(task)
+    cache.add(group_id, jtable)
+    tasks.stageTasks(jtable, group_id, staged)
+    try:
+        df = spark.read.format("iceberg").option("scan-task-set-id", group_id).load(group_id)
+        kinds = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        numbers = [numeric_sql(c, kinds[c]) for c in columns]
+        fractions = "array(%s)" % ", ".join(str(k / float(1 << BITS)) for k in range(1, 1 << BITS))
+        row = df.selectExpr(*["approx_percentile(%s, %s) AS q%d" % (x, fractions, i) for i, x in enumerate(numbers)])
+        found = row.collect()[0]
+        ranks = [rank_sql(x, sorted(set(found["q%d" % i] or []))) for i, x in enumerate(numbers)]
+        size = sum(int(t.file().fileSizeInBytes()) for t in group)
+        files = max(1, int(math.ceil(size / float(target_bytes))))
+        ordered = (
+            df.withColumn(Z, _expr(zvalue_sql(ranks))).repartitionByRange(files, Z).sortWithinPartitions(Z).drop(Z)
+        )
+        ordered.write.format("iceberg").option("rewritten-file-scan-task-set-id", group_id).option(
+            "target-file-size-bytes", str(target_bytes)
+        ).option("use-table-distribution-and-ordering", "false").mode("append").save(group_id)
+        new_files = coordinator.fetchNewFiles(jtable, group_id)
+        commit = jtable.newRewrite().validateFromSnapshot(start.snapshotId()).dataSequenceNumber(start.sequenceNumber())
+        for task in group:
+            commit = commit.deleteFile(task.file())
+        added = 0
+        iterator = new_files.iterator()
+        while iterator.hasNext():
+            commit = commit.addFile(iterator.next())
+            added += 1
+        commit.commit()
+        return added
+    finally:
+        cache.remove(group_id)
+        tasks.removeTasks(jtable, group_id)
+        coordinator.clearRewrite(jtable, group_id)
+
+
+def _expr(text: str) -> Any:
+    from pyspark.sql import functions
+
+    return functions.expr(text)
