@@ -1,4 +1,5 @@
-"""Compaction (rewrite_data_files): binpack, sort or z-order, only where the small files are.
+"""Compaction (rewrite_data_files): binpack, sort or z-order, only where the small files are (scaled z-order:
+our own rewrite in zorder.py).
 
 Partitions qualify when their small-file count and ratio, or their delete files (count, or the share of rows they
 name: equality deletes are converted by rewriting the data they apply to), cross the policy's thresholds;

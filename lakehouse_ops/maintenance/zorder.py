@@ -128,7 +128,9 @@ def _rewrite_group(
         )
         ordered.write.format("iceberg").option("rewritten-file-scan-task-set-id", group_id).option(
             "target-file-size-bytes", str(target_bytes)
-        ).option("use-table-distribution-and-ordering", "false").mode("append").save(group_id)
+        ).option("use-table-distribution-and-ordering", "false").option("fanout-enabled", "true").mode("append").save(
+            group_id
+        )
         new_files = coordinator.fetchNewFiles(jtable, group_id)
         commit = jtable.newRewrite().validateFromSnapshot(start.snapshotId()).dataSequenceNumber(start.sequenceNumber())
         for task in group:

@@ -37,32 +37,23 @@ def _report(history):
 
 def _run(hours_ago, kind="maintain", ok=True, before=120, after=12):
     started = NOW - timedelta(hours=hours_ago)
-    return (
-        {
-            "kind": kind,
-            "table_name": "sales.orders",
-            "ok": ok,
-            "started_at": started,
-            "finished_at": started + timedelta(minutes=2),
-            "duration_s": 120.0,
-            "actions": [
-                {"action": "compaction", "status": "done" if ok else "failed", "duration_s": 90.0, "summary": "x"},
-                {"action": "remove_orphan_files", "status": "skipped", "duration_s": 0.0, "summary": "off"},
-            ],
-            "metrics": {"before.data_files": before, "after.data_files": after, "after.small_files": 0},
-        }
-        if kind == "maintain"
-        else {
-            "kind": kind,
-            "table_name": "sales.orders",
-            "ok": ok,
-            "started_at": started,
-            "finished_at": started + timedelta(minutes=2),
-            "duration_s": 120.0,
-            "actions": [],
-            "metrics": {"rows": 1000.0},
-        }
-    )
+    run = {
+        "kind": kind,
+        "table_name": "sales.orders",
+        "ok": ok,
+        "started_at": started,
+        "finished_at": started + timedelta(minutes=2),
+        "duration_s": 120.0,
+        "actions": [],
+        "metrics": {"rows": 1000.0},
+    }
+    if kind == "maintain":
+        run["actions"] = [
+            {"action": "compaction", "status": "done" if ok else "failed", "duration_s": 90.0, "summary": "x"},
+            {"action": "remove_orphan_files", "status": "skipped", "duration_s": 0.0, "summary": "off"},
+        ]
+        run["metrics"] = {"before.data_files": before, "after.data_files": after, "after.small_files": 0}
+    return run
 
 
 def test_the_page_ranks_draws_and_lists_runs_with_values_escaped():
