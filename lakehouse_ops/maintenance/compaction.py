@@ -148,6 +148,27 @@ def _reason(
     return reason
 
 
+def _nothing_to_do(c: CompactionPolicy, health: TableHealth, recent: Parts, older: Parts) -> str:
+    note = " (%d partitions written within %sh left alone)" % (len(recent), c.skip_recent_hours) if recent else ""
+    if older:
+        note += " (%d partitions not written within the last %gh left for a full run)" % (
+            len(older),
+            c.only_written_within_hours or 0,
+        )
+    return (
+        "no partition crosses the thresholds: >= %d small files not yet compacted and >= %.0f%% small, or >= %d "
+        "delete files, or deletes naming >= %.0f%% of its rows; table small-file ratio %.0f%%%s"
+        % (
+            c.min_input_files,
+            c.min_small_file_ratio * 100,
+            c.delete_file_threshold,
+            c.delete_ratio_threshold * 100,
+            health.small_file_ratio * 100,
+            note,
+        )
+    )
+
+
 def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
     c = policy.compaction
     if not c.enabled:
@@ -156,24 +177,7 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
         return skip(NAME, "table has no data files")
     chosen, recent, older, why = _select(c, health, _now_ms() if now_ms is None else now_ms)
     if not chosen:
-        note = " (%d partitions written within %sh left alone)" % (len(recent), c.skip_recent_hours) if recent else ""
-        if older:
-            note += " (%d partitions not written within the last %gh left for a full run)" % (
-                len(older),
-                c.only_written_within_hours or 0,
-            )
-        return skip(
-            NAME,
-            "no partition crosses the thresholds: >= %d small files not yet compacted and >= %.0f%% "
-            "small, or >= %d delete files; table small-file ratio %.0f%%%s"
-            % (
-                c.min_input_files,
-                c.min_small_file_ratio * 100,
-                c.delete_file_threshold,
-                health.small_file_ratio * 100,
-                note,
-            ),
-        )
+        return skip(NAME, _nothing_to_do(c, health, recent, older))
 
     strategy, sort_order, note = _strategy(policy, health)
     left_alone = recent + older
