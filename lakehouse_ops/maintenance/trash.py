@@ -128,7 +128,8 @@ def to_trash(
     outputs.update(deleted_files=0, deleted_bytes=0, kept_referenced=len(stats) - len(chosen))
     if jtable is None or current_metadata(jtable) != before:
         batch = outputs["trash_batch"]
-        back = [p for p in chosen if normalize(p) in set(referenced(spark, catalog, table, list(chosen)))]
+        now_referenced = set(referenced(spark, catalog, table, list(chosen)))  # one join for them all
+        back = [p for p in chosen if normalize(p) in now_referenced]
         returned = _move_all(spark, [("%s/%s" % (batch, relative_to(p, location)), p) for p in back])
         if not all(returned):
             raise SafetyError(
