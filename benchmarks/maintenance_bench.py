@@ -377,7 +377,9 @@ def main(argv=None):
 
     queries = {"time_range": HOUR_QUERY, "customer": CUSTOMER_QUERY}
     results["layouts"] = {
-        "sort(event_time, customer_id)": dict(q_after, compaction_s=results["compaction"]["compaction_s"])
+        "sort(event_time, customer_id)": dict(
+            q_after, compaction_s=results["compaction"]["compaction_s"], data_files=results["compaction"]["added_files"]
+        )
     }
     results["layouts"].update(layouts(spark, raw, tables, CATALOG, TABLE, snap, queries, measure_query))
     for figures in results["layouts"].values():

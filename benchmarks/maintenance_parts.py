@@ -49,26 +49,46 @@ def _rollback(spark, catalog, table, snapshot):
     call(spark, catalog, "set_current_snapshot", {"table": table, "snapshot_id": snapshot})
 
 
+def _data_files(spark, ref):
+    return spark.sql("SELECT count(*) AS n FROM %s.files WHERE content = 0" % ref).collect()[0].n
+
+
+def _layout(spark, raw, tables, catalog, table, fragmented, settings, queries, measure):
+    ref = table_ref(catalog, table)
+    _rollback(spark, catalog, table, fragmented)
+    policy = _config(raw, compaction=settings).policy_for(table)
+    plan = compaction.plan(policy, read_health(tables.load(table), table, policy))
+    started = time.time()
+    try:
+        compaction.execute(spark, catalog, table, plan)
+    except Exception as exc:  # a sort order this runtime does not parse: recorded, not fatal
+        return {"error": str(exc).splitlines()[0][:300]}
+    figures = {"compaction_s": round(time.time() - started, 2), "sort_order": plan.params.sort_order}
+    figures["data_files"] = _data_files(spark, ref)
+    figures.update({q: measure(spark, sql.format(t=ref)) for q, sql in queries.items()})
+    return figures
+
+
 def layouts(spark, raw, tables, catalog, table, fragmented, queries, measure):
-    """{layout: {query: figures, compaction_s}} for each layout in LAYOUTS, each compacted from `fragmented`."""
+    """{layout: {query: figures, compaction_s, data_files}} for each layout in LAYOUTS, each compacted from
+    `fragmented`; the scaled z-order once more with a target file size giving as many files as the sort layout
+    (the layouts compared at the same file count)."""
     ref = table_ref(catalog, table)
     after_sort = _current(spark, ref)
+    sort_files = _data_files(spark, ref)
     out = {}
     for name, settings in LAYOUTS.items():
-        _rollback(spark, catalog, table, fragmented)
-        config = _config(raw, compaction=settings)
-        policy = config.policy_for(table)
-        plan = compaction.plan(policy, read_health(tables.load(table), table, policy))
-        started = time.time()
-        try:
-            compaction.execute(spark, catalog, table, plan)
-        except Exception as exc:  # a sort order this runtime does not parse: recorded, not fatal
-            out[name] = {"error": str(exc).splitlines()[0][:300]}
-            continue
-        figures = {"compaction_s": round(time.time() - started, 2), "sort_order": plan.params.sort_order}
-        figures.update({q: measure(spark, sql.format(t=ref)) for q, sql in queries.items()})
-        out[name] = figures
-        print("layout", name, figures, flush=True)
+        out[name] = _layout(spark, raw, tables, catalog, table, fragmented, settings, queries, measure)
+        print("layout", name, out[name], flush=True)
+    scaled = out.get("scaled zorder(event_time, customer_id)", {})
+    if scaled.get("data_files"):
+        target = int(_config(raw).policy_for(table).target_file_size * scaled["data_files"] / float(sort_files))
+        settings = dict(
+            LAYOUTS["scaled zorder(event_time, customer_id)"], options={"target-file-size-bytes": str(target)}
+        )
+        name = "scaled zorder, as many files as the sort (target %d KB)" % (target // 1024)
+        out[name] = _layout(spark, raw, tables, catalog, table, fragmented, settings, queries, measure)
+        print("layout", name, out[name], flush=True)
     _rollback(spark, catalog, table, after_sort)
     return out
 
