@@ -16,7 +16,7 @@ from lakehouse_ops.sqltext import table_ref
 DAY_S = 24 * 3600
 # Iceberg's z-order casts a timestamp to a long in seconds (SparkZOrderUDF), so a day's values differ only in the
 # last two of its eight bytes, after every varying byte of a string such as customer_id: zorder(event_time,
-# customer_id) then clusters by customer. zorder_method: scaled buckets each column by its quantiles first.
+# customer_id) then clusters by customer. zorder_method: scaled lays the rows on a grid of quantile ranges.
 LAYOUTS = {
     "zorder(event_time, customer_id)": {"strategy": "zorder", "zorder_columns": ["event_time", "customer_id"]},
     "scaled zorder(event_time, customer_id)": {

@@ -15,7 +15,7 @@ class CompactionPolicy(Model):
     sort_order: List[str] = Field(default_factory=list)
     zorder_columns: List[str] = Field(default_factory=list)
     # iceberg: Iceberg's z-order (raw bytes interleaved; a timestamp counts in seconds, so beside a string key it
-    # adds nothing). scaled: each column bucketed by the partition's quantiles, then interleaved (zorder.py).
+    # adds nothing). scaled: a grid of the columns' quantile ranges, one cell per output file (zorder.py).
     zorder_method: Literal["iceberg", "scaled"] = "iceberg"
     # A file is "small" below this fraction of the target file size.
     small_file_threshold: float = Field(0.75, gt=0, le=1)

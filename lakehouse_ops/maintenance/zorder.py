@@ -1,10 +1,12 @@
-"""Scaled z-order (`compaction.zorder_method: scaled`): each column's values mapped onto 64 buckets by the
-partition's own quantiles (approx_percentile), then the buckets' bits interleaved, so every column weighs alike in
-the layout whatever its type or spread.
+"""Scaled z-order (`compaction.zorder_method: scaled`): a partition's rows laid out on a grid of about one cell per
+output file. Each column is cut into ranges at the partition's own quantiles (approx_percentile), so every column
+weighs alike whatever its type or spread: for two columns and 16 files, 4 time ranges x 4 key ranges, the rows
+ordered by cell (the first column's range first) and, within a file, by the last column. A query on either column
+then reads about one file in four, where a z-curve over the same cells crosses more of them.
 
 Iceberg's z-order interleaves the columns' raw bytes, and casts a `timestamp` to seconds first: a day's timestamps
 then differ only in their last 17 of 64 bits, after every varying byte of a string key, and the layout is a sort
-by the string. Scaled z-order gives a day's hours and the keys the same number of bits.
+by the string.
 
 The rewrite uses Iceberg's own machinery, one file group per partition: the group's files are staged as a scan
 task set (their deletes applied on read), the sorted rows are written as that set's replacement, and one
@@ -21,7 +23,6 @@ from lakehouse_ops.engine.tables import jvm_table
 from lakehouse_ops.errors import MaintenanceError
 from lakehouse_ops.sqltext import quote_ident, table_ref
 
-BITS = 6  # 64 buckets per column: 4,096 cells for two columns, far more than a partition's files
 # Iceberg's writers roll a file when its estimated size reaches the target, which comes out well under it once
 # compressed; its own rewrites therefore hand the writer 1.8 times the target (RewriteDataFiles' max file size).
 WRITER_TARGET_RATIO = 1.8
@@ -50,14 +51,22 @@ def rank_sql(number: str, cuts: Sequence[float]) -> str:
     return "coalesce(%s, 0)" % " + ".join("IF(%s >= %r, 1, 0)" % (number, float(c)) for c in cuts)
 
 
-def zvalue_sql(ranks: Sequence[str]) -> str:
-    """SQL: the z-value of the rows from each column's bucket (BITS bits each), bits interleaved."""
-    n = len(ranks)
-    return " + ".join(
-        "shiftleft(shiftright(%s, %d) & 1, %d)" % (q, b, b * n + (n - 1 - j))
-        for b in range(BITS)
-        for j, q in enumerate(ranks)
-    )
+def grid(files: int, columns: int) -> List[int]:
+    """Ranges per column so that the cells number about `files` (the last column takes the remainder)."""
+    base = max(1, int(round(files ** (1.0 / columns))))
+    sizes = [base] * (columns - 1)
+    return sizes + [max(1, int(math.ceil(files / float(base ** (columns - 1)))))]
+
+
+def cell_sql(ranks: Sequence[str], sizes: Sequence[int]) -> str:
+    """SQL: the cell of the rows, numbered with the first column's range most significant."""
+    terms = []
+    for i, rank in enumerate(ranks):
+        weight = 1
+        for size in sizes[i + 1 :]:
+            weight *= size
+        terms.append("%s * %d" % (rank, weight))
+    return "CAST(%s AS BIGINT)" % " + ".join(terms)
 
 
 def rewrite(
@@ -120,14 +129,24 @@ def _rewrite_group(
         df = spark.read.format("iceberg").option("scan-task-set-id", group_id).load(group_id)
         kinds = {f.name: f.dataType.simpleString() for f in df.schema.fields}
         numbers = [numeric_sql(c, kinds[c]) for c in columns]
-        fractions = "array(%s)" % ", ".join(str(k / float(1 << BITS)) for k in range(1, 1 << BITS))
-        row = df.selectExpr(*["approx_percentile(%s, %s) AS q%d" % (x, fractions, i) for i, x in enumerate(numbers)])
-        found = row.collect()[0]
-        ranks = [rank_sql(x, sorted(set(found["q%d" % i] or []))) for i, x in enumerate(numbers)]
         size = sum(int(t.file().fileSizeInBytes()) for t in group)
-        files = max(1, int(math.ceil(size / float(target_bytes))))
+        sizes = grid(max(1, int(math.ceil(size / float(target_bytes)))), len(columns))
+        cuts = [
+            "approx_percentile(%s, array(%s)) AS q%d" % (x, ", ".join(str(j / float(n)) for j in range(1, n)), i)
+            if n > 1
+            else "array() AS q%d" % i
+            for i, (x, n) in enumerate(zip(numbers, sizes))
+        ]
+        found = df.selectExpr(*cuts).collect()[0]
+        ranks = [rank_sql(x, sorted(set(found["q%d" % i] or []))) for i, x in enumerate(numbers)]
+        cells = 1
+        for n in sizes:
+            cells *= n
         ordered = (
-            df.withColumn(Z, _expr(zvalue_sql(ranks))).repartitionByRange(files, Z).sortWithinPartitions(Z).drop(Z)
+            df.withColumn(Z, _expr(cell_sql(ranks, sizes)))
+            .repartitionByRange(cells, Z)
+            .sortWithinPartitions(Z, _expr(numbers[-1]))
+            .drop(Z)
         )
         ordered.write.format("iceberg").option("rewritten-file-scan-task-set-id", group_id).option(
             "target-file-size-bytes", str(int(target_bytes * WRITER_TARGET_RATIO))

@@ -1,4 +1,4 @@
-"""Scaled z-order (pure parts): each column to a quantile bucket, the buckets' bits interleaved; the plan."""
+"""Scaled z-order (pure parts): each column to a quantile bucket, the cells of a quantile grid; the plan."""
 
 import pytest
 
@@ -7,23 +7,15 @@ from lakehouse_ops.maintenance import compaction, zorder
 from test_planning import health, part, policy
 
 
-def _evaluate(expression, values):
-    """The z-value SQL evaluated in Python for bucket values given by name (only shiftleft/shiftright/&/+)."""
-    text = expression
-    for name, value in values.items():
-        text = text.replace(name, str(value))
-    text = text.replace("shiftleft", "_shl").replace("shiftright", "_shr")
-    return eval(text, {"_shl": lambda v, n: v << n, "_shr": lambda v, n: v >> n})
-
-
-def test_bits_interleave_with_the_first_column_highest():
-    expression = zorder.zvalue_sql(["A", "B"])
-    assert _evaluate(expression, {"A": 0, "B": 0}) == 0
-    assert _evaluate(expression, {"A": 1, "B": 0}) == 0b10
-    assert _evaluate(expression, {"A": 0, "B": 1}) == 0b01
-    assert _evaluate(expression, {"A": 0b11, "B": 0b01}) == 0b1011
-    top = (1 << zorder.BITS) - 1
-    assert _evaluate(expression, {"A": top, "B": top}) == (1 << (2 * zorder.BITS)) - 1
+def test_the_grid_has_about_one_cell_per_file_and_numbers_cells_first_column_first():
+    assert zorder.grid(16, 2) == [4, 4]
+    assert zorder.grid(10, 2) == [3, 4]
+    assert zorder.grid(1, 2) == [1, 1]
+    assert zorder.grid(27, 3) == [3, 3, 3]
+    assert zorder.grid(7, 1) == [7]
+    cell = zorder.cell_sql(["A", "B"], [3, 4])
+    assert cell == "CAST(A * 4 + B * 1 AS BIGINT)"
+    assert eval(cell.replace("CAST(", "(").replace(" AS BIGINT", ""), {"A": 2, "B": 3}) == 11  # the last cell
 
 
 def test_ranks_and_numbers():
