@@ -28,12 +28,13 @@ SUBJECT = "cust-00042"
 OTHER = "cust-00007"
 
 
-def _config(warehouse, pseudo_service, tables, **erasure):
+def _config(warehouse, pseudo_service, tables, history=None, **erasure):
     return make_config(
         warehouse,
         defaults={"orphans": {"older_than_hours": 72}},
         pseudonymization={"service_url": pseudo_service.url, "batch_size": 100},
         erasure=dict({"tables": tables}, **erasure),
+        history=history or {"enabled": False},
     )
 
 
@@ -125,8 +126,10 @@ def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service
             {"table": tokens, "columns": ["customer_id", "referrer"], "holds": "pseudonyms"},
             {"table": clean, "columns": ["customer_id"]},
         ],
+        history={"table": table_name.split(".")[0] + "_ops.history"},
     )
     dry = erase(config, [SUBJECT], dry_run=True, spark=spark)
+    assert "history" not in dry
     assert dry["ok"] and dry["found"] and dry["verified"] is False
     assert spark.table(ref(plain)).where("customer_id = '%s'" % SUBJECT).count() > 0  # dry run changed nothing
 
@@ -136,6 +139,7 @@ def test_erasure_removes_rows_bytes_and_history(spark, warehouse, pseudo_service
     receipt = run_request(config, [SUBJECT], request_id="REQ-1", receipt_path=receipt_path, spark=spark)
     by_table = {t["table"]: t for t in receipt["tables"]}
     assert receipt["ok"] and receipt["verified"], json.dumps(receipt, indent=1)
+    assert receipt["history"] == {"table": table_name.split(".")[0] + "_ops.history", "rows": 3}
     assert by_table[plain]["rows_deleted"] == expected
     assert by_table[tokens]["rows_deleted"] > 0 and by_table[clean]["found"] is False
     assert by_table[plain]["snapshots_expired"] and by_table[plain]["files_removed"]["data_files"] > 0

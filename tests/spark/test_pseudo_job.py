@@ -49,6 +49,13 @@ def test_pseudonymize_then_reidentify(spark, warehouse, pseudo_service, tmp_path
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["rows"] == 500 and report["target"] == table_name
+    # The config names no history section: the default table records the run.
+    assert report["history"] == {"table": "lakehouse_ops.run_history", "rows": 1}
+    recorded = spark.sql(
+        "SELECT kind, metrics['rows'] AS rows FROM %s.lakehouse_ops.run_history WHERE table_name = '%s'"
+        % (CATALOG, table_name)
+    ).collect()
+    assert [(r.kind, r.rows) for r in recorded] == [("pseudonymize", 500.0)]
     safe = spark.table("%s.%s" % (CATALOG, table_name))
     assert safe.filter("vin LIKE 'WVWZZZ%' OR owner_email LIKE '%example.com'").count() == 0
     assert safe.filter("owner_email IS NULL").count() == source.filter("owner_email IS NULL").count()
