@@ -155,9 +155,20 @@ def record(spark: Any, catalog: str, table: str, kind: str, report: Dict[str, An
         return {"table": table, "error": reason}
 
 
-def record_run(spark: Callable[[], Any], config: Any, kind: str, report: Dict[str, Any], dry_run: bool = False) -> None:
+def record_run(
+    spark: Callable[[], Any],
+    config: Any,
+    kind: str,
+    report: Dict[str, Any],
+    dry_run: bool = False,
+    session_started: bool = True,
+) -> None:
     """Record a finished run as `config.history` says (`spark`: how to get the job's session); the report
-    carries the outcome under `history`. Dry runs change nothing and are not recorded."""
+    carries the outcome under `history`. Dry runs change nothing and are not recorded; nor is a run that never
+    needed Spark (`session_started` false: every table healthy or skipped), which is not worth starting it."""
     if dry_run or not config.history.enabled:
+        return
+    if not session_started:
+        report["history"] = {"table": config.history.table, "rows": 0, "skipped": "nothing ran: Spark not started"}
         return
     report["history"] = record(spark(), config.catalog.name, config.history.table, kind, report)

@@ -189,6 +189,11 @@ class LazySession:
         self._spark = spark
         self._factory = factory
 
+    @property
+    def started(self) -> bool:
+        """A session was handed in or has been built."""
+        return self._spark is not None
+
     def get(self) -> Any:
         if self._spark is None:
             self._spark = self._factory() if self._factory is not None else build_session(self.config)

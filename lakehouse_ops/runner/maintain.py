@@ -122,7 +122,7 @@ class MaintenanceRunner:
         report["finished_at"] = _iso(time.time())
         report["duration_s"] = round(time.time() - started, 3)
         if report["tables"]:
-            record_run(self._session.get, self.config, "maintain", report, dry_run)
+            record_run(self._session.get, self.config, "maintain", report, dry_run, self._session.started)
         return report
 
     def _leased(self, table: str, dry_run: bool) -> Dict[str, Any]:

@@ -81,3 +81,28 @@ def test_ingest_pseudonymize_and_erase_runs():
 def test_unknown_kind_is_named():
     with pytest.raises(ValueError, match="unknown run kind 'vacuum'"):
         rows_of("vacuum", {}, NOW)
+
+
+def test_runs_that_started_no_spark_or_changed_nothing_do_not_start_it():
+    from types import SimpleNamespace
+
+    from lakehouse_ops.config.sections import HistoryConfig
+    from lakehouse_ops.engine.history import record_run
+
+    config = SimpleNamespace(history=HistoryConfig(), catalog=SimpleNamespace(name="lake"))
+
+    def no_spark():
+        raise AssertionError("Spark started for the history row alone")
+
+    healthy = {"tables": [{"table": "a.b", "ok": True}]}
+    record_run(no_spark, config, "maintain", healthy, session_started=False)
+    assert healthy["history"] == {
+        "table": "lakehouse_ops.run_history",
+        "rows": 0,
+        "skipped": "nothing ran: Spark not started",
+    }
+    dry = {"tables": [{"table": "a.b", "ok": True}]}
+    record_run(no_spark, config, "maintain", dry, dry_run=True)
+    off = {"tables": []}
+    record_run(no_spark, SimpleNamespace(history=HistoryConfig(enabled=False)), "maintain", off)
+    assert "history" not in dry and "history" not in off
