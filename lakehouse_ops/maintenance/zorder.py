@@ -44,6 +44,11 @@ def numeric_sql(column: str, kind: str) -> str:
     return "CAST(%s AS DOUBLE)" % c
 
 
+def finite(cuts: Optional[Sequence[Optional[float]]]) -> List[float]:
+    """The distinct finite cut points, in order (a column of NaNs or nulls has none)."""
+    return sorted({float(c) for c in cuts or [] if c is not None and math.isfinite(c)})
+
+
 def rank_sql(number: str, cuts: Sequence[float]) -> str:
     """SQL: which of the quantile buckets bounded by `cuts` the number falls in (0 .. len(cuts); null: 0)."""
     if not cuts:
@@ -138,7 +143,7 @@ def _rewrite_group(
             for i, (x, n) in enumerate(zip(numbers, sizes))
         ]
         found = df.selectExpr(*cuts).collect()[0]
-        ranks = [rank_sql(x, sorted(set(found["q%d" % i] or []))) for i, x in enumerate(numbers)]
+        ranks = [rank_sql(x, finite(found["q%d" % i])) for i, x in enumerate(numbers)]
         cells = 1
         for n in sizes:
             cells *= n

@@ -19,6 +19,8 @@ def test_the_grid_has_about_one_cell_per_file_and_numbers_cells_first_column_fir
 
 
 def test_ranks_and_numbers():
+    assert zorder.finite([3.0, None, float("nan"), 1.0, 3.0, float("inf")]) == [1.0, 3.0]
+    assert zorder.finite(None) == []
     assert zorder.rank_sql("x", []) == "0"
     assert zorder.rank_sql("x", [1.0, 5.0]) == "coalesce(IF(x >= 1.0, 1, 0) + IF(x >= 5.0, 1, 0), 0)"
     assert zorder.numeric_sql("ts", "timestamp").startswith("CAST(unix_micros(")
