@@ -73,7 +73,7 @@ def test_maintain_runs_are_recorded_and_the_fleet_page_renders_in_chromium(spark
 
     path = write_config(tmp_path / "history.yaml", warehouse, **settings)
     page_path = str(tmp_path / "fleet.html")
-    result = CliRunner().invoke(cli, ["--config", path, "report", namespace + ".*", "--html", page_path, "--json"])
+    result = CliRunner().invoke(cli, ["--config", path, "report", table_name, "--html", page_path, "--json"])
     assert result.exit_code == 0, result.output
     outcome = json.loads(result.stdout)
     assert outcome["tables"] == 1 and outcome["runs"] == 2
