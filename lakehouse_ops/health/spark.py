@@ -57,6 +57,8 @@ def spark_counts(
     sums = ["sum(%s) AS %s" % (term, name) for name, term in SUMS] + [
         "max(coalesce(commit_ms, 0)) AS last_ms",
         "min(IF(content = 0, seq, NULL)) AS min_seq",
+        # each delete file's (data sequence number, content), in the same pass over the entries
+        "collect_list(IF(content > 0, array(coalesce(seq, 0), content), NULL)) AS deletes",
     ]
     grouped = (
         live.join(commits, live.snapshot_id == commits.commit_id, "left")
@@ -79,8 +81,9 @@ def spark_counts(
             setattr(counts, name, int(row[name]))
         counts.last_updated_ms = int(row.last_ms)
         counts.data_seq(row.min_seq)
+        for seq, content in row.deletes:
+            counts.deletes_at(int(seq), int(content == 1), int(content != 1))
         out[row.manifest][(row.spec_id, tuple(values))] = counts
-    _add_delete_seqs(live, keys, position, specs, out)
     return out
 
 
@@ -107,21 +110,6 @@ def _live_entries(source: Any, metadata_location: str) -> Tuple[Any, Dict[str, i
         *columns,
     )
     return live, position
-
-
-def _add_delete_seqs(live: Any, keys: List[str], position: Dict[str, int], specs: Mapping[int, Any], out: Any) -> None:
-    """Each manifest's delete files by data sequence number (few rows: one per delete commit and partition)."""
-    grouped = (
-        live.where("content > 0")
-        .groupBy(*keys, "seq")
-        .agg(_expr("sum(IF(content = 1, 1, 0)) AS position"), _expr("sum(IF(content > 1, 1, 0)) AS equality"))
-    )
-    for row in grouped.toLocalIterator():
-        if row.manifest in out:
-            values = tuple(_plain(row["p%d" % position[f.name]]) for f in specs[row.spec_id].fields)
-            counts = out[row.manifest].get((row.spec_id, values))
-            if counts is not None:
-                counts.deletes_at(int(row.seq or 0), int(row.position), int(row.equality))
 
 
 def _expr(text: str) -> Any:

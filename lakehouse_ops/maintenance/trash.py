@@ -59,14 +59,20 @@ def relative_to(path: str, location: str) -> str:
     return spelled[len(base) :]
 
 
+def _batches(names: List[str]) -> Dict[str, int]:
+    """{batch name: moved at} of the names that are batches."""
+    times = {name: batch_time_ms(name) for name in names}
+    return {name: at for name, at in times.items() if at is not None}
+
+
 def due(names: List[str], now_ms: int, keep_ms: int) -> List[str]:
     """The batches moved more than `keep_ms` before `now_ms`, oldest first."""
-    return sorted(n for n in names if batch_time_ms(n) is not None and now_ms - int(batch_time_ms(n) or 0) > keep_ms)
+    return sorted(name for name, at in _batches(names).items() if now_ms - at > keep_ms)
 
 
 def since(names: List[str], since_ms: float) -> List[str]:
     """The batches moved at or after `since_ms`, oldest first."""
-    return sorted(n for n in names if batch_time_ms(n) is not None and int(batch_time_ms(n) or 0) >= since_ms)
+    return sorted(name for name, at in _batches(names).items() if at >= since_ms)
 
 
 def _move_all(spark: Any, pairs: List[Tuple[str, str]]) -> List[bool]:

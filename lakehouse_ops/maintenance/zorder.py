@@ -100,8 +100,6 @@ def rewrite(
         groups[str(task.spec().specId()) + "/" + str(task.file().partition())].append(task)
     totals = {"rewritten_data_files_count": 0, "added_data_files_count": 0, "rewritten_bytes_count": 0}
     for group in groups.values():
-        if len(group) < 1:
-            continue
         added = _rewrite_group(spark, jtable, start, group, columns, target_bytes)
         totals["rewritten_data_files_count"] += len(group)
         totals["added_data_files_count"] += added

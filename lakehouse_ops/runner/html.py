@@ -81,11 +81,9 @@ def _polyline(points: Sequence[Tuple[float, float]], box: Tuple[float, float, fl
     width, height, pad = 300.0, 90.0, 6.0
     sx = (width - 2 * pad) / ((x1 - x0) or 1.0)
     sy = (height - 2 * pad) / ((y1 - y0) or 1.0)
-    coords = " ".join("%.1f,%.1f" % (pad + (x - x0) * sx, height - pad - (y - y0) * sy) for x, y in points)
-    dots = "".join(
-        '<circle cx="%s" cy="%s" r="2.5" fill="%s"/>' % (c.split(",")[0], c.split(",")[1], color)
-        for c in coords.split()
-    )
+    placed = [(pad + (x - x0) * sx, height - pad - (y - y0) * sy) for x, y in points]
+    coords = " ".join("%.1f,%.1f" % xy for xy in placed)
+    dots = "".join('<circle cx="%.1f" cy="%.1f" r="2.5" fill="%s"/>' % (x, y, color) for x, y in placed)
     return '<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>%s' % (color, coords, dots)
 
 
