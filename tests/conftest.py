@@ -33,11 +33,14 @@ def config_data(warehouse, defaults=None, tables=None, master="local[2]", **sect
         "spark.driver.memory": "2g",
         # Python workers read the service API key from their environment.
         "spark.executorEnv.LAKEHOUSE_OPS_PSEUDO_API_KEY": PSEUDO_API_KEY,
+        # s3:// through S3A at moto's server (the endpoint comes from the environment, as aws_env sets it).
+        "spark.hadoop.fs.s3a.access.key": "testing",
+        "spark.hadoop.fs.s3a.secret.key": "testing",
     }
     conf.update(lock_conf)
     data = {
         "catalog": {"name": CATALOG, "type": "hadoop", "warehouse": str(warehouse), "properties": lock_props},
-        "spark": {"mode": "local", "master": master, "conf": conf},
+        "spark": {"mode": "local", "master": master, "conf": conf, "local_s3": True},
         "defaults": defaults or {},
         # Run history is tested where it is the subject (test_history.py, the demo); elsewhere it would only add
         # an append to every run.
@@ -67,10 +70,20 @@ def warehouse(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def spark(warehouse):
+def spark(warehouse, moto_server):
+    """The run's one session; it reads s3:// from moto's server (its S3A endpoint is fixed when it starts)."""
+    from lakehouse_ops.aws.clients import ENDPOINT_ENV
     from lakehouse_ops.engine import build_session
 
-    session = build_session(make_config(warehouse))
+    before = os.environ.get(ENDPOINT_ENV)
+    os.environ[ENDPOINT_ENV] = moto_server
+    try:
+        session = build_session(make_config(warehouse))
+    finally:
+        if before is None:
+            os.environ.pop(ENDPOINT_ENV)
+        else:
+            os.environ[ENDPOINT_ENV] = before
     yield session
     session.stop()
 

@@ -1,6 +1,7 @@
 """Landing files and their S3 events, for the ingest tests and the demo-style kill test."""
 
 import gzip
+import hashlib
 import json
 import os
 import signal
@@ -17,6 +18,11 @@ TARGET_SCHEMA = "event_time TIMESTAMP, customer_id STRING, bytes_sent BIGINT, re
 
 def s3_notification(key, size=100, etag=None):
     return events.s3_notification(BUCKET, key, size, etag=etag)
+
+
+def md5_of(path):
+    with open(path, "rb") as handle:
+        return hashlib.md5(handle.read()).hexdigest()
 
 
 def write_json_lines(landing, key, records, gz=False, extra_lines=()):
@@ -56,8 +62,18 @@ class Landing:
     def put(self, key, rows, gz=False, extra_lines=(), send=True):
         size = write_json_lines(self.root, key, rows, gz=gz, extra_lines=extra_lines)
         if send:
-            self.send(s3_notification(key, size))
+            self.announce(key)
         return size
+
+    def notification(self, key):
+        """The notification S3 sends for the file as it is now (its size, and the MD5 of its bytes as ETag)."""
+        path = os.path.join(self.root, key)
+        if not os.path.exists(path):
+            return s3_notification(key)
+        return s3_notification(key, os.path.getsize(path), etag=md5_of(path))
+
+    def announce(self, key):
+        self.send(self.notification(key))
 
     def send(self, body):
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=body)

@@ -21,6 +21,12 @@ EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 JAR_PACKAGE = "snowpark-connect-deps-iceberg==1.0.2"
 JAR_NAMES = ("iceberg-spark-runtime-3.5_2.12-1.10.2.jar", "iceberg-spark-extensions-3.5_2.12-1.10.2.jar")
 
+# Hadoop's S3 filesystem for local runs that read s3:// (spark.local_s3): the hadoop-aws of pyspark 3.5's Hadoop
+# client (3.3.4; it brings the AWS SDK v1 bundle it was built with), resolved by Spark from Maven Central and
+# cached under ~/.ivy2. On EMR, EMRFS reads s3:// and none of this applies.
+HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.3.4"
+S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+
 # Settings that make a 2-core laptop or CI machine usable; any of them can be overridden in `spark.conf`.
 LOCAL_DEFAULTS = {
     "spark.sql.shuffle.partitions": "8",
@@ -107,10 +113,14 @@ def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
         conf.update(LOCAL_DEFAULTS)
         conf["spark.jars"] = ",".join(iceberg_jars())
         conf["spark.pyspark.python"] = sys.executable
+        if config.spark.local_s3:
+            conf.update({"spark.jars.packages": HADOOP_AWS, "spark.hadoop.fs.s3.impl": S3A})
     conf["spark.sql.extensions"] = EXTENSIONS
     endpoint = endpoint_url()
     if endpoint:  # s3:// and s3a:// paths read through Hadoop (ingest, file lists) go there too
         conf.update({"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true"})
+        if endpoint.startswith("http://"):
+            conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
     conf.update(catalog_conf(config.catalog))
     return merge_conf(conf, config.spark.conf)
 

@@ -18,6 +18,7 @@ from lakehouse_ops.ingest.claims import Claims, claims_root, new_batch_id
 from lakehouse_ops.ingest.loop import QueueLoop, batch_metrics, finish_metrics, handle_messages
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.metrics import alarm_fields, earliest_event_ms, timed
+from lakehouse_ops.ingest.pin import Pinner
 from lakehouse_ops.ingest.protocol import BatchProtocol
 from lakehouse_ops.ingest.queue import Heartbeat, oldest_sent_ms, open_queue
 from lakehouse_ops.ingest.read import Reasons, data_schema, load_function
@@ -55,12 +56,20 @@ class IngestJob(QueueLoop, TargetSetup, BatchProtocol):
         self.target = config.table_name(self.cfg.target_table)
         self.target_ref = table_ref(self.catalog, self.target)
         self.claims = Claims(open_store(claims_root(config, self.target)), self.cfg.claim_seconds)
+        self._pinner: Optional[Pinner] = None
         self._prepared = False
         self.on_stage = on_stage or (lambda stage: None)
 
     @property
     def spark(self) -> Any:
         return self._session.get()
+
+    @property
+    def pinner(self) -> Pinner:
+        if self._pinner is None:
+            staging = claims_root(self.config, self.target)
+            self._pinner = Pinner(self.spark, self.cfg.uri_map, self.cfg.format, staging)
+        return self._pinner
 
     # -- start-up -------------------------------------------------------------------------------------------
 

@@ -32,7 +32,9 @@ log = get_logger("ingest.ledger")
 
 BATCH_PROPERTY = "lakehouse-ops.batch-id"
 WAP_ID, PUBLISHED_WAP_ID = "wap.id", "published-wap-id"
-PENDING, COMMITTED = "pending", "committed"
+# superseded: an announced object whose key held other bytes when it was read, and whose own bytes were gone
+# (pin.py): recorded, never read.
+PENDING, COMMITTED, SUPERSEDED = "pending", "committed", "superseded"
 LEDGER_SCHEMA = (
     "object_id STRING, bucket STRING, object_key STRING, version_id STRING, etag STRING, "
     "size BIGINT, batch_id STRING, status STRING, target_snapshot_id BIGINT, recorded_at TIMESTAMP, "
@@ -171,10 +173,18 @@ class Ledger:
         where = "status = '%s'" % COMMITTED
         if since_ms is not None:
             where += " AND recorded_at >= %s" % timestamp_literal(since_ms - self.lookback_ms)
-        done = self.spark.table(self.ref).filter(where).select("object_id")
+        # By identity, or by bucket, key and ETag (one scan: each row under both names): rows recorded under a
+        # version id (by earlier releases, or an announcement without an ETag) name the same bytes.
+        done = (
+            self.spark.table(self.ref)
+            .filter(where)
+            .selectExpr(
+                "explode(array(object_id, concat(bucket, '/', object_key, '#', trim('\"' FROM etag)))) AS object_id"
+            )
+        )
         found = done.join(wanted, "object_id", "left_semi").distinct()
         self._last_lookup = found
-        return {r.object_id for r in found.collect()}
+        return {r.object_id for r in found.collect()} & set(identities)
 
     def committed_contents(self, objects: Iterable[Tuple[str, str, str]], since_ms: int) -> Set[Tuple[str, str, str]]:
         """Those of (bucket, key, ETag) committed since `since_ms` (less the lookback) under any identity: a

@@ -33,9 +33,18 @@ class S3Object:
         return "s3://%s/%s" % (self.bucket, self.key)
 
     @property
+    def content_tag(self) -> str:
+        """The ETag without the quotes HEAD and listings put around it ('' when the announcement has none)."""
+        return normal_etag(self.etag)
+
+    @property
     def identity(self) -> str:
-        """What makes two announcements the same object: bucket, key, and version id or else ETag."""
-        return "%s/%s#%s" % (self.bucket, self.key, self.version_id or self.etag or "")
+        """What makes two announcements the same bytes: bucket, key, and the ETag (else the version id).
+
+        The ETag names the content, so a notification (which carries a version id on a versioned bucket), a
+        listing and an inventory report (which do not) give one object one identity; the version id is kept to
+        read those bytes once the key holds others (see pin.py)."""
+        return "%s/%s#%s" % (self.bucket, self.key, self.content_tag or self.version_id or "")
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,11 @@ class Parsed:
     created: List[S3Object] = field(default_factory=list)
     deleted: List[S3Object] = field(default_factory=list)
     reason: str = ""
+
+
+def normal_etag(etag: Optional[str]) -> str:
+    """An ETag as S3 event notifications spell it: no surrounding quotes."""
+    return (etag or "").strip().strip('"')
 
 
 def decode_key(key: str, encoding: str) -> str:

@@ -69,6 +69,7 @@ def totals(batches: List[Dict[str, Any]], seconds: float) -> Dict[str, Any]:
         "dlq_messages",
         "poison",
         "already_committed",
+        "superseded",
     )
     totals = {k: sum(b.get(k, 0) for b in batches) for k in keys}
     totals["batches"] = len(batches)

@@ -1,69 +1,164 @@
-"""One batch's protocol over the objects an IngestJob claimed: check they exist, record them pending, read and
-write them, then (appends) seal and publish the staged snapshot, quarantine the misfits and record them
-committed. Objects that cannot be read are set aside and the rest goes on as a new batch."""
+"""One batch's protocol over the objects an IngestJob claimed: pin each to its announced bytes, record them
+pending, read and write them, then (appends) seal and publish the staged snapshot, quarantine the misfits and
+record them committed. Objects that cannot be read are set aside and the rest goes on as a new batch; so do
+objects whose key changed while they were read (they are pinned again)."""
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.claims import new_batch_id
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.metrics import seal_entry, timed
-from lakehouse_ops.ingest.read import Reasons, existing, find_unreadable
+from lakehouse_ops.ingest.pin import Pinned
+from lakehouse_ops.ingest.read import Reasons, find_unreadable
 from lakehouse_ops.ingest.write import BatchWrites, ReadFailed
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("ingest")
+# A key rewritten under every read of its batch this many times is given up on (its message is dead-lettered).
+MAX_REPINS = 3
 
 
 class BatchProtocol(BatchWrites):
     """The protocol of an IngestJob's batch (a mixin, as its writes are)."""
 
     def _write(self, todo: Dict[str, S3Object], mine: Dict[str, str], batch: str, metrics: Dict[str, Any]) -> Reasons:
-        """Read, transform, stage, seal and publish `todo`; return {identity: reason} for objects that could not
-        be used."""
-        spark = self.spark
+        """Pin, read, transform, stage, seal and publish `todo`; return {identity: reason} for objects that could
+        not be used."""
         with timed(metrics, "exists"):
-            located, failed = existing(spark, todo, self.cfg.uri_map, self.cfg.format)
-        while located:
-            usable = [todo[i] for i in located]
+            pinned = self.pinner.pin(todo)
+        try:
+            return self._write_pinned(todo, mine, batch, metrics, pinned)
+        finally:
+            self.pinner.discard(pinned)
+
+    def _write_pinned(
+        self, todo: Dict[str, S3Object], mine: Dict[str, str], batch: str, metrics: Dict[str, Any], pinned: Pinned
+    ) -> Reasons:
+        failed: Reasons = dict(pinned.failed)
+        self._supersede(batch, todo, pinned.superseded, metrics)
+        repins = 0
+        while pinned.located:
+            usable = self._usable(todo, pinned)
             metrics["batch_id"] = batch
             with timed(metrics, "ledger_write"):
                 self.ledger.record(batch, usable, ledger_mod.PENDING)
             self.on_stage("after_pending")
             try:
                 with timed(metrics, "read_write"):
-                    staged, misfit_sources = self._commit(located, todo, batch, metrics)
+                    staged, misfit_sources = self._commit(pinned.located, todo, batch, metrics)
             except ReadFailed as exc:
                 with timed(metrics, "isolate"):
-                    unreadable = find_unreadable(spark, self.cfg, self.schema, located, self._quarantining)
+                    unreadable = find_unreadable(self.spark, self.cfg, self.schema, pinned.located, self._quarantining)
                 if not unreadable:
                     raise exc.error
                 log.warning(
                     "objects could not be read; the rest of the batch goes on", extra={"unreadable": len(unreadable)}
                 )
                 failed.update(unreadable)
-                # The rest goes on as a new batch; claims follow it (the old one is never sealed).
-                batch = new_batch_id()
-                mine.update(self.claims.rebind({i: mine[i] for i in located if i not in unreadable}, batch))
-                located = {i: v for i, v in located.items() if i not in unreadable and i in mine}
+                batch = self._rebatch(pinned, mine, set(unreadable))
                 continue
-            if staged is None:
-                # A merge by key committed itself; merging it again changes nothing, so it needs no seal.
-                snapshot = metrics["snapshot_id"]
-            else:
-                snapshot = self._seal_and_publish(batch, usable, staged, metrics)
-            self.on_stage("after_commit")
-            with timed(metrics, "quarantine"):
-                # A merged batch may be merged again after a kill: its misfits replace any written before.
-                if staged is not None or metrics.get("misfits"):
-                    self._quarantine(batch, located, todo, metrics, replace=staged is None, only_sources=misfit_sources)
-            with timed(metrics, "ledger_write"):
-                self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
-            self.on_stage("before_delete")
-            metrics["snapshot_id"] = snapshot
+            changed = self.pinner.changed(todo, pinned) if staged is not None else []
+            if changed:
+                # The staged rows may hold bytes of the key's new content: they are never published.
+                repins += 1
+                batch = self._repin(todo, mine, pinned, changed, repins, failed, metrics)
+                continue
+            self._land(batch, usable, staged, pinned, todo, metrics, misfit_sources)
             break
         return failed
+
+    def _land(
+        self,
+        batch: str,
+        usable: List[S3Object],
+        staged: Optional[int],
+        pinned: Pinned,
+        todo: Dict[str, S3Object],
+        metrics: Dict[str, Any],
+        misfit_sources: Any,
+    ) -> None:
+        if staged is None:
+            # A merge by key committed itself; merging it again changes nothing, so it needs no seal.
+            snapshot = metrics["snapshot_id"]
+        else:
+            snapshot = self._seal_and_publish(batch, usable, staged, metrics)
+        self.on_stage("after_commit")
+        with timed(metrics, "quarantine"):
+            # A merged batch may be merged again after a kill: its misfits replace any written before.
+            if staged is not None or metrics.get("misfits"):
+                self._quarantine(
+                    batch, pinned.located, todo, metrics, replace=staged is None, only_sources=misfit_sources
+                )
+        with timed(metrics, "ledger_write"):
+            self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
+        self.on_stage("before_delete")
+        metrics["snapshot_id"] = snapshot
+
+    @staticmethod
+    def _usable(todo: Dict[str, S3Object], pinned: Pinned) -> List[S3Object]:
+        """The objects a batch lands: those read, and the aliases of those (the same bytes announced again)."""
+        aliases = [a for a, read in pinned.aliases.items() if read in pinned.located]
+        return [todo[i] for i in pinned.located] + [todo[a] for a in aliases]
+
+    def _rebatch(self, pinned: Pinned, mine: Dict[str, str], dropped: Any) -> str:
+        """The rest of a batch goes on as a new batch without `dropped`; claims follow it (the old batch is never
+        sealed), and an object whose claim changed hands meanwhile leaves it."""
+        batch = new_batch_id()
+        keep = [i for i in pinned.located if i not in dropped]
+        keep += [a for a, read in pinned.aliases.items() if read in keep]
+        rebound = self.claims.rebind({i: mine[i] for i in keep if i in mine}, batch)
+        for identity in keep:
+            mine.pop(identity, None)
+        mine.update(rebound)
+        pinned.located = {i: v for i, v in pinned.located.items() if i in rebound}
+        pinned.aliases = {a: read for a, read in pinned.aliases.items() if a in rebound and read in rebound}
+        return batch
+
+    def _repin(
+        self,
+        todo: Dict[str, S3Object],
+        mine: Dict[str, str],
+        pinned: Pinned,
+        changed: List[str],
+        repins: int,
+        failed: Reasons,
+        metrics: Dict[str, Any],
+    ) -> str:
+        """Keys written again while their batch read them: pin them again (their announced bytes are now a
+        version, or gone) and read the batch again; after MAX_REPINS, give them up."""
+        log.warning("objects changed while they were read; reading the batch again", extra={"objects": len(changed)})
+        metrics["repinned"] = metrics.get("repinned", 0) + len(changed)
+        batch = self._rebatch(pinned, mine, set())
+        again = [i for i in changed if i in mine]
+        again += [a for a, read in pinned.aliases.items() if read in again]
+        for identity in again:
+            pinned.located.pop(identity, None)
+            pinned.signatures.pop(identity, None)
+            pinned.aliases.pop(identity, None)
+        if repins > MAX_REPINS:
+            failed.update({i: "%s kept changing while it was read" % todo[i].uri for i in again})
+            return batch
+        fresh = self.pinner.pin({i: todo[i] for i in again}, reading=pinned.reading())
+        pinned.staged += fresh.staged
+        failed.update(fresh.failed)
+        self._supersede(batch, todo, fresh.superseded, metrics)
+        pinned.located.update(fresh.located)
+        pinned.signatures.update(fresh.signatures)
+        pinned.aliases.update(fresh.aliases)
+        return batch
+
+    def _supersede(self, batch: str, todo: Dict[str, S3Object], superseded: Reasons, metrics: Dict[str, Any]) -> None:
+        """Objects whose announced bytes are gone: recorded so in the ledger, counted and named, not read."""
+        if not superseded:
+            return
+        for identity, reason in superseded.items():
+            log.warning("announced object superseded", extra={"object": identity, "reason": reason})
+        self.ledger.record(batch, [todo[i] for i in superseded], ledger_mod.SUPERSEDED)
+        metrics["superseded"] = metrics.get("superseded", 0) + len(superseded)
+        named = metrics.setdefault("superseded_objects", {})
+        named.update({identity: reason for identity, reason in superseded.items()})
 
     def _seal_and_publish(self, batch: str, usable: List[S3Object], staged: int, metrics: Dict[str, Any]) -> int:
         """Seal the batch (refused when another worker made it void), then publish its staged snapshot."""

@@ -6,15 +6,12 @@ missing or cannot be read is reported with the reason and the rest of the batch 
 
 import importlib
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Tuple
 
 from lakehouse_ops.config.ingest import IngestConfig
-from lakehouse_ops.engine.fs import head_bytes, stat
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ingest.evolve import CORRUPT
-from lakehouse_ops.ingest.formats import SNIFF_BYTES, load_avro, mismatch
-from lakehouse_ops.ingest.messages import S3Object
+from lakehouse_ops.ingest.formats import load_avro
 from lakehouse_ops.ingest.rescue import load_declared_rescued, load_rescued, rescue_csv
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape
@@ -101,44 +98,6 @@ def spark_spellings(uri: str) -> List[str]:
     if uri.startswith("file:/"):
         return [uri, "file:///" + uri[len("file:/") :]]
     return [uri]
-
-
-def existing(
-    spark: Any, objects: Mapping[str, S3Object], uri_map: Mapping[str, str], fmt: Optional[str] = None, threads: int = 8
-) -> Tuple[Located, Reasons]:
-    """Split {identity: S3Object} into ({identity: (load path, qualified uri)} that exist, {identity: reason}).
-
-    The checks are a HEAD per object and, given the format `fmt`, a read of its first bytes (a file of another
-    format is set aside with the reason), made from a few threads at once.
-    """
-
-    def check(item: Tuple[str, S3Object]) -> Tuple[str, Optional[Tuple[str, str]], Optional[str]]:
-        identity, obj = item
-        path = local_uri(obj.uri, uri_map)
-        try:
-            info = stat(spark, path)
-        except Exception as exc:
-            return identity, None, "cannot check %s: %s" % (obj.uri, str(exc).splitlines()[0])
-        if info is None:
-            return identity, None, "object %s does not exist" % obj.uri
-        if fmt is not None:
-            try:
-                wrong = mismatch(obj.key, head_bytes(spark, path, SNIFF_BYTES), fmt)
-            except Exception as exc:
-                return identity, None, "cannot read %s: %s" % (obj.uri, str(exc).splitlines()[0])
-            if wrong is not None:
-                return identity, None, "%s: %s" % (obj.uri, wrong)
-        return identity, (path, info.uri), None
-
-    found: Located = {}
-    missing: Reasons = {}
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for identity, located, problem in pool.map(check, list(objects.items())):
-            if located is not None:
-                found[identity] = located
-            else:
-                missing[identity] = problem or "not found"
-    return found, missing
 
 
 def find_unreadable(spark: Any, cfg: IngestConfig, schema: Any, paths: Located, quarantine: bool = True) -> Reasons:

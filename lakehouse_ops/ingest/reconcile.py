@@ -4,13 +4,12 @@ S3 event notifications are delivered at least once, not always once: an object c
 Reconcile lists a prefix (ListObjectsV2, an S3 Inventory report, or the local directory `uri_map` maps it to),
 keeps the objects last modified within a window, drops those the ledger has committed (same bucket, key and
 ETag), and ingests the rest through the job's own batch protocol: claimed, recorded, committed once. Each object
-is given the identity its notification would carry (its version id on a versioned bucket, from a HEAD, else its
-ETag), so a notification that arrives after all finds it committed, and the same object reconciled twice or by
-two runs at once is written once. A budget bounds one run; a dry run lists what would be ingested.
+has the identity its notification gives it (bucket, key and ETag, whether or not the bucket is versioned), so a
+notification that arrives after all finds it committed, and the same object reconciled twice or by two runs at
+once is written once. A budget bounds one run; a dry run lists what would be ingested.
 """
 
 import datetime
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
@@ -18,7 +17,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 from lakehouse_ops.aws.s3 import split_uri
 from lakehouse_ops.ingest.batch import Batch
 from lakehouse_ops.ingest.inventory import read_inventory
-from lakehouse_ops.ingest.messages import S3Object
+from lakehouse_ops.ingest.messages import S3Object, normal_etag
+from lakehouse_ops.ingest.pin import file_md5
 from lakehouse_ops.ingest.read import local_uri
 from lakehouse_ops.units import iso_seconds
 
@@ -32,7 +32,7 @@ class Listed:
     bucket: str
     key: str
     size: int
-    etag: str  # without quotes
+    etag: str  # without quotes (normal_etag)
     modified_ms: float
     version_id: Optional[str] = None
 
@@ -52,18 +52,6 @@ class Listed:
         )
 
 
-def unquote_etag(etag: Optional[str]) -> str:
-    return (etag or "").strip('"')
-
-
-def _md5(path: str) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def list_local(prefix: str, directory: str) -> Iterator[Listed]:
     """Files under a local directory as S3 would list them under `prefix` (ETag: the MD5 of the content, as S3's
     is for an object uploaded in one part)."""
@@ -75,7 +63,7 @@ def list_local(prefix: str, directory: str) -> Iterator[Listed]:
             rel = os.path.relpath(path, root).replace(os.sep, "/")
             key = key_prefix.rstrip("/") + "/" + rel if key_prefix else rel
             info = os.stat(path)
-            yield Listed(bucket, key, info.st_size, _md5(path), info.st_mtime * 1000.0)
+            yield Listed(bucket, key, info.st_size, file_md5(path), info.st_mtime * 1000.0)
 
 
 def list_s3(prefix: str, s3: Any) -> Iterator[Listed]:
@@ -83,7 +71,7 @@ def list_s3(prefix: str, s3: Any) -> Iterator[Listed]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key_prefix):
         for item in page.get("Contents", []):
             yield Listed(
-                bucket, item["Key"], int(item["Size"]), unquote_etag(item.get("ETag")), _epoch_ms(item["LastModified"])
+                bucket, item["Key"], int(item["Size"]), normal_etag(item.get("ETag")), _epoch_ms(item["LastModified"])
             )
 
 
@@ -126,19 +114,6 @@ def within_budget(objects: Sequence[Listed], max_objects: int, max_bytes: int) -
         chosen.append(obj)
         total += obj.size
     return chosen
-
-
-def with_versions(objects: Sequence[Listed], s3: Any) -> List[Listed]:
-    """The version id a notification would carry, from a HEAD (versioned buckets); the same object otherwise."""
-    out = []
-    for obj in objects:
-        if obj.version_id is None and s3 is not None:
-            head = s3.head_object(Bucket=obj.bucket, Key=obj.key)
-            version = head.get("VersionId")
-            if version and version != "null":
-                obj = Listed(obj.bucket, obj.key, obj.size, obj.etag, obj.modified_ms, version)
-        out.append(obj)
-    return out
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -191,8 +166,6 @@ def reconcile(
     }
     if dry_run or not chosen:
         return report
-    if not local and inventory is None:
-        chosen = with_versions(chosen, s3)
     report["batches"] = [job.process(_batch(group)) for group in chunks(chosen, cfg.batch.max_objects)]
     report["rows"] = sum(b.get("rows", 0) for b in report["batches"])
     report["failed_objects"] = {k: v for b in report["batches"] for k, v in b.get("failed_objects", {}).items()}

@@ -7,6 +7,7 @@ from lakehouse_ops.config import Config
 from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.ingest.claims import Claims
 from lakehouse_ops.ingest.ledger import Ledger
+from lakehouse_ops.ingest.pin import Pinner
 
 
 class JobState:
@@ -24,6 +25,11 @@ class JobState:
 
     @property
     def spark(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def pinner(self) -> Pinner:
+        """Pins each object to its announced bytes before it is read."""
         raise NotImplementedError
 
     def _meta_columns(self) -> Set[str]:

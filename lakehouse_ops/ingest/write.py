@@ -12,7 +12,7 @@ from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.formats import AVRO_HEADER_BYTES, avro_fields
 from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.read import Located, data_schema, existing, inference_reader, load, spark_spellings
+from lakehouse_ops.ingest.read import Located, data_schema, inference_reader, load, spark_spellings
 from lakehouse_ops.ingest.state import JobState
 from lakehouse_ops.ingest.target import QUARANTINE_REASON
 from lakehouse_ops.logs import get_logger
@@ -244,9 +244,12 @@ class BatchWrites(JobState):
         """Complete a batch whose commit landed without its worker finishing: redo its quarantine rows (replacing
         any written), then record it committed."""
         todo = {o.identity: o for o in objects}
-        located, _ = existing(self.spark, todo, self.cfg.uri_map)
-        if located:
-            self._quarantine(batch, located, todo, {}, replace=True)
+        pinned = self.pinner.pin(todo)
+        try:
+            if pinned.located:
+                self._quarantine(batch, pinned.located, todo, {}, replace=True)
+        finally:
+            self.pinner.discard(pinned)
         self.ledger.record(batch, objects, ledger_mod.COMMITTED, snapshot)
 
     def _finish(self, batch: str, seal: Mapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from lakehouse_ops.ingest.job import IngestJob
 
-from ingest_helpers import BUCKET, Landing, create_target, ingest_config, records, s3_notification
+from ingest_helpers import BUCKET, Landing, create_target, ingest_config, md5_of, records, s3_notification
 
 pytestmark = pytest.mark.spark
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "s3-events")
@@ -42,6 +42,10 @@ def fixture_body(name, **replace):
     return text
 
 
+def etag_of(landing, key):
+    return md5_of(os.path.join(landing.root, key))
+
+
 def test_every_message_shape_and_awkward_keys(spark, warehouse, landing, table_name):
     ref = create_target(spark, table_name)
     config = ingest_config(warehouse, landing, table_name)
@@ -54,17 +58,21 @@ def test_every_message_shape_and_awkward_keys(spark, warehouse, landing, table_n
     multi["Records"][1]["s3"]["object"]["key"] = "cdn-logs/provider%3Dedge-b/2024/05/13/caf%C3%A9+%281%29.json"
     landing.put("cdn-logs/provider=edge-b/2024/05/13/part-0001.json", records(10, 3), send=False)
     landing.put("cdn-logs/provider=edge-b/2024/05/13/café (1).json", records(13, 3), send=False)
+    # Each announces the bytes written (the first keeps its multipart ETag, which names no MD5).
+    multi["Records"][1]["s3"]["object"]["eTag"] = etag_of(landing, "cdn-logs/provider=edge-b/2024/05/13/café (1).json")
     landing.send(json.dumps(multi))
     # SNS-wrapped and EventBridge shapes, pointing at files that exist.
     sns = json.loads(fixture_body("sns-wrapped-s3-notification.json"))
     inner = json.loads(sns["Message"])
     inner["Records"][0]["s3"]["object"]["key"] = "sns/a%2Bb+c.json"
-    sns["Message"] = json.dumps(inner)
     landing.put("sns/a+b c.json", records(16, 2), send=False)
+    inner["Records"][0]["s3"]["object"]["eTag"] = etag_of(landing, "sns/a+b c.json")
+    sns["Message"] = json.dumps(inner)
     landing.send(json.dumps(sns))
     eventbridge = json.loads(fixture_body("eventbridge-object-created.json"))
     eventbridge["detail"]["object"]["key"] = "eb/x=1/ä b.json"
     landing.put("eb/x=1/ä b.json", records(18, 2), send=False)
+    eventbridge["detail"]["object"]["etag"] = etag_of(landing, "eb/x=1/ä b.json")
     landing.send(json.dumps(eventbridge))
     for ignored in ("s3-test-event.json", "s3-notification-removed.json", "eventbridge-object-deleted.json"):
         landing.send(fixture_body(ignored))
@@ -131,12 +139,12 @@ def test_poison_missing_unreadable_and_unparseable(spark, warehouse, landing, ta
     ref = create_target(spark, table_name)
     config = ingest_config(warehouse, landing, table_name)
     landing.send("this is not an S3 event")
-    landing.send(s3_notification("missing/never-written.json"))
+    landing.announce("missing/never-written.json")
     corrupt = os.path.join(landing.root, "bad/corrupt.json.gz")
     os.makedirs(os.path.dirname(corrupt))
     with open(corrupt, "wb") as handle:
         handle.write(gzip.compress(b'{"rec_id": 1}\n')[:-12] + b"garbage!")
-    landing.send(s3_notification("bad/corrupt.json.gz"))
+    landing.announce("bad/corrupt.json.gz")
     landing.put("good/mixed.json", records(0, 3), extra_lines=['{"rec_id": "not a number"}', "{broken json"])
 
     report = run(spark, config)
@@ -162,7 +170,7 @@ def test_csv_gzip_and_parquet(spark, warehouse, landing, table_name, tmp_path):
         handle.write(
             "event_time,customer_id,bytes_sent,rec_id\n2024-05-13 10:00:00,c1,10,1\n2024-05-13 11:00:00,c2,oops,2\n"
         )
-    landing.send(s3_notification("csv/part 1.csv.gz"))
+    landing.announce("csv/part 1.csv.gz")
     report = run(spark, csv_config)
     assert report["totals"]["rows"] == 1 and report["totals"]["quarantined"] == 1
 
@@ -176,7 +184,7 @@ def test_csv_gzip_and_parquet(spark, warehouse, landing, table_name, tmp_path):
     [name] = [n for n in os.listdir(parquet_dir) if n.endswith(".parquet")]
     os.makedirs(os.path.join(landing.root, "pq"))
     os.rename(os.path.join(parquet_dir, name), os.path.join(landing.root, "pq", "data.parquet"))
-    landing.send(s3_notification("pq/data.parquet"))
+    landing.announce("pq/data.parquet")
     report = run(spark, ingest_config(warehouse, landing, table_name, fmt="parquet"))
     assert report["totals"]["rows"] == 4
     assert sorted(rows_of(spark, ref)) == [1, 100, 101, 102, 103]

@@ -10,7 +10,7 @@ import pytest
 
 from lakehouse_ops.ingest.job import IngestJob
 
-from ingest_helpers import Landing, create_target, ingest_config, records, s3_notification, write_json_lines
+from ingest_helpers import Landing, create_target, ingest_config, records, write_json_lines
 
 pytestmark = pytest.mark.spark
 AVRO_SCHEMA = {
@@ -38,7 +38,7 @@ def put_bytes(landing, key, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as handle:
         handle.write(data)
-    landing.send(s3_notification(key, len(data)))
+    landing.announce(key)
 
 
 def avro_file(landing, key, rows, codec):
@@ -58,7 +58,7 @@ def avro_file(landing, key, rows, codec):
             ],
             codec=codec,
         )
-    landing.send(s3_notification(key, os.path.getsize(path)))
+    landing.announce(key)
 
 
 def reasons(landing):
@@ -71,7 +71,7 @@ def test_avro_in_both_codecs_and_a_parquet_file_announced_to_an_avro_target(spar
     avro_file(landing, "avro/plain.avro", records(5, 5), "null")
     spark.range(1).coalesce(1).write.parquet(os.path.join(landing.root, "avro-pq"))
     [name] = [n for n in os.listdir(os.path.join(landing.root, "avro-pq")) if n.endswith(".parquet")]
-    landing.send(s3_notification("avro-pq/" + name))
+    landing.announce("avro-pq/" + name)
     report = IngestJob(ingest_config(warehouse, landing, table_name, fmt="avro"), spark=spark).run(until_empty=True)
     assert report["totals"]["rows"] == 10
     rows = {r.rec_id: r for r in spark.table(ref).collect()}
@@ -91,7 +91,7 @@ def test_json_bz2_and_files_of_the_wrong_format_for_a_json_target(spark, warehou
     avro_file(landing, "j/events.json", records(10, 2), "null")  # an Avro file under a .json name
     spark.range(1).coalesce(1).write.parquet(os.path.join(landing.root, "jpq"))
     [name] = [n for n in os.listdir(os.path.join(landing.root, "jpq")) if n.endswith(".parquet")]
-    landing.send(s3_notification("jpq/" + name))
+    landing.announce("jpq/" + name)
     report = IngestJob(ingest_config(warehouse, landing, table_name), spark=spark).run(until_empty=True)
     assert report["totals"]["rows"] == 4 and report["totals"]["quarantined"] == 0
     assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 2, 3]
@@ -127,7 +127,7 @@ def test_avro_with_add_new_columns_adds_fields_and_widens_declared_types(spark, 
             [{"rec_id": 3_000_000_000, "name": "a", "geo": {"cc": "NL"}, "tags": ["x", "y"]}],
             codec="deflate",
         )
-    landing.send(s3_notification("evolve/rows.avro", os.path.getsize(path)))
+    landing.announce("evolve/rows.avro")
     config = ingest_config(warehouse, landing, table_name, fmt="avro", schema_evolution="add_new_columns")
     report = IngestJob(config, spark=spark).run(until_empty=True)
     assert report["ok"] and report["totals"]["rows"] == 1, report
@@ -159,7 +159,7 @@ def test_rescue_for_parquet_and_avro_keeps_records_whose_declared_types_do_not_f
     path = os.path.join(landing.root, "resc/a.parquet")
     os.makedirs(os.path.dirname(path))
     pq.write_table(table, path)
-    landing.send(s3_notification("resc/a.parquet", os.path.getsize(path)))
+    landing.announce("resc/a.parquet")
     config = ingest_config(warehouse, landing, table_name, fmt="parquet", schema_evolution="rescue")
     report = IngestJob(config, spark=spark).run(until_empty=True)
     assert report["ok"] and report["totals"]["rows"] == 2, report

@@ -13,7 +13,7 @@ from lakehouse_ops.ingest.routing import RoutedIngest, ingest_worker, split
 from lakehouse_ops.ingest.status import ingest_status
 
 from conftest import CATALOG
-from ingest_helpers import BUCKET, Landing, create_target, ingest_config, records, s3_notification
+from ingest_helpers import BUCKET, Landing, create_target, ingest_config, records
 
 pytestmark = pytest.mark.spark
 
@@ -57,12 +57,12 @@ def test_one_queue_feeds_three_targets_each_exactly_once(spark, warehouse, aws_e
     with open(path, "w") as handle:
         handle.write("customer_id,amount\nc1,10\nc2,20\n")
     # One message announcing an order file and an events file (two targets), plus the CSV file on its own.
-    both = json.loads(s3_notification("orders/o1.json"))
-    both["Records"] += json.loads(s3_notification("events/e2.json"))["Records"]
     landing.put("events/e2.json", records(4, 2), send=False)
+    both = json.loads(landing.notification("orders/o1.json"))
+    both["Records"] += json.loads(landing.notification("events/e2.json"))["Records"]
     landing.send(json.dumps(both))
     landing.send(json.dumps(both))  # delivered twice
-    landing.send(s3_notification("sales/s1.csv"))
+    landing.announce("sales/s1.csv")
 
     worker = ingest_worker(config, spark=spark)
     assert isinstance(worker, RoutedIngest)

@@ -67,9 +67,7 @@ def test_add_new_columns_widens_declared_parquet_types(spark, warehouse, landing
     out = os.path.join(landing.root, "p")
     frame.coalesce(1).write.parquet(out)
     name = [f for f in os.listdir(out) if f.endswith(".parquet")][0]
-    from ingest_helpers import s3_notification
-
-    landing.send(s3_notification("p/" + name, os.path.getsize(os.path.join(out, name))))
+    landing.announce("p/" + name)
     config = ingest_config(warehouse, landing, table_name, fmt="parquet", schema_evolution="add_new_columns")
     report = run(spark, config)
     assert report["ok"] and report["totals"]["rows"] == 1, report
@@ -115,8 +113,6 @@ def test_rescue_without_a_quarantine_table_dead_letters_a_file_with_a_line_that_
 
 
 def test_rescue_csv_keeps_every_record_and_rescues_values_that_do_not_fit(spark, warehouse, landing, table_name):
-    from ingest_helpers import s3_notification
-
     ref = create_target(spark, table_name)
     config = ingest_config(
         warehouse, landing, table_name, fmt="csv", read_options={"header": "true"}, schema_evolution="rescue"
@@ -131,7 +127,7 @@ def test_rescue_csv_keeps_every_record_and_rescues_values_that_do_not_fit(spark,
             "yesterday,c3,30,3\n"
             '2024-05-13 12:00:00,"c,4",40,4,surplus\n'
         )
-    landing.send(s3_notification("c/part.csv"))
+    landing.announce("c/part.csv")
     report = run(spark, config)
     assert report["ok"] and report["totals"]["rows"] == 4 and report["totals"]["quarantined"] == 0, report
     rows = {r.rec_id: r for r in spark.table(ref).collect()}
