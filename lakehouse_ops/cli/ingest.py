@@ -141,4 +141,9 @@ def _print_target(target: str, report: Dict[str, Any]) -> None:
         )
     for batch in report["uncommitted_batches"]:
         lines.append("  not committed: %s (pending since %s)" % (batch["batch_id"], batch["pending_since"]))
+    if report["superseded_count"]:
+        lines.append(
+            "  superseded (announced, but the key held other bytes when read): %d, e.g. %s"
+            % (report["superseded_count"], ", ".join(report["superseded_objects"][:3]))
+        )
     click.echo("\n".join(lines))

@@ -6,14 +6,15 @@ the ledger is partitioned by the day of `recorded_at`).
 """
 
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.config.ingest import IngestConfig
-from lakehouse_ops.ingest.ledger import COMMITTED, PENDING
+from lakehouse_ops.ingest.ledger import COMMITTED, PENDING, SUPERSEDED
 from lakehouse_ops.ingest.queue import Queue
 from lakehouse_ops.units import iso_seconds
 
+SUPERSEDED_LISTED = 100  # superseded objects named (the count is whole)
 LEDGER_COLUMNS = ("object_id", "batch_id", "status", "size", "recorded_at", "event_time", "target_snapshot_id")
 
 
@@ -28,9 +29,11 @@ def _ms(value: Any) -> Optional[float]:
 
 def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Dict[str, Any]:
     """Ledger rows -> the last `last` committed batches (newest first) with their objects, bytes, snapshot and
-    lag (commit time less the oldest event), and batches recorded pending whose objects have not been committed
-    (in progress, or interrupted: their objects come back with their messages)."""
+        lag (commit time less the oldest event), and batches recorded pending whose objects have not been committed
+        (in progress, or interrupted: their objects come back with their messages), and objects superseded (announced,
+    but the key held other bytes when they were read)."""
     batches: Dict[str, Dict[str, Any]] = {}
+    superseded: Set[str] = set()
     for row in rows:
         entry = batches.setdefault(
             row["batch_id"], {"objects": set(), "bytes": 0, "committed_ms": None, "pending_ms": None, "events": []}
@@ -46,6 +49,8 @@ def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Di
         elif row["status"] == PENDING:
             entry["pending_ms"] = min(entry["pending_ms"] or float("inf"), recorded or 0)
             entry.setdefault("pending_objects", set()).add(row["object_id"])
+        elif row["status"] == SUPERSEDED:
+            superseded.add(row["object_id"])
     commits = sorted(
         (dict(batch_id=b, **e) for b, e in batches.items() if e["committed_ms"] is not None),
         key=lambda c: c["committed_ms"],
@@ -81,6 +86,9 @@ def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Di
         "max_lag_s": max(lags) if lags else None,
         "last_commits": shown,
         "uncommitted_batches": open_batches,
+        # Announced objects whose bytes were gone when they were read (the key held others): never ingested.
+        "superseded_objects": sorted(superseded - committed_objects)[:SUPERSEDED_LISTED],
+        "superseded_count": len(superseded - committed_objects),
     }
 
 

@@ -79,6 +79,15 @@ def test_status_summary_of_ledger_rows():
         {"object_id": "d", "batch_id": "b3", "status": "pending", "size": 1, "recorded_at": at(10), "event_time": None},
         # killed after its commit, then redelivered and committed as b2: done with
         {"object_id": "c", "batch_id": "b0", "status": "pending", "size": 3, "recorded_at": at(2), "event_time": None},
+        # announced, but its key held other bytes when read
+        {
+            "object_id": "e",
+            "batch_id": "b2",
+            "status": "superseded",
+            "size": 5,
+            "recorded_at": at(9),
+            "event_time": None,
+        },
     ]
     out = summarize(rows, now_ms=(1_700_000_000 + 20) * 1000.0, last=5)
     assert out["committed_batches"] == 2 and out["committed_objects"] == 3 and out["committed_bytes"] == 20
@@ -88,6 +97,7 @@ def test_status_summary_of_ledger_rows():
     ]
     assert out["since_last_commit_s"] == 11.0 and out["max_lag_s"] == 9.0
     assert [b["batch_id"] for b in out["uncommitted_batches"]] == ["b3"]
+    assert out["superseded_count"] == 1 and out["superseded_objects"] == ["e"]
     assert summarize([], 0.0, 5)["last_commit_at"] is None
 
 
