@@ -3,6 +3,8 @@
 The runner maps these to exit codes: ConfigError -> 2 (nothing was started), anything else -> 1.
 """
 
+import re
+
 # Errors raised inside Python workers reach the driver as pages of trace; these markers find their own line.
 WORKER_ERRORS = ("PseudoServiceError:", "TokenError:", "KeyMaterialError:", "ConfigError:")
 # Py4J's and PySpark's wrapper lines say only that something failed somewhere else.
@@ -19,6 +21,16 @@ def first_line(exc: BaseException) -> str:
                 return line[line.index(marker) :]
     said = [line for line in lines if not line.startswith(_WRAPPER_LINES)]
     return (said or lines or [type(exc).__name__])[0]
+
+
+_QUOTED = re.compile(r"""'[^'\n]*'|"[^"\n]*"|\[[^\]\n]*\]|\{[^}\n]*\}|(?<=: )[^\s,;:]{3,}$""")
+
+
+def without_values(text: str) -> str:
+    """Error text with what may quote a record left out: anything in quotes, brackets or braces (how Spark,
+    Arrow and Python quote values) and a trailing token after a colon. For errors of jobs that hold protected
+    values: the reason stays readable (`Could not convert '…' with type str: tried to convert to int64`)."""
+    return _QUOTED.sub("…", text)
 
 
 class LakehouseOpsError(Exception):

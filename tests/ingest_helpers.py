@@ -100,7 +100,7 @@ class Landing:
             )
 
 
-def ingest_config(warehouse, landing, target, fmt="json", defaults=None, **ingest):
+def ingest_config(warehouse, landing, target, fmt="json", defaults=None, sections=None, **ingest):
     section = {
         "queue_url": landing.queue_url,
         "dlq_url": landing.dlq_url,
@@ -113,7 +113,7 @@ def ingest_config(warehouse, landing, target, fmt="json", defaults=None, **inges
         "batch": {"max_wait_seconds": 2, "wait_time_seconds": 0, "receive_concurrency": 4},
     }
     section.update(ingest)
-    return make_config(warehouse, defaults=defaults, ingest=section)
+    return make_config(warehouse, defaults=defaults, ingest=section, **(sections or {}))
 
 
 def create_target(spark, table):

@@ -129,6 +129,23 @@ def head_bytes(spark: Any, path: str, count: int) -> bytes:
         stream.close()
 
 
+def read_first_line(spark: Any, path: str, encoding: str = "UTF-8") -> str:
+    """A text file's first line, decompressed as Spark's readers decompress it (by the name's suffix: .gz, .bz2,
+    ...); '' for an empty file."""
+    jvm = spark._jvm
+    jpath, fs = hadoop_path(spark, path)
+    if fs.getScheme() == "file":
+        fs = fs.getRawFileSystem()
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(spark._jsc.hadoopConfiguration()).getCodec(jpath)
+    raw = fs.open(jpath)
+    try:
+        stream = codec.createInputStream(raw) if codec is not None else raw
+        line = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, encoding)).readLine()
+        return str(line) if line is not None else ""
+    finally:
+        raw.close()
+
+
 def move(spark: Any, source: str, target: str) -> bool:
     """Move a file to `target` (its directory created), never over an existing file: True once it is there.
     Object stores copy and delete; a move that fails leaves the source in place."""

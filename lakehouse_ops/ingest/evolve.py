@@ -96,6 +96,7 @@ def plan(target: Any, files: Any, widen: bool, path: Tuple[str, ...] = ()) -> Sc
         mine = present.get(field.name.lower())
         here = path + (field.name,)
         if mine is None:
+            present[field.name.lower()] = field  # another spelling of it is not added again
             additions.append(Addition(here, type_sql(field.dataType)))
         elif isinstance(mine.dataType, StructType) and isinstance(field.dataType, StructType):
             nested = plan(mine.dataType, field.dataType, widen, path + (mine.name,))
@@ -135,9 +136,15 @@ def struct_of(spark: Any, fields: Sequence[Tuple[str, str]]) -> Any:
 
 
 def file_schema(spark: Any, reader: Any, paths: Iterable[str]) -> Any:
-    """The union schema of the batch's files as Spark reads them without a schema (JSON and CSV: inferred from
-    every record; Parquet: the footers, merged)."""
-    return reader.option("mergeSchema", "true").load(list(paths)).schema
+    """The union schema of the batch's files as Spark reads them without a schema (JSON: inferred from every
+    record; Parquet: the footers, merged). Names are kept as the files spell them (Spark would refuse two
+    spellings of one name): `plan` matches them regardless of case."""
+    before = spark.conf.get("spark.sql.caseSensitive", "false")
+    spark.conf.set("spark.sql.caseSensitive", "true")
+    try:
+        return reader.option("mergeSchema", "true").load(list(paths)).schema
+    finally:
+        spark.conf.set("spark.sql.caseSensitive", before)
 
 
 def apply(

@@ -13,6 +13,8 @@ instead of being read as garbage records.
 
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from lakehouse_ops.ingest.names import by_column
+
 MAGIC = {b"PAR1": "Parquet", b"Obj\x01": "Avro", b"ORC": "ORC"}
 ARTICLE = {"Parquet": "a", "Avro": "an", "ORC": "an"}
 COMPRESSED = {".gz": b"\x1f\x8b", ".bz2": b"BZh"}
@@ -56,13 +58,33 @@ def mismatch(name: str, head: bytes, fmt: str) -> Optional[str]:
 def _fields(record: Any, names: List[str], path: str) -> Dict[str, Any]:
     if not isinstance(record, dict):
         raise ValueError("%s: an Avro file of %s values, not records" % (path, type(record).__name__))
-    return {n: record.get(n) for n in names}
+    keyed = by_column(record, names, path)
+    return {n: keyed.get(n) for n in names}
+
+
+def arrow_records(records: List[Dict[str, Any]], arrow_schema: Any, path: str) -> Any:
+    """An Arrow table of records in the target's columns; a value that does not fit names its column, never the
+    value (Arrow's own message quotes it)."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pylist(records, schema=arrow_schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+        pass
+    for field in arrow_schema:
+        try:
+            pa.array([r.get(field.name) for r in records], type=field.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            raise ValueError(
+                "%s: a value of field %s does not fit its column's type %s" % (path, field.name, field.type)
+            )
+    raise ValueError("%s: its records do not fit the target's columns" % path)
 
 
 def load_avro(spark: Any, schema: Any, paths: Iterable[str], options: Any) -> Any:
-    """The records of Avro files as the target's columns (by name; missing fields null, others dropped), plus
-    `_lakehouse_ops_file`. A file that does not decode, or a value that does not fit its column, fails the read
-    (its object is then found and dead-lettered with the reason)."""
+    """The records of Avro files as the target's columns (by name, regardless of case; missing fields null, others
+    dropped), plus `_lakehouse_ops_file`. A file that does not decode, or a value that does not fit its column,
+    fails the read (its object is then found and dead-lettered with the reason, which quotes no value)."""
     from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.sql.types import StringType, StructField, StructType
 
@@ -79,7 +101,7 @@ def load_avro(spark: Any, schema: Any, paths: Iterable[str], options: Any) -> An
         for batch in batches:
             for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
                 records = [_fields(r, names, path) for r in fastavro.reader(io.BytesIO(content))]
-                table = pa.Table.from_pylist(records, schema=arrow_schema)
+                table = arrow_records(records, arrow_schema, path)
                 table = table.append_column("_lakehouse_ops_file", pa.array([path] * len(records), pa.string()))
                 yield from table.to_batches()
 

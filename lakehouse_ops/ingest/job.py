@@ -5,7 +5,7 @@ Modes: `until_empty` (drain and exit: EMR steps, schedules), `max_batches`, `max
 """
 
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from lakehouse_ops.conditional import open_store
 from lakehouse_ops.config import Config
@@ -57,6 +57,7 @@ class IngestJob(QueueLoop, TargetSetup, BatchProtocol):
         self.target_ref = table_ref(self.catalog, self.target)
         self.claims = Claims(open_store(claims_root(config, self.target)), self.cfg.claim_seconds)
         self._pinner: Optional[Pinner] = None
+        self.spellings: Set[str] = set()
         self._prepared = False
         self.on_stage = on_stage or (lambda stage: None)
 

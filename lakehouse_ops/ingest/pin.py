@@ -76,6 +76,7 @@ class Pinned:
     aliases: Dict[str, str] = field(default_factory=dict)  # identity -> the identity read for the same bytes
     signatures: Dict[str, Tuple[Any, ...]] = field(default_factory=dict)  # identity -> key's state when pinned
     staged: List[str] = field(default_factory=list)  # copies of versions, removed after the batch
+    headers: Dict[str, List[str]] = field(default_factory=dict)  # CSV with a header: path -> its names (csvread)
 
     def reading(self) -> Dict[str, str]:
         """{path Spark loads: the identity read from it}."""

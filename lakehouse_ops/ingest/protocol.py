@@ -12,12 +12,16 @@ from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.ingest.metrics import seal_entry, timed
 from lakehouse_ops.ingest.pin import Pinned
 from lakehouse_ops.ingest.read import Reasons, find_unreadable
-from lakehouse_ops.ingest.write import BatchWrites, ReadFailed
+from lakehouse_ops.ingest.write import BatchWrites, ReadFailed, Written
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("ingest")
 # A key rewritten under every read of its batch this many times is given up on (its message is dead-lettered).
 MAX_REPINS = 3
+MISFIT_FILE = (
+    "%s holds records that do not fit the target's schema (unparseable, of wrong types, or naming a column twice); "
+    "with no quarantine table the whole object is dead-lettered and none of its rows are written"
+)
 
 
 class BatchProtocol(BatchWrites):
@@ -27,7 +31,7 @@ class BatchProtocol(BatchWrites):
         """Pin, read, transform, stage, seal and publish `todo`; return {identity: reason} for objects that could
         not be used."""
         with timed(metrics, "exists"):
-            pinned = self.pinner.pin(todo)
+            pinned = self._pin(todo)
         try:
             return self._write_pinned(todo, mine, batch, metrics, pinned)
         finally:
@@ -47,10 +51,11 @@ class BatchProtocol(BatchWrites):
             self.on_stage("after_pending")
             try:
                 with timed(metrics, "read_write"):
-                    staged, misfit_sources = self._commit(pinned.located, todo, batch, metrics)
+                    seen = self._commit(pinned, todo, batch, metrics)
             except ReadFailed as exc:
                 with timed(metrics, "isolate"):
-                    unreadable = find_unreadable(self.spark, self.cfg, self.schema, pinned.located, self._quarantining)
+                    files = self._files(pinned.located, pinned.headers)
+                    unreadable = find_unreadable(self.spark, self.cfg, self.schema, pinned.located, files)
                 if not unreadable:
                     raise exc.error
                 log.warning(
@@ -59,38 +64,57 @@ class BatchProtocol(BatchWrites):
                 failed.update(unreadable)
                 batch = self._rebatch(pinned, mine, set(unreadable))
                 continue
-            changed = self.pinner.changed(todo, pinned) if staged is not None else []
+            again = self._read_again(seen, pinned, mine, todo, failed)
+            if again is not None:
+                batch = again
+                continue
+            changed = self.pinner.changed(todo, pinned) if seen.staged is not None else []
             if changed:
                 # The staged rows may hold bytes of the key's new content: they are never published.
                 repins += 1
                 batch = self._repin(todo, mine, pinned, changed, repins, failed, metrics)
                 continue
-            self._land(batch, usable, staged, pinned, todo, metrics, misfit_sources)
+            self._land(batch, usable, seen, pinned, todo, metrics)
             break
         return failed
+
+    def _read_again(
+        self, seen: Written, pinned: Pinned, mine: Dict[str, str], todo: Dict[str, S3Object], failed: Reasons
+    ) -> Optional[str]:
+        """A new batch id when the batch must be read again (what it staged is never published), else None: JSON
+        keys in a spelling not read yet (read as their column from now on), or, without a quarantine table, objects
+        holding misfit records (dead-lettered whole: none of their rows land)."""
+        if seen.variants:
+            log.info(
+                "JSON keys name columns in another case; reading the batch again", extra={"keys": len(seen.variants)}
+            )
+            self.spellings |= seen.variants
+            return self._rebatch(pinned, mine, set())
+        if seen.misfits and not self._quarantining:
+            for identity in seen.misfits:
+                failed[identity] = MISFIT_FILE % todo[identity].uri
+            return self._rebatch(pinned, mine, seen.misfits)
+        return None
 
     def _land(
         self,
         batch: str,
         usable: List[S3Object],
-        staged: Optional[int],
+        seen: Written,
         pinned: Pinned,
         todo: Dict[str, S3Object],
         metrics: Dict[str, Any],
-        misfit_sources: Any,
     ) -> None:
-        if staged is None:
+        if seen.staged is None:
             # A merge by key committed itself; merging it again changes nothing, so it needs no seal.
             snapshot = metrics["snapshot_id"]
         else:
-            snapshot = self._seal_and_publish(batch, usable, staged, metrics)
+            snapshot = self._seal_and_publish(batch, usable, seen.staged, metrics)
         self.on_stage("after_commit")
         with timed(metrics, "quarantine"):
             # A merged batch may be merged again after a kill: its misfits replace any written before.
-            if staged is not None or metrics.get("misfits"):
-                self._quarantine(
-                    batch, pinned.located, todo, metrics, replace=staged is None, only_sources=misfit_sources
-                )
+            if seen.staged is not None or metrics.get("misfits"):
+                self._quarantine(batch, pinned, todo, metrics, replace=seen.staged is None, only=seen.misfits)
         with timed(metrics, "ledger_write"):
             self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
         self.on_stage("before_delete")

@@ -1,18 +1,22 @@
 """Reading a batch's objects with Spark, in one job, under the target table's schema.
 
-Records that do not fit the schema carry their raw text in `_corrupt_record` (for quarantine); an object that is
-missing or cannot be read is reported with the reason and the rest of the batch goes on.
+Columns are matched by name in every format (names.py). Records that do not fit the schema carry their raw text in
+`_corrupt_record` (quarantined, or their file dead-lettered without a quarantine table); an object that is missing
+or cannot be read is reported with the reason and the rest of the batch goes on.
 """
 
 import importlib
 import os
-from typing import Any, Callable, Collection, Dict, Iterable, List, Mapping, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Dict, List, Mapping, Set, Tuple
 
 from lakehouse_ops.config.ingest import IngestConfig
-from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.errors import ConfigError, without_values
+from lakehouse_ops.ingest.csvread import has_header, load_csv
 from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.formats import load_avro
-from lakehouse_ops.ingest.rescue import load_declared_rescued, load_rescued, rescue_csv
+from lakehouse_ops.ingest.jsonread import load_json
+from lakehouse_ops.ingest.rescue import load_declared_rescued
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape
 
@@ -51,23 +55,13 @@ def data_schema(spark: Any, target_ref: str, meta_columns: Collection[str]) -> A
     return StructType([f for f in spark.table(target_ref).schema.fields if f.name not in meta_columns])
 
 
-def _reader(spark: Any, cfg: IngestConfig, schema: Any, quarantine: bool) -> Any:
-    from pyspark.sql.types import StringType, StructField, StructType
+@dataclass
+class Files:
+    """What one read loads: the paths, each CSV file's header (csvread), and the JSON keys' spellings seen."""
 
-    # Local files through the raw filesystem: the checksumming one builds `.<name>.crc` paths that Hadoop cannot
-    # parse for names holding ':' (a key S3 allows). Only this read's Hadoop settings change.
-    reader = spark.read.format(cfg.format).options(**RAW_LOCAL_FILES)
-    if cfg.format in ("json", "csv"):
-        if quarantine:
-            schema = StructType(list(schema.fields) + [StructField(CORRUPT, StringType())])
-            reader = reader.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
-        else:
-            # No quarantine table: a record that does not fit makes its file unreadable (and dead-lettered).
-            reader = reader.option("mode", "FAILFAST")
-    reader = reader.schema(schema)
-    for key, value in cfg.read_options.items():
-        reader = reader.option(key, value)
-    return reader
+    paths: List[str]
+    headers: Dict[str, List[str]] = field(default_factory=dict)  # path -> its header's names
+    spellings: Set[str] = field(default_factory=set)
 
 
 def inference_reader(spark: Any, cfg: IngestConfig) -> Any:
@@ -75,20 +69,35 @@ def inference_reader(spark: Any, cfg: IngestConfig) -> Any:
     return spark.read.format(cfg.format).options(**RAW_LOCAL_FILES).options(**cfg.read_options)
 
 
-def load(spark: Any, cfg: IngestConfig, schema: Any, paths: Iterable[str], quarantine: bool = True) -> Any:
-    """Lazily read `paths` (local or s3 URIs); adds `_lakehouse_ops_file`, the file as Spark reports it."""
-    escaped = [glob_escape(p) for p in paths]
+def _json_lines(cfg: IngestConfig) -> bool:
+    return cfg.format == "json" and str(cfg.read_options.get("multiLine", "false")).lower() != "true"
+
+
+def load(spark: Any, cfg: IngestConfig, schema: Any, files: Files) -> Any:
+    """Lazily read `files` (local or s3 URIs) into the target's columns by name, plus `_corrupt_record` (the text
+    of a misfit record; null where the format has none) and `_lakehouse_ops_file`, the file as Spark reports it.
+    Reads are permissive: a misfit record never fails the read (the batch decides what becomes of its file)."""
+    from pyspark.sql import functions as F
+
+    escaped = [glob_escape(p) for p in files.paths]
     rescue = cfg.schema_evolution == "rescue"
-    if rescue and cfg.format == "json":
-        return load_rescued(spark, cfg, schema, escaped, quarantine, RAW_LOCAL_FILES)
+    if _json_lines(cfg):
+        return load_json(spark, cfg, schema, escaped, files.spellings, RAW_LOCAL_FILES)
+    if cfg.format == "csv":
+        if has_header(cfg):
+            headers = {glob_escape(p): files.headers[p] for p in files.paths}
+        else:  # no header: the target's columns in order, by position
+            headers = {p: [f.name for f in schema.fields] for p in escaped}
+        return load_csv(spark, cfg, schema, headers, cfg.pseudonymize is not None, RAW_LOCAL_FILES)
     if rescue and cfg.format in ("parquet", "avro"):
-        return load_declared_rescued(spark, cfg, schema, escaped, RAW_LOCAL_FILES)
-    if cfg.format == "avro":
-        return load_avro(spark, schema, escaped, RAW_LOCAL_FILES)
-    # CSV with rescue reads permissively: the values that do not fit are rescued from each record's line.
-    df = _reader(spark, cfg, schema, quarantine or rescue).load(escaped)
-    df = df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
-    return rescue_csv(df, cfg, schema) if rescue else df
+        df = load_declared_rescued(spark, cfg, schema, escaped, RAW_LOCAL_FILES)
+    elif cfg.format == "avro":
+        df = load_avro(spark, schema, escaped, RAW_LOCAL_FILES)
+    else:  # Parquet (names resolved regardless of case), multi-line JSON
+        reader = spark.read.format(cfg.format).options(**RAW_LOCAL_FILES).schema(schema)
+        df = reader.options(**cfg.read_options).load(escaped)
+        df = df.selectExpr("*", "_metadata.file_path AS _lakehouse_ops_file")
+    return df.withColumn(CORRUPT, F.lit(None).cast("string"))
 
 
 def spark_spellings(uri: str) -> List[str]:
@@ -100,18 +109,22 @@ def spark_spellings(uri: str) -> List[str]:
     return [uri]
 
 
-def find_unreadable(spark: Any, cfg: IngestConfig, schema: Any, paths: Located, quarantine: bool = True) -> Reasons:
-    """After a failed batch read: {identity: reason} for the files that fail on their own."""
+def find_unreadable(spark: Any, cfg: IngestConfig, schema: Any, located: Located, files: Files) -> Reasons:
+    """After a failed batch read: {identity: reason} for the files that fail on their own, each read in full
+    (a count would not decode its values). Reasons of a target with pseudonymized columns quote no value."""
     unreadable: Reasons = {}
-    for identity, (path, _) in paths.items():
+    for identity, (path, _) in located.items():
+        one = Files([path], {path: files.headers[path]} if path in files.headers else {}, files.spellings)
         try:
-            load(spark, cfg, schema, [path], quarantine).count()
+            load(spark, cfg, schema, one).write.format("noop").mode("overwrite").save()
         except Exception as exc:
-            unreadable[identity] = _reason(exc)
+            unreadable[identity] = reason(exc, cfg.pseudonymize is not None)
     return unreadable
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException, protected: bool) -> str:
+    """Why a file could not be read, in one line (no quoted values when the target holds protected ones)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     detail = next((line for line in lines if "Exception:" in line or "Error:" in line), lines[0] if lines else "")
-    return "unreadable: %s" % detail[:500]
+    text = "unreadable: %s" % detail[:500]
+    return without_values(text) if protected else text

@@ -6,7 +6,7 @@ the ledger is partitioned by the day of `recorded_at`).
 """
 
 import time
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.config.ingest import IngestConfig
@@ -27,11 +27,8 @@ def _ms(value: Any) -> Optional[float]:
     return float(value) / 1000.0
 
 
-def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Dict[str, Any]:
-    """Ledger rows -> the last `last` committed batches (newest first) with their objects, bytes, snapshot and
-        lag (commit time less the oldest event), and batches recorded pending whose objects have not been committed
-        (in progress, or interrupted: their objects come back with their messages), and objects superseded (announced,
-    but the key held other bytes when they were read)."""
+def _by_batch(rows: Iterable[Mapping[str, Any]]) -> Tuple[Dict[str, Dict[str, Any]], Set[str]]:
+    """Ledger rows -> ({batch id: its committed objects, bytes, times and event times}, superseded objects)."""
     batches: Dict[str, Dict[str, Any]] = {}
     superseded: Set[str] = set()
     for row in rows:
@@ -51,6 +48,15 @@ def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Di
             entry.setdefault("pending_objects", set()).add(row["object_id"])
         elif row["status"] == SUPERSEDED:
             superseded.add(row["object_id"])
+    return batches, superseded
+
+
+def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Dict[str, Any]:
+    """Ledger rows -> the last `last` committed batches (newest first) with their objects, bytes, snapshot and
+    lag (commit time less the oldest event), batches recorded pending whose objects have not been committed (in
+    progress, or interrupted: their objects come back with their messages), and objects superseded (announced,
+    but the key held other bytes when they were read: never ingested)."""
+    batches, superseded = _by_batch(rows)
     commits = sorted(
         (dict(batch_id=b, **e) for b, e in batches.items() if e["committed_ms"] is not None),
         key=lambda c: c["committed_ms"],
@@ -77,6 +83,7 @@ def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Di
         and not e.get("pending_objects", set()) <= committed_objects
     ]
     lags = [c["lag_s"] for c in shown if c["lag_s"] is not None]
+    gone = sorted(superseded - committed_objects)
     return {
         "committed_batches": len(commits),
         "committed_objects": sum(len(c["objects"]) for c in commits),
@@ -86,9 +93,8 @@ def summarize(rows: Iterable[Mapping[str, Any]], now_ms: float, last: int) -> Di
         "max_lag_s": max(lags) if lags else None,
         "last_commits": shown,
         "uncommitted_batches": open_batches,
-        # Announced objects whose bytes were gone when they were read (the key held others): never ingested.
-        "superseded_objects": sorted(superseded - committed_objects)[:SUPERSEDED_LISTED],
-        "superseded_count": len(superseded - committed_objects),
+        "superseded_objects": gone[:SUPERSEDED_LISTED],
+        "superseded_count": len(gone),
     }
 
 

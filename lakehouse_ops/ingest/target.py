@@ -13,7 +13,11 @@ from lakehouse_ops.sqltext import table_ref
 
 log = get_logger("ingest")
 
-QUARANTINE_SCHEMA = "raw STRING, source_object STRING, reason STRING, batch_id STRING, quarantined_at TIMESTAMP"
+QUARANTINE_SCHEMA = (
+    "raw STRING, source_object STRING, reason STRING, batch_id STRING, quarantined_at TIMESTAMP, source_identity STRING"
+)
+# Added after the first release (the object's identity: bucket, key and ETag): a table without it gets it.
+SOURCE_IDENTITY = "source_identity"
 QUARANTINE_REASON = "record does not match the target table's schema (unparseable or wrong types)"
 
 
@@ -31,6 +35,12 @@ class TargetSetup(JobState):
             "CREATE TABLE IF NOT EXISTS %s (%s) USING iceberg" % (ref, QUARANTINE_SCHEMA),
             lambda: ledger_mod.table_exists(self.spark, ref),
         )
+        if SOURCE_IDENTITY not in self.spark.table(ref).columns:
+            ledger_mod.concurrent_ddl(
+                self.spark,
+                "ALTER TABLE %s ADD COLUMN %s STRING" % (ref, SOURCE_IDENTITY),
+                lambda: ledger_mod.table_exists(self.spark, ref) and SOURCE_IDENTITY in self.spark.table(ref).columns,
+            )
         return ref
 
     def _check_pseudonymized_columns(self) -> None:

@@ -12,7 +12,7 @@ one new key at once cannot both succeed; the loser's merge fails validation and 
 """
 
 import time
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 from lakehouse_ops.config.ingest import IngestUpsert
 from lakehouse_ops.errors import IngestError
@@ -66,15 +66,23 @@ def check_columns(upsert: IngestUpsert, columns: Sequence[str], target: str) -> 
 
 
 def merge(
-    spark: Any, target_ref: str, rows: Any, upsert: IngestUpsert, batch: str, source_column: str
+    spark: Any,
+    target_ref: str,
+    rows: Any,
+    upsert: IngestUpsert,
+    batch: str,
+    source_column: str,
+    check: Callable[[], Any] = lambda: None,
 ) -> Dict[str, Any]:
     """Merge `rows` (the target's columns) into the target; {"rows": records merged, "snapshot_id": the table's
-    snapshot after the merge}. The batch's records are held for the merge (read once, merged from there)."""
+    snapshot after the merge}. The batch's records are held for the merge (read once, merged from there);
+    `check()` runs once they are read, before the merge (it may raise to stop it)."""
     columns: List[str] = list(rows.columns)
     source = latest_per_key(rows, upsert, source_column, columns).persist()
     view = "lakehouse_ops_batch_%s" % batch.replace("-", "_")
     try:
         count = source.count()
+        check()
         source.createOrReplaceTempView(view)
         statement = merge_sql(target_ref, view, columns, upsert)
         for attempt in range(1, ATTEMPTS + 1):

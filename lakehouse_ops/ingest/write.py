@@ -1,8 +1,10 @@
 """Writing one ingest batch: read its objects, stage the rows (write-audit-publish, the batch id in the snapshot
-summary), publish, and quarantine the records that do not fit."""
+summary) or merge them by key, and observe in the same pass what decides the batch's fate: the objects holding
+misfit records and JSON keys naming a column in a spelling the read did not parse."""
 
 import time
-from typing import Any, Collection, Dict, List, Mapping, Optional, Set, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from lakehouse_ops.engine.fs import head_bytes
 from lakehouse_ops.engine.procedures import call
@@ -11,13 +13,13 @@ from lakehouse_ops.ingest import evolve, upsert
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.formats import AVRO_HEADER_BYTES, avro_fields
+from lakehouse_ops.ingest.jsonread import VARIANTS
 from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.read import Located, data_schema, inference_reader, load, spark_spellings
-from lakehouse_ops.ingest.state import JobState
-from lakehouse_ops.ingest.target import QUARANTINE_REASON
+from lakehouse_ops.ingest.pin import Pinned
+from lakehouse_ops.ingest.read import data_schema, inference_reader
+from lakehouse_ops.ingest.sourced import IDENTITY, SOURCE, SourcedRows
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape
-from lakehouse_ops.sqltext import quote_string
 
 log = get_logger("ingest")
 
@@ -30,7 +32,26 @@ class ReadFailed(Exception):
         self.error = error
 
 
-class BatchWrites(JobState):
+@dataclass
+class Written:
+    """What a batch's write did and saw: the staged snapshot (None: merged, or not written), whether rows were
+    written at all, the identities of objects holding misfit records, and JSON key spellings not read yet."""
+
+    staged: Optional[int] = None
+    written: bool = True
+    misfits: Set[str] = field(default_factory=set)
+    variants: Set[str] = field(default_factory=set)
+
+
+class Redo(Exception):
+    """A merge's source showed (before the merge) that the batch must be read again or lose objects."""
+
+    def __init__(self, seen: Written) -> None:
+        super().__init__("the batch is read again")
+        self.seen = seen
+
+
+class BatchWrites(SourcedRows):
     """The writes of an IngestJob (a mixin: it works on the job's config, session, target and quarantine): its own
     batches, and batches other workers committed or sealed without finishing."""
 
@@ -53,14 +74,18 @@ class BatchWrites(JobState):
             raise IngestError("batch %s is not in the history of %s after its publish" % (batch, self.target))
         return found
 
-    def _evolve(self, located: Located, metrics: Dict[str, Any]) -> None:
+    def _evolve(self, pinned: Pinned, metrics: Dict[str, Any]) -> None:
         """add_new_columns: give the target the batch's new fields (and wider Parquet types) before its read."""
-        paths = [glob_escape(path) for path, _ in located.values()]
+        located = pinned.located
         try:
             if self.cfg.format == "avro":
                 heads = [head_bytes(self.spark, path, AVRO_HEADER_BYTES) for path, _ in located.values()]
                 files = evolve.struct_of(self.spark, avro_fields(heads))
+            elif pinned.headers:  # CSV: the headers name the columns (added as STRING)
+                names = {n: None for path, _ in located.values() for n in pinned.headers.get(path, [])}
+                files = evolve.struct_of(self.spark, [(n, "string") for n in names])
             else:
+                paths = [glob_escape(path) for path, _ in located.values()]
                 files = evolve.file_schema(self.spark, inference_reader(self.spark, self.cfg), paths)
         except Exception as exc:
             raise ReadFailed(IngestError("inferring the schema of batch files failed: %s" % first_line(exc))) from exc
@@ -77,30 +102,13 @@ class BatchWrites(JobState):
             metrics["schema_changes"] = changes.describe()
             self.on_stage("after_evolve")
 
-    @property
-    def _quarantining(self) -> bool:
-        return self.quarantine_ref is not None
-
-    def _sourced(self, located: Located, todo: Mapping[str, S3Object]) -> Any:
-        """The batch's rows, each with the S3 URI of the object it came from."""
-        from pyspark.sql import functions as F
-
-        pairs = [
-            (spelling, todo[identity].uri)
-            for identity, (_, uri) in located.items()
-            for spelling in spark_spellings(uri)
-        ]
-        sources = self.spark.createDataFrame(pairs, "_lakehouse_ops_file STRING, _lakehouse_ops_source STRING")
-        df = load(self.spark, self.cfg, self.schema, [path for path, _ in located.values()], self._quarantining)
-        return df.join(F.broadcast(sources), "_lakehouse_ops_file")
-
     def _rows(self, df: Any, batch: str) -> Any:
         """The batch's rows as the target takes them: ingest columns, enrichment, the target's column order, and
         pseudonymized columns."""
         from pyspark.sql import functions as F
 
         out = (
-            df.withColumn(self.cfg.source_column, F.col("_lakehouse_ops_source"))
+            df.withColumn(self.cfg.source_column, F.col(SOURCE))
             .withColumn(self.cfg.ingest_time_column, F.current_timestamp())
             .withColumn(self.cfg.batch_column, F.lit(batch))
         )
@@ -120,52 +128,56 @@ class BatchWrites(JobState):
             )
         return out
 
-    def _commit(
-        self, located: Located, todo: Mapping[str, S3Object], batch: str, metrics: Dict[str, Any]
-    ) -> Tuple[Optional[int], Set[str]]:
+    def _commit(self, pinned: Pinned, todo: Mapping[str, S3Object], batch: str, metrics: Dict[str, Any]) -> Written:
         """Write the batch's good rows in one pass: staged with the batch id in the snapshot summary (appends), or
-        merged by key (upserts).
+        merged by key (upserts; a merge commits itself, so what the pass observes is looked at before the merge,
+        and a batch to be read again raises Redo instead of merging).
 
-        Returns the staged snapshot id (published after the batch is sealed; None for a merge, which commits
-        itself) and the S3 URIs of the objects that held misfit records.
-
-        The pass also counts the records that do not fit (an observation), so they cost a second read only when
-        there are some.
-        """
+        The pass observes the objects holding misfit records and JSON keys in spellings not read yet: a misfit
+        costs a second read only when there is one."""
         from pyspark.sql import Observation
         from pyspark.sql import functions as F
 
         if self.cfg.schema_evolution == "add_new_columns":
-            self._evolve(located, metrics)
-        df = self._sourced(located, todo)
+            self._evolve(pinned, metrics)
+        df = self._sourced(pinned.located, todo, pinned.headers)
         observation = Observation("lakehouse_ops_ingest")
-        if self._quarantining and self.cfg.format in ("json", "csv"):
-            misfit = F.col(CORRUPT).isNotNull()
-            df = df.observe(
-                observation,
-                F.count(F.when(misfit, 1)).alias("misfits"),
-                F.collect_set(F.when(misfit, F.col("_lakehouse_ops_source"))).alias("misfit_sources"),
-            )
-            df = df.filter(F.col(CORRUPT).isNull())
-        else:
-            df = df.observe(
-                observation, F.lit(0).alias("misfits"), F.array().cast("array<string>").alias("misfit_sources")
-            )
+        misfit = F.col(CORRUPT).isNotNull()
+        variants = F.array_distinct(F.flatten(F.collect_set(F.col(VARIANTS)))) if VARIANTS in df.columns else None
+        df = df.observe(
+            observation,
+            F.count(F.when(misfit, 1)).alias("misfits"),
+            F.collect_set(F.when(misfit, F.col(IDENTITY))).alias("misfit_objects"),
+            (variants if variants is not None else F.array().cast("array<string>")).alias("variants"),
+        ).filter(~misfit)
         out = self._rows(df, batch)
         commit_started = time.time()
-        staged: Optional[int] = None
-        if self.cfg.upsert:
-            self._merge(out, batch, metrics)
-        else:
-            staged = self._stage(out, batch, len(located))
+        seen = Written()
+        try:
+            if self.cfg.upsert:
+                self._merge(out, batch, metrics, lambda: self._seen(observation, metrics, seen))
+            else:
+                seen.staged = self._stage(out, batch, len(pinned.located))
+        except Redo:
+            seen.written = False
         metrics["commit_s"] = round(time.time() - commit_started, 3)
+        return self._seen(observation, metrics, seen)
+
+    def _seen(self, observation: Any, metrics: Dict[str, Any], seen: Written) -> Written:
+        """What the pass observed, into `seen`; before a merge, Redo when the batch must be read again."""
         observed = observation.get or {}
         metrics["misfits"] = int(observed.get("misfits", 0))
-        sources = observed.get("misfit_sources")
-        if sources is not None and not isinstance(sources, (list, tuple)):
+        seen.misfits = set(self._jvm_list(observed.get("misfit_objects")))
+        seen.variants = set(self._jvm_list(observed.get("variants"))) - self.spellings
+        if seen.written and self.cfg.upsert and (seen.variants or (seen.misfits and not self._quarantining)):
+            raise Redo(seen)
+        return seen
+
+    def _jvm_list(self, value: Any) -> List[str]:
+        if value is not None and not isinstance(value, (list, tuple)):
             # Arrays come back from the JVM as Scala sequences.
-            sources = self.spark._jvm.scala.collection.JavaConverters.seqAsJavaList(sources)
-        return staged, set(sources or [])
+            value = self.spark._jvm.scala.collection.JavaConverters.seqAsJavaList(value)
+        return [str(v) for v in (value or []) if v is not None]
 
     def _stage(self, out: Any, batch: str, objects: int) -> int:
         """Append the rows as a staged (write-audit-publish) snapshot carrying the batch id; its id."""
@@ -189,65 +201,30 @@ class BatchWrites(JobState):
             raise IngestError("batch %s is not staged in %s after its write" % (batch, self.target))
         return staged
 
-    def _merge(self, out: Any, batch: str, metrics: Dict[str, Any]) -> None:
-        """Merge the rows by key (upserts commit themselves: applying a batch twice changes nothing)."""
+    def _merge(self, out: Any, batch: str, metrics: Dict[str, Any], check: Any) -> None:
+        """Merge the rows by key (upserts commit themselves: applying a batch twice changes nothing); `check()` is
+        asked once the rows are read, before the merge."""
         assert self.cfg.upsert is not None
         try:
-            merged = upsert.merge(self.spark, self.target_ref, out, self.cfg.upsert, batch, self.cfg.source_column)
+            merged = upsert.merge(
+                self.spark, self.target_ref, out, self.cfg.upsert, batch, self.cfg.source_column, check
+            )
+        except Redo:
+            raise
         except Exception as exc:
             raise ReadFailed(
                 IngestError("merge of batch %s into %s failed: %s" % (batch, self.target, first_line(exc)))
             ) from exc
         metrics.update(merged)
 
-    def _quarantine(
-        self,
-        batch: str,
-        located: Located,
-        todo: Mapping[str, S3Object],
-        metrics: Dict[str, Any],
-        replace: bool = False,
-        only_sources: Optional[Collection[str]] = None,
-    ) -> None:
-        """Write the batch's misfit records to the quarantine table (after the target commit, before the ledger
-        says committed: an interruption in between is redone by `reconcile`, replacing what was written)."""
-        from pyspark.sql import functions as F
-
-        if not self._quarantining or self.cfg.format not in ("json", "csv"):
-            return
-        if replace:
-            listed = ", ".join(quote_string(todo[i].uri) for i in sorted(located))
-            self.spark.sql("DELETE FROM %s WHERE source_object IN (%s)" % (self.quarantine_ref, listed))
-        elif not metrics.get("misfits"):
-            return
-        if only_sources is not None:
-            # Only the objects the commit's observation saw misfits in are read again.
-            located = {i: v for i, v in located.items() if todo[i].uri in only_sources}
-        # Spark refuses a scan that needs only the corrupt-record column unless the parsed rows are cached.
-        parsed = self._sourced(located, todo).cache()
-        try:
-            # With pseudonymized columns the raw text would put plaintext in the lake: it is withheld (the
-            # record stays in its source object).
-            raw = F.lit(None).cast("string") if self.cfg.pseudonymize is not None else F.col(CORRUPT)
-            parsed.filter(F.col(CORRUPT).isNotNull()).select(
-                raw.alias("raw"),
-                F.col("_lakehouse_ops_source").alias("source_object"),
-                F.lit(QUARANTINE_REASON).alias("reason"),
-                F.lit(batch).alias("batch_id"),
-                F.current_timestamp().alias("quarantined_at"),
-            ).writeTo(self.quarantine_ref).append()
-        finally:
-            parsed.unpersist()
-        metrics["quarantined"] = self.spark.table(self.quarantine_ref).filter(F.col("batch_id") == batch).count()
-
     def _record_landed(self, batch: str, objects: List[S3Object], snapshot: int) -> None:
         """Complete a batch whose commit landed without its worker finishing: redo its quarantine rows (replacing
         any written), then record it committed."""
         todo = {o.identity: o for o in objects}
-        pinned = self.pinner.pin(todo)
+        pinned = self._pin(todo)
         try:
             if pinned.located:
-                self._quarantine(batch, pinned.located, todo, {}, replace=True)
+                self._quarantine(batch, pinned, todo, {}, replace=True)
         finally:
             self.pinner.discard(pinned)
         self.ledger.record(batch, objects, ledger_mod.COMMITTED, snapshot)

@@ -139,3 +139,169 @@ def test_reconcile_from_an_inventory_and_a_versioned_notification_commit_an_obje
     report = run(spark, config)
     assert report["totals"]["rows"] == 0 and report["totals"]["already_committed"] == 1, report
     assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 2, 3]
+
+
+def write_file(landing, key, text):
+    path = os.path.join(landing.root, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(text)
+    landing.announce(key)
+
+
+def pseudonymized(pseudo_service, monkeypatch):
+    """The sections that pseudonymize customer_id through the reference service (ingest's and the service's)."""
+    from conftest import PSEUDO_API_KEY
+
+    monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", PSEUDO_API_KEY)
+    settings = {"service_url": pseudo_service.url, "batch_size": 50, "max_retries": 1}
+    return {"pseudonymize": {"columns": ["customer_id"]}}, {"pseudonymization": settings}
+
+
+def plaintext_in(rows, plaintext):
+    """Every string value of `rows` (Spark Rows, nested values as their text) that holds a plaintext value."""
+    found = []
+    for row in rows:
+        for name, value in row.asDict(recursive=True).items():
+            text = json.dumps(value, default=str)
+            found += [(name, p) for p in plaintext if p in text]
+    return found
+
+
+def tokens_back(spark, pseudo_service, ref):
+    from lakehouse_ops.pseudo.spark import ServiceSettings, reidentify
+
+    plain = reidentify(spark.table(ref), ["customer_id"], ServiceSettings(url=pseudo_service.url))
+    return {r.rec_id: r.customer_id for r in plain.collect()}
+
+
+def test_csv_columns_are_read_by_the_header_in_any_order(
+    spark, warehouse, landing, table_name, pseudo_service, monkeypatch
+):
+    """A header naming the columns in another order (and one column the target lacks) lands each value in its
+    own column; the protected one is pseudonymized, and no plaintext id reaches another column."""
+    ingest, sections = pseudonymized(pseudo_service, monkeypatch)
+    ref = create_target(spark, table_name)
+    config = ingest_config(
+        warehouse, landing, table_name, fmt="csv", read_options={"header": "true"}, sections=sections, **ingest
+    )
+    write_file(
+        landing,
+        "c/reordered.csv",
+        "event_time,url,customer_id,rec_id,bytes_sent\n"
+        "2024-05-13 10:00:00,https://a.example/x,c101,1,10\n"
+        "2024-05-13 11:00:00,https://a.example/y,c102,2,20\n",
+    )
+    write_file(landing, "c/plain.csv.gz".replace(".gz", ""), "REC_ID,Customer_Id,BYTES_SENT\n3,c103,30\n")
+    write_file(landing, "c/twice.csv", "rec_id,customer_id,CUSTOMER_ID\n4,c104,c105\n")
+    write_file(landing, "c/headless.csv", "2024-05-13 12:00:00,c106,60,6\n")
+    report = run(spark, config)
+    assert report["ok"] and report["totals"]["rows"] == 3, report
+    rows = {r.rec_id: r for r in spark.table(ref).collect()}
+    assert sorted(rows) == [1, 2, 3]
+    assert (rows[1].bytes_sent, rows[2].bytes_sent, rows[3].bytes_sent) == (10, 20, 30)
+    assert str(rows[1].event_time) == "2024-05-13 10:00:00" and rows[3].event_time is None
+    assert tokens_back(spark, pseudo_service, ref) == {1: "c101", 2: "c102", 3: "c103"}
+    assert plaintext_in(spark.table(ref).collect(), ["c101", "c102", "c103", "https://"]) == []
+    reasons = sorted(m["MessageAttributes"]["lakehouse_ops_reason"]["StringValue"] for m in landing.dlq_messages())
+    assert len(reasons) == 2
+    assert "names 'CUSTOMER_ID' twice" in reasons[0] or "names 'CUSTOMER_ID' twice" in reasons[1]
+    assert any("names none of the target's columns" in r for r in reasons)
+    assert not [r for r in reasons for p in ("c104", "c105") if p in r]
+
+
+def test_add_new_columns_adds_a_csv_column_from_the_middle_of_the_header(spark, warehouse, landing, table_name):
+    ref = create_target(spark, table_name)
+    config = ingest_config(
+        warehouse, landing, table_name, fmt="csv", read_options={"header": "true"}, schema_evolution="add_new_columns"
+    )
+    write_file(
+        landing, "n/new.csv", "event_time,region,customer_id,bytes_sent,rec_id\n2024-05-13 10:00:00,eu-west,c1,10,1\n"
+    )
+    report = run(spark, config)
+    assert report["ok"] and report["totals"]["rows"] == 1, report
+    row = spark.table(ref).collect()[0]
+    assert (row.region, row.customer_id, row.bytes_sent, row.rec_id) == ("eu-west", "c1", 10, 1)
+
+
+def test_json_keys_match_columns_regardless_of_case(spark, warehouse, landing, table_name):
+    """add_new_columns: `Bytes_Sent` fills bytes_sent (no new column); a record naming one column twice is a
+    misfit, quarantined."""
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name, schema_evolution="add_new_columns")
+    rows = records(0, 3)
+    for r in rows:
+        r["Bytes_Sent"] = r.pop("bytes_sent")
+    rows[2]["region"] = "eu"
+    twice = dict(records(3, 1)[0], Customer_ID="other")
+    landing.put("j/case.json", rows + [twice])
+    report = run(spark, config)
+    assert report["ok"] and report["totals"]["rows"] == 3 and report["totals"]["quarantined"] == 1, report
+    got = {r.rec_id: r for r in spark.table(ref).collect()}
+    assert [got[i].bytes_sent for i in range(3)] == [0, 10, 20] and got[2].region == "eu"
+    assert "Bytes_Sent" not in spark.table(ref).columns
+    assert [json.loads(q.raw)["rec_id"] for q in spark.table(ref + "_quarantine").collect()] == [3]
+
+
+def test_rescue_never_rescues_a_protected_value(
+    spark, warehouse, landing, table_name, pseudo_service, monkeypatch, tmp_path
+):
+    """A numeric customer_id in a Parquet file, a `Customer_ID` key in JSON: pseudonymized in their column, never
+    kept as plaintext in `_rescued_data`."""
+    ingest, sections = pseudonymized(pseudo_service, monkeypatch)
+    ref = create_target(spark, table_name)
+    frame = spark.createDataFrame(
+        [(1, 9001, 10, "x")], "rec_id BIGINT, customer_id BIGINT, bytes_sent BIGINT, note STRING"
+    )
+    out = os.path.join(landing.root, "p")
+    frame.coalesce(1).write.parquet(out)
+    name = [f for f in os.listdir(out) if f.endswith(".parquet")][0]
+    landing.announce("p/" + name)
+    pq_config = ingest_config(
+        warehouse, landing, table_name, fmt="parquet", schema_evolution="rescue", sections=sections, **ingest
+    )
+    assert run(spark, pq_config)["totals"]["rows"] == 1
+    json_config = ingest_config(warehouse, landing, table_name, schema_evolution="rescue", sections=sections, **ingest)
+    landing.put(
+        "j/ids.json", [dict(rec_id=2, Customer_ID=9002, bytes_sent="lots"), dict(rec_id=3, customer_id="c9003")]
+    )
+    report = run(spark, json_config)
+    assert report["ok"] and report["totals"]["rows"] == 2, report
+    assert tokens_back(spark, pseudo_service, ref) == {1: "9001", 2: "9002", 3: "c9003"}
+    rows = {r.rec_id: r for r in spark.table(ref).collect()}
+    assert json.loads(rows[1]._rescued_data) == {"note": "x"}
+    assert json.loads(rows[2]._rescued_data) == {"bytes_sent": "lots"}
+    assert plaintext_in(spark.table(ref).collect(), ["9001", "9002", "9003"]) == []
+
+
+def test_a_malformed_record_without_a_quarantine_table_dead_letters_its_file_and_quotes_nothing(
+    spark, warehouse, landing, table_name, pseudo_service, monkeypatch, caplog
+):
+    ingest, sections = pseudonymized(pseudo_service, monkeypatch)
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name, quarantine_table=None, sections=sections, **ingest)
+    landing.put("m/good.json", records(0, 3))
+    landing.put("m/bad.json", records(3, 2), extra_lines=['{"customer_id": "c-secret-77", "rec_id": "not a number"}'])
+    report = run(spark, config)
+    assert report["ok"] and report["totals"]["rows"] == 3, report
+    assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 2]
+    dead = landing.dlq_messages()
+    assert len(dead) == 1 and "m/bad.json holds records that do not fit" in json.dumps(dead[0]["MessageAttributes"])
+    said = json.dumps(report, default=str) + json.dumps(dead, default=str) + caplog.text
+    assert "c-secret-77" not in said and "c003" not in said and "c004" not in said
+    assert run(spark, config)["totals"]["messages"] == 0  # nothing left to fail again
+    assert landing.depth() == 0
+
+
+def test_quarantined_records_of_one_version_of_a_key_stay_when_another_version_is_quarantined(
+    spark, warehouse, landing, table_name
+):
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name, upsert={"keys": ["rec_id"], "order_by": "event_time"})
+    landing.put("q/k.json", records(0, 2), extra_lines=['{"rec_id": "first version"}'])
+    assert run(spark, config)["totals"]["quarantined"] == 1
+    landing.put("q/k.json", records(2, 2), extra_lines=['{"rec_id": "second version"}'])
+    assert run(spark, config)["totals"]["quarantined"] == 1
+    kept = sorted(json.loads(q.raw)["rec_id"] for q in spark.table(ref + "_quarantine").collect())
+    assert kept == ["first version", "second version"]
+    assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 2, 3]
