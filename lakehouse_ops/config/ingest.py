@@ -119,14 +119,21 @@ class IngestConfig(Model):
     ingest_time_column: str = "_ingested_at"
     batch_column: str = "_ingest_batch"
     batch: BatchBudget = Field(default_factory=BatchBudget)
-    visibility_timeout_seconds: int = Field(300, ge=5, le=43200)
+    # A batch's messages are hidden this long and re-hidden every heartbeat while it is written: a worker that
+    # stops has its messages back within about this long.
+    visibility_timeout_seconds: int = Field(60, ge=5, le=43200)
     # Where workers claim objects before writing them (s3:// prefix or local directory); default: under the
     # catalog's warehouse, <warehouse>/_lakehouse_ops/ingest-claims/<target>.
     claims: Optional[str] = None
-    # A claim not released after this long is taken over (its worker is presumed dead): longer than a batch takes.
-    claim_seconds: float = Field(900, ge=5, le=43200)
+    # A worker's claims live while it renews them (every third of this); a worker that stops has them taken
+    # over within this long.
+    claim_seconds: float = Field(60, ge=5, le=43200)
     # Visibility is extended this often while a batch is in flight (well under the timeout).
-    heartbeat_seconds: float = Field(60, gt=0, le=3600)
+    heartbeat_seconds: float = Field(15, gt=0, le=3600)
+    # --until-empty: how long to wait, once a receive comes back empty, for messages still in flight (other
+    # workers' batches, messages deferred behind claims, a stopped worker's) before stopping with them named.
+    # None: two visibility timeouts and a claim's life.
+    until_empty_wait_seconds: Optional[float] = Field(None, ge=0, le=43200)
     # Other targets fed from the same queue: the first route that matches an object's s3:// URI takes it;
     # objects no route matches go to target_table.
     routes: List[IngestRoute] = Field(default_factory=list)
@@ -163,6 +170,12 @@ class IngestConfig(Model):
             own = route.model_dump(exclude={"prefix", "pattern"}, exclude_none=True)
             out.append((route, IngestConfig.model_validate({**base, **own})))
         return out + [(None, self)]
+
+    @property
+    def until_empty_wait_s(self) -> float:
+        if self.until_empty_wait_seconds is not None:
+            return self.until_empty_wait_seconds
+        return 2.0 * self.visibility_timeout_seconds + self.claim_seconds
 
     @property
     def _csv_header(self) -> bool:

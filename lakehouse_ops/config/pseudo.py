@@ -80,6 +80,9 @@ class InExecutorSettings(_Settings):
 
     keys_secret: Optional[str] = None
     key_file: Optional[str] = None
+    # The key version tokens are made under: a job sets it once, from the driver, so that executors whose cached
+    # keyring is older than a rotation never mix versions. None: the keyring's current.
+    key_version: Optional[int] = Field(None, ge=1, le=255)
     batch_size: int = Field(100000, ge=1)
     max_concurrent_requests: int = Field(1, ge=1)
     max_total_concurrency: int = Field(1000000, ge=1)

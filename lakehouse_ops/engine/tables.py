@@ -60,3 +60,48 @@ def delete_files(spark: Any, jtable: Any, df: Any, column: str) -> int:
             failed += 1
             log.warning("a delete failed", extra={"error": str(exc)[:200]})
     return failed
+
+
+# Summary entries Iceberg writes for every commit, or that say how a commit was made: a re-applied append gets its
+# own, and keeps every other entry (a batch id, a published write-audit-publish id, a writer's own properties).
+COMPUTED_SUMMARY = (
+    "added-",
+    "deleted-",
+    "removed-",
+    "total-",
+    "changed-partition",
+    "partition-summaries",
+    "iceberg-version",
+    "engine-",
+    "app-id",
+    "wap.id",
+    "source-snapshot-id",
+    "replace-partitions",
+)
+REAPPLIED_FROM = "lakehouse-ops.reapplied-from"
+
+
+def reapply_append(spark: Any, catalog: str, table: str, snapshot_id: int) -> None:
+    """Commit the data files an append snapshot added again, onto the table's current state, with its summary
+    entries (unlike `cherrypick_snapshot`, whose copy keeps neither a batch id nor the published write-audit-publish
+    id, so a batch would no longer be known as landed). A staged snapshot that had been fast-forwarded keeps its id
+    as published."""
+    jtable = jvm_table(spark, catalog, table)
+    if jtable is None:
+        raise RuntimeError(
+            "the Iceberg table object of %s is not available to re-apply snapshot %d" % (table, snapshot_id)
+        )
+    jtable.refresh()
+    snapshot = jtable.snapshot(snapshot_id)
+    append = jtable.newFastAppend()
+    files = snapshot.addedDataFiles(jtable.io()).iterator()
+    while files.hasNext():
+        append.appendFile(files.next())
+    summary = {str(k): str(v) for k, v in dict(snapshot.summary()).items()}
+    for key, value in summary.items():
+        if not key.startswith(COMPUTED_SUMMARY):
+            append.set(key, value)
+    if "wap.id" in summary and "published-wap-id" not in summary:
+        append.set("published-wap-id", summary["wap.id"])
+    append.set(REAPPLIED_FROM, str(snapshot_id))
+    append.commit()

@@ -15,15 +15,20 @@ its batch before reading them:
   batch cannot both land it.
 
 So an object is published only inside a sealed batch that lists it, at most one sealed batch lists it while its
-claim lives, and a sealed batch lands at most once. A killed worker's claims expire (`ingest.claim_seconds`) and
-are taken over without losing the object: its messages come back, and its sealed batch is finished by the next
-worker that meets one of its objects. Claims are released once the ledger says committed; the ledger check that
-follows every claim then sees the commit.
+claim lives, and a sealed batch lands at most once. Claims live as long as their worker does: each worker keeps a
+liveness record (`workers/<owner>`) that a background thread renews every third of `ingest.claim_seconds`, and a
+claim is held while its owner's record is fresh, however long the batch takes. A killed or stalled worker stops
+renewing it, and its claims are taken over within `claim_seconds` without losing the object: its messages come
+back, and its sealed batch is finished by the next worker that meets one of its objects (a stalled worker that
+wakes up finds its batch void and publishes nothing). Claims are released once the ledger says committed; the
+ledger check that follows every claim then sees the commit. A claim whose owner keeps no liveness record (an
+earlier release) lives until its own expiry.
 """
 
 import hashlib
 import os
 import socket
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +60,10 @@ def _batch_key(batch: str) -> str:
     return "batches/" + batch
 
 
+def _worker_key(owner: str) -> str:
+    return "workers/" + hashlib.sha256(owner.encode("utf-8")).hexdigest()
+
+
 @dataclass
 class ClaimResult:
     taken: Dict[str, str] = field(default_factory=dict)  # identity -> etag of our claim
@@ -76,6 +85,65 @@ class Claims:
         self.owner = owner or new_owner()
         self.clock = clock
         self.workers = workers
+        self._alive_etag: Optional[str] = None
+        self._keepalive: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+
+    # -- liveness -----------------------------------------------------------------------------------------
+
+    def keep_alive(self) -> None:
+        """Say this worker is alive for another `ttl` seconds (its claims stay held meanwhile)."""
+        doc = {"owner": self.owner, "alive_until": self.clock() + self.ttl}
+        key = _worker_key(self.owner)
+        etag = self.store.replace(key, doc, self._alive_etag) if self._alive_etag else None
+        if etag is None:
+            etag = self.store.create(key, doc)
+        if etag is None:  # a record left by a process of the same owner name: ours now
+            found = self.store.read(key)
+            etag = self.store.replace(key, doc, found[1]) if found else self.store.create(key, doc)
+        self._alive_etag = etag
+
+    def start_keepalive(self) -> None:
+        """Renew liveness every third of `ttl` from a daemon thread, until `stop_keepalive`."""
+        if self._keepalive is not None:
+            return
+        self.keep_alive()
+        self._stop.clear()
+
+        def renew() -> None:
+            while not self._stop.wait(self.ttl / 3.0):
+                try:
+                    self.keep_alive()
+                except Exception as exc:  # the next beat tries again; claims lapse only after ttl
+                    log.warning("claims liveness not renewed", extra={"error": str(exc).splitlines()[0][:200]})
+
+        self._keepalive = threading.Thread(target=renew, name="claims-keepalive", daemon=True)
+        self._keepalive.start()
+
+    def stop_keepalive(self) -> None:
+        """Stop renewing and say so (this worker's claims are released or left to take over at once)."""
+        if self._keepalive is None:
+            return
+        self._stop.set()
+        self._keepalive.join(timeout=30)
+        self._keepalive = None
+        self.store.delete(_worker_key(self.owner))
+        self._alive_etag = None
+
+    def _live_until(self, claim: Dict[str, Any], seen: Dict[str, float]) -> float:
+        """Until when a claim holds: its owner's liveness, or (an owner keeping none) the claim's own expiry."""
+        owner = str(claim.get("owner"))
+        if owner not in seen:
+            found = self.store.read(_worker_key(owner))
+            seen[owner] = float(found[0]["alive_until"]) if found else float(claim.get("expires_at", 0))
+        return seen[owner]
+
+    def _come_back(self, claim: Dict[str, Any], live_until: float) -> float:
+        """When a message of an object another worker holds should be looked at again: once its claim could lapse,
+        and no sooner than the claim has lived so far (a long batch is waited for in ever longer steps, so the
+        message's receive count grows slowly)."""
+        now = self.clock()
+        return max(live_until, now + (now - float(claim.get("taken_at", now))))
 
     def _doc(self, identity: str, batch: str) -> Dict[str, Any]:
         now = self.clock()
@@ -125,7 +193,9 @@ class Claims:
     def claim(self, identities: List[str], batch: str) -> ClaimResult:
         """Claim each object for `batch`: taken, held by a live worker, or in a sealed batch to finish first."""
         result = ClaimResult()
-        for identity, outcome in zip(identities, self._map(lambda i: self._claim_one(i, batch), identities)):
+        seen: Dict[str, float] = {}
+        outcomes = self._map(lambda i: self._claim_one(i, batch, seen), identities)
+        for identity, outcome in zip(identities, outcomes):
             kind, value = outcome
             if kind == "taken":
                 result.taken[identity] = value
@@ -135,7 +205,7 @@ class Claims:
                 result.to_finish[value[0]] = value[1]
         return result
 
-    def _claim_one(self, identity: str, batch: str) -> Tuple[str, Any]:
+    def _claim_one(self, identity: str, batch: str, seen: Dict[str, float]) -> Tuple[str, Any]:
         key = _object_key(identity)
         for _ in range(5):
             etag = self.store.create(key, self._doc(identity, batch))
@@ -145,8 +215,10 @@ class Claims:
             if found is None:
                 continue  # released meanwhile
             current, current_etag = found
-            if current.get("owner") != self.owner and current.get("expires_at", 0) > self.clock():
-                return "held", float(current["expires_at"])
+            if current.get("owner") not in (self.owner, None):
+                live_until = self._live_until(current, seen)
+                if live_until > self.clock():
+                    return "held", self._come_back(current, live_until)
             previous = current.get("batch")
             # Our own earlier batch too: one that failed after its seal must be finished, not bypassed.
             if previous and previous != batch:

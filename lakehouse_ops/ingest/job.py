@@ -58,6 +58,7 @@ class IngestJob(QueueLoop, TargetSetup, BatchProtocol):
         self.claims = Claims(open_store(claims_root(config, self.target)), self.cfg.claim_seconds)
         self._pinner: Optional[Pinner] = None
         self.spellings: Set[str] = set()
+        self.key_versions: Dict[str, int] = {}
         self._prepared = False
         self.on_stage = on_stage or (lambda stage: None)
 
@@ -97,8 +98,15 @@ class IngestJob(QueueLoop, TargetSetup, BatchProtocol):
         self.ledger.ensure()
         self.quarantine_ref = self._ensure_quarantine_table()
         self.schema = data_schema(spark, self.target_ref, self._meta_columns())
+        # Claims live while this worker does, however long a batch takes (claims.py).
+        self.claims.start_keepalive()
         self.reconciled = self._reconcile()
         self._prepared = True
+
+    def stop(self) -> None:
+        """The worker is done: its claims stop being kept alive."""
+        self.claims.stop_keepalive()
+        self._prepared = False
 
     def _reconcile(self) -> int:
         """Finish batches whose target commit happened but whose ledger record did not (an interruption):

@@ -23,6 +23,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from lakehouse_ops.engine.frames import scan_metrics
+from lakehouse_ops.engine.tables import REAPPLIED_FROM
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest.messages import S3Object
 from lakehouse_ops.logs import get_logger
@@ -32,6 +33,8 @@ log = get_logger("ingest.ledger")
 
 BATCH_PROPERTY = "lakehouse-ops.batch-id"
 WAP_ID, PUBLISHED_WAP_ID = "wap.id", "published-wap-id"
+# Summary entries naming the snapshot a commit copies (Iceberg's cherry-pick; lakehouse-ops' rollback re-apply).
+LINEAGE = ("source-snapshot-id", REAPPLIED_FROM)
 # superseded: an announced object whose key held other bytes when it was read, and whose own bytes were gone
 # (pin.py): recorded, never read.
 PENDING, COMMITTED, SUPERSEDED = "pending", "committed", "superseded"
@@ -84,23 +87,35 @@ def batch_snapshot(spark: Any, catalog: str, table: str, batch: str) -> Optional
     """(snapshot id, summary) of the commit on the table's main line that landed `batch`, or None.
 
     A batch lands as a write-audit-publish snapshot: fast-forwarded (it carries the batch id itself) or
-    cherry-picked (the published snapshot names it in `published-wap-id`). Staged snapshots not published are not
-    on the main line and do not count. Two commits of one batch are a failure, never "committed".
+    cherry-picked (the published snapshot names it in `published-wap-id`). A copy of such a snapshot made later (a
+    rollback's re-apply, a cherry-pick by hand: `source-snapshot-id`, `lakehouse-ops.reapplied-from`) lands it too.
+    Staged snapshots not published are not on the main line and do not count. Two commits of one batch are a
+    failure, never "committed".
     """
     ref = table_ref(catalog, table)
     spark.sql("REFRESH TABLE %s" % ref)
-    rows = spark.sql(
-        "SELECT s.snapshot_id, first(s.summary) AS summary FROM %s.snapshots s JOIN %s.history h ON "
-        "s.snapshot_id = h.snapshot_id WHERE h.is_current_ancestor AND (s.summary['%s'] = '%s' OR "
-        "s.summary['%s'] = '%s') GROUP BY s.snapshot_id" % (ref, ref, BATCH_PROPERTY, batch, PUBLISHED_WAP_ID, batch)
-    ).collect()
-    if len(rows) > 1:
+    carriers = "s.summary['%s'] = '%s' OR s.summary['%s'] = '%s'" % (BATCH_PROPERTY, batch, PUBLISHED_WAP_ID, batch)
+    found: Dict[int, Any] = {}
+    while True:
+        rows = spark.sql(
+            "SELECT s.snapshot_id, first(s.summary) AS summary, max(coalesce(h.is_current_ancestor, false)) AS main "
+            "FROM %s.snapshots s LEFT JOIN %s.history h ON s.snapshot_id = h.snapshot_id WHERE %s "
+            "GROUP BY s.snapshot_id" % (ref, ref, carriers)
+        ).collect()
+        new = [r for r in rows if int(r.snapshot_id) not in found]
+        if not new:
+            break
+        found.update((int(r.snapshot_id), r) for r in new)
+        listed = ", ".join("'%d'" % i for i in sorted(found))
+        carriers = " OR ".join("s.summary['%s'] IN (%s)" % (key, listed) for key in LINEAGE)
+    landed = [r for r in found.values() if r.main]
+    if len(landed) > 1:
         raise IngestError(
             "batch %s was committed %d times to %s (snapshots %s): rows of its objects are "
             "duplicated; delete the rows of all but the first snapshot (column of the batch id)"
-            % (batch, len(rows), table, ", ".join(str(r.snapshot_id) for r in rows))
+            % (batch, len(landed), table, ", ".join(str(r.snapshot_id) for r in landed))
         )
-    return (int(rows[0].snapshot_id), dict(rows[0].summary)) if rows else None
+    return (int(landed[0].snapshot_id), dict(landed[0].summary)) if landed else None
 
 
 def find_batch_snapshot(spark: Any, catalog: str, table: str, batch: str) -> Optional[int]:

@@ -16,6 +16,7 @@ from lakehouse_ops.logs import get_logger
 from lakehouse_ops.units import iso_seconds as _iso
 
 log = get_logger("ingest")
+UNTIL_EMPTY_POLL_S = 5  # --until-empty: how often the queue is asked again while messages are in flight
 
 
 def batch_metrics(batch: Batch) -> Dict[str, Any]:
@@ -107,6 +108,7 @@ class QueueLoop:
         backoff = self.cfg.empty_backoff_seconds
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqs-prefetch")
         upcoming: Optional["Future[Tuple[Batch, Heartbeat]]"] = None
+        empty_since: Optional[float] = None
         try:
             while True:
                 if max_batches is not None and len(report["batches"]) >= max_batches:
@@ -121,13 +123,13 @@ class QueueLoop:
                 upcoming = None
                 if batch.empty:
                     heartbeat.stop()
-                    if until_empty:
-                        report["stopped"] = "queue empty"
+                    empty_since = empty_since or time.time()
+                    if until_empty and self._drained(report, empty_since):
                         break
-                    time.sleep(backoff)
+                    time.sleep(min(backoff, UNTIL_EMPTY_POLL_S) if until_empty else backoff)
                     backoff = min(backoff * 2, self.cfg.max_empty_backoff_seconds)
                     continue
-                backoff = self.cfg.empty_backoff_seconds
+                backoff, empty_since = self.cfg.empty_backoff_seconds, None
                 if max_batches is None or len(report["batches"]) + 1 < max_batches:
                     upcoming = pool.submit(self._receive)
                 try:
@@ -145,7 +147,37 @@ class QueueLoop:
                 except Exception as exc:  # they come back after the visibility timeout all the same
                     log.warning("could not release prefetched messages", extra={"error": str(exc)[:200]})
             pool.shutdown()
+            self.stop()
         return self._finish_run(report, started)
+
+    def stop(self) -> None:
+        """The run is over (the worker's claims stop being kept alive)."""
+        raise NotImplementedError
+
+    def _drained(self, report: Dict[str, Any], empty_since: float) -> bool:
+        """`--until-empty` after a receive came back empty: True to stop. The queue is drained when SQS counts no
+        message at all, visible or in flight (in flight: being written by another worker, deferred behind a claim,
+        or hidden by a worker that stopped: they come back). Waiting for them ends after `until_empty_wait_s`,
+        with what is left and why in the report, which is then not ok."""
+        visible, in_flight = self.queue.depth()
+        if visible == 0 and in_flight == 0:
+            report["stopped"] = "queue empty"
+            return True
+        if time.time() - empty_since < self.cfg.until_empty_wait_s:
+            return False
+        report.update(
+            ok=False,
+            stopped="in flight",
+            left={
+                "visible": visible,
+                "in_flight": in_flight,
+                "reason": "messages still hidden %.0f s after the queue last gave one: held by other workers' "
+                "batches or claims, or by a worker that stopped (they come back after visibility_timeout_seconds "
+                "and claim_seconds); run again to take them" % (time.time() - empty_since),
+            },
+        )
+        log.warning("queue not drained; messages left in flight", extra=report["left"])
+        return True
 
     def _finish_run(self, report: Dict[str, Any], started: float) -> Dict[str, Any]:
         report.update(totals(report["batches"], time.time() - started))

@@ -18,6 +18,7 @@ from lakehouse_ops.logs import get_logger
 log = get_logger("ingest")
 # A key rewritten under every read of its batch this many times is given up on (its message is dead-lettered).
 MAX_REPINS = 3
+MAX_ROUNDS = 12  # reads of one batch (objects dropped, spellings learnt, keys re-pinned) before it is given up
 MISFIT_FILE = (
     "%s holds records that do not fit the target's schema (unparseable, of wrong types, or naming a column twice); "
     "with no quarantine table the whole object is dead-lettered and none of its rows are written"
@@ -42,8 +43,11 @@ class BatchProtocol(BatchWrites):
     ) -> Reasons:
         failed: Reasons = dict(pinned.failed)
         self._supersede(batch, todo, pinned.superseded, metrics)
-        repins = 0
+        repins = rounds = 0
         while pinned.located:
+            rounds += 1
+            if rounds > MAX_ROUNDS:
+                raise IngestError("batch %s of %s was read %d times without settling" % (batch, self.target, rounds))
             usable = self._usable(todo, pinned)
             metrics["batch_id"] = batch
             with timed(metrics, "ledger_write"):
@@ -90,6 +94,8 @@ class BatchProtocol(BatchWrites):
             )
             self.spellings |= seen.variants
             return self._rebatch(pinned, mine, set())
+        if seen.mixed_versions:
+            return self._rebatch(pinned, mine, set())
         if seen.misfits and not self._quarantining:
             for identity in seen.misfits:
                 failed[identity] = MISFIT_FILE % todo[identity].uri
@@ -105,7 +111,10 @@ class BatchProtocol(BatchWrites):
         todo: Dict[str, S3Object],
         metrics: Dict[str, Any],
     ) -> None:
-        if seen.staged is None:
+        if seen.landed is not None:
+            snapshot = seen.landed  # staging was off: the append is the batch's one commit already
+            metrics["rows"] = seen.rows
+        elif seen.staged is None:
             # A merge by key committed itself; merging it again changes nothing, so it needs no seal.
             snapshot = metrics["snapshot_id"]
         else:
@@ -113,8 +122,9 @@ class BatchProtocol(BatchWrites):
         self.on_stage("after_commit")
         with timed(metrics, "quarantine"):
             # A merged batch may be merged again after a kill: its misfits replace any written before.
-            if seen.staged is not None or metrics.get("misfits"):
-                self._quarantine(batch, pinned, todo, metrics, replace=seen.staged is None, only=seen.misfits)
+            merged = seen.staged is None and seen.landed is None
+            if not merged or metrics.get("misfits"):
+                self._quarantine(batch, pinned, todo, metrics, replace=merged, only=seen.misfits)
         with timed(metrics, "ledger_write"):
             self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
         self.on_stage("before_delete")

@@ -165,8 +165,12 @@ def reconcile(
         "objects": [o.uri for o in chosen[:LISTED_IN_REPORT]],
     }
     if dry_run or not chosen:
+        job.stop()
         return report
-    report["batches"] = [job.process(_batch(group)) for group in chunks(chosen, cfg.batch.max_objects)]
+    try:
+        report["batches"] = [job.process(_batch(group)) for group in chunks(chosen, cfg.batch.max_objects)]
+    finally:
+        job.stop()
     report["rows"] = sum(b.get("rows", 0) for b in report["batches"])
     report["failed_objects"] = {k: v for b in report["batches"] for k, v in b.get("failed_objects", {}).items()}
     report["held_elsewhere"] = sum(b.get("held_elsewhere", 0) for b in report["batches"])

@@ -74,6 +74,10 @@ class RoutedIngest(QueueLoop):
             job.prepare()
         self.reconciled = sum(job.reconciled for job in self.jobs)
 
+    def stop(self) -> None:
+        for job in self.jobs:
+            job.stop()
+
     def after_batch(self, batches: List[Dict[str, Any]], metrics: Dict[str, Any]) -> None:
         batches.append(metrics)
         log.info("batch committed", extra=metrics)

@@ -1,7 +1,7 @@
 """What the parts of an IngestJob share: the job (job.py) sets these up; its start-up (target.py) and its writes
 (write.py) are mixins that work on them."""
 
-from typing import Any, Callable, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.config.ingest import IngestConfig
@@ -22,9 +22,14 @@ class JobState:
     claims: Claims
     enrich: Optional[Callable[..., Any]]
     on_stage: Callable[[str], None]  # called as a batch reaches each of job.STAGES
+    key_versions: Dict[str, int]  # upsert keys pseudonymized deterministically: the key version the target has
 
     @property
     def spark(self) -> Any:
+        raise NotImplementedError
+
+    def _enable_wap(self) -> None:
+        """Stage the target's appends (write-audit-publish): target.py."""
         raise NotImplementedError
 
     @property

@@ -12,6 +12,7 @@ one new key at once cannot both succeed; the loser's merge fails validation and 
 """
 
 import time
+import uuid
 from typing import Any, Callable, Dict, List, Sequence
 
 from lakehouse_ops.config.ingest import IngestUpsert
@@ -72,17 +73,17 @@ def merge(
     upsert: IngestUpsert,
     batch: str,
     source_column: str,
-    check: Callable[[], Any] = lambda: None,
+    check: Callable[[Any], Any] = lambda source: None,
 ) -> Dict[str, Any]:
     """Merge `rows` (the target's columns) into the target; {"rows": records merged, "snapshot_id": the table's
     snapshot after the merge}. The batch's records are held for the merge (read once, merged from there);
-    `check()` runs once they are read, before the merge (it may raise to stop it)."""
+    `check(source)` runs once they are read (`source`, held), before the merge (it may raise to stop it)."""
     columns: List[str] = list(rows.columns)
     source = latest_per_key(rows, upsert, source_column, columns).persist()
     view = "lakehouse_ops_batch_%s" % batch.replace("-", "_")
     try:
         count = source.count()
-        check()
+        check(source)
         source.createOrReplaceTempView(view)
         statement = merge_sql(target_ref, view, columns, upsert)
         for attempt in range(1, ATTEMPTS + 1):
@@ -105,3 +106,49 @@ def merge(
 def _lost_validation(exc: BaseException) -> bool:
     text = str(exc)
     return "ValidationException" in text or "CommitFailedException" in text or "conflicting" in text.lower()
+
+
+class MixedVersions(IngestError):
+    """A batch's tokens of one key column were made under several key versions (a rotation met it mid-way)."""
+
+
+def align_key_versions(
+    spark: Any, target_ref: str, source: Any, columns: Sequence[str], settings: Any, known: Dict[str, int]
+) -> Dict[str, Any]:
+    """Before a merge keyed by deterministically pseudonymized `columns`: the batch's tokens (`source`, held) must
+    be of one key version, and the target's tokens of those columns are brought to it (re-keyed: the same value's
+    token under that version), so that a key rotation never makes a second row for a key. `known`: {column: the
+    version the target was last brought to} (a job re-keys once per rotation). Returns what was done."""
+    from pyspark.sql import functions as F
+
+    from lakehouse_ops.pseudo.spark import rekey, token_version
+
+    done: Dict[str, Any] = {}
+    for column in columns:
+        found = source.where(F.col(column).isNotNull()).select(token_version(F.col(column))).distinct().collect()
+        versions = sorted(int(r[0]) for r in found if r[0] is not None)
+        if len(versions) > 1:
+            raise MixedVersions("the batch's %s tokens are of key versions %s" % (column, versions))
+        if not versions or known.get(column) == versions[0]:
+            continue
+        version = versions[0]
+        older = spark.table(target_ref).where(F.col(column).isNotNull() & (token_version(F.col(column)) != version))
+        if hasattr(settings, "key_version"):
+            settings = settings.model_copy(update={"key_version": version})
+        mapping = rekey(older, column, settings).persist()
+        view = "lakehouse_ops_rekey_%s" % uuid.uuid4().hex
+        try:
+            tokens = mapping.count()
+            if tokens:
+                mapping.createOrReplaceTempView(view)
+                spark.sql(
+                    "MERGE INTO %s t USING %s m ON t.%s = m.old WHEN MATCHED THEN UPDATE SET t.%s = m.new"
+                    % (target_ref, view, _q(column), _q(column))
+                )
+                log.info("target re-keyed to the batch's key version", extra={"column": column, "version": version})
+        finally:
+            spark.catalog.dropTempView(view)
+            mapping.unpersist()
+        known[column] = version
+        done[column] = {"key_version": version, "rekeyed_tokens": tokens}
+    return done

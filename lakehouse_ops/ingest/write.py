@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from lakehouse_ops.engine.fs import head_bytes
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.errors import IngestError, first_line
+from lakehouse_ops.errors import IngestError, first_line, without_values
 from lakehouse_ops.ingest import evolve, upsert
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.evolve import CORRUPT
@@ -38,7 +38,10 @@ class Written:
     written at all, the identities of objects holding misfit records, and JSON key spellings not read yet."""
 
     staged: Optional[int] = None
+    landed: Optional[int] = None  # an append that landed without staging (write.wap.enabled turned off)
+    rows: int = 0  # the rows it landed
     written: bool = True
+    mixed_versions: bool = False  # a merge's key tokens of several key versions (not merged; read again)
     misfits: Set[str] = field(default_factory=set)
     variants: Set[str] = field(default_factory=set)
 
@@ -102,7 +105,13 @@ class BatchWrites(SourcedRows):
             metrics["schema_changes"] = changes.describe()
             self.on_stage("after_evolve")
 
-    def _rows(self, df: Any, batch: str) -> Any:
+    def _settings(self) -> Any:
+        """The pseudonymization settings of one batch (in-executor keys: one key version for all its tokens)."""
+        from lakehouse_ops.pseudo.spark import pinned
+
+        return pinned(self.config.section("pseudonymization").settings())
+
+    def _rows(self, df: Any, batch: str, settings: Any) -> Any:
         """The batch's rows as the target takes them: ingest columns, enrichment, the target's column order, and
         pseudonymized columns."""
         from pyspark.sql import functions as F
@@ -123,7 +132,7 @@ class BatchWrites(SourcedRows):
             out = pseudonymize(
                 out,
                 self.cfg.pseudonymize.columns,
-                self.config.section("pseudonymization").settings(),
+                settings,
                 deterministic=self.cfg.pseudonymize.mode == "deterministic",
             )
         return out
@@ -150,14 +159,17 @@ class BatchWrites(SourcedRows):
             F.collect_set(F.when(misfit, F.col(IDENTITY))).alias("misfit_objects"),
             (variants if variants is not None else F.array().cast("array<string>")).alias("variants"),
         ).filter(~misfit)
-        out = self._rows(df, batch)
+        settings = self._settings() if self.cfg.pseudonymize is not None else None
+        out = self._rows(df, batch, settings)
         commit_started = time.time()
         seen = Written()
         try:
             if self.cfg.upsert:
-                self._merge(out, batch, metrics, lambda: self._seen(observation, metrics, seen))
+                self._merge(
+                    out, batch, metrics, lambda source: self._before_merge(observation, metrics, seen, source, settings)
+                )
             else:
-                seen.staged = self._stage(out, batch, len(pinned.located))
+                self._stage(out, batch, len(pinned.located), seen)
         except Redo:
             seen.written = False
         metrics["commit_s"] = round(time.time() - commit_started, 3)
@@ -173,14 +185,41 @@ class BatchWrites(SourcedRows):
             raise Redo(seen)
         return seen
 
+    def _before_merge(
+        self, observation: Any, metrics: Dict[str, Any], seen: Written, source: Any, settings: Any
+    ) -> None:
+        """Once a merge's rows are read: Redo when the batch must be read again; keys pseudonymized
+        deterministically brought to one key version with the target's (upsert.align_key_versions)."""
+        self._seen(observation, metrics, seen)
+        keys = self._protected_keys()
+        if not keys:
+            return
+        try:
+            rekeyed = upsert.align_key_versions(self.spark, self.target_ref, source, keys, settings, self.key_versions)
+        except upsert.MixedVersions as exc:
+            log.warning("a key rotation met the batch; it is read again", extra={"reason": str(exc)})
+            seen.mixed_versions = True
+            raise Redo(seen) from None
+        if rekeyed:
+            metrics["rekeyed"] = rekeyed
+
+    def _protected_keys(self) -> List[str]:
+        """Upsert keys pseudonymized deterministically (their tokens change with the key version)."""
+        pseudo = self.cfg.pseudonymize
+        if self.cfg.upsert is None or pseudo is None or pseudo.mode != "deterministic":
+            return []
+        return [k for k in self.cfg.upsert.keys if k in pseudo.columns]
+
     def _jvm_list(self, value: Any) -> List[str]:
         if value is not None and not isinstance(value, (list, tuple)):
             # Arrays come back from the JVM as Scala sequences.
             value = self.spark._jvm.scala.collection.JavaConverters.seqAsJavaList(value)
         return [str(v) for v in (value or []) if v is not None]
 
-    def _stage(self, out: Any, batch: str, objects: int) -> int:
-        """Append the rows as a staged (write-audit-publish) snapshot carrying the batch id; its id."""
+    def _stage(self, out: Any, batch: str, objects: int, seen: Written) -> None:
+        """Append the rows as a staged (write-audit-publish) snapshot carrying the batch id (`seen.staged`). When
+        the target's `write.wap.enabled` was turned off meanwhile, the append lands at once (`seen.landed`): it is
+        the batch's one commit, and staging is turned back on for the next."""
         spark = self.spark
         spark.conf.set("spark.wap.id", batch)
         try:
@@ -189,17 +228,40 @@ class BatchWrites(SourcedRows):
             ).append()
         except Exception as exc:
             # The outcome may be unknown (e.g. a timeout after the metadata swap): the table's history decides.
-            if ledger_mod.staged_snapshot(spark, self.catalog, self.target, batch) is None:
+            if self._written(batch) is None:
                 raise ReadFailed(
-                    IngestError("commit of batch %s to %s failed: %s" % (batch, self.target, first_line(exc)))
+                    IngestError(
+                        "commit of batch %s to %s failed: %s" % (batch, self.target, self._said(first_line(exc)))
+                    )
                 ) from exc
             log.warning("commit reported an error but is in the table history", extra={"batch_id": batch})
         finally:
             spark.conf.unset("spark.wap.id")
-        staged = ledger_mod.staged_snapshot(spark, self.catalog, self.target, batch)
-        if staged is None:
-            raise IngestError("batch %s is not staged in %s after its write" % (batch, self.target))
-        return staged
+        written = self._written(batch)
+        if written is None:
+            raise IngestError("batch %s is not in %s after its write" % (batch, self.target))
+        if written[1]:
+            log.warning(
+                "the target stopped staging batches (write.wap.enabled is off): the batch landed at once; staging "
+                "is turned back on",
+                extra={"batch_id": batch, "table": self.target},
+            )
+            seen.landed, seen.rows = written[0], written[2]
+            self._enable_wap()
+        else:
+            seen.staged = written[0]
+
+    def _written(self, batch: str) -> Optional[Tuple[int, bool, int]]:
+        """(snapshot, whether it landed on the main line at once, its rows then) of the batch's write, or None."""
+        staged = ledger_mod.staged_snapshot(self.spark, self.catalog, self.target, batch)
+        if staged is not None:
+            return staged, False, 0
+        landed = ledger_mod.batch_snapshot(self.spark, self.catalog, self.target, batch)
+        return (landed[0], True, int(landed[1].get("added-records", 0))) if landed is not None else None
+
+    def _said(self, text: str) -> str:
+        """Error text as a report or log may hold it: no quoted values when the target holds protected ones."""
+        return without_values(text) if self.cfg.pseudonymize is not None else text
 
     def _merge(self, out: Any, batch: str, metrics: Dict[str, Any], check: Any) -> None:
         """Merge the rows by key (upserts commit themselves: applying a batch twice changes nothing); `check()` is

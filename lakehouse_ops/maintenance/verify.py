@@ -6,7 +6,8 @@ consecutive rewrite snapshots against the snapshot just before it. For each run 
 order-independent checksum (the sum of a 64-bit hash of every row) on the rewritten partitions.
 
 On a mismatch the table goes back to the snapshot taken before the action; appends committed by others since are
-re-applied with cherrypick_snapshot, so no appended row is lost. Which appends: those the rollback took off the
+re-applied with their summary entries (reapply_append), so no appended row is lost and an ingest batch stays known
+as landed. Which appends: those the rollback took off the
 table's main line, read from the table's history log after the rollback, because other writers go on committing
 while the checksums run. If others committed anything but appends, we do not guess: the action fails with the
 snapshot ids needed to repair by hand.
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lakehouse_ops.engine.procedures import call
-from lakehouse_ops.errors import VerificationError
+from lakehouse_ops.engine.tables import REAPPLIED_FROM, reapply_append
+from lakehouse_ops.errors import VerificationError, first_line
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.sqltext import table_ref
 
@@ -190,9 +192,11 @@ def detached_since(spark: Any, catalog: str, table: str, before_id: int) -> List
     log_rows = spark.sql("SELECT snapshot_id, is_current_ancestor FROM %s.history" % ref).collect()
     current = {r.snapshot_id for r in log_rows if r.is_current_ancestor}
     picked = {
-        int(snaps[i].summary["source-snapshot-id"])
+        int(snaps[i].summary[key])
         for i in current
-        if i in snaps and snaps[i].summary and "source-snapshot-id" in snaps[i].summary
+        if i in snaps and snaps[i].summary
+        for key in ("source-snapshot-id", REAPPLIED_FROM)
+        if key in snaps[i].summary
     }
     detached: Dict[int, Any] = {}
     for head in {r.snapshot_id for r in log_rows if not r.is_current_ancestor}:
@@ -211,30 +215,62 @@ def detached_since(spark: Any, catalog: str, table: str, before_id: int) -> List
     ]
 
 
+DETACHED_TAG = "lakehouse-ops-detached-%d"
+
+
+def keep_detached(spark: Any, catalog: str, table: str, snapshots: Sequence[Snapshot]) -> List[str]:
+    """Tag snapshots a rollback left off the main line and that could not be re-applied, so that expiry keeps
+    them (and their files) until someone re-applies them; the tags' names (a snapshot already tagged keeps its)."""
+    ref = table_ref(catalog, table)
+    tags = []
+    for snap in snapshots:
+        tag = DETACHED_TAG % snap.snapshot_id
+        try:
+            spark.sql("ALTER TABLE %s CREATE TAG IF NOT EXISTS `%s` AS OF VERSION %d" % (ref, tag, snap.snapshot_id))
+            tags.append(tag)
+        except Exception as exc:
+            log.error(
+                "a detached snapshot could not be tagged", extra={"snapshot": snap.snapshot_id, "error": str(exc)[:300]}
+            )
+    return tags
+
+
 def rollback_and_reapply(
     spark: Any, catalog: str, table: str, before_id: int, is_rewrite: Callable[[Snapshot], bool] = _is_replace
 ) -> List[Snapshot]:
-    """Return the table to `before_id` and re-apply every append other writers committed after it.
+    """Return the table to `before_id` and re-apply every append other writers committed after it, each with its
+    summary entries (an ingest batch stays known as landed: it is never published twice).
 
-    Returns the re-applied snapshots. A non-append another writer slipped in just before the rollback cannot be
-    re-applied safely: it is named, with what to do, instead of being guessed at.
+    Returns the re-applied snapshots. Every append is tried; a non-append another writer slipped in just before
+    the rollback, and an append whose re-apply failed, are tagged (kept from expiry) and named, with what to do.
     """
     call(spark, catalog, "rollback_to_snapshot", {"table": table, "snapshot_id": before_id})
     reapplied: List[Snapshot] = []
-    refused: List[Snapshot] = []
+    left: List[Tuple[Snapshot, str]] = []
     for snap in detached_since(spark, catalog, table, before_id):
         if is_rewrite(snap):
             continue
         if snap.operation != "append":
-            refused.append(snap)
+            left.append((snap, snap.operation))
             continue
-        call(spark, catalog, "cherrypick_snapshot", {"table": table, "snapshot_id": snap.snapshot_id})
-        reapplied.append(snap)
-    if refused:
+        try:
+            reapply_append(spark, catalog, table, snap.snapshot_id)
+            reapplied.append(snap)
+        except Exception as exc:
+            left.append((snap, "append; re-applying it failed: %s" % first_line(exc)))
+    if left:
+        tags = keep_detached(spark, catalog, table, [snap for snap, _ in left])
         raise VerificationError(
-            "%s was rolled back to snapshot %d and %d concurrent append(s) were re-applied, but other writers "
-            "committed %s just before the rollback; re-apply them by hand (cherrypick_snapshot, or repeat the "
-            "change)"
-            % (table, before_id, len(reapplied), ", ".join("%d (%s)" % (s.snapshot_id, s.operation) for s in refused))
+            "%s was rolled back to snapshot %d and %d concurrent append(s) were re-applied, but %d snapshot(s) "
+            "other writers committed are off the table's main line: %s. They are tagged (%s), so expiry keeps "
+            "them; re-apply each by hand (cherrypick_snapshot, or repeat the change), then drop its tag"
+            % (
+                table,
+                before_id,
+                len(reapplied),
+                len(left),
+                "; ".join("%d (%s)" % (snap.snapshot_id, why) for snap, why in left),
+                ", ".join(tags) or "tagging failed too",
+            )
         )
     return reapplied

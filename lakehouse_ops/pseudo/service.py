@@ -64,6 +64,15 @@ class PseudonymService:
         self.throttled = 0
         self._slots = threading.BoundedSemaphore(self.profile.max_concurrency or 1)
 
+    def use_keys(self, keyring: Keyring) -> None:
+        """Take new key material (a rotation): tokens are made under its current version from now on, and every
+        version it holds still opens."""
+        from lakehouse_ops.pseudo.vectorized import VectorCipher
+
+        cipher, vector = Cipher(keyring), VectorCipher(keyring)
+        with self._lock:
+            self.cipher, self.vector = cipher, vector
+
     def inject(self, *faults: str) -> None:
         """Tests: answer the next requests with these faults, in order: '429', '500', '503', 'sleep:<s>',
         'short' (one value fewer), 'null' (a null slot)."""

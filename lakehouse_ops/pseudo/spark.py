@@ -13,7 +13,7 @@ Structured Streaming `foreachBatch`.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator, List, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Optional, Tuple, Union
 
 from lakehouse_ops.config.pseudo import InExecutorSettings, ServiceSettings
 from lakehouse_ops.errors import ConfigError
@@ -26,15 +26,16 @@ class LocalCipherClient:
     """The client interface over the cipher itself (what the service would answer, computed here); `vector`
     converts whole Arrow arrays of deterministic values at once."""
 
-    def __init__(self, keyring: Any) -> None:
+    def __init__(self, keyring: Any, version: Optional[int] = None) -> None:
         from lakehouse_ops.pseudo.cipher import Cipher
         from lakehouse_ops.pseudo.vectorized import VectorCipher
 
         self.cipher = Cipher(keyring)
         self.vector = VectorCipher(keyring)
+        self.version = version  # tokens are made under this key version (None: the keyring's current)
 
     def pseudonymize(self, values: List[str], deterministic: bool = True) -> List[str]:
-        return [self.cipher.pseudonymize(v, deterministic) for v in values]
+        return [self.cipher.pseudonymize(v, deterministic, self.version) for v in values]
 
     def reidentify(self, tokens: List[str]) -> List[str]:
         return [self.cipher.reidentify(t) for t in tokens]
@@ -45,7 +46,8 @@ def make_client(settings: Settings) -> Any:
     from lakehouse_ops.pseudo import keys
 
     if isinstance(settings, InExecutorSettings):
-        return LocalCipherClient(keys.keyring_for(settings.keys_secret, settings.key_file))
+        keyring = keys.keyring_for(settings.keys_secret, settings.key_file, settings.key_version)
+        return LocalCipherClient(keyring, settings.key_version)
     from lakehouse_ops.pseudo.client import client_for
 
     api_key = keys.api_key(env_var=settings.api_key_env, secret_id=settings.api_key_secret)
@@ -67,7 +69,7 @@ def _vector_convert(client: Any, values: Any, direction: str) -> Any:
 
     distinct = pc.unique(pc.drop_null(values))
     if direction == "pseudonymize":
-        answers = client.vector.pseudonymize_array(distinct)
+        answers = client.vector.pseudonymize_array(distinct, client.version)
     else:
         answers, others = client.vector.reidentify_array(distinct)
         if others:  # randomized tokens: one at a time
@@ -154,6 +156,45 @@ def _apply(df: Any, columns: Iterable[str], settings: Settings, direction: str, 
     return df.mapInArrow(per_partition, df.schema)
 
 
+def pinned(settings: Settings) -> Settings:
+    """In-executor settings with the key version every executor is to use: the keyring's current as the driver
+    reads it now (a job pins it once per batch, so tokens of one batch never mix versions). Service settings as
+    they are: the service decides."""
+    if isinstance(settings, InExecutorSettings) and settings.key_version is None:
+        from lakehouse_ops.pseudo import keys
+
+        current = keys.keyring_for(settings.keys_secret, settings.key_file).current
+        return settings.model_copy(update={"key_version": current})
+    return settings
+
+
+def token_version(column: Any) -> Any:
+    """The key version a token was made under (its first byte), as a Spark column; null for a null token."""
+    from pyspark.sql import functions as F
+
+    return F.conv(F.hex(F.substring(F.unbase64(column), 1, 1)), 16, 10).cast("int")
+
+
+def rekey(tokens: Any, column: str, settings: Settings) -> Any:
+    """A DataFrame (old STRING, new STRING): each distinct token of `column` in `tokens`, and the deterministic
+    token of the same value under the settings' key version. Re-identified and pseudonymized again within one
+    executor function, so no plaintext leaves it (needs a service key allowed to re-identify, or the keys)."""
+    from pyspark.sql import functions as F
+
+    distinct = tokens.select(F.col(column).alias("old")).where(F.col("old").isNotNull()).distinct()
+
+    def per_partition(batches: Iterable[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        client = make_client(settings)
+        for batch in batches:
+            for plain in convert_batches([batch], ["old"], settings, "reidentify", True, client):
+                for new in convert_batches([plain], ["old"], settings, "pseudonymize", True, client):
+                    yield pa.RecordBatch.from_arrays([batch.column(0), new.column(0)], names=["old", "new"])
+
+    return distinct.mapInArrow(per_partition, "old STRING, new STRING")
+
+
 def pseudonymize(df: Any, columns: Iterable[str], settings: Settings, deterministic: bool = True) -> Any:
     """`df` with `columns` replaced by pseudonyms from the service; same schema; nulls stay null."""
     return _apply(df, columns, settings, "pseudonymize", deterministic)
@@ -170,6 +211,9 @@ __all__ = [
     "LocalCipherClient",
     "make_client",
     "convert_batches",
+    "pinned",
+    "token_version",
+    "rekey",
     "pseudonymize",
     "reidentify",
 ]

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from lakehouse_ops.pseudo.cipher import ASSOCIATED_DATA, DETERMINISTIC, Keyring, TokenError
+from lakehouse_ops.pseudo.cipher import ASSOCIATED_DATA, DETERMINISTIC, KeyMaterialError, Keyring, TokenError
 
 Rows = np.ndarray  # uint8 [N, width]: one value per row
 Block = Tuple[np.ndarray, Rows]  # (positions in the array, their rows)
@@ -208,9 +208,12 @@ class VectorCipher:
         self.keyring = keyring
         self._siv = {v: _SIV(k, ASSOCIATED_DATA[DETERMINISTIC]) for v, k in keyring.keys.items()}
 
-    def pseudonymize_array(self, values: Any) -> Any:
-        """pyarrow string array without nulls -> tokens (pyarrow string array), same order."""
-        version = self.keyring.current
+    def pseudonymize_array(self, values: Any, version: Optional[int] = None) -> Any:
+        """pyarrow string array without nulls -> tokens (pyarrow string array), same order; under `version`
+        (default: the keyring's current)."""
+        version = self.keyring.current if version is None else version
+        if version not in self._siv:
+            raise KeyMaterialError("no key version %d in the keyring" % version)
         siv = self._siv[version]
         blocks: List[Block] = []
         for length, (positions, rows) in _rows_by_length(values).items():

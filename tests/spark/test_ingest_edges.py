@@ -305,3 +305,176 @@ def test_quarantined_records_of_one_version_of_a_key_stay_when_another_version_i
     kept = sorted(json.loads(q.raw)["rec_id"] for q in spark.table(ref + "_quarantine").collect())
     assert kept == ["first version", "second version"]
     assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 2, 3]
+
+
+class Killed(Exception):
+    """A worker stopped at a stage of the batch protocol (as kill -9 would leave it)."""
+
+
+def stop_at(name):
+    def on_stage(stage):
+        if stage == name:
+            raise Killed(stage)
+
+    return on_stage
+
+
+def head(spark, table_name):
+    return spark.sql(
+        "SELECT snapshot_id FROM lake.%s.history WHERE is_current_ancestor ORDER BY made_current_at DESC LIMIT 1"
+        % table_name
+    ).collect()[0][0]
+
+
+def test_a_batch_a_rollback_reapplies_is_never_published_again(spark, warehouse, landing, table_name):
+    from lakehouse_ops.errors import VerificationError
+    from lakehouse_ops.ingest.ledger import BATCH_PROPERTY, PUBLISHED_WAP_ID, batch_snapshot
+    from lakehouse_ops.maintenance.verify import verify_rewrites
+
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name)
+    landing.put("r/0.json", records(0, 2))
+    run(spark, config)
+    start = head(spark, table_name)
+    spark.sql("DELETE FROM %s WHERE rec_id = 0" % ref)  # a rewrite that lost a row, as a faulty compaction would
+    bad = head(spark, table_name)
+    landing.put("r/1.json", records(10, 3))
+    with pytest.raises(Killed):  # published, then killed before the ledger says committed
+        IngestJob(config, spark=spark, on_stage=stop_at("after_commit")).run(until_empty=True)
+    published = spark.sql("SELECT summary FROM %s.snapshots WHERE snapshot_id = %d" % (ref, head(spark, table_name)))
+    summary = published.collect()[0].summary  # published by cherry-pick, or fast-forwarded as it was staged
+    batch = summary.get(PUBLISHED_WAP_ID) or summary[BATCH_PROPERTY]
+
+    with pytest.raises(VerificationError, match="re-applied 1"):
+        verify_rewrites(spark, "lake", table_name, start, is_rewrite=lambda s: s.snapshot_id == bad)
+    assert spark.table(ref).count() == 2 + 3
+    assert batch_snapshot(spark, "lake", table_name, batch) is not None  # still known as landed
+    worker = IngestJob(config, spark=spark)
+    worker.prepare()
+    assert worker.reconciled == 1  # the interrupted batch is recorded committed, not read again
+    worker._finish(batch, worker.claims.batch_state(batch))  # a worker finishing the sealed batch publishes nothing
+    assert spark.table(ref).count() == 5
+    assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 10, 11, 12]
+
+
+def test_a_rollback_that_cannot_reapply_a_snapshot_names_and_keeps_it(spark, warehouse, table_name):
+    from lakehouse_ops.errors import VerificationError
+    from lakehouse_ops.maintenance.verify import verify_rewrites
+
+    ref = "lake.%s" % table_name
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.%s" % table_name.split(".")[0])
+    spark.sql("CREATE TABLE %s (id BIGINT, v STRING) USING iceberg" % ref)
+    spark.sql("INSERT INTO %s VALUES (1, 'a'), (2, 'b')" % ref)
+    start = head(spark, table_name)
+    spark.sql("DELETE FROM %s WHERE id = 1" % ref)
+    bad = head(spark, table_name)
+    spark.sql("INSERT INTO %s VALUES (3, 'c')" % ref)
+    spark.sql("DELETE FROM %s WHERE id = 2" % ref)  # another writer's delete: not re-applied by guess
+    foreign = head(spark, table_name)
+    spark.sql("INSERT INTO %s VALUES (4, 'd')" % ref)
+    with pytest.raises(VerificationError) as info:
+        verify_rewrites(spark, "lake", table_name, start, is_rewrite=lambda s: s.snapshot_id in (bad,))
+    assert "not rolled back automatically" in str(info.value)  # a non-append since: nothing is guessed
+    from lakehouse_ops.maintenance.verify import rollback_and_reapply
+
+    with pytest.raises(VerificationError) as info:
+        rollback_and_reapply(spark, "lake", table_name, start, is_rewrite=lambda s: s.snapshot_id == bad)
+    text = str(info.value)
+    assert "%d (delete)" % foreign in text and "lakehouse-ops-detached-%d" % foreign in text
+    assert sorted(r.id for r in spark.table(ref).collect()) == [1, 2, 3, 4]  # every append after it re-applied
+    tags = {r.name: r.snapshot_id for r in spark.sql("SELECT * FROM %s.refs" % ref).collect()}
+    assert tags["lakehouse-ops-detached-%d" % foreign] == foreign
+    spark.sql(
+        "CALL lake.system.expire_snapshots(table => '%s', older_than => TIMESTAMP '2999-01-01 00:00:00', "
+        "retain_last => 1)" % table_name
+    )
+    # Expiry kept the tagged snapshot: it can still be read (and re-applied by hand).
+    assert [r.id for r in spark.sql("SELECT id FROM %s VERSION AS OF %d" % (ref, foreign)).collect()] == [3]
+
+
+def test_a_target_that_stops_staging_mid_run_lands_each_batch_once(spark, warehouse, landing, table_name):
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name)
+    landing.put("w/1.json", records(0, 3))
+
+    def staging_off(stage):
+        if stage == "after_pending":
+            spark.sql("ALTER TABLE %s SET TBLPROPERTIES ('write.wap.enabled'='false')" % ref)
+
+    report = IngestJob(config, spark=spark, on_stage=staging_off).run(until_empty=True)
+    assert report["ok"] and report["totals"]["rows"] == 3, report
+    props = {r.key: r.value for r in spark.sql("SHOW TBLPROPERTIES %s" % ref).collect()}
+    assert props["write.wap.enabled"] == "true"  # turned back on for the next batch
+    landing.announce("w/1.json")  # delivered again
+    again = run(spark, config)
+    assert again["totals"]["rows"] == 0 and again["totals"]["already_committed"] == 1
+    assert spark.table(ref).count() == 3
+
+
+def _rotation_rows():
+    """Ten customers, then the same ten with later records."""
+    return records(0, 10), records(50, 10)
+
+
+def _assert_one_row_per_key(spark, ref, settings, version):
+    from lakehouse_ops.pseudo.spark import reidentify, token_version
+
+    table = spark.table(ref)
+    assert table.count() == 10
+    assert {r[0] for r in table.select(token_version(table.customer_id)).collect()} == {version}
+    plain = {r.customer_id: r.rec_id for r in reidentify(table, ["customer_id"], settings).collect()}
+    assert plain == {"c%03d" % i: 50 + i for i in range(10)}
+
+
+def test_an_upsert_keyed_by_a_pseudonymized_column_survives_a_key_rotation_of_the_service(
+    spark, warehouse, landing, table_name, pseudo_service, monkeypatch
+):
+    from lakehouse_ops.pseudo.spark import ServiceSettings
+
+    ingest, sections = pseudonymized(pseudo_service, monkeypatch)
+    ref = create_target(spark, table_name)
+    upsert = {"keys": ["customer_id"], "order_by": "event_time"}
+    config = ingest_config(warehouse, landing, table_name, upsert=upsert, sections=sections, **ingest)
+    before, after = _rotation_rows()
+    landing.put("u/1.json", before)
+    assert run(spark, config)["totals"]["rows"] == 10
+    original = pseudo_service.cipher.keyring
+    pseudo_service.use_keys(original.rotated())
+    try:
+        landing.put("u/2.json", after)
+        report = run(spark, config)
+        assert report["ok"], report
+        assert report["batches"][0]["rekeyed"]["customer_id"] == {"key_version": 2, "rekeyed_tokens": 10}
+        _assert_one_row_per_key(spark, ref, ServiceSettings(url=pseudo_service.url), 2)
+    finally:
+        pseudo_service.use_keys(original)
+
+
+def test_an_upsert_keyed_by_a_pseudonymized_column_survives_a_key_rotation_in_the_executors(
+    spark, warehouse, landing, table_name, tmp_path
+):
+    from lakehouse_ops.pseudo import keys
+    from lakehouse_ops.pseudo.cipher import Keyring
+    from lakehouse_ops.pseudo.spark import InExecutorSettings
+
+    key_file = tmp_path / "keys.json"
+    keyring = Keyring.generate()
+    key_file.write_text(keyring.to_json())
+    ref = create_target(spark, table_name)
+    config = ingest_config(
+        warehouse,
+        landing,
+        table_name,
+        upsert={"keys": ["customer_id"], "order_by": "event_time"},
+        pseudonymize={"columns": ["customer_id"]},
+        sections={"pseudonymization": {"mode": "in_executor", "key_file": str(key_file)}},
+    )
+    before, after = _rotation_rows()
+    landing.put("u/1.json", before)
+    assert run(spark, config)["totals"]["rows"] == 10
+    key_file.write_text(keyring.rotated().to_json())
+    keys.forget()  # as the keyring's time in the cache runs out; the executors still hold the old one
+    landing.put("u/2.json", after)
+    report = run(spark, config)
+    assert report["ok"] and report["batches"][0]["rekeyed"]["customer_id"]["rekeyed_tokens"] == 10, report
+    _assert_one_row_per_key(spark, ref, InExecutorSettings(key_file=str(key_file)), 2)
