@@ -12,6 +12,7 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from lakehouse_ops.aws.clients import catalog_endpoint_properties, endpoint_url
+from lakehouse_ops.engine.jars import HADOOP_AWS, jars
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
 
@@ -21,10 +22,8 @@ EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 JAR_PACKAGE = "snowpark-connect-deps-iceberg==1.0.2"
 JAR_NAMES = ("iceberg-spark-runtime-3.5_2.12-1.10.2.jar", "iceberg-spark-extensions-3.5_2.12-1.10.2.jar")
 
-# Hadoop's S3 filesystem for local runs that read s3:// (spark.local_s3): the hadoop-aws of pyspark 3.5's Hadoop
-# client (3.3.4; it brings the AWS SDK v1 bundle it was built with), resolved by Spark from Maven Central and
-# cached under ~/.ivy2. On EMR, EMRFS reads s3:// and none of this applies.
-HADOOP_AWS = "org.apache.hadoop:hadoop-aws:3.3.4"
+# Hadoop's S3 filesystem for local runs that read s3:// (spark.local_s3; jars.HADOOP_AWS). On EMR, EMRFS reads
+# s3:// and none of this applies.
 S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 
 # Settings that make a 2-core laptop or CI machine usable; any of them can be overridden in `spark.conf`.
@@ -111,10 +110,11 @@ def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
     conf: Dict[str, str] = {}
     if mode == "local":
         conf.update(LOCAL_DEFAULTS)
-        conf["spark.jars"] = ",".join(iceberg_jars())
+        local_jars = iceberg_jars() + (jars(HADOOP_AWS) if config.spark.local_s3 else [])
+        conf["spark.jars"] = ",".join(local_jars)
         conf["spark.pyspark.python"] = sys.executable
         if config.spark.local_s3:
-            conf.update({"spark.jars.packages": HADOOP_AWS, "spark.hadoop.fs.s3.impl": S3A})
+            conf["spark.hadoop.fs.s3.impl"] = S3A
     conf["spark.sql.extensions"] = EXTENSIONS
     endpoint = endpoint_url()
     if endpoint:  # s3:// and s3a:// paths read through Hadoop (ingest, file lists) go there too

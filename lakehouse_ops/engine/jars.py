@@ -1,0 +1,87 @@
+"""Jars local Spark needs beyond pyspark's own, by Maven coordinates: taken from Maven Central as Spark users
+take them, pinned, checked against the SHA-1 Maven Central publishes, and cached between runs (never part of the
+project). A local Maven repository (~/.m2) that already holds a jar is used as it is.
+
+Spark's own `spark.jars.packages` would resolve them too, but prints its resolution on standard output, where a
+job's `--json` report goes.
+"""
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from typing import List, Sequence, Tuple
+
+from lakehouse_ops.errors import EngineError
+from lakehouse_ops.logs import get_logger
+
+log = get_logger("engine.jars")
+
+Coordinate = Tuple[str, str, str]  # group, artifact, version
+REPOSITORY = "https://repo1.maven.org/maven2"
+# Hadoop's S3 filesystem for pyspark 3.5 (its Hadoop client is 3.3.4) and the AWS SDK v1 bundle it was built with.
+HADOOP_AWS: Sequence[Coordinate] = (
+    ("org.apache.hadoop", "hadoop-aws", "3.3.4"),
+    ("com.amazonaws", "aws-java-sdk-bundle", "1.12.262"),
+)
+
+
+def cache_dir() -> str:
+    return os.environ.get("LAKEHOUSE_OPS_JAR_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "lakehouse-ops", "jars"
+    )
+
+
+def _relative(coordinate: Coordinate) -> str:
+    group, artifact, version = coordinate
+    return "%s/%s/%s/%s-%s.jar" % (group.replace(".", "/"), artifact, version, artifact, version)
+
+
+def _sha1(path: str) -> str:
+    digest = hashlib.sha1(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=60) as answer:
+            for chunk in iter(lambda: answer.read(1 << 20), b""):
+                out.write(chunk)
+        with urllib.request.urlopen(url + ".sha1", timeout=60) as answer:
+            expected = answer.read().decode("ascii").split()[0].strip().lower()
+        if _sha1(partial) != expected:
+            raise EngineError("%s does not match its published SHA-1: not used" % url)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+
+
+def jar(coordinate: Coordinate) -> str:
+    """The local path of a jar: from ~/.m2, the cache, or Maven Central (into the cache)."""
+    relative = _relative(coordinate)
+    local_maven = os.path.join(os.path.expanduser("~"), ".m2", "repository", relative)
+    if os.path.isfile(local_maven):
+        return local_maven
+    cached = os.path.join(cache_dir(), relative)
+    if not os.path.isfile(cached):
+        repository = os.environ.get("LAKEHOUSE_OPS_MAVEN_REPOSITORY", REPOSITORY).rstrip("/")
+        log.info("fetching a jar", extra={"jar": ":".join(coordinate), "from": repository})
+        try:
+            _download("%s/%s" % (repository, relative), cached)
+        except OSError as exc:
+            raise EngineError(
+                "cannot fetch %s from %s (%s): local Spark needs it; reach Maven Central, set "
+                "LAKEHOUSE_OPS_MAVEN_REPOSITORY to a mirror, or put the jar in ~/.m2"
+                % (":".join(coordinate), repository, exc)
+            ) from None
+    return cached
+
+
+def jars(coordinates: Sequence[Coordinate]) -> List[str]:
+    return [jar(c) for c in coordinates]
