@@ -94,9 +94,9 @@ class IngestConfig(Model):
     # Every this many batches a worker compacts the ledger's recent days and expires its old snapshots (0: never;
     # then keep the ledger table healthy with `maintain`).
     ledger_upkeep_batches: int = Field(50, ge=0)
-    # Print each batch's backlog, lag and throughput as a CloudWatch Embedded Metric Format line on stdout (where
-    # CloudWatch Logs receives the driver's output, as on EMR Serverless with CloudWatch logging, they become
-    # metrics to alarm on; namespace lakehouse-ops/ingest, dimension Target).
+    # Print each batch's backlog, lag and throughput as a CloudWatch Embedded Metric Format line on stderr, with
+    # the logs (where CloudWatch Logs receives the driver's output, as on EMR Serverless with CloudWatch logging,
+    # they become metrics to alarm on; namespace lakehouse-ops/ingest, dimension Target).
     emf_metrics: bool = False
     # json (JSON lines), csv, parquet or avro; .gz and .bz2 text files are decompressed; Avro's codec is inside.
     format: Literal["json", "csv", "parquet", "avro"] = "json"

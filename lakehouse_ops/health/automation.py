@@ -2,11 +2,12 @@
 
 - AWS Glue table optimizers (compaction, snapshot retention, orphan file deletion) on a Glue catalog's table
   (`BatchGetTableOptimizer`);
-- S3 lifecycle rules on the bucket that cover the table's location and expire current objects, or move them to
-  an archive storage class (GLACIER, DEEP_ARCHIVE: reads fail until restored): either breaks live tables.
+- S3 lifecycle rules on the bucket that cover the table's location and expire current objects (they delete
+  files, live ones too: orphan removal is left to them), or move them to an archive storage class (GLACIER,
+  DEEP_ARCHIVE: reads fail until restored; a warning only, since a transition deletes nothing).
 
-Each finding names the maintenance action it overlaps; the plan leaves that action to the other automation
-unless the policy says `external_automation: ignore`. An API that cannot be asked (no permission, not offered
+A finding that deletes what a maintenance action would names that action; the plan leaves it to the other
+automation unless the policy says `external_automation: ignore`. Warnings overlap no action. An API that cannot be asked (no permission, not offered
 by the endpoint) is reported as unknown, never as "none". S3 Tables maintenance is not visible through these
 APIs (their tables live in table buckets lakehouse-ops does not manage).
 """
@@ -49,10 +50,10 @@ def _rule_prefix(rule: Dict[str, Any]) -> str:
     return str(prefix or "")
 
 
-def lifecycle_findings(rules: List[Dict[str, Any]], key_prefix: str) -> List[Tuple[str, str, str]]:
-    """(what, description, overlapped action) for enabled rules that reach the table's objects: their prefix and
-    the table's overlap (one contains the other)."""
-    out = []
+def lifecycle_findings(rules: List[Dict[str, Any]], key_prefix: str) -> List[Tuple[str, str, Optional[str]]]:
+    """(what, description, overlapped action or None for a warning) for enabled rules that reach the table's
+    objects: their prefix and the table's overlap (one contains the other)."""
+    out: List[Tuple[str, str, Optional[str]]] = []
     for rule in rules:
         if rule.get("Status") != "Enabled":
             continue
@@ -75,9 +76,9 @@ def lifecycle_findings(rules: List[Dict[str, Any]], key_prefix: str) -> List[Tup
                 out.append(
                     (
                         name,
-                        "moves objects under '%s' to %s: reads fail until restored"
+                        "moves objects under '%s' to %s: reads fail until restored (a warning: it deletes nothing)"
                         % (prefix, transition["StorageClass"]),
-                        "remove_orphan_files",
+                        None,
                     )
                 )
     return out
@@ -96,14 +97,14 @@ def _lifecycle(s3: Any, bucket: str) -> Any:
     return rules
 
 
-def glue_findings(glue: Any, table: str, catalog_id: Optional[str]) -> List[Tuple[str, str, str]]:
+def glue_findings(glue: Any, table: str, catalog_id: Optional[str]) -> List[Tuple[str, str, Optional[str]]]:
     database, _, name = table.rpartition(".")
     entries = [dict(DatabaseName=database, TableName=name, Type=kind) for kind in GLUE_OPTIMIZERS]
     if catalog_id:
         for entry in entries:
             entry["CatalogId"] = catalog_id
     answer = glue.batch_get_table_optimizer(Entries=entries)
-    out = []
+    out: List[Tuple[str, str, Optional[str]]] = []
     for item in answer.get("TableOptimizers", []):
         optimizer = item.get("TableOptimizer") or {}
         kind = optimizer.get("type") or optimizer.get("Type")
@@ -124,7 +125,7 @@ def detect(catalog: Any, table: str, location: str) -> Tuple[Findings, List[str]
 
     findings: Findings = {}
     overlaps: List[str] = []
-    found: List[Tuple[str, str, str]] = []
+    found: List[Tuple[str, str, Optional[str]]] = []
     if catalog.type == "glue":
         try:
             found += glue_findings(client("glue"), table, catalog.properties.get("glue.id"))
@@ -139,7 +140,7 @@ def detect(catalog: Any, table: str, location: str) -> Tuple[Findings, List[str]
             found += lifecycle_findings(rules, where[1])
     for what, description, action in found:
         findings[what] = description
-        if action not in overlaps:
+        if action is not None and action not in overlaps:
             overlaps.append(action)
     if found:
         log.warning("other automation overlaps maintenance", extra={"table": table, "findings": findings})

@@ -99,7 +99,8 @@ EMF_NAMESPACE = "lakehouse-ops/ingest"
 def alarm_fields(metrics: Dict[str, Any], queue: Any, oldest_sent: int, emf_target: Optional[str]) -> Dict[str, Any]:
     """Backlog and throughput of a finished batch: queue depth (visible, in flight; None when SQS did not say), the
     age of its oldest message (from SentTimestamp), rows and bytes per second of the batch. With `emf_target`, the
-    batch's metrics are also printed as a CloudWatch Embedded Metric Format line on stdout."""
+    batch's metrics are also printed as a CloudWatch Embedded Metric Format line on stderr, with the logs (stdout
+    holds the run's report alone: `--json` stays one JSON document)."""
     try:
         depth: Optional[Tuple[int, int]] = queue.depth()
     except Exception as exc:  # the batch is done; a depth SQS did not give is reported as missing
@@ -115,8 +116,8 @@ def alarm_fields(metrics: Dict[str, Any], queue: Any, oldest_sent: int, emf_targ
         "bytes_per_s": round(metrics.get("bytes", 0) / seconds, 1) if seconds > 0 else 0.0,
     }
     if emf_target is not None:
-        sys.stdout.write(emf_line(emf_target, dict(metrics, **fields), now_ms) + "\n")
-        sys.stdout.flush()
+        sys.stderr.write(emf_line(emf_target, dict(metrics, **fields), now_ms) + "\n")
+        sys.stderr.flush()
     return fields
 
 

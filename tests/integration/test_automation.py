@@ -36,11 +36,12 @@ def test_lifecycle_rules_that_reach_a_table():
         },
     ]
     found = lifecycle_findings(rules, "warehouse/sales/events/")
+    # An expiration deletes files: orphan removal is left to it. A transition deletes nothing: a warning only.
     assert [(what, action) for what, _, action in found] == [
         ("s3-lifecycle:tmp", "remove_orphan_files"),
-        ("s3-lifecycle:cold", "remove_orphan_files"),
+        ("s3-lifecycle:cold", None),
     ]
-    assert "after 1 days" in found[0][1] and "GLACIER" in found[1][1]
+    assert "after 1 days" in found[0][1] and "GLACIER" in found[1][1] and "a warning" in found[1][1]
 
 
 @pytest.fixture
@@ -92,3 +93,30 @@ def test_a_lifecycle_rule_on_the_table_prefix_is_found_and_orphan_removal_left_a
     ignoring = config_from_dict({"catalog": CATALOG, "defaults": {"external_automation": "ignore"}})
     plans = {p.action: p for p in plan_all(ignoring.policy_for("auto_sales.events"), health)}
     assert "left to other automation" not in plans["remove_orphan_files"].reason
+
+
+def test_a_transition_only_lifecycle_rule_is_a_warning_and_orphan_removal_still_runs(glue_table):
+    s3, location = glue_table
+    key_prefix = location.split("automation-lake/", 1)[1]
+    s3.put_bucket_lifecycle_configuration(
+        Bucket="automation-lake",
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "to-glacier",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": key_prefix},
+                    "Transitions": [{"Days": 365, "StorageClass": "DEEP_ARCHIVE"}],
+                }
+            ]
+        },
+    )
+    from lakehouse_ops.health import automation
+
+    automation._lifecycles.clear()
+    config = config_from_dict({"catalog": CATALOG, "defaults": {"orphans": {"older_than_hours": 24}}})
+    health = table_health(config, "auto_sales.events")
+    assert "DEEP_ARCHIVE" in health.automation["s3-lifecycle:to-glacier"]
+    assert health.automation_overlaps == []
+    plans = {p.action: p for p in plan_all(config.policy_for("auto_sales.events"), health)}
+    assert plans["remove_orphan_files"].run, plans["remove_orphan_files"].reason

@@ -22,7 +22,9 @@ def test_backlog_age_and_throughput_as_json_and_as_an_emf_line(aws_env, capsys):
     assert (fields["queue_visible"], fields["queue_in_flight"]) == (2, 1)
     assert 90 <= fields["oldest_message_age_s"] < 100
     assert fields["rows_per_s"] == 2500.0 and fields["bytes_per_s"] == 1_000_000.0
-    line = json.loads(capsys.readouterr().out.strip())
+    printed = capsys.readouterr()
+    assert printed.out == ""  # stdout is the report's alone
+    line = json.loads(printed.err.strip())
     directive = line["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == EMF_NAMESPACE and directive["Dimensions"] == [["Target"]]
     names = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
@@ -38,4 +40,5 @@ def test_a_queue_that_does_not_answer_leaves_the_backlog_unknown_and_prints_noth
 
     fields = alarm_fields({"rows": 0, "batch_s": 0.0}, Unreachable(), int(time.time() * 1000), None)
     assert fields["queue_visible"] is None and fields["queue_in_flight"] is None and fields["rows_per_s"] == 0.0
-    assert capsys.readouterr().out == ""
+    printed = capsys.readouterr()
+    assert printed.out == "" and '"_aws"' not in printed.err

@@ -478,3 +478,28 @@ def test_an_upsert_keyed_by_a_pseudonymized_column_survives_a_key_rotation_in_th
     report = run(spark, config)
     assert report["ok"] and report["batches"][0]["rekeyed"]["customer_id"]["rekeyed_tokens"] == 10, report
     _assert_one_row_per_key(spark, ref, InExecutorSettings(key_file=str(key_file)), 2)
+
+
+def test_ingest_json_with_emf_metrics_is_one_json_document_on_stdout(spark, warehouse, landing, table_name, tmp_path):
+    from click.testing import CliRunner
+
+    from lakehouse_ops.cli import cli
+
+    from conftest import write_config
+
+    create_target(spark, table_name)
+    landing.put("e/1.json", records(0, 2))
+    section = {
+        "queue_url": landing.queue_url,
+        "dlq_url": landing.dlq_url,
+        "target_table": table_name,
+        "uri_map": {"s3://landing-bucket/": landing.root},
+        "emf_metrics": True,
+        "batch": {"max_wait_seconds": 1, "wait_time_seconds": 0},
+    }
+    path = write_config(tmp_path / "emf.yaml", warehouse, ingest=section)
+    result = CliRunner().invoke(cli, ["--config", path, "ingest", "--until-empty", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"]["rows"] == 2  # the report alone
+    emf = [json.loads(line) for line in result.stderr.splitlines() if '"_aws"' in line]
+    assert emf and emf[0]["Target"] == table_name
