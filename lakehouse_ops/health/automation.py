@@ -7,9 +7,9 @@
   DEEP_ARCHIVE: reads fail until restored; a warning only, since a transition deletes nothing).
 
 A finding that deletes what a maintenance action would names that action; the plan leaves it to the other
-automation unless the policy says `external_automation: ignore`. Warnings overlap no action. An API that cannot be asked (no permission, not offered
-by the endpoint) is reported as unknown, never as "none". S3 Tables maintenance is not visible through these
-APIs (their tables live in table buckets lakehouse-ops does not manage).
+automation unless the policy says `external_automation: ignore`. Warnings overlap no action. An API that cannot
+be asked (no permission, not offered by the endpoint) is reported as unknown, never as "none". S3 Tables
+maintenance is not visible through these APIs (their tables live in table buckets lakehouse-ops does not manage).
 """
 
 import time
