@@ -50,28 +50,39 @@ class RawReader:
         ).where("v IS NOT NULL")
 
     def holding(self, paths: Sequence[str], values: Collection[str]) -> Holding:
-        """{normalized path: set of values} for the files among `paths` holding any of `values`."""
+        """{normalized path: set of values} for the files among `paths` holding any of `values` (joined against
+        them: subjects never appear in a query's text or plan, so not in Spark's UI or event log)."""
         if not paths or not values:
             return {}
+        from lakehouse_ops.engine.frames import frame
+
+        wanted = frame(self.spark, {"v": sorted(values)}, "v string")
         out: Holding = {}
         with FieldIdReads(self.spark):
-            rows = self.frame(paths).where(self._in(values)).distinct().collect()
+            rows = self.frame(paths).join(wanted, "v", "left_semi").distinct().collect()
         for row in rows:
             out.setdefault(spark_key(row["_path"]), set()).add(row["v"])
         return out
 
-    def distinct_values(self, paths: Sequence[str]) -> List[str]:
-        """Every distinct non-null value of the columns in `paths`."""
+    def versions(self, paths: Sequence[str]) -> Set[int]:
+        """The key versions of the tokens the columns hold in `paths` (each token's first byte)."""
         if not paths:
-            return []
-        with FieldIdReads(self.spark):
-            return [r["v"] for r in self.frame(paths).select("v").distinct().collect()]
+            return set()
+        from lakehouse_ops.pseudo.spark import token_version
 
-    @staticmethod
-    def _in(values: Collection[str]) -> Any:
+        with FieldIdReads(self.spark):
+            rows = self.frame(paths).select(token_version("v").alias("k")).distinct().collect()
+        return {int(r["k"]) for r in rows if r["k"] is not None}
+
+    def tokens_of(self, paths: Sequence[str], versions: Collection[int]) -> Any:
+        """A DataFrame (token) of the distinct tokens of key versions `versions` in `paths` (read lazily: run it
+        inside `FieldIdReads`)."""
         from pyspark.sql import functions as F
 
-        return F.col("v").isin(sorted(values))
+        from lakehouse_ops.pseudo.spark import token_version
+
+        tokens = self.frame(paths).where(token_version("v").isin(sorted(versions)))
+        return tokens.select(F.col("v").alias("token")).distinct()
 
 
 class FieldIdReads:

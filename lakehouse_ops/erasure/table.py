@@ -2,23 +2,24 @@
 expire the snapshots holding them, remove orphans, verify; the result goes in the receipt."""
 
 import time
-from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+import uuid
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.config.sections import ErasureTable
 from lakehouse_ops.erasure import files as meta_files
 from lakehouse_ops.erasure.raw import Holding, RawReader, check_location
-from lakehouse_ops.erasure.subjects import Subject, table_values
+from lakehouse_ops.erasure.subjects import Subject
+from lakehouse_ops.erasure.values import Values, values_for
 from lakehouse_ops.errors import LakehouseOpsError, first_line
 from lakehouse_ops.health.catalog import Tables
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.base import Plan
 from lakehouse_ops.maintenance.verify import Snapshot, snapshots_since
-from lakehouse_ops.sqltext import literal, table_ref
+from lakehouse_ops.sqltext import table_ref
 from lakehouse_ops.units import iso_seconds
 
 log = get_logger("erasure")
-Values = Dict[str, int]  # a value to erase -> the index of the subject it stands for
 
 
 class ErasureError(LakehouseOpsError):
@@ -71,26 +72,13 @@ class TableErasure:
     def _load(self) -> meta_files.TableFiles:
         return meta_files.TableFiles(self.catalog_tables.load(self.name))
 
-    def _values(self, files: meta_files.TableFiles, raw: RawReader, field_ids: List[int]) -> Values:
-        """{value in the table's columns: subject index}."""
-        if self.entry.holds == "identifiers" or self.entry.match == "tokens":
-            return table_values(self.entry, self.subjects, self.client, self.given_tokens)
-        # match: reidentify: the distinct tokens of every referenced file, re-identified through the configured
-        # mode; the tokens that stand for a subject are the values to erase.
-        from lakehouse_ops.pseudo.spark import reidentify
-
-        tokens = raw.distinct_values(
-            [meta.path for meta in files.files.values() if meta.content != meta_files.POSITION_DELETES]
+    def _values(self, files: meta_files.TableFiles, raw: RawReader) -> Values:
+        values, versions = values_for(
+            self.spark, self.config, self.entry, self.subjects, self.client, self.given_tokens, files, raw
         )
-        if not tokens:
-            return {}
-        df = self.spark.createDataFrame([(t, t) for t in tokens], "token string, plain string")
-        wanted = {s.identifier: s.index for s in self.subjects}
-        out = {}
-        for row in reidentify(df, ["plain"], self.config.section("pseudonymization").settings()).collect():
-            if row.plain in wanted:
-                out[row.token] = wanted[row.plain]
-        return out
+        if versions is not None:
+            self.result["key_versions"] = versions
+        return values
 
     def _locate(
         self, files: meta_files.TableFiles, raw: RawReader, field_ids: List[int], values: Values
@@ -109,7 +97,7 @@ class TableErasure:
         files = self._load()
         field_ids = meta_files.string_field_ids(files.table.schema(), self.entry.columns, self.name)
         raw = RawReader(self.spark, field_ids)
-        values = self._values(files, raw, field_ids)
+        values = self._values(files, raw)
         checked, holding = self._locate(files, raw, field_ids, values)
         for found in holding.values():
             self.subjects_found.update(values[v] for v in found)
@@ -137,7 +125,7 @@ class TableErasure:
             files = self._load()
             still = files.snapshots.get(files.current_snapshot_id, set()) & set(holding)
             if still:
-                self._rewrite(values, len(still))
+                self._rewrite(len(still))
                 files = self._load()
         self._expire(files, set(holding))
         self._orphans()
@@ -146,14 +134,26 @@ class TableErasure:
         r["finished_at"] = iso_seconds(time.time())
         return r
 
-    def _condition(self, values: Mapping[str, int]) -> str:
-        listed = ", ".join(literal(v) for v in sorted(values))
-        return " OR ".join("`%s` IN (%s)" % (c.replace("`", "``"), listed) for c in self.entry.columns)
+    def _condition(self, view: str) -> str:
+        """The rows holding a subject: the columns against the values in temporary view `view` (never the values
+        themselves in a statement, which Spark's UI and event log keep)."""
+        return " OR ".join("`%s` IN (SELECT v FROM %s)" % (c.replace("`", "``"), view) for c in self.entry.columns)
 
     def _delete(self, values: Values, files: meta_files.TableFiles) -> None:
+        from lakehouse_ops.engine.frames import frame
+
         # Under merge-on-read this only adds delete files; the bytes go in the rewrite that follows (run()).
         before = files.current_snapshot_id
-        self.spark.sql("DELETE FROM %s WHERE %s" % (self.ref, self._condition(values)))
+        view = "lakehouse_ops_erase_%s" % uuid.uuid4().hex
+        frame(self.spark, {"v": sorted(values)}, "v string").createOrReplaceTempView(view)
+        try:
+            self.spark.sql("DELETE FROM %s WHERE %s" % (self.ref, self._condition(view)))
+            self._deleted(before, view)
+        finally:
+            self.spark.catalog.dropTempView(view)
+
+    def _deleted(self, before: Optional[int], view: str) -> None:
+        """What our DELETE (committed after snapshot `before`) did, into the result."""
         ours = self._delete_commit(before)
         if ours is None:
             return  # no visible row matched: nothing was committed (hidden bytes are rewritten next)
@@ -165,7 +165,7 @@ class TableErasure:
         self.result["rows_deleted"] = (
             self.spark.sql(
                 "SELECT count(*) AS n FROM %s VERSION AS OF %d WHERE %s"
-                % (self.ref, ours.parent_id, self._condition(values))
+                % (self.ref, ours.parent_id, self._condition(view))
             )
             .collect()[0]
             .n
@@ -193,15 +193,13 @@ class TableErasure:
                 return snapshot
         return None
 
-    def _rewrite(self, values: Values, count: int) -> None:
-        """Files still holding bytes of rows that delete files already hid: rewrite them with deletes applied."""
+    def _rewrite(self, count: int) -> None:
+        """Files still holding bytes of rows that delete files already hid: every file with a delete file is
+        rewritten with its deletes applied (chosen by their deletes, not by the subjects' values: a procedure's
+        arguments are kept in Spark's UI and event log)."""
         from lakehouse_ops.maintenance import compaction
 
-        params = compaction.CompactionParams(
-            strategy="binpack",
-            where=self._condition(values),
-            options={"rewrite-all": "true", "delete-file-threshold": "1"},
-        )
+        params = compaction.CompactionParams(strategy="binpack", where=None, options={"delete-file-threshold": "1"})
         plan = Plan(compaction.NAME, True, "rewrite the files holding erased rows", params)
         outputs = compaction.execute(self.spark, self.config.catalog.name, self.name, plan)
         rewritten = int(outputs.get("rewritten_data_files_count", 0))

@@ -43,8 +43,16 @@ Parts = List[PartitionHealth]
 def _strategy(policy: TablePolicy, health: TableHealth) -> Tuple[str, Optional[str], str]:
     """(strategy argument, sort_order argument, note) for the procedure."""
     c = policy.compaction
-    if c.strategy == "zorder" and c.zorder_method == "scaled":
+    if c.strategy == "zorder" and c.zorder_method == "scaled" and health.format_version < 3:
         return SCALED, None, "scaled z-order on %s" % ", ".join(c.zorder_columns)
+    if c.strategy == "zorder" and c.zorder_method == "scaled":
+        # Row lineage (_row_id) survives Iceberg's own rewrites only: a v3 table gets Iceberg's z-order.
+        return (
+            "sort",
+            "zorder(%s)" % ",".join(c.zorder_columns),
+            "Iceberg's z-order on %s (scaled z-order would not carry a v3 table's row lineage)"
+            % ", ".join(c.zorder_columns),
+        )
     if c.strategy == "zorder":
         return "sort", "zorder(%s)" % ",".join(c.zorder_columns), "z-order on %s" % ", ".join(c.zorder_columns)
     if c.strategy == "sort":

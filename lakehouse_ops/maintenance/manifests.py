@@ -13,6 +13,12 @@ from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.units import human_bytes
 
 NAME = "rewrite_manifests"
+# Every Iceberg EMR ships in 2026 (1.10.x, 1.11.0) drops the manifests' first_row_id when rewriting them, which
+# changes every row's _row_id (fixed on Iceberg's main only: apache/iceberg#16699).
+V3_REASON = (
+    "format v3 table: Iceberg up to 1.11 drops first_row_id when it rewrites manifests, changing every row's "
+    "_row_id (apache/iceberg#16699); its manifests are left alone"
+)
 COMMITS, REWRITES_DATA, DELETES_FILES = True, False, False
 
 
@@ -25,6 +31,8 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
     m = policy.manifests
     if not m.enabled:
         return skip(NAME, "disabled by policy (manifests.enabled=false)")
+    if health.format_version >= 3:
+        return skip(NAME, V3_REASON)
     count, small = health.manifests, health.small_manifests
     if count > m.max_manifests:
         reason = "%d manifests > max_manifests %d" % (count, m.max_manifests)

@@ -3,7 +3,8 @@
 A rewrite (compaction, position-delete rewrite) commits `replace` snapshots. Concurrent writers may commit
 appends in between, so the table as a whole is not comparable before and after. What is comparable: each run of
 consecutive rewrite snapshots against the snapshot just before it. For each run we compare the row count and an
-order-independent checksum (the sum of a 64-bit hash of every row) on the rewritten partitions.
+order-independent checksum (the sum of a 64-bit hash of every row) on the rewritten partitions; on a format v3
+table each row's lineage (`_row_id`, `_last_updated_sequence_number`) is part of its hash.
 
 On a mismatch the table goes back to the snapshot taken before the action; appends committed by others since are
 re-applied with their summary entries (reapply_append), so no appended row is lost and an ingest batch stays known
@@ -57,6 +58,22 @@ def snapshots_since(spark: Any, catalog: str, table: str, since_id: Optional[int
     return list(reversed(chain))
 
 
+# Row lineage of a format v3 table: a rewrite must keep each row's id and last-updated sequence number.
+LINEAGE = ("_row_id", "_last_updated_sequence_number")
+
+
+def lineage_columns(spark: Any, ref: str) -> List[str]:
+    """The row-lineage metadata columns the runtime exposes for a v3 table ([] for other tables or runtimes)."""
+    props = {r.key: r.value for r in spark.sql("SHOW TBLPROPERTIES %s" % ref).collect()}
+    if int(props.get("format-version", "1")) < 3:
+        return []
+    try:
+        spark.sql("SELECT %s FROM %s LIMIT 0" % (", ".join(LINEAGE), ref)).schema
+    except Exception:
+        return []
+    return list(LINEAGE)
+
+
 def _hash_columns(spark: Any, ref: str) -> List[str]:
     from pyspark.sql.types import MapType
 
@@ -65,7 +82,7 @@ def _hash_columns(spark: Any, ref: str) -> List[str]:
         name = "`%s`" % f.name.replace("`", "``")
         # Spark refuses to hash maps; their JSON text hashes the same content.
         cols.append("to_json(%s)" % name if isinstance(f.dataType, MapType) else name)
-    return cols
+    return cols + lineage_columns(spark, ref)
 
 
 def checksum(spark: Any, catalog: str, table: str, snapshot_id: int, where: Optional[str] = None) -> Tuple[int, str]:

@@ -93,6 +93,15 @@ class Keyring:
         return Keyring(current=version, keys=keys)
 
 
+def token_version(token: str) -> Optional[int]:
+    """The key version a token names (its first byte), or None for a value that is not a token."""
+    try:
+        payload = base64.b64decode(token[:4], validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return None
+    return payload[0] if payload and len(token) >= 24 else None
+
+
 class Cipher:
     """Tokens under a keyring's keys (one AES-SIV instance per key version)."""
 

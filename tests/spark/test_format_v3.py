@@ -53,3 +53,31 @@ def test_v3_table_with_deletion_vectors_is_compacted_with_its_row_lineage_and_ex
     assert spark.sql("SELECT count(*) FROM %s.snapshots" % ref(table_name)).collect()[0][0] == 1
     final = {r.id: (r._row_id, r.v) for r in spark.sql("SELECT id, v, _row_id FROM %s" % ref(table_name)).collect()}
     assert final == lineage
+
+
+def test_v3_manifests_are_left_alone_and_a_rewrite_that_changes_row_ids_is_rolled_back(spark, warehouse, table_name):
+    from lakehouse_ops.errors import VerificationError
+    from lakehouse_ops.maintenance.verify import verify_rewrites
+
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (CATALOG, table_name.split(".")[0]))
+    spark.sql(
+        "CREATE TABLE %s (id BIGINT, v STRING) USING iceberg TBLPROPERTIES ('format-version'='3')" % ref(table_name)
+    )
+    for i in range(12):
+        spark.sql("INSERT INTO %s VALUES (%d, 'x')" % (ref(table_name), i))
+    lineage = {r.id: r._row_id for r in spark.sql("SELECT id, _row_id FROM %s" % ref(table_name)).collect()}
+    config = make_config(warehouse, defaults={"manifests": {"max_manifests": 2}})
+    _, actions = maintain(spark, config, table_name, only=["rewrite_manifests"])
+    assert actions["rewrite_manifests"]["status"] == "skipped"
+    assert "_row_id" in actions["rewrite_manifests"]["reason"]
+    assert {r.id: r._row_id for r in spark.sql("SELECT id, _row_id FROM %s" % ref(table_name)).collect()} == lineage
+
+    # The same rows written again get new row ids: a rewrite that does that is caught and undone.
+    start = spark.sql("SELECT snapshot_id FROM %s.snapshots ORDER BY committed_at DESC LIMIT 1" % ref(table_name))
+    start_id = start.collect()[0][0]
+    spark.sql("INSERT OVERWRITE %s SELECT id, v FROM %s" % (ref(table_name), ref(table_name)))
+    bad = spark.sql("SELECT snapshot_id FROM %s.snapshots ORDER BY committed_at DESC LIMIT 1" % ref(table_name))
+    bad_id = bad.collect()[0][0]
+    with pytest.raises(VerificationError, match="rolled back"):
+        verify_rewrites(spark, CATALOG, table_name, start_id, is_rewrite=lambda s: s.snapshot_id == bad_id)
+    assert {r.id: r._row_id for r in spark.sql("SELECT id, _row_id FROM %s" % ref(table_name)).collect()} == lineage

@@ -71,4 +71,4 @@ def test_dead_workers_objects_are_taken_over_and_until_empty_drains_the_queue(
     ids = sorted(r.rec_id for r in spark.table(ref).select("rec_id").collect())
     assert ids == list(range(OBJECTS * ROWS)), "seed %d: %d rows" % (seed, len(ids))
     # Taken over within a claim's life and a visibility timeout, not after a long claim expiry.
-    assert took < 240, took
+    assert took < 600, took

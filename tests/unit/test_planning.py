@@ -152,6 +152,8 @@ def test_manifests_plan():
     ratio = manifests.plan(policy(), health([], manifests=20, small_manifests=15), NOW)
     assert ratio.run and "15 of 20" in ratio.reason
     assert not manifests.plan(policy(), health([], manifests=5, small_manifests=5), NOW).run
+    v3 = manifests.plan(policy(), health([], format_version=3, manifests=150, small_manifests=0), NOW)
+    assert not v3.run and "apache/iceberg#16699" in v3.reason  # Iceberg would change every _row_id
 
 
 def test_position_deletes_plan():

@@ -38,3 +38,10 @@ def test_the_plan_carries_the_method(method, strategy):
         assert "scaled z-order on ts, customer" in plan.reason and plan.estimated_bytes == 10 * 1024 * 1024
     else:
         assert plan.params.sort_order == "zorder(ts,customer)" and plan.params.zorder_columns == ()
+
+
+def test_a_v3_table_gets_icebergs_z_order_which_keeps_row_lineage():
+    layout = {"strategy": "zorder", "zorder_columns": ["ts", "customer"], "zorder_method": "scaled"}
+    plan = compaction.plan(policy(compaction=layout), health([part("d=1", 10, 10)], format_version=3), 0)
+    assert plan.run and plan.params.strategy == "sort" and plan.params.sort_order == "zorder(ts,customer)"
+    assert "row lineage" in plan.reason

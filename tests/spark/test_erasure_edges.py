@@ -1,0 +1,99 @@
+"""Erasure at the edges: tokens written before a key rotation, and a run that fails half-way, which must name the
+subject nowhere (receipt, log, Spark's SQL plans)."""
+
+import json
+import logging
+
+import pytest
+
+from lakehouse_ops.erasure.job import erase
+from lakehouse_ops.pseudo.spark import ServiceSettings, pseudonymize
+
+from conftest import PSEUDO_API_KEY, make_config
+from helpers import ref
+
+pytestmark = pytest.mark.spark
+SUBJECT = "cust-00042"
+
+
+def _rows(spark, start, count):
+    return spark.range(start, start + count).selectExpr(
+        "id", "concat('cust-', lpad(CAST(id % 50 AS STRING), 5, '0')) AS customer_id"
+    )
+
+
+def _sql_plans_since(spark, before):
+    """The text Spark keeps of every SQL execution since `before` executions (what its UI and event log show)."""
+    store = spark._jsparkSession.sharedState().statusStore()
+    executions = store.executionsList()
+    out = []
+    for index in range(before, executions.size()):
+        e = executions.apply(index) if hasattr(executions, "apply") else executions.get(index)
+        out.append("%s\n%s\n%s" % (e.description(), e.details(), e.physicalPlanDescription()))
+    return out
+
+
+def _executions(spark):
+    return spark._jsparkSession.sharedState().statusStore().executionsList().size()
+
+
+def test_an_erasure_after_a_key_rotation_finds_the_tokens_of_every_version(
+    spark, warehouse, pseudo_service, table_name, monkeypatch
+):
+    monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", PSEUDO_API_KEY)
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % ref(table_name.rsplit(".", 1)[0]))
+    settings = ServiceSettings(url=pseudo_service.url, batch_size=100)
+    pseudonymize(_rows(spark, 0, 500), ["customer_id"], settings).writeTo(ref(table_name)).using("iceberg").create()
+    original = pseudo_service.cipher.keyring
+    pseudo_service.use_keys(original.rotated())  # from now on the service makes version-2 tokens
+    try:
+        pseudonymize(_rows(spark, 500, 500), ["customer_id"], settings).writeTo(ref(table_name)).append()
+        config = make_config(
+            warehouse,
+            defaults={"orphans": {"older_than_hours": 72}},
+            pseudonymization={"service_url": pseudo_service.url, "batch_size": 100},
+            erasure={"tables": [{"table": table_name, "columns": ["customer_id"], "holds": "pseudonyms"}]},
+        )
+        receipt = erase(config, [SUBJECT], spark=spark)
+        table = receipt["tables"][0]
+        assert receipt["ok"] and receipt["verified"] and table["found"], json.dumps(receipt, indent=1)
+        assert table["rows_deleted"] == 20  # 10 written under each key version
+        assert table["key_versions"] == {"by_token": [2], "by_reidentifying": [1]}
+        spark.sql("REFRESH TABLE %s" % ref(table_name))
+        left = {r.customer_id for r in pseudonymize_back(spark, table_name, settings)}
+        assert SUBJECT not in left and len(left) == 49
+    finally:
+        pseudo_service.use_keys(original)
+
+
+def pseudonymize_back(spark, table_name, settings):
+    from lakehouse_ops.pseudo.spark import reidentify
+
+    return reidentify(spark.table(ref(table_name)), ["customer_id"], settings).collect()
+
+
+def test_a_failing_erasure_names_the_subject_nowhere(spark, warehouse, pseudo_service, table_name, caplog, monkeypatch):
+    """A v3 merge-on-read table: the DELETE writes deletion vectors; the rewrite that must follow fails (its
+    Parquet codec is bogus). The receipt says it failed; neither it, the log nor any SQL plan Spark kept (its UI,
+    its event log) holds the subject."""
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % ref(table_name.rsplit(".", 1)[0]))
+    spark.sql(
+        "CREATE TABLE %s (id BIGINT, customer_id STRING) USING iceberg TBLPROPERTIES ('format-version'='3', "
+        "'write.delete.mode'='merge-on-read')" % ref(table_name)
+    )
+    for start in (0, 500):
+        _rows(spark, start, 500).writeTo(ref(table_name)).append()
+    spark.sql("ALTER TABLE %s SET TBLPROPERTIES ('write.parquet.compression-codec'='bogus')" % ref(table_name))
+    config = make_config(
+        warehouse,
+        defaults={"orphans": {"older_than_hours": 72}},
+        erasure={"tables": [{"table": table_name, "columns": ["customer_id"]}]},
+    )
+    caplog.set_level(logging.DEBUG, logger="lakehouse_ops")
+    monkeypatch.setattr(logging.getLogger("lakehouse_ops"), "propagate", True)
+    before = _executions(spark)
+    receipt = erase(config, [SUBJECT, "cust-00007"], spark=spark)
+    assert not receipt["ok"] and not receipt["verified"]
+    assert receipt["tables"][0]["problems"], json.dumps(receipt, indent=1)
+    said = json.dumps(receipt) + caplog.text + "\n".join(_sql_plans_since(spark, before))
+    assert SUBJECT not in said and "cust-00007" not in said
