@@ -121,7 +121,8 @@ def pseudo_server():
     from lakehouse_ops.pseudo.cipher import Keyring
     from lakehouse_ops.pseudo.service import PseudonymService, serve
 
-    service = PseudonymService(Keyring.generate(), PSEUDO_API_KEY)
+    # One key for both directions here (the service allows it when told so: reidentify_api_key).
+    service = PseudonymService(Keyring.generate(), PSEUDO_API_KEY, reidentify_api_key=PSEUDO_API_KEY)
     server, service.url = serve(service)
     yield service
     server.shutdown()

@@ -181,7 +181,13 @@ def erase(
     "--api-key-env",
     default="LAKEHOUSE_OPS_PSEUDO_API_KEY",
     show_default=True,
-    help="Environment variable holding the API key clients must send in x-api-key.",
+    help="Environment variable holding the API key clients must send in x-api-key to pseudonymize.",
+)
+@click.option(
+    "--reidentify-api-key-env",
+    default="LAKEHOUSE_OPS_PSEUDO_REIDENTIFY_API_KEY",
+    show_default=True,
+    help="Environment variable holding the key that may also re-identify (unset: nobody may re-identify).",
 )
 @click.option("--latency-ms", default=0.0, show_default=True, help="Time each call takes (API Gateway + Lambda: ~30).")
 @click.option("--jitter-ms", default=0.0, show_default=True, help="Up to this much more per call, at random.")
@@ -199,6 +205,7 @@ def pseudo_service(
     key_file: Optional[str],
     keys_secret: Optional[str],
     api_key_env: str,
+    reidentify_api_key_env: str,
     latency_ms: float,
     jitter_ms: float,
     max_concurrency: int,
@@ -219,10 +226,18 @@ def pseudo_service(
         keyring = keys.keyring_from_secret(keys_secret)
     else:
         raise ConfigError("pass exactly one of --key-file (development) or --keys-secret (Secrets Manager)")
+    import os
+
     profile = Profile(latency_ms, jitter_ms, max_concurrency, retry_after)
-    server, url = serve(PseudonymService(keyring, keys.api_key(env_var=api_key_env), profile=profile), host, port)
+    reidentify_key = os.environ.get(reidentify_api_key_env) or None
+    service = PseudonymService(
+        keyring, keys.api_key(env_var=api_key_env), profile=profile, reidentify_api_key=reidentify_key
+    )
+    server, url = serve(service, host, port)
     click.echo(
-        "pseudonymization service listening on %s (key version %d); Ctrl-C stops it" % (url, keyring.current), err=True
+        "pseudonymization service listening on %s (key version %d; re-identification %s); Ctrl-C stops it"
+        % (url, keyring.current, "allowed with $%s" % reidentify_api_key_env if reidentify_key else "off"),
+        err=True,
     )
     try:
         while True:

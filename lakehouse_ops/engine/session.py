@@ -26,6 +26,10 @@ JAR_NAMES = ("iceberg-spark-runtime-3.5_2.12-1.10.2.jar", "iceberg-spark-extensi
 # s3:// and none of this applies.
 S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 
+# Spark hides the values of settings (and environment variables) whose names match this in its UI, event logs and
+# logged configuration: Spark's own pattern, plus the API keys the library reads from executors' environments.
+REDACTION = r"(?i)secret|password|token|access[.]?key|api[._-]?key|credential"
+
 # Settings that make a 2-core laptop or CI machine usable; any of them can be overridden in `spark.conf`.
 LOCAL_DEFAULTS = {
     "spark.sql.shuffle.partitions": "8",
@@ -116,6 +120,7 @@ def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
         if config.spark.local_s3:
             conf["spark.hadoop.fs.s3.impl"] = S3A
     conf["spark.sql.extensions"] = EXTENSIONS
+    conf["spark.redaction.regex"] = REDACTION
     endpoint = endpoint_url()
     if endpoint:  # s3:// and s3a:// paths read through Hadoop (ingest, file lists) go there too
         conf.update({"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true"})
@@ -138,10 +143,13 @@ LIST_SETTINGS = (
 
 
 def merge_conf(base: Mapping[str, str], overrides: Mapping[str, str]) -> Dict[str, str]:
-    """`base` updated with `overrides`, list-valued settings merged (base entries first, no duplicates)."""
+    """`base` updated with `overrides`, list-valued settings merged (base entries first, no duplicates); a user's
+    redaction pattern adds to the library's instead of replacing it."""
     merged = dict(base)
     for key, value in overrides.items():
-        if key in LIST_SETTINGS and merged.get(key):
+        if key == "spark.redaction.regex" and merged.get(key) and value != merged[key]:
+            merged[key] = "%s|%s" % (merged[key], value)
+        elif key in LIST_SETTINGS and merged.get(key):
             entries = [e.strip() for e in (merged[key] + "," + value).split(",") if e.strip()]
             merged[key] = ",".join(dict.fromkeys(entries))
         else:

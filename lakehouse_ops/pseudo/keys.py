@@ -100,6 +100,22 @@ def api_key(env_var: Optional[str] = None, secret_id: Optional[str] = None) -> s
     )
 
 
+def secret_json(secret_id: str) -> Dict[str, Any]:
+    """A Secrets Manager secret holding a JSON object (read once per KEYRING_TTL_S)."""
+    import json
+
+    def load() -> Dict[str, Any]:
+        try:
+            found = json.loads(_secret_string(secret_id))
+        except ValueError:
+            found = None
+        if not isinstance(found, dict):
+            raise ConfigError("secret %s does not hold a JSON object" % secret_id)
+        return found
+
+    return _cached(("json", secret_id), load, KEYRING_TTL_S)
+
+
 def forget() -> None:
     """Drop cached secrets (after a rotation, and in tests)."""
     with _lock:

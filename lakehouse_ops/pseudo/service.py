@@ -6,8 +6,9 @@ Endpoints (JSON; API key in `x-api-key`):
 Same order and length; a value that cannot be converted comes back as null. Unparseable bodies and unknown paths
 get HTTP 500 with a plain-text message (as the sample does), a bad key 403, a body over 6 MB 413.
 
-Unlike the sample: request bodies and values are never logged; the API key is compared in constant time; there is
-no cache at all (so none shared between the two directions); keys carry versions (see cipher.py).
+Unlike the sample: request bodies and values are never logged; API keys are compared in constant time, before
+the body is read, and re-identification takes a key of its own (a pseudonymizing job's key cannot re-identify);
+there is no cache at all (so none shared between the two directions); keys carry versions (see cipher.py).
 
 Run it locally with `lakehouse-ops pseudo-service`, or deploy `lambda_handler` behind API Gateway. Locally, a
 `Profile` makes it answer like API Gateway + Lambda under load (latency with jitter per call, a concurrency limit,
@@ -49,13 +50,23 @@ class PseudonymService:
     """Transport-free core: (method, path, query, headers, body) -> (status, content type, body, headers)."""
 
     def __init__(
-        self, keyring: Keyring, api_key: str, faults: Optional[Sequence[str]] = None, profile: Optional[Profile] = None
+        self,
+        keyring: Keyring,
+        api_key: str,
+        faults: Optional[Sequence[str]] = None,
+        profile: Optional[Profile] = None,
+        reidentify_api_key: Optional[str] = None,
     ) -> None:
+        """`api_key` may pseudonymize; `reidentify_api_key` may also re-identify (None: nobody may: a service
+        that only pseudonymizes)."""
         from lakehouse_ops.pseudo.vectorized import VectorCipher
 
         self.cipher = Cipher(keyring)
         self.vector = VectorCipher(keyring)
-        self._api_key = api_key.encode("utf-8")
+        self._keys = {
+            "pseudonymization": [k.encode("utf-8") for k in (api_key, reidentify_api_key) if k],
+            "reidentification": [reidentify_api_key.encode("utf-8")] if reidentify_api_key else [],
+        }
         self._faults = list(faults or [])
         self._lock = threading.Lock()
         self.calls = {"pseudonymization": 0, "reidentification": 0}
@@ -88,12 +99,21 @@ class PseudonymService:
         with self._lock:
             return self._faults.pop(0) if self._faults else None
 
+    def refused(self, path: str, headers: Mapping[str, str]) -> Optional[Answer]:
+        """403 unless the request's key may use the endpoint at `path` (checked before the body is read: an
+        unauthorised caller never has a body parsed); None when it may. Keys compare in constant time."""
+        key = (headers.get("x-api-key") or "").encode("utf-8")
+        allowed = self._keys.get(path.strip("/"), self._keys["pseudonymization"])
+        if not any(hmac.compare_digest(key, k) for k in allowed) or not key:
+            return 403, "application/json", b'{"message": "Forbidden"}', {}
+        return None
+
     def handle(
         self, method: str, path: str, query: Mapping[str, List[str]], headers: Mapping[str, str], body: bytes
     ) -> Answer:
-        key = (headers.get("x-api-key") or "").encode("utf-8")
-        if not hmac.compare_digest(key, self._api_key):
-            return 403, "application/json", b'{"message": "Forbidden"}', {}
+        refused = self.refused(path, headers)
+        if refused is not None:
+            return refused
         limited = self.profile.max_concurrency > 0
         if limited and not self._slots.acquire(blocking=False):
             with self._lock:
@@ -186,8 +206,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         url = urlparse(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
+        # The key and the size are checked before the body is read; a refused body is never read (the connection
+        # is closed after the answer instead).
+        early = self.service.refused(url.path, headers)
+        if early is None and length > MAX_BODY_BYTES:
+            early = 413, "application/json", b'{"message": "Request must be smaller than 6291456 bytes"}', {}
+        if early is not None:
+            self.close_connection = True
+            self._answer(*early)
+            return
+        body = self.rfile.read(length) if length else b""
         try:
             status, content_type, payload, extra = self.service.handle(
                 method, url.path, parse_qs(url.query), headers, body
@@ -195,6 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # answer rather than drop the connection; name the failure, never the values
             log.error("request failed", extra={"error": type(exc).__name__})
             status, content_type, payload, extra = 500, "text/plain", b"internal error", {}
+        self._answer(status, content_type, payload, extra)
+
+    def _answer(self, status: int, content_type: str, payload: bytes, extra: Mapping[str, str]) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for name, value in extra.items():
@@ -263,18 +295,23 @@ _LAMBDA_SERVICE: Optional[PseudonymService] = None
 
 
 def lambda_handler(event: Mapping[str, Any], context: Any) -> Dict[str, Any]:
-    """API Gateway (REST, proxy integration) entry point. Keys come from Secrets Manager: the secret named by
-    LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET; API Gateway checks the API key itself, so the service accepts its header."""
+    """API Gateway (REST, proxy integration) entry point. Keys come from Secrets Manager: the key material from the
+    secret named by LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET, and the API keys from the one named by
+    LAKEHOUSE_OPS_PSEUDO_API_KEYS_SECRET (`{"pseudonymization": "...", "reidentification": "..."}`: the second
+    may also pseudonymize; leave it out and nobody may re-identify). The handler checks the key itself: an API
+    Gateway usage plan admits a key to every method of a stage, so it cannot keep re-identification apart."""
     global _LAMBDA_SERVICE
     if _LAMBDA_SERVICE is None:
         import os
 
-        from lakehouse_ops.pseudo.keys import keyring_from_secret
+        from lakehouse_ops.pseudo.keys import keyring_from_secret, secret_json
 
         keyring = keyring_from_secret(os.environ["LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET"])
-        _LAMBDA_SERVICE = PseudonymService(keyring, api_key="")
+        api_keys = secret_json(os.environ["LAKEHOUSE_OPS_PSEUDO_API_KEYS_SECRET"])
+        _LAMBDA_SERVICE = PseudonymService(
+            keyring, api_key=str(api_keys["pseudonymization"]), reidentify_api_key=api_keys.get("reidentification")
+        )
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    headers["x-api-key"] = ""  # already verified by API Gateway's usage plan
     query = {k: [v] for k, v in (event.get("queryStringParameters") or {}).items()}
     body = (event.get("body") or "").encode("utf-8")
     status, content_type, payload, extra = _LAMBDA_SERVICE.handle(

@@ -127,11 +127,11 @@ def test_key_rotation_through_secrets_manager(aws_env):
     sm = aws_client("secretsmanager")
     first = Keyring.generate()
     sm.create_secret(Name="pseudo/rotating-keys", SecretString=first.to_json())
-    before = PseudonymService(keys.keyring_from_secret("pseudo/rotating-keys"), API_KEY)
+    before = PseudonymService(keys.keyring_from_secret("pseudo/rotating-keys"), API_KEY, reidentify_api_key=API_KEY)
     old_server, before.url = serve(before)
     sm.put_secret_value(SecretId="pseudo/rotating-keys", SecretString=first.rotated().to_json())
     keys.forget()  # a new service process (or Lambda cold start) reads the rotated secret
-    after = PseudonymService(keys.keyring_from_secret("pseudo/rotating-keys"), API_KEY)
+    after = PseudonymService(keys.keyring_from_secret("pseudo/rotating-keys"), API_KEY, reidentify_api_key=API_KEY)
     new_server, after.url = serve(after)
     try:
         old_tokens = client(before).pseudonymize(SECRET_VALUES)
@@ -234,3 +234,62 @@ def test_a_service_with_an_aws_load_profile_throttles_and_the_client_adapts():
     assert service.calls["pseudonymization"] >= 60
     throttled = [r for r in raw if r.status_code == 429]
     assert throttled and all(r.headers["Retry-After"] == "0" for r in throttled)
+
+
+def test_re_identification_takes_its_own_key_checked_before_the_body_is_read():
+    """A key that may pseudonymize cannot re-identify; a refused or oversized request is answered without its body
+    being read (a caller without the key cannot make the service parse anything)."""
+    import socket
+
+    from lakehouse_ops.pseudo.service import PseudonymService, serve
+
+    service = PseudonymService(Keyring.generate(), "pseudonymize-only", reidentify_api_key="may-reidentify")
+    server, url = serve(service)
+    try:
+        tokens = PseudoClient(url, "pseudonymize-only").pseudonymize(SECRET_VALUES)
+        with pytest.raises(PseudoServiceError, match="403"):
+            PseudoClient(url, "pseudonymize-only", max_retries=0).reidentify(tokens)
+        assert PseudoClient(url, "may-reidentify").reidentify(tokens) == SECRET_VALUES
+        assert PseudoClient(url, "may-reidentify").pseudonymize(SECRET_VALUES) == tokens
+        host, port = url[len("http://") :].split(":")
+        for key, status in (("wrong", b"403"), ("may-reidentify", b"413")):
+            with socket.create_connection((host, int(port)), timeout=5) as raw:
+                raw.sendall(
+                    b"POST /reidentification HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\n"
+                    b"Content-Length: 100000000\r\n\r\n{" % key.encode()
+                )
+                answer = raw.recv(200)  # answered at once: the 100 MB announced are never waited for
+            assert answer.split(b" ")[1] == status, answer
+        assert service.calls["reidentification"] == 1
+    finally:
+        server.shutdown()
+
+
+def test_the_lambda_handler_checks_each_endpoints_key_itself(aws_env):
+    from lakehouse_ops.aws.clients import client as aws_client
+    from lakehouse_ops.pseudo import service as module
+
+    keys.forget()
+    sm = aws_client("secretsmanager")
+    sm.create_secret(Name="lambda/keys", SecretString=Keyring.generate().to_json())
+    sm.create_secret(Name="lambda/api-keys", SecretString=json.dumps({"pseudonymization": "p-key"}))
+    module._LAMBDA_SERVICE = None
+    import os
+
+    os.environ["LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET"] = "lambda/keys"
+    os.environ["LAKEHOUSE_OPS_PSEUDO_API_KEYS_SECRET"] = "lambda/api-keys"
+    try:
+
+        def call(path, key, body):
+            event = {"httpMethod": "POST", "path": path, "headers": {"X-Api-Key": key}, "body": json.dumps(body)}
+            return module.lambda_handler(event, None)
+
+        made = call("/pseudonymization", "p-key", {"identifiers": ["v"]})
+        assert made["statusCode"] == 200
+        token = json.loads(made["body"])["pseudonyms"][0]
+        assert call("/pseudonymization", "other", {"identifiers": ["v"]})["statusCode"] == 403
+        assert call("/reidentification", "p-key", {"pseudonyms": [token]})["statusCode"] == 403  # no key may
+    finally:
+        module._LAMBDA_SERVICE = None
+        del os.environ["LAKEHOUSE_OPS_PSEUDO_KEYS_SECRET"], os.environ["LAKEHOUSE_OPS_PSEUDO_API_KEYS_SECRET"]
+        keys.forget()
