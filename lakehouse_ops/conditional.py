@@ -30,7 +30,8 @@ class ConditionalStore:
         """Write `doc` at `key` only if the record there still has `etag`; the new etag, or None."""
         raise NotImplementedError
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, etag: Optional[str] = None) -> bool:
+        """Delete the record at `key` (only if it still has `etag`, when given); False if it had another."""
         raise NotImplementedError
 
 
@@ -102,13 +103,18 @@ class LocalStore(ConditionalStore):
                 return None
             return self._write(path, doc)
 
-    def delete(self, key: str) -> None:
+    def delete(self, key: str, etag: Optional[str] = None) -> bool:
         path = self._path(key)
         with self._locked(path):
+            if etag is not None:
+                current = self._load(path)
+                if current is not None and current[1] != etag:
+                    return False
             try:
                 os.remove(path)
             except FileNotFoundError:
                 pass
+            return True
 
 
 class S3Store(ConditionalStore):
@@ -166,5 +172,18 @@ class S3Store(ConditionalStore):
                 return None
             raise
 
-    def delete(self, key: str) -> None:
-        self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+    def delete(self, key: str, etag: Optional[str] = None) -> bool:
+        """S3's conditional delete (`If-Match`) when `etag` is given."""
+        from botocore.exceptions import ClientError
+
+        try:
+            if etag is None:
+                self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+            else:
+                self.s3.delete_object(Bucket=self.bucket, Key=self.prefix + key, IfMatch=etag)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in self.CONFLICT:
+                return False
+            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404"):
+                raise
+        return True

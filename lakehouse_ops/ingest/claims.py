@@ -127,7 +127,7 @@ class Claims:
         self._stop.set()
         self._keepalive.join(timeout=30)
         self._keepalive = None
-        self.store.delete(_worker_key(self.owner))
+        self.store.delete(_worker_key(self.owner), self._alive_etag)
         self._alive_etag = None
 
     def _live_until(self, claim: Dict[str, Any], seen: Dict[str, float]) -> float:

@@ -15,12 +15,12 @@ from lakehouse_ops.errors import CatalogError, LakehouseOpsError
 from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.health import TableHealth, open_tables, table_health
 from lakehouse_ops.health.catalog import Tables
+from lakehouse_ops.lease import Leases
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import ORDER, plan_one
 from lakehouse_ops.maintenance.base import DONE, FAILED, PARTIAL, SKIPPED, Action, Plan, Result
 from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
 from lakehouse_ops.runner.completion import complete
-from lakehouse_ops.runner.lease import Leases
 from lakehouse_ops.units import iso_seconds as _iso
 from lakehouse_ops.units import now_ms
 
@@ -171,6 +171,11 @@ class MaintenanceRunner:
         changed = False
         for module in ORDER:
             if self.only is not None and module.NAME not in self.only:
+                continue
+            lost = self.leases.lost(table) if self.leases is not None and not dry_run else None
+            if lost:  # another run works on the table now: nothing more is done to it
+                entry["actions"].append(Result(module.NAME, SKIPPED, "not run: %s" % lost).to_dict())
+                failed = True
                 continue
             if changed:
                 health = self._health(table, policy)

@@ -302,8 +302,8 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
 
 def test_leases_block_expire_and_are_taken_over(aws, tmp_path):
     from lakehouse_ops.config import load_config
+    from lakehouse_ops.lease import Leases
     from lakehouse_ops.runner import MaintenanceRunner
-    from lakehouse_ops.runner.lease import Leases
 
     clients = aws[0]
     now = [1000000.0]
