@@ -53,6 +53,9 @@ class TargetSetup(JobState):
                     "ingest.pseudonymize column %r must be a string column of %s (it is %s)"
                     % (column, self.target, fields.get(column, "missing"))
                 )
+        from lakehouse_ops.pseudo.job import mark_pseudonymized
+
+        mark_pseudonymized(self.spark, self.target_ref, self.cfg.pseudonymize.columns)  # never re-identified into
 
     def _check_upsert_columns(self) -> None:
         if self.cfg.upsert is not None:

@@ -1,6 +1,11 @@
 """The pseudonymize and reidentify jobs: a source (Iceberg table or files) -> converted columns -> an Iceberg
 table, in one commit. If any value cannot be converted the job fails before the commit, so the target is
-unchanged and plaintext never lands where pseudonyms were expected."""
+unchanged and plaintext never lands where pseudonyms were expected.
+
+Pseudonymize jobs are exactly-once and incremental (`write_mode: append`, the default; see incremental.py): each
+commit records how far into its source it converted, and the next run converts only what came after, so a
+scheduled job, rerun or retried, never writes a row twice. One run of a job at a time (a lease). Re-identified
+rows never go to the job's own table or to any table that holds pseudonyms."""
 
 import time
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -10,10 +15,18 @@ from lakehouse_ops.config.pseudo import PseudoJob, PseudonymizationConfig
 from lakehouse_ops.engine.history import record_run
 from lakehouse_ops.engine.session import LazySession
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
-from lakehouse_ops.pseudo.spark import pseudonymize, reidentify
-from lakehouse_ops.sqltext import table_ref
+from lakehouse_ops.lease import Leases
+from lakehouse_ops.pseudo import incremental
+from lakehouse_ops.pseudo.spark import pinned, pseudonymize, reidentify
+from lakehouse_ops.sqltext import quote_string, table_ref
 
-JOB_PROPERTY = "lakehouse-ops.pseudo-job"
+JOB_PROPERTY = incremental.JOB_PROPERTY
+# A table property naming the columns that hold pseudonyms (set by pseudonymize jobs and ingest): re-identified
+# rows are never written to such a table.
+PSEUDONYMIZED = "lakehouse-ops.pseudonymized-columns"
+
+
+LEASE_MINUTES = 10  # a job run's lease, renewed while it works
 
 
 class PseudoJobError(LakehouseOpsError):
@@ -38,8 +51,10 @@ def _table_exists(spark: Any, ref: str) -> bool:
         return False
 
 
-def _write(spark: Any, df: Any, ref: str, mode: str, tag: str) -> Tuple[int, int]:
-    writer = df.writeTo(ref).option("snapshot-property." + JOB_PROPERTY, tag)
+def _write(spark: Any, df: Any, ref: str, mode: str, properties: Dict[str, str]) -> Tuple[int, int]:
+    writer = df.writeTo(ref)
+    for key, value in properties.items():
+        writer = writer.option("snapshot-property." + key, value)
     if not _table_exists(spark, ref):
         writer.using("iceberg").create()
     elif mode == "overwrite":
@@ -62,32 +77,38 @@ def run(
     spark: Any = None,
     session_factory: Optional[Callable[[], Any]] = None,
 ) -> Dict[str, Any]:
-    """Run pseudonymization job `name` (direction 'reidentify': from its target into `target`)."""
+    """Run pseudonymization job `name` (direction 'reidentify': from its target into `target`), under the job's
+    lease: one run of a job at a time."""
     section, job = _job(config, name)
-    if direction == "reidentify" and not target:
-        raise ConfigError("reidentify writes plaintext: name the table to write it to (--target)")
+    if direction == "reidentify":
+        _check_plaintext_target(config, job, target)
     out_table = config.table_name(job.target if direction == "pseudonymize" else str(target))
     started = time.time()
     spark = LazySession(config, spark, session_factory).get()
-    catalog = config.catalog.name
-    if direction == "pseudonymize":
-        if job.source.table:
-            df = spark.table(table_ref(catalog, config.table_name(job.source.table)))
-        else:
-            df = spark.read.format(job.source.format).load(job.source.path)
-        converted = pseudonymize(df, job.columns, section.settings(), job.deterministic)
-    else:
-        df = spark.table(table_ref(catalog, config.table_name(job.target)))
-        converted = reidentify(df, job.columns, section.settings())
-    try:
-        snapshot, rows = _write(
-            spark, converted, table_ref(catalog, out_table), job.write_mode, "%s:%s" % (direction, name)
-        )
-    except Exception as exc:
+    leases = job_leases(config)
+    lease = "pseudo-%s-%s" % (direction, name)
+    taken, holder = leases.acquire(lease)
+    if not taken:
         raise PseudoJobError(
-            "%s job '%s' failed; %s is unchanged: %s" % (direction, name, out_table, first_line(exc))
-        ) from None
-    report = {
+            "%s job '%s' is running elsewhere (%s holds its lease until %s); nothing done"
+            % (direction, name, (holder or {}).get("owner"), (holder or {}).get("expires_at"))
+        )
+    try:
+        report = _convert(config, spark, section, job, name, direction, out_table)
+    finally:
+        leases.release(lease)
+    report["duration_s"] = round(time.time() - started, 3)
+    record_run(lambda: spark, config, "pseudonymize", report)
+    return report
+
+
+def _convert(
+    config: Config, spark: Any, section: Any, job: PseudoJob, name: str, direction: str, out_table: str
+) -> Dict[str, Any]:
+    catalog = config.catalog.name
+    out_ref = table_ref(catalog, out_table)
+    tag = "%s:%s" % (direction, name)
+    report: Dict[str, Any] = {
         "ok": True,
         "job": name,
         "direction": direction,
@@ -95,9 +116,81 @@ def run(
         "columns": list(job.columns),
         "source": job.source.table or job.source.path if direction == "pseudonymize" else job.target,
         "target": out_table,
-        "rows": rows,
-        "snapshot_id": snapshot,
-        "duration_s": round(time.time() - started, 3),
+        "write_mode": job.write_mode,
     }
-    record_run(lambda: spark, config, "pseudonymize", report)
+    if direction == "reidentify":
+        if _table_exists(spark, out_ref) and PSEUDONYMIZED in _properties(spark, out_ref):
+            raise ConfigError(
+                "reidentify --target %s holds pseudonyms (%s): plaintext never goes there" % (out_table, PSEUDONYMIZED)
+            )
+        new = incremental.new_rows(spark, catalog, config.table_name(job.target), None, "", "append", out_ref, tag)
+    else:
+        source = config.table_name(job.source.table) if job.source.table else None
+        new = incremental.new_rows(
+            spark, catalog, source, job.source.path, job.source.format, job.write_mode, out_ref, tag
+        )
+    report["source_range"] = new.describe()
+    if new.frame is None:
+        report.update(rows=0, snapshot_id=None, up_to_date=True)
+        return report
+    if direction == "reidentify":
+        converted = reidentify(new.frame, job.columns, section.settings())
+    else:
+        converted = pseudonymize(new.frame, job.columns, pinned(section.settings()), job.deterministic)
+    properties = dict(new.properties, **{JOB_PROPERTY: tag})
+    incremental.still_from(spark, out_ref, tag, new)  # no other run converted the same rows meanwhile
+    try:
+        snapshot, rows = _write(
+            spark, converted, out_ref, job.write_mode if direction == "pseudonymize" else "append", properties
+        )
+    except Exception as exc:
+        raise PseudoJobError(
+            "%s job '%s' failed; %s is unchanged: %s" % (direction, name, out_table, first_line(exc))
+        ) from None
+    if direction == "pseudonymize":
+        mark_pseudonymized(spark, out_ref, job.columns)
+    report.update(rows=rows, snapshot_id=snapshot)
     return report
+
+
+def _properties(spark: Any, ref: str) -> Dict[str, str]:
+    return {r.key: r.value for r in spark.sql("SHOW TBLPROPERTIES %s" % ref).collect()}
+
+
+def mark_pseudonymized(spark: Any, ref: str, columns: Any) -> None:
+    """Say in the table's properties which columns hold pseudonyms: a re-identification never writes into it."""
+    wanted = ",".join(sorted(columns))
+    if _properties(spark, ref).get(PSEUDONYMIZED) == wanted:
+        return
+    spark.sql("ALTER TABLE %s SET TBLPROPERTIES ('%s' = %s)" % (ref, PSEUDONYMIZED, quote_string(wanted)))
+
+
+def _check_plaintext_target(config: Config, job: PseudoJob, target: Optional[str]) -> None:
+    """Re-identified rows go to a table of their own: named, and neither the job's source nor a table that
+    holds pseudonyms."""
+    if not target:
+        raise ConfigError("reidentify writes plaintext: name the table to write it to (--target)")
+    name = config.table_name(target)
+    if name == config.table_name(job.target):
+        raise ConfigError("reidentify --target %s is the job's pseudonymized table: plaintext never goes there" % name)
+    erasure = config.erasure.tables if config.erasure is not None else []
+    protected = {config.table_name(t.table) for t in erasure if t.holds == "pseudonyms"}
+    if config.ingest is not None and config.ingest.pseudonymize is not None:
+        protected.add(config.table_name(config.ingest.target_table))
+    if name in protected:
+        raise ConfigError(
+            "reidentify --target %s holds pseudonyms (erasure or ingest config): plaintext never goes there" % name
+        )
+
+
+def job_leases(config: Config) -> Leases:
+    """Where jobs take their leases: ship.leases (an s3:// prefix) when set, else under the catalog's warehouse."""
+    ship = config.ship
+    if ship is not None and ship.leases:
+        return Leases(ship.leases, ship.lease_minutes)
+    if not config.catalog.warehouse:
+        raise ConfigError(
+            "%s: ship.leases is needed (an s3:// prefix where job runs take leases) when the catalog has no "
+            "warehouse" % config.source
+        )
+    return Leases(config.catalog.warehouse.rstrip("/") + "/_lakehouse_ops/leases", LEASE_MINUTES)

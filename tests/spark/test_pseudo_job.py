@@ -78,6 +78,9 @@ def test_service_failure_leaves_the_target_unchanged(
     ).using("iceberg").create()
     config = _config(tmp_path, warehouse, pseudo_service.url, src, table_name)
     assert CliRunner().invoke(cli, ["--config", config, "pseudonymize", "--job", "vehicles"]).exit_code == 0
+    spark.range(50, 60).selectExpr("id", "CAST(id AS STRING) AS vin", "'x@example.com' AS owner_email").writeTo(
+        "%s.%s" % (CATALOG, src)
+    ).append()  # new rows for the next run to convert
     before = spark.sql("SELECT count(*) n FROM %s.%s.snapshots" % (CATALOG, table_name)).collect()[0].n
     pseudo_service.inject(*(["500"] * 40))
     try:
@@ -91,3 +94,48 @@ def test_service_failure_leaves_the_target_unchanged(
     assert spark.table("%s.%s" % (CATALOG, table_name)).filter("vin RLIKE '^[0-9]+$'").count() == 0
     bad = CliRunner().invoke(cli, ["--config", config, "pseudonymize", "--job", "nope"])
     assert bad.exit_code == 2 and "jobs: vehicles" in bad.output
+
+
+def test_a_scheduled_job_converts_only_what_is_new_and_never_writes_plaintext_into_pseudonyms(
+    spark, warehouse, pseudo_service, tmp_path, table_name, monkeypatch
+):
+    monkeypatch.setenv("LAKEHOUSE_OPS_PSEUDO_API_KEY", "test-api-key-0123456789")
+    src = table_name + "_raw"
+
+    def rows(start, count):
+        return spark.range(start, start + count).selectExpr(
+            "id", "concat('VIN', CAST(id AS STRING)) AS vin", "'x@example.com' AS owner_email"
+        )
+
+    rows(0, 100).writeTo("%s.%s" % (CATALOG, src)).using("iceberg").create()
+    config = _config(tmp_path, warehouse, pseudo_service.url, src, table_name)
+
+    def run(*args):
+        result = CliRunner().invoke(cli, ["--config", config] + list(args) + ["--json"])
+        return result.exit_code, (json.loads(result.stdout) if result.exit_code == 0 else result.output)
+
+    assert run("pseudonymize", "--job", "vehicles")[1]["rows"] == 100
+    code, again = run("pseudonymize", "--job", "vehicles")  # a scheduled rerun: nothing new
+    assert code == 0 and again["rows"] == 0 and again["up_to_date"]
+    rows(100, 20).writeTo("%s.%s" % (CATALOG, src)).append()
+    assert run("pseudonymize", "--job", "vehicles")[1]["rows"] == 20
+    target = spark.table("%s.%s" % (CATALOG, table_name))
+    assert target.count() == 120 and target.select("id").distinct().count() == 120
+
+    # Re-identification: never into the job's own table, nor into any table marked as holding pseudonyms.
+    code, said = run("reidentify", "--job", "vehicles", "--target", table_name)
+    assert code == 2 and "pseudonymized table" in said
+    marked = table_name + "_marked"
+    spark.sql("CREATE TABLE %s.%s (id BIGINT) USING iceberg" % (CATALOG, marked))
+    spark.sql("ALTER TABLE %s.%s SET TBLPROPERTIES ('lakehouse-ops.pseudonymized-columns'='vin')" % (CATALOG, marked))
+    code, said = run("reidentify", "--job", "vehicles", "--target", marked)
+    assert code == 2 and "holds pseudonyms" in said
+    plain = table_name + "_plain"
+    assert run("reidentify", "--job", "vehicles", "--target", plain)[1]["rows"] == 120
+    assert run("reidentify", "--job", "vehicles", "--target", plain)[1]["rows"] == 0  # incremental too
+
+    # A source changed by more than appends cannot be followed: said, and nothing written.
+    spark.sql("DELETE FROM %s.%s WHERE id < 10" % (CATALOG, src))
+    code, said = run("pseudonymize", "--job", "vehicles")
+    assert code == 1 and "changed by more than appends" in said and "write_mode: overwrite" in said
+    assert spark.table("%s.%s" % (CATALOG, table_name)).count() == 120
