@@ -1,8 +1,9 @@
 """Turn an Iceberg partition tuple into a Spark SQL filter on the source columns.
 
 rewrite_data_files' `where` filters source columns, not partition fields, so a day partition `ts_day=19844`
-becomes `ts >= TIMESTAMP '2024-05-01 00:00:00Z' AND ts < TIMESTAMP '2024-05-02 00:00:00Z'`. Transforms that have
-no range form (bucket, truncate) give None: such partitions can only be compacted with the whole table.
+becomes `ts >= TIMESTAMP '2024-05-01 00:00:00Z' AND ts < TIMESTAMP '2024-05-02 00:00:00Z'`. Bucket and truncate
+partitions, which have no range form, are selected with Iceberg's own functions (`<catalog>.system.bucket(16, c)
+= 5`, which rewrite_data_files' `where` accepts); a transform with neither gives None.
 """
 
 import datetime
@@ -11,6 +12,9 @@ from typing import Any, Dict, List, Optional, Tuple
 from lakehouse_ops.sqltext import quote_ident, quote_string
 
 EPOCH = datetime.date(1970, 1, 1)
+# bucket and truncate partitions are selected by Iceberg's own functions, called in the table's catalog
+# (`<catalog>.system.bucket(16, customer_id) = 5`): the catalog's name is put in where a filter is used.
+SYSTEM = "__catalog__.system"
 EPOCH_TS = datetime.datetime(1970, 1, 1)
 
 
@@ -85,7 +89,19 @@ def field_filter(transform: Any, column: str, iceberg_type: Any, value: Any) -> 
     if name == "YearTransform":
         start = datetime.datetime(1970 + int(value), 1, 1)
         return _range(column, iceberg_type, start, datetime.datetime(start.year + 1, 1, 1))
+    if name == "BucketTransform":
+        return "%s.bucket(%d, %s) = %d" % (SYSTEM, int(transform.num_buckets), column, int(value))
+    if name == "TruncateTransform":
+        literal = _identity_literal(value, iceberg_type)
+        if literal is None:
+            return None
+        return "%s.truncate(%d, %s) = %s" % (SYSTEM, int(transform.width), column, literal)
     return None
+
+
+def in_catalog(where: Optional[str], catalog: str) -> Optional[str]:
+    """A filter with the catalog's name where its system functions are called (bucket, truncate)."""
+    return where.replace(SYSTEM, "%s.system" % quote_ident(catalog)) if where else where
 
 
 def partition_filter(spec: Any, schema: Any, record: Any) -> Optional[str]:

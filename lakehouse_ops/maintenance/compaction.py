@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from lakehouse_ops.config.policy import CompactionPolicy, TablePolicy
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import MaintenanceError
+from lakehouse_ops.health.partitions import in_catalog
 from lakehouse_ops.health.scan import PartitionHealth, TableHealth
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import zorder
@@ -252,13 +253,13 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     p = params_of(plan, CompactionParams)
     if p.strategy == SCALED:
         target = int(p.options["target-file-size-bytes"])
-        return zorder.rewrite(spark, catalog, table, p.zorder_columns, p.where, target)
+        return zorder.rewrite(spark, catalog, table, p.zorder_columns, in_catalog(p.where, catalog), target)
     args = {
         "table": table,
         "strategy": p.strategy,
         "sort_order": p.sort_order,
         "options": dict(p.options),
-        "where": p.where,
+        "where": in_catalog(p.where, catalog),
     }
     totals: Dict[str, Any] = {}
     for row in _rewrite(spark, catalog, args):

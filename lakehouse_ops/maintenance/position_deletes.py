@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.engine.procedures import call
+from lakehouse_ops.health.partitions import in_catalog
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.maintenance.base import Params, Plan, left_behind_reason, params_of, skip
 
@@ -58,7 +59,7 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
 
 def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     p = params_of(plan, PositionDeleteParams)
-    args = {"table": table, "options": dict(p.options), "where": p.where}
+    args = {"table": table, "options": dict(p.options), "where": in_catalog(p.where, catalog)}
     rows = call(spark, catalog, "rewrite_position_delete_files", args)
     return rows[0] if rows else {}
 

@@ -15,6 +15,7 @@ from lakehouse_ops.errors import CatalogError, LakehouseOpsError
 from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.health import TableHealth, open_tables, table_health
 from lakehouse_ops.health.catalog import Tables
+from lakehouse_ops.health.partitions import in_catalog
 from lakehouse_ops.lease import Leases
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import ORDER, plan_one
@@ -273,6 +274,6 @@ class MaintenanceRunner:
             from lakehouse_ops.maintenance.verify import verify_rewrites
 
             outputs["verification"] = verify_rewrites(
-                spark, catalog, table, before_id, where=getattr(plan.params, "where", None)
+                spark, catalog, table, before_id, where=in_catalog(getattr(plan.params, "where", None), catalog)
             )
         return outputs, before_id

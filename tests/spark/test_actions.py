@@ -225,3 +225,40 @@ def test_namespace_named_like_the_catalog(spark, warehouse):
     assert actions["compaction"]["status"] == "done", actions["compaction"]
     assert actions["rewrite_manifests"]["status"] == "done", actions["rewrite_manifests"]
     assert_same_rows(spark, table, before)
+
+
+def test_bucket_partitions_are_compacted_while_recent_ones_are_left_to_their_writer(spark, warehouse, table_name):
+    """day + bucket(customer_id), one of the seed deployment's layouts: the old day's bucket partitions are
+    selected with Iceberg's bucket function, the day still being written is left alone."""
+    import time
+
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % ref(table_name.rsplit(".", 1)[0]))
+    spark.sql(
+        "CREATE TABLE %s (ts TIMESTAMP, customer_id STRING, n BIGINT) USING iceberg "
+        "PARTITIONED BY (days(ts), bucket(4, customer_id))" % ref(table_name)
+    )
+
+    def write(day, start):
+        spark.sql(
+            "INSERT INTO %s SELECT TIMESTAMP '%s 10:00:00', concat('c', id %% 20), id FROM range(%d, %d)"
+            % (ref(table_name), day, start, start + 40)
+        )
+
+    for i in range(4):
+        write("2024-05-01", i * 40)
+    time.sleep(4)
+    for i in range(4):
+        write("2024-05-02", 1000 + i * 40)
+    before = snapshot_id(spark, table_name)
+    config = make_config(warehouse, defaults={"compaction": {"min_input_files": 2, "skip_recent_hours": 0.001}})
+    _, actions = maintain(spark, config, table_name, only=["compaction"])
+    assert actions["compaction"]["status"] == "done", actions["compaction"]["reason"]
+    assert "recently written partition(s) left alone" in actions["compaction"]["reason"]
+    files = spark.sql(
+        "SELECT partition.ts_day AS day, partition.customer_id_bucket AS b, count(*) AS n FROM %s.files "
+        "GROUP BY 1, 2" % ref(table_name)
+    ).collect()
+    old = [r.n for r in files if str(r.day) == "2024-05-01"]
+    new = [r.n for r in files if str(r.day) == "2024-05-02"]
+    assert old and all(n == 1 for n in old) and new and all(n == 4 for n in new)
+    assert_same_rows(spark, table_name, before)

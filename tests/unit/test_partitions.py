@@ -10,11 +10,12 @@ from pyiceberg.transforms import (
     HourTransform,
     IdentityTransform,
     MonthTransform,
+    TruncateTransform,
     YearTransform,
 )
 from pyiceberg.types import DateType, LongType, NestedField, StringType, TimestampType, TimestamptzType
 
-from lakehouse_ops.health.partitions import partition_filter
+from lakehouse_ops.health.partitions import in_catalog, partition_filter
 
 SCHEMA = Schema(
     NestedField(1, "ts", TimestamptzType(), required=False),
@@ -61,5 +62,10 @@ def test_nulls_numbers_quotes_and_unexpressible():
     assert partition_filter(spec((4, IdentityTransform())), SCHEMA, [None]) == "(`provider` IS NULL)"
     assert partition_filter(spec((5, IdentityTransform())), SCHEMA, [42]) == "(`id` = 42)"
     assert partition_filter(spec((4, IdentityTransform())), SCHEMA, ["o'hara"]) == "(`provider` = 'o\\'hara')"
-    assert partition_filter(spec((5, BucketTransform(16))), SCHEMA, [3]) is None
+    # Bucket and truncate partitions: Iceberg's own functions, in the catalog named when the filter is used.
+    bucket = partition_filter(spec((3, DayTransform()), (5, BucketTransform(16))), SCHEMA, [DAY_2024_05_01, 3])
+    assert bucket.endswith("(__catalog__.system.bucket(16, `id`) = 3)")
+    assert in_catalog(bucket, "lake").endswith("(`lake`.system.bucket(16, `id`) = 3)")
+    trunc = partition_filter(spec((4, TruncateTransform(2))), SCHEMA, ["ed"])
+    assert in_catalog(trunc, "lake") == "(`lake`.system.truncate(2, `provider`) = 'ed')"
     assert partition_filter(PartitionSpec(), SCHEMA, []) is None
