@@ -116,6 +116,10 @@ class OrphanPolicy(Model):
     max_concurrent_deletes: Optional[int] = Field(None, ge=1, le=1000)
     file_list: Optional[FileListSource] = None
     trash: TrashPolicy = Field(default_factory=TrashPolicy)
+    # Tables (names or globs) whose files orphan removal may take no account of: for a table it cannot read
+    # (permissions, no location) that you know never keeps files in this table's location. Otherwise such a
+    # table makes orphan removal refuse: it could reference files here.
+    ignore_tables: List[str] = Field(default_factory=list)
 
 
 class PropertiesPolicy(Model):

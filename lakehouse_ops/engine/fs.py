@@ -129,6 +129,19 @@ def head_bytes(spark: Any, path: str, count: int) -> bytes:
         stream.close()
 
 
+def table_roots(spark: Any, directories: Iterable[str]) -> List[str]:
+    """Those of `directories` that are a table's root: a `metadata/` directory holding `*.metadata.json` files
+    (any catalog's Iceberg table, registered or not), checked a few at a time."""
+
+    def check(directory: str) -> Optional[str]:
+        jpath, fs = hadoop_path(spark, directory.rstrip("/") + "/metadata/*.metadata.json")
+        found = fs.globStatus(jpath)
+        return directory if found is not None and len(found) > 0 else None
+
+    with ThreadPoolExecutor(max_workers=LISTING_THREADS) as pool:
+        return sorted(d for d in pool.map(check, sorted(set(directories))) if d is not None)
+
+
 def read_first_line(spark: Any, path: str, encoding: str = "UTF-8") -> str:
     """A text file's first line, decompressed as Spark's readers decompress it (by the name's suffix: .gz, .bz2,
     ...); '' for an empty file."""

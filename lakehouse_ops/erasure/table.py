@@ -247,7 +247,7 @@ class TableErasure:
             self.result["orphans"] = {"skipped": plan.reason}
             return
         try:
-            plan = orphans.with_neighbors(plan, self.name, self.catalog_tables.locations())
+            plan = orphans.with_neighbors(plan, self.name, self.catalog_tables.reaches(), policy.orphans.ignore_tables)
             self.result["orphans"] = orphans.execute(self.spark, self.config.catalog.name, self.name, plan)
         except SafetyError as exc:
             self.result["orphans"] = {"skipped": first_line(exc)}

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 from lakehouse_ops.aws.clients import catalog_endpoint_properties, client, describe_failure
 from lakehouse_ops.errors import CatalogError, first_line
+from lakehouse_ops.health.reach import Reach, table_reach
 
 _VERSION_FILE = re.compile(r"^v(\d+)\.metadata\.json$")
 
@@ -43,6 +44,10 @@ class Tables(Protocol):
     def list_tables(self) -> List[str]: ...
 
     def locations(self) -> Dict[str, str]: ...
+
+    def reaches(self) -> Reach:
+        """Every prefix each table may keep files under (reach.py)."""
+        ...
 
     def pointer(self, table: str) -> Optional[str]:
         """The table's current metadata file, read without parsing it (None: only loading the table tells)."""
@@ -118,6 +123,9 @@ class HadoopTables:
     def locations(self) -> Dict[str, str]:
         """{table: location} of every table: a Hadoop table lives in its own directory, no metadata is read."""
         return {name: self.prefix + self.table_dir(name) for name in self.list_tables()}
+
+    def reaches(self) -> Reach:
+        return _loaded_reaches(self, self.list_tables())
 
 
 class PyIcebergTables:
@@ -203,6 +211,52 @@ class PyIcebergTables:
         names = self.list_tables()
         with ThreadPoolExecutor(max_workers=8) as pool:
             return dict(zip(names, pool.map(lambda name: str(self.load(name).metadata.location), names)))
+
+    def reaches(self) -> Reach:
+        """Glue: each Iceberg table's metadata read (8 at a time); any other table's `StorageDescriptor.Location`;
+        views skipped; a table without a location is unknown. Other catalogs: every table's metadata."""
+        glue = getattr(self.catalog, "glue", None)
+        if glue is None:
+            return _loaded_reaches(self, self.list_tables())
+        iceberg, out = [], Reach()
+        for ns in self.catalog.list_namespaces():
+            pages = glue.get_paginator("get_tables").paginate(DatabaseName=".".join(ns))
+            for table in (t for page in pages for t in page.get("TableList", [])):
+                name = "%s.%s" % (".".join(ns), table["Name"])
+                if table.get("TableType") == "VIRTUAL_VIEW":
+                    continue
+                if str((table.get("Parameters") or {}).get("table_type", "")).upper() == "ICEBERG":
+                    iceberg.append(name)
+                    continue
+                location = (table.get("StorageDescriptor") or {}).get("Location")
+                if location:
+                    out.prefixes[name] = (str(location),)
+                else:
+                    out.unknown[name] = "registered without StorageDescriptor.Location"
+        found = _loaded_reaches(self, iceberg)
+        out.prefixes.update(found.prefixes)
+        out.unknown.update(found.unknown)
+        return out
+
+
+def _loaded_reaches(tables: Any, names: List[str]) -> Reach:
+    """Each table's reach from its metadata (8 at a time); a table that cannot be loaded is unknown."""
+
+    def one(name: str) -> Tuple[str, Optional[Tuple[str, ...]], str]:
+        try:
+            table = tables.load(name)
+            return name, table_reach(table.metadata, str(getattr(table, "metadata_location", "") or "")), ""
+        except Exception as exc:
+            return name, None, "its metadata cannot be read (%s)" % first_line(exc)[:200]
+
+    out = Reach()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for name, prefixes, why in pool.map(one, names):
+            if prefixes is None:
+                out.unknown[name] = why
+            else:
+                out.prefixes[name] = prefixes
+    return out
 
 
 def open_tables(catalog: Any) -> Tables:

@@ -1,14 +1,20 @@
 """The file lists orphan removal hands to Iceberg and checks against: an external listing cut to one table's
-files, the checked candidates as a `file_list_view`, and paths spelled the one way `paths.normalize` spells them
-(in SQL too)."""
+files, the checked candidates as a `file_list_view`, the candidates other tables may own, and paths spelled the
+one way `paths.normalize` spells them (in SQL too); and what a removal did, checked on storage and against the
+metadata."""
 
 import uuid
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 from lakehouse_ops.config.policy import FileListSource
 from lakehouse_ops.engine.frames import frame
-from lakehouse_ops.paths import normalize
+from lakehouse_ops.engine.fs import stat_many, table_roots
+from lakehouse_ops.errors import SafetyError, VerificationError, first_line
+from lakehouse_ops.logs import get_logger
+from lakehouse_ops.paths import normalize, within
 from lakehouse_ops.sqltext import quote_string, table_ref
+
+log = get_logger("orphans")
 
 
 def normalized_sql(column: str) -> str:
@@ -68,3 +74,74 @@ def referenced(spark: Any, catalog: str, table: str, paths: List[str]) -> List[s
         % (normalized_sql("file_path"), ref, normalized_sql("path"), ref)
     )
     return sorted({row.p for row in live.join(wanted, "p", "left_semi").collect()})
+
+
+def ancestors(path: str, location: str) -> List[str]:
+    """The directories between `location` (left out) and the file at `path`."""
+    base = location.rstrip("/")
+    parts = normalize(path)[len(normalize(base)) :].strip("/").split("/")[:-1]
+    return [base + "/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def not_other_tables(
+    spark: Any, catalog: str, candidates: List[str], location: str, check_against: Sequence[str]
+) -> Tuple[List[str], Dict[str, Any]]:
+    """The candidates no other table can own: none under a directory holding another table's metadata (any
+    catalog's, registered or not: a table nested in this location that no catalog listing shows), and none that a
+    table which once kept files at or above this location references."""
+    roots = table_roots(spark, [d for c in candidates for d in ancestors(c, location)])
+    kept = [c for c in candidates if not any(within(c, root) for root in roots)]
+    referenced_elsewhere: List[str] = []
+    for other in check_against:
+        try:
+            referenced_elsewhere += referenced(spark, catalog, other, kept)
+        except Exception as exc:
+            raise SafetyError(
+                "%s once kept files at or above %s, and its references cannot be read (%s); nothing deleted"
+                % (other, location, first_line(exc))
+            ) from None
+    elsewhere = set(referenced_elsewhere)
+    kept = [c for c in kept if normalize(c) not in elsewhere]
+    found: Dict[str, Any] = {"other_tables_files_skipped": len(candidates) - len(kept)}
+    if roots:
+        found["tables_inside_location"] = roots  # tables no catalog listing showed
+        log.warning("orphan removal found other tables inside the location", extra={"tables": roots})
+    return kept, found
+
+
+def verify_removal(
+    spark: Any, catalog: str, table: str, stats: Dict[str, Any], deleted: List[str], references_checked: bool = False
+) -> Dict[str, Any]:
+    """What the removal did, checked on storage and against the metadata: raises if anything outside the checked
+    candidates was deleted or a deleted file is referenced; names what is still on storage (`left_behind`).
+    `references_checked`: no commit landed since the dry run checked the candidates against the metadata (the
+    metadata file is the same), so they are not read again."""
+    outputs: Dict[str, Any] = {}
+    unexpected = [d for d in deleted if d not in stats]
+    # One scan of the table's references for every checked candidate: a deleted one must not be among them, and
+    # one still there may be (a writer committed it meanwhile: rightly kept, and no orphan).
+    kept = (
+        set()
+        if references_checked and not unexpected
+        else set(referenced(spark, catalog, table, list(stats) + unexpected))
+    )
+    still_referenced = [d for d in deleted if normalize(d) in kept]
+    if unexpected or still_referenced:
+        raise VerificationError(
+            "orphan removal on %s did not verify: %d deleted outside the checked list, %d still referenced"
+            % (table, len(unexpected), len(still_referenced))
+        )
+    # Iceberg logs a failed delete and goes on: what is still on storage was not removed.
+    still_there = sorted(stat_many(spark, [d for d in stats if normalize(d) not in kept]))
+    left = set(still_there)
+    gone = [d for d in stats if d not in left and normalize(d) not in kept]
+    outputs.update(deleted_files=len(gone), deleted_bytes=sum(stats[d].size for d in gone), verified=not still_there)
+    if still_there:
+        outputs["left_behind"] = {
+            "files": len(still_there),
+            "bytes": sum(stats[d].size for d in still_there),
+            "sample": still_there[:20],
+            "reason": "%d of %d orphan file(s) are still on storage after their delete (storage errors or "
+            "permissions; see the Spark log); the next run takes them" % (len(still_there), len(stats)),
+        }
+    return outputs

@@ -1,7 +1,10 @@
 """Remove orphan files (remove_orphan_files), guarded twice.
 
-0. The catalog's other tables (`with_neighbors`): a table at or above this location makes the removal refuse
-   (its files would look like orphans); the files of tables nested inside the location are never candidates.
+0. The catalog's other tables (`with_neighbors`, from where each may keep files: health/reach.py): a table at or
+   above this location makes the removal refuse (its files would look like orphans), and so does a table whose
+   reach cannot be read; the files other tables keep inside the location are never candidates, nor is a file
+   under a directory holding another table's metadata (a table no catalog listing shows), nor one referenced by a
+   table that once kept files at or above the location (moved with SET LOCATION, a data path).
 1. A dry run finds the candidates (Iceberg's own checks: older than the cut-off, unreferenced by any snapshot).
 2. Our guards: every candidate lies inside the table location; the candidates fit the deletion budget
    (max files, max bytes); otherwise nothing is deleted.
@@ -17,20 +20,22 @@ trash batches are purged.
 """
 
 import dataclasses
+import fnmatch
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource, TablePolicy
 from lakehouse_ops.engine.frames import frame
 from lakehouse_ops.engine.fs import stat_many
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.engine.tables import current_metadata, delete_files, jvm_table
-from lakehouse_ops.errors import SafetyError, VerificationError
+from lakehouse_ops.errors import SafetyError
+from lakehouse_ops.health.reach import Reach
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import trash
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
-from lakehouse_ops.maintenance.orphan_lists import candidate_view, referenced, register_file_list
+from lakehouse_ops.maintenance.orphan_lists import candidate_view, not_other_tables, register_file_list, verify_removal
 from lakehouse_ops.paths import normalize, same_location, within
 from lakehouse_ops.sqltext import Timestamp
 from lakehouse_ops.units import HOUR_MS, human_bytes, iso_utc
@@ -59,8 +64,10 @@ class OrphanParams(Params):
     file_list: Optional[FileListSource] = None
     trash_prefix: Optional[str] = None  # move to <location>/<prefix>/ instead of deleting ...
     trash_keep_ms: int = 0  # ... and purge what was moved longer ago than this
-    nested: Tuple[str, ...] = ()  # locations of other tables inside this one: their files are never candidates
+    nested: Tuple[str, ...] = ()  # where other tables keep files inside this location: never candidates
     shared_with: Tuple[str, ...] = ()  # other tables at or above this location: nothing is removed
+    check_against: Tuple[str, ...] = ()  # tables that once kept (or may keep) files above this location
+    unknown: Tuple[str, ...] = ()  # tables whose reach cannot be read: nothing is removed
 
     def __post_init__(self) -> None:
         age_hours = (self.now_ms - self.older_than_ms) / HOUR_MS
@@ -112,17 +119,41 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
     )
 
 
-def with_neighbors(plan: Plan, table: str, locations: Mapping[str, str]) -> Plan:
-    """The plan knowing the other tables of the catalog ({table: location}): those inside this table's location
-    are left out of the candidates; one at or above it (a shared location) makes the removal refuse, since its
-    files would look like this table's orphans."""
+def with_neighbors(plan: Plan, table: str, reach: Reach, ignore: Sequence[str] = ()) -> Plan:
+    """The plan knowing where the catalog's other tables keep files (reach.py): their prefixes inside this
+    location are left out of the candidates; a table located at or above it (a shared location) makes the removal
+    refuse; a table that once kept files at or above it (an old location, a data path) has the candidates checked
+    against its references; a table whose reach cannot be read makes it refuse, unless `ignore` names it."""
     p = params_of(plan, OrphanParams)
-    others = sorted((name, loc) for name, loc in locations.items() if name != table)
-    nested = tuple(loc for _, loc in others if within(loc, p.location) and not same_location(loc, p.location))
-    shared = tuple(
-        "%s (%s)" % (name, loc) for name, loc in others if same_location(loc, p.location) or within(p.location, loc)
+    others = sorted((name, prefixes) for name, prefixes in reach.prefixes.items() if name != table)
+    nested = tuple(
+        sorted(
+            {
+                pre
+                for _, prefixes in others
+                for pre in prefixes
+                if within(pre, p.location) and not same_location(pre, p.location)
+            }
+        )
     )
-    return dataclasses.replace(plan, params=dataclasses.replace(p, nested=nested, shared_with=shared))
+    shared = tuple(
+        "%s (%s)" % (name, prefixes[0])
+        for name, prefixes in others
+        if same_location(prefixes[0], p.location) or within(p.location, prefixes[0])
+    )
+    check = tuple(
+        name
+        for name, prefixes in others
+        if any(same_location(pre, p.location) or within(p.location, pre) for pre in prefixes[1:])
+    )
+    unknown = tuple(
+        "%s (%s)" % (name, why)
+        for name, why in sorted(reach.unknown.items())
+        if name != table and not any(fnmatch.fnmatchcase(name, pattern) for pattern in ignore)
+    )
+    return dataclasses.replace(
+        plan, params=dataclasses.replace(p, nested=nested, shared_with=shared, check_against=check, unknown=unknown)
+    )
 
 
 def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[str, Any], int]:
@@ -147,50 +178,18 @@ def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[s
     return stats, total
 
 
-def _verify_removal(
-    spark: Any, catalog: str, table: str, stats: Dict[str, Any], deleted: List[str], references_checked: bool = False
-) -> Dict[str, Any]:
-    """What the removal did, checked on storage and against the metadata: raises if anything outside the checked
-    candidates was deleted or a deleted file is referenced; names what is still on storage (`left_behind`).
-    `references_checked`: no commit landed since the dry run checked the candidates against the metadata (the
-    metadata file is the same), so they are not read again."""
-    outputs: Dict[str, Any] = {}
-    unexpected = [d for d in deleted if d not in stats]
-    # One scan of the table's references for every checked candidate: a deleted one must not be among them, and
-    # one still there may be (a writer committed it meanwhile: rightly kept, and no orphan).
-    kept = (
-        set()
-        if references_checked and not unexpected
-        else set(referenced(spark, catalog, table, list(stats) + unexpected))
-    )
-    still_referenced = [d for d in deleted if normalize(d) in kept]
-    if unexpected or still_referenced:
-        raise VerificationError(
-            "orphan removal on %s did not verify: %d deleted outside the checked list, %d still referenced"
-            % (table, len(unexpected), len(still_referenced))
-        )
-    # Iceberg logs a failed delete and goes on: what is still on storage was not removed.
-    still_there = sorted(stat_many(spark, [d for d in stats if normalize(d) not in kept]))
-    left = set(still_there)
-    gone = [d for d in stats if d not in left and normalize(d) not in kept]
-    outputs.update(deleted_files=len(gone), deleted_bytes=sum(stats[d].size for d in gone), verified=not still_there)
-    if still_there:
-        outputs["left_behind"] = {
-            "files": len(still_there),
-            "bytes": sum(stats[d].size for d in still_there),
-            "sample": still_there[:20],
-            "reason": "%d of %d orphan file(s) are still on storage after their delete (storage errors or "
-            "permissions; see the Spark log); the next run takes them" % (len(still_there), len(stats)),
-        }
-    return outputs
-
-
 def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     p = params_of(plan, OrphanParams)
     if p.shared_with:
         raise SafetyError(
             "%s shares its location %s with %s: their files would look like orphans of this table; nothing "
             "deleted" % (table, p.location, ", ".join(p.shared_with))
+        )
+    if p.unknown:
+        raise SafetyError(
+            "cannot tell where %s keep their files: they could reference files in %s; nothing deleted (make them "
+            "readable to this run, or name them in orphans.ignore_tables if they never keep files here)"
+            % (", ".join(p.unknown), p.location)
         )
     base = {
         "table": table,
@@ -211,11 +210,18 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         before = current_metadata(jtable) if jtable is not None else None
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
         listed = sorted({r["orphan_file_location"] for r in rows})
-        candidates = [c for c in listed if not any(within(c, loc) for loc in excluded)]
+        candidates, others = not_other_tables(
+            spark,
+            catalog,
+            [c for c in listed if not any(within(c, loc) for loc in excluded)],
+            p.location,
+            p.check_against,
+        )
         stats, total = _guarded(spark, candidates, p)
         outputs = {
             "candidates": len(candidates),
             "nested_table_files_skipped": len(listed) - len(candidates),
+            **others,
             "candidate_bytes": total,
             "candidate_sample": candidates[:20],
             "deleted_files": 0,
@@ -255,7 +261,7 @@ def _remove(
         failed = delete_files(spark, jtable, frame(spark, {"path": list(stats)}, "path string"), "path")
         unchanged = current_metadata(jtable) == before
         outputs = {"deleted_with": "the table's FileIO (no commit since the dry run)", "delete_failures": failed}
-        outputs.update(_verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
+        outputs.update(verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
         return outputs
     views.append(candidate_view(spark, stats, p.location))
     run_args = dict(base, dry_run=False, file_list_view=views[-1])
@@ -267,7 +273,7 @@ def _remove(
         }
     )
     outputs = {"deleted_with": "remove_orphan_files on the checked list (a commit landed since the dry run)"}
-    outputs.update(_verify_removal(spark, catalog, table, stats, deleted))
+    outputs.update(verify_removal(spark, catalog, table, stats, deleted))
     return outputs
 
 

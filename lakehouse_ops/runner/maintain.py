@@ -16,6 +16,7 @@ from lakehouse_ops.errors import first_line as _first_line
 from lakehouse_ops.health import TableHealth, open_tables, table_health
 from lakehouse_ops.health.catalog import Tables
 from lakehouse_ops.health.partitions import in_catalog
+from lakehouse_ops.health.reach import Reach
 from lakehouse_ops.lease import Leases
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import ORDER, plan_one
@@ -74,7 +75,7 @@ class MaintenanceRunner:
         self.written_within_hours = written_within_hours
         # The instant health and plans are judged at (epoch ms): tests set time instead of sleeping.
         self.clock = clock
-        self._table_locations: Optional[Dict[str, str]] = None
+        self._table_reaches: Optional[Reach] = None
 
     def _policy(self, table: str) -> TablePolicy:
         policy = self.config.policy_for(table)
@@ -92,11 +93,11 @@ class MaintenanceRunner:
     def spark(self) -> Any:
         return self._session.get()
 
-    def _locations(self) -> Dict[str, str]:
-        """{table: location} of the whole catalog, read once per run."""
-        if self._table_locations is None:
-            self._table_locations = self.catalog_tables.locations()
-        return self._table_locations
+    def _reaches(self) -> Reach:
+        """Where every table of the catalog may keep files, read once per run."""
+        if self._table_reaches is None:
+            self._table_reaches = self.catalog_tables.reaches()
+        return self._table_reaches
 
     def _health(self, table: str, policy: TablePolicy) -> TableHealth:
         return table_health(self.config, table, self.catalog_tables, policy, self.clock(), spark=self._session.get)
@@ -201,9 +202,11 @@ class MaintenanceRunner:
         plan = plan_one(module, policy, health, self.clock())
         if plan.run and hasattr(module, "with_neighbors"):  # an action that must know the catalog's other tables
             try:
-                plan = module.with_neighbors(plan, table, self._locations())
+                plan = module.with_neighbors(plan, table, self._reaches(), policy.orphans.ignore_tables)
             except Exception as exc:  # without them it cannot run safely
-                return Result(module.NAME, FAILED, "cannot list the catalog's table locations: %s" % _first_line(exc))
+                return Result(
+                    module.NAME, FAILED, "cannot list where the catalog's tables keep files: %s" % _first_line(exc)
+                )
         if not plan.run:
             return Result(module.NAME, SKIPPED, plan.reason)
         if dry_run:

@@ -30,6 +30,11 @@ class WithNeighbor:
     def locations(self):
         return dict(self.tables.locations(), **self.extra)
 
+    def reaches(self):
+        found = self.tables.reaches()
+        found.prefixes.update({name: (location,) for name, location in self.extra.items()})
+        return found
+
 
 @pytest.fixture
 def events(spark, table_name):
@@ -85,3 +90,67 @@ def test_a_file_list_naming_a_sibling_tables_files_removes_only_this_tables_orph
     assert result["status"] == "done", result
     assert result["outputs"]["candidates"] == 1 and result["outputs"]["deleted_files"] == 1
     assert os.path.exists(sibling) and not os.path.exists(ours)
+
+
+def _age(directory, hours):
+    import time
+
+    moment = time.time() - hours * 3600
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            os.utime(os.path.join(folder, name), (moment, moment))
+
+
+def test_a_table_created_inside_another_tables_directory_is_never_touched(spark, warehouse, events):
+    """The Hadoop catalog lets `ns.events.archive` live at <warehouse>/ns/events/archive, and no catalog listing
+    shows it: its metadata, found under the location, keeps every one of its files."""
+    table, location = events
+    archive = "lake.%s.archive" % table
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.%s" % table)
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % archive)
+    for start in (0, 10):
+        spark.sql("INSERT INTO %s SELECT id FROM range(%d, %d)" % (archive, start, start + 10))
+    _age(os.path.join(location, "archive"), 500)
+    ours = plant_orphan(location, "old-orphan.parquet", age_hours=100)
+    config = make_config(warehouse)
+    result = _remove_orphans(spark, config, table, open_tables(config.catalog))
+    assert result["status"] == "done", result
+    assert result["outputs"]["deleted_files"] == 1 and not os.path.exists(ours)
+    assert [r.endswith("/archive") for r in result["outputs"]["tables_inside_location"]] == [True]
+    spark.sql("REFRESH TABLE %s" % archive)
+    assert spark.table(archive).count() == 20
+
+
+def test_files_another_table_writes_inside_the_location_are_never_taken(spark, warehouse, events, table_name):
+    table, location = events
+    other = table_name + "_writer"
+    spark.sql(
+        "CREATE TABLE lake.%s (id BIGINT) USING iceberg TBLPROPERTIES ('write.data.path'='%s/their-data')"
+        % (other, location)
+    )
+    spark.sql("INSERT INTO lake.%s SELECT id FROM range(5)" % other)
+    _age(os.path.join(location, "their-data"), 500)
+    config = make_config(warehouse)
+    result = _remove_orphans(spark, config, table, open_tables(config.catalog))
+    assert result["status"] == "done", result
+    assert result["outputs"]["deleted_files"] == 0
+    assert spark.table("lake.%s" % other).count() == 5
+
+
+class Unreadable(WithNeighbor):
+    def reaches(self):
+        found = self.tables.reaches()
+        found.unknown["other.hidden"] = "its metadata cannot be read (AccessDenied)"
+        return found
+
+
+def test_a_table_whose_files_cannot_be_located_stops_the_removal(spark, warehouse, events):
+    table, location = events
+    ours = plant_orphan(location, "old-orphan.parquet", age_hours=100)
+    config = make_config(warehouse)
+    result = _remove_orphans(spark, config, table, Unreadable(open_tables(config.catalog), "x.y", "s3://b/x"))
+    assert result["status"] == "failed" and "cannot tell where other.hidden" in result["reason"], result
+    assert os.path.exists(ours)
+    told = make_config(warehouse, defaults={"orphans": {"ignore_tables": ["other.*"]}})
+    result = _remove_orphans(spark, told, table, Unreadable(open_tables(told.catalog), "x.y", "s3://b/x"))
+    assert result["status"] == "done" and not os.path.exists(ours), result

@@ -198,19 +198,45 @@ def test_orphan_path_scope():
 
 
 def test_orphans_know_the_tables_around_them():
+    from lakehouse_ops.health.reach import Reach
+
     plan = orphans.plan(policy(), health([]), NOW)
     locations = {
-        "db.t": "/tmp/wh/db/t",  # itself
-        "db.t2": "file:///tmp/wh/db/t2",  # a sibling sharing a name prefix: no concern
-        "db.archive": "file:/tmp/wh/db/t/archive/",  # nested: its files are left out
-        "raw.t": "s3://elsewhere/t",
+        "db.t": ("/tmp/wh/db/t",),  # itself
+        "db.t2": ("file:///tmp/wh/db/t2",),  # a sibling sharing a name prefix: no concern
+        "db.archive": ("file:/tmp/wh/db/t/archive/",),  # nested: its files are left out
+        "raw.t": ("s3://elsewhere/t", "/tmp/wh/db/t/raw-data"),  # keeps its data inside db.t: left out too
+        "db.moved": ("s3://new/place", "/tmp/wh/db"),  # moved away from above db.t: its references are checked
     }
-    near = orphans.with_neighbors(plan, "db.t", locations).params
-    assert near.nested == ("file:/tmp/wh/db/t/archive/",) and near.shared_with == ()
-    above = orphans.with_neighbors(plan, "db.t", dict(locations, **{"db.all": "/tmp/wh/db"})).params
+    near = orphans.with_neighbors(plan, "db.t", Reach(locations)).params
+    assert near.nested == ("/tmp/wh/db/t/raw-data", "file:/tmp/wh/db/t/archive/") and near.shared_with == ()
+    assert near.check_against == ("db.moved",) and near.unknown == ()
+    above = orphans.with_neighbors(plan, "db.t", Reach(dict(locations, **{"db.all": ("/tmp/wh/db",)}))).params
     assert above.shared_with == ("db.all (/tmp/wh/db)",)
-    same = orphans.with_neighbors(plan, "db.t", {"db.copy": "file:///tmp/wh/db/t/"}).params
+    same = orphans.with_neighbors(plan, "db.t", Reach({"db.copy": ("file:///tmp/wh/db/t/",)})).params
     assert same.shared_with == ("db.copy (file:///tmp/wh/db/t/)",) and same.nested == ()
+    hidden = Reach(locations, {"sales.secret": "its metadata cannot be read (AccessDenied)"})
+    assert orphans.with_neighbors(plan, "db.t", hidden).params.unknown == (
+        "sales.secret (its metadata cannot be read (AccessDenied))",
+    )
+    assert orphans.with_neighbors(plan, "db.t", hidden, ["sales.*"]).params.unknown == ()
+
+
+def test_a_tables_reach_holds_its_data_paths_and_old_locations():
+    from types import SimpleNamespace
+
+    from lakehouse_ops.health.reach import table_reach
+
+    meta = SimpleNamespace(
+        location="s3://b/new/t",
+        properties={"write.data.path": "s3://b/data/t"},
+        metadata_log=[SimpleNamespace(metadata_file="s3://b/old/t/metadata/00001-a.metadata.json")],
+    )
+    assert table_reach(meta, "s3://b/new/t/metadata/00002-b.metadata.json") == (
+        "s3://b/new/t",
+        "s3://b/data/t",
+        "s3://b/old/t",
+    )
 
 
 def test_properties_plan_reports_drift():
