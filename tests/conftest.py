@@ -75,15 +75,20 @@ def spark(warehouse, moto_server):
     from lakehouse_ops.aws.clients import ENDPOINT_ENV
     from lakehouse_ops.engine import build_session
 
-    before = os.environ.get(ENDPOINT_ENV)
-    os.environ[ENDPOINT_ENV] = moto_server
+    # The JVM takes its environment when it starts: the AWS SDK inside (GlueCatalog, S3FileIO) finds the test
+    # credentials there, as it would an instance profile on EMR.
+    started_with = {ENDPOINT_ENV: moto_server, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    started_with["AWS_REGION"] = "us-east-1"
+    before = {key: os.environ.get(key) for key in started_with}
+    os.environ.update(started_with)
     try:
         session = build_session(make_config(warehouse))
     finally:
-        if before is None:
-            os.environ.pop(ENDPOINT_ENV)
-        else:
-            os.environ[ENDPOINT_ENV] = before
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
     yield session
     session.stop()
 
@@ -134,3 +139,31 @@ def pseudo_service(pseudo_server):
     pseudo_server.clear_faults()
     yield pseudo_server
     pseudo_server.clear_faults()
+
+
+@pytest.fixture
+def glue_lake(spark, aws_env, table_name):
+    """A Glue catalog (moto) whose warehouse is a versioned S3 bucket, on the run's session through Iceberg's
+    GlueCatalog and S3FileIO: `config(**sections)` gives its config; the bucket's name is `bucket`."""
+    from types import SimpleNamespace
+
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.config import config_from_dict
+    from lakehouse_ops.engine.session import catalog_conf
+
+    s3 = client("s3")
+    bucket = "lake-" + table_name.replace(".", "-").replace("_", "-")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    # A catalog of its own per test: Spark keeps a catalog as it was first configured.
+    catalog = {"name": "glue_%d" % next(_counter), "type": "glue", "warehouse": "s3://%s/warehouse" % bucket}
+
+    def config(**sections):
+        data = config_data("/unused", **sections)
+        data["catalog"] = catalog
+        return config_from_dict(data, source="glue-test.yaml")
+
+    for key, value in catalog_conf(config().catalog).items():
+        spark.conf.set(key, value)
+    namespace = table_name.split(".")[0] + "_glue"
+    return SimpleNamespace(config=config, bucket=bucket, s3=s3, namespace=namespace, catalog=catalog["name"])

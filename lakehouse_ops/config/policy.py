@@ -186,6 +186,16 @@ class RetentionPolicy(Model):
         return self.column is not None and self.keep_days is not None
 
 
+class StoragePolicy(Model):
+    """What deleting a file means on a versioned S3 bucket (cross-region replication requires one): a delete only
+    adds a delete marker and the bytes stay as a noncurrent version. true: expiry, orphan removal and erasure also
+    remove the noncurrent versions and delete markers under the table's location (and, for erasure, the copies in
+    replica buckets it can reach), so storage is freed and erased bytes are gone. false: what stays is reported
+    (erasure is then not verified). Leave it false where versions are your backup."""
+
+    versioned_deletes: bool = False
+
+
 class TablePolicy(Model):
     target_file_size: Size = Field(512 * MB, ge=MB, le=64 * GB)
     commits: CommitPolicy = Field(default_factory=CommitPolicy)
@@ -198,6 +208,7 @@ class TablePolicy(Model):
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
     recovery_points: RecoveryPointPolicy = Field(default_factory=RecoveryPointPolicy)
     statistics: StatisticsPolicy = Field(default_factory=StatisticsPolicy)
+    storage: StoragePolicy = Field(default_factory=StoragePolicy)
     # respect: an action that other automation on the table also does (a Glue optimizer, an S3 lifecycle rule
     # deleting objects) is left to it; ignore: run it anyway.
     external_automation: Literal["respect", "ignore"] = "respect"

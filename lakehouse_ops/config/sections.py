@@ -44,7 +44,8 @@ class SparkConfig(Model):
     app_name: str = "lakehouse-ops"
     conf: Dict[str, str] = Field(default_factory=dict)
     # local mode: read s3:// and s3a:// through Hadoop's S3A (hadoop-aws from Maven Central, at the endpoint of
-    # aws.endpoint_url when one is set), as EMR reads them through EMRFS: landing objects on S3, S3 tables.
+    # aws.endpoint_url when one is set), as EMR reads them through EMRFS, and put the AWS SDK Iceberg's GlueCatalog
+    # and S3FileIO need on the classpath (a glue catalog always gets them): landing objects on S3, S3 tables.
     local_s3: bool = False
 
     @field_validator("conf", mode="before")

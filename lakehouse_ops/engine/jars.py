@@ -24,6 +24,9 @@ HADOOP_AWS: Sequence[Coordinate] = (
     ("org.apache.hadoop", "hadoop-aws", "3.3.4"),
     ("com.amazonaws", "aws-java-sdk-bundle", "1.12.262"),
 )
+# The AWS SDK v2 Iceberg's GlueCatalog and S3FileIO need (its runtime jar holds them, not the SDK). 1.10.1 is the
+# newest bundle published for the 1.10 line (EMR's emr-spark-8.0.0 runs 1.10.1).
+ICEBERG_AWS: Sequence[Coordinate] = (("org.apache.iceberg", "iceberg-aws-bundle", "1.10.1"),)
 
 
 def cache_dir() -> str:

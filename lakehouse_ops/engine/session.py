@@ -12,7 +12,7 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from lakehouse_ops.aws.clients import catalog_endpoint_properties, endpoint_url
-from lakehouse_ops.engine.jars import HADOOP_AWS, jars
+from lakehouse_ops.engine.jars import HADOOP_AWS, ICEBERG_AWS, jars
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
 
@@ -114,7 +114,8 @@ def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
     conf: Dict[str, str] = {}
     if mode == "local":
         conf.update(LOCAL_DEFAULTS)
-        local_jars = iceberg_jars() + (jars(HADOOP_AWS) if config.spark.local_s3 else [])
+        aws = config.spark.local_s3 or config.catalog.type == "glue"
+        local_jars = iceberg_jars() + (jars(list(HADOOP_AWS) + list(ICEBERG_AWS)) if aws else [])
         conf["spark.jars"] = ",".join(local_jars)
         conf["spark.pyspark.python"] = sys.executable
         if config.spark.local_s3:

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from lakehouse_ops.config import Config
 from lakehouse_ops.config.sections import ErasureTable
 from lakehouse_ops.erasure import files as meta_files
+from lakehouse_ops.erasure.copies import check_copies
 from lakehouse_ops.erasure.raw import Holding, RawReader, check_location
 from lakehouse_ops.erasure.subjects import Subject
 from lakehouse_ops.erasure.values import Values, values_for
@@ -253,11 +254,19 @@ class TableErasure:
             self.result["orphans"] = {"skipped": first_line(exc)}
 
     def _verify(self, raw: RawReader, field_ids: List[int], values: Values) -> None:
+        """No remaining snapshot's file, no file in the location, no copy S3 keeps of deleted files (noncurrent
+        versions, replicas) holds the subject."""
         files = self._load()
         checked, holding = self._locate(files, raw, field_ids, values)
         problems = ["%d file(s) of remaining snapshots still hold the subject" % len(holding)] if holding else []
-        location_problems, counts = check_location(self.spark, files, raw, values)
+        location_problems, location_counts = check_location(self.spark, files, raw, values)
         problems += location_problems
+        counts: Dict[str, Any] = dict(location_counts)
+        versioned = self.config.policy_for(self.name).storage.versioned_deletes
+        copy_problems, copies = check_copies(str(files.table.metadata.location), versioned)
+        problems += copy_problems
+        if copies:
+            counts["copies"] = copies
         self.result["problems"].extend(problems)
         self.result["verification"] = {
             "verified": not problems,

@@ -84,6 +84,35 @@ def lifecycle_findings(rules: List[Dict[str, Any]], key_prefix: str) -> List[Tup
     return out
 
 
+def versioning_finding(s3: Any, bucket: str, key_prefix: str, rules: List[Dict[str, Any]]) -> Optional[str]:
+    """A warning for a table on a versioned (or replicated) bucket: deleted files keep their storage as noncurrent
+    versions unless a NoncurrentVersionExpiration rule reaches the table (or storage.versioned_deletes is on)."""
+    from lakehouse_ops.aws.versions import bucket_copies
+
+    copies = bucket_copies(s3, bucket)
+    if not copies.versioned:
+        return None
+    expiring = [
+        rule
+        for rule in rules
+        if rule.get("Status") == "Enabled"
+        and rule.get("NoncurrentVersionExpiration")
+        and key_prefix.startswith(_rule_prefix(rule))
+    ]
+    replicas = "; replicated to %s" % ", ".join(copies.replicas) if copies.replicas else ""
+    if expiring:
+        days = expiring[0]["NoncurrentVersionExpiration"].get("NoncurrentDays")
+        return "versioned bucket%s: deleted files' noncurrent versions expire after %s days (rule %s)" % (
+            replicas,
+            days,
+            expiring[0].get("ID") or _rule_prefix(expiring[0]) or "whole bucket",
+        )
+    return (
+        "versioned bucket%s: files expiry and orphan removal delete keep their storage as noncurrent versions (no "
+        "NoncurrentVersionExpiration rule reaches the table; or set storage.versioned_deletes: true)" % replicas
+    )
+
+
 def _lifecycle(s3: Any, bucket: str) -> Any:
     cached = _lifecycles.get(bucket)
     if cached is not None and time.time() - cached[0] < LIFECYCLE_TTL_S:
@@ -138,6 +167,14 @@ def detect(catalog: Any, table: str, location: str) -> Tuple[Findings, List[str]
             findings["s3-lifecycle"] = _unknown(rules)
         else:
             found += lifecycle_findings(rules, where[1])
+        try:
+            versioned = versioning_finding(
+                client("s3"), where[0], where[1], [] if isinstance(rules, Exception) else rules
+            )
+            if versioned:
+                findings["s3-versioning"] = versioned
+        except Exception as exc:
+            findings["s3-versioning"] = _unknown(exc)
     for what, description, action in found:
         findings[what] = description
         if action is not None and action not in overlaps:

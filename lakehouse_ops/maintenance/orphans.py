@@ -36,6 +36,7 @@ from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import trash
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.maintenance.orphan_lists import candidate_view, not_other_tables, register_file_list, verify_removal
+from lakehouse_ops.maintenance.storage import after_deletes
 from lakehouse_ops.paths import normalize, same_location, within
 from lakehouse_ops.sqltext import Timestamp
 from lakehouse_ops.units import HOUR_MS, human_bytes, iso_utc
@@ -68,6 +69,7 @@ class OrphanParams(Params):
     shared_with: Tuple[str, ...] = ()  # other tables at or above this location: nothing is removed
     check_against: Tuple[str, ...] = ()  # tables that once kept (or may keep) files above this location
     unknown: Tuple[str, ...] = ()  # tables whose reach cannot be read: nothing is removed
+    versioned_deletes: bool = False  # on a versioned bucket, what the deletes left is removed too
 
     def __post_init__(self) -> None:
         age_hours = (self.now_ms - self.older_than_ms) / HOUR_MS
@@ -115,6 +117,7 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
             file_list=o.file_list,
             trash_prefix=o.trash.prefix if o.trash.enabled else None,
             trash_keep_ms=int(o.trash.keep_days * 24 * HOUR_MS),
+            versioned_deletes=policy.storage.versioned_deletes,
         ),
     )
 
@@ -237,6 +240,8 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         if p.trash_prefix:
             purged = trash.purge(spark, p.location, p.trash_prefix, p.now_ms, p.trash_keep_ms, p.dry_run)
             outputs["trash_purge"] = purged
+        moved = int(outputs.get("deleted_files") or 0) + int(outputs.get("trashed_files") or 0)
+        outputs.update(after_deletes(p.location, p.versioned_deletes, moved))
         return outputs
     finally:
         for view in views:
@@ -286,12 +291,7 @@ def summarize(outputs: Dict[str, Any]) -> str:
             human_bytes(outputs["candidate_bytes"]),
         )
     if "trash_batch" in outputs:
-        return "moved %d orphan file(s), %s, to %s; verified" % (
-            outputs["trashed_files"],
-            human_bytes(outputs["trashed_bytes"]),
-            outputs["trash_batch"],
-        )
-    return "deleted %d orphan file(s), %s; verified" % (
-        outputs.get("deleted_files", 0),
-        human_bytes(outputs.get("deleted_bytes", 0)),
-    )
+        moved = (outputs["trashed_files"], human_bytes(outputs["trashed_bytes"]), outputs["trash_batch"])
+        return "moved %d orphan file(s), %s, to %s; verified" % moved
+    deleted = (outputs.get("deleted_files", 0), human_bytes(outputs.get("deleted_bytes", 0)))
+    return "deleted %d orphan file(s), %s; verified" % deleted

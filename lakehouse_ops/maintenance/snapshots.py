@@ -10,6 +10,7 @@ from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
+from lakehouse_ops.maintenance.storage import after_deletes
 from lakehouse_ops.sqltext import Timestamp, table_ref
 from lakehouse_ops.units import HOUR_MS, iso_utc
 from lakehouse_ops.units import now_ms as _now_ms
@@ -26,6 +27,8 @@ class ExpireParams(Params):
     max_concurrent_deletes: Optional[int] = None
     snapshot_ids: Tuple[int, ...] = ()  # only these snapshots (erasure), when given
     verify_deletions: bool = True
+    location: str = ""  # the table's location: on a versioned bucket, what the deletes left is removed or reported
+    versioned_deletes: bool = False
 
 
 def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
@@ -55,6 +58,8 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
             stream_results=s.stream_results,
             max_concurrent_deletes=s.max_concurrent_deletes,
             verify_deletions=s.verify_deletions,
+            location=health.location,
+            versioned_deletes=policy.storage.versioned_deletes,
         ),
     )
 
@@ -79,6 +84,8 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         )
         if left_behind:
             outputs["left_behind"] = left_behind
+    deleted = sum(int(outputs.get(key) or 0) for key in DELETED_COUNTS.values())
+    outputs.update(after_deletes(p.location, p.versioned_deletes, deleted))
     return outputs
 
 
