@@ -154,7 +154,8 @@ class ShipConfig(Model):
     tags: Dict[str, str] = Field(default_factory=dict)
     # Per-table leases (S3 objects with an expiry) so two maintenance runs never work on one table at once.
     leases: Optional[str] = Field(None, pattern=r"^s3://[^/]+/.*")
-    lease_minutes: int = Field(360, ge=1, le=10080)
+    # A lease is renewed every third of this while its run works; a run that dies frees its tables after it.
+    lease_minutes: int = Field(30, ge=1, le=10080)
     budget: RunBudget = Field(default_factory=RunBudget)
     scheduler_role_arn: Optional[str] = None
     schedule_group: str = Field("lakehouse-ops", pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
