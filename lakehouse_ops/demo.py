@@ -93,7 +93,7 @@ def run_demo(
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.engine import build_session
     from lakehouse_ops.ingest.demo import local_sqs, prepare_landing
-    from lakehouse_ops.pseudo.service import ensure_local_service
+    from lakehouse_ops.pseudo.local import ensure_local_service
     from lakehouse_ops.runner import MaintenanceRunner
     from lakehouse_ops.runner.fleet_page import write_page
     from lakehouse_ops.runner.report import print_actions, print_compare, to_json

@@ -216,7 +216,8 @@ def pseudo_service(
     import time
 
     from lakehouse_ops.pseudo import keys
-    from lakehouse_ops.pseudo.service import Profile, PseudonymService, load_or_create_key_file, serve
+    from lakehouse_ops.pseudo.local import load_or_create_key_file
+    from lakehouse_ops.pseudo.service import Profile, PseudonymService, serve
 
     if key_file and not keys_secret:
         keyring, created = load_or_create_key_file(key_file)

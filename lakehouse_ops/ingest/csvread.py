@@ -9,8 +9,8 @@ rescued with `rescue`; `add_new_columns` adds them to the target as STRING colum
 
 With `rescue`, values that do not fit their column, values of columns the target lacks and values past the
 header's last column (`_extra_N`, up to EXTRA_FIELDS) go to the rescued-data column. When the target has
-pseudonymized columns, a record with values past its header is a misfit instead (which value belongs to which
-column is unknown: a protected value could sit anywhere in it).
+pseudonymized columns, a record with a value that does not fit or values past its header is a misfit instead (its
+values may have moved: an unquoted separator inside a protected value shifts the rest of the line).
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 from lakehouse_ops.config.ingest import IngestConfig
 from lakehouse_ops.engine.fs import read_first_line
+from lakehouse_ops.errors import without_values
 from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.names import Header, HeaderError, map_header, parse_header
 
@@ -34,6 +35,7 @@ def read_headers(
     """({path: its header's names}, {identity: why its file is refused}) for {identity: path}: a header that
     cannot be mapped to `target` (the target's columns) refuses its file."""
     encoding = cfg.read_options.get("encoding") or cfg.read_options.get("charset") or "UTF-8"
+    protected = cfg.pseudonymize is not None
 
     def one(item: Tuple[str, str]) -> Tuple[str, str, Any]:
         identity, path = item
@@ -44,7 +46,8 @@ def read_headers(
         except HeaderError as exc:
             return identity, path, "CSV header cannot be mapped to the target: %s" % exc
         except Exception as exc:
-            return identity, path, "cannot read the CSV header: %s" % str(exc).splitlines()[0][:300]
+            said = str(exc).splitlines()[0][:300]
+            return identity, path, "cannot read the CSV header: %s" % (without_values(said) if protected else said)
 
     headers: Dict[str, List[str]] = {}
     refused: Dict[str, str] = {}
@@ -109,16 +112,16 @@ def _group(
     ]
     corrupt = F.col(CORRUPT)
     if cfg.schema_evolution == "rescue":
-        rescued, surplus = _rescued(cfg, header)
-        columns.append(rescued.alias(cfg.rescued_data_column))
-        # A record is kept: only values past its header, when it holds protected values, make it a misfit.
-        corrupt = F.when(surplus, F.col(CORRUPT)) if protected else F.lit(None).cast("string")
+        columns.append(_rescued(cfg, header).alias(cfg.rescued_data_column))
+        # A record is kept, unless it holds protected values: then a value that does not fit or a value past
+        # its header (which value is whose is unknown: a protected one may have moved) makes it a misfit.
+        corrupt = F.col(CORRUPT) if protected else F.lit(None).cast("string")
     columns.append(corrupt.alias(CORRUPT))
     return df.select(*columns, "_lakehouse_ops_file")
 
 
-def _rescued(cfg: IngestConfig, header: Header) -> Tuple[Any, Any]:
-    """(the rescued-data column, whether the record has values past its header) for one header's files."""
+def _rescued(cfg: IngestConfig, header: Header) -> Any:
+    """The rescued-data column for one header's files."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType, StructField, StructType
 
@@ -136,4 +139,4 @@ def _rescued(cfg: IngestConfig, header: Header) -> Tuple[Any, Any]:
             values.append(F.when(F.col(_quoted(name)).isNull() & (raw[position] != ""), raw[position]).alias(name))
     values += [raw[n].alias(n) for n in extras]
     rescued = F.to_json(F.struct(*values))  # null fields are left out
-    return F.when(rescued != "{}", rescued), F.col(CORRUPT).isNotNull() & raw[extras[0]].isNotNull()
+    return F.when(rescued != "{}", rescued)

@@ -9,7 +9,7 @@ the batch is read again under the wider schema when its messages come back.
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Collection, Iterable, List, Optional, Sequence, Tuple
 
 from lakehouse_ops.errors import IngestError
 from lakehouse_ops.logs import get_logger
@@ -78,7 +78,9 @@ def _promotion(current: Any, wanted: Any) -> Optional[str]:
     return None
 
 
-def plan(target: Any, files: Any, widen: bool, path: Tuple[str, ...] = ()) -> SchemaChanges:
+def plan(
+    target: Any, files: Any, widen: bool, path: Tuple[str, ...] = (), reserved: Collection[str] = ()
+) -> SchemaChanges:
     """What makes the target (a StructType) hold every field of `files` (the batch's StructType).
 
     Names match case-insensitively, as Spark resolves them. New fields inside existing struct columns are added
@@ -88,10 +90,12 @@ def plan(target: Any, files: Any, widen: bool, path: Tuple[str, ...] = ()) -> Sc
     from pyspark.sql.types import StructType
 
     present = {f.name.lower(): f for f in target.fields}
+    # The job's own columns (source object, batch id, ...): a file's field of that name is never a new column.
+    skipped = {name.lower() for name in reserved}
     additions: List[Addition] = []
     widenings: List[Widening] = []
     for field in files.fields:
-        if not path and field.name == CORRUPT:
+        if not path and (field.name == CORRUPT or field.name.lower() in skipped):
             continue
         mine = present.get(field.name.lower())
         here = path + (field.name,)
@@ -154,29 +158,34 @@ def apply(
     files: Any,
     widen: bool,
     ddl: Callable[[Any, str, Callable[[], bool]], None],
+    reserved: Collection[str] = (),
 ) -> SchemaChanges:
     """Make the target hold `files`. `current()` reads the target's data schema; `ddl(spark, statement, done)`
-    runs a statement another worker may run at the same moment. Returns the changes made (by anyone)."""
-    changes = plan(current(), files, widen)
+    runs a statement another worker may run at the same moment; `reserved`: the job's own columns. Returns the
+    changes made (by anyone)."""
+    changes = plan(current(), files, widen, reserved=reserved)
     if changes.empty:
         return changes
     # Another worker may have changed the schema since this session cached the table: decide on a fresh one.
     spark.sql("REFRESH TABLE %s" % target_ref)
-    changes = plan(current(), files, widen)
+    changes = plan(current(), files, widen, reserved=reserved)
     if changes.empty:
         return changes
     for change, statement in statements(target_ref, changes):
-        ddl(spark, statement, functools.partial(_made, spark, target_ref, current, files, widen, change))
+        made = functools.partial(_made, spark, target_ref, current, files, widen, change, reserved)
+        ddl(spark, statement, made)
     spark.sql("REFRESH TABLE %s" % target_ref)
-    left = plan(current(), files, widen)
+    left = plan(current(), files, widen, reserved=reserved)
     if not left.empty:
         raise IngestError("schema changes did not take on %s: %s" % (target_ref, "; ".join(left.describe())))
     log.info("target schema evolved", extra={"table": target_ref, "changes": changes.describe()})
     return changes
 
 
-def _made(spark: Any, target_ref: str, current: Callable[[], Any], files: Any, widen: bool, change: Any) -> bool:
+def _made(
+    spark: Any, target_ref: str, current: Callable[[], Any], files: Any, widen: bool, change: Any, reserved: Any
+) -> bool:
     """After a DDL failed: did another worker make this change?"""
     spark.sql("REFRESH TABLE %s" % target_ref)
-    left = plan(current(), files, widen)
+    left = plan(current(), files, widen, reserved=reserved)
     return change not in left.additions and change not in left.widenings

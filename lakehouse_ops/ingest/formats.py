@@ -13,7 +13,7 @@ instead of being read as garbage records.
 
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from lakehouse_ops.ingest.names import by_column
+from lakehouse_ops.ingest.names import as_text, by_column
 
 MAGIC = {b"PAR1": "Parquet", b"Obj\x01": "Avro", b"ORC": "ORC"}
 ARTICLE = {"Parquet": "a", "Avro": "an", "ORC": "an"}
@@ -55,11 +55,13 @@ def mismatch(name: str, head: bytes, fmt: str) -> Optional[str]:
     return None
 
 
-def _fields(record: Any, names: List[str], path: str) -> Dict[str, Any]:
+def _fields(record: Any, names: List[str], path: str, strings: Any = ()) -> Dict[str, Any]:
+    """A record's values in the target's columns (by name, regardless of case); a STRING column takes any value as
+    its text (`strings`: those columns)."""
     if not isinstance(record, dict):
         raise ValueError("%s: an Avro file of %s values, not records" % (path, type(record).__name__))
     keyed = by_column(record, names, path)
-    return {n: keyed.get(n) for n in names}
+    return {n: as_text(keyed.get(n)) if n in strings else keyed.get(n) for n in names}
 
 
 def arrow_records(records: List[Dict[str, Any]], arrow_schema: Any, path: str) -> Any:
@@ -91,6 +93,7 @@ def load_avro(spark: Any, schema: Any, paths: Iterable[str], options: Any) -> An
     out_schema = StructType(list(schema.fields) + [StructField("_lakehouse_ops_file", StringType())])
     arrow_schema = to_arrow_schema(schema)
     names = [f.name for f in schema.fields]
+    strings = {f.name for f in schema.fields if f.dataType.simpleString() == "string"}
 
     def decode(batches: Iterator[Any]) -> Iterator[Any]:
         import io
@@ -100,7 +103,7 @@ def load_avro(spark: Any, schema: Any, paths: Iterable[str], options: Any) -> An
 
         for batch in batches:
             for path, content in zip(batch.column("path").to_pylist(), batch.column("content").to_pylist()):
-                records = [_fields(r, names, path) for r in fastavro.reader(io.BytesIO(content))]
+                records = [_fields(r, names, path, strings) for r in fastavro.reader(io.BytesIO(content))]
                 table = arrow_records(records, arrow_schema, path)
                 table = table.append_column("_lakehouse_ops_file", pa.array([path] * len(records), pa.string()))
                 yield from table.to_batches()

@@ -58,7 +58,7 @@ class IngestJob(QueueLoop, TargetSetup, BatchProtocol):
         self.claims = Claims(open_store(claims_root(config, self.target)), self.cfg.claim_seconds)
         self._pinner: Optional[Pinner] = None
         self.spellings: Set[str] = set()
-        self.key_versions: Dict[str, int] = {}
+        self.key_versions: Dict[str, Tuple[int, float]] = {}
         self._prepared = False
         self.on_stage = on_stage or (lambda stage: None)
 
@@ -166,8 +166,10 @@ class IngestJob(QueueLoop, TargetSetup, BatchProtocol):
             with timed(metrics, "finish_batches"):
                 self._finish(other, seal)
             metrics["finished_batches"] = metrics.get("finished_batches", 0) + 1
+        # An announcement without an ETag names no bytes yet: it is looked up once they are pinned (protocol.py).
+        named = [i for i in identities if objects[i].content_tag or objects[i].version_id]
         with timed(metrics, "ledger_check"):
-            done = self.ledger.committed(identities, earliest_event_ms(objects.values()))
+            done = self.ledger.committed(named, earliest_event_ms(objects.values()))
         metrics["already_committed"] = len(done)
         metrics["held_elsewhere"] = len(claimed.held)
         mine = {i: e for i, e in claimed.taken.items() if i not in done}

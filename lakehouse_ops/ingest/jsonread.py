@@ -3,9 +3,10 @@
 Each line is parsed under the target's schema (with every spelling of a column seen so far) and for its top-level
 keys, in one pass. A key that names a column in a spelling not read yet is reported in `VARIANTS` (the batch
 observes it and is read again with that spelling: its staged rows are never published), and its value is never
-put anywhere else meanwhile. A line that names one column twice (`customer_id` and `Customer_ID`), or that is not a
-JSON object, or (modes other than `rescue`) that has a value that does not fit its column, is a misfit: its text is
-in `_corrupt_record`.
+put anywhere else meanwhile. A line that names one column twice (`customer_id` and `Customer_ID`), or a field of a
+struct column in another case (nested fields are matched exactly, as Spark's parser matches them: the record is set
+aside rather than its field nulled), or that is not a JSON object, or (modes other than `rescue`) that has a value
+that does not fit its column, is a misfit: its text is in `_corrupt_record`.
 
 With `rescue`, a record is kept whatever its fields: keys the target lacks and values that do not fit their column
 go to the rescued-data column as one JSON object of raw values (`{"bytes_sent": "lots"}`). A STRING column takes
@@ -55,7 +56,7 @@ def load_json(
     ours = F.filter("_keys", lambda k: F.array_contains(lowered, F.lower(k)))
     ambiguous = F.size(F.array_distinct(F.transform(ours, F.lower))) < F.size(ours)
     unparsed = F.col("_keys").isNull()
-    misfit = unparsed | ambiguous
+    misfit = unparsed | ambiguous | _nested_variant(schema, spellings)
     if cfg.schema_evolution != "rescue":
         misfit = misfit | F.col("_parsed")[CORRUPT].isNotNull()
     columns = [F.coalesce(*[F.col("_parsed")[slot[s]] for s in spellings[n]]).alias(n) for n in names]
@@ -64,6 +65,30 @@ def load_json(
     columns.append(F.when(misfit, F.col("value")).alias(CORRUPT))
     columns.append(F.filter(ours, lambda k: ~F.array_contains(read, k)).alias(VARIANTS))
     return lines.select(*columns, "_lakehouse_ops_file")
+
+
+def _nested_variant(schema: Any, spellings: Mapping[str, Any]) -> Any:
+    """Whether a line names a field of a struct column in another case (`{"geo": {"City": ...}}` for `geo.city`):
+    Spark's parser matches nested fields exactly and would null it, so the record is a misfit instead."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    flags = []
+    for column in schema.fields:
+        if not isinstance(column.dataType, StructType):
+            continue
+        names = [f.name for f in column.dataType.fields]
+        lowered = F.array(*[F.lit(n.lower()) for n in names])
+        exact = F.array(*[F.lit(n) for n in names])
+        for spelling in spellings[column.name]:
+            path = "$['%s']" % spelling.replace("\\", "\\\\").replace("'", "\\'")
+            keys = F.json_object_keys(F.get_json_object("value", path))
+            other_case = F.exists(keys, lambda k: F.array_contains(lowered, F.lower(k)) & ~F.array_contains(exact, k))
+            flags.append(F.coalesce(other_case, F.lit(False)))
+    out = F.lit(False)
+    for flag in flags:
+        out = out | flag
+    return out
 
 
 def _rescued(cfg: IngestConfig, slot: Mapping[str, str], lowered: Any) -> Any:

@@ -45,7 +45,7 @@ class LandedBatches(SourcedRows):
                 self._quarantine(batch, pinned, todo, {}, replace=True)
         finally:
             self.pinner.discard(pinned)
-        self.ledger.record(batch, objects, ledger_mod.COMMITTED, snapshot)
+        self.ledger.record(batch, [pinned.as_read(o) for o in objects], ledger_mod.COMMITTED, snapshot)
 
     def _finish(self, batch: str, seal: Mapping[str, Any]) -> None:
         """Land a batch another worker sealed and then left (its claims expired), then record it committed."""

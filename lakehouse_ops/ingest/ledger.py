@@ -35,9 +35,9 @@ BATCH_PROPERTY = "lakehouse-ops.batch-id"
 WAP_ID, PUBLISHED_WAP_ID = "wap.id", "published-wap-id"
 # Summary entries naming the snapshot a commit copies (Iceberg's cherry-pick; lakehouse-ops' rollback re-apply).
 LINEAGE = ("source-snapshot-id", REAPPLIED_FROM)
-# superseded: an announced object whose key held other bytes when it was read, and whose own bytes were gone
-# (pin.py): recorded, never read.
-PENDING, COMMITTED, SUPERSEDED = "pending", "committed", "superseded"
+# superseded: announced, but its bytes were gone when it was read (pin.py). withdrawn: a batch that landed at once
+# (staging was off) and whose rows were deleted again to read it anew: never taken for a landed batch.
+PENDING, COMMITTED, SUPERSEDED, WITHDRAWN = "pending", "committed", "superseded", "withdrawn"
 LEDGER_SCHEMA = (
     "object_id STRING, bucket STRING, object_key STRING, version_id STRING, etag STRING, "
     "size BIGINT, batch_id STRING, status STRING, target_snapshot_id BIGINT, recorded_at TIMESTAMP, "
@@ -245,8 +245,8 @@ class Ledger:
         recent = "recorded_at >= %s" % timestamp_literal(time.time() * 1000 - RECOVERY_DAYS * 86400 * 1000)
         pending = self.spark.sql(
             "SELECT DISTINCT batch_id FROM %s WHERE %s AND status = '%s' AND batch_id NOT IN "
-            "(SELECT batch_id FROM %s WHERE %s AND status = '%s')"
-            % (self.ref, recent, PENDING, self.ref, recent, COMMITTED)
+            "(SELECT batch_id FROM %s WHERE %s AND status IN ('%s', '%s'))"
+            % (self.ref, recent, PENDING, self.ref, recent, COMMITTED, WITHDRAWN)
         ).collect()
         out = []
         for row in pending:

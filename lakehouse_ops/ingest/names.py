@@ -8,6 +8,7 @@ and ones the target lacks (new columns with `add_new_columns`, rescued with `res
 """
 
 import csv
+import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -63,16 +64,17 @@ def map_header(names: Sequence[str], target: Sequence[str]) -> Header:
         if not clean:
             raise HeaderError("header column %d has no name" % position)
         if clean.lower() in seen:
+            # The names are not quoted: in a file without a header line they are a record's values.
             raise HeaderError(
-                "header names %r twice (columns %d and %d; names match regardless of case)"
-                % (clean, seen[clean.lower()], position)
+                "header columns %d and %d name one column twice (names match regardless of case)"
+                % (seen[clean.lower()], position)
             )
         seen[clean.lower()] = position
         columns.append((clean, lowered.get(clean.lower())))
     if all(column is None for _, column in columns):
         raise HeaderError(
-            "its header (%s) names none of the target's columns: a file without a header line, or of another table?"
-            % ", ".join(repr(n) for n in names[:5])
+            "its first line (%d fields) names none of the target's columns: a file without a header line, or of "
+            "another table?" % len(names)
         )
     return Header(tuple(columns))
 
@@ -90,14 +92,44 @@ def by_column(record: Dict[str, Any], names: List[str], path: str) -> Dict[str, 
     return out
 
 
+# Escapes Spark's CSV options accept for a separator (CSVExprUtils.toChar).
+ESCAPES = {"\\t": "\t", '\\"': '"', "\\'": "'", "\\u0000": "\u0000", "\\\\": "\\"}
+
+
+def separator(options: Mapping[str, str]) -> str:
+    """The reader's separator as Spark reads the option (`\\t` is a tab; several characters are allowed)."""
+    sep = options.get("sep") or options.get("delimiter") or ","
+    if sep in ESCAPES:
+        return ESCAPES[sep]
+    if sep.startswith("\\u") and len(sep) == 6:
+        return chr(int(sep[2:], 16))
+    return sep
+
+
+def as_text(value: Any) -> Optional[str]:
+    """A value as a STRING column holds it: text as it is, numbers and booleans as SQL prints them, structures as
+    JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str, sort_keys=True)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
 def parse_header(line: str, options: Mapping[str, str]) -> List[str]:
     """A CSV header line's names, split with the reader's separator and quote (`read_options` sep/delimiter,
     quote, escape); a byte-order mark is dropped."""
-    sep = options.get("sep") or options.get("delimiter") or ","
+    sep = separator(options)
     quote = options.get("quote") or '"'
     escape = options.get("escape") or "\\"
     line = line.lstrip("\ufeff").rstrip("\r\n")
     if not line:
         return []
-    row = next(csv.reader([line], delimiter=sep[0], quotechar=quote[0], escapechar=escape[0]), [])
+    if len(sep) > 1:  # Spark takes a separator of several characters; Python's csv module one
+        return [name.strip().strip(quote[0]) for name in line.split(sep)]
+    row = next(csv.reader([line], delimiter=sep, quotechar=quote[0], escapechar=escape[0]), [])
     return [str(name) for name in row]

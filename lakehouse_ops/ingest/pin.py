@@ -17,6 +17,7 @@ An announcement without an ETag or version id cannot be compared: its key is rea
 one batch never read one file: the second is an alias of the first (the same bytes), recorded with it.
 """
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -77,6 +78,14 @@ class Pinned:
     signatures: Dict[str, Tuple[Any, ...]] = field(default_factory=dict)  # identity -> key's state when pinned
     staged: List[str] = field(default_factory=list)  # copies of versions, removed after the batch
     headers: Dict[str, List[str]] = field(default_factory=dict)  # CSV with a header: path -> its names (csvread)
+    # Announcements without an ETag: the ETag of the bytes read for them (recorded in the ledger: the same bytes
+    # announced again, with or without one, are then known committed).
+    resolved: Dict[str, str] = field(default_factory=dict)
+
+    def as_read(self, obj: S3Object) -> S3Object:
+        """The object as the ledger records it: with the ETag of the bytes read when its announcement had none."""
+        etag = self.resolved.get(obj.identity)
+        return dataclasses.replace(obj, etag=etag) if etag else obj
 
     def reading(self) -> Dict[str, str]:
         """{path Spark loads: the identity read from it}."""
@@ -128,7 +137,8 @@ def current_local(path: str, obj: S3Object) -> Optional[Current]:
     except FileNotFoundError:
         return None
     signature = (info.st_size, info.st_mtime_ns, info.st_ino)
-    etag = file_md5(local) if MD5_ETAG.match(obj.content_tag) else None
+    # A multipart upload's ETag is not an MD5 of the bytes: such an announcement cannot be compared here.
+    etag = file_md5(local) if not obj.content_tag or MD5_ETAG.match(obj.content_tag) else None
     return Current(etag, None, signature)
 
 
@@ -209,8 +219,9 @@ class Pinner:
         if outcome == MISSING:
             return identity, outcome, "object %s does not exist" % obj.uri
         if outcome == VERSION:
-            return identity, outcome, (self.stage(identity, obj), None)
-        return identity, outcome, (path, current.signature if current is not None else None)
+            return identity, outcome, (self.stage(identity, obj), None, None)
+        signature, etag = (current.signature, current.etag) if current is not None else (None, None)
+        return identity, outcome, (path, signature, etag)
 
     def pin(
         self, objects: Mapping[str, S3Object], reading: Optional[Mapping[str, str]] = None, threads: int = 8
@@ -227,9 +238,11 @@ class Pinner:
             elif outcome == MISSING:
                 out.failed[identity] = detail
             else:
-                path, signature = detail
+                path, signature, etag = detail
                 if outcome == VERSION:
                     out.staged.append(path)
+                if etag and not objects[identity].content_tag:
+                    out.resolved[identity] = etag
                 if path in read_by_path:
                     out.aliases[identity] = read_by_path[path]
                     continue

@@ -9,7 +9,7 @@ from lakehouse_ops.errors import IngestError
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.claims import new_batch_id
 from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.metrics import seal_entry, timed
+from lakehouse_ops.ingest.metrics import earliest_event_ms, seal_entry, timed
 from lakehouse_ops.ingest.pin import Pinned
 from lakehouse_ops.ingest.read import Reasons, find_unreadable
 from lakehouse_ops.ingest.write import BatchWrites, ReadFailed, Written
@@ -43,6 +43,7 @@ class BatchProtocol(BatchWrites):
     ) -> Reasons:
         failed: Reasons = dict(pinned.failed)
         self._supersede(batch, todo, pinned.superseded, metrics)
+        self._known_bytes(todo, pinned, metrics)
         repins = rounds = 0
         while pinned.located:
             rounds += 1
@@ -51,7 +52,7 @@ class BatchProtocol(BatchWrites):
             usable = self._usable(todo, pinned)
             metrics["batch_id"] = batch
             with timed(metrics, "ledger_write"):
-                self.ledger.record(batch, usable, ledger_mod.PENDING)
+                self.ledger.record(batch, [pinned.as_read(o) for o in usable], ledger_mod.PENDING)
             self.on_stage("after_pending")
             try:
                 with timed(metrics, "read_write"):
@@ -69,10 +70,12 @@ class BatchProtocol(BatchWrites):
                 batch = self._rebatch(pinned, mine, set(unreadable))
                 continue
             again = self._read_again(seen, pinned, mine, todo, failed)
+            changed = [] if again is not None or seen.written is False else self.pinner.changed(todo, pinned)
+            if seen.landed is not None and (again is not None or changed):
+                self._withdraw(batch, seen.landed, [pinned.as_read(o) for o in usable])
             if again is not None:
                 batch = again
                 continue
-            changed = self.pinner.changed(todo, pinned) if seen.staged is not None else []
             if changed:
                 # The staged rows may hold bytes of the key's new content: they are never published.
                 repins += 1
@@ -126,9 +129,33 @@ class BatchProtocol(BatchWrites):
             if not merged or metrics.get("misfits"):
                 self._quarantine(batch, pinned, todo, metrics, replace=merged, only=seen.misfits)
         with timed(metrics, "ledger_write"):
-            self.ledger.record(batch, usable, ledger_mod.COMMITTED, snapshot)
+            self.ledger.record(batch, [pinned.as_read(o) for o in usable], ledger_mod.COMMITTED, snapshot)
         self.on_stage("before_delete")
         metrics["snapshot_id"] = snapshot
+
+    def _withdraw(self, batch: str, snapshot: int, usable: List[S3Object]) -> None:
+        """A batch that landed at once (staging was off) but must be read again: its rows (all carry its batch id)
+        are deleted, and the ledger says so, so that nothing takes the batch for a landed one."""
+        from lakehouse_ops.sqltext import quote_ident, quote_string
+
+        log.warning(
+            "withdrawing a batch that landed without staging", extra={"batch_id": batch, "snapshot_id": snapshot}
+        )
+        self.spark.sql(
+            "DELETE FROM %s WHERE %s = %s" % (self.target_ref, quote_ident(self.cfg.batch_column), quote_string(batch))
+        )
+        self.ledger.record(batch, usable, ledger_mod.WITHDRAWN, snapshot)
+
+    def _known_bytes(self, todo: Dict[str, S3Object], pinned: Pinned, metrics: Dict[str, Any]) -> None:
+        """Announcements without an ETag whose bytes (now known) an earlier batch committed: not read again."""
+        if not pinned.resolved:
+            return
+        read = {pinned.as_read(todo[i]).identity: i for i in pinned.resolved if i in pinned.located}
+        done = self.ledger.committed(list(read), earliest_event_ms(todo[i] for i in read.values()))
+        for content in done:
+            pinned.located.pop(read[content], None)
+            pinned.signatures.pop(read[content], None)
+        metrics["already_committed"] = metrics.get("already_committed", 0) + len(done)
 
     @staticmethod
     def _usable(todo: Dict[str, S3Object], pinned: Pinned) -> List[S3Object]:

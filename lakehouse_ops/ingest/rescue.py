@@ -7,24 +7,10 @@ fails its file. Values that do not fit and fields the target lacks go to the res
 """
 
 import json
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List
 
 from lakehouse_ops.config.ingest import IngestConfig
-from lakehouse_ops.ingest.names import by_column
-
-
-def as_text(value: Any) -> Optional[str]:
-    """A value as a STRING column holds it: text as it is, numbers and booleans as SQL prints them, structures as
-    JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str, sort_keys=True)
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
+from lakehouse_ops.ingest.names import as_text, by_column
 
 
 def rescued_table(records: List[Dict[str, Any]], arrow_schema: Any, rescued_column: str) -> Any:

@@ -1,7 +1,7 @@
 """What the parts of an IngestJob share: the job (job.py) sets these up; its start-up (target.py) and its writes
 (write.py) are mixins that work on them."""
 
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.config.ingest import IngestConfig
@@ -22,7 +22,7 @@ class JobState:
     claims: Claims
     enrich: Optional[Callable[..., Any]]
     on_stage: Callable[[str], None]  # called as a batch reaches each of job.STAGES
-    key_versions: Dict[str, int]  # upsert keys pseudonymized deterministically: the key version the target has
+    key_versions: Dict[str, Tuple[int, float]]  # upsert keys pseudonymized deterministically: rekey.Known
 
     @property
     def spark(self) -> Any:

@@ -12,7 +12,6 @@ one new key at once cannot both succeed; the loser's merge fails validation and 
 """
 
 import time
-import uuid
 from typing import Any, Callable, Dict, List, Sequence
 
 from lakehouse_ops.config.ingest import IngestUpsert
@@ -23,18 +22,19 @@ log = get_logger("ingest.upsert")
 ATTEMPTS = 4  # merges that lose a concurrent commit's validation are run again this many times in all
 
 
-def _q(name: str) -> str:
+def quoted(name: str) -> str:
+    """A top-level column name as Spark reads it whole (a name holding `.` is not a nested field)."""
     return "`%s`" % name.replace("`", "``")
 
 
 def merge_sql(target_ref: str, view: str, columns: Sequence[str], upsert: IngestUpsert) -> str:
     """The MERGE statement of a batch held in temporary view `view` (already one record per key)."""
-    on = " AND ".join("t.%s <=> s.%s" % (_q(k), _q(k)) for k in upsert.keys)
-    order = _q(upsert.order_by)
+    on = " AND ".join("t.%s <=> s.%s" % (quoted(k), quoted(k)) for k in upsert.keys)
+    order = quoted(upsert.order_by)
     newer = "(s.{o} > t.{o} OR (t.{o} IS NULL AND s.{o} IS NOT NULL))".format(o=order)
-    assign = ", ".join("t.%s = s.%s" % (_q(c), _q(c)) for c in columns)
-    names = ", ".join(_q(c) for c in columns)
-    values = ", ".join("s.%s" % _q(c) for c in columns)
+    assign = ", ".join("t.%s = s.%s" % (quoted(c), quoted(c)) for c in columns)
+    names = ", ".join(quoted(c) for c in columns)
+    values = ", ".join("s.%s" % quoted(c) for c in columns)
     return (
         "MERGE INTO %s t USING %s s ON %s WHEN MATCHED AND %s THEN UPDATE SET %s "
         "WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)" % (target_ref, view, on, newer, assign, names, values)
@@ -46,9 +46,9 @@ def latest_per_key(df: Any, upsert: IngestUpsert, source_column: str, data_colum
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    content = F.to_json(F.struct(*[F.col(c) for c in data_columns]))
-    window = Window.partitionBy(*[F.col(k) for k in upsert.keys]).orderBy(
-        F.col(upsert.order_by).desc_nulls_last(), F.col(source_column).desc(), content.desc()
+    content = F.to_json(F.struct(*[F.col(quoted(c)) for c in data_columns]))
+    window = Window.partitionBy(*[F.col(quoted(k)) for k in upsert.keys]).orderBy(
+        F.col(quoted(upsert.order_by)).desc_nulls_last(), F.col(quoted(source_column)).desc(), content.desc()
     )
     return (
         df.withColumn("_lakehouse_ops_rank", F.row_number().over(window))
@@ -106,49 +106,3 @@ def merge(
 def _lost_validation(exc: BaseException) -> bool:
     text = str(exc)
     return "ValidationException" in text or "CommitFailedException" in text or "conflicting" in text.lower()
-
-
-class MixedVersions(IngestError):
-    """A batch's tokens of one key column were made under several key versions (a rotation met it mid-way)."""
-
-
-def align_key_versions(
-    spark: Any, target_ref: str, source: Any, columns: Sequence[str], settings: Any, known: Dict[str, int]
-) -> Dict[str, Any]:
-    """Before a merge keyed by deterministically pseudonymized `columns`: the batch's tokens (`source`, held) must
-    be of one key version, and the target's tokens of those columns are brought to it (re-keyed: the same value's
-    token under that version), so that a key rotation never makes a second row for a key. `known`: {column: the
-    version the target was last brought to} (a job re-keys once per rotation). Returns what was done."""
-    from pyspark.sql import functions as F
-
-    from lakehouse_ops.pseudo.spark import rekey, token_version
-
-    done: Dict[str, Any] = {}
-    for column in columns:
-        found = source.where(F.col(column).isNotNull()).select(token_version(F.col(column))).distinct().collect()
-        versions = sorted(int(r[0]) for r in found if r[0] is not None)
-        if len(versions) > 1:
-            raise MixedVersions("the batch's %s tokens are of key versions %s" % (column, versions))
-        if not versions or known.get(column) == versions[0]:
-            continue
-        version = versions[0]
-        older = spark.table(target_ref).where(F.col(column).isNotNull() & (token_version(F.col(column)) != version))
-        if hasattr(settings, "key_version"):
-            settings = settings.model_copy(update={"key_version": version})
-        mapping = rekey(older, column, settings).persist()
-        view = "lakehouse_ops_rekey_%s" % uuid.uuid4().hex
-        try:
-            tokens = mapping.count()
-            if tokens:
-                mapping.createOrReplaceTempView(view)
-                spark.sql(
-                    "MERGE INTO %s t USING %s m ON t.%s = m.old WHEN MATCHED THEN UPDATE SET t.%s = m.new"
-                    % (target_ref, view, _q(column), _q(column))
-                )
-                log.info("target re-keyed to the batch's key version", extra={"column": column, "version": version})
-        finally:
-            spark.catalog.dropTempView(view)
-            mapping.unpersist()
-        known[column] = version
-        done[column] = {"key_version": version, "rekeyed_tokens": tokens}
-    return done

@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from lakehouse_ops.engine.fs import head_bytes
 from lakehouse_ops.errors import IngestError, first_line, without_values
-from lakehouse_ops.ingest import evolve, upsert
+from lakehouse_ops.ingest import evolve, rekey, upsert
 from lakehouse_ops.ingest import ledger as ledger_mod
 from lakehouse_ops.ingest.evolve import CORRUPT
 from lakehouse_ops.ingest.formats import AVRO_HEADER_BYTES, avro_fields
@@ -80,6 +80,7 @@ class BatchWrites(LandedBatches):
             files,
             self.cfg.format in ("parquet", "avro"),  # declared types, not inferred ones
             ledger_mod.concurrent_ddl,
+            self._meta_columns(),
         )
         if not changes.empty:
             self.schema = data_schema(self.spark, self.target_ref, self._meta_columns())
@@ -104,7 +105,8 @@ class BatchWrites(LandedBatches):
         )
         if self.enrich is not None:
             out = self.enrich(out)
-        out = out.select(*[f.name for f in self.spark.table(self.target_ref).schema.fields])
+        # Names quoted whole: a column a file named `http.method` is one column, not a field of `http`.
+        out = out.select(*[F.col(upsert.quoted(f.name)) for f in self.spark.table(self.target_ref).schema.fields])
         if self.cfg.pseudonymize is not None:
             # Fail closed: a value the service cannot convert fails the batch before the commit; its messages
             # come back after the visibility timeout.
@@ -176,9 +178,13 @@ class BatchWrites(LandedBatches):
         if not keys:
             return
         try:
-            rekeyed = upsert.align_key_versions(self.spark, self.target_ref, source, keys, settings, self.key_versions)
-        except upsert.MixedVersions as exc:
+            rekeyed = rekey.align_key_versions(self.spark, self.target_ref, source, keys, settings, self.key_versions)
+        except rekey.MixedVersions as exc:
             log.warning("a key rotation met the batch; it is read again", extra={"reason": str(exc)})
+            if isinstance(exc, rekey.StaleKeys):
+                from lakehouse_ops.pseudo import keys as key_cache
+
+                key_cache.forget()  # the keys are read again for the batch's second read
             seen.mixed_versions = True
             raise Redo(seen) from None
         if rekeyed:

@@ -181,8 +181,8 @@ def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[s
     return stats, total
 
 
-def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
-    p = params_of(plan, OrphanParams)
+def _refuse_near_others(table: str, p: OrphanParams) -> None:
+    """Nothing is removed where another table's files could look like this table's orphans."""
     if p.shared_with:
         raise SafetyError(
             "%s shares its location %s with %s: their files would look like orphans of this table; nothing "
@@ -194,6 +194,11 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
             "readable to this run, or name them in orphans.ignore_tables if they never keep files here)"
             % (", ".join(p.unknown), p.location)
         )
+
+
+def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
+    p = params_of(plan, OrphanParams)
+    _refuse_near_others(table, p)
     base = {
         "table": table,
         "older_than": Timestamp(iso_utc(p.older_than_ms)),
@@ -213,17 +218,12 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         before = current_metadata(jtable) if jtable is not None else None
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
         listed = sorted({r["orphan_file_location"] for r in rows})
-        candidates, others = not_other_tables(
-            spark,
-            catalog,
-            [c for c in listed if not any(within(c, loc) for loc in excluded)],
-            p.location,
-            p.check_against,
-        )
+        outside = [c for c in listed if not any(within(c, loc) for loc in excluded)]
+        candidates, others = not_other_tables(spark, catalog, outside, p.location, p.check_against)
         stats, total = _guarded(spark, candidates, p)
         outputs = {
             "candidates": len(candidates),
-            "nested_table_files_skipped": len(listed) - len(candidates),
+            "nested_table_files_skipped": len(listed) - len(outside),
             **others,
             "candidate_bytes": total,
             "candidate_sample": candidates[:20],

@@ -205,9 +205,9 @@ def test_csv_columns_are_read_by_the_header_in_any_order(
     assert plaintext_in(spark.table(ref).collect(), ["c101", "c102", "c103", "https://"]) == []
     reasons = sorted(m["MessageAttributes"]["lakehouse_ops_reason"]["StringValue"] for m in landing.dlq_messages())
     assert len(reasons) == 2
-    assert "names 'CUSTOMER_ID' twice" in reasons[0] or "names 'CUSTOMER_ID' twice" in reasons[1]
+    assert any("columns 2 and 3 name one column twice" in r for r in reasons)
     assert any("names none of the target's columns" in r for r in reasons)
-    assert not [r for r in reasons for p in ("c104", "c105") if p in r]
+    assert not [r for r in reasons for p in ("c104", "c105", "c106") if p in r]  # the lines are never quoted
 
 
 def test_add_new_columns_adds_a_csv_column_from_the_middle_of_the_header(spark, warehouse, landing, table_name):

@@ -6,9 +6,8 @@ import decimal
 import pytest
 
 from lakehouse_ops.ingest.messages import S3Object
-from lakehouse_ops.ingest.names import HeaderError, by_column, map_header, parse_header, spellings_of, variants
+from lakehouse_ops.ingest.names import HeaderError, as_text, by_column, map_header, parse_header, spellings_of, variants
 from lakehouse_ops.ingest.pin import MISSING, READ, SUPERSEDED, VERSION, Current, decide, same_bytes
-from lakehouse_ops.ingest.rescue import as_text
 
 TARGET = ["event_time", "customer_id", "bytes_sent", "rec_id"]
 
@@ -27,9 +26,9 @@ def test_a_header_maps_by_name_in_any_order_and_case():
 @pytest.mark.parametrize(
     "names, reason",
     [
-        (["customer_id", "CUSTOMER_ID"], "names 'CUSTOMER_ID' twice"),
+        (["customer_id", "CUSTOMER_ID"], "columns 1 and 2 name one column twice"),
         (["customer_id", " "], "header column 2 has no name"),
-        (["2024-05-13 10:00:00", "c1", "10"], "names none of the target's columns"),
+        (["2024-05-13 10:00:00", "c1", "10"], r"first line \(3 fields\) names none of the target's columns"),
         ([], "no header line"),
     ],
 )
@@ -41,7 +40,17 @@ def test_a_header_that_cannot_be_mapped_says_why(names, reason):
 def test_header_lines_split_as_the_reader_splits_them():
     assert parse_header('\ufeff"rec_id","a,b",url\r\n', {}) == ["rec_id", "a,b", "url"]
     assert parse_header("rec_id;url", {"sep": ";"}) == ["rec_id", "url"]
+    assert parse_header("rec_id\turl", {"sep": "\\t"}) == ["rec_id", "url"]  # as Spark reads the option
+    assert parse_header("rec_id||url", {"sep": "||"}) == ["rec_id", "url"]
     assert parse_header("", {}) == []
+
+
+def test_a_header_error_never_quotes_the_line():
+    """A file without a header line has a record where its header should be: its values are never quoted."""
+    for names in (["2024-05-13", "secret@example.com", "6"], ["secret", "SECRET"]):
+        with pytest.raises(HeaderError) as info:
+            map_header(names, TARGET)
+        assert "secret" not in str(info.value).lower()
 
 
 def test_key_spellings():
