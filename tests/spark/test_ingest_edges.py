@@ -503,3 +503,105 @@ def test_ingest_json_with_emf_metrics_is_one_json_document_on_stdout(spark, ware
     assert json.loads(result.stdout)["totals"]["rows"] == 2  # the report alone
     emf = [json.loads(line) for line in result.stderr.splitlines() if '"_aws"' in line]
     assert emf and emf[0]["Target"] == table_name
+
+
+def test_announcements_without_an_etag_are_known_by_the_bytes_they_read(spark, warehouse, landing, table_name):
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name)
+
+    def without_etag(key):
+        note = json.loads(landing.notification(key))
+        del note["Records"][0]["s3"]["object"]["eTag"]
+        return json.dumps(note)
+
+    landing.put("n/1.json", records(0, 3))
+    assert run(spark, config)["totals"]["rows"] == 3
+    landing.send(without_etag("n/1.json"))  # the same bytes again, announced without an ETag
+    again = run(spark, config)
+    assert again["totals"]["rows"] == 0 and again["totals"]["already_committed"] == 1, again
+    landing.put("n/1.json", records(100, 2), send=False)  # other bytes under the key, announced without one
+    landing.send(without_etag("n/1.json"))
+    assert run(spark, config)["totals"]["rows"] == 2
+    assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 2, 100, 101]
+
+
+def test_a_batch_landed_without_staging_and_read_again_is_withdrawn_first(spark, warehouse, landing, table_name):
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name, quarantine_table=None)
+    rows = records(0, 3)
+    rows[1]["Customer_ID"] = rows[1].pop("customer_id")  # a spelling first met in this batch: read again
+    landing.put("w/1.json", rows)
+    landing.put("w/2.json", records(10, 2), extra_lines=["{broken"])  # dead-lettered whole
+
+    def staging_off(stage):
+        if stage == "after_pending":
+            spark.sql("ALTER TABLE %s SET TBLPROPERTIES ('write.wap.enabled'='false')" % ref)
+
+    report = IngestJob(config, spark=spark, on_stage=staging_off).run(until_empty=True)
+    assert report["ok"], report
+    got = sorted((r.rec_id, r.customer_id) for r in spark.table(ref).collect())
+    assert got == [(0, "c000"), (1, "c001"), (2, "c002")]  # each once, the new spelling read, nothing of w/2
+    assert len(landing.dlq_messages()) == 1
+
+
+def test_a_nested_field_in_another_case_is_set_aside_not_nulled(spark, warehouse, landing, table_name):
+    ref = create_target(spark, table_name)
+    spark.sql("ALTER TABLE %s ADD COLUMN geo STRUCT<city: STRING>" % ref)
+    config = ingest_config(warehouse, landing, table_name)
+    landing.put(
+        "g/1.json", [dict(records(0, 1)[0], geo={"City": "Paris"}), dict(records(1, 1)[0], geo={"city": "Oslo"})]
+    )
+    report = run(spark, config)
+    assert report["totals"]["rows"] == 1 and report["totals"]["quarantined"] == 1, report
+    assert [(r.rec_id, r.geo.city) for r in spark.table(ref).collect()] == [(1, "Oslo")]
+    assert "Paris" in spark.table(ref + "_quarantine").collect()[0].raw
+
+
+def test_add_new_columns_takes_dotted_names_whole_and_never_adds_the_jobs_columns(
+    spark, warehouse, landing, table_name
+):
+    ref = create_target(spark, table_name)
+    config = ingest_config(warehouse, landing, table_name, schema_evolution="add_new_columns")
+    landing.put("d/1.json", [dict(r, **{"http.method": "GET", "_ingest_batch": "forged"}) for r in records(0, 2)])
+    report = run(spark, config)
+    assert report["ok"] and report["totals"]["rows"] == 2, report
+    rows = spark.table(ref).collect()
+    assert [r["http.method"] for r in rows] == ["GET", "GET"]
+    assert all(r._ingest_batch.startswith("b-") for r in rows)  # the job's batch id, not the file's
+    landing.put("d/2.json", records(2, 1))
+    assert run(spark, config)["totals"]["rows"] == 1  # the target stays usable
+
+
+def test_a_worker_with_out_of_date_keys_reads_them_again_before_merging(
+    spark, warehouse, landing, table_name, tmp_path
+):
+    import time
+
+    from lakehouse_ops.pseudo import keys
+    from lakehouse_ops.pseudo.cipher import Keyring
+    from lakehouse_ops.pseudo.spark import InExecutorSettings
+
+    key_file = tmp_path / "keys.json"
+    old = Keyring.generate()
+    key_file.write_text(old.to_json())
+    ref = create_target(spark, table_name)
+    config = ingest_config(
+        warehouse,
+        landing,
+        table_name,
+        upsert={"keys": ["customer_id"], "order_by": "event_time"},
+        pseudonymize={"columns": ["customer_id"]},
+        sections={"pseudonymization": {"mode": "in_executor", "key_file": str(key_file)}},
+    )
+    before, after = _rotation_rows()
+    landing.put("u/1.json", before)
+    assert run(spark, config)["totals"]["rows"] == 10
+    key_file.write_text(old.rotated().to_json())
+    keys.forget()
+    landing.put("u/2.json", before[:5])
+    assert run(spark, config)["ok"]  # a worker with the new keys: the table is at key version 2
+    keys._cache[("keyfile", str(key_file))] = (old, time.time())  # another worker, its keyring read before
+    landing.put("u/3.json", after)
+    report = run(spark, config)
+    assert report["ok"], report
+    _assert_one_row_per_key(spark, ref, InExecutorSettings(key_file=str(key_file)), 2)
