@@ -49,10 +49,10 @@ def client(service: str, region_name: Optional[str] = None, endpoint: Optional[s
     )
 
 
-def catalog_endpoint_properties(catalog_type: str) -> Dict[str, str]:
+def catalog_endpoint_properties(catalog_type: str, url: Optional[str] = None) -> Dict[str, str]:
     """Catalog properties (pyiceberg and Iceberg's Spark catalog spell them alike) that send a catalog and its S3
-    FileIO to `endpoint_url()`; {} when AWS's own endpoints are used."""
-    url = endpoint_url()
+    FileIO to `url` (default: `endpoint_url()`); {} when AWS's own endpoints are used."""
+    url = url if url is not None else endpoint_url()
     if not url:
         return {}
     props = {"s3.endpoint": url, "s3.path-style-access": "true", "client.region": region(), "s3.region": region()}

@@ -41,8 +41,9 @@ LOCAL_DEFAULTS = {
 }
 
 
-def catalog_conf(catalog: Any) -> Dict[str, str]:
-    """spark.sql.catalog.<name>.* settings for a CatalogConfig."""
+def catalog_conf(catalog: Any, endpoint: Optional[str] = None) -> Dict[str, str]:
+    """spark.sql.catalog.<name>.* settings for a CatalogConfig (AWS calls to `endpoint`, default: the endpoint
+    override of this process, if any)."""
     prefix = "spark.sql.catalog." + catalog.name
     conf = {prefix: "org.apache.iceberg.spark.SparkCatalog"}
     if catalog.type == "hadoop":
@@ -64,7 +65,7 @@ def catalog_conf(catalog: Any) -> Dict[str, str]:
             conf[prefix + ".warehouse"] = catalog.warehouse
     # The AWS endpoint override (aws.endpoint_url / LAKEHOUSE_OPS_AWS_ENDPOINT_URL), then the catalog's own
     # properties, which win over it.
-    for key, value in dict(catalog_endpoint_properties(catalog.type), **catalog.properties).items():
+    for key, value in dict(catalog_endpoint_properties(catalog.type, endpoint), **catalog.properties).items():
         conf["%s.%s" % (prefix, key)] = value
     return conf
 
@@ -108,8 +109,10 @@ def check_java() -> None:
     )
 
 
-def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
-    """Every Spark setting the builder would apply, as a dict (used by submit and tests too)."""
+def session_conf(config: Any, mode: Optional[str] = None, submitted: bool = False) -> Dict[str, str]:
+    """Every Spark setting the builder would apply, as a dict (used by submit and tests too). `submitted`: for a
+    run on EMR: an endpoint override reaches it only when the config itself names one (`aws.endpoint_url`), never
+    from this process's environment (a proxy or local moto set there is no endpoint for the cluster)."""
     mode = mode or config.spark.mode
     conf: Dict[str, str] = {}
     if mode == "local":
@@ -122,12 +125,12 @@ def session_conf(config: Any, mode: Optional[str] = None) -> Dict[str, str]:
             conf["spark.hadoop.fs.s3.impl"] = S3A
     conf["spark.sql.extensions"] = EXTENSIONS
     conf["spark.redaction.regex"] = REDACTION
-    endpoint = endpoint_url()
+    endpoint = (config.aws.endpoint_url if config.aws is not None else None) if submitted else endpoint_url()
     if endpoint:  # s3:// and s3a:// paths read through Hadoop (ingest, file lists) go there too
         conf.update({"spark.hadoop.fs.s3a.endpoint": endpoint, "spark.hadoop.fs.s3a.path.style.access": "true"})
         if endpoint.startswith("http://"):
             conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = "false"
-    conf.update(catalog_conf(config.catalog))
+    conf.update(catalog_conf(config.catalog, endpoint or ""))
     return merge_conf(conf, config.spark.conf)
 
 

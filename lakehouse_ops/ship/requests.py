@@ -75,7 +75,7 @@ def spark_settings(config: Any, target: str, archive_uri: Optional[str] = None) 
     spark_conf, the Iceberg jar (EMR Serverless) and the packed environment's Python."""
     from lakehouse_ops.engine.session import merge_conf, session_conf
 
-    conf = session_conf(config, mode="cluster")
+    conf = session_conf(config, mode="cluster", submitted=True)
     ship = config.ship
     if target == "emr-serverless":
         # The image's Iceberg jar first; jars the config adds come after it.

@@ -343,3 +343,22 @@ def test_client_mode_with_an_archive_is_refused_with_the_ways_that_work():
     plain = req.artifacts_for(cfg.ship, "maintain", "s3://cfg-bucket/prod.yaml")
     step = req.add_job_flow_steps(cfg, "maintain", plain, [])["Steps"][0]  # no archive: the cluster's own Python
     assert step["HadoopJarStep"]["Args"][:3] == ["spark-submit", "--deploy-mode", "client"]
+
+
+def test_an_endpoint_override_reaches_a_submitted_run_only_when_the_config_asks(monkeypatch):
+    """A proxy or a local moto set for this process (AWS_ENDPOINT_URL) is no endpoint for the cluster."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    settings = req.spark_settings(config(), "emr-serverless")
+    assert not [k for k, v in settings.items() if "127.0.0.1" in v or k.endswith((".endpoint", "s3a.endpoint"))]
+    asked = config_from_dict(
+        {
+            "aws": {"endpoint_url": "https://vpce-0abc.s3.eu-west-1.vpce.amazonaws.com"},
+            "catalog": {"name": "glue_catalog", "type": "glue", "warehouse": "s3://lake-bucket/warehouse/"},
+            "spark": {"mode": "cluster"},
+            "ship": SHIP,
+        },
+        source="vpce.yaml",
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    shipped = req.spark_settings(asked, "emr-serverless")
+    assert shipped["spark.sql.catalog.glue_catalog.s3.endpoint"] == "https://vpce-0abc.s3.eu-west-1.vpce.amazonaws.com"
