@@ -57,6 +57,10 @@ def _unknown_argument(message: str, candidates: Sequence[str]) -> Optional[str]:
 
 def is_commit_conflict(exc: BaseException) -> bool:
     text = str(exc)
+    # A metadata file gone while the table was loaded: another writer committed and its commit cleaned up old
+    # metadata (write.metadata.delete-after-commit) in between; loading again sees the new one.
+    if "NotFoundException" in text and ".metadata.json" in text:
+        return True
     return any(
         marker in text
         for marker in (
