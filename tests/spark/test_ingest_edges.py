@@ -328,7 +328,7 @@ def head(spark, table_name):
 
 def test_a_batch_a_rollback_reapplies_is_never_published_again(spark, warehouse, landing, table_name):
     from lakehouse_ops.errors import VerificationError
-    from lakehouse_ops.ingest.ledger import BATCH_PROPERTY, PUBLISHED_WAP_ID, batch_snapshot
+    from lakehouse_ops.ingest.ledger import PUBLISHED_WAP_ID, batch_snapshot
     from lakehouse_ops.maintenance.verify import verify_rewrites
 
     ref = create_target(spark, table_name)
@@ -339,22 +339,28 @@ def test_a_batch_a_rollback_reapplies_is_never_published_again(spark, warehouse,
     spark.sql("DELETE FROM %s WHERE rec_id = 0" % ref)  # a rewrite that lost a row, as a faulty compaction would
     bad = head(spark, table_name)
     landing.put("r/1.json", records(10, 3))
-    with pytest.raises(Killed):  # published, then killed before the ledger says committed
-        IngestJob(config, spark=spark, on_stage=stop_at("after_commit")).run(until_empty=True)
-    published = spark.sql("SELECT summary FROM %s.snapshots WHERE snapshot_id = %d" % (ref, head(spark, table_name)))
-    summary = published.collect()[0].summary  # published by cherry-pick, or fast-forwarded as it was staged
-    batch = summary.get(PUBLISHED_WAP_ID) or summary[BATCH_PROPERTY]
 
-    with pytest.raises(VerificationError, match="re-applied 1"):
+    def writer_then_killed(stage):
+        if stage == "after_seal":  # another writer commits between the staging and the publish: a cherry-pick
+            spark.sql("INSERT INTO %s SELECT * FROM %s WHERE rec_id = 1" % (ref, ref))
+        if stage == "after_commit":  # published, then killed before the ledger says committed
+            raise Killed(stage)
+
+    with pytest.raises(Killed):
+        IngestJob(config, spark=spark, on_stage=writer_then_killed).run(until_empty=True)
+    published = spark.sql("SELECT summary FROM %s.snapshots WHERE snapshot_id = %d" % (ref, head(spark, table_name)))
+    summary = published.collect()[0].summary
+    batch = summary[PUBLISHED_WAP_ID]  # published by cherry-pick: a copy of the staged snapshot
+
+    with pytest.raises(VerificationError, match="re-applied 2"):
         verify_rewrites(spark, "lake", table_name, start, is_rewrite=lambda s: s.snapshot_id == bad)
-    assert spark.table(ref).count() == 2 + 3
+    assert spark.table(ref).count() == 2 + 1 + 3
     assert batch_snapshot(spark, "lake", table_name, batch) is not None  # still known as landed
     worker = IngestJob(config, spark=spark)
     worker.prepare()
     assert worker.reconciled == 1  # the interrupted batch is recorded committed, not read again
     worker._finish(batch, worker.claims.batch_state(batch))  # a worker finishing the sealed batch publishes nothing
-    assert spark.table(ref).count() == 5
-    assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 10, 11, 12]
+    assert sorted(r.rec_id for r in spark.table(ref).collect()) == [0, 1, 1, 10, 11, 12]
 
 
 def test_a_rollback_that_cannot_reapply_a_snapshot_names_and_keeps_it(spark, warehouse, table_name):

@@ -14,7 +14,9 @@ from conftest import write_config
 from ingest_helpers import BUCKET, Landing, create_target, kill_group, records, start_worker
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
-VISIBILITY, CLAIM_SECONDS, OBJECTS, ROWS = 8, 10, 24, 10
+# Messages stay hidden longer than a clean worker takes to start: those a killed worker left are still in flight when
+# the clean workers first look, and must be waited for.
+VISIBILITY, CLAIM_SECONDS, OBJECTS, ROWS = 60, 10, 24, 10
 
 
 def test_dead_workers_objects_are_taken_over_and_until_empty_drains_the_queue(
@@ -56,8 +58,11 @@ def test_dead_workers_objects_are_taken_over_and_until_empty_drains_the_queue(
         proc = start_worker(config)
         time.sleep(rng.uniform(8, 16))
         kill_group(proc)
+    last = start_worker(config, "after_pending")  # one more, whose batch's messages are hidden for a minute
+    last.wait(timeout=300)
+    kill_group(last)
 
-    started = time.time()
+    started = time.time()  # right after the last kill: its batch's messages and claims are still held
     procs = [start_worker(config) for _ in range(3)]
     reports = []
     for proc in procs:
