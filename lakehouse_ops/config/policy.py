@@ -80,13 +80,32 @@ class SnapshotPolicy(Model):
     verify_deletions: bool = True
 
 
+INVENTORY = "s3-inventory"
+
+
 class FileListSource(Model):
-    """An external listing (for example an S3 Inventory report) used instead of listing storage."""
+    """An external listing used instead of listing storage: an S3 Inventory report's `manifest.json` as S3
+    delivers it (format `s3-inventory`, taken when the path ends in manifest.json), or a table of paths and
+    modification times in Parquet, CSV (with a header), ORC or JSON."""
 
     path: str
-    format: Literal["parquet", "csv", "orc", "json"] = "parquet"
+    format: Literal["s3-inventory", "parquet", "csv", "orc", "json"] = "parquet"
     file_path_column: str = "file_path"
     last_modified_column: str = "last_modified"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _format(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        manifest = str(data.get("path", "")).rstrip("/").endswith("manifest.json")
+        if data.get("format") is None:
+            return dict(data, format=INVENTORY if manifest else "parquet")
+        if data.get("format") == INVENTORY and not manifest:
+            raise ValueError(
+                "format s3-inventory reads a report's manifest.json; path %r is not one" % data.get("path")
+            )
+        return data
 
 
 # Files younger than this may belong to a write still in progress: orphan removal never takes them.

@@ -6,13 +6,16 @@ metadata."""
 import uuid
 from typing import Any, Dict, List, Sequence, Tuple
 
-from lakehouse_ops.config.policy import FileListSource
+from lakehouse_ops.aws.inventory import Manifest, current_sql, load_manifest
+from lakehouse_ops.aws.s3 import split_uri
+from lakehouse_ops.config.policy import INVENTORY, FileListSource
 from lakehouse_ops.engine.frames import frame
 from lakehouse_ops.engine.fs import stat_many, table_roots
 from lakehouse_ops.errors import SafetyError, VerificationError, first_line
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.paths import normalize, within
+from lakehouse_ops.paths import glob_escape, normalize, within
 from lakehouse_ops.sqltext import quote_string, table_ref
+from lakehouse_ops.units import HOUR_MS, iso_utc
 
 log = get_logger("orphans")
 
@@ -28,20 +31,75 @@ def under_sql(column: str, location: str) -> str:
     return "substring(%s, 1, %d) = %s" % (normalized_sql(column), len(base), quote_string(base))
 
 
-def register_file_list(spark: Any, source: FileListSource, location: str, nested: Sequence[str]) -> str:
+def register_file_list(
+    spark: Any, source: FileListSource, location: str, nested: Sequence[str], older_than_ms: int, now_ms: int
+) -> Tuple[str, Dict[str, Any]]:
     """The external listing, cut to the files under the table location and outside the tables nested in it (a
-    sibling table sharing a name prefix, or a nested one, never contributes a candidate)."""
-    df = spark.read.format(source.format)
-    if source.format == "csv":
-        df = df.option("header", "true")
-    df = df.load(source.path).selectExpr(
-        "CAST(`%s` AS STRING) AS file_path" % source.file_path_column,
-        "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column,
-    )
+    sibling table sharing a name prefix, or a nested one, never contributes a candidate), its paths spelled as the
+    table location spells them (`file:/...` or `s3a://` lists match a location spelled otherwise). An S3 Inventory
+    report older than the orphan age is refused: it no longer describes the location."""
+    found: Dict[str, Any] = {}
+    if source.format == INVENTORY:
+        manifest = load_manifest(source.path, _read_bytes)
+        age, max_age_hours = manifest.age_hours(now_ms), (now_ms - older_than_ms) / HOUR_MS
+        if age > max_age_hours:
+            raise SafetyError(
+                "the S3 Inventory report %s is %.1f h old, older than the orphan age of %g h: it no longer describes "
+                "%s; nothing deleted (point orphans.file_list at a newer report)"
+                % (source.path, age, max_age_hours, location)
+            )
+        df = inventory_frame(spark, manifest)
+        found = {"file_list_created": iso_utc(manifest.created_ms), "file_list_age_hours": round(age, 1)}
+    else:
+        reader = spark.read.format(source.format)
+        if source.format == "csv":
+            reader = reader.option("header", "true")
+        df = reader.load(source.path).selectExpr(
+            "CAST(`%s` AS STRING) AS file_path" % source.file_path_column,
+            "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column,
+        )
     df = df.where(under_sql("file_path", location))
     for inner in nested:
         df = df.where("NOT (%s)" % under_sql("file_path", inner))
-    return temp_view(df)
+    return temp_view(df.selectExpr("%s AS file_path" % as_location_sql("file_path", location), "last_modified")), found
+
+
+def _read_bytes(uri: str) -> bytes:
+    if uri.startswith(("s3://", "s3a://", "s3n://")):
+        from lakehouse_ops.aws.clients import client
+
+        bucket, key = split_uri(uri)
+        body: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return body
+    with open(normalize(uri), "rb") as handle:
+        return handle.read()
+
+
+def inventory_frame(spark: Any, manifest: Manifest) -> Any:
+    """The report's current objects as (file_path, last_modified), read by Spark from its data files."""
+    paths = [glob_escape(uri) for uri in manifest.data_uris]
+    if not paths:
+        return frame(spark, {"file_path": [], "last_modified": []}, "file_path string, last_modified timestamp")
+    if manifest.file_format == "CSV":
+        schema = ", ".join("`%s` STRING" % column for column in manifest.columns)
+        df = spark.read.schema(schema).csv(paths)
+    else:
+        df = spark.read.format(manifest.file_format.lower()).load(paths)
+    key = "url_decode(key)" if manifest.keys_encoded else "key"
+    current = current_sql(set(df.columns))
+    return df.where(current).selectExpr(
+        "concat('s3://', bucket, '/', %s) AS file_path" % key, "CAST(last_modified_date AS TIMESTAMP) AS last_modified"
+    )
+
+
+def as_location_sql(column: str, location: str) -> str:
+    """SQL: the path in `column` (under `location`) spelled with the table location's own prefix."""
+    base = normalize(location).rstrip("/") + "/"
+    return "concat(%s, substring(%s, %d))" % (
+        quote_string(location.rstrip("/") + "/"),
+        normalized_sql(column),
+        len(base) + 1,
+    )
 
 
 def temp_view(df: Any) -> str:

@@ -211,9 +211,11 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     views: List[str] = []
     try:
         excluded = p.nested + ((trash.trash_root(p.location, p.trash_prefix),) if p.trash_prefix else ())
+        listed_from: Dict[str, Any] = {}
         if p.file_list is not None:
-            views.append(register_file_list(spark, p.file_list, p.location, excluded))
-            base["file_list_view"] = views[-1]
+            view, listed_from = register_file_list(spark, p.file_list, p.location, excluded, p.older_than_ms, p.now_ms)
+            views.append(view)
+            base["file_list_view"] = view
         jtable = None if p.dry_run else jvm_table(spark, catalog, table)
         before = current_metadata(jtable) if jtable is not None else None
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
@@ -225,6 +227,7 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
             "candidates": len(candidates),
             "nested_table_files_skipped": len(listed) - len(outside),
             **others,
+            **listed_from,
             "candidate_bytes": total,
             "candidate_sample": candidates[:20],
             "deleted_files": 0,

@@ -66,6 +66,7 @@ def _manifest(
                 "destinationBucket": "arn:aws:s3:::inv",
                 "fileFormat": fmt,
                 "fileSchema": schema,
+                "creationTimestamp": "1795478400000",
                 "files": [{"key": f} for f in files],
             }
         )

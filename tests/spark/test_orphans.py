@@ -73,14 +73,18 @@ def test_dry_run_policy_lists_and_keeps(spark, warehouse, small_table):
     assert os.path.exists(old)
 
 
-def test_external_file_list_limits_what_is_considered(spark, warehouse, small_table, tmp_path):
+@pytest.mark.parametrize("spelling", ["bare", "file:", "file://"])
+def test_external_file_list_limits_what_is_considered(spark, warehouse, small_table, tmp_path, spelling):
+    """The listing may spell paths otherwise than the table location (Iceberg spells local paths `file:/...`):
+    they match all the same."""
     table, location = small_table
     listed = plant_orphan(location, "listed.parquet", age_hours=100)
     unlisted = plant_orphan(location, "unlisted.parquet", age_hours=100)
     # An inventory-style listing: every live file plus only one of the two orphans.
     live = [r.file_path for r in spark.sql("SELECT file_path FROM lake.%s.all_files" % table).collect()]
     live += [r.path for r in spark.sql("SELECT path FROM lake.%s.all_manifests" % table).collect()]
-    rows = [(p.replace("file:", ""), "2020-01-01 00:00:00") for p in live + [listed]]
+    prefix = "" if spelling == "bare" else spelling
+    rows = [(prefix + p.replace("file:", ""), "2020-01-01 00:00:00") for p in live + [listed]]
     inventory = str(tmp_path / "inventory")
     spark.createDataFrame(rows, "key string, modified string").write.parquet(inventory)
     config = make_config(
