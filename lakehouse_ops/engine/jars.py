@@ -19,6 +19,9 @@ log = get_logger("engine.jars")
 
 Coordinate = Tuple[str, str, str]  # group, artifact, version
 REPOSITORY = "https://repo1.maven.org/maven2"
+# Iceberg's Spark runtime for local Spark 3.5 (Scala 2.12); it holds the SQL extensions, GlueCatalog and S3FileIO.
+# On EMR the runtime's own Iceberg is used instead.
+ICEBERG_RUNTIME: Coordinate = ("org.apache.iceberg", "iceberg-spark-runtime-3.5_2.12", "1.10.2")
 # Hadoop's S3 filesystem for pyspark 3.5 (its Hadoop client is 3.3.4) and the AWS SDK v1 bundle it was built with.
 HADOOP_AWS: Sequence[Coordinate] = (
     ("org.apache.hadoop", "hadoop-aws", "3.3.4"),

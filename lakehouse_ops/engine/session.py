@@ -1,26 +1,23 @@
 """The one function that builds every SparkSession, and the catalog settings it applies.
 
-local mode: local[*], Iceberg's SQL extensions, the Iceberg runtime jar shipped by the `local` extra.
+local mode: local[*], Iceberg's SQL extensions, the Iceberg runtime jar from Maven Central (engine/jars.py).
 cluster mode: the cluster's own Spark and Iceberg (EMR `iceberg.enabled`, or the EMR Serverless jar); only the
 catalog configuration is added.
 """
 
-import glob
 import os
 import shutil
 import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from lakehouse_ops.aws.clients import catalog_endpoint_properties, endpoint_url
-from lakehouse_ops.engine.jars import HADOOP_AWS, ICEBERG_AWS, jars
+from lakehouse_ops.engine.jars import HADOOP_AWS, ICEBERG_AWS, ICEBERG_RUNTIME, jars
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("engine")
 
 EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
-JAR_PACKAGE = "snowpark-connect-deps-iceberg==1.0.2"
-JAR_NAMES = ("iceberg-spark-runtime-3.5_2.12-1.10.2.jar", "iceberg-spark-extensions-3.5_2.12-1.10.2.jar")
 
 # Hadoop's S3 filesystem for local runs that read s3:// (spark.local_s3; jars.HADOOP_AWS). On EMR, EMRFS reads
 # s3:// and none of this applies.
@@ -77,24 +74,8 @@ def _warehouse_uri(warehouse: str) -> str:
 
 
 def iceberg_jars() -> List[str]:
-    """Paths of the Iceberg runtime and extensions jars shipped by the `local` extra."""
-    try:
-        import snowpark_connect_deps_iceberg as pkg
-    except ImportError:
-        raise EngineError(
-            "the Iceberg runtime jar for local Spark is missing: install it with "
-            "pip install 'lakehouse-ops[local]' (it brings %s)" % JAR_PACKAGE
-        ) from None
-    jar_dir = os.path.join(os.path.dirname(pkg.__file__), "jars")
-    paths = [os.path.join(jar_dir, name) for name in JAR_NAMES]
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        found = ", ".join(os.path.basename(p) for p in glob.glob(os.path.join(jar_dir, "*.jar"))) or "none"
-        raise EngineError(
-            "the Iceberg jar %s is missing from %s (found: %s); install exactly %s "
-            "(other versions ship different or stripped jars)" % (missing[0], jar_dir, found, JAR_PACKAGE)
-        )
-    return paths
+    """The Iceberg runtime jar local Spark runs with (jars.ICEBERG_RUNTIME, from Maven Central or its cache)."""
+    return jars([ICEBERG_RUNTIME])
 
 
 def check_java() -> None:

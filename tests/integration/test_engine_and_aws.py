@@ -58,13 +58,17 @@ def test_cluster_mode_adds_only_catalog_settings():
 def test_local_mode_uses_the_pinned_jars():
     conf = session_conf(conf_for({"name": "l", "type": "hadoop", "warehouse": "/tmp/wh"}))
     jars = conf["spark.jars"].split(",")
-    assert [j.rsplit("/", 1)[1] for j in jars] == list(engine.JAR_NAMES)
+    assert [j.rsplit("/", 1)[1] for j in jars] == ["iceberg-spark-runtime-3.5_2.12-1.10.2.jar"]
 
 
-def test_missing_jar_package_says_how_to_fix_it(monkeypatch):
-    monkeypatch.setitem(sys.modules, "snowpark_connect_deps_iceberg", None)
-    with pytest.raises(EngineError, match=r"pip install 'lakehouse-ops\[local\]'"):
-        engine.iceberg_jars()
+def test_a_jar_that_cannot_be_fetched_says_how_to_fix_it(monkeypatch, tmp_path):
+    from lakehouse_ops.engine import jars
+
+    monkeypatch.setenv("LAKEHOUSE_OPS_JAR_CACHE", str(tmp_path))
+    monkeypatch.setenv("LAKEHOUSE_OPS_MAVEN_REPOSITORY", "http://127.0.0.1:9/maven2")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.m2 either
+    with pytest.raises(EngineError, match="cannot fetch org.apache.iceberg:iceberg-spark-runtime.*LAKEHOUSE_OPS_MAVEN"):
+        jars.jar(jars.ICEBERG_RUNTIME)
 
 
 def test_missing_java_says_how_to_fix_it(monkeypatch):
