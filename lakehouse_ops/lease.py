@@ -40,6 +40,7 @@ class Leases:
         self._held: Dict[str, str] = {}  # name -> the ETag of our last write
         self._lost: Dict[str, str] = {}  # name -> why it is not ours any more
         self._lock = threading.Lock()
+        self._writing = threading.Lock()  # one write of a lease record at a time: renewals and releases
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -87,25 +88,30 @@ class Leases:
     def renew(self) -> None:
         """Push every held lease's expiry on; a lease whose record changed is lost."""
         with self._lock:
-            held = dict(self._held)
-        for name, etag in held.items():
-            fresh = self.store.replace(self._key(name), self._doc(), etag)
-            with self._lock:
-                if name not in self._held:
+            names = list(self._held)
+        for name in names:
+            with self._writing:  # a release waits for this write, and deletes what it wrote
+                with self._lock:
+                    etag = self._held.get(name)
+                if etag is None:
                     continue  # released meanwhile
-                if fresh is None:
-                    self._held.pop(name)
-                    self._lost[name] = "the lease was taken over by another run"
-                    log.error("lease lost: another run took it over", extra={"lease": name})
-                else:
-                    self._held[name] = fresh
+                fresh = self.store.replace(self._key(name), self._doc(), etag)
+                with self._lock:
+                    if fresh is None:
+                        self._held.pop(name, None)
+                        self._lost[name] = "the lease was taken over by another run"
+                        log.error("lease lost: another run took it over", extra={"lease": name})
+                    else:
+                        self._held[name] = fresh
 
     def release(self, name: str) -> None:
-        """Give the lease back, if it is still ours (a conditional delete)."""
-        with self._lock:
-            etag = self._held.pop(name, None)
-        if etag is not None and not self.store.delete(self._key(name), etag):
-            log.warning("lease not released: another run holds it now", extra={"lease": name})
+        """Give the lease back, if it is still ours (a conditional delete on the ETag of our last write: a
+        renewal in flight finishes first)."""
+        with self._writing:
+            with self._lock:
+                etag = self._held.pop(name, None)
+            if etag is not None and not self.store.delete(self._key(name), etag):
+                log.warning("lease not released: another run holds it now", extra={"lease": name})
         with self._lock:
             if not self._held:
                 self._stop.set()

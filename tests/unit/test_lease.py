@@ -1,6 +1,9 @@
 """Leases: renewed while held, lost when taken over, released only if still ours (a local store here;
 tests/integration/test_ship_aws.py runs them on S3's conditional writes and deletes)."""
 
+import threading
+import time
+
 from lakehouse_ops.conditional import LocalStore
 from lakehouse_ops.lease import Leases
 
@@ -24,3 +27,32 @@ def test_a_held_lease_is_renewed_and_a_lost_one_is_never_released(tmp_path):
     assert store.read("t.json")[0]["owner"] == "b" and b.held("t")
     b.release("t")
     assert store.read("t.json") is None
+
+
+class SlowRenewal(LocalStore):
+    """A store whose renewal write takes its time: a release arrives while it is in flight."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.renewing = threading.Event()
+
+    def replace(self, key, doc, etag):
+        self.renewing.set()
+        time.sleep(0.5)
+        return super().replace(key, doc, etag)
+
+
+def test_a_release_during_a_renewal_gives_the_lease_back(tmp_path):
+    store = SlowRenewal(str(tmp_path / "leases"))
+    now = [1000.0]
+    a = Leases("unused", minutes=30, store=store, owner="a", clock=lambda: now[0])
+    assert a.acquire("job") == (True, None)
+    now[0] += 600
+    renewal = threading.Thread(target=a.renew)  # what the keep-alive beat does
+    renewal.start()
+    assert store.renewing.wait(5)
+    a.release("job")  # the run finished while its lease was being renewed
+    renewal.join(5)
+    assert store.read("job.json") is None and not a.held("job") and a.lost("job") is None
+    b = Leases("unused", minutes=30, store=store, owner="b", clock=lambda: now[0])
+    assert b.acquire("job") == (True, None)  # the next run is not refused
