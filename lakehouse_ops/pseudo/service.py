@@ -205,11 +205,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         url = urlparse(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        length = int(declared) if declared.isdigit() else -1
         headers = {k.lower(): v for k, v in self.headers.items()}
         # The key and the size are checked before the body is read; a refused body is never read (the connection
         # is closed after the answer instead).
         early = self.service.refused(url.path, headers)
+        if early is None and length < 0:
+            early = 400, "application/json", b'{"message": "Content-Length must be a byte count"}', {}
         if early is None and length > MAX_BODY_BYTES:
             early = 413, "application/json", b'{"message": "Request must be smaller than 6291456 bytes"}', {}
         if early is not None:

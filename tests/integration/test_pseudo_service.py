@@ -252,11 +252,18 @@ def test_re_identification_takes_its_own_key_checked_before_the_body_is_read():
         assert PseudoClient(url, "may-reidentify").reidentify(tokens) == SECRET_VALUES
         assert PseudoClient(url, "may-reidentify").pseudonymize(SECRET_VALUES) == tokens
         host, port = url[len("http://") :].split(":")
-        for key, status in (("wrong", b"403"), ("may-reidentify", b"413")):
+        # A length that is no byte count (negative, not a number) is refused as well: it would read to the end.
+        for key, length, status in (
+            ("wrong", b"100000000", b"403"),
+            ("may-reidentify", b"100000000", b"413"),
+            ("may-reidentify", b"-1", b"400"),
+            ("pseudonymize-only", b"12x", b"400"),
+        ):
+            path = b"/reidentification" if key != "pseudonymize-only" else b"/pseudonymization"
             with socket.create_connection((host, int(port)), timeout=5) as raw:
                 raw.sendall(
-                    b"POST /reidentification HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\n"
-                    b"Content-Length: 100000000\r\n\r\n{" % key.encode()
+                    b"POST %s HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\n"
+                    b"Content-Length: %s\r\n\r\n{" % (path, key.encode(), length)
                 )
                 answer = raw.recv(200)  # answered at once: the 100 MB announced are never waited for
             assert answer.split(b" ")[1] == status, answer
