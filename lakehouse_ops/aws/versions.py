@@ -9,13 +9,12 @@ are removed too: `storage.versioned_deletes`.
 
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from lakehouse_ops.aws.s3 import split_uri
 
 TTL_S = 300  # a bucket's versioning and replication are asked once per five minutes per process
 _facts: Dict[str, Tuple[float, "BucketCopies"]] = {}
-Version = Tuple[str, str, int]  # key, version id, size (0 for a delete marker)
 
 
 @dataclass(frozen=True)
@@ -53,31 +52,55 @@ def bucket_copies(s3: Any, bucket: str) -> BucketCopies:
     return found
 
 
-def versions(s3: Any, bucket: str, prefix: str) -> Iterable[Tuple[str, str, int, bool]]:
-    """(key, version id, size, latest) of every version and delete marker under `prefix`."""
+class Version(NamedTuple):
+    key: str
+    version_id: str
+    size: int  # 0 for a delete marker
+    latest: bool
+    marker: bool  # a delete marker, not bytes
+
+
+def versions(s3: Any, bucket: str, prefix: str) -> Iterable[Version]:
+    """Every version and delete marker under `prefix`."""
     pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix)
     for page in pages:
         for item in page.get("Versions", []):
-            yield item["Key"], item["VersionId"], int(item.get("Size", 0)), bool(item.get("IsLatest"))
+            yield Version(item["Key"], item["VersionId"], int(item.get("Size", 0)), bool(item.get("IsLatest")), False)
         for item in page.get("DeleteMarkers", []):
-            yield item["Key"], item["VersionId"], 0, False
+            yield Version(item["Key"], item["VersionId"], 0, bool(item.get("IsLatest")), True)
 
 
 def left_behind(s3: Any, bucket: str, prefix: str) -> List[Version]:
-    """The noncurrent versions and delete markers under `prefix`: the bytes of files deleted there."""
-    return [(k, v, size) for k, v, size, latest in versions(s3, bucket, prefix) if not latest]
+    """The noncurrent versions and the delete markers under `prefix`: the bytes of files deleted there."""
+    return [v for v in versions(s3, bucket, prefix) if v.marker or not v.latest]
 
 
-def remove(s3: Any, bucket: str, versions: List[Version]) -> int:
-    """Delete these versions by id (1,000 per request); how many S3 did not delete."""
-    failed = 0
-    for start in range(0, len(versions), 1000):
-        chunk = versions[start : start + 1000]
-        answer = s3.delete_objects(
-            Bucket=bucket, Delete={"Objects": [{"Key": k, "VersionId": v} for k, v, _ in chunk], "Quiet": True}
-        )
-        failed += len(answer.get("Errors", []))
+def _delete(s3: Any, bucket: str, doomed: List[Version]) -> Set[Tuple[str, str]]:
+    """Delete by version id, 1,000 per request: the (key, version id) S3 did not delete."""
+    failed: Set[Tuple[str, str]] = set()
+    for start in range(0, len(doomed), 1000):
+        chunk = doomed[start : start + 1000]
+        try:
+            answer = s3.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": v.key, "VersionId": v.version_id} for v in chunk], "Quiet": True},
+            )
+        except Exception:  # the whole request failed (throttling, permissions): none of the chunk is gone
+            failed.update((v.key, v.version_id) for v in chunk)
+            continue
+        failed.update((e.get("Key", ""), e.get("VersionId", "")) for e in answer.get("Errors", []))
     return failed
+
+
+def remove(s3: Any, bucket: str, doomed: List[Version]) -> int:
+    """Delete these versions by id; how many are still there. The bytes go first, then the delete markers of keys
+    none of whose listed versions failed: a marker removed while a version of its key stays would make that
+    version current again (a deleted file back, its bytes readable)."""
+    failed = _delete(s3, bucket, [v for v in doomed if not v.marker])
+    kept = {key for key, _ in failed}
+    markers = [v for v in doomed if v.marker and v.key not in kept]
+    failed |= _delete(s3, bucket, markers)
+    return len(failed) + sum(1 for v in doomed if v.marker and v.key in kept)
 
 
 def s3_location(location: str) -> Optional[Tuple[str, str]]:

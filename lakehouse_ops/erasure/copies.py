@@ -11,13 +11,13 @@ from lakehouse_ops.aws.versions import Version, bucket_copies, left_behind, remo
 
 
 def _current_keys(s3: Any, bucket: str, prefix: str) -> Set[str]:
-    return {k for k, _, _, latest in versions(s3, bucket, prefix) if latest}
+    return {v.key for v in versions(s3, bucket, prefix) if v.latest and not v.marker}
 
 
 def _replica_left(s3: Any, replica: str, prefix: str, live: Set[str]) -> List[Version]:
     """A replica's versions under `prefix` that are copies of deleted files: noncurrent ones, and current ones
     whose key the table's bucket no longer holds."""
-    return [(k, v, size) for k, v, size, latest in versions(s3, replica, prefix) if not latest or k not in live]
+    return [v for v in versions(s3, replica, prefix) if v.marker or not v.latest or v.key not in live]
 
 
 def check_copies(location: str, versioned_deletes: bool, s3: Any = None) -> Tuple[List[str], Dict[str, Any]]:

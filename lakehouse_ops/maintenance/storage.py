@@ -38,7 +38,7 @@ def after_deletes(location: str, versioned_deletes: bool, deleted: int, s3: Any 
     failed = remove(s3, bucket, versions)
     out.update(
         noncurrent_versions_removed=len(versions) - failed,
-        noncurrent_bytes_freed=sum(size for _, _, size in versions) if not failed else None,
+        noncurrent_bytes_freed=sum(v.size for v in versions) if not failed else None,
     )
     if failed:
         out["noncurrent_versions_left"] = failed
