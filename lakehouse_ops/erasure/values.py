@@ -39,8 +39,9 @@ def values_for(
     if entry.match == "tokens":
         values = table_values(entry, subjects, client, given_tokens)
         covered = {v for v in (token_version(t) for t in values) if v is not None}
-        # Key versions start at 1: tokens only of version 1 leave no older version to look for.
-        present = raw.versions(data) if covered != {1} else set()
+        # Every version present is looked for, newer ones too: a rotation rolled back leaves tokens of a version
+        # newer than the service's current one.
+        present = raw.versions(data)
         others = sorted(present - covered)
     else:  # match: reidentify: every token of every referenced file
         values, covered, others = {}, set(), sorted(raw.versions(data))
