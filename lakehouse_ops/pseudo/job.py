@@ -40,7 +40,22 @@ def _job(config: Config, name: str) -> Tuple[PseudonymizationConfig, PseudoJob]:
             "no pseudonymization job '%s' in %s (jobs: %s)"
             % (name, config.source, ", ".join(sorted(section.jobs)) or "none")
         )
-    return section, section.jobs[name]
+    job = section.jobs[name]
+    if job.source.table and _same_table(config, job.source.table, job.target):
+        raise ConfigError(
+            "pseudonymization job '%s' writes to its own source %s: its tokens would be converted again on every run "
+            "and the table would hold plaintext and tokens; write to another table" % (name, job.target)
+        )
+    return section, job
+
+
+def _same_table(config: Config, a: str, b: str) -> bool:
+    """Whether two names name one table (catalogs such as Glue fold case; quoting does not change a name)."""
+
+    def key(name: str) -> str:
+        return ".".join(part.strip("`").lower() for part in config.table_name(name).split("."))
+
+    return key(a) == key(b)
 
 
 def _table_exists(spark: Any, ref: str) -> bool:
@@ -166,18 +181,23 @@ def mark_pseudonymized(spark: Any, ref: str, columns: Any) -> None:
 
 
 def _check_plaintext_target(config: Config, job: PseudoJob, target: Optional[str]) -> None:
-    """Re-identified rows go to a table of their own: named, and neither the job's source nor a table that
-    holds pseudonyms."""
+    """Re-identified rows go to a table of their own: named, and neither the job's source, nor its target, nor a
+    table that holds pseudonyms."""
     if not target:
         raise ConfigError("reidentify writes plaintext: name the table to write it to (--target)")
     name = config.table_name(target)
-    if name == config.table_name(job.target):
+    if _same_table(config, name, job.target):
         raise ConfigError("reidentify --target %s is the job's pseudonymized table: plaintext never goes there" % name)
+    if job.source.table and _same_table(config, name, job.source.table):
+        raise ConfigError(
+            "reidentify --target %s is the job's source: the next run would pseudonymize the rows again "
+            "(write plaintext to a table of its own)" % name
+        )
     erasure = config.erasure.tables if config.erasure is not None else []
-    protected = {config.table_name(t.table) for t in erasure if t.holds == "pseudonyms"}
+    protected = [t.table for t in erasure if t.holds == "pseudonyms"]
     if config.ingest is not None and config.ingest.pseudonymize is not None:
-        protected.add(config.table_name(config.ingest.target_table))
-    if name in protected:
+        protected.append(config.ingest.target_table)
+    if any(_same_table(config, name, other) for other in protected):
         raise ConfigError(
             "reidentify --target %s holds pseudonyms (erasure or ingest config): plaintext never goes there" % name
         )

@@ -125,6 +125,10 @@ def test_a_scheduled_job_converts_only_what_is_new_and_never_writes_plaintext_in
     # Re-identification: never into the job's own table, nor into any table marked as holding pseudonyms.
     code, said = run("reidentify", "--job", "vehicles", "--target", table_name)
     assert code == 2 and "pseudonymized table" in said
+    code, said = run("reidentify", "--job", "vehicles", "--target", "%s.%s" % (CATALOG, table_name.upper()))
+    assert code == 2 and "pseudonymized table" in said  # a name in another case is the same table
+    code, said = run("reidentify", "--job", "vehicles", "--target", src)
+    assert code == 2 and "is the job's source" in said  # the next run would convert the plaintext again
     marked = table_name + "_marked"
     spark.sql("CREATE TABLE %s.%s (id BIGINT) USING iceberg" % (CATALOG, marked))
     spark.sql("ALTER TABLE %s.%s SET TBLPROPERTIES ('lakehouse-ops.pseudonymized-columns'='vin')" % (CATALOG, marked))
@@ -133,6 +137,13 @@ def test_a_scheduled_job_converts_only_what_is_new_and_never_writes_plaintext_in
     plain = table_name + "_plain"
     assert run("reidentify", "--job", "vehicles", "--target", plain)[1]["rows"] == 120
     assert run("reidentify", "--job", "vehicles", "--target", plain)[1]["rows"] == 0  # incremental too
+
+    # A job that would write to its own source (its tokens converted again by every run) is refused.
+    (tmp_path / "in-place").mkdir()
+    in_place = _config(tmp_path / "in-place", warehouse, pseudo_service.url, src, "`%s`" % src.upper())
+    result = CliRunner().invoke(cli, ["--config", in_place, "pseudonymize", "--job", "vehicles"])
+    assert result.exit_code == 2 and "writes to its own source" in result.output, result.output
+    assert spark.table("%s.%s" % (CATALOG, src)).count() == 120
 
     # A source changed by more than appends cannot be followed: said, and nothing written.
     spark.sql("DELETE FROM %s.%s WHERE id < 10" % (CATALOG, src))
