@@ -1,17 +1,32 @@
 """File paths and URIs compared the way storage sees them: s3/s3a/s3n are one scheme, file: forms are local."""
 
+from typing import List
+
 
 def normalize(path: str) -> str:
-    """Compare paths across s3/s3a/s3n and file:/, file:///, bare local paths."""
+    """A path as storage resolves it, to compare paths spelled differently: s3a/s3n as s3, file:/, file:/// and
+    bare local paths alike, repeated slashes as one, `.` and `..` segments resolved (a table whose data path is
+    `<location>//data` or `<other>/../<location>/data` writes under `<location>/data`)."""
     for scheme in ("s3a://", "s3n://"):
         if path.startswith(scheme):
-            return "s3://" + path[len(scheme) :]
+            path = "s3://" + path[len(scheme) :]
+            break
     if path.startswith("file:"):
-        rest = path[len("file:") :]
-        while rest.startswith("//"):
-            rest = rest[1:]
-        return rest
-    return path
+        path = "/" + path[len("file:") :].lstrip("/")
+    head, sep, rest = path.partition("://")
+    if sep:
+        authority, _, body = rest.partition("/")
+        root = head + sep + authority + "/"
+    else:
+        root, body = ("/" if path.startswith("/") else ""), path
+    parts: List[str] = []
+    for segment in body.split("/"):
+        if segment == "..":
+            if parts:
+                parts.pop()
+        elif segment not in ("", "."):
+            parts.append(segment)
+    return root + "/".join(parts) + ("/" if body.endswith("/") and parts else "")
 
 
 def within(path: str, location: str) -> bool:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.paths import normalize
+from lakehouse_ops.paths import glob_escape, normalize
 
 log = get_logger("engine.fs")
 
@@ -134,7 +134,8 @@ def table_roots(spark: Any, directories: Iterable[str]) -> List[str]:
     (any catalog's Iceberg table, registered or not), checked a few at a time."""
 
     def check(directory: str) -> Optional[str]:
-        jpath, fs = hadoop_path(spark, directory.rstrip("/") + "/metadata/*.metadata.json")
+        # The directory's own name is no pattern (a table named `archive[1]` is a directory of that name).
+        jpath, fs = hadoop_path(spark, glob_escape(directory.rstrip("/")) + "/metadata/*.metadata.json")
         found = fs.globStatus(jpath)
         return directory if found is not None and len(found) > 0 else None
 

@@ -54,6 +54,11 @@ class Tables(Protocol):
         ...
 
 
+# Namespaces nest this deep at most in a walk of a Hadoop warehouse (a bound against directory loops, not a
+# limit anyone reaches).
+MAX_NAMESPACE_DEPTH = 64
+
+
 class HadoopTables:
     """A Hadoop-catalog warehouse read directly: one directory per namespace, one per table."""
 
@@ -98,7 +103,7 @@ class HadoopTables:
         return StaticTable.from_metadata(self.metadata_location(table))
 
     def list_tables(self) -> List[str]:
-        """Walk namespace directories only (never into a table's data), up to three namespace levels."""
+        """Walk namespace directories only (never into a table's data), namespaces nested to any depth."""
         from pyarrow.fs import FileSelector, FileType
 
         def subdirs(path: str) -> List[Any]:
@@ -114,7 +119,7 @@ class HadoopTables:
                 child = names + [info.base_name]
                 if len(child) >= 2 and any(d.base_name == "metadata" for d in subdirs(info.path)):
                     found.append(".".join(child))
-                elif len(child) <= 3:
+                elif len(child) <= MAX_NAMESPACE_DEPTH:
                     walk(info.path, child)
 
         walk(self.root, [])

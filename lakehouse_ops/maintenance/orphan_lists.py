@@ -21,8 +21,13 @@ log = get_logger("orphans")
 
 
 def normalized_sql(column: str) -> str:
-    """SQL: the path in `column` spelled as `paths.normalize` spells it (s3a/s3n as s3, file: forms bare)."""
-    return "regexp_replace(regexp_replace(%s, '^s3[an]://', 's3://'), '^file:/+', '/')" % column
+    """SQL: the path in `column` spelled as `paths.normalize` spells it (s3a/s3n as s3, file: forms bare,
+    repeated slashes as one, `.` and `..` segments resolved; `..` up to four deep)."""
+    sql = "regexp_replace(regexp_replace(%s, '^s3[an]://', 's3://'), '^file:/+', '/')" % column
+    sql = r"regexp_replace(regexp_replace(%s, '(?<!:)/{2,}', '/'), '/(\\./)+', '/')" % sql
+    for _ in range(4):
+        sql = r"regexp_replace(%s, '/(?!\\.\\./)[^/]+/\\.\\.(/|$)', '/')" % sql
+    return sql
 
 
 def under_sql(column: str, location: str) -> str:

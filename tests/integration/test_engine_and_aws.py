@@ -1,7 +1,6 @@
 """Session settings per catalog type, start-up errors that say how to fix them, S3 config and reports."""
 
 import json
-import sys
 
 import pytest
 

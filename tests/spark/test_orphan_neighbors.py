@@ -154,3 +154,64 @@ def test_a_table_whose_files_cannot_be_located_stops_the_removal(spark, warehous
     told = make_config(warehouse, defaults={"orphans": {"ignore_tables": ["other.*"]}})
     result = _remove_orphans(spark, told, table, Unreadable(open_tables(told.catalog), "x.y", "s3://b/x"))
     assert result["status"] == "done" and not os.path.exists(ours), result
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "deep_namespace",  # a table four namespace levels deep writes into the location
+        "double_slash",  # its data path is '<location>//their-data'
+        "dot_dot",  # its data path is '<warehouse>/ns/<sibling>/../<events>/their-data'
+        "glob_name",  # ns.events.`archive[1]` at <location>/archive[1]: a name that reads as a pattern
+    ],
+)
+def test_another_tables_files_however_its_path_is_spelled_are_never_taken(spark, warehouse, events, case):
+    table, location = events
+    ns, name = table.split(".")
+    if case == "glob_name":
+        other = "%s.`archive[1]`" % table
+        spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.%s" % table)
+        spark.sql("CREATE TABLE lake.%s (id BIGINT) USING iceberg" % other)
+        theirs = os.path.join(location, "archive[1]")
+    else:
+        other, data_path = {
+            "deep_namespace": ("a%s.b.c.d.w_%s" % (ns, name), location + "/their-data"),
+            "double_slash": (table + "_w2", location + "//their-data"),
+            "dot_dot": (table + "_w3", "%s/%s_x/../%s/their-data" % (os.path.dirname(location), name, name)),
+        }[case]
+        spark.sql("CREATE NAMESPACE IF NOT EXISTS lake.%s" % other.rsplit(".", 1)[0])
+        spark.sql(
+            "CREATE TABLE lake.%s (id BIGINT) USING iceberg TBLPROPERTIES ('write.data.path'='%s')" % (other, data_path)
+        )
+        theirs = os.path.join(location, "their-data")
+    spark.sql("INSERT INTO lake.%s SELECT id FROM range(5)" % other)
+    files = sorted(os.path.join(d, f) for d, _, names in os.walk(theirs) for f in names)
+    assert files
+    _age(theirs, 500)
+    ours = plant_orphan(location, "old-orphan.parquet", age_hours=100)
+    config = make_config(warehouse)
+    result = _remove_orphans(spark, config, table, open_tables(config.catalog))
+    assert result["status"] == "done", result
+    assert result["outputs"]["deleted_files"] == 1 and not os.path.exists(ours)
+    assert [f for f in files if not os.path.exists(f)] == []
+    spark.sql("REFRESH TABLE lake.%s" % other)
+    assert spark.table("lake.%s" % other).count() == 5
+
+
+def test_paths_are_compared_in_sql_as_in_python(spark):
+    """The references read in Spark and the candidates held in the driver are spelled one way."""
+    from lakehouse_ops.maintenance.orphan_lists import normalized_sql
+    from lakehouse_ops.paths import normalize
+
+    paths = [
+        "s3a://b/wh//ns/t/data/x.parquet",
+        "s3n://b/wh/ns/t_x/../t/./data/x.parquet",
+        "file:/tmp/wh/ns/t/a/b/../../data/x.parquet",
+        "file:///tmp/wh/ns//t/data/x.parquet",
+        "/tmp/wh/ns/t/data/x.parquet",
+        "s3://b/wh/ns/t/data/a b+c=d.parquet",
+    ]
+    df = spark.createDataFrame([(p,) for p in paths], "p string")
+    got = [r.n for r in df.selectExpr("%s AS n" % normalized_sql("p")).collect()]
+    assert got == [normalize(p) for p in paths]
+    assert len(set(got)) == 3  # s3://b/wh/ns/t/data/x.parquet, /tmp/wh/ns/t/data/x.parquet, the odd name
