@@ -16,6 +16,14 @@ from lakehouse_ops.paths import normalize
 DATA_PATHS = ("write.data.path", "write.metadata.path", "write.object-storage.path", "write.folder-storage.path")
 
 
+def own_directories(location: str, properties: Dict[str, str]) -> Tuple[str, ...]:
+    """Where a table writes its own files: `<location>/data` and `<location>/metadata` (Iceberg's defaults) and
+    the data and metadata paths its properties name. Anything else under its location was written by someone else."""
+    out = [location.rstrip("/") + "/data", location.rstrip("/") + "/metadata"]
+    out += [str(properties[k]).rstrip("/") for k in DATA_PATHS if properties.get(k)]
+    return tuple(dict.fromkeys(out))
+
+
 @dataclass
 class Reach:
     prefixes: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # table -> its location first, then others

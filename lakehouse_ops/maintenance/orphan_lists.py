@@ -172,6 +172,42 @@ def not_other_tables(
     return kept, found
 
 
+def refuse_near_others(table: str, location: str, shared_with: Sequence[str], unknown: Sequence[str]) -> None:
+    """Nothing is removed where another table's files could look like this table's orphans."""
+    if shared_with:
+        raise SafetyError(
+            "%s shares its location %s with %s: their files would look like orphans of this table; nothing "
+            "deleted" % (table, location, ", ".join(shared_with))
+        )
+    if unknown:
+        raise SafetyError(
+            "cannot tell where %s keep their files: they could reference files in %s; nothing deleted (make them "
+            "readable to this run, or name them in orphans.ignore_tables if they never keep files here)"
+            % (", ".join(unknown), location)
+        )
+
+
+def own_candidates(candidates: List[str], own: Sequence[str]) -> Tuple[List[str], Dict[str, Any]]:
+    """The candidates the table itself could have written: under its own data or metadata directories, and with a
+    path its FileIO addresses as it is spelled (S3FileIO reads `?` and `#` as the end of a key: deleting such a
+    file would delete another). The rest are left alone and named: files in other directories of the location
+    were put there by someone else, a table that once wrote there perhaps, and nothing can tell whose they are."""
+    kept = [c for c in candidates if any(within(c, d) for d in own) and not ("?" in c or "#" in c)]
+    left = sorted(set(candidates) - set(kept))
+    if not left:
+        return kept, {}
+    log.warning("orphan candidates outside the table's own directories left alone", extra={"files": len(left)})
+    return kept, {
+        "foreign_files_left": {
+            "files": len(left),
+            "sample": left[:20],
+            "reason": "not under the table's own data or metadata directories (%s), or not addressable as spelled "
+            "(`?` or `#`): whose they are cannot be told, so they are left; remove them by hand once checked"
+            % ", ".join(own),
+        }
+    }
+
+
 def verify_removal(
     spark: Any, catalog: str, table: str, stats: Dict[str, Any], deleted: List[str], references_checked: bool = False
 ) -> Dict[str, Any]:

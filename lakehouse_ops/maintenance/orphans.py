@@ -6,8 +6,10 @@
    under a directory holding another table's metadata (a table no catalog listing shows), nor one referenced by a
    table that once kept files at or above the location (moved with SET LOCATION, a data path).
 1. A dry run finds the candidates (Iceberg's own checks: older than the cut-off, unreferenced by any snapshot).
-2. Our guards: every candidate lies inside the table location; the candidates fit the deletion budget
-   (max files, max bytes); otherwise nothing is deleted.
+2. Our guards: only candidates under the table's own data and metadata directories are taken (what else lies in
+   the location was put there by someone else: a table that once wrote there, perhaps; it is left and named), none
+   whose path its FileIO would read otherwise (`?`, `#`); every candidate lies inside the table location; the
+   candidates fit the deletion budget (max files, max bytes); otherwise nothing is deleted.
 3. If no commit landed since the dry run (the table's metadata file is the same before it and now), the dry run's
    check against that very metadata still holds: exactly the checked candidates are deleted with the table's own
    FileIO, in bulk. Otherwise the real run is handed exactly the checked candidates as its file list
@@ -30,12 +32,12 @@ from lakehouse_ops.engine.fs import stat_many
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.engine.tables import current_metadata, delete_files, jvm_table
 from lakehouse_ops.errors import SafetyError
-from lakehouse_ops.health.reach import Reach
+from lakehouse_ops.health.reach import Reach, own_directories
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.maintenance import orphan_lists as lists
 from lakehouse_ops.maintenance import trash
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
-from lakehouse_ops.maintenance.orphan_lists import candidate_view, not_other_tables, register_file_list, verify_removal
 from lakehouse_ops.maintenance.storage import after_deletes
 from lakehouse_ops.paths import normalize, same_location, within
 from lakehouse_ops.sqltext import Timestamp
@@ -70,6 +72,7 @@ class OrphanParams(Params):
     check_against: Tuple[str, ...] = ()  # tables that once kept (or may keep) files above this location
     unknown: Tuple[str, ...] = ()  # tables whose reach cannot be read: nothing is removed
     versioned_deletes: bool = False  # on a versioned bucket, what the deletes left is removed too
+    own: Tuple[str, ...] = ()  # where the table writes its files: only candidates under these are taken
 
     def __post_init__(self) -> None:
         age_hours = (self.now_ms - self.older_than_ms) / HOUR_MS
@@ -118,6 +121,7 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
             trash_prefix=o.trash.prefix if o.trash.enabled else None,
             trash_keep_ms=int(o.trash.keep_days * 24 * HOUR_MS),
             versioned_deletes=policy.storage.versioned_deletes,
+            own=own_directories(health.location, health.properties),
         ),
     )
 
@@ -181,24 +185,9 @@ def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[s
     return stats, total
 
 
-def _refuse_near_others(table: str, p: OrphanParams) -> None:
-    """Nothing is removed where another table's files could look like this table's orphans."""
-    if p.shared_with:
-        raise SafetyError(
-            "%s shares its location %s with %s: their files would look like orphans of this table; nothing "
-            "deleted" % (table, p.location, ", ".join(p.shared_with))
-        )
-    if p.unknown:
-        raise SafetyError(
-            "cannot tell where %s keep their files: they could reference files in %s; nothing deleted (make them "
-            "readable to this run, or name them in orphans.ignore_tables if they never keep files here)"
-            % (", ".join(p.unknown), p.location)
-        )
-
-
 def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     p = params_of(plan, OrphanParams)
-    _refuse_near_others(table, p)
+    lists.refuse_near_others(table, p.location, p.shared_with, p.unknown)
     base = {
         "table": table,
         "older_than": Timestamp(iso_utc(p.older_than_ms)),
@@ -213,7 +202,9 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         excluded = p.nested + ((trash.trash_root(p.location, p.trash_prefix),) if p.trash_prefix else ())
         listed_from: Dict[str, Any] = {}
         if p.file_list is not None:
-            view, listed_from = register_file_list(spark, p.file_list, p.location, excluded, p.older_than_ms, p.now_ms)
+            view, listed_from = lists.register_file_list(
+                spark, p.file_list, p.location, excluded, p.older_than_ms, p.now_ms
+            )
             views.append(view)
             base["file_list_view"] = view
         jtable = None if p.dry_run else jvm_table(spark, catalog, table)
@@ -221,7 +212,9 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
         listed = sorted({r["orphan_file_location"] for r in rows})
         outside = [c for c in listed if not any(within(c, loc) for loc in excluded)]
-        candidates, others = not_other_tables(spark, catalog, outside, p.location, p.check_against)
+        theirs_not, others = lists.not_other_tables(spark, catalog, outside, p.location, p.check_against)
+        candidates, foreign = lists.own_candidates(theirs_not, p.own)
+        others.update(foreign)
         stats, total = _guarded(spark, candidates, p)
         outputs = {
             "candidates": len(candidates),
@@ -269,9 +262,9 @@ def _remove(
         failed = delete_files(spark, jtable, frame(spark, {"path": list(stats)}, "path string"), "path")
         unchanged = current_metadata(jtable) == before
         outputs = {"deleted_with": "the table's FileIO (no commit since the dry run)", "delete_failures": failed}
-        outputs.update(verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
+        outputs.update(lists.verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
         return outputs
-    views.append(candidate_view(spark, stats, p.location))
+    views.append(lists.candidate_view(spark, stats, p.location))
     run_args = dict(base, dry_run=False, file_list_view=views[-1])
     checked = {normalize(path): path for path in stats}
     deleted = sorted(
@@ -281,7 +274,7 @@ def _remove(
         }
     )
     outputs = {"deleted_with": "remove_orphan_files on the checked list (a commit landed since the dry run)"}
-    outputs.update(verify_removal(spark, catalog, table, stats, deleted))
+    outputs.update(lists.verify_removal(spark, catalog, table, stats, deleted))
     return outputs
 
 

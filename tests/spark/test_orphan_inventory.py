@@ -89,9 +89,9 @@ def _config(lake, manifest):
     return lake.config(defaults={"orphans": {"older_than_hours": 72, "file_list": {"path": manifest}}})
 
 
-def _orphans(spark, lake, config, clock):
+def _orphans(spark, lake, config, clock, name="events"):
     report = MaintenanceRunner(config, spark=spark, only=["remove_orphan_files"], clock=clock).run(
-        ["%s.events" % lake.namespace]
+        ["%s.%s" % (lake.namespace, name)]
     )
     return report["tables"][0]["actions"][0]
 
@@ -140,3 +140,34 @@ def test_orphans_are_found_from_an_s3_inventory_report_in_each_format(spark, glu
     result = _orphans(spark, lake, _config(lake, stale), clock)
     assert result["status"] == "failed" and "older than the orphan age of 72 h" in result["reason"], result
     assert lake.s3.head_object(Bucket=lake.bucket, Key=prefix + "data/late.parquet")
+
+
+@pytest.mark.parametrize("suffix", ["#copy", "?versionId=1"])
+def test_a_stray_object_named_like_a_live_file_with_a_fragment_never_costs_the_live_file(
+    spark, glue_lake, tmp_path, suffix
+):
+    """S3 keys may hold `#` and `?`; Iceberg's S3 FileIO reads them as the end of the key, so deleting
+    `<live>.parquet#copy` would delete `<live>.parquet`. Such candidates are left alone and named."""
+    lake = glue_lake
+    name = "stray_" + ("fragment" if suffix.startswith("#") else "query")
+    ref = "%s.%s.%s" % (lake.catalog, lake.namespace, name)
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % ref)
+    spark.sql("INSERT INTO %s SELECT id FROM range(0, 100)" % ref)
+    live = spark.sql("SELECT file_path FROM %s.files" % ref).collect()[0].file_path
+    stray = live.split("/", 3)[3] + suffix
+    lake.s3.put_object(Bucket=lake.bucket, Key=stray, Body=b"PAR1 a stray copy")
+    prefix = live.split("/", 3)[3].split("/data/")[0] + "/"
+    keys = [o["Key"] for o in lake.s3.list_objects_v2(Bucket=lake.bucket, Prefix=prefix)["Contents"]]
+    listing = str(tmp_path / "listing")
+    rows = [("s3://%s/%s" % (lake.bucket, k), "2020-01-01 00:00:00") for k in keys]
+    spark.createDataFrame(rows, "path string, modified string").write.parquet(listing)
+    listed = {"path": listing, "format": "parquet", "file_path_column": "path", "last_modified_column": "modified"}
+    config = lake.config(defaults={"orphans": {"older_than_hours": 72, "file_list": listed}})
+    result = _orphans(spark, lake, config, now_ms, name)
+    assert result["status"] == "done", result
+    assert result["outputs"]["deleted_files"] == 0 and result["outputs"]["foreign_files_left"]["files"] == 1
+    lake.s3.head_object(Bucket=lake.bucket, Key=live.split("/", 3)[3])  # still there
+    lake.s3.head_object(Bucket=lake.bucket, Key=stray)
+    spark.sql("REFRESH TABLE %s" % ref)
+    assert spark.table(ref).count() == 100

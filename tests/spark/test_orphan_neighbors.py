@@ -215,3 +215,38 @@ def test_paths_are_compared_in_sql_as_in_python(spark):
     got = [r.n for r in df.selectExpr("%s AS n" % normalized_sql("p")).collect()]
     assert got == [normalize(p) for p in paths]
     assert len(set(got)) == 3  # s3://b/wh/ns/t/data/x.parquet, /tmp/wh/ns/t/data/x.parquet, the odd name
+
+
+@pytest.mark.parametrize("change", ["unset", "moved"])
+def test_files_a_table_wrote_into_the_location_before_its_data_path_changed_are_never_taken(
+    spark, warehouse, events, table_name, change
+):
+    """Another table wrote into this location, then its data path was unset or moved: its current metadata no
+    longer says where those files are, but it still references them. They lie outside this table's own data and
+    metadata directories, so they are left alone and named."""
+    table, location = events
+    other = table_name + "_dp_" + change
+    spark.sql(
+        "CREATE TABLE lake.%s (id BIGINT) USING iceberg TBLPROPERTIES ('write.data.path'='%s/their-data')"
+        % (other, location)
+    )
+    spark.sql("INSERT INTO lake.%s SELECT id FROM range(5)" % other)
+    if change == "unset":
+        spark.sql("ALTER TABLE lake.%s UNSET TBLPROPERTIES ('write.data.path')" % other)
+    else:
+        spark.sql("ALTER TABLE lake.%s SET TBLPROPERTIES ('write.data.path'='%s/elsewhere')" % (other, warehouse))
+    theirs = os.path.join(location, "their-data")
+    files = sorted(os.path.join(d, f) for d, _, names in os.walk(theirs) for f in names)
+    listed = [f for f in files if not os.path.basename(f).startswith(".")]  # the hidden checksums are not listed
+    _age(theirs, 500)
+    ours = plant_orphan(location, "old-orphan.parquet", age_hours=100)
+    config = make_config(warehouse)
+    result = _remove_orphans(spark, config, table, open_tables(config.catalog))
+    assert result["status"] == "done", result
+    outputs = result["outputs"]
+    assert outputs["deleted_files"] == 1 and not os.path.exists(ours)
+    assert files and [f for f in files if not os.path.exists(f)] == []
+    assert outputs["foreign_files_left"]["files"] == len(listed)
+    assert all("/their-data/" in f for f in outputs["foreign_files_left"]["sample"])
+    spark.sql("REFRESH TABLE lake.%s" % other)
+    assert spark.table("lake.%s" % other).count() == 5
