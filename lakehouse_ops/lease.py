@@ -96,6 +96,9 @@ class Leases:
                 if etag is None:
                     continue  # released meanwhile
                 fresh = self.store.replace(self._key(name), self._doc(), etag)
+                if fresh is None:  # our last write may have landed though its answer was lost
+                    current = self._still_ours(name)
+                    fresh = self.store.replace(self._key(name), self._doc(), current) if current else None
                 with self._lock:
                     if fresh is None:
                         self._held.pop(name, None)
@@ -111,10 +114,18 @@ class Leases:
             with self._lock:
                 etag = self._held.pop(name, None)
             if etag is not None and not self.store.delete(self._key(name), etag):
-                log.warning("lease not released: another run holds it now", extra={"lease": name})
+                current = self._still_ours(name)  # our last write landed though its answer was lost
+                if current is None or not self.store.delete(self._key(name), current):
+                    log.warning("lease not released: another run holds it now", extra={"lease": name})
         with self._lock:
             if not self._held:
                 self._stop.set()
+
+    def _still_ours(self, name: str) -> Optional[str]:
+        """The record's ETag if it still names this run: a write of ours whose answer was lost (a timeout, or a
+        retried conditional write refused because its first attempt landed) changed the ETag, not the owner."""
+        found = self.store.read(self._key(name))
+        return found[1] if found is not None and found[0].get("owner") == self.owner else None
 
     def _keep_alive(self) -> None:
         with self._lock:

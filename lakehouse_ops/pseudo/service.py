@@ -206,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         url = urlparse(self.path)
         declared = (self.headers.get("Content-Length") or "0").strip()
-        length = int(declared) if declared.isdigit() else -1
+        length = int(declared) if declared.isascii() and declared.isdigit() else -1
         headers = {k.lower(): v for k, v in self.headers.items()}
         # The key and the size are checked before the body is read; a refused body is never read (the connection
         # is closed after the answer instead).

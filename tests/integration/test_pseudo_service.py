@@ -258,6 +258,7 @@ def test_re_identification_takes_its_own_key_checked_before_the_body_is_read():
             ("may-reidentify", b"100000000", b"413"),
             ("may-reidentify", b"-1", b"400"),
             ("pseudonymize-only", b"12x", b"400"),
+            ("pseudonymize-only", b"\xb2", b"400"),  # a superscript two: a digit to str.isdigit, not to int()
         ):
             path = b"/reidentification" if key != "pseudonymize-only" else b"/pseudonymization"
             with socket.create_connection((host, int(port)), timeout=5) as raw:

@@ -4,6 +4,8 @@ tests/integration/test_ship_aws.py runs them on S3's conditional writes and dele
 import threading
 import time
 
+import pytest
+
 from lakehouse_ops.conditional import LocalStore
 from lakehouse_ops.lease import Leases
 
@@ -56,3 +58,36 @@ def test_a_release_during_a_renewal_gives_the_lease_back(tmp_path):
     assert store.read("job.json") is None and not a.held("job") and a.lost("job") is None
     b = Leases("unused", minutes=30, store=store, owner="b", clock=lambda: now[0])
     assert b.acquire("job") == (True, None)  # the next run is not refused
+
+
+class LostAnswer(LocalStore):
+    """A store whose next renewal write lands but whose answer is lost (a timeout after the PUT)."""
+
+    lose_next = False
+
+    def replace(self, key, doc, etag):
+        written = super().replace(key, doc, etag)
+        if self.lose_next:
+            self.lose_next = False
+            raise ConnectionError("read timeout")
+        return written
+
+
+def test_a_renewal_whose_answer_was_lost_keeps_the_lease(tmp_path):
+    store = LostAnswer(str(tmp_path / "leases"))
+    now = [1000.0]
+    a = Leases("unused", minutes=10, store=store, owner="a", clock=lambda: now[0])
+    assert a.acquire("job") == (True, None)
+    now[0] += 200
+    store.lose_next = True
+    with pytest.raises(ConnectionError):
+        a.renew()  # the keep-alive beat logs this and tries again at the next one
+    now[0] += 200
+    a.renew()
+    assert a.held("job") and a.lost("job") is None
+    assert store.read("job.json")[0]["expires_at"] == 1400 + 600
+    store.lose_next = True
+    with pytest.raises(ConnectionError):
+        a.renew()
+    a.release("job")  # the ETag it holds is stale; the record is still its own: released
+    assert store.read("job.json") is None
