@@ -7,6 +7,7 @@ partitions, which have no range form, are selected with Iceberg's own functions 
 """
 
 import datetime
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 from lakehouse_ops.sqltext import quote_ident, quote_string
@@ -29,13 +30,22 @@ def _ts_literal(moment: datetime.datetime, iceberg_type: Any) -> str:
     return "TIMESTAMP '%sZ'" % text
 
 
-def _range(column: str, iceberg_type: Any, start: datetime.datetime, end: datetime.datetime) -> Optional[str]:
+def _range(
+    column: str, iceberg_type: Any, span: Optional[Tuple[datetime.datetime, Optional[datetime.datetime]]]
+) -> Optional[str]:
+    """`column` in [start, end); a partition whose end lies past year 9999 (a 9999-12-31 sentinel) has no upper
+    bound, and one whose start does has no filter."""
+    if span is None:
+        return None
+    start, end = span
     if _type_name(iceberg_type) == "DateType":
-        low, high = "DATE '%s'" % start.date().isoformat(), "DATE '%s'" % end.date().isoformat()
+        low, high = "DATE '%s'" % start.date().isoformat(), end and "DATE '%s'" % end.date().isoformat()
     elif _type_name(iceberg_type) in ("TimestampType", "TimestamptzType", "TimestampNanoType", "TimestamptzNanoType"):
-        low, high = _ts_literal(start, iceberg_type), _ts_literal(end, iceberg_type)
+        low, high = _ts_literal(start, iceberg_type), end and _ts_literal(end, iceberg_type)
     else:
         return None
+    if high is None:
+        return "%s >= %s" % (column, low)
     return "%s >= %s AND %s < %s" % (column, low, column, high)
 
 
@@ -51,7 +61,8 @@ def _identity_literal(value: Any, iceberg_type: Any) -> Optional[str]:
     if kind in ("IntegerType", "LongType"):
         return str(int(value))
     if kind in ("FloatType", "DoubleType"):
-        return repr(float(value))
+        number = float(value)  # NaN and the infinities have no literal Iceberg's filter parser reads
+        return repr(number) if math.isfinite(number) else None
     if kind == "DecimalType":
         return "%s" % value
     if kind == "DateType":
@@ -75,20 +86,12 @@ def field_filter(transform: Any, column: str, iceberg_type: Any, value: Any) -> 
     if name == "IdentityTransform":
         literal = _identity_literal(value, iceberg_type)
         return None if literal is None else "%s = %s" % (column, literal)
-    if name == "DayTransform":
-        start = EPOCH_TS + datetime.timedelta(days=int(value))
-        return _range(column, iceberg_type, start, start + datetime.timedelta(days=1))
+    if name in ("DayTransform", "MonthTransform", "YearTransform") or (
+        name == "HourTransform" and _type_name(iceberg_type) != "DateType"
+    ):
+        return _range(column, iceberg_type, _span(name, int(value)))
     if name == "HourTransform":
-        start = EPOCH_TS + datetime.timedelta(hours=int(value))
-        if _type_name(iceberg_type) == "DateType":
-            return None
-        return _range(column, iceberg_type, start, start + datetime.timedelta(hours=1))
-    if name == "MonthTransform":
-        start = _add_months(EPOCH_TS, int(value))
-        return _range(column, iceberg_type, start, _add_months(start, 1))
-    if name == "YearTransform":
-        start = datetime.datetime(1970 + int(value), 1, 1)
-        return _range(column, iceberg_type, start, datetime.datetime(start.year + 1, 1, 1))
+        return None
     if name == "BucketTransform":
         return "%s.bucket(%d, %s) = %d" % (SYSTEM, int(transform.num_buckets), column, int(value))
     if name == "TruncateTransform":
@@ -121,27 +124,40 @@ def partition_filter(spec: Any, schema: Any, record: Any) -> Optional[str]:
     return " AND ".join(parts) if parts else None
 
 
+# The end of a partition that reaches past year 9999: later than any moment a column holds.
+OPEN_END_MS = 2**62
 TIME_TYPES = ("DateType", "TimestampType", "TimestamptzType", "TimestampNanoType", "TimestamptzNanoType")
 
 
-def _bounds(name: str, value: int, iceberg_type: Any) -> Optional[Tuple[datetime.datetime, datetime.datetime]]:
+def _span(name: str, value: int) -> Optional[Tuple[datetime.datetime, Optional[datetime.datetime]]]:
+    """[start, end) of a time transform's partition value as UTC wall-clock moments; end None past year 9999,
+    None when the start is."""
+    steps = {
+        "DayTransform": lambda v: EPOCH_TS + datetime.timedelta(days=v),
+        "IdentityTransform": lambda v: EPOCH_TS + datetime.timedelta(days=v),  # a date
+        "HourTransform": lambda v: EPOCH_TS + datetime.timedelta(hours=v),
+        "MonthTransform": lambda v: _add_months(EPOCH_TS, v),
+        "YearTransform": lambda v: datetime.datetime(1970 + v, 1, 1),
+    }
+    if name not in steps:
+        return None
+    try:
+        start = steps[name](value)
+    except (OverflowError, ValueError):
+        return None
+    try:
+        return start, steps[name](value + 1)
+    except (OverflowError, ValueError):
+        return start, None
+
+
+def _bounds(
+    name: str, value: int, iceberg_type: Any
+) -> Optional[Tuple[datetime.datetime, Optional[datetime.datetime]]]:
     """[start, end) of a time transform's partition value, as UTC wall-clock moments."""
-    if name == "DayTransform":
-        start = EPOCH_TS + datetime.timedelta(days=value)
-        return start, start + datetime.timedelta(days=1)
-    if name == "HourTransform":
-        start = EPOCH_TS + datetime.timedelta(hours=value)
-        return start, start + datetime.timedelta(hours=1)
-    if name == "MonthTransform":
-        start = _add_months(EPOCH_TS, value)
-        return start, _add_months(start, 1)
-    if name == "YearTransform":
-        start = datetime.datetime(1970 + value, 1, 1)
-        return start, datetime.datetime(start.year + 1, 1, 1)
-    if name == "IdentityTransform" and _type_name(iceberg_type) == "DateType":
-        start = EPOCH_TS + datetime.timedelta(days=value)
-        return start, start + datetime.timedelta(days=1)
-    return None
+    if name == "IdentityTransform" and _type_name(iceberg_type) != "DateType":
+        return None
+    return _span(name, value)
 
 
 def partition_ranges(spec: Any, schema: Any, record: Any) -> Dict[str, List[int]]:
@@ -159,7 +175,7 @@ def partition_ranges(spec: Any, schema: Any, record: Any) -> Dict[str, List[int]
         bounds = _bounds(type(pfield.transform).__name__, int(value), source_type)
         if bounds is None:
             continue
-        start, end = (int((b - EPOCH_TS).total_seconds() * 1000) for b in bounds)
+        start, end = (int((b - EPOCH_TS).total_seconds() * 1000) if b else OPEN_END_MS for b in bounds)
         column = schema.find_column_name(pfield.source_id)
         if column in out:
             start, end = max(start, out[column][0]), min(end, out[column][1])

@@ -262,3 +262,23 @@ def test_bucket_partitions_are_compacted_while_recent_ones_are_left_to_their_wri
     new = [r.n for r in files if str(r.day) == "2024-05-02"]
     assert old and all(n == 1 for n in old) and new and all(n == 4 for n in new)
     assert_same_rows(spark, table_name, before)
+
+
+def test_a_table_holding_the_end_of_time_is_maintained(spark, warehouse, table_name):
+    """A "valid to" column with the 9999-12-31 sentinel, partitioned by day and by month: the last partition ends
+    past year 9999; the table's health is read and its partitions compacted all the same."""
+    config = make_config(warehouse, defaults={"compaction": {"min_input_files": 2}})
+    for transform in ("days", "months"):
+        name = "%s_%s" % (table_name, transform)
+        spark.sql(
+            "CREATE TABLE lake.%s (id BIGINT, valid_to DATE) USING iceberg PARTITIONED BY (%s(valid_to))"
+            % (name, transform)
+        )
+        for i in range(6):
+            spark.sql(
+                "INSERT INTO lake.%s VALUES (%d, DATE '2024-05-01'), (%d, DATE '9999-12-31')" % (name, i, 100 + i)
+            )
+        _, actions = maintain(spark, config, name, only=["compaction"])
+        assert actions["compaction"]["status"] == "done", actions["compaction"]
+        assert spark.sql("SELECT partition FROM lake.%s.files" % name).count() == 2  # the sentinel's compacted too
+        assert spark.table("lake.%s" % name).count() == 12

@@ -13,9 +13,9 @@ from pyiceberg.transforms import (
     TruncateTransform,
     YearTransform,
 )
-from pyiceberg.types import DateType, LongType, NestedField, StringType, TimestampType, TimestamptzType
+from pyiceberg.types import DateType, DoubleType, LongType, NestedField, StringType, TimestampType, TimestamptzType
 
-from lakehouse_ops.health.partitions import in_catalog, partition_filter
+from lakehouse_ops.health.partitions import in_catalog, partition_filter, partition_ranges
 
 SCHEMA = Schema(
     NestedField(1, "ts", TimestamptzType(), required=False),
@@ -69,3 +69,22 @@ def test_nulls_numbers_quotes_and_unexpressible():
     trunc = partition_filter(spec((4, TruncateTransform(2))), SCHEMA, ["ed"])
     assert in_catalog(trunc, "lake") == "(`lake`.system.truncate(2, `provider`) = 'ed')"
     assert partition_filter(PartitionSpec(), SCHEMA, []) is None
+
+
+def test_a_partition_at_the_end_of_time_has_no_upper_bound_and_non_finite_numbers_no_filter():
+    """A 9999-12-31 "valid to" sentinel: its day, month and year end past year 9999, where no date exists."""
+    last_day = (datetime.date(9999, 12, 31) - datetime.date(1970, 1, 1)).days
+    assert partition_filter(spec((3, DayTransform())), SCHEMA, [last_day]) == "(`d` >= DATE '9999-12-31')"
+    assert partition_filter(spec((3, MonthTransform())), SCHEMA, [(9999 - 1970) * 12 + 11]) == (
+        "(`d` >= DATE '9999-12-01')"
+    )
+    assert partition_filter(spec((1, YearTransform())), SCHEMA, [9999 - 1970]) == (
+        "(`ts` >= TIMESTAMP '9999-01-01 00:00:00Z')"
+    )
+    assert partition_filter(spec((1, YearTransform())), SCHEMA, [20000]) is None  # no such year: no filter
+    ranges = partition_ranges(spec((3, DayTransform())), SCHEMA, [last_day])
+    assert ranges["d"][0] == 253402214400000 and ranges["d"][1] > ranges["d"][0]
+    doubles = Schema(NestedField(1, "f", DoubleType(), required=False))
+    for value in (float("nan"), float("inf"), float("-inf")):
+        assert partition_filter(spec((1, IdentityTransform())), doubles, [value]) is None
+    assert partition_filter(spec((1, IdentityTransform())), doubles, [1.5]) == "(`f` = 1.5)"
