@@ -175,8 +175,8 @@ def detect(catalog: Any, table: str, location: str) -> Tuple[Findings, List[str]
                 findings["s3-versioning"] = versioned
         except Exception as exc:
             findings["s3-versioning"] = _unknown(exc)
-    for what, description, action in found:
-        findings[what] = description
+    for what, description, action in found:  # one rule may both expire and archive: both are said
+        findings[what] = "%s; %s" % (findings[what], description) if what in findings else description
         if action is not None and action not in overlaps:
             overlaps.append(action)
     if found:

@@ -120,3 +120,24 @@ def test_a_transition_only_lifecycle_rule_is_a_warning_and_orphan_removal_still_
     assert health.automation_overlaps == []
     plans = {p.action: p for p in plan_all(config.policy_for("auto_sales.events"), health)}
     assert plans["remove_orphan_files"].run, plans["remove_orphan_files"].reason
+
+    # One rule that archives and expires: both are said, and the expiration still leaves orphans to it.
+    s3.put_bucket_lifecycle_configuration(
+        Bucket="automation-lake",
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "to-glacier",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": key_prefix},
+                    "Transitions": [{"Days": 30, "StorageClass": "GLACIER"}],
+                    "Expiration": {"Days": 365},
+                }
+            ]
+        },
+    )
+    automation._lifecycles.clear()
+    health = table_health(config, "auto_sales.events")
+    said = health.automation["s3-lifecycle:to-glacier"]
+    assert "expires current objects" in said and "GLACIER" in said, said
+    assert health.automation_overlaps == ["remove_orphan_files"]
