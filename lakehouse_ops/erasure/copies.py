@@ -14,10 +14,13 @@ def _current_keys(s3: Any, bucket: str, prefix: str) -> Set[str]:
     return {v.key for v in versions(s3, bucket, prefix) if v.latest and not v.marker}
 
 
-def _replica_left(s3: Any, replica: str, prefix: str, live: Set[str]) -> List[Version]:
+def _replica_left(s3: Any, bucket: str, replica: str, prefix: str) -> List[Version]:
     """A replica's versions under `prefix` that are copies of deleted files: noncurrent ones, and current ones
-    whose key the table's bucket no longer holds."""
-    return [v for v in versions(s3, replica, prefix) if v.marker or not v.latest or v.key not in live]
+    whose key the table's bucket no longer holds. The replica is listed first: a file written and replicated
+    meanwhile is then among the table's current keys."""
+    held = list(versions(s3, replica, prefix))
+    live = _current_keys(s3, bucket, prefix)
+    return [v for v in held if v.marker or not v.latest or v.key not in live]
 
 
 def check_copies(location: str, versioned_deletes: bool, s3: Any = None) -> Tuple[List[str], Dict[str, Any]]:
@@ -44,13 +47,12 @@ def check_copies(location: str, versioned_deletes: bool, s3: Any = None) -> Tupl
                 "%d noncurrent version(s) of deleted files remain under the table's location in the versioned bucket "
                 "%s and may hold the subject (set storage.versioned_deletes: true to remove them)" % (len(left), bucket)
             )
-    live = _current_keys(s3, bucket, prefix) if copies.replicas else set()
     for replica in copies.replicas:
         try:
-            left = _replica_left(s3, replica, prefix, live)
+            left = _replica_left(s3, bucket, replica, prefix)
             if left and versioned_deletes:
                 remove(s3, replica, left)
-                left = _replica_left(s3, replica, prefix, live)
+                left = _replica_left(s3, bucket, replica, prefix)
         except Exception as exc:
             code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code") or type(exc).__name__
             problems.append("replica bucket %s could not be checked (%s): copies may remain there" % (replica, code))

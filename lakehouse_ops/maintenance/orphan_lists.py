@@ -22,12 +22,13 @@ log = get_logger("orphans")
 
 def normalized_sql(column: str) -> str:
     """SQL: the path in `column` spelled as `paths.normalize` spells it (s3a/s3n as s3, file: forms bare,
-    repeated slashes as one, `.` and `..` segments resolved; `..` up to four deep)."""
+    repeated slashes as one, `.` and `..` segments resolved, `..` up to eight deep; never above the bucket)."""
     sql = "regexp_replace(regexp_replace(%s, '^s3[an]://', 's3://'), '^file:/+', '/')" % column
-    sql = r"regexp_replace(regexp_replace(%s, '(?<!:)/{2,}', '/'), '/(\\./)+', '/')" % sql
-    for _ in range(4):
-        sql = r"regexp_replace(%s, '/(?!\\.\\./)[^/]+/\\.\\.(/|$)', '/')" % sql
-    return sql
+    sql = r"regexp_replace(regexp_replace(%s, '(?<!:)/{2,}', '/'), '/\\.(?=/|$)', '')" % sql
+    for _ in range(8):  # one `<segment>/..` each pass, leftmost first
+        sql = r"regexp_replace(%s, '(?<!:/)/(?!\\.\\.(/|$))[^/]+/\\.\\.(?=/|$)', '')" % sql
+    # `..` at the top stays at the top (the bucket, or /).
+    return r"regexp_replace(regexp_replace(%s, '^(s3://[^/]+)(/\\.\\.)+(?=/|$)', '$1'), '^(/\\.\\.)+(?=/|$)', '')" % sql
 
 
 def under_sql(column: str, location: str) -> str:
@@ -47,6 +48,11 @@ def register_file_list(
     if source.format == INVENTORY:
         manifest = load_manifest(source.path, _read_bytes)
         age, max_age_hours = manifest.age_hours(now_ms), (now_ms - older_than_ms) / HOUR_MS
+        if age < -1:
+            raise SafetyError(
+                "the S3 Inventory report %s is dated %.1f h in the future: this run's clock or the report is wrong; "
+                "nothing deleted" % (source.path, -age)
+            )
         if age > max_age_hours:
             raise SafetyError(
                 "the S3 Inventory report %s is %.1f h old, older than the orphan age of %g h: it no longer describes "

@@ -14,8 +14,10 @@ from lakehouse_ops.config import Config
 from lakehouse_ops.config.pseudo import PseudoJob, PseudonymizationConfig
 from lakehouse_ops.engine.history import record_run
 from lakehouse_ops.engine.session import LazySession
+from lakehouse_ops.engine.tables import jvm_table
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.lease import Leases
+from lakehouse_ops.paths import same_location, within
 from lakehouse_ops.pseudo import incremental
 from lakehouse_ops.pseudo.spark import pinned, pseudonymize, reidentify
 from lakehouse_ops.sqltext import quote_string, table_ref
@@ -141,6 +143,8 @@ def _convert(
         new = incremental.new_rows(spark, catalog, config.table_name(job.target), None, "", "append", out_ref, tag)
     else:
         source = config.table_name(job.source.table) if job.source.table else None
+        if job.source.path:
+            _not_inside_target(spark, catalog, out_table, job.source.path, name)
         new = incremental.new_rows(
             spark, catalog, source, job.source.path, job.source.format, job.write_mode, out_ref, tag
         )
@@ -166,6 +170,17 @@ def _convert(
         mark_pseudonymized(spark, out_ref, job.columns)
     report.update(rows=rows, snapshot_id=snapshot)
     return report
+
+
+def _not_inside_target(spark: Any, catalog: str, target: str, path: str, name: str) -> None:
+    """A path source must not overlap the target's location: the job would read the tokens it wrote."""
+    table = jvm_table(spark, catalog, target)
+    location = str(table.location()) if table is not None else None
+    if location and (within(path, location) or within(location, path) or same_location(path, location)):
+        raise ConfigError(
+            "pseudonymization job '%s' reads %s, which overlaps its target's location %s: it would convert its own "
+            "tokens again; read from another place" % (name, path, location)
+        )
 
 
 def _properties(spark: Any, ref: str) -> Dict[str, str]:

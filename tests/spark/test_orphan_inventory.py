@@ -140,6 +140,10 @@ def test_orphans_are_found_from_an_s3_inventory_report_in_each_format(spark, glu
     result = _orphans(spark, lake, _config(lake, stale), clock)
     assert result["status"] == "failed" and "older than the orphan age of 72 h" in result["reason"], result
     assert lake.s3.head_object(Bucket=lake.bucket, Key=prefix + "data/late.parquet")
+    ahead = _deliver(lake, _rows(lake, prefix), "CSV", clock() + 5 * HOUR_MS)  # a clock somewhere is wrong
+    result = _orphans(spark, lake, _config(lake, ahead), clock)
+    assert result["status"] == "failed" and "in the future" in result["reason"], result
+    assert lake.s3.head_object(Bucket=lake.bucket, Key=prefix + "data/late.parquet")
 
 
 @pytest.mark.parametrize("suffix", ["#copy", "?versionId=1"])

@@ -210,11 +210,20 @@ def test_paths_are_compared_in_sql_as_in_python(spark):
         "file:///tmp/wh/ns//t/data/x.parquet",
         "/tmp/wh/ns/t/data/x.parquet",
         "s3://b/wh/ns/t/data/a b+c=d.parquet",
+        "/wh/ns/a/b/c/d/e/../../../../../t/data/x.parquet",  # five deep
+        "s3://b/./wh/ns/t/data/x.parquet",
+        "s3://b/../wh/ns/t/data/x.parquet",  # never above the bucket
+        "/wh/ns/t/data/.",
+        "/wh/ns/t/data/x/..",
+        "/wh/ns/t/.../x.parquet",
+        "/wh/ns/t/..x/../data/.hidden",
     ]
     df = spark.createDataFrame([(p,) for p in paths], "p string")
     got = [r.n for r in df.selectExpr("%s AS n" % normalized_sql("p")).collect()]
     assert got == [normalize(p) for p in paths]
-    assert len(set(got)) == 3  # s3://b/wh/ns/t/data/x.parquet, /tmp/wh/ns/t/data/x.parquet, the odd name
+    assert got[1] == got[0] == "s3://b/wh/ns/t/data/x.parquet" and got[7] == got[8] == got[0]
+    assert got[6] == "/wh/ns/t/data/x.parquet" and got[9] == got[10] == "/wh/ns/t/data"
+    assert got[11] == "/wh/ns/t/.../x.parquet" and got[12] == "/wh/ns/t/data/.hidden"
 
 
 @pytest.mark.parametrize("change", ["unset", "moved"])

@@ -144,6 +144,16 @@ def test_a_scheduled_job_converts_only_what_is_new_and_never_writes_plaintext_in
     result = CliRunner().invoke(cli, ["--config", in_place, "pseudonymize", "--job", "vehicles"])
     assert result.exit_code == 2 and "writes to its own source" in result.output, result.output
     assert spark.table("%s.%s" % (CATALOG, src)).count() == 120
+    # Nor one that reads files from inside its target's location (its own data files, spelled another way).
+    location = spark.sql("DESCRIBE TABLE EXTENDED %s.%s" % (CATALOG, table_name)).where("col_name = 'Location'")
+    inside = json.loads(open(in_place).read())
+    inside["pseudonymization"]["jobs"]["vehicles"].update(
+        source={"path": location.collect()[0].data_type + "//data/", "format": "parquet"}, target=table_name
+    )
+    (tmp_path / "in-place" / "pseudo.yaml").write_text(json.dumps(inside))
+    result = CliRunner().invoke(cli, ["--config", in_place, "pseudonymize", "--job", "vehicles"])
+    assert result.exit_code == 2 and "overlaps its target's location" in result.output, result.output
+    assert spark.table("%s.%s" % (CATALOG, table_name)).count() == 120
 
     # A source changed by more than appends cannot be followed: said, and nothing written.
     spark.sql("DELETE FROM %s.%s WHERE id < 10" % (CATALOG, src))
