@@ -88,7 +88,7 @@ def parse_manifest(data: bytes, uri: str, locate: Callable[[str, str], str]) -> 
         raise InventoryError("%s is not an S3 Inventory manifest.json (%s)" % (uri, exc)) from None
     if file_format not in FORMATS:
         raise InventoryError("%s: S3 Inventory format %r is not one of %s" % (uri, file_format, ", ".join(FORMATS)))
-    if created is None or not str(created).isdigit():
+    if created is None or not (str(created).isascii() and str(created).isdigit()):
         raise InventoryError("%s has no creationTimestamp: the report's age cannot be told" % uri)
     columns: Tuple[str, ...] = ()
     if file_format == "CSV":

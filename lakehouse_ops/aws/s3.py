@@ -15,15 +15,23 @@ def split_uri(uri: str) -> Tuple[str, str]:
     raise LakehouseOpsError("'%s' is not an S3 URI of the form s3://bucket/key" % uri)
 
 
-def read_text(uri: str, s3: Any = None) -> str:
+def read_bytes(uri: str, s3: Any = None) -> bytes:
     from lakehouse_ops.aws.clients import client
 
     bucket, key = split_uri(uri)
     s3 = s3 or client("s3")
     try:
         body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        return body.decode("utf-8")
+        return body
     except Exception as exc:  # botocore raises many types; the message names the object either way
+        raise LakehouseOpsError("cannot read %s: %s" % (uri, exc)) from None
+
+
+def read_text(uri: str, s3: Any = None) -> str:
+    data = read_bytes(uri, s3)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise LakehouseOpsError("cannot read %s: %s" % (uri, exc)) from None
 
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Any, Dict, List, Sequence, Tuple
 
 from lakehouse_ops.aws.inventory import Manifest, current_sql, load_manifest
-from lakehouse_ops.aws.s3 import split_uri
+from lakehouse_ops.aws.s3 import read_bytes
 from lakehouse_ops.config.policy import INVENTORY, FileListSource
 from lakehouse_ops.engine.frames import frame
 from lakehouse_ops.engine.fs import stat_many, table_roots
@@ -77,11 +77,7 @@ def register_file_list(
 
 def _read_bytes(uri: str) -> bytes:
     if uri.startswith(("s3://", "s3a://", "s3n://")):
-        from lakehouse_ops.aws.clients import client
-
-        bucket, key = split_uri(uri)
-        body: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        return body
+        return read_bytes(uri)
     with open(normalize(uri), "rb") as handle:
         return handle.read()
 

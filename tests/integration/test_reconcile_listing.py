@@ -125,3 +125,43 @@ def test_window_and_budget():
     assert parse_moment("2026-11-24T00:00:00Z", 0) == parse_moment("2026-11-24T00:00:00", 0) == 1795478400.0
     with pytest.raises(ValueError, match="neither"):
         parse_moment("last week", 0)
+
+
+def test_inventory_manifests_as_s3_lays_them_out_and_what_is_refused(tmp_path):
+    """A report copied to local disk as S3 lays it out (`<config>/<date>/manifest.json` beside `<config>/data/`),
+    an ORC report, and manifests that cannot be used, each named."""
+    import pyarrow.orc as orc
+
+    from lakehouse_ops.aws.inventory import InventoryError, current_objects, load_manifest
+
+    day = tmp_path / "land" / "daily" / "2026-12-06T01-00Z"
+    (tmp_path / "land" / "daily" / "data").mkdir(parents=True)
+    day.mkdir()
+    table = pa.table({"bucket": ["land", "land"], "key": ["in/a+b.json", "in/gone.json"], "size": [3, 0]})
+    table = table.append_column("is_latest", pa.array([True, True]))
+    table = table.append_column("is_delete_marker", pa.array([False, True]))
+    orc.write_table(table, str(tmp_path / "land" / "daily" / "data" / "part.orc"))
+    manifest = {
+        "destinationBucket": "arn:aws:s3:::inv",
+        "fileFormat": "ORC",
+        "creationTimestamp": "1796000000000",
+        "files": [{"key": "land/daily/data/part.orc"}],
+    }
+    (day / "manifest.json").write_text(json.dumps(manifest))
+
+    def read(path):
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    loaded = load_manifest(str(day / "manifest.json"), read)
+    assert loaded.created_ms == 1796000000000 and not loaded.keys_encoded
+    assert [(r["key"], r["size"]) for r in current_objects(loaded, read)] == [("in/a+b.json", 3)]  # ORC keys as is
+    for broken, message in (
+        (dict(manifest, creationTimestamp=None), "no creationTimestamp"),
+        (dict(manifest, fileFormat="Avro"), "is not one of CSV, ORC, Parquet"),
+        ({"files": []}, "is not an S3 Inventory manifest.json"),
+        (dict(manifest, files=[{"key": "land/daily/data/missing.orc"}]), "is not on local disk"),
+    ):
+        (day / "manifest.json").write_text(json.dumps(broken))
+        with pytest.raises(InventoryError, match=message):
+            load_manifest(str(day / "manifest.json"), read)
