@@ -1,12 +1,14 @@
 """File checks through Hadoop's FileSystem in the Spark JVM: the same view of s3://, s3a:// and file: that
-Spark's readers and Iceberg's procedures have (EMRFS on EMR). Many files at once (`stat_many`): one listing per
-directory instead of one request per file."""
+Spark's readers and Iceberg's procedures have (EMRFS on EMR); on S3 through boto3 where this Spark's Hadoop has no
+filesystem for the scheme (aws/objects.py). Many files at once (`stat_many`): one listing per directory instead
+of one request per file."""
 
 import os
 from collections import defaultdict, namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from lakehouse_ops.aws import objects
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape, normalize
 
@@ -23,10 +25,38 @@ def hadoop_path(spark: Any, path: str) -> Tuple[Any, Any]:
     return jpath, jpath.getFileSystem(spark._jsc.hadoopConfiguration())
 
 
+_S3_SCHEMES = ("s3://", "s3a://", "s3n://")
+_hadoop_has: Dict[str, bool] = {}  # scheme -> whether this Spark's Hadoop has a filesystem for it
+
+
+def through_boto3(spark: Any, path: str) -> Optional[Any]:
+    """An S3 client when `path` is on S3 and this Spark's Hadoop has no filesystem for its scheme (EMR's EMRFS
+    has one; a plain Spark without hadoop-aws does not): the operations below then go through boto3."""
+    if not path.startswith(_S3_SCHEMES):
+        return None
+    scheme = path.split("://", 1)[0]
+    if scheme not in _hadoop_has:
+        try:
+            spark._jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass(scheme, spark._jsc.hadoopConfiguration())
+            _hadoop_has[scheme] = True
+        except Exception:  # UnsupportedFileSystemException, or a class that cannot be loaded
+            _hadoop_has[scheme] = False
+            log.info("no Hadoop filesystem for this scheme: S3 is reached through boto3", extra={"scheme": scheme})
+    if _hadoop_has[scheme]:
+        return None
+    from lakehouse_ops.aws.clients import client
+
+    return client("s3")
+
+
 def stat(spark: Any, path: str) -> Optional[FileInfo]:
     """FileInfo(size, modification time in ms, qualified uri) of a file, or None if it does not exist."""
     from py4j.protocol import Py4JJavaError
 
+    s3 = through_boto3(spark, path)
+    if s3 is not None:
+        found = objects.stat(s3, path)
+        return FileInfo(found[0], found[1], path) if found else None
     jpath, fs = hadoop_path(spark, path)
     try:
         status = fs.getFileStatus(jpath)
@@ -41,6 +71,9 @@ def list_files(spark: Any, location: str) -> List[Tuple[str, int, int]]:
     """Every file under `location` (recursively): [(qualified uri, size, modification time in ms)]."""
     from py4j.protocol import Py4JJavaError
 
+    s3 = through_boto3(spark, location)
+    if s3 is not None:
+        return objects.list_files(s3, location)
     jpath, fs = hadoop_path(spark, location)
     try:
         iterator = fs.listFiles(jpath, True)
@@ -134,6 +167,9 @@ def table_roots(spark: Any, directories: Iterable[str]) -> List[str]:
     (any catalog's Iceberg table, registered or not), checked a few at a time."""
 
     def check(directory: str) -> Optional[str]:
+        s3 = through_boto3(spark, directory)
+        if s3 is not None:
+            return directory if objects.holds_table_metadata(s3, directory) else None
         # The directory's own name is no pattern (a table named `archive[1]` is a directory of that name).
         jpath, fs = hadoop_path(spark, glob_escape(directory.rstrip("/")) + "/metadata/*.metadata.json")
         found = fs.globStatus(jpath)
@@ -163,6 +199,9 @@ def read_first_line(spark: Any, path: str, encoding: str = "UTF-8") -> str:
 def move(spark: Any, source: str, target: str) -> bool:
     """Move a file to `target` (its directory created), never over an existing file: True once it is there.
     Object stores copy and delete; a move that fails leaves the source in place."""
+    s3 = through_boto3(spark, source)
+    if s3 is not None:
+        return objects.move(s3, source, target)
     jsource, fs = hadoop_path(spark, source)
     jtarget, _ = hadoop_path(spark, target)
     if fs.exists(jtarget):
@@ -173,6 +212,9 @@ def move(spark: Any, source: str, target: str) -> bool:
 
 def list_directories(spark: Any, location: str) -> List[str]:
     """The names of the directories directly under `location` ([] when it does not exist)."""
+    s3 = through_boto3(spark, location)
+    if s3 is not None:
+        return objects.list_directories(s3, location)
     jpath, fs = hadoop_path(spark, location)
     if not fs.exists(jpath):
         return []
@@ -181,5 +223,8 @@ def list_directories(spark: Any, location: str) -> List[str]:
 
 def delete_tree(spark: Any, location: str) -> bool:
     """Delete `location` and everything under it."""
+    s3 = through_boto3(spark, location)
+    if s3 is not None:
+        return objects.delete_tree(s3, location)
     jpath, fs = hadoop_path(spark, location)
     return bool(fs.delete(jpath, True))

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource, TablePolicy
 from lakehouse_ops.engine.frames import frame
-from lakehouse_ops.engine.fs import stat_many
+from lakehouse_ops.engine.fs import stat_many, through_boto3
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.engine.tables import current_metadata, delete_files, jvm_table
 from lakehouse_ops.errors import SafetyError
@@ -46,7 +46,7 @@ from lakehouse_ops.units import now_ms as _now_ms
 
 NAME = "remove_orphan_files"
 COMMITS, REWRITES_DATA, DELETES_FILES = False, False, True
-OPTIONAL = ("prefix_mismatch_mode", "equal_schemes", "equal_authorities")
+OPTIONAL = ("prefix_mismatch_mode", "equal_schemes", "equal_authorities", "prefix_listing")
 log = get_logger("orphans")
 
 
@@ -201,6 +201,8 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     try:
         excluded = p.nested + ((trash.trash_root(p.location, p.trash_prefix),) if p.trash_prefix else ())
         listed_from: Dict[str, Any] = {}
+        if p.file_list is None and through_boto3(spark, p.location) is not None:
+            base["prefix_listing"] = True  # no Hadoop filesystem for s3:// here: the table's FileIO lists
         if p.file_list is not None:
             view, listed_from = lists.register_file_list(
                 spark, p.file_list, p.location, excluded, p.older_than_ms, p.now_ms
@@ -265,7 +267,7 @@ def _remove(
         outputs.update(lists.verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
         return outputs
     views.append(lists.candidate_view(spark, stats, p.location))
-    run_args = dict(base, dry_run=False, file_list_view=views[-1])
+    run_args = dict(base, dry_run=False, file_list_view=views[-1], prefix_listing=None)  # the list, no listing
     checked = {normalize(path): path for path in stats}
     deleted = sorted(
         {

@@ -1,0 +1,88 @@
+"""File operations on S3 through boto3, for a Spark whose Hadoop has no filesystem for `s3://` (plain Spark on
+Kubernetes or a laptop; EMR's EMRFS has one): stat, recursive and directory listings, a move that never replaces
+an object, a prefix delete, and whether a directory holds an Iceberg table's metadata. Paths come back spelled
+with the scheme they were given (s3, s3a or s3n)."""
+
+from typing import Any, List, Optional, Tuple
+
+from lakehouse_ops.aws.s3 import split_uri
+
+
+def _scheme(uri: str) -> str:
+    return uri.split("://", 1)[0] + "://"
+
+
+def _missing(exc: BaseException) -> bool:
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+    return code in ("404", "NoSuchKey", "NotFound")
+
+
+def stat(s3: Any, uri: str) -> Optional[Tuple[int, int]]:
+    """(size, modification time in ms) of an object, or None when there is none."""
+    bucket, key = split_uri(uri)
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if _missing(exc):
+            return None
+        raise
+    return int(head["ContentLength"]), int(head["LastModified"].timestamp() * 1000)
+
+
+def _pages(s3: Any, uri: str, **extra: Any) -> Any:
+    bucket, key = split_uri(uri)
+    prefix = key.rstrip("/") + "/" if key else ""
+    return bucket, prefix, s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, **extra)
+
+
+def list_files(s3: Any, location: str) -> List[Tuple[str, int, int]]:
+    """Every object under the directory `location`: [(uri, size, modification time in ms)]."""
+    bucket, _, pages = _pages(s3, location)
+    scheme = _scheme(location)
+    return [
+        ("%s%s/%s" % (scheme, bucket, item["Key"]), int(item["Size"]), int(item["LastModified"].timestamp() * 1000))
+        for page in pages
+        for item in page.get("Contents", [])
+    ]
+
+
+def list_directories(s3: Any, location: str) -> List[str]:
+    """The names of the directories (common prefixes) directly under `location`."""
+    _, prefix, pages = _pages(s3, location, Delimiter="/")
+    names = {p["Prefix"][len(prefix) :].rstrip("/") for page in pages for p in page.get("CommonPrefixes", [])}
+    return sorted(n for n in names if n)
+
+
+def delete_tree(s3: Any, location: str) -> bool:
+    """Delete every object under `location`; True when none is left."""
+    bucket = split_uri(location)[0]
+    keys = [split_uri(uri)[1] for uri, _, _ in list_files(s3, location)]
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(
+            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True}
+        )
+    return not list_files(s3, location)
+
+
+def move(s3: Any, source: str, target: str) -> bool:
+    """Copy `source` to `target` and delete the source, never over an existing object: True once the target
+    holds the source's bytes and the source is gone. A move that fails leaves the source in place."""
+    if stat(s3, target) is not None:
+        return False
+    found = stat(s3, source)
+    if found is None:
+        return False
+    source_bucket, source_key = split_uri(source)
+    bucket, key = split_uri(target)
+    s3.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)  # multipart beyond 5 GB
+    copied = stat(s3, target)
+    if copied is None or copied[0] != found[0]:
+        return False
+    s3.delete_object(Bucket=source_bucket, Key=source_key)
+    return True
+
+
+def holds_table_metadata(s3: Any, directory: str) -> bool:
+    """Whether `<directory>/metadata/` holds an Iceberg `*.metadata.json`."""
+    _, _, pages = _pages(s3, directory.rstrip("/") + "/metadata")
+    return any(item["Key"].endswith(".metadata.json") for page in pages for item in page.get("Contents", []))

@@ -1,0 +1,43 @@
+"""File operations on S3 through boto3 (aws/objects.py: what a Spark without a Hadoop filesystem for s3:// uses),
+on moto's server: stat, listings, a move that never replaces an object, a prefix delete, table metadata."""
+
+import uuid
+
+from lakehouse_ops.aws import objects
+
+
+def test_file_operations_on_s3_without_hadoop(aws_env):
+    from lakehouse_ops.aws.clients import client
+
+    s3 = client("s3")
+    bucket = "objects-%s" % uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    root = "s3a://%s/wh/ns/t" % bucket
+    for key, body in (
+        ("wh/ns/t/data/a b.parquet", b"aaaa"),
+        ("wh/ns/t/data/c.parquet", b"cc"),
+        ("wh/ns/t/metadata/v1.metadata.json", b"{}"),
+        ("wh/ns/t_v2/data/x.parquet", b"x"),  # a sibling whose name starts like the table's
+        ("wh/ns/t/nested/metadata/00001-x.metadata.json", b"{}"),
+    ):
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    assert objects.stat(s3, root + "/data/a b.parquet")[0] == 4
+    assert objects.stat(s3, root + "/data/missing.parquet") is None
+    listed = objects.list_files(s3, root + "/data")
+    assert [(uri, size) for uri, size, _ in listed] == [(root + "/data/a b.parquet", 4), (root + "/data/c.parquet", 2)]
+    assert objects.list_directories(s3, root) == ["data", "metadata", "nested"]
+    assert objects.holds_table_metadata(s3, root) and objects.holds_table_metadata(s3, root + "/nested")
+    assert not objects.holds_table_metadata(s3, root + "/data")
+
+    trash = root + "/.trash/20261207T000000000Z/data/a b.parquet"
+    assert objects.move(s3, root + "/data/a b.parquet", trash)
+    assert objects.stat(s3, root + "/data/a b.parquet") is None and objects.stat(s3, trash)[0] == 4
+    # Never over an existing object: the place is taken again, the move is refused and nothing changes.
+    s3.put_object(Bucket=bucket, Key="wh/ns/t/data/a b.parquet", Body=b"new")
+    assert not objects.move(s3, trash, root + "/data/a b.parquet")
+    assert objects.stat(s3, root + "/data/a b.parquet")[0] == 3 and objects.stat(s3, trash)[0] == 4
+    assert not objects.move(s3, root + "/data/gone.parquet", root + "/data/elsewhere.parquet")
+
+    assert objects.delete_tree(s3, root + "/.trash")
+    assert objects.list_files(s3, root + "/.trash") == []
+    assert objects.stat(s3, "s3://%s/wh/ns/t_v2/data/x.parquet" % bucket)[0] == 1  # the sibling is untouched

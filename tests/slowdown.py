@@ -1,0 +1,90 @@
+"""A fault-injecting proxy in front of moto's server: S3 requests are answered `503 SlowDown` in bursts, as S3 does
+when a prefix takes more requests than it can; everything else (and every S3 request outside a burst) is passed
+through as it came. Seeded: the same seed gives the same bursts for the same sequence of requests."""
+
+import http.client
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+SLOW_DOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request '
+    b"rate.</Message><RequestId>slowdown-proxy</RequestId></Error>"
+)
+
+
+class SlowDownProxy:
+    def __init__(self, target: str, share: float = 0.3, burst: int = 3, seed: int = 0) -> None:
+        parsed = urlparse(target)
+        self.target = (parsed.hostname, parsed.port)
+        self.share, self.burst = share, burst
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.upstream = threading.BoundedSemaphore(8)
+        self.left_in_burst = 0
+        self.s3_requests = self.faults = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if proxy.slow_down(self.headers.get("Authorization", "")):
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.end_headers()
+                    self.wfile.write(SLOW_DOWN)
+                    return
+                with proxy.upstream:  # moto's server takes a few connections at a time
+                    upstream = http.client.HTTPConnection(*proxy.target, timeout=60)
+                    try:
+                        upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+                        answer = upstream.getresponse()
+                        payload = answer.read()
+                    finally:
+                        upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def slow_down(self, authorization: str) -> bool:
+        """Whether this request is answered SlowDown: S3 requests only, in bursts of `burst` consecutive ones that
+        start so that about `share` of them are refused."""
+        if "/s3/aws4_request" not in authorization:
+            return False
+        with self.lock:
+            self.s3_requests += 1
+            if self.left_in_burst == 0 and self.rng.random() < self.share / self.burst:
+                self.left_in_burst = self.burst
+            if self.left_in_burst:
+                self.left_in_burst -= 1
+                self.faults += 1
+                return True
+            return False
+
+    def __enter__(self) -> "SlowDownProxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,96 @@
+"""Orphan removal and its trash on S3 where Spark's Hadoop has no filesystem for s3:// (a plain Spark without
+hadoop-aws; EMR's EMRFS has one): Iceberg lists through the table's FileIO (`prefix_listing`), and the library's
+own checks, moves, restores and purges go through boto3 (aws/objects.py). Glue + S3FileIO on moto."""
+
+import pytest
+
+from lakehouse_ops.maintenance import trash
+from lakehouse_ops.runner import MaintenanceRunner
+from lakehouse_ops.units import now_ms
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture
+def no_hadoop_s3(spark):
+    """This session's Hadoop without its s3:// filesystem (and no cached instance of it), for one test."""
+    from lakehouse_ops.engine import fs
+
+    conf = spark._jsc.hadoopConfiguration()
+    impl = conf.get("fs.s3.impl")
+    conf.unset("fs.s3.impl")
+    conf.set("fs.s3.impl.disable.cache", "true")
+    fs._hadoop_has.clear()
+    try:
+        yield
+    finally:
+        conf.set("fs.s3.impl", impl)
+        conf.unset("fs.s3.impl.disable.cache")
+        fs._hadoop_has.clear()
+
+
+def _keys(lake, prefix):
+    return sorted(o["Key"] for o in lake.s3.list_objects_v2(Bucket=lake.bucket, Prefix=prefix).get("Contents", []))
+
+
+def test_orphan_removal_and_its_trash_work_on_s3_without_a_hadoop_filesystem(spark, glue_lake, no_hadoop_s3, tmp_path):
+    lake = glue_lake
+    name = "%s.events" % lake.namespace
+    ref = "%s.%s" % (lake.catalog, name)
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % ref)
+    spark.sql("INSERT INTO %s SELECT id FROM range(0, 100)" % ref)
+    location = spark.sql("DESCRIBE TABLE EXTENDED %s" % ref).where("col_name = 'Location'").collect()[0].data_type
+    prefix = location.split("/", 3)[3] + "/"
+    jvm = spark._jvm
+    with pytest.raises(Exception, match="No FileSystem for scheme"):
+        jvm.org.apache.hadoop.fs.Path(location).getFileSystem(spark._jsc.hadoopConfiguration())
+
+    # A listing of the location: through the table's FileIO (nothing is old enough to be an orphan yet).
+    listed = MaintenanceRunner(lake.config(), spark=spark, only=["remove_orphan_files"]).run([name])
+    action = listed["tables"][0]["actions"][0]
+    assert action["status"] == "done" and action["outputs"]["candidates"] == 0, action
+
+    # Orphans from a file list that dates them long ago: moved to the trash and back, through boto3.
+    # Beside them, on S3 keys: a table nobody registered inside the data directory, and a sibling location
+    # whose name starts like this one's: neither is ever a candidate.
+    orphans = [prefix + "data/orphan-%d.parquet" % i for i in range(2)]
+    hidden = [prefix + "data/hidden/metadata/v1.metadata.json", prefix + "data/hidden/data/h.parquet"]
+    sibling = prefix.rstrip("/") + "_v2/data/s.parquet"
+    for key in orphans + hidden + [sibling]:
+        lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=b"PAR1 not referenced")
+    keys = _keys(lake, prefix) + [sibling]
+    rows = [("s3://%s/%s" % (lake.bucket, key), "2020-01-01 00:00:00") for key in keys]
+    inventory = str(tmp_path / "listing")
+    spark.createDataFrame(rows, "file_path string, last_modified string").write.parquet(inventory)
+    policy = {"orphans": {"trash": {"enabled": True, "keep_days": 5}, "file_list": {"path": inventory}}}
+    moved = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run([name])
+    action = moved["tables"][0]["actions"][0]
+    assert action["status"] == "done" and action["outputs"]["trashed_files"] == 2, action
+    in_trash = [k for k in _keys(lake, prefix) if "/.lakehouse-trash/" in k]
+    assert len(in_trash) == 2 and not set(orphans) & set(_keys(lake, prefix))
+    assert set(hidden) <= set(_keys(lake, prefix)) and _keys(lake, sibling) == [sibling]
+    assert [r.endswith("/data/hidden") for r in action["outputs"]["tables_inside_location"]] == [True]
+    assert spark.table(ref).count() == 100
+
+    back = trash.restore(spark, location, ".lakehouse-trash", 0, dry_run=False)
+    assert back["restored_files"] == 2 and back["conflicts"] == 0, back
+    assert set(orphans) <= set(_keys(lake, prefix)) and not [k for k in _keys(lake, prefix) if "trash" in k]
+    purged = trash.purge(spark, location, ".lakehouse-trash", now_ms(), 0, dry_run=False)
+    assert purged["purged_batches"] == []  # restore removed the emptied batch
+
+
+def test_a_table_sharing_the_location_on_s3_stops_the_removal(spark, glue_lake, no_hadoop_s3):
+    lake = glue_lake
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
+    first = "%s.%s.shared_a" % (lake.catalog, lake.namespace)
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % first)
+    location = spark.sql("DESCRIBE TABLE EXTENDED %s" % first).where("col_name = 'Location'").collect()[0].data_type
+    spark.sql(
+        "CREATE TABLE %s.%s.shared_b (id BIGINT) USING iceberg LOCATION '%s'" % (lake.catalog, lake.namespace, location)
+    )
+    report = MaintenanceRunner(lake.config(), spark=spark, only=["remove_orphan_files"]).run(
+        ["%s.shared_a" % lake.namespace]
+    )
+    action = report["tables"][0]["actions"][0]
+    assert action["status"] == "failed" and "shares its location" in action["reason"], action
