@@ -1,11 +1,16 @@
-"""A fault-injecting proxy in front of moto's server: S3 requests are answered `503 SlowDown` in bursts, as S3 does
-when a prefix takes more requests than it can; everything else (and every S3 request outside a burst) is passed
-through as it came. Seeded: the same seed gives the same bursts for the same sequence of requests."""
+"""A fault-injecting proxy in front of moto's server: S3 requests are answered `503 SlowDown` as S3 does when a
+prefix takes more requests than it can, either in bursts that refuse a share of them (seeded: the same seed gives
+the same bursts for the same sequence of requests) or above a request rate (`rate`: more than that many S3
+requests in the last second are refused, as S3's per-prefix limits do); everything else is passed through as it
+came."""
 
+import collections
 import http.client
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Deque, Optional
 from urllib.parse import urlparse
 
 SLOW_DOWN = (
@@ -15,10 +20,13 @@ SLOW_DOWN = (
 
 
 class SlowDownProxy:
-    def __init__(self, target: str, share: float = 0.3, burst: int = 3, seed: int = 0) -> None:
+    def __init__(
+        self, target: str, share: float = 0.3, burst: int = 3, seed: int = 0, rate: Optional[float] = None
+    ) -> None:
         parsed = urlparse(target)
         self.target = (parsed.hostname, parsed.port)
-        self.share, self.burst = share, burst
+        self.share, self.burst, self.rate = share, burst, rate
+        self.recent: Deque[float] = collections.deque()  # when the S3 requests of the last second were answered
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.upstream = threading.BoundedSemaphore(8)
@@ -73,6 +81,15 @@ class SlowDownProxy:
             return False
         with self.lock:
             self.s3_requests += 1
+            if self.rate is not None:
+                now = time.monotonic()
+                while self.recent and self.recent[0] < now - 1.0:
+                    self.recent.popleft()
+                if len(self.recent) >= self.rate:
+                    self.faults += 1
+                    return True
+                self.recent.append(now)
+                return False
             if self.left_in_burst == 0 and self.rng.random() < self.share / self.burst:
                 self.left_in_burst = self.burst
             if self.left_in_burst:

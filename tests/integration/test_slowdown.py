@@ -4,19 +4,21 @@ library asks of S3 from Python completes with nothing lost or done twice."""
 import threading
 import uuid
 
+import pytest
 from slowdown import SlowDownProxy
 
 from lakehouse_ops.conditional import S3Store
 from lakehouse_ops.ingest.claims import Claims
 
 
-def test_claims_of_several_workers_under_slowdown_take_each_object_once(aws_env):
+@pytest.mark.parametrize("faults", [{"share": 0.2, "burst": 3}, {"rate": 40}], ids=["bursts", "over-a-rate"])
+def test_claims_of_several_workers_under_slowdown_take_each_object_once(aws_env, faults):
     from lakehouse_ops.aws.clients import client
 
     bucket = "claims-%s" % uuid.uuid4().hex[:8]
     client("s3").create_bucket(Bucket=bucket)
     identities = ["land/in/%04d.json#e%d" % (i, i) for i in range(20)]
-    with SlowDownProxy(aws_env, share=0.2, burst=3, seed=7) as proxy:
+    with SlowDownProxy(aws_env, seed=7, **faults) as proxy:
         workers = [
             Claims(
                 S3Store("s3://%s/claims" % bucket, client("s3", endpoint=proxy.url)), 600, owner="w%d" % n, workers=8
