@@ -48,7 +48,7 @@ class Manifest:
     uri: str  # where the manifest.json was read
     file_format: str  # CSV, ORC or Parquet
     columns: Tuple[str, ...]  # CSV: the columns in order (Parquet and ORC files carry their own)
-    created_ms: int  # when S3 began the report: the listing describes storage at this instant
+    created_ms: Optional[int]  # when S3 began the report (the listing describes storage then); None: not said
     data_uris: Tuple[str, ...]  # the data files, where this process reads them
 
     @property
@@ -56,8 +56,8 @@ class Manifest:
         """CSV reports URL-encode object keys; ORC and Parquet reports do not."""
         return self.file_format == "CSV"
 
-    def age_hours(self, now_ms: int) -> float:
-        return (now_ms - self.created_ms) / 3_600_000.0
+    def age_hours(self, now_ms: int) -> Optional[float]:
+        return None if self.created_ms is None else (now_ms - self.created_ms) / 3_600_000.0
 
 
 def local_data_path(manifest_path: str, key: str) -> str:
@@ -88,14 +88,15 @@ def parse_manifest(data: bytes, uri: str, locate: Callable[[str, str], str]) -> 
         raise InventoryError("%s is not an S3 Inventory manifest.json (%s)" % (uri, exc)) from None
     if file_format not in FORMATS:
         raise InventoryError("%s: S3 Inventory format %r is not one of %s" % (uri, file_format, ", ".join(FORMATS)))
-    if created is None or not (str(created).isascii() and str(created).isdigit()):
-        raise InventoryError("%s has no creationTimestamp: the report's age cannot be told" % uri)
+    if created is not None and not (str(created).isascii() and str(created).isdigit()):
+        raise InventoryError("%s: creationTimestamp %r is not a time in milliseconds" % (uri, created))
     columns: Tuple[str, ...] = ()
     if file_format == "CSV":
         columns = tuple(FIELDS.get(f.strip(), f.strip()) for f in str(manifest.get("fileSchema", "")).split(","))
         if "key" not in columns or "bucket" not in columns:
             raise InventoryError("%s: the CSV report's fileSchema names no Bucket and Key columns" % uri)
-    return Manifest(uri, file_format, columns, int(created), tuple(locate(destination, key) for key in keys))
+    when = int(created) if created is not None else None
+    return Manifest(uri, file_format, columns, when, tuple(locate(destination, key) for key in keys))
 
 
 def load_manifest(uri: str, read: Callable[[str], bytes], map_s3: Optional[Callable[[str], str]] = None) -> Manifest:

@@ -48,6 +48,11 @@ def register_file_list(
     if source.format == INVENTORY:
         manifest = load_manifest(source.path, _read_bytes)
         age, max_age_hours = manifest.age_hours(now_ms), (now_ms - older_than_ms) / HOUR_MS
+        if age is None or manifest.created_ms is None:
+            raise SafetyError(
+                "the S3 Inventory report %s has no creationTimestamp: how old it is cannot be told; nothing deleted"
+                % source.path
+            )
         if age < -1:
             raise SafetyError(
                 "the S3 Inventory report %s is dated %.1f h in the future: this run's clock or the report is wrong; "

@@ -156,8 +156,10 @@ def test_inventory_manifests_as_s3_lays_them_out_and_what_is_refused(tmp_path):
     loaded = load_manifest(str(day / "manifest.json"), read)
     assert loaded.created_ms == 1796000000000 and not loaded.keys_encoded
     assert [(r["key"], r["size"]) for r in current_objects(loaded, read)] == [("in/a+b.json", 3)]  # ORC keys as is
+    (day / "manifest.json").write_text(json.dumps(dict(manifest, creationTimestamp=None)))
+    assert load_manifest(str(day / "manifest.json"), read).created_ms is None  # reconcile needs no age
     for broken, message in (
-        (dict(manifest, creationTimestamp=None), "no creationTimestamp"),
+        (dict(manifest, creationTimestamp="yesterday"), "is not a time in milliseconds"),
         (dict(manifest, fileFormat="Avro"), "is not one of CSV, ORC, Parquet"),
         ({"files": []}, "is not an S3 Inventory manifest.json"),
         (dict(manifest, files=[{"key": "land/daily/data/missing.orc"}]), "is not on local disk"),

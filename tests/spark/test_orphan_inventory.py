@@ -72,14 +72,14 @@ def _deliver(lake, rows, fmt, created_ms):
         "sourceBucket": lake.bucket,
         "destinationBucket": "arn:aws:s3:::" + destination,
         "version": "2016-11-30",
-        "creationTimestamp": str(created_ms),
+        "creationTimestamp": None if created_ms is None else str(created_ms),
         "fileFormat": fmt,
         "fileSchema": SCHEMA if fmt == "CSV" else "message s3.inventory { ... }",
         "files": [{"key": data_key, "size": len(body), "MD5checksum": "x"}],
     }
     key = "%s/%s/manifest.json" % (
         base,
-        datetime.datetime.utcfromtimestamp(created_ms / 1000).strftime("%Y-%m-%dT%H-%MZ"),
+        datetime.datetime.utcfromtimestamp((created_ms or 0) / 1000).strftime("%Y-%m-%dT%H-%MZ"),
     )
     lake.s3.put_object(Bucket=destination, Key=key, Body=json.dumps(manifest).encode())
     return "s3://%s/%s" % (destination, key)
@@ -143,6 +143,9 @@ def test_orphans_are_found_from_an_s3_inventory_report_in_each_format(spark, glu
     ahead = _deliver(lake, _rows(lake, prefix), "CSV", clock() + 5 * HOUR_MS)  # a clock somewhere is wrong
     result = _orphans(spark, lake, _config(lake, ahead), clock)
     assert result["status"] == "failed" and "in the future" in result["reason"], result
+    ageless = _deliver(lake, _rows(lake, prefix), "CSV", None)
+    result = _orphans(spark, lake, _config(lake, ageless), clock)
+    assert result["status"] == "failed" and "no creationTimestamp" in result["reason"], result
     assert lake.s3.head_object(Bucket=lake.bucket, Key=prefix + "data/late.parquet")
 
 
