@@ -141,6 +141,16 @@ def pseudo_service(pseudo_server):
     pseudo_server.clear_faults()
 
 
+def _drop_glue_databases(glue):
+    for page in glue.get_paginator("get_databases").paginate():
+        for database in page["DatabaseList"]:
+            name = database["Name"]
+            for tables in glue.get_paginator("get_tables").paginate(DatabaseName=name):
+                for table in tables["TableList"]:
+                    glue.delete_table(DatabaseName=name, Name=table["Name"])
+            glue.delete_database(Name=name)
+
+
 @pytest.fixture
 def glue_lake(spark, aws_env, table_name):
     """A Glue catalog (moto) whose warehouse is a versioned S3 bucket, on the run's session through Iceberg's
@@ -151,6 +161,9 @@ def glue_lake(spark, aws_env, table_name):
     from lakehouse_ops.config import config_from_dict
     from lakehouse_ops.engine.session import catalog_conf
 
+    # The Glue catalog is one per account, and orphan removal reads every table in it: what earlier tests
+    # registered (some on purpose without readable metadata) is dropped, so each lake starts as a new account's.
+    _drop_glue_databases(client("glue"))
     s3 = client("s3")
     bucket = "lake-" + table_name.replace(".", "-").replace("_", "-")
     s3.create_bucket(Bucket=bucket)
@@ -165,5 +178,5 @@ def glue_lake(spark, aws_env, table_name):
 
     for key, value in catalog_conf(config().catalog).items():
         spark.conf.set(key, value)
-    namespace = table_name.split(".")[0] + "_glue"
+    namespace = "%s_glue_%d" % (table_name.split(".")[0], next(_counter))
     return SimpleNamespace(config=config, bucket=bucket, s3=s3, namespace=namespace, catalog=catalog["name"])

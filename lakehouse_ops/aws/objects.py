@@ -48,9 +48,13 @@ def list_files(s3: Any, location: str) -> List[Tuple[str, int, int]]:
 
 def list_directories(s3: Any, location: str) -> List[str]:
     """The names of the directories (common prefixes) directly under `location`."""
-    _, prefix, pages = _pages(s3, location, Delimiter="/")
+    bucket, prefix, pages = _pages(s3, location, Delimiter="/")
     names = {p["Prefix"][len(prefix) :].rstrip("/") for page in pages for p in page.get("CommonPrefixes", [])}
-    return sorted(n for n in names if n)
+    # A directory is a prefix with an object under it. Some S3 emulations (moto's server on a versioned bucket)
+    # name a prefix whose objects all carry delete markers: each one is confirmed with a one-key listing.
+    return sorted(
+        n for n in names if n and s3.list_objects_v2(Bucket=bucket, Prefix=prefix + n + "/", MaxKeys=1).get("Contents")
+    )
 
 
 def delete_tree(s3: Any, location: str) -> bool:

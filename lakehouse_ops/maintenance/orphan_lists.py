@@ -11,6 +11,7 @@ from lakehouse_ops.aws.s3 import read_bytes
 from lakehouse_ops.config.policy import INVENTORY, FileListSource
 from lakehouse_ops.engine.frames import frame
 from lakehouse_ops.engine.fs import stat_many, table_roots
+from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.errors import SafetyError, VerificationError, first_line
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape, normalize, within
@@ -29,6 +30,25 @@ def normalized_sql(column: str) -> str:
         sql = r"regexp_replace(%s, '(?<!:/)/(?!\\.\\.(/|$))[^/]+/\\.\\.(?=/|$)', '')" % sql
     # `..` at the top stays at the top (the bucket, or /).
     return r"regexp_replace(regexp_replace(%s, '^(s3://[^/]+)(/\\.\\.)+(?=/|$)', '$1'), '^(/\\.\\.)+(?=/|$)', '')" % sql
+
+
+def list_location(
+    spark: Any, catalog: str, args: Dict[str, Any], optional: Sequence[str]
+) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """The dry run of `remove_orphan_files` with `args`: its rows, and how the location was listed when that was
+    not as asked. A directory deleted while Hadoop walks the location (another job's expiry emptied it) fails
+    the walk: the location is listed once more by prefix through the table's FileIO, which sees files only."""
+    try:
+        return call(spark, catalog, "remove_orphan_files", dict(args, dry_run=True), optional=optional), {}
+    except Exception as exc:
+        if "FileNotFoundException" not in str(exc) or args.get("file_list_view") or args.get("prefix_listing"):
+            raise
+        log.warning(
+            "a directory vanished while the location was walked; listing it by prefix",
+            extra={"error": first_line(exc)[:300]},
+        )
+    rows = call(spark, catalog, "remove_orphan_files", dict(args, dry_run=True, prefix_listing=True), optional=optional)
+    return rows, {"listing": "by prefix through the table's FileIO: a directory vanished while the walk listed it"}
 
 
 def under_sql(column: str, location: str) -> str:

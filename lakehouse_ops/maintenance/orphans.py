@@ -211,7 +211,7 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
             base["file_list_view"] = view
         jtable = None if p.dry_run else jvm_table(spark, catalog, table)
         before = current_metadata(jtable) if jtable is not None else None
-        rows = call(spark, catalog, "remove_orphan_files", dict(base, dry_run=True), optional=OPTIONAL)
+        rows, listing = lists.list_location(spark, catalog, base, OPTIONAL)
         listed = sorted({r["orphan_file_location"] for r in rows})
         outside = [c for c in listed if not any(within(c, loc) for loc in excluded)]
         theirs_not, others = lists.not_other_tables(spark, catalog, outside, p.location, p.check_against)
@@ -223,6 +223,7 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
             "nested_table_files_skipped": len(listed) - len(outside),
             **others,
             **listed_from,
+            **listing,
             "candidate_bytes": total,
             "candidate_sample": candidates[:20],
             "deleted_files": 0,

@@ -8,8 +8,10 @@ the horizon itself, a row-level delete confined to the partitions holding it. Ro
 
 Guards: the plan refuses when the wholly expired partitions alone exceed `max_share` of the table's rows; execution
 counts the rows before the horizon first and deletes nothing if they exceed it. Verified: afterwards no row before
-the horizon is left, and the rows our commits removed (from their snapshot summaries) equal the rows counted
-before, unless another writer committed in between (then the first check stands alone, and the report says so).
+the horizon is left, and the rows our commits removed equal the rows counted before, unless another writer
+committed in between (then the first check stands alone, and the report says so). What a commit removed is the
+table's live rows before it less those after it, each counted at its snapshot: a snapshot summary counts the rows
+of the files a delete drops, and on a merge-on-read table some of those were deleted already.
 The snapshots still holding the rows expire as the snapshots policy says (expire_snapshots runs later).
 """
 
@@ -114,13 +116,11 @@ def time_literal(kind: str, epoch_ms: int) -> str:
     raise MaintenanceError("retention column type %s is not a date or timestamp" % kind)
 
 
-def _removed(summary: Dict[str, str]) -> int:
-    """Rows a delete commit removed, from its snapshot summary."""
-    return (
-        int(summary.get("deleted-records", 0))
-        - int(summary.get("added-records", 0))
-        + int(summary.get("added-position-deletes", 0))
-    )
+def _live_rows(spark: Any, ref: str, snapshot: Optional[int]) -> int:
+    """The table's rows as of `snapshot`, deletes applied (0 before the first snapshot)."""
+    if snapshot is None:
+        return 0
+    return int(spark.sql("SELECT count(*) AS n FROM %s VERSION AS OF %d" % (ref, snapshot)).collect()[0].n)
 
 
 def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
@@ -157,7 +157,7 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
             "left (roll back to snapshot %s if rows were lost)"
             % (table, expired, removed, [c["snapshot_id"] for c in commits], left, before_id)
         )
-    return {"rows_deleted": expired, "table_rows": total, "commits": commits, "verified_by_summaries": ours_only}
+    return {"rows_deleted": expired, "table_rows": total, "commits": commits, "verified_by_snapshots": ours_only}
 
 
 def _current(spark: Any, ref: str) -> Optional[int]:
@@ -171,7 +171,7 @@ def _delete(spark: Any, ref: str, where: str, what: str) -> List[Dict[str, Any]]
     spark.sql("DELETE FROM %s WHERE %s" % (ref, where))
     spark.sql("REFRESH TABLE %s" % ref)
     rows = spark.sql(
-        "SELECT snapshot_id, operation, summary FROM %s.snapshots ORDER BY committed_at DESC LIMIT 1" % ref
+        "SELECT snapshot_id, parent_id, operation, summary FROM %s.snapshots ORDER BY committed_at DESC LIMIT 1" % ref
     ).collect()
     if not rows or int(rows[0].snapshot_id) == before:
         return []  # nothing matched: Iceberg committed nothing
@@ -183,7 +183,8 @@ def _delete(spark: Any, ref: str, where: str, what: str) -> List[Dict[str, Any]]
             "operation": rows[0].operation,
             "metadata_only": rows[0].operation == "delete" and int(summary.get("added-data-files", 0)) == 0,
             "data_files_removed": int(summary.get("deleted-data-files", 0)),
-            "rows_removed": _removed(summary),
+            "rows_removed": _live_rows(spark, ref, rows[0].parent_id)
+            - _live_rows(spark, ref, int(rows[0].snapshot_id)),
         }
     ]
 

@@ -41,3 +41,19 @@ def test_file_operations_on_s3_without_hadoop(aws_env):
     assert objects.delete_tree(s3, root + "/.trash")
     assert objects.list_files(s3, root + "/.trash") == []
     assert objects.stat(s3, "s3://%s/wh/ns/t_v2/data/x.parquet" % bucket)[0] == 1  # the sibling is untouched
+
+
+def test_a_directory_whose_objects_are_all_deleted_on_a_versioned_bucket_is_not_listed(aws_env):
+    """A trash batch emptied by a restore on a versioned bucket leaves only delete markers: it is no directory."""
+    from lakehouse_ops.aws.clients import client
+
+    s3 = client("s3")
+    bucket = "objects-%s" % uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for key in ("t/.trash/b1/data/a.parquet", "t/.trash/b2/data/b.parquet"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    s3.delete_object(Bucket=bucket, Key="t/.trash/b1/data/a.parquet")
+    assert objects.list_directories(s3, "s3://%s/t/.trash" % bucket) == ["b2"]
+    assert objects.delete_tree(s3, "s3://%s/t/.trash/b2" % bucket)
+    assert objects.list_directories(s3, "s3://%s/t/.trash" % bucket) == []

@@ -51,7 +51,7 @@ def test_whole_days_go_by_metadata_and_the_horizon_day_row_by_row(spark, warehou
     result = actions["retention"]
     assert result["status"] == "done", result["reason"]
     out = result["outputs"]
-    assert out["rows_deleted"] == 86 and out["verified_by_summaries"] is True
+    assert out["rows_deleted"] == 86 and out["verified_by_snapshots"] is True
     whole, rest = out["commits"]
     assert whole["metadata_only"] is True and whole["data_files_removed"] >= 8 and whole["rows_removed"] == 80
     assert rest["metadata_only"] is False and rest["rows_removed"] == 6
