@@ -154,7 +154,8 @@ def _drop_glue_databases(glue):
 @pytest.fixture
 def glue_lake(spark, aws_env, table_name):
     """A Glue catalog (moto) whose warehouse is a versioned S3 bucket, on the run's session through Iceberg's
-    GlueCatalog and S3FileIO: `config(**sections)` gives its config; the bucket's name is `bucket`."""
+    GlueCatalog and S3FileIO: `config(**sections)` gives its config, `write(path, **sections)` the same as a YAML file;
+    the bucket's name is `bucket`."""
     from types import SimpleNamespace
 
     from lakehouse_ops.aws.clients import client
@@ -176,7 +177,18 @@ def glue_lake(spark, aws_env, table_name):
         data["catalog"] = catalog
         return config_from_dict(data, source="glue-test.yaml")
 
+    def write(path, **sections):
+        """The same config as a YAML file, for the CLI and the tests' other processes."""
+        import yaml
+
+        data = config_data("/unused", **sections)
+        data["catalog"] = catalog
+        path.write_text(yaml.safe_dump(data))
+        return str(path)
+
     for key, value in catalog_conf(config().catalog).items():
         spark.conf.set(key, value)
     namespace = "%s_glue_%d" % (table_name.split(".")[0], next(_counter))
-    return SimpleNamespace(config=config, bucket=bucket, s3=s3, namespace=namespace, catalog=catalog["name"])
+    return SimpleNamespace(
+        config=config, write=write, bucket=bucket, s3=s3, namespace=namespace, catalog=catalog["name"]
+    )

@@ -14,8 +14,13 @@ def s3_notification(
     etag: Optional[str] = None,
     event: str = "ObjectCreated:Put",
     event_time: Optional[str] = None,
+    version_id: Optional[str] = None,
 ) -> str:
-    """An S3 event notification body for one object; the key is encoded the way S3 encodes it."""
+    """An S3 event notification body for one object; the key is encoded the way S3 encodes it. `version_id`: the
+    object's version, as a versioned bucket announces it."""
+    obj = {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag or uuid.uuid4().hex}
+    if version_id:
+        obj["versionId"] = version_id
     return json.dumps(
         {
             "Records": [
@@ -28,7 +33,7 @@ def s3_notification(
                     "s3": {
                         "s3SchemaVersion": "1.0",
                         "bucket": {"name": bucket, "arn": "arn:aws:s3:::" + bucket},
-                        "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag or uuid.uuid4().hex},
+                        "object": obj,
                     },
                 }
             ]
