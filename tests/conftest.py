@@ -192,3 +192,21 @@ def glue_lake(spark, aws_env, table_name):
     return SimpleNamespace(
         config=config, write=write, bucket=bucket, s3=s3, namespace=namespace, catalog=catalog["name"]
     )
+
+
+@pytest.fixture
+def no_hadoop_s3(spark):
+    """This session's Hadoop without its s3:// filesystem (and no cached instance of it), for one test."""
+    from lakehouse_ops.engine import fs
+
+    conf = spark._jsc.hadoopConfiguration()
+    impl = conf.get("fs.s3.impl")
+    conf.unset("fs.s3.impl")
+    conf.set("fs.s3.impl.disable.cache", "true")
+    fs._hadoop_has.clear()
+    try:
+        yield
+    finally:
+        conf.set("fs.s3.impl", impl)
+        conf.unset("fs.s3.impl.disable.cache")
+        fs._hadoop_has.clear()

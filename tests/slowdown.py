@@ -1,8 +1,9 @@
 """A fault-injecting proxy in front of moto's server: S3 requests are answered `503 SlowDown` as S3 does when a
 prefix takes more requests than it can, either in bursts that refuse a share of them (seeded: the same seed gives
 the same bursts for the same sequence of requests) or above a request rate (`rate`: more than that many S3
-requests in the last second are refused, as S3's per-prefix limits do); everything else is passed through as it
-came."""
+requests in the last second are refused, as S3's per-prefix limits do); with `deny` (an HTTP method), S3 requests
+of that method are answered `403 AccessDenied`, as for a role without the permission; everything else is passed
+through as it came."""
 
 import collections
 import http.client
@@ -19,13 +20,25 @@ SLOW_DOWN = (
 )
 
 
+ACCESS_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message>'
+    b"<RequestId>slowdown-proxy</RequestId></Error>"
+)
+
+
 class SlowDownProxy:
     def __init__(
-        self, target: str, share: float = 0.3, burst: int = 3, seed: int = 0, rate: Optional[float] = None
+        self,
+        target: str,
+        share: float = 0.3,
+        burst: int = 3,
+        seed: int = 0,
+        rate: Optional[float] = None,
+        deny: Optional[str] = None,
     ) -> None:
         parsed = urlparse(target)
         self.target = (parsed.hostname, parsed.port)
-        self.share, self.burst, self.rate = share, burst, rate
+        self.share, self.burst, self.rate, self.deny = share, burst, rate, deny
         self.recent: Deque[float] = collections.deque()  # when the S3 requests of the last second were answered
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
@@ -43,12 +56,12 @@ class SlowDownProxy:
             def _any(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                if proxy.slow_down(self.headers.get("Authorization", "")):
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
-                    self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
+                authorization = self.headers.get("Authorization", "")
+                if proxy.deny == self.command and "/s3/aws4_request" in authorization:
+                    self._answer(403, ACCESS_DENIED)
+                    return
+                if proxy.slow_down(authorization):
+                    self._answer(503, SLOW_DOWN)
                     return
                 with proxy.upstream:  # moto's server takes a few connections at a time
                     upstream = http.client.HTTPConnection(*proxy.target, timeout=60)
@@ -66,6 +79,14 @@ class SlowDownProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)
+
+            def _answer(self, status, body):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
 

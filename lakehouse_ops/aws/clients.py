@@ -9,7 +9,8 @@ times, so an unreachable endpoint is reported in seconds (see `describe_failure`
 """
 
 import os
-from typing import Any, Dict, Optional
+import threading
+from typing import Any, Dict, Optional, Tuple
 
 from lakehouse_ops.errors import first_line
 
@@ -47,6 +48,21 @@ def client(service: str, region_name: Optional[str] = None, endpoint: Optional[s
         endpoint_url=endpoint or endpoint_url(),
         config=BotoConfig(retries=_DEFAULT_RETRIES, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S),
     )
+
+
+_shared: Dict[Tuple[str, str, Optional[str], int], Any] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_client(service: str) -> Any:
+    """One client per service, Region and endpoint in this process, for the many small calls of a thread pool
+    (boto3's clients are thread-safe): its adaptive retry mode then keeps one request rate for all of them, backing
+    off on throttling (S3's 503 SlowDown) and growing back once answers come, instead of each call probing alone."""
+    key = (service, region(), endpoint_url(), os.getpid())
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = client(service)
+        return _shared[key]
 
 
 def catalog_endpoint_properties(catalog_type: str, url: Optional[str] = None) -> Dict[str, str]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, NoReturn, Option
 import click
 
 from lakehouse_ops import logs
-from lakehouse_ops.aws.clients import describe_failure
+from lakehouse_ops.engine.diagnose import what_is_missing
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -41,8 +41,9 @@ def handles_errors(func: F) -> F:
         except LakehouseOpsError as exc:
             fail(str(exc), EXIT_FAILED)
         except Exception as exc:
-            # AWS connection, credential and permission failures, from whichever library met them: one line.
-            described = describe_failure(exc)
+            # AWS connection, credential and permission failures, from whichever library met them, and what
+            # Spark on the AWS stack lacks (a jar, a filesystem, a Region): one line.
+            described = what_is_missing(exc)
             if described is None:
                 raise
             fail(described, EXIT_FAILED)

@@ -44,9 +44,9 @@ def through_boto3(spark: Any, path: str) -> Optional[Any]:
             log.info("no Hadoop filesystem for this scheme: S3 is reached through boto3", extra={"scheme": scheme})
     if _hadoop_has[scheme]:
         return None
-    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.aws.clients import shared_client
 
-    return client("s3")
+    return shared_client("s3")
 
 
 def stat(spark: Any, path: str) -> Optional[FileInfo]:

@@ -84,7 +84,10 @@ def _move_all(spark: Any, pairs: List[Tuple[str, str]]) -> List[bool]:
             return False
 
     with ThreadPoolExecutor(max_workers=LISTING_THREADS) as pool:
-        return list(pool.map(one, pairs))
+        results = list(pool.map(one, pairs))
+    # A move that failed under throttling (its retries spent while the store said SlowDown) is tried once more,
+    # one at a time; one whose target is taken fails again and stays where it was.
+    return [done or one(pair) for pair, done in zip(pairs, results)]
 
 
 def move_to_trash(spark: Any, sizes: Mapping[str, int], location: str, prefix: str, now_ms: int) -> Dict[str, Any]:

@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from lakehouse_ops.config import Config, TablePolicy
+from lakehouse_ops.engine.diagnose import what_is_missing
 from lakehouse_ops.engine.history import record_run
 from lakehouse_ops.errors import CatalogError, LakehouseOpsError
 from lakehouse_ops.errors import first_line as _first_line
@@ -243,6 +244,9 @@ class MaintenanceRunner:
             reason = summary if note is None else "%s; %s" % (note, summary)
         except Exception as exc:
             status, reason = FAILED, _first_line(exc)
+            missing = what_is_missing(exc)
+            if missing is not None:
+                reason = "%s (%s)" % (missing, reason)
             log.error("maintenance action failed", extra={"table": table, "action": module.NAME, "error": reason})
         duration = round(time.time() - started, 3)
         log.info(

@@ -320,6 +320,11 @@ def test_leases_block_expire_and_are_taken_over(aws, tmp_path):
         clients["s3"].get_object(Bucket="lease-bucket", Key="leases/analytics.events.json")["Body"].read()
     )
     assert body["owner"] == "run-2"
+    # Renewed on S3 (a conditional replace) while held: a run that outlives its first ten minutes keeps its lease.
+    now[0] += 500
+    second.renew()
+    now[0] += 200  # past the lease's first expiry, within the renewed one
+    assert first.acquire("analytics.events")[0] is False and second.held("analytics.events")
     # A maintenance run skips a table whose lease another run holds, without touching it.
     config = load_config(write_config(tmp_path, *aws[1:]))
     runner = MaintenanceRunner(

@@ -86,8 +86,8 @@ def pseudonymize_back(spark, table_name, settings):
 
 def test_a_failing_erasure_names_the_subject_nowhere(spark, warehouse, pseudo_service, table_name, caplog, monkeypatch):
     """A v3 merge-on-read table: the DELETE writes deletion vectors; the rewrite that must follow fails (its
-    Parquet codec is bogus). The receipt says it failed; neither it, the log nor any SQL plan Spark kept (its UI,
-    its event log) holds the subject."""
+    Parquet codec is bogus). The receipt says it failed; neither it, the log, the run history nor any SQL plan
+    Spark kept (its UI, its event log) holds the subject."""
     spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % ref(table_name.rsplit(".", 1)[0]))
     spark.sql(
         "CREATE TABLE %s (id BIGINT, customer_id STRING) USING iceberg TBLPROPERTIES ('format-version'='3', "
@@ -100,6 +100,7 @@ def test_a_failing_erasure_names_the_subject_nowhere(spark, warehouse, pseudo_se
         warehouse,
         defaults={"orphans": {"older_than_hours": 72}},
         erasure={"tables": [{"table": table_name, "columns": ["customer_id"]}]},
+        history={"enabled": True, "table": table_name + "_history"},
     )
     caplog.set_level(logging.DEBUG, logger="lakehouse_ops")
     monkeypatch.setattr(logging.getLogger("lakehouse_ops"), "propagate", True)
@@ -107,5 +108,9 @@ def test_a_failing_erasure_names_the_subject_nowhere(spark, warehouse, pseudo_se
     receipt = erase(config, [SUBJECT, "cust-00007"], spark=spark)
     assert not receipt["ok"] and not receipt["verified"]
     assert receipt["tables"][0]["problems"], json.dumps(receipt, indent=1)
-    said = json.dumps(receipt) + caplog.text + "\n".join(_sql_plans_since(spark, before))
+    recorded = [
+        json.dumps(r.asDict(recursive=True), default=str) for r in spark.table(ref(table_name + "_history")).collect()
+    ]
+    assert len(recorded) == 1 and '"erase"' in recorded[0]  # the failed run is in the history, by reference
+    said = json.dumps(receipt) + caplog.text + "\n".join(_sql_plans_since(spark, before)) + "\n".join(recorded)
     assert SUBJECT not in said and "cust-00007" not in said

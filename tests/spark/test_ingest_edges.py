@@ -4,6 +4,7 @@ variants, protected values of the wrong type, malformed records without a quaran
 import json
 import os
 
+import fastavro
 import pytest
 
 from lakehouse_ops.ingest.job import IngestJob
@@ -246,8 +247,8 @@ def test_json_keys_match_columns_regardless_of_case(spark, warehouse, landing, t
 def test_rescue_never_rescues_a_protected_value(
     spark, warehouse, landing, table_name, pseudo_service, monkeypatch, tmp_path
 ):
-    """A numeric customer_id in a Parquet file, a `Customer_ID` key in JSON: pseudonymized in their column, never
-    kept as plaintext in `_rescued_data`."""
+    """A numeric customer_id in a Parquet or Avro file, a `Customer_ID` key in JSON: pseudonymized in their column,
+    never kept as plaintext in `_rescued_data`."""
     ingest, sections = pseudonymized(pseudo_service, monkeypatch)
     ref = create_target(spark, table_name)
     frame = spark.createDataFrame(
@@ -267,11 +268,31 @@ def test_rescue_never_rescues_a_protected_value(
     )
     report = run(spark, json_config)
     assert report["ok"] and report["totals"]["rows"] == 2, report
-    assert tokens_back(spark, pseudo_service, ref) == {1: "9001", 2: "9002", 3: "c9003"}
+    # Avro: a long customer_id, as a producer's schema types it.
+    schema = {
+        "type": "record",
+        "name": "Event",
+        "fields": [
+            {"name": "rec_id", "type": "long"},
+            {"name": "customer_id", "type": "long"},
+            {"name": "note", "type": "string"},
+        ],
+    }
+    os.makedirs(os.path.join(landing.root, "a"))
+    with open(os.path.join(landing.root, "a", "ids.avro"), "wb") as handle:
+        fastavro.writer(handle, fastavro.parse_schema(schema), [dict(rec_id=4, customer_id=9004, note="y")])
+    landing.announce("a/ids.avro")
+    avro_config = ingest_config(
+        warehouse, landing, table_name, fmt="avro", schema_evolution="rescue", sections=sections, **ingest
+    )
+    report = run(spark, avro_config)
+    assert report["ok"] and report["totals"]["rows"] == 1, report
+    assert tokens_back(spark, pseudo_service, ref) == {1: "9001", 2: "9002", 3: "c9003", 4: "9004"}
     rows = {r.rec_id: r for r in spark.table(ref).collect()}
     assert json.loads(rows[1]._rescued_data) == {"note": "x"}
     assert json.loads(rows[2]._rescued_data) == {"bytes_sent": "lots"}
-    assert plaintext_in(spark.table(ref).collect(), ["9001", "9002", "9003"]) == []
+    assert json.loads(rows[4]._rescued_data) == {"note": "y"}
+    assert plaintext_in(spark.table(ref).collect(), ["9001", "9002", "9003", "9004"]) == []
 
 
 def test_a_malformed_record_without_a_quarantine_table_dead_letters_its_file_and_quotes_nothing(

@@ -235,5 +235,9 @@ def test_a_producers_reality(spark, warehouse, aws_env, tmp_path, table_name, ps
         json.dumps(r.asDict(recursive=True), default=str) for ref in refs.values() for r in spark.table(ref).collect()
     ]
     lake += [json.dumps(q.asDict(), default=str) for q in quarantine]
+    for ref in refs.values():  # and the ledger each target keeps
+        lake += [
+            json.dumps(r.asDict(recursive=True), default=str) for r in spark.table(ref + "_ingest_ledger").collect()
+        ]
     found = _plaintext_found(lake + [json.dumps(dead)] + said, producer.plaintext)
     assert found == [], "seed %d: plaintext ids found: %s" % (seed, found[:5])

@@ -77,3 +77,48 @@ def test_dead_workers_objects_are_taken_over_and_until_empty_drains_the_queue(
     assert ids == list(range(OBJECTS * ROWS)), "seed %d: %d rows" % (seed, len(ids))
     # Taken over within a claim's life and a visibility timeout, not after a long claim expiry.
     assert took < 600, took
+
+
+def test_until_empty_with_a_message_held_elsewhere_says_what_is_left_and_exits_non_zero(
+    spark, warehouse, aws_env, tmp_path, table_name
+):
+    """A message another consumer holds (a worker on another cluster, or one that stopped): `--until-empty` lands
+    what it can take, waits `until_empty_wait_seconds`, then stops with the message named as in flight and exit 1.
+    Once the message is back, a run drains the queue and exits 0."""
+    from click.testing import CliRunner
+
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.cli import cli
+
+    sqs = client("sqs")
+    landing = Landing(sqs, tmp_path / "landing", table_name.replace(".", "-"))
+    ref = create_target(spark, table_name)
+    landing.put("held/f0.json", records(0, ROWS))
+    held = sqs.receive_message(QueueUrl=landing.queue_url, VisibilityTimeout=600)["Messages"][0]
+    landing.put("held/f1.json", records(ROWS, ROWS))
+    config = write_config(
+        tmp_path / "ingest.yaml",
+        warehouse,
+        ingest={
+            "queue_url": landing.queue_url,
+            "dlq_url": landing.dlq_url,
+            "target_table": table_name,
+            "uri_map": {"s3://%s/" % BUCKET: landing.root},
+            "until_empty_wait_seconds": 2,
+            "batch": {"wait_time_seconds": 0, "max_wait_seconds": 1, "receive_concurrency": 1},
+        },
+    )
+    result = CliRunner().invoke(cli, ["--config", config, "ingest", "--until-empty", "--json"])
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert not report["ok"] and report["stopped"] == "in flight", report
+    assert report["left"]["in_flight"] == 1 and report["left"]["visible"] == 0
+    spark.sql("REFRESH TABLE %s" % ref)
+    assert sorted(r.rec_id for r in spark.table(ref).collect()) == list(range(ROWS, 2 * ROWS))
+
+    sqs.change_message_visibility(QueueUrl=landing.queue_url, ReceiptHandle=held["ReceiptHandle"], VisibilityTimeout=0)
+    result = CliRunner().invoke(cli, ["--config", config, "ingest", "--until-empty", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["stopped"] == "queue empty"
+    spark.sql("REFRESH TABLE %s" % ref)
+    assert sorted(r.rec_id for r in spark.table(ref).collect()) == list(range(2 * ROWS))

@@ -11,24 +11,6 @@ from lakehouse_ops.units import now_ms
 pytestmark = pytest.mark.spark
 
 
-@pytest.fixture
-def no_hadoop_s3(spark):
-    """This session's Hadoop without its s3:// filesystem (and no cached instance of it), for one test."""
-    from lakehouse_ops.engine import fs
-
-    conf = spark._jsc.hadoopConfiguration()
-    impl = conf.get("fs.s3.impl")
-    conf.unset("fs.s3.impl")
-    conf.set("fs.s3.impl.disable.cache", "true")
-    fs._hadoop_has.clear()
-    try:
-        yield
-    finally:
-        conf.set("fs.s3.impl", impl)
-        conf.unset("fs.s3.impl.disable.cache")
-        fs._hadoop_has.clear()
-
-
 def _keys(lake, prefix):
     return sorted(o["Key"] for o in lake.s3.list_objects_v2(Bucket=lake.bucket, Prefix=prefix).get("Contents", []))
 
@@ -94,3 +76,58 @@ def test_a_table_sharing_the_location_on_s3_stops_the_removal(spark, glue_lake, 
     )
     action = report["tables"][0]["actions"][0]
     assert action["status"] == "failed" and "shares its location" in action["reason"], action
+
+
+def test_expiry_orphan_removal_and_the_trash_under_slowdown_lose_nothing(
+    spark, glue_lake, no_hadoop_s3, moto_server, monkeypatch, tmp_path
+):
+    """S3 answers a share of requests `503 SlowDown`, in bursts (a proxy in front of moto): the table's own S3
+    traffic (S3FileIO's reads, writes and bulk deletes) and the library's (boto3's checks, moves and restores) back
+    off and go on; every step completes, nothing referenced is touched and every orphan comes back on restore."""
+    from slowdown import SlowDownProxy
+
+    from helpers import days_later
+
+    lake = glue_lake
+    with SlowDownProxy(moto_server, seed=11, share=0.2, burst=3) as proxy:
+        spark.conf.set("spark.sql.catalog.%s.s3.endpoint" % lake.catalog, proxy.url)  # before its first use
+        monkeypatch.setenv("LAKEHOUSE_OPS_AWS_ENDPOINT_URL", proxy.url)
+        name = "%s.busy" % lake.namespace
+        ref = "%s.%s" % (lake.catalog, name)
+        spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
+        spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % ref)
+        for start in range(0, 300, 50):
+            spark.sql("INSERT INTO %s SELECT id FROM range(%d, %d)" % (ref, start, start + 50))
+        spark.sql("DELETE FROM %s WHERE id < 100" % ref)  # two files only old snapshots reference
+        location = spark.sql("DESCRIBE TABLE EXTENDED %s" % ref).where("col_name = 'Location'").collect()[0].data_type
+        prefix = location.split("/", 3)[3] + "/"
+        orphans = [prefix + "data/orphan-%02d.parquet" % i for i in range(30)]
+        for key in orphans:
+            lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=b"PAR1 not referenced")
+        rows = [("s3://%s/%s" % (lake.bucket, key), "2020-01-01 00:00:00") for key in _keys(lake, prefix)]
+        listing = str(tmp_path / "listing")
+        spark.createDataFrame(rows, "file_path string, last_modified string").write.parquet(listing)
+        policy = {
+            "snapshots": {"max_age_days": 1, "retain_last": 1},
+            "orphans": {"trash": {"enabled": True, "keep_days": 5}, "file_list": {"path": listing}},
+        }
+        runner = MaintenanceRunner(
+            lake.config(defaults=policy),
+            spark=spark,
+            only=["expire_snapshots", "remove_orphan_files"],
+            clock=days_later(3),
+        )
+        entry = runner.run([name])["tables"][0]
+        results = {a["action"]: a for a in entry["actions"]}
+        assert {a: r["status"] for a, r in results.items()} == {
+            "expire_snapshots": "done",
+            "remove_orphan_files": "done",
+        }, entry
+        assert results["remove_orphan_files"]["outputs"]["trashed_files"] == 30
+        assert spark.table(ref).count() == 200
+        back = trash.restore(spark, location, ".lakehouse-trash", 0, dry_run=False)
+        assert back["restored_files"] == 30 and back["conflicts"] == 0, back
+        spark.sql("REFRESH TABLE %s" % ref)
+        assert sorted(r.id for r in spark.table(ref).collect()) == list(range(100, 300))
+    assert proxy.faults > 5, (proxy.faults, proxy.s3_requests)  # SlowDown was met, often
+    assert set(orphans) <= set(_keys(lake, prefix)) and not [k for k in _keys(lake, prefix) if "trash" in k]

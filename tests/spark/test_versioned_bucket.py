@@ -118,3 +118,38 @@ def test_expiry_and_orphan_removal_free_the_storage_of_what_they_delete_only_whe
     assert outputs["noncurrent_versions_removed"] > 0, outputs
     assert _noncurrent(lake) == []
     assert spark.table("%s.%s" % (lake.catalog, name)).count() == 150
+
+
+def _orphans_listed(spark, lake, name, tmp_path, count, tag):
+    """Stray objects in the table's data directory, and a file list that dates them long ago."""
+    location = spark.sql("DESCRIBE TABLE EXTENDED %s.%s" % (lake.catalog, name)).where("col_name = 'Location'")
+    prefix = location.collect()[0].data_type.split("/", 3)[3] + "/data/"
+    keys = [prefix + "stray-%s-%d.parquet" % (tag, i) for i in range(count)]
+    for key in keys:
+        lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=b"PAR1 not referenced")
+    listing = str(tmp_path / ("listing-" + tag))
+    rows = [("s3://%s/%s" % (lake.bucket, key), "2020-01-01 00:00:00") for key in keys]
+    spark.createDataFrame(rows, "file_path string, last_modified string").write.parquet(listing)
+    return keys, {"orphans": {"file_list": {"path": listing}}}
+
+
+def test_orphan_removal_on_a_versioned_bucket_says_what_it_did_not_free_or_frees_it_when_asked(
+    spark, glue_lake, tmp_path
+):
+    lake = glue_lake
+    _, name = _create(spark, lake, "strays")
+    keys, policy = _orphans_listed(spark, lake, name, tmp_path, 3, "kept")
+    report = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run([name])
+    outputs = report["tables"][0]["actions"][0]["outputs"]
+    assert outputs["deleted_files"] == 3 and outputs["versioned_bucket"] == lake.bucket, outputs
+    assert "noncurrent versions" in outputs["storage_not_freed"]
+    left = {v["Key"] for v in _noncurrent(lake) if v["Key"] in keys}
+    assert left == set(keys)  # deleted, their bytes still in the bucket, as the report says
+
+    keys, policy = _orphans_listed(spark, lake, name, tmp_path, 2, "freed")
+    policy["storage"] = {"versioned_deletes": True}
+    report = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run([name])
+    outputs = report["tables"][0]["actions"][0]["outputs"]
+    assert outputs["deleted_files"] == 2 and outputs["noncurrent_versions_removed"] >= 2, outputs
+    assert not {v["Key"] for v in _noncurrent(lake)} & set(keys)
+    assert spark.table("%s.%s" % (lake.catalog, name)).count() == 300
