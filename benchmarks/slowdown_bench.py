@@ -1,10 +1,16 @@
-"""Claims of several ingest workers on S3 answering 503 SlowDown in bursts (tests/slowdown.py in front of moto's
-server): the library's S3 client (botocore's adaptive retries: it backs off and lowers its own request rate when
-throttled, then raises it again) next to a fixed-concurrency client with standard retries (the same attempts, no
-rate adaptation), in the same run. Reports objects claimed per second, S3 requests sent, SlowDown answers, calls
-that failed, and whether every object was claimed by exactly one worker.
+"""S3 answering 503 SlowDown in bursts or above a request rate (tests/slowdown.py in front of moto's server), under
+what the library asks of S3 from Python: the library's S3 client (botocore's adaptive retries: it backs off and
+lowers its own request rate when throttled, then raises it again; one client shared by a pool) next to a
+fixed-concurrency client with standard retries (the same attempts, no rate adaptation), in the same run.
 
-    .venv/bin/python benchmarks/slowdown_bench.py [--objects 150] [--workers 3] [--share 0.2 | --rate 40]
+`--operation claims`: claims of several ingest workers; reports objects claimed per second and whether every object
+was claimed by exactly one worker. `--operation moves`: orphan files moved into the trash on a pool of threads, as
+orphan removal moves them without a Hadoop filesystem (with its second pass for moves that gave up); reports files
+moved per second and whether every file arrived once with nothing lost. Both: S3 requests sent, SlowDown answers,
+calls that failed.
+
+    .venv/bin/python benchmarks/slowdown_bench.py [--operation claims|moves] [--objects 150] [--workers 3]
+        [--share 0.2 | --rate 40]
 """
 
 import argparse
@@ -72,6 +78,60 @@ def run(endpoint, mode, objects, workers, share, seed, rate):
     }
 
 
+def run_moves(endpoint, mode, objects, workers, share, seed, rate):
+    """Move `objects` files into a trash prefix on `workers` threads, as orphan removal does through boto3."""
+    import boto3
+    from botocore.config import Config
+
+    from lakehouse_ops.aws import objects as s3_objects
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.retry import each_then_again
+
+    bucket = "bench-%s" % uuid.uuid4().hex[:8]
+    direct = client("s3", endpoint=endpoint)
+    direct.create_bucket(Bucket=bucket)
+    sources = ["s3://%s/t/data/f-%05d.parquet" % (bucket, i) for i in range(objects)]
+    for uri in sources:
+        direct.put_object(Bucket=bucket, Key=uri.split("/", 3)[3], Body=b"PAR1 orphan")
+    pairs = [(uri, uri.replace("/t/data/", "/t/.trash/b1/data/")) for uri in sources]
+    failures = []
+    with SlowDownProxy(endpoint, share=share, burst=3, seed=seed, rate=rate) as proxy:
+        if mode == "adaptive":
+            s3 = client("s3", endpoint=proxy.url)  # what the library shares across its pool
+        else:
+            config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=16)
+            s3 = boto3.session.Session().client("s3", endpoint_url=proxy.url, config=config)
+
+        def one(pair):
+            try:
+                return s3_objects.move(s3, pair[0], pair[1])
+            except Exception as exc:  # a call that gave up: counted, the file stays where it was
+                failures.append(type(exc).__name__)
+                return False
+
+        started = time.time()
+        moved = each_then_again(one, pairs, workers)
+        took = time.time() - started
+    keys = {
+        o["Key"]
+        for page in direct.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
+    arrived = [t for _, t in pairs if t.split("/", 3)[3] in keys]
+    stayed = [s for s, _ in pairs if s.split("/", 3)[3] in keys]
+    return {
+        "mode": mode,
+        "seconds": round(took, 2),
+        "files_moved_per_s": round(sum(moved) / took, 1),
+        "s3_requests": proxy.s3_requests,
+        "s3_requests_per_s": round(proxy.s3_requests / took, 1),
+        "slowdown_answers": proxy.faults,
+        "failed_calls": len(failures),
+        "files_not_moved": len(pairs) - sum(moved),
+        "nothing_lost": len(arrived) + len(stayed) == len(pairs) and not set(arrived) & set(stayed),
+    }
+
+
 def chart(results, path):
     import matplotlib
 
@@ -80,17 +140,20 @@ def chart(results, path):
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     labels = [r["mode"] for r in results]
-    ax.bar(labels, [r["objects_claimed_per_s"] for r in results], color=["#4c72b0", "#c44e52"])
+    moves = "files_moved_per_s" in results[0]
+    figure, failed = ("files_moved_per_s", "files_not_moved") if moves else ("objects_claimed_per_s", "failed_workers")
+    ax.bar(labels, [r[figure] for r in results], color=["#4c72b0", "#c44e52"])
     for i, r in enumerate(results):
-        ax.text(i, r["objects_claimed_per_s"], "%d failed" % r["failed_workers"], ha="center", va="bottom")
-    ax.set_ylabel("objects claimed per second")
-    ax.set_title("Claims under bursts of S3 SlowDown")
+        ax.text(i, r[figure], "%d failed" % r[failed], ha="center", va="bottom")
+    ax.set_ylabel(figure.replace("_", " ").replace(" per s", " per second"))
+    ax.set_title("%s under S3 SlowDown" % ("Trash moves" if moves else "Claims"))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
+    parser.add_argument("--operation", choices=("claims", "moves"), default="claims")
     parser.add_argument("--objects", type=int, default=150)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--share", type=float, default=0.2)
@@ -102,8 +165,9 @@ def main(argv=None):
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     proc, endpoint = start_moto()
     try:
+        measure = run_moves if args.operation == "moves" else run
         results = [
-            run(endpoint, mode, args.objects, args.workers, args.share, args.seed, args.rate)
+            measure(endpoint, mode, args.objects, args.workers, args.share, args.seed, args.rate)
             for mode in ("adaptive", "fixed-concurrency")
         ]
     finally:
@@ -111,14 +175,20 @@ def main(argv=None):
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
     os.makedirs(out, exist_ok=True)
     faults = "above %g S3 requests/s" % args.rate if args.rate else "%g of S3 requests, in bursts of 3" % args.share
-    report = {"objects": args.objects, "workers": args.workers, "slowdown": faults, "results": results}
+    report = {
+        "operation": args.operation,
+        "objects": args.objects,
+        "workers": args.workers,
+        "slowdown": faults,
+        "results": results,
+    }
     adaptive, fixed = results
-    report["ratio_claimed_per_s_adaptive_to_fixed"] = round(
-        adaptive["objects_claimed_per_s"] / max(fixed["objects_claimed_per_s"], 0.001), 2
-    )
-    with open(os.path.join(out, "slowdown_bench.json"), "w") as handle:
+    figure = "files_moved_per_s" if args.operation == "moves" else "objects_claimed_per_s"
+    report["ratio_%s_adaptive_to_fixed" % figure] = round(adaptive[figure] / max(fixed[figure], 0.001), 2)
+    name = "slowdown_bench" if args.operation == "claims" else "slowdown_moves_bench"
+    with open(os.path.join(out, name + ".json"), "w") as handle:
         json.dump(report, handle, indent=2)
-    chart(results, os.path.join(out, "slowdown_bench.png"))
+    chart(results, os.path.join(out, name + ".png"))
     print(json.dumps(report, indent=2))
 
 

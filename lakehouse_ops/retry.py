@@ -8,8 +8,9 @@ worth another attempt; everything else is raised at once.
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Optional, TypeVar
+from typing import Callable, List, Optional, Sequence, TypeVar
 
 T = TypeVar("T")
 
@@ -68,3 +69,12 @@ class RetryPolicy:
                     ) from exc
                 on_retry(attempt, exc, delay)
                 sleep(delay)
+
+
+def each_then_again(fn: Callable[[T], bool], items: Sequence[T], threads: int) -> List[bool]:
+    """`fn(item)` for every item, `threads` at a time; an item whose call returned False is tried once more after
+    the others, one at a time: a call that spent its retries while the store was throttling gets a second chance
+    at a calmer rate. `fn` must be safe to repeat (a move that finds its target taken returns False again)."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(pool.map(fn, items))
+    return [done or fn(item) for item, done in zip(items, results)]

@@ -8,7 +8,6 @@ named by the instant it was moved (UTC, to the millisecond), which is all purge 
 
 import calendar
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from lakehouse_ops.engine.fs import (
@@ -25,6 +24,7 @@ from lakehouse_ops.errors import SafetyError
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.orphan_lists import referenced
 from lakehouse_ops.paths import normalize
+from lakehouse_ops.retry import each_then_again
 
 log = get_logger("trash")
 STAMP = "%Y%m%dT%H%M%S"  # + milliseconds + "Z": 20261124T054605123Z
@@ -83,11 +83,7 @@ def _move_all(spark: Any, pairs: List[Tuple[str, str]]) -> List[bool]:
             log.warning("a move failed", extra={"error": str(exc)[:200]})
             return False
 
-    with ThreadPoolExecutor(max_workers=LISTING_THREADS) as pool:
-        results = list(pool.map(one, pairs))
-    # A move that failed under throttling (its retries spent while the store said SlowDown) is tried once more,
-    # one at a time; one whose target is taken fails again and stays where it was.
-    return [done or one(pair) for pair, done in zip(pairs, results)]
+    return each_then_again(one, pairs, LISTING_THREADS)
 
 
 def move_to_trash(spark: Any, sizes: Mapping[str, int], location: str, prefix: str, now_ms: int) -> Dict[str, Any]:

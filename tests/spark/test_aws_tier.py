@@ -184,3 +184,81 @@ def test_ingest_from_s3_by_two_workers_then_pseudonymize_erase_and_report_over_g
     assert outcome["runs"] >= 4, outcome  # two ingest workers, pseudonymize, erase
     html = lake.s3.get_object(Bucket=lake.bucket, Key="reports/fleet.html")["Body"].read().decode("utf-8")
     assert name in html and subject not in html
+
+
+def _old_listing(spark, lake, tmp_path, prefix, name):
+    """A file list of every object under `prefix`, dated long ago: each is old enough to be an orphan."""
+    keys = [
+        o["Key"]
+        for page in lake.s3.get_paginator("list_objects_v2").paginate(Bucket=lake.bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+    rows = [("s3://%s/%s" % (lake.bucket, key), "2020-01-01 00:00:00") for key in keys]
+    path = str(tmp_path / name)
+    spark.createDataFrame(rows, "file_path string, last_modified string").write.parquet(path)
+    return keys, {"orphans": {"file_list": {"path": path}}}
+
+
+def test_a_moved_tables_old_files_in_a_neighbours_data_directory_are_never_taken(spark, glue_lake, tmp_path):
+    """`moved` was created inside `host`'s data directory, then moved (SET LOCATION): its old data files stay
+    referenced at the old path, and its old metadata files are gone from there (as metadata cleanup removes them),
+    so only its metadata log says it ever lived there. `host`'s orphan removal never takes those files."""
+    lake = glue_lake
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
+    host = "%s.%s.host" % (lake.catalog, lake.namespace)
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % host)
+    spark.sql("INSERT INTO %s SELECT id FROM range(0, 10)" % host)
+    host_location = spark.sql("DESCRIBE TABLE EXTENDED %s" % host).where("col_name = 'Location'").collect()[0]
+    host_prefix = host_location.data_type.split("/", 3)[3] + "/"
+    moved = "%s.%s.moved" % (lake.catalog, lake.namespace)
+    old_location = "s3://%s/%sdata/moved" % (lake.bucket, host_prefix)
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg LOCATION '%s'" % (moved, old_location))
+    spark.sql("INSERT INTO %s SELECT id FROM range(100, 120)" % moved)
+    spark.sql("ALTER TABLE %s SET LOCATION 's3://%s/elsewhere/moved'" % (moved, lake.bucket))
+    spark.sql("INSERT INTO %s SELECT id FROM range(120, 130)" % moved)
+    old_metadata = lake.s3.list_objects_v2(Bucket=lake.bucket, Prefix=host_prefix + "data/moved/metadata/")
+    for item in old_metadata.get("Contents", []):
+        lake.s3.delete_object(Bucket=lake.bucket, Key=item["Key"])
+    keys, policy = _old_listing(spark, lake, tmp_path, host_prefix, "listing")
+    old_data = [k for k in keys if k.startswith(host_prefix + "data/moved/data/")]
+    assert old_data  # the moved table's first files, still referenced at the old path
+
+    report = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run(
+        ["%s.host" % lake.namespace]
+    )
+    action = report["tables"][0]["actions"][0]
+    assert action["status"] in ("done", "skipped") and not action["outputs"].get("deleted_files"), action
+    left = {o["Key"] for o in lake.s3.list_objects_v2(Bucket=lake.bucket, Prefix=host_prefix).get("Contents", [])}
+    assert set(old_data) <= left
+    spark.sql("REFRESH TABLE %s" % moved)
+    assert sorted(r.id for r in spark.table(moved).collect()) == list(range(100, 130))
+
+
+def test_a_glue_table_without_a_location_stops_a_neighbours_orphan_removal(spark, glue_lake, tmp_path):
+    """A table registered in Glue without `StorageDescriptor.Location` could keep files anywhere: orphan removal
+    deletes nothing and names it, until the policy lists it in orphans.ignore_tables."""
+    from lakehouse_ops.aws.clients import client
+
+    lake = glue_lake
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
+    table = "%s.%s.kept" % (lake.catalog, lake.namespace)
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % table)
+    spark.sql("INSERT INTO %s SELECT id FROM range(0, 10)" % table)
+    client("glue").create_table(
+        DatabaseName=lake.namespace, TableInput={"Name": "nowhere", "TableType": "EXTERNAL_TABLE"}
+    )
+    prefix = spark.sql("DESCRIBE TABLE EXTENDED %s" % table).where("col_name = 'Location'").collect()[0].data_type
+    prefix = prefix.split("/", 3)[3] + "/"
+    lake.s3.put_object(Bucket=lake.bucket, Key=prefix + "data/stray.parquet", Body=b"PAR1 not referenced")
+    keys, policy = _old_listing(spark, lake, tmp_path, prefix, "listing")
+    name = "%s.kept" % lake.namespace
+    refused = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run([name])
+    action = refused["tables"][0]["actions"][0]
+    assert action["status"] == "failed" and "%s.nowhere" % lake.namespace in action["reason"], action
+    assert "StorageDescriptor.Location" in action["reason"] and "orphans.ignore_tables" in action["reason"]
+    assert prefix + "data/stray.parquet" in {k for k in keys}
+    policy["orphans"]["ignore_tables"] = ["%s.nowhere" % lake.namespace]
+    done = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run([name])
+    action = done["tables"][0]["actions"][0]
+    assert action["status"] == "done" and action["outputs"]["deleted_files"] == 1, action
+    assert spark.table(table).count() == 10

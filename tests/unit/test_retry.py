@@ -97,3 +97,21 @@ def test_list_valued_spark_settings_are_merged_not_replaced():
         "spark.sql.extensions": "Iceberg,Other",
         "spark.driver.memory": "4g",
     }
+
+
+def test_each_then_again_gives_a_failed_item_one_more_call_after_the_others():
+    import threading
+
+    from lakehouse_ops.retry import each_then_again
+
+    calls, lock = [], threading.Lock()
+
+    def move(item):
+        with lock:
+            calls.append(item)
+            first = calls.count(item) == 1
+        return item != "taken" and not (first and item in ("busy-1", "busy-2"))
+
+    items = ["a", "busy-1", "b", "taken", "busy-2"]
+    assert each_then_again(move, items, 3) == [True, True, True, False, True]
+    assert sorted(calls) == sorted(items + ["busy-1", "busy-2", "taken"])  # each failure tried once more only
