@@ -75,7 +75,9 @@ class SlowDownProxy:
                 for name, value in answer.getheaders():
                     if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
+                # A HEAD answer has no body: its length is the object's, as the server gave it.
+                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(payload)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 from lakehouse_ops.aws.clients import catalog_endpoint_properties, client, describe_failure
+from lakehouse_ops.aws.s3retry import S3_READ_RETRIES, S3_RETRY_PROPERTY
 from lakehouse_ops.errors import CatalogError, first_line
 from lakehouse_ops.health.reach import Reach, table_reach
 
@@ -146,6 +147,7 @@ class PyIcebergTables:
             props["warehouse"] = catalog.warehouse
         # The endpoint override first, so that the catalog's own properties win over it.
         props.update(catalog_endpoint_properties(catalog.type))
+        props[S3_RETRY_PROPERTY] = S3_READ_RETRIES  # metadata reads ride out bursts of S3's 503 SlowDown
         # Spark-only settings (class names) mean nothing to pyiceberg; everything else is passed through.
         props.update({k: v for k, v in catalog.properties.items() if not k.endswith("-impl")})
         try:
