@@ -227,15 +227,22 @@ def test_namespace_named_like_the_catalog(spark, warehouse):
     assert_same_rows(spark, table, before)
 
 
-def test_bucket_partitions_are_compacted_while_recent_ones_are_left_to_their_writer(spark, warehouse, table_name):
-    """day + bucket(customer_id), one of the seed deployment's layouts: the old day's bucket partitions are
-    selected with Iceberg's bucket function, the day still being written is left alone."""
+@pytest.mark.parametrize(
+    "transform, field",
+    [("bucket(4, customer_id)", "customer_id_bucket"), ("truncate(2, customer_id)", "customer_id_trunc")],
+)
+def test_bucket_partitions_are_compacted_while_recent_ones_are_left_to_their_writer(
+    spark, warehouse, table_name, transform, field
+):
+    """day + bucket(customer_id), one of the seed deployment's layouts (and day + truncate): the old day's
+    partitions are selected with Iceberg's own bucket or truncate function, the day still being written is left
+    alone."""
     import time
 
     spark.sql("CREATE NAMESPACE IF NOT EXISTS %s" % ref(table_name.rsplit(".", 1)[0]))
     spark.sql(
         "CREATE TABLE %s (ts TIMESTAMP, customer_id STRING, n BIGINT) USING iceberg "
-        "PARTITIONED BY (days(ts), bucket(4, customer_id))" % ref(table_name)
+        "PARTITIONED BY (days(ts), %s)" % (ref(table_name), transform)
     )
 
     def write(day, start):
@@ -255,8 +262,8 @@ def test_bucket_partitions_are_compacted_while_recent_ones_are_left_to_their_wri
     assert actions["compaction"]["status"] == "done", actions["compaction"]["reason"]
     assert "recently written partition(s) left alone" in actions["compaction"]["reason"]
     files = spark.sql(
-        "SELECT partition.ts_day AS day, partition.customer_id_bucket AS b, count(*) AS n FROM %s.files "
-        "GROUP BY 1, 2" % ref(table_name)
+        "SELECT partition.ts_day AS day, partition.%s AS b, count(*) AS n FROM %s.files "
+        "GROUP BY 1, 2" % (field, ref(table_name))
     ).collect()
     old = [r.n for r in files if str(r.day) == "2024-05-01"]
     new = [r.n for r in files if str(r.day) == "2024-05-02"]

@@ -339,3 +339,41 @@ def test_submit_needy_runs_only_the_tables_that_need_it_within_the_budget(spark,
         [tables[0]],
         [tables[1]],
     ]
+
+
+def test_a_lease_taken_over_during_a_run_stops_the_tables_remaining_actions(spark, warehouse, table_name, tmp_path):
+    """A run's lease is taken over while it works (its holder seemed dead to another run): from the moment the
+    run learns it, no further action touches the table, and its release leaves the new holder's lease alone."""
+    import threading
+    import time
+
+    from lakehouse_ops.conditional import LocalStore
+    from lakehouse_ops.lease import Leases
+    from lakehouse_ops.runner import MaintenanceRunner
+
+    create_streaming_table(spark, CATALOG, table_name, days=2, commits=6, rows_per_commit=100, files_per_commit=2)
+    store = LocalStore(str(tmp_path / "leases"))
+    ours = Leases("unused", minutes=0.05, store=store, owner="this-run")  # renewed every second
+    theirs = Leases("unused", minutes=10, store=store, owner="other-run", clock=lambda: time.time() + 3600)
+
+    def take_over():  # as soon as this run holds the lease, another run (whose clock says it expired) takes it
+        for _ in range(600):
+            if store.read(table_name + ".json") is not None:
+                assert theirs.acquire(table_name) == (True, None)
+                return
+            time.sleep(0.05)
+
+    thief = threading.Thread(target=take_over)
+    thief.start()
+    policy = {"compaction": {"min_input_files": 2}, "snapshots": {"max_age_days": 1, "retain_last": 1}}
+    only = ["compaction", "rewrite_manifests", "expire_snapshots", "remove_orphan_files"]
+    report = MaintenanceRunner(make_config(warehouse, defaults=policy), spark=spark, only=only, leases=ours).run(
+        [table_name]
+    )
+    thief.join(60)
+    actions = report["tables"][0]["actions"]
+    stopped = [i for i, a in enumerate(actions) if "taken over" in (a.get("reason") or "")]
+    assert stopped and not report["ok"], actions
+    assert all(a["status"] == "skipped" and "taken over" in a["reason"] for a in actions[stopped[0] :]), actions
+    assert store.read(table_name + ".json")[0]["owner"] == "other-run"  # this run's release left it alone
+    theirs.release(table_name)
