@@ -211,6 +211,42 @@ def test_csv_columns_are_read_by_the_header_in_any_order(
     assert not [r for r in reasons for p in ("c104", "c105", "c106") if p in r]  # the lines are never quoted
 
 
+def test_csv_rescue_sets_aside_a_record_whose_protected_value_may_have_moved(
+    spark, warehouse, landing, table_name, pseudo_service, monkeypatch
+):
+    """CSV with `rescue` on a target with a pseudonymized column: an unquoted separator inside a protected value
+    shifts the rest of its line (values past the header, a value that does not fit): which value is whose is
+    unknown, so the record is quarantined without its text; the other records land, and no plaintext id lands in
+    `_rescued_data` or anywhere else."""
+    ingest, sections = pseudonymized(pseudo_service, monkeypatch)
+    ref = create_target(spark, table_name)
+    config = ingest_config(
+        warehouse,
+        landing,
+        table_name,
+        fmt="csv",
+        read_options={"header": "true"},
+        schema_evolution="rescue",
+        sections=sections,
+        **ingest,
+    )
+    write_file(
+        landing,
+        "c/shifted.csv",
+        "rec_id,customer_id,bytes_sent\n"
+        "1,c201,10\n"
+        "2,Smith, c202,20\n"  # the separator inside the value: "c202" lands under bytes_sent, "20" past the header
+        "3,c203,lots\n",  # a value that does not fit, next to a protected one
+    )
+    report = run(spark, config)
+    assert report["ok"] and report["totals"]["rows"] == 1, report
+    assert tokens_back(spark, pseudo_service, ref) == {1: "c201"}
+    quarantined = spark.table(ref + "_quarantine").collect()
+    assert len(quarantined) == 2 and all(q.raw is None for q in quarantined), quarantined
+    said = plaintext_in(spark.table(ref).collect() + quarantined, ["c201", "c202", "c203", "Smith"])
+    assert said == [] and "c202" not in json.dumps(report, default=str)
+
+
 def test_add_new_columns_adds_a_csv_column_from_the_middle_of_the_header(spark, warehouse, landing, table_name):
     ref = create_target(spark, table_name)
     config = ingest_config(
