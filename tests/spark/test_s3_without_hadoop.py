@@ -2,8 +2,12 @@
 hadoop-aws; EMR's EMRFS has one): Iceberg lists through the table's FileIO (`prefix_listing`), and the library's
 own checks, moves, restores and purges go through boto3 (aws/objects.py). Glue + S3FileIO on moto."""
 
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from lakehouse_ops.cli import cli
 from lakehouse_ops.maintenance import trash
 from lakehouse_ops.runner import MaintenanceRunner
 from lakehouse_ops.units import now_ms
@@ -55,7 +59,10 @@ def test_orphan_removal_and_its_trash_work_on_s3_without_a_hadoop_filesystem(spa
     assert [r.endswith("/data/hidden") for r in action["outputs"]["tables_inside_location"]] == [True]
     assert spark.table(ref).count() == 100
 
-    back = trash.restore(spark, location, ".lakehouse-trash", 0, dry_run=False)
+    config = lake.write(tmp_path / "lake.yaml", defaults=policy)
+    result = CliRunner().invoke(cli, ["--config", config, "orphans", "restore", name, "--since", "1d", "--json"])
+    assert result.exit_code == 0, result.output
+    back = json.loads(result.stdout)
     assert back["restored_files"] == 2 and back["conflicts"] == 0, back
     assert set(orphans) <= set(_keys(lake, prefix)) and not [k for k in _keys(lake, prefix) if "trash" in k]
     purged = trash.purge(spark, location, ".lakehouse-trash", now_ms(), 0, dry_run=False)
