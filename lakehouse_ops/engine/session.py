@@ -38,6 +38,11 @@ LOCAL_DEFAULTS = {
 }
 
 
+# S3FileIO retries throttling (503 SlowDown) with backoff from 2 s to 20 s, 5 times by default: a maintenance job's
+# bulk reads and deletes on a busy prefix meet more than that. The catalog's own `s3.retry.num-retries` wins.
+S3FILEIO_RETRIES = 10
+
+
 def catalog_conf(catalog: Any, endpoint: Optional[str] = None) -> Dict[str, str]:
     """spark.sql.catalog.<name>.* settings for a CatalogConfig (AWS calls to `endpoint`, default: the endpoint
     override of this process, if any)."""
@@ -50,6 +55,7 @@ def catalog_conf(catalog: Any, endpoint: Optional[str] = None) -> Dict[str, str]
         conf[prefix + ".catalog-impl"] = "org.apache.iceberg.aws.glue.GlueCatalog"
         conf[prefix + ".io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
         conf[prefix + ".warehouse"] = catalog.warehouse
+        conf[prefix + ".s3.retry.num-retries"] = str(S3FILEIO_RETRIES)
     elif catalog.type == "rest":
         conf[prefix + ".type"] = "rest"
         conf[prefix + ".uri"] = catalog.uri

@@ -11,7 +11,7 @@ from lakehouse_ops.runner import MaintenanceRunner
 pytestmark = pytest.mark.spark
 
 
-def test_a_compaction_s3_refuses_names_the_permission(spark, glue_lake, moto_server):
+def test_a_commit_s3_refuses_names_the_permission(spark, glue_lake, moto_server):
     lake = glue_lake
     name = "%s.refused" % lake.namespace
     ref = "%s.%s" % (lake.catalog, name)
@@ -23,8 +23,8 @@ def test_a_compaction_s3_refuses_names_the_permission(spark, glue_lake, moto_ser
             spark.sql("INSERT INTO %s SELECT id FROM range(%d, %d)" % (ref, start, start + 10))
         # From here on S3 refuses every PUT of the table's FileIO, as it refuses a role without s3:PutObject.
         proxy.deny = "PUT"
-        policy = {"compaction": {"min_input_files": 2}}
-        report = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["compaction"]).run([name])
+        # The policy's table properties differ from the table's: the action commits a new metadata file.
+        report = MaintenanceRunner(lake.config(), spark=spark, only=["properties"]).run([name])
         action = report["tables"][0]["actions"][0]
         assert action["status"] == "failed", action
         assert "s3:PutObject" in action["reason"] and "403" in action["reason"], action["reason"]

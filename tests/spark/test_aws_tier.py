@@ -201,8 +201,8 @@ def _old_listing(spark, lake, tmp_path, prefix, name):
 
 def test_a_moved_tables_old_files_in_a_neighbours_data_directory_are_never_taken(spark, glue_lake, tmp_path):
     """`moved` was created inside `host`'s data directory, then moved (SET LOCATION): its old data files stay
-    referenced at the old path, and its old metadata files are gone from there (as metadata cleanup removes them),
-    so only its metadata log says it ever lived there. `host`'s orphan removal never takes those files."""
+    referenced at the old path (its first manifests too), and its old metadata.json files are gone from there (as
+    metadata cleanup removes them), so only its metadata log says it ever lived there. `host`'s orphan removal never takes those files."""
     lake = glue_lake
     spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
     host = "%s.%s.host" % (lake.catalog, lake.namespace)
@@ -218,10 +218,12 @@ def test_a_moved_tables_old_files_in_a_neighbours_data_directory_are_never_taken
     spark.sql("INSERT INTO %s SELECT id FROM range(120, 130)" % moved)
     old_metadata = lake.s3.list_objects_v2(Bucket=lake.bucket, Prefix=host_prefix + "data/moved/metadata/")
     for item in old_metadata.get("Contents", []):
-        lake.s3.delete_object(Bucket=lake.bucket, Key=item["Key"])
+        if item["Key"].endswith(".metadata.json"):
+            lake.s3.delete_object(Bucket=lake.bucket, Key=item["Key"])
     keys, policy = _old_listing(spark, lake, tmp_path, host_prefix, "listing")
-    old_data = [k for k in keys if k.startswith(host_prefix + "data/moved/data/")]
-    assert old_data  # the moved table's first files, still referenced at the old path
+    old_data = [k for k in keys if k.startswith(host_prefix + "data/moved/")]
+    # the moved table's first data files, manifests and manifest list, still referenced at the old path
+    assert [k for k in old_data if "/data/moved/data/" in k] and [k for k in old_data if k.endswith(".avro")]
 
     report = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run(
         ["%s.host" % lake.namespace]

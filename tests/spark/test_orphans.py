@@ -6,7 +6,7 @@ import pytest
 
 from lakehouse_ops.engine.tables import jvm_table
 from lakehouse_ops.errors import SafetyError
-from lakehouse_ops.maintenance import orphans
+from lakehouse_ops.maintenance import orphan_lists, orphans
 from lakehouse_ops.units import now_ms
 
 from conftest import make_config
@@ -145,7 +145,7 @@ def test_a_commit_after_the_dry_run_makes_iceberg_check_the_candidates_again(spa
             os.remove(os.path.join(adopted_dir, name))
     old = os.path.getmtime(stale)
     os.utime(adopted[0], (old, old))
-    real_call = orphans.call
+    real_call = orphan_lists.call  # the dry run lists through it
 
     def dry_run_then_commit(spark_, catalog, procedure, args, optional=()):
         rows = real_call(spark_, catalog, procedure, args, optional)
@@ -162,7 +162,7 @@ def test_a_commit_after_the_dry_run_makes_iceberg_check_the_candidates_again(spa
             table.newAppend().appendFile(data_file).commit()
         return rows
 
-    monkeypatch.setattr(orphans, "call", dry_run_then_commit)
+    monkeypatch.setattr(orphan_lists, "call", dry_run_then_commit)
     _, actions = maintain(spark, config, table_name, only=["remove_orphan_files"])
     result = actions["remove_orphan_files"]
     assert result["status"] == "done", result

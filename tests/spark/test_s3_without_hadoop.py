@@ -116,7 +116,12 @@ def test_expiry_orphan_removal_and_the_trash_under_slowdown_lose_nothing(
         spark.createDataFrame(rows, "file_path string, last_modified string").write.parquet(listing)
         policy = {
             "snapshots": {"max_age_days": 1, "retain_last": 1},
-            "orphans": {"trash": {"enabled": True, "keep_days": 5}, "file_list": {"path": listing}},
+            # Three days on (the clock below), and older than four days: a day ago by the real clock.
+            "orphans": {
+                "older_than_hours": 96,
+                "trash": {"enabled": True, "keep_days": 5},
+                "file_list": {"path": listing},
+            },
         }
         runner = MaintenanceRunner(
             lake.config(defaults=policy),
@@ -129,7 +134,7 @@ def test_expiry_orphan_removal_and_the_trash_under_slowdown_lose_nothing(
         assert {a: r["status"] for a, r in results.items()} == {
             "expire_snapshots": "done",
             "remove_orphan_files": "done",
-        }, entry
+        }, [(a["action"], a["status"], a["reason"]) for a in entry["actions"]]
         assert results["remove_orphan_files"]["outputs"]["trashed_files"] == 30
         assert spark.table(ref).count() == 200
         back = trash.restore(spark, location, ".lakehouse-trash", 0, dry_run=False)
