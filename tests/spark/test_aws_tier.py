@@ -202,7 +202,8 @@ def _old_listing(spark, lake, tmp_path, prefix, name):
 def test_a_moved_tables_old_files_in_a_neighbours_data_directory_are_never_taken(spark, glue_lake, tmp_path):
     """`moved` was created inside `host`'s data directory, then moved (SET LOCATION): its old data files stay
     referenced at the old path (its first manifests too), and its old metadata.json files are gone from there (as
-    metadata cleanup removes them), so only its metadata log says it ever lived there. `host`'s orphan removal never takes those files."""
+    metadata cleanup removes them), so only its metadata log says it ever lived there. `host`'s orphan removal never
+    takes those files."""
     lake = glue_lake
     spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
     host = "%s.%s.host" % (lake.catalog, lake.namespace)
