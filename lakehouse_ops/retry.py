@@ -74,7 +74,15 @@ class RetryPolicy:
 def each_then_again(fn: Callable[[T], bool], items: Sequence[T], threads: int) -> List[bool]:
     """`fn(item)` for every item, `threads` at a time; an item whose call returned False is tried once more after
     the others, one at a time: a call that spent its retries while the store was throttling gets a second chance
-    at a calmer rate. `fn` must be safe to repeat (a move that finds its target taken returns False again)."""
+    at a calmer rate; a first call that raised counts as False, and the second call's exception goes to the caller.
+    `fn` must be safe to repeat (a move that finds its target taken returns False again)."""
+
+    def first(item: T) -> bool:
+        try:
+            return fn(item)
+        except Exception:  # noqa: BLE001 - the second call, alone, raises it again if it still fails
+            return False
+
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        results = list(pool.map(fn, items))
+        results = list(pool.map(first, items))
     return [done or fn(item) for item, done in zip(items, results)]

@@ -9,6 +9,7 @@ times, so an unreachable endpoint is reported in seconds (see `describe_failure`
 """
 
 import os
+import re
 import threading
 from typing import Any, Dict, Optional, Tuple
 
@@ -17,6 +18,7 @@ from lakehouse_ops.errors import first_line
 ENDPOINT_ENV, REGION_DEFAULT = "LAKEHOUSE_OPS_AWS_ENDPOINT_URL", "us-east-1"
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3, 60
 _DEFAULT_RETRIES = {"max_attempts": 4, "mode": "adaptive"}
+MAX_POOL_CONNECTIONS = 32  # a shared client serves a pool of threads: one connection each, kept alive
 
 
 def endpoint_url() -> Optional[str]:
@@ -46,7 +48,12 @@ def client(service: str, region_name: Optional[str] = None, endpoint: Optional[s
         service,
         region_name=region_name or region(),
         endpoint_url=endpoint or endpoint_url(),
-        config=BotoConfig(retries=_DEFAULT_RETRIES, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S),
+        config=BotoConfig(
+            retries=_DEFAULT_RETRIES,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
+            max_pool_connections=MAX_POOL_CONNECTIONS,
+        ),
     )
 
 
@@ -80,6 +87,8 @@ def catalog_endpoint_properties(catalog_type: str, url: Optional[str] = None) ->
 _UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError")
 _NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError")
 _DENIED = (
+    "403",  # a refused HEAD: S3 sends no body, so no error code either
+    "Forbidden",
     "AccessDenied",
     "AccessDeniedException",
     "UnauthorizedOperation",
@@ -90,6 +99,10 @@ _DENIED = (
     "SignatureDoesNotMatch",
     "InvalidAccessKeyId",
 )
+
+
+# pyarrow names the error (ACCESS_DENIED), or only the status when S3 sent no body: never a "403" inside a key.
+_PYARROW_DENIED = re.compile(r"AWS Error ACCESS_DENIED|AWS Error \w+ \(HTTP status 403\)")
 
 
 def describe_failure(exc: BaseException) -> Optional[str]:
@@ -114,7 +127,7 @@ def describe_failure(exc: BaseException) -> Optional[str]:
             return "AWS refused the request (%s): %s" % (code, first_line(err))
         text = str(err)
         if isinstance(err, OSError) and "AWS Error" in text:  # pyarrow's S3 filesystem
-            if "ACCESS_DENIED" in text or "403" in text:
+            if _PYARROW_DENIED.search(text):
                 return "AWS refused an S3 request: %s" % first_line(err)
             if "NETWORK_CONNECTION" in text or "Could not resolve" in text or "Connection refused" in text:
                 return "cannot reach S3 at %s: %s" % (endpoint_url() or "its public endpoint", first_line(err))

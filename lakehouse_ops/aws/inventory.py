@@ -118,6 +118,8 @@ def _records(data: bytes, uri: str, manifest: Manifest) -> List[Dict[str, Any]]:
     if manifest.file_format == "CSV":
         if uri.endswith(".gz"):
             data = gzip.decompress(data)
+        if not data.strip():
+            return []  # a report file without a row (a prefix with no object)
         names = list(manifest.columns)
         options = pacsv.ReadOptions(column_names=names)
         convert = pacsv.ConvertOptions(column_types={n: "string" for n in names})

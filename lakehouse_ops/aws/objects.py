@@ -58,14 +58,61 @@ def list_directories(s3: Any, location: str) -> List[str]:
 
 
 def delete_tree(s3: Any, location: str) -> bool:
-    """Delete every object under `location`; True when none is left."""
+    """Delete every object under `location`; True when none is left. Keys a batch delete reports as not deleted
+    (S3 answers some per key, InternalError or SlowDown) are tried once more."""
     bucket = split_uri(location)[0]
-    keys = [split_uri(uri)[1] for uri, _, _ in list_files(s3, location)]
-    for start in range(0, len(keys), 1000):
-        s3.delete_objects(
-            Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True}
+    for _ in range(2):
+        keys = [split_uri(uri)[1] for uri, _, _ in list_files(s3, location)]
+        for start in range(0, len(keys), 1000):
+            s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]], "Quiet": True}
+            )
+        if not list_files(s3, location):
+            return True
+    return False
+
+
+MAX_COPY_BYTES = 5 * 1024**3  # CopyObject's limit; larger objects are copied in parts
+PART_BYTES = 512 * 1024**2
+
+
+def _refused(exc: BaseException) -> bool:
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "412", "ConditionalRequestConflict")
+
+
+def _copy(s3: Any, source: Tuple[str, str], etag: str, size: int, target: Tuple[str, str]) -> bool:
+    """Copy the source as it was when stated (its ETag) to a target that must not exist: both conditions are
+    S3's, checked as it writes, so a target written meanwhile is never replaced. False when a condition fails."""
+    copy_source = {"Bucket": source[0], "Key": source[1]}
+    try:
+        if size <= MAX_COPY_BYTES:  # one request
+            s3.copy_object(
+                Bucket=target[0], Key=target[1], CopySource=copy_source, CopySourceIfMatch=etag, IfNoneMatch="*"
+            )
+            return True
+        upload = s3.create_multipart_upload(Bucket=target[0], Key=target[1])["UploadId"]
+        parts = []
+        for number, start in enumerate(range(0, size, PART_BYTES), 1):
+            end = min(start + PART_BYTES, size) - 1
+            part = s3.upload_part_copy(
+                Bucket=target[0],
+                Key=target[1],
+                UploadId=upload,
+                PartNumber=number,
+                CopySource=copy_source,
+                CopySourceIfMatch=etag,
+                CopySourceRange="bytes=%d-%d" % (start, end),
+            )
+            parts.append({"PartNumber": number, "ETag": part["CopyPartResult"]["ETag"]})
+        s3.complete_multipart_upload(
+            Bucket=target[0], Key=target[1], UploadId=upload, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
         )
-    return not list_files(s3, location)
+        return True
+    except Exception as exc:
+        if _refused(exc):
+            return False
+        raise
 
 
 def move(s3: Any, source: str, target: str) -> bool:
@@ -73,14 +120,18 @@ def move(s3: Any, source: str, target: str) -> bool:
     holds the source's bytes and the source is gone. A move that fails leaves the source in place."""
     if stat(s3, target) is not None:
         return False
-    found = stat(s3, source)
-    if found is None:
-        return False
     source_bucket, source_key = split_uri(source)
-    bucket, key = split_uri(target)
-    s3.copy({"Bucket": source_bucket, "Key": source_key}, bucket, key)  # multipart beyond 5 GB
+    try:
+        head = s3.head_object(Bucket=source_bucket, Key=source_key)
+    except Exception as exc:
+        if _missing(exc):
+            return False
+        raise
+    size = int(head["ContentLength"])
+    if not _copy(s3, (source_bucket, source_key), head["ETag"], size, split_uri(target)):
+        return False
     copied = stat(s3, target)
-    if copied is None or copied[0] != found[0]:
+    if copied is None or copied[0] != size:
         return False
     s3.delete_object(Bucket=source_bucket, Key=source_key)
     return True

@@ -25,10 +25,9 @@ _FOUND: List[Tuple[Pattern[str], _Answer]] = [
         ),
     ),
     (
-        re.compile(
-            r"S3Exception: Access Denied \(Service: S3, Status Code: 403|AccessDeniedException: .*Status Code: 403"
-        ),
-        "S3 refused a request of the table's FileIO (403 Access Denied): the role Spark runs with needs s3:GetObject, "
+        # SDK v2 (S3FileIO), with or without a message; SDK v1 (S3A, EMRFS): "(Service: Amazon S3; Status Code: 403".
+        re.compile(r"S3Exception: [^\n]*?\(Service: S3, Status Code: 403|\(Service: Amazon S3; Status Code: 403"),
+        "S3 refused a request (403 Access Denied): the role Spark runs with needs s3:GetObject, "
         "s3:PutObject, s3:DeleteObject and s3:ListBucket on the table's location",
     ),
     (
@@ -48,14 +47,22 @@ _FOUND: List[Tuple[Pattern[str], _Answer]] = [
         ),
     ),
     (
-        re.compile(r"Unable to load region from any of the providers"),
+        re.compile(r"Unable to load region from any of the providers|Unable to find a region via the region provider"),
         "no AWS Region reached Spark's JVM: set AWS_REGION in the environment Spark starts with, or the catalog "
         "property client.region",
     ),
     (
-        re.compile(r"Unable to load credentials from any of the providers"),
+        re.compile(r"Unable to load (AWS )?credentials from any (of the providers|provider in the chain)"),
         "no AWS credentials reached Spark's JVM: an instance profile or EMR runtime role, or AWS_ACCESS_KEY_ID and "
         "AWS_SECRET_ACCESS_KEY in the environment Spark starts with",
+    ),
+    (
+        re.compile(r"Insufficient Lake Formation permission\(s\)(?: on (\S+))?"),
+        lambda m: (
+            "Lake Formation refused the role Spark runs with%s: grant it the table's permissions in Lake Formation "
+            "(SELECT and DESCRIBE to read; INSERT, DELETE and ALTER to maintain)"
+            % (" on " + m.group(1).rstrip(".,;") if m.group(1) else "")
+        ),
     ),
     (
         re.compile(r"EntityNotFoundException: Database (\S+) not found"),

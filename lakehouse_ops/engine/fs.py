@@ -134,12 +134,14 @@ def _list_directory(directory: str) -> Optional[Dict[str, Tuple[int, int]]]:
         except FileNotFoundError:
             return {}
     if directory.startswith("s3://"):
-        from lakehouse_ops.aws.clients import client
+        from lakehouse_ops.aws.clients import shared_client
 
         bucket, _, prefix = directory[len("s3://") :].partition("/")
         prefix = prefix + "/" if prefix else ""
         out = {}
-        pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        pages = (
+            shared_client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        )
         for page in pages:
             for item in page.get("Contents", []):
                 name = item["Key"][len(prefix) :]

@@ -3,6 +3,7 @@ files, the checked candidates as a `file_list_view`, the candidates other tables
 one way `paths.normalize` spells them (in SQL too); and what a removal did, checked on storage and against the
 metadata."""
 
+import re
 import uuid
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -214,12 +215,23 @@ def refuse_near_others(table: str, location: str, shared_with: Sequence[str], un
         )
 
 
+# `?` and `#` end a key for S3FileIO; `//`, `.` and `..` segments are tidied away by the path checks, moves and
+# restores (paths.normalize), which would then reach another key: such a file is never taken.
+_UNADDRESSABLE = re.compile(r"[?#]|//|(?:^|/)\.{1,2}(?=/|$)")
+
+
+def _unaddressable(path: str) -> bool:
+    key = path.split("://", 1)[1].split("/", 1)[-1] if "://" in path else path  # after the bucket or host
+    return bool(_UNADDRESSABLE.search(key))
+
+
 def own_candidates(candidates: List[str], own: Sequence[str]) -> Tuple[List[str], Dict[str, Any]]:
     """The candidates the table itself could have written: under its own data or metadata directories, and with a
     path its FileIO addresses as it is spelled (S3FileIO reads `?` and `#` as the end of a key: deleting such a
-    file would delete another). The rest are left alone and named: files in other directories of the location
-    were put there by someone else, a table that once wrote there perhaps, and nothing can tell whose they are."""
-    kept = [c for c in candidates if any(within(c, d) for d in own) and not ("?" in c or "#" in c)]
+    file would delete another; a `//`, `.` or `..` segment is tidied into another key by the checks and moves).
+    The rest are left alone and named: files in other directories of the location were put there by someone
+    else, a table that once wrote there perhaps, and nothing can tell whose they are."""
+    kept = [c for c in candidates if any(within(c, d) for d in own) and not _unaddressable(c)]
     left = sorted(set(candidates) - set(kept))
     if not left:
         return kept, {}
@@ -229,8 +241,8 @@ def own_candidates(candidates: List[str], own: Sequence[str]) -> Tuple[List[str]
             "files": len(left),
             "sample": left[:20],
             "reason": "not under the table's own data or metadata directories (%s), or not addressable as spelled "
-            "(`?` or `#`): whose they are cannot be told, so they are left; remove them by hand once checked"
-            % ", ".join(own),
+            "(`?`, `#`, `//`, `.` or `..` in the key): whose they are cannot be told, so they are left; remove them "
+            "by hand once checked" % ", ".join(own),
         }
     }
 

@@ -236,10 +236,10 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
             )
         elif stats and not p.dry_run:
             outputs.update(_remove(spark, catalog, table, p, base, views, jtable, before, stats))
+        purged = 0
         if p.trash_prefix:
-            purged = trash.purge(spark, p.location, p.trash_prefix, p.now_ms, p.trash_keep_ms, p.dry_run)
-            outputs["trash_purge"] = purged
-        moved = int(outputs.get("deleted_files") or 0) + int(outputs.get("trashed_files") or 0)
+            purged = trash.purge_into(outputs, spark, p.location, p.trash_prefix, p.now_ms, p.trash_keep_ms, p.dry_run)
+        moved = int(outputs.get("deleted_files") or 0) + int(outputs.get("trashed_files") or 0) + purged
         outputs.update(after_deletes(p.location, p.versioned_deletes, moved))
         return outputs
     finally:

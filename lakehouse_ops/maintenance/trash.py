@@ -149,12 +149,34 @@ def purge(spark: Any, location: str, prefix: str, now_ms: int, keep_ms: int, dry
     """Delete the trash batches older than `keep_ms` (or, in a dry run, name them)."""
     root = trash_root(location, prefix)
     names = due(list_directories(spark, root), now_ms, keep_ms)
-    files = 0
+    files, left = 0, []
     for name in names:
-        files += len(list_files(spark, "%s/%s" % (root, name)))
+        count = len(list_files(spark, "%s/%s" % (root, name)))
         if not dry_run and not delete_tree(spark, "%s/%s" % (root, name)):
-            raise SafetyError("the trash batch %s/%s could not be purged" % (root, name))
-    return {"purged_batches": names, "purged_files": files, "dry_run": dry_run}
+            left.append(name)  # named below; the next run purges it again
+        else:
+            files += count
+    out: Dict[str, Any] = {"purged_batches": [n for n in names if n not in left], "purged_files": files}
+    if left:
+        log.warning("trash batches not purged", extra={"batches": left})
+        out["not_purged"] = left
+        out["reason"] = "%d trash batch(es) could not be deleted whole (see the log); the next run purges them" % len(
+            left
+        )
+    out["dry_run"] = dry_run
+    return out
+
+
+def purge_into(
+    outputs: Dict[str, Any], spark: Any, location: str, prefix: str, now_ms: int, keep_ms: int, dry_run: bool
+) -> int:
+    """Orphan removal's purge of its due trash batches, into its outputs (`trash_purge`; a batch not purged is
+    `left_behind`): the number of files deleted, whose versions a versioned bucket keeps like any delete's."""
+    purged = purge(spark, location, prefix, now_ms, keep_ms, dry_run)
+    outputs["trash_purge"] = purged
+    if purged.get("not_purged") and "left_behind" not in outputs:
+        outputs["left_behind"] = {"files": 0, "sample": purged["not_purged"], "reason": purged["reason"]}
+    return 0 if dry_run else int(purged["purged_files"])
 
 
 def restore(spark: Any, location: str, prefix: str, since_ms: float, dry_run: bool) -> Dict[str, Any]:

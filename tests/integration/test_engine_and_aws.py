@@ -31,6 +31,7 @@ def test_catalog_settings_for_each_type():
         "spark.sql.catalog.glue_catalog.catalog-impl": "org.apache.iceberg.aws.glue.GlueCatalog",
         "spark.sql.catalog.glue_catalog.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
         "spark.sql.catalog.glue_catalog.warehouse": "s3://b/wh/",
+        "spark.sql.catalog.glue_catalog.s3.retry.num-retries": "10",
         "spark.sql.catalog.glue_catalog.client.region": "eu-west-1",
     }
     rest = catalog_conf(conf_for({"name": "r", "type": "rest", "uri": "https://cat.example/api"}).catalog)

@@ -84,7 +84,8 @@ def test_inventory_reports_in_csv_and_parquet(tmp_path):
     ]
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "part.csv.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
-    rows = list(read_inventory(_manifest(tmp_path, "CSV", ["data/part.csv.gz"]), uri_map, None))
+    (tmp_path / "data" / "empty.csv.gz").write_bytes(gzip.compress(b""))  # a file of no row is no error
+    rows = list(read_inventory(_manifest(tmp_path, "CSV", ["data/part.csv.gz", "data/empty.csv.gz"]), uri_map, None))
     assert [(r["key"], r["version"], r["etag"], r["size"]) for r in rows] == [
         ("in/a b.json", None, "e1", 10),
         ("in/c=d.json", "v3", "e4", 7),

@@ -115,3 +115,21 @@ def test_each_then_again_gives_a_failed_item_one_more_call_after_the_others():
     items = ["a", "busy-1", "b", "taken", "busy-2"]
     assert each_then_again(move, items, 3) == [True, True, True, False, True]
     assert sorted(calls) == sorted(items + ["busy-1", "busy-2", "taken"])  # each failure tried once more only
+
+
+def test_each_then_again_takes_a_raising_first_call_as_a_failure_and_lets_the_second_raise():
+    import pytest
+
+    from lakehouse_ops.retry import each_then_again
+
+    seen = []
+
+    def flaky(item):
+        seen.append(item)
+        if item == "always" or seen.count(item) == 1 and item == "once":
+            raise OSError("SlowDown")
+        return True
+
+    assert each_then_again(flaky, ["a", "once", "b"], 2) == [True, True, True]
+    with pytest.raises(OSError):
+        each_then_again(flaky, ["a", "always"], 2)
