@@ -92,22 +92,25 @@ def _copy(s3: Any, source: Tuple[str, str], etag: str, size: int, target: Tuple[
             )
             return True
         upload = s3.create_multipart_upload(Bucket=target[0], Key=target[1])["UploadId"]
-        parts = []
-        for number, start in enumerate(range(0, size, PART_BYTES), 1):
-            end = min(start + PART_BYTES, size) - 1
-            part = s3.upload_part_copy(
-                Bucket=target[0],
-                Key=target[1],
-                UploadId=upload,
-                PartNumber=number,
-                CopySource=copy_source,
-                CopySourceIfMatch=etag,
-                CopySourceRange="bytes=%d-%d" % (start, end),
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, PART_BYTES), 1):
+                part = s3.upload_part_copy(
+                    Bucket=target[0],
+                    Key=target[1],
+                    UploadId=upload,
+                    PartNumber=number,
+                    CopySource=copy_source,
+                    CopySourceIfMatch=etag,
+                    CopySourceRange="bytes=%d-%d" % (start, min(start + PART_BYTES, size) - 1),
+                )
+                parts.append({"PartNumber": number, "ETag": part["CopyPartResult"]["ETag"]})
+            s3.complete_multipart_upload(
+                Bucket=target[0], Key=target[1], UploadId=upload, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
             )
-            parts.append({"PartNumber": number, "ETag": part["CopyPartResult"]["ETag"]})
-        s3.complete_multipart_upload(
-            Bucket=target[0], Key=target[1], UploadId=upload, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
-        )
+        except Exception:
+            s3.abort_multipart_upload(Bucket=target[0], Key=target[1], UploadId=upload)  # no parts left to pay for
+            raise
         return True
     except Exception as exc:
         if _refused(exc):

@@ -57,3 +57,34 @@ def test_a_directory_whose_objects_are_all_deleted_on_a_versioned_bucket_is_not_
     assert objects.list_directories(s3, "s3://%s/t/.trash" % bucket) == ["b2"]
     assert objects.delete_tree(s3, "s3://%s/t/.trash/b2" % bucket)
     assert objects.list_directories(s3, "s3://%s/t/.trash" % bucket) == []
+
+
+def test_a_large_move_is_copied_in_parts_and_never_over_an_object_written_meanwhile(aws_env, monkeypatch):
+    """Objects over CopyObject's limit are copied in parts (the limit lowered here so a test object crosses it),
+    completed only if the target is still absent: a target written meanwhile keeps its bytes, and the parts are
+    aborted (nothing left to pay for)."""
+    import hashlib
+    import os
+
+    from lakehouse_ops.aws.clients import client
+
+    monkeypatch.setattr(objects, "MAX_COPY_BYTES", 1024)
+    monkeypatch.setattr(objects, "PART_BYTES", 5 * 1024 * 1024)
+    s3 = client("s3")
+    bucket = "objects-%s" % uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    body = os.urandom(12 * 1024 * 1024)  # three parts
+    s3.put_object(Bucket=bucket, Key="t/data/big.parquet", Body=body)
+    root = "s3://%s/t" % bucket
+    assert objects.move(s3, root + "/data/big.parquet", root + "/.trash/b1/data/big.parquet")
+    moved = s3.get_object(Bucket=bucket, Key="t/.trash/b1/data/big.parquet")["Body"].read()
+    assert hashlib.sha256(moved).digest() == hashlib.sha256(body).digest()
+    assert objects.stat(s3, root + "/data/big.parquet") is None
+
+    # A writer puts the target after the move's check: S3's condition on the completion refuses the copy.
+    s3.put_object(Bucket=bucket, Key="t/data/big.parquet", Body=b"WRITER")
+    head = s3.head_object(Bucket=bucket, Key="t/.trash/b1/data/big.parquet")
+    source, target = (bucket, "t/.trash/b1/data/big.parquet"), (bucket, "t/data/big.parquet")
+    assert objects._copy(s3, source, head["ETag"], len(body), target) is False
+    assert s3.get_object(Bucket=bucket, Key="t/data/big.parquet")["Body"].read() == b"WRITER"
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
