@@ -26,10 +26,30 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from slowdown import SlowDownProxy  # noqa: E402
 
 
-def run(endpoint, mode, objects, workers, share, seed, rate):
+def s3_client(mode, url):
+    """The library's client (adaptive retries) or the baseline: standard retries, the same attempts, no adaptation."""
     import boto3
     from botocore.config import Config
 
+    from lakehouse_ops.aws.clients import client
+
+    if mode == "adaptive":
+        return client("s3", endpoint=url)
+    config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=16)
+    return boto3.session.Session().client("s3", endpoint_url=url, config=config)
+
+
+def traffic(proxy, took):
+    """What the run asked of S3, and how S3 (the proxy) answered."""
+    return {
+        "seconds": round(took, 2),
+        "s3_requests": proxy.s3_requests,
+        "s3_requests_per_s": round(proxy.s3_requests / took, 1),
+        "slowdown_answers": proxy.faults,
+    }
+
+
+def run(endpoint, mode, objects, workers, share, seed, rate):
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.conditional import S3Store
     from lakehouse_ops.ingest.claims import Claims
@@ -38,14 +58,10 @@ def run(endpoint, mode, objects, workers, share, seed, rate):
     client("s3", endpoint=endpoint).create_bucket(Bucket=bucket)
     identities = ["land/in/%05d.json#e%d" % (i, i) for i in range(objects)]
     with SlowDownProxy(endpoint, share=share, burst=3, seed=seed, rate=rate) as proxy:
-
-        def s3():
-            if mode == "adaptive":
-                return client("s3", endpoint=proxy.url)  # what the library uses
-            config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=16)
-            return boto3.session.Session().client("s3", endpoint_url=proxy.url, config=config)
-
-        claimers = [Claims(S3Store("s3://%s/c" % bucket, s3()), 3600, owner="w%d" % n) for n in range(workers)]
+        claimers = [
+            Claims(S3Store("s3://%s/c" % bucket, s3_client(mode, proxy.url)), 3600, owner="w%d" % n)
+            for n in range(workers)
+        ]
         results, failures = {}, []
 
         def work(claims):
@@ -67,11 +83,8 @@ def run(endpoint, mode, objects, workers, share, seed, rate):
             owners.setdefault(identity, []).append(owner)
     return {
         "mode": mode,
-        "seconds": round(took, 2),
+        **traffic(proxy, took),
         "objects_claimed_per_s": round(len(owners) / took, 1),
-        "s3_requests": proxy.s3_requests,
-        "s3_requests_per_s": round(proxy.s3_requests / took, 1),
-        "slowdown_answers": proxy.faults,
         "failed_workers": len(failures),
         "failures": failures[:3],
         "every_object_claimed_once": sorted(owners) == sorted(identities) and all(len(v) == 1 for v in owners.values()),
@@ -80,9 +93,6 @@ def run(endpoint, mode, objects, workers, share, seed, rate):
 
 def run_moves(endpoint, mode, objects, workers, share, seed, rate):
     """Move `objects` files into a trash prefix on `workers` threads, as orphan removal does through boto3."""
-    import boto3
-    from botocore.config import Config
-
     from lakehouse_ops.aws import objects as s3_objects
     from lakehouse_ops.aws.clients import client
     from lakehouse_ops.retry import each_then_again
@@ -96,11 +106,7 @@ def run_moves(endpoint, mode, objects, workers, share, seed, rate):
     pairs = [(uri, uri.replace("/t/data/", "/t/.trash/b1/data/")) for uri in sources]
     failures = []
     with SlowDownProxy(endpoint, share=share, burst=3, seed=seed, rate=rate) as proxy:
-        if mode == "adaptive":
-            s3 = client("s3", endpoint=proxy.url)  # what the library shares across its pool
-        else:
-            config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=16)
-            s3 = boto3.session.Session().client("s3", endpoint_url=proxy.url, config=config)
+        s3 = s3_client(mode, proxy.url)  # one client for the whole pool, as the library shares it
 
         def one(pair):
             try:
@@ -121,11 +127,8 @@ def run_moves(endpoint, mode, objects, workers, share, seed, rate):
     stayed = [s for s, _ in pairs if s.split("/", 3)[3] in keys]
     return {
         "mode": mode,
-        "seconds": round(took, 2),
+        **traffic(proxy, took),
         "files_moved_per_s": round(sum(moved) / took, 1),
-        "s3_requests": proxy.s3_requests,
-        "s3_requests_per_s": round(proxy.s3_requests / took, 1),
-        "slowdown_answers": proxy.faults,
         "failed_calls": len(failures),
         "files_not_moved": len(pairs) - sum(moved),
         "nothing_lost": len(arrived) + len(stayed) == len(pairs) and not set(arrived) & set(stayed),

@@ -3,7 +3,7 @@ Kubernetes or a laptop; EMR's EMRFS has one): stat, recursive and directory list
 an object, a prefix delete, and whether a directory holds an Iceberg table's metadata. Paths come back spelled
 with the scheme they were given (s3, s3a or s3n)."""
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from lakehouse_ops.aws.s3 import split_uri
 
@@ -17,15 +17,22 @@ def _missing(exc: BaseException) -> bool:
     return code in ("404", "NoSuchKey", "NotFound")
 
 
-def stat(s3: Any, uri: str) -> Optional[Tuple[int, int]]:
-    """(size, modification time in ms) of an object, or None when there is none."""
+def _head(s3: Any, uri: str) -> Optional[Dict[str, Any]]:
+    """The object's HeadObject answer, or None when there is none."""
     bucket, key = split_uri(uri)
     try:
-        head = s3.head_object(Bucket=bucket, Key=key)
+        return dict(s3.head_object(Bucket=bucket, Key=key))
     except Exception as exc:
         if _missing(exc):
             return None
         raise
+
+
+def stat(s3: Any, uri: str) -> Optional[Tuple[int, int]]:
+    """(size, modification time in ms) of an object, or None when there is none."""
+    head = _head(s3, uri)
+    if head is None:
+        return None
     return int(head["ContentLength"]), int(head["LastModified"].timestamp() * 1000)
 
 
@@ -124,12 +131,9 @@ def move(s3: Any, source: str, target: str) -> bool:
     if stat(s3, target) is not None:
         return False
     source_bucket, source_key = split_uri(source)
-    try:
-        head = s3.head_object(Bucket=source_bucket, Key=source_key)
-    except Exception as exc:
-        if _missing(exc):
-            return False
-        raise
+    head = _head(s3, source)
+    if head is None:
+        return False
     size = int(head["ContentLength"])
     if not _copy(s3, (source_bucket, source_key), head["ETag"], size, split_uri(target)):
         return False
