@@ -6,11 +6,13 @@ fixed-concurrency client with standard retries (the same attempts, no rate adapt
 `--operation claims`: claims of several ingest workers; reports objects claimed per second and whether every object
 was claimed by exactly one worker. `--operation moves`: orphan files moved into the trash on a pool of threads, as
 orphan removal moves them without a Hadoop filesystem (with its second pass for moves that gave up); reports files
-moved per second and whether every file arrived once with nothing lost. Both: S3 requests sent, SlowDown answers,
-calls that failed.
+moved per second and whether every file arrived once with nothing lost. `--operation deletes`: orphan files
+deleted as orphan removal deletes them on S3 (multi-object deletes of `--batch` keys on a pool of threads, keys not
+deleted tried once more); reports files deleted per second and whether exactly the listed files are gone. All: S3
+requests sent, SlowDown answers, calls that failed.
 
-    .venv/bin/python benchmarks/slowdown_bench.py [--operation claims|moves] [--objects 150] [--workers 3]
-        [--share 0.2 | --rate 40]
+    .venv/bin/python benchmarks/slowdown_bench.py [--operation claims|moves|deletes] [--objects 150] [--workers 3]
+        [--share 0.2 | --rate 40] [--batch 250]
 """
 
 import argparse
@@ -135,7 +137,52 @@ def run_moves(endpoint, mode, objects, workers, share, seed, rate):
     }
 
 
-def chart(results, path):
+def run_deletes(endpoint, mode, objects, workers, share, seed, rate, batch):
+    """Delete `objects` files with `workers` multi-object delete requests at once, as orphan removal does on S3."""
+    from lakehouse_ops.aws import objects as s3_objects
+    from lakehouse_ops.aws.clients import client
+
+    bucket = "bench-%s" % uuid.uuid4().hex[:8]
+    direct = client("s3", endpoint=endpoint)
+    direct.create_bucket(Bucket=bucket)
+    uris = ["s3://%s/t/data/f-%05d.parquet" % (bucket, i) for i in range(objects)]
+    for uri in uris:
+        direct.put_object(Bucket=bucket, Key=uri.split("/", 3)[3], Body=b"PAR1 orphan")
+    direct.put_object(Bucket=bucket, Key="t/data/live.parquet", Body=b"PAR1 live")
+    s3_objects.DELETE_BATCH = batch
+    with SlowDownProxy(endpoint, share=share, burst=3, seed=seed, rate=rate) as proxy:
+        s3 = s3_client(mode, proxy.url)
+        failures = []
+        started = time.time()
+        try:
+            left = s3_objects.delete_keys(s3, uris, workers)
+        except Exception as exc:  # a batch that gave up on something else than throttling: counted
+            failures.append(type(exc).__name__)
+            left = uris
+        took = time.time() - started
+    keys = {
+        o["Key"]
+        for page in direct.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
+    return {
+        "mode": mode,
+        **traffic(proxy, took),
+        "files_deleted_per_s": round((len(uris) - len(left)) / took, 1),
+        "failed_calls": len(failures),
+        "files_not_deleted": len(left),
+        "exactly_the_listed_files_gone": keys == {"t/data/live.parquet"} | {u.split("/", 3)[3] for u in left},
+    }
+
+
+FIGURES = {  # operation: (figure, what failed, chart title, output name)
+    "claims": ("objects_claimed_per_s", "failed_workers", "Claims", "slowdown_bench"),
+    "moves": ("files_moved_per_s", "files_not_moved", "Trash moves", "slowdown_moves_bench"),
+    "deletes": ("files_deleted_per_s", "files_not_deleted", "Orphan deletes", "slowdown_deletes_bench"),
+}
+
+
+def chart(results, operation, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,20 +190,20 @@ def chart(results, path):
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     labels = [r["mode"] for r in results]
-    moves = "files_moved_per_s" in results[0]
-    figure, failed = ("files_moved_per_s", "files_not_moved") if moves else ("objects_claimed_per_s", "failed_workers")
+    figure, failed, title, _ = FIGURES[operation]
     ax.bar(labels, [r[figure] for r in results], color=["#4c72b0", "#c44e52"])
     for i, r in enumerate(results):
         ax.text(i, r[figure], "%d failed" % r[failed], ha="center", va="bottom")
     ax.set_ylabel(figure.replace("_", " ").replace(" per s", " per second"))
-    ax.set_title("%s under S3 SlowDown" % ("Trash moves" if moves else "Claims"))
+    ax.set_title("%s under S3 SlowDown" % title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("--operation", choices=("claims", "moves"), default="claims")
+    parser.add_argument("--operation", choices=sorted(FIGURES), default="claims")
+    parser.add_argument("--batch", type=int, default=250, help="keys per multi-object delete (deletes)")
     parser.add_argument("--objects", type=int, default=150)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--share", type=float, default=0.2)
@@ -168,9 +215,10 @@ def main(argv=None):
     os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
     proc, endpoint = start_moto()
     try:
-        measure = run_moves if args.operation == "moves" else run
+        measure = {"claims": run, "moves": run_moves, "deletes": run_deletes}[args.operation]
+        extra = (args.batch,) if args.operation == "deletes" else ()
         results = [
-            measure(endpoint, mode, args.objects, args.workers, args.share, args.seed, args.rate)
+            measure(endpoint, mode, args.objects, args.workers, args.share, args.seed, args.rate, *extra)
             for mode in ("adaptive", "fixed-concurrency")
         ]
     finally:
@@ -186,12 +234,11 @@ def main(argv=None):
         "results": results,
     }
     adaptive, fixed = results
-    figure = "files_moved_per_s" if args.operation == "moves" else "objects_claimed_per_s"
+    figure, _, _, name = FIGURES[args.operation]
     report["ratio_%s_adaptive_to_fixed" % figure] = round(adaptive[figure] / max(fixed[figure], 0.001), 2)
-    name = "slowdown_bench" if args.operation == "claims" else "slowdown_moves_bench"
     with open(os.path.join(out, name + ".json"), "w") as handle:
         json.dump(report, handle, indent=2)
-    chart(results, os.path.join(out, name + ".png"))
+    chart(results, args.operation, os.path.join(out, name + ".png"))
     print(json.dumps(report, indent=2))
 
 

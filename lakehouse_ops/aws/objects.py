@@ -1,9 +1,9 @@
-"""File operations on S3 through boto3, for a Spark whose Hadoop has no filesystem for `s3://` (plain Spark on
-Kubernetes or a laptop; EMR's EMRFS has one): stat, recursive and directory listings, a move that never replaces
-an object, a prefix delete, and whether a directory holds an Iceberg table's metadata. Paths come back spelled
-with the scheme they were given (s3, s3a or s3n)."""
+"""File operations on S3 through boto3: stat, recursive and directory listings, a move that never replaces an
+object, many deletes at once, a prefix delete, and whether a directory holds an Iceberg table's metadata. Paths
+come back spelled with the scheme they were given (s3, s3a or s3n)."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lakehouse_ops.aws.s3 import split_uri
 
@@ -77,6 +77,53 @@ def delete_tree(s3: Any, location: str) -> bool:
         if not list_files(s3, location):
             return True
     return False
+
+
+DELETE_BATCH = 250  # keys per DeleteObjects request (S3 takes up to 1000): smaller batches spread over the pool
+
+
+def _delete_batch(s3: Any, bucket: str, keys: Sequence[str]) -> List[str]:
+    """Delete `keys` of `bucket` in one request; the keys S3 answered with an error (per key: SlowDown,
+    InternalError, AccessDenied)."""
+    answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
+    return [error["Key"] for error in answer.get("Errors", [])]
+
+
+def delete_keys(s3: Any, uris: Sequence[str], threads: int) -> List[str]:
+    """Delete the objects `uris` (any of them may be gone already), DELETE_BATCH keys per request, `threads`
+    requests at once on one client (its adaptive retry mode sets the pace for all of them). The keys S3 did not
+    delete, or whose request spent its retries while S3 throttled, are tried once more after the others, one
+    request at a time. Returns the uris that were not deleted; a refusal of a whole request (no permission, no
+    bucket) raises."""
+    spelled = {split_uri(uri): uri for uri in uris}
+
+    def batches(pairs: Sequence[Tuple[str, str]]) -> List[Tuple[str, List[str]]]:
+        by_bucket: Dict[str, List[str]] = {}
+        for bucket, key in pairs:
+            by_bucket.setdefault(bucket, []).append(key)
+        return [
+            (bucket, keys[start : start + DELETE_BATCH])
+            for bucket, keys in sorted(by_bucket.items())
+            for start in range(0, len(keys), DELETE_BATCH)
+        ]
+
+    def one(batch: Tuple[str, List[str]]) -> List[Tuple[str, str]]:
+        try:
+            return [(batch[0], key) for key in _delete_batch(s3, batch[0], batch[1])]
+        except Exception as exc:
+            if _throttled(exc):
+                return [(batch[0], key) for key in batch[1]]
+            raise
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        undone = [pair for pairs in pool.map(one, batches(sorted(spelled))) for pair in pairs]
+    left = [pair for batch in batches(undone) for pair in one(batch)]
+    return sorted(spelled[pair] for pair in left)
+
+
+def _throttled(exc: BaseException) -> bool:
+    code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+    return code in ("SlowDown", "503", "ServiceUnavailable", "RequestTimeout", "InternalError", "500")
 
 
 MAX_COPY_BYTES = 5 * 1024**3  # CopyObject's limit; larger objects are copied in parts

@@ -1,7 +1,7 @@
 """File checks through Hadoop's FileSystem in the Spark JVM: the same view of s3://, s3a:// and file: that
 Spark's readers and Iceberg's procedures have (EMRFS on EMR); on S3 through boto3 where this Spark's Hadoop has no
-filesystem for the scheme (aws/objects.py). Many files at once (`stat_many`): one listing per directory instead
-of one request per file."""
+filesystem for the scheme (aws/objects.py). Moves on S3 always go through boto3 (see `move`). Many files at once
+(`stat_many`): one listing per directory instead of one request per file."""
 
 import os
 from collections import defaultdict, namedtuple
@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from lakehouse_ops.aws import objects
+from lakehouse_ops.aws.textio import is_s3
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.paths import glob_escape, normalize
 
@@ -25,14 +26,13 @@ def hadoop_path(spark: Any, path: str) -> Tuple[Any, Any]:
     return jpath, jpath.getFileSystem(spark._jsc.hadoopConfiguration())
 
 
-_S3_SCHEMES = ("s3://", "s3a://", "s3n://")
 _hadoop_has: Dict[str, bool] = {}  # scheme -> whether this Spark's Hadoop has a filesystem for it
 
 
 def through_boto3(spark: Any, path: str) -> Optional[Any]:
     """An S3 client when `path` is on S3 and this Spark's Hadoop has no filesystem for its scheme (EMR's EMRFS
     has one; a plain Spark without hadoop-aws does not): the operations below then go through boto3."""
-    if not path.startswith(_S3_SCHEMES):
+    if not is_s3(path):
         return None
     scheme = path.split("://", 1)[0]
     if scheme not in _hadoop_has:
@@ -201,9 +201,19 @@ def read_first_line(spark: Any, path: str, encoding: str = "UTF-8") -> str:
 def move(spark: Any, source: str, target: str) -> bool:
     """Move a file to `target` (its directory created), never over an existing file: True once it is there.
     Object stores copy and delete; a move that fails leaves the source in place."""
-    s3 = through_boto3(spark, source)
-    if s3 is not None:
-        return objects.move(s3, source, target)
+    if is_s3(source) and is_s3(target):
+        # Through the process's shared client on every runtime: S3's own conditions guard the copy, and a pool of
+        # moves backs off together under SlowDown. Where S3 refuses this process's credentials (and Hadoop has a
+        # filesystem for S3, as EMRFS is), Hadoop's filesystem moves.
+        from lakehouse_ops.aws.clients import describe_failure, shared_client
+
+        try:
+            return objects.move(shared_client("s3"), source, target)
+        except Exception as exc:
+            reason = describe_failure(exc)
+            if reason is None or through_boto3(spark, source) is not None:
+                raise
+            log.warning("S3 refused this process's move: Hadoop's filesystem moves", extra={"error": reason})
     jsource, fs = hadoop_path(spark, source)
     jtarget, _ = hadoop_path(spark, target)
     if fs.exists(jtarget):

@@ -1,10 +1,13 @@
 """The Iceberg table object in the Spark JVM, for what no procedure offers: the current metadata file (has anyone
-committed since?) and deleting a checked list of files with the table's own FileIO (in bulk where it supports it:
-S3FileIO's multi-object deletes, HadoopFileIO's parallel deletes), the list handed from Spark to the JVM without
-passing through Python row by row."""
+committed since?) and deleting a checked list of files: on S3 with the process's shared boto3 client (multi-object
+deletes on a pool of threads that backs off together under SlowDown and grows again), elsewhere, or where S3
+refuses this process's credentials, with the table's own FileIO (in bulk where it supports it)."""
 
-from typing import Any, Optional
+from typing import Any, List, Optional, Tuple
 
+from lakehouse_ops.aws import objects
+from lakehouse_ops.aws.clients import describe_failure, shared_client
+from lakehouse_ops.aws.textio import is_s3
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("engine.tables")
@@ -34,15 +37,35 @@ def current_metadata(jtable: Any) -> str:
     return str(jtable.operations().current().metadataFileLocation())
 
 
-def delete_files(spark: Any, jtable: Any, df: Any, column: str) -> int:
-    """Delete the files named in `column` of `df` with the table's FileIO; returns how many deletes failed (they
-    stay on storage; the caller checks what is left). Bulk where the FileIO supports it, else one by one."""
-    jvm = spark._jvm
-    strings = jvm.org.apache.spark.sql.Encoders.STRING()
-    paths = getattr(df.select(column)._jdf, "as")(strings).collectAsList()
+DELETE_THREADS = 16  # delete requests at once when the policy sets no max_concurrent_deletes
+
+
+def delete_files(spark: Any, jtable: Any, paths: List[str], threads: Optional[int] = None) -> Tuple[int, str]:
+    """Delete `paths`; returns how many deletes failed (they stay on storage; the caller checks what is left) and
+    what deleted them. `threads`: requests at once (the policy's max_concurrent_deletes)."""
+    if paths and all(is_s3(path) for path in paths):
+        try:
+            left = objects.delete_keys(shared_client("s3"), paths, threads or DELETE_THREADS)
+            if left:
+                log.warning("some deletes failed", extra={"failed": len(left)})
+            return len(left), "S3 multi-object deletes (adaptive retries)"
+        except Exception as exc:
+            reason = describe_failure(exc)
+            if reason is None or jtable is None:
+                raise
+            log.warning("S3 refused this process's deletes: the table's FileIO deletes", extra={"error": reason})
+    return _delete_with_fileio(spark, jtable, paths), "the table's FileIO"
+
+
+def _delete_with_fileio(spark: Any, jtable: Any, paths: List[str]) -> int:
+    """Bulk where the table's FileIO supports it (S3FileIO's multi-object deletes, HadoopFileIO's parallel
+    deletes), else one by one."""
+    jlist = spark._jvm.java.util.ArrayList()
+    for path in paths:
+        jlist.add(path)
     io = jtable.io()
     try:
-        io.deleteFiles(paths)
+        io.deleteFiles(jlist)
         return 0
     except Exception as exc:
         text = str(exc)
@@ -53,9 +76,9 @@ def delete_files(spark: Any, jtable: Any, df: Any, column: str) -> int:
         if "deleteFiles" not in text:
             raise
     failed = 0
-    for index in range(paths.size()):  # a FileIO without bulk operations
+    for path in paths:  # a FileIO without bulk operations
         try:
-            io.deleteFile(paths.get(index))
+            io.deleteFile(path)
         except Exception as exc:
             failed += 1
             log.warning("a delete failed", extra={"error": str(exc)[:200]})

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from lakehouse_ops.config.policy import ORPHAN_MIN_AGE_HOURS, FileListSource, TablePolicy
-from lakehouse_ops.engine.frames import frame
 from lakehouse_ops.engine.fs import stat_many, through_boto3
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.engine.tables import current_metadata, delete_files, jvm_table
@@ -262,9 +261,9 @@ def _remove(
     caller to drop."""
     if before is not None and current_metadata(jtable) == before:
         # No commit since the dry run: its check against this very metadata holds; one bulk delete.
-        failed = delete_files(spark, jtable, frame(spark, {"path": list(stats)}, "path string"), "path")
+        failed, how = delete_files(spark, jtable, sorted(stats), p.max_concurrent_deletes)
         unchanged = current_metadata(jtable) == before
-        outputs = {"deleted_with": "the table's FileIO (no commit since the dry run)", "delete_failures": failed}
+        outputs = {"deleted_with": how + " (no commit since the dry run)", "delete_failures": failed}
         outputs.update(lists.verify_removal(spark, catalog, table, stats, sorted(stats), references_checked=unchanged))
         return outputs
     views.append(lists.candidate_view(spark, stats, p.location))

@@ -99,3 +99,60 @@ def test_a_health_scan_under_slowdown_reads_every_manifest(aws_env, monkeypatch)
         == (calm.data_files, calm.records, calm.manifests)
         == (12, 120, 12)
     )
+
+
+@pytest.mark.parametrize("faults", [{"share": 0.2, "burst": 2}, {"rate": 6}], ids=["bursts", "over-a-rate"])
+def test_orphan_deletes_under_slowdown_delete_each_object_once_and_nothing_else(aws_env, monkeypatch, faults):
+    """Orphan removal's deletes on S3 (`delete_files`: multi-object deletes on a pool of threads sharing the
+    process's adaptive client), on a versioned bucket: every listed object gets exactly one delete marker (a
+    delete sent twice would add a second one), its neighbours none."""
+    from lakehouse_ops.aws import objects
+    from lakehouse_ops.aws.clients import ENDPOINT_ENV, client
+    from lakehouse_ops.engine.tables import delete_files
+
+    monkeypatch.setattr(objects, "DELETE_BATCH", 10)  # 40 requests for 400 keys: enough to meet SlowDown often
+    bucket = "deletes-%s" % uuid.uuid4().hex[:8]
+    direct = client("s3")
+    direct.create_bucket(Bucket=bucket)
+    direct.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    orphans = ["s3://%s/t/data/p=%d/f-%04d.parquet" % (bucket, i % 7, i) for i in range(400)]
+    kept = ["s3://%s/t/data/p=0/live-%d.parquet" % (bucket, i) for i in range(5)]
+    kept.append("s3://%s/t_v2/data/f-0001.parquet" % bucket)  # a sibling table's file, next to a listed key
+    for uri in orphans + kept:
+        direct.put_object(Bucket=bucket, Key=uri.split("/", 3)[3], Body=b"PAR1")
+    with SlowDownProxy(aws_env, seed=11, **faults) as proxy:
+        monkeypatch.setenv(ENDPOINT_ENV, proxy.url)
+        failed, how = delete_files(None, None, orphans, threads=8)
+    assert proxy.faults > 3, proxy.s3_requests  # SlowDown was met, often
+    assert (failed, how) == (0, "S3 multi-object deletes (adaptive retries)")
+    markers: dict = {}
+    for page in direct.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        for marker in page.get("DeleteMarkers", []):
+            markers[marker["Key"]] = markers.get(marker["Key"], 0) + 1
+    assert markers == {uri.split("/", 3)[3]: 1 for uri in orphans}
+    current = {
+        o["Key"]
+        for page in direct.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
+    assert current == {uri.split("/", 3)[3] for uri in kept}
+
+
+def test_deletes_s3_refuses_are_named_and_nothing_is_reported_deleted(aws_env, monkeypatch):
+    """A role without s3:DeleteObject: the whole request is refused; with no table FileIO to fall back on the
+    refusal reaches the caller, naming the permission, and the objects stay."""
+    from lakehouse_ops.aws.clients import ENDPOINT_ENV, client, describe_failure
+    from lakehouse_ops.engine.tables import delete_files
+
+    bucket = "refused-%s" % uuid.uuid4().hex[:8]
+    direct = client("s3")
+    direct.create_bucket(Bucket=bucket)
+    uris = ["s3://%s/t/data/f-%d.parquet" % (bucket, i) for i in range(3)]
+    for uri in uris:
+        direct.put_object(Bucket=bucket, Key=uri.split("/", 3)[3], Body=b"PAR1")
+    with SlowDownProxy(aws_env, seed=1, share=0.0, deny="POST") as proxy:
+        monkeypatch.setenv(ENDPOINT_ENV, proxy.url)
+        with pytest.raises(Exception) as caught:
+            delete_files(None, None, uris, threads=2)
+    assert "AccessDenied" in (describe_failure(caught.value) or "")
+    assert len(direct.list_objects_v2(Bucket=bucket)["Contents"]) == 3

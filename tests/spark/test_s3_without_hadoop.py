@@ -89,9 +89,9 @@ def test_expiry_orphan_removal_and_the_trash_under_slowdown_lose_nothing(
     spark, glue_lake, no_hadoop_s3, moto_server, monkeypatch, tmp_path
 ):
     """S3 answers a share of requests `503 SlowDown`, in bursts (a proxy in front of moto): the table's own S3
-    traffic (S3FileIO's reads, writes and bulk deletes) and the library's (boto3's checks, moves and restores) back
-    off and go on; every step completes, nothing referenced is touched, every orphan comes back on restore and is
-    then deleted once."""
+    traffic (S3FileIO's reads, writes and expiry's deletes) and the library's (boto3's checks, moves, restores and
+    orphan deletes) back off and go on; every step completes, nothing referenced is touched, every orphan comes back
+    on restore and is then deleted once."""
     from slowdown import SlowDownProxy
 
     from helpers import days_later
@@ -145,7 +145,7 @@ def test_expiry_orphan_removal_and_the_trash_under_slowdown_lose_nothing(
         back = trash.restore(spark, location, ".lakehouse-trash", 0, dry_run=False)
         assert back["restored_files"] == 30 and back["conflicts"] == 0, back
         assert set(orphans) <= set(_keys(lake, prefix)) and not [k for k in _keys(lake, prefix) if "trash" in k]
-        # And deleted for good, without the trash: the table's FileIO's bulk deletes, checked on storage after.
+        # And deleted for good, without the trash: the library's multi-object deletes, checked on storage after.
         policy["orphans"]["trash"] = {"enabled": False}
         runner = MaintenanceRunner(
             lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"], clock=days_later(3)
@@ -153,6 +153,7 @@ def test_expiry_orphan_removal_and_the_trash_under_slowdown_lose_nothing(
         action = runner.run([name])["tables"][0]["actions"][0]
         assert action["status"] == "done" and action["outputs"]["deleted_files"] == 30, action
         assert action["outputs"]["verified"] is True
+        assert action["outputs"]["deleted_with"].startswith("S3 multi-object deletes"), action["outputs"]
         spark.sql("REFRESH TABLE %s" % ref)
         assert sorted(r.id for r in spark.table(ref).collect()) == list(range(100, 300))
     assert proxy.faults > 5, (proxy.faults, proxy.s3_requests)  # SlowDown was met, often
