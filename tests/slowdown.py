@@ -2,16 +2,21 @@
 prefix takes more requests than it can, either in bursts that refuse a share of them (seeded: the same seed gives
 the same bursts for the same sequence of requests) or above a request rate (`rate`: more than that many S3
 requests in the last second are refused, as S3's per-prefix limits do); with `deny` (an HTTP method), S3 requests
-of that method are answered `403 AccessDenied`, as for a role without the permission; everything else is passed
-through as it came."""
+of that method are answered `403 AccessDenied`, as for a role without the permission; with `key_errors` (a share),
+that share of the keys of each multi-object delete is answered per key with SlowDown and not deleted (the request
+itself succeeds, as S3 answers a busy prefix inside a DeleteObjects); everything else is passed through as it
+came."""
 
+import base64
 import collections
+import hashlib
 import http.client
 import random
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Deque, Optional
+from typing import Deque, List, Optional, Tuple
 from urllib.parse import urlparse
 
 SLOW_DOWN = (
@@ -35,10 +40,12 @@ class SlowDownProxy:
         seed: int = 0,
         rate: Optional[float] = None,
         deny: Optional[str] = None,
+        key_errors: float = 0.0,
     ) -> None:
         parsed = urlparse(target)
         self.target = (parsed.hostname, parsed.port)
-        self.share, self.burst, self.rate, self.deny = share, burst, rate, deny
+        self.share, self.burst, self.rate, self.deny, self.key_errors = share, burst, rate, deny, key_errors
+        self.key_faults = 0  # keys of multi-object deletes answered SlowDown
         self.recent: Deque[float] = collections.deque()  # when the S3 requests of the last second were answered
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
@@ -63,14 +70,34 @@ class SlowDownProxy:
                 if proxy.slow_down(authorization):
                     self._answer(503, SLOW_DOWN)
                     return
+                headers = dict(self.headers.items())
+                failed_keys = []
+                if proxy.key_errors and self.command == "POST" and re.search(r"[?&]delete(=|&|$)", self.path):
+                    body, failed_keys = proxy.fail_some_keys(body)
+                    headers = {
+                        k: v
+                        for k, v in headers.items()
+                        if not k.lower().startswith(
+                            ("x-amz-checksum", "x-amz-sdk-checksum", "content-md5", "content-length")
+                        )
+                    }
+                    headers["Content-MD5"] = base64.b64encode(hashlib.md5(body).digest()).decode()
+                    headers["Content-Length"] = str(len(body))
                 with proxy.upstream:  # moto's server takes a few connections at a time
                     upstream = http.client.HTTPConnection(*proxy.target, timeout=60)
                     try:
-                        upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+                        upstream.request(self.command, self.path, body=body, headers=headers)
                         answer = upstream.getresponse()
                         payload = answer.read()
                     finally:
                         upstream.close()
+                if failed_keys and answer.status == 200:
+                    errors = "".join(
+                        "<Error><Key>%s</Key><Code>SlowDown</Code><Message>Please reduce your request rate."
+                        "</Message></Error>" % key
+                        for key in failed_keys
+                    )
+                    payload = payload.replace(b"</DeleteResult>", errors.encode() + b"</DeleteResult>")
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
                     if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
@@ -120,6 +147,18 @@ class SlowDownProxy:
                 self.faults += 1
                 return True
             return False
+
+    def fail_some_keys(self, body: bytes) -> Tuple[bytes, List[str]]:
+        """A DeleteObjects body without a share `key_errors` of its keys, and those keys (as the XML spells them).
+        A body left with no key keeps one, so that the request stays valid; it is answered per key anyway."""
+        objects = re.findall(rb"<Object>.*?</Object>", body, re.S)
+        with self.lock:
+            failing = [o for o in objects if self.rng.random() < self.key_errors][: max(0, len(objects) - 1)]
+            self.key_faults += len(failing)
+        for block in failing:
+            body = body.replace(block, b"", 1)
+        keys = [re.search(rb"<Key>(.*?)</Key>", block, re.S).group(1).decode() for block in failing]  # type: ignore[union-attr]
+        return body, keys
 
     def __enter__(self) -> "SlowDownProxy":
         self.thread.start()

@@ -218,13 +218,15 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         others.update(foreign)
         stats, total = _guarded(spark, candidates, p)
         outputs = {
-            "candidates": len(candidates),
+            "candidates": len(stats),
+            # a file list (an inventory up to 48 h late) names files already gone: not candidates, counted
+            "listed_not_found": len(candidates) - len(stats),
             "nested_table_files_skipped": len(listed) - len(outside),
             **others,
             **listed_from,
             **listing,
             "candidate_bytes": total,
-            "candidate_sample": candidates[:20],
+            "candidate_sample": sorted(stats)[:20],
             "deleted_files": 0,
             "deleted_bytes": 0,
             "dry_run": bool(p.dry_run),

@@ -156,3 +156,52 @@ def test_deletes_s3_refuses_are_named_and_nothing_is_reported_deleted(aws_env, m
             delete_files(None, None, uris, threads=2)
     assert "AccessDenied" in (describe_failure(caught.value) or "")
     assert len(direct.list_objects_v2(Bucket=bucket)["Contents"]) == 3
+
+
+def _put(s3, bucket, keys):
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"PAR1")
+
+
+def _current(s3, bucket):
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
+def test_keys_a_multi_object_delete_answers_slowdown_are_tried_again_and_the_rest_named(aws_env):
+    """S3 answers some keys of a DeleteObjects with SlowDown (the request succeeds): those are tried once more
+    after the others; what S3 still did not delete is returned, exactly, and nothing else is touched."""
+    from lakehouse_ops.aws import objects
+    from lakehouse_ops.aws.clients import client
+
+    bucket = "perkey-%s" % uuid.uuid4().hex[:8]
+    direct = client("s3")
+    direct.create_bucket(Bucket=bucket)
+    keys = ["t/data/f-%04d.parquet" % i for i in range(300)]
+    _put(direct, bucket, keys + ["t/data/live.parquet"])
+    with SlowDownProxy(aws_env, seed=3, share=0.0, key_errors=0.3) as proxy:
+        left = objects.delete_keys(client("s3", endpoint=proxy.url), ["s3://%s/%s" % (bucket, k) for k in keys], 4)
+    remaining = _current(direct, bucket)
+    assert proxy.key_faults > len(left) > 0, (proxy.key_faults, len(left))  # the second pass deleted most
+    assert sorted(left) == sorted("s3://%s/%s" % (bucket, k) for k in remaining - {"t/data/live.parquet"})
+    assert "t/data/live.parquet" in remaining
+
+
+def test_a_prefix_delete_tries_again_what_s3_did_not_delete_and_says_whether_all_went(aws_env):
+    """Purging a trash batch (`delete_tree`): keys answered SlowDown inside the multi-object delete are deleted on
+    the second pass; True only when nothing is left under the prefix, and a sibling prefix is never touched."""
+    from lakehouse_ops.aws import objects
+    from lakehouse_ops.aws.clients import client
+
+    bucket = "tree-%s" % uuid.uuid4().hex[:8]
+    direct = client("s3")
+    direct.create_bucket(Bucket=bucket)
+    _put(direct, bucket, ["t/.trash/b1/data/f-%03d.parquet" % i for i in range(120)] + ["t/.trash/b10/keep.parquet"])
+    with SlowDownProxy(aws_env, seed=5, share=0.0, key_errors=0.2) as proxy:
+        s3 = client("s3", endpoint=proxy.url)
+        first = objects.delete_tree(s3, "s3://%s/t/.trash/b1" % bucket)
+        left_after_first = len([k for k in _current(direct, bucket) if k.startswith("t/.trash/b1/")])
+        second = objects.delete_tree(s3, "s3://%s/t/.trash/b1" % bucket)
+    assert proxy.key_faults > 0
+    assert first == (left_after_first == 0)
+    assert second is True and _current(direct, bucket) == {"t/.trash/b10/keep.parquet"}

@@ -133,6 +133,11 @@ def _orphans_listed(spark, lake, name, tmp_path, count, tag):
     return keys, {"orphans": {"file_list": {"path": listing}}}
 
 
+def _keys(lake):
+    pages = lake.s3.get_paginator("list_objects_v2").paginate(Bucket=lake.bucket, Prefix="warehouse/")
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
 def test_orphan_removal_on_a_versioned_bucket_says_what_it_did_not_free_or_frees_it_when_asked(
     spark, glue_lake, tmp_path
 ):
@@ -152,4 +157,44 @@ def test_orphan_removal_on_a_versioned_bucket_says_what_it_did_not_free_or_frees
     outputs = report["tables"][0]["actions"][0]["outputs"]
     assert outputs["deleted_files"] == 2 and outputs["noncurrent_versions_removed"] >= 2, outputs
     assert not {v["Key"] for v in _noncurrent(lake)} & set(keys)
+    assert spark.table("%s.%s" % (lake.catalog, name)).count() == 300
+
+
+def test_trash_moves_and_purges_on_a_versioned_bucket_count_in_the_storage_not_freed(spark, glue_lake, tmp_path):
+    """A move into the trash deletes its source and a purge deletes the trash copy: on a versioned bucket each
+    leaves a noncurrent version, and the report counts them (the move's run its moved files, the purge's run its
+    purged ones); with versioned_deletes the next run frees what both left."""
+    lake = glue_lake
+    _, name = _create(spark, lake, "trashed")
+    keys, policy = _orphans_listed(spark, lake, name, tmp_path, 3, "moved")
+    policy["orphans"]["trash"] = {"enabled": True, "keep_days": 1}
+    policy["orphans"]["older_than_hours"] = 120  # days later by the clocks below: still five days back from then
+    moved = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run([name])
+    outputs = moved["tables"][0]["actions"][0]["outputs"]
+    assert outputs["trashed_files"] == 3 and "the 3 deleted file(s)" in outputs["storage_not_freed"], outputs
+    assert {v["Key"] for v in _noncurrent(lake) if v["Key"] in keys} == set(keys)
+
+    runner = MaintenanceRunner(
+        lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"], clock=days_later(3)
+    )
+    action = runner.run([name])["tables"][0]["actions"][0]
+    assert action["status"] == "done", (action["status"], action["reason"])
+    outputs = action["outputs"]
+    assert outputs["trash_purge"]["purged_files"] == 3 and outputs["candidates"] == 0, outputs
+    assert outputs["listed_not_found"] == 3  # the list still names the files the first run moved
+    assert "the 3 deleted file(s)" in outputs["storage_not_freed"], outputs
+    trash_keys = [v["Key"] for v in _noncurrent(lake) if ".lakehouse-trash/" in v["Key"]]
+    assert len(set(trash_keys)) == 3  # the purged copies, kept as versions as the report says
+
+    keys, policy = _orphans_listed(spark, lake, name, tmp_path, 1, "freed")
+    policy["orphans"]["trash"] = {"enabled": True, "keep_days": 1}
+    policy["orphans"]["older_than_hours"] = 144
+    policy["storage"] = {"versioned_deletes": True}
+    runner = MaintenanceRunner(
+        lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"], clock=days_later(4)
+    )
+    outputs = runner.run([name])["tables"][0]["actions"][0]["outputs"]
+    assert outputs["trashed_files"] == 1 and outputs["noncurrent_versions_removed"] >= 7, outputs
+    assert not [v for v in _noncurrent(lake) if ".lakehouse-trash/" in v["Key"] or "/stray-" in v["Key"]]
+    assert len([k for k in _keys(lake) if ".lakehouse-trash/" in k]) == 1  # the one just moved, kept a day
     assert spark.table("%s.%s" % (lake.catalog, name)).count() == 300
