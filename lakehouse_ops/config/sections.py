@@ -135,6 +135,18 @@ class Schedule(Model):
         return value
 
 
+SQS_QUEUE_ARN = r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[\w-]{1,80}(\.fifo)?$"
+
+
+class ScheduleRetry(Model):
+    """What EventBridge Scheduler does when it cannot start a run (throttled, the application stopped, a role that
+    cannot pass): tries again up to `max_attempts` times within `max_event_age_minutes`, then gives the event to
+    the dead-letter queue. Scheduler's own defaults (185 attempts over a day) would pile maintenance runs up."""
+
+    max_attempts: int = Field(2, ge=0, le=185)
+    max_event_age_minutes: int = Field(60, ge=1, le=1440)
+
+
 class RunBudget(Model):
     """What one maintenance run over several tables may take on."""
 
@@ -160,6 +172,12 @@ class ShipConfig(Model):
     scheduler_role_arn: Optional[str] = None
     schedule_group: str = Field("lakehouse-ops", pattern=r"^[0-9a-zA-Z\-_.]{1,64}$")
     schedules: List[Schedule] = Field(default_factory=list)
+    schedule_retry: ScheduleRetry = Field(default_factory=ScheduleRetry)
+    # An SQS queue ARN for the events of runs Scheduler could not start (the scheduler role needs sqs:SendMessage
+    # on it); without one, such a run is only counted in Scheduler's CloudWatch metrics.
+    schedule_dead_letter_arn: Optional[str] = Field(
+        None, pattern=r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[\w-]{1,80}(\.fifo)?$"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "ShipConfig":

@@ -14,6 +14,7 @@ from lakehouse_ops.ship import requests as req
 log = get_logger("ship.schedule")
 TARGET_ARN = "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
 MANAGED = "managed by lakehouse-ops"
+TARGET_KEYS = ("Arn", "RoleArn", "Input", "RetryPolicy", "DeadLetterConfig")  # what a schedule's target says
 # Scheduler fills this in per invocation: each run gets its own idempotency token.
 EXECUTION_ID = "<aws.scheduler.execution-id>"
 Request = Dict[str, Any]  # a CreateSchedule / UpdateSchedule request
@@ -47,6 +48,7 @@ def desired(config: Config, config_uri: str, archive_uri: Optional[str]) -> Dict
             config, entry.job, artifacts, entry.args, name="lakehouse-ops-" + entry.name, client_token=EXECUTION_ID
         )
         run["tags"] = dict(run["tags"], **{"lakehouse-ops:schedule": entry.name})
+        target = _target(ship, run)
         window = (
             {"Mode": "OFF"}
             if not entry.flexible_window_minutes
@@ -60,9 +62,25 @@ def desired(config: Config, config_uri: str, archive_uri: Optional[str]) -> Dict
             "FlexibleTimeWindow": window,
             "State": "ENABLED" if entry.enabled else "DISABLED",
             "Description": "%s: %s" % (MANAGED, entry.job),
-            "Target": {"Arn": TARGET_ARN, "RoleArn": ship.scheduler_role_arn, "Input": json.dumps(run, sort_keys=True)},
+            "Target": target,
         }
     return out
+
+
+def _target(ship: Any, run: Mapping[str, Any]) -> Dict[str, Any]:
+    """The schedule's target: the StartJobRun request, its retry policy and its dead-letter queue."""
+    target: Dict[str, Any] = {
+        "Arn": TARGET_ARN,
+        "RoleArn": ship.scheduler_role_arn,
+        "Input": json.dumps(run, sort_keys=True),
+        "RetryPolicy": {
+            "MaximumRetryAttempts": ship.schedule_retry.max_attempts,
+            "MaximumEventAgeInSeconds": ship.schedule_retry.max_event_age_minutes * 60,
+        },
+    }
+    if ship.schedule_dead_letter_arn:
+        target["DeadLetterConfig"] = {"Arn": ship.schedule_dead_letter_arn}
+    return target
 
 
 def _same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
@@ -78,7 +96,7 @@ def _same(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
             "FlexibleTimeWindow": request.get("FlexibleTimeWindow"),
             "State": request.get("State"),
             "Description": request.get("Description"),
-            "Target": {k: target.get(k) for k in ("Arn", "RoleArn", "Input")},
+            "Target": {k: target.get(k) for k in TARGET_KEYS},
         }
 
     return norm(current) == norm(wanted)
@@ -189,11 +207,40 @@ def manage(
     artifacts = {e.job: req.artifacts_for(ship, e.job, config_path, archive) for e in ship.schedules}
     any_artifacts = next(iter(artifacts.values()))
     wanted = desired(config, any_artifacts.config, any_artifacts.archive)
-    if not dry_run:
-        files = []
-        for job in artifacts:
-            files += sub.uploads(artifacts[job], job, config_path, archive)
-        sub.upload(dict(files).items())
+    report: Dict[str, Any] = {"ok": True, "group": group, "dry_run": dry_run}
+    if not ship.schedule_dead_letter_arn:
+        report["dead_letter"] = "none: a run Scheduler cannot start is only counted in its CloudWatch metrics"
+    if dry_run:
+        report["results"] = _dry_run(scheduler, wanted, group, prune)
+        return report
+    files = []
+    for job in artifacts:
+        files += sub.uploads(artifacts[job], job, config_path, archive)
+    sub.upload(dict(files).items())
+    # The archive every scheduled run unpacks must be there, as submit checks before a run (the entry points and
+    # the config were just uploaded): a schedule naming a missing one would fail each time it fires.
+    sub.check_archive(any_artifacts.archive)
     with scheduler_errors("applying schedules to group %s" % group):
-        results = apply(scheduler, wanted, group, prune=prune, dry_run=dry_run)
-    return {"ok": True, "group": group, "dry_run": dry_run, "results": results}
+        report["results"] = apply(scheduler, wanted, group, prune=prune)
+    return report
+
+
+def _dry_run(scheduler: Any, wanted: Mapping[str, Request], group: str, prune: bool) -> List[Outcome]:
+    """What `schedule` would do: compared with the group's schedules where AWS answers; offline (no endpoint, no
+    credentials, no permission to read the group) every request is shown as it would be sent."""
+    from lakehouse_ops.aws.clients import describe_failure
+
+    try:
+        return apply(scheduler, wanted, group, prune=prune, dry_run=True)
+    except Exception as exc:
+        reason = describe_failure(exc)
+        if reason is None:
+            raise ScheduleError("reading schedule group %s failed: %s" % (group, first_line(exc))) from None
+        log.info("the schedule group cannot be read: every request shown", extra={"reason": reason})
+    results: List[Outcome] = [
+        {"name": name, "action": "would create or update", "request": dict(request)}
+        for name, request in sorted(wanted.items())
+    ]
+    if prune:
+        results.append({"name": "*", "action": "prune not checked", "reason": reason})
+    return results

@@ -253,8 +253,14 @@ def test_dry_run_prints_the_request_and_sends_nothing(aws, tmp_path):
 
 def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_path):
     clients, roles, app, cluster = aws
-    config = write_config(tmp_path, roles, app, cluster)
-    archive = "s3://envs/env.tar.gz"
+    dead_letter = "arn:aws:sqs:us-east-1:123456789012:lakehouse-ops-schedules-dlq"
+    config = write_config(tmp_path, roles, app, cluster, schedule_dead_letter_arn=dead_letter)
+    archive = "s3://artifacts-bucket/envs/env-%s.tar.gz" % os.urandom(4).hex()
+    missing, _ = invoke("--config", config, "schedule", "--archive", archive, "--json")
+    assert missing.exit_code != 0 and "archive %s does not exist" % archive in missing.output, missing.output
+    with pytest.raises(Exception):  # nothing scheduled with an archive that is not there
+        clients["scheduler"].get_schedule(Name="compaction-hourly", GroupName="lakehouse-ops")
+    clients["s3"].put_object(Bucket="artifacts-bucket", Key=archive.split("/", 3)[3], Body=b"packed env")
     result, first = invoke("--config", config, "schedule", "--archive", archive, "--json")
     assert result.exit_code == 0, result.output
     assert sorted((r["name"], r["action"]) for r in first["results"]) == [
@@ -266,6 +272,8 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
     created = clients["scheduler"].get_schedule(Name="compaction-hourly", GroupName="lakehouse-ops")
     run = json.loads(created["Target"]["Input"])
     assert created["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:emrserverless:startJobRun"
+    assert created["Target"]["RetryPolicy"] == {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600}
+    assert created["Target"]["DeadLetterConfig"] == {"Arn": dead_letter}
     assert run["applicationId"] == app and run["jobDriver"]["sparkSubmit"]["entryPointArguments"][-2:] == [
         "--only",
         "compaction",
@@ -276,6 +284,7 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
         app,
         cluster,
         schedules=[{"name": "compaction-hourly", "args": ["--only", "compaction"], "expression": "rate(2 hours)"}],
+        schedule_dead_letter_arn=dead_letter,
     )
     dry_result, dry = invoke("--config", changed, "schedule", "--archive", archive, "--prune", "--dry-run", "--json")
     assert "schedule updated" not in dry_result.output and "schedule deleted" not in dry_result.output
@@ -298,6 +307,26 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
     assert [s["Name"] for s in listed["schedules"]] == ["compaction-hourly"]
     _, deleted = invoke("--config", changed, "schedule", "--delete", "compaction-hourly", "--json")
     assert deleted["results"] == [{"name": "compaction-hourly", "action": "deleted"}]
+
+
+def test_a_schedule_dry_run_works_offline_and_shows_every_request(aws, tmp_path, monkeypatch):
+    """No AWS endpoint to reach (a laptop, a CI job without credentials): the dry run shows each request as it
+    would be sent, says the prune was not checked, and touches nothing."""
+    from lakehouse_ops.aws.clients import ENDPOINT_ENV
+
+    clients, roles, app, cluster = aws
+    config = write_config(tmp_path, roles, app, cluster)
+    monkeypatch.setenv(ENDPOINT_ENV, "http://127.0.0.1:9")  # nothing listens there
+    result, dry = invoke(
+        "--config", config, "schedule", "--archive", "s3://envs/a.tar.gz", "--prune", "--dry-run", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    actions = {r["name"]: r for r in dry["results"]}
+    assert actions["compaction-hourly"]["action"] == "would create or update"
+    request = actions["orphans-weekly"]["request"]
+    assert request["ScheduleExpression"] == "cron(0 4 ? * SUN *)" and request["Target"]["RetryPolicy"]
+    assert actions["*"]["action"] == "prune not checked" and "cannot reach AWS" in actions["*"]["reason"]
+    assert "none" in dry["dead_letter"]
 
 
 def test_leases_block_expire_and_are_taken_over(aws, tmp_path):
