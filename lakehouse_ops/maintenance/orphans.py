@@ -11,12 +11,11 @@
    whose path its FileIO would read otherwise (`?`, `#`); every candidate lies inside the table location; the
    candidates fit the deletion budget (max files, max bytes); otherwise nothing is deleted.
 3. If no commit landed since the dry run (the table's metadata file is the same before it and now), the dry run's
-   check against that very metadata still holds: exactly the checked candidates are deleted with the table's own
-   FileIO, in bulk. Otherwise the real run is handed exactly the checked candidates as its file list
-   (`file_list_view`), so it can delete nothing we did not check, and Iceberg re-checks each one against the new
-   metadata.
-4. Afterwards: every deleted file is gone, and, if a commit landed meanwhile, none of them is referenced by any
-   snapshot.
+   check against that very metadata still holds: exactly the checked candidates are deleted, in bulk (on S3 by the
+   process's adaptive client, else the table's FileIO). Otherwise the real run is handed exactly the checked
+   candidates as its file list (`file_list_view`), so it deletes nothing we did not check, and Iceberg re-checks
+   each one against the new metadata.
+4. Afterwards: every deleted file is gone, and (if a commit landed meanwhile) none is referenced by any snapshot.
 With `orphans.trash` on, step 3 moves the checked candidates into the table's trash instead (`trash.py`), and old
 trash batches are purged.
 """
@@ -184,10 +183,9 @@ def _guarded(spark: Any, candidates: List[str], p: OrphanParams) -> Tuple[Dict[s
     return stats, total
 
 
-def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
-    p = params_of(plan, OrphanParams)
-    lists.refuse_near_others(table, p.location, p.shared_with, p.unknown)
-    base = {
+def _procedure_args(table: str, p: OrphanParams) -> Dict[str, Any]:
+    """remove_orphan_files' arguments for the table's listing."""
+    return {
         "table": table,
         "older_than": Timestamp(iso_utc(p.older_than_ms)),
         "location": p.location,
@@ -196,6 +194,12 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         "equal_authorities": dict(p.equal_authorities) or None,
         "max_concurrent_deletes": p.max_concurrent_deletes,
     }
+
+
+def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
+    p = params_of(plan, OrphanParams)
+    lists.refuse_near_others(table, p.location, p.shared_with, p.unknown)
+    base = _procedure_args(table, p)
     views: List[str] = []
     try:
         excluded = p.nested + ((trash.trash_root(p.location, p.trash_prefix),) if p.trash_prefix else ())
@@ -219,8 +223,7 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         stats, total = _guarded(spark, candidates, p)
         outputs = {
             "candidates": len(stats),
-            # a file list (an inventory up to 48 h late) names files already gone: not candidates, counted
-            "listed_not_found": len(candidates) - len(stats),
+            "listed_not_found": len(candidates) - len(stats),  # a file list (a late inventory) names files gone
             "nested_table_files_skipped": len(listed) - len(outside),
             **others,
             **listed_from,
