@@ -112,6 +112,9 @@ class EmrTarget(Model):
     cluster_id: str
     action_on_failure: Literal["CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"] = "CONTINUE"
     deploy_mode: Literal["cluster", "client"] = "cluster"
+    # EMR on EC2 runtime roles: the IAM role each step runs as (the cluster's security configuration must enable
+    # them); None: the cluster's instance profile.
+    execution_role_arn: Optional[str] = Field(None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+")
 
 
 class Schedule(Model):

@@ -5,7 +5,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.jobs import JOBS
@@ -172,7 +172,7 @@ def add_job_flow_steps(
     for key in sorted(settings):
         args += ["--conf", "%s=%s" % (key, settings[key])]
     args += [artifacts.entry_point] + job_arguments(artifacts, job_args)
-    return {
+    request: Dict[str, Any] = {
         "JobFlowId": target.cluster_id,
         "Steps": [
             {
@@ -182,6 +182,65 @@ def add_job_flow_steps(
             }
         ],
     }
+    if target.execution_role_arn:
+        request["ExecutionRoleArn"] = target.execution_role_arn
+    return request
+
+
+def add_steps_command(request: Mapping[str, Any]) -> Dict[str, Any]:
+    """The same AddJobFlowSteps request as the AWS CLI takes it (`aws emr add-steps` wants each step's
+    `Type`/`Jar`/`Args`, not the API's `HadoopJarStep`): the steps file's content and the command that uses it."""
+    steps = [
+        {
+            "Type": "CUSTOM_JAR",
+            "Name": step["Name"],
+            "ActionOnFailure": step["ActionOnFailure"],
+            "Jar": step["HadoopJarStep"]["Jar"],
+            "Args": list(step["HadoopJarStep"]["Args"]),
+        }
+        for step in request["Steps"]
+    ]
+    command = "aws emr add-steps --cluster-id %s --steps file://steps.json" % request["JobFlowId"]
+    if request.get("ExecutionRoleArn"):
+        command += " --execution-role-arn %s" % request["ExecutionRoleArn"]
+    return {"command": command, "steps.json": steps}
+
+
+# Airflow renders the templated fields of an operator with Jinja, and reads a string ending in one of the operator's
+# template extensions (EmrAddStepsOperator: .json) as the path of a template file. Such an argument, or one holding
+# Jinja's own delimiters, is wrapped in a raw block: Jinja renders it back to exactly the same text.
+_JINJA_READS = (".json", "{{", "{%", "{#")
+
+
+def jinja_safe(value: str) -> str:
+    """`value` as a templated Airflow field renders it to itself."""
+    if value.endswith(".json") or any(mark in value for mark in _JINJA_READS[1:]):
+        return "{%% raw %%}%s{%% endraw %%}" % value
+    return value
+
+
+def airflow_add_steps_kwargs(
+    config: Any,
+    job: str,
+    job_args: List[str],
+    config_uri: str,
+    archive_uri: Optional[str] = None,
+    name: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Keyword arguments for the Amazon provider's EmrAddStepsOperator (Airflow / MWAA), from the same request
+    `submit --target emr` sends, with every argument safe from Jinja (`jinja_safe`)."""
+    artifacts = artifacts_for(config.ship, job, config_uri, archive_uri)
+    request = add_job_flow_steps(config, job, artifacts, job_args, name=name)
+    steps = [
+        dict(
+            step, HadoopJarStep=dict(step["HadoopJarStep"], Args=[jinja_safe(a) for a in step["HadoopJarStep"]["Args"]])
+        )
+        for step in request["Steps"]
+    ]
+    kwargs: Dict[str, Any] = {"job_flow_id": request["JobFlowId"], "steps": steps}
+    if request.get("ExecutionRoleArn"):
+        kwargs["execution_role_arn"] = request["ExecutionRoleArn"]
+    return kwargs
 
 
 def _need(config: Any, target: str) -> Any:

@@ -192,6 +192,47 @@ def wait(
     return follow_mod.follow(run.state, done, run.cancel, report, poll_seconds=poll_seconds, sleep=sleep or time.sleep)
 
 
+EMR_ACTIVE_STEPS = 256  # EMR's limit of PENDING and RUNNING steps on one cluster
+STEP_ROOM_WAIT_S = 3600.0  # how long a fan-out waits for a full cluster to take another step
+
+
+class StepRoom:
+    """Room on a cluster for one more step: a fan-out (`--per-table`) never goes over EMR's limit of active steps
+    (AddJobFlowSteps fails there); when the cluster is full, it waits for steps to end, up to `max_wait_s`."""
+
+    def __init__(self, say: Callable[[str], None], poll_seconds: float) -> None:
+        from lakehouse_ops.aws.clients import client
+
+        self.emr, self.say, self.poll_seconds, self.max_wait_s = client("emr"), say, poll_seconds, STEP_ROOM_WAIT_S
+        self.active: Optional[int] = None
+
+    def _count(self, cluster: str) -> int:
+        pages = self.emr.get_paginator("list_steps").paginate(ClusterId=cluster, StepStates=["PENDING", "RUNNING"])
+        return sum(len(page.get("Steps", [])) for page in pages)
+
+    def take(self, cluster: str) -> bool:
+        """True once the cluster has room for one more step (counted as taken); False after waiting in vain."""
+        if self.active is None or self.active >= EMR_ACTIVE_STEPS:
+            self.active = self._count(cluster)
+        waited = 0.0
+        while self.active >= EMR_ACTIVE_STEPS:
+            if waited >= self.max_wait_s:
+                return False
+            self.say("cluster %s has %d pending or running steps (EMR's limit): waiting" % (cluster, self.active))
+            time.sleep(self.poll_seconds)
+            waited += self.poll_seconds
+            self.active = self._count(cluster)
+        self.active += 1
+        return True
+
+    def full_message(self, cluster: str, left: int) -> str:
+        return (
+            "cluster %s stayed at EMR's limit of %d pending or running steps for %.0f s: %d run(s) not submitted "
+            "(submit them again once steps have ended, or use a second cluster)"
+            % (cluster, EMR_ACTIVE_STEPS, self.max_wait_s, left)
+        )
+
+
 def submit_runs(
     config: Config,
     config_path: str,
@@ -211,11 +252,19 @@ def submit_runs(
     runs: List[Dict[str, Any]] = []
     if not dry_run:
         check_archive(archive)
-    for args in batches:
+    room = StepRoom(say, poll_seconds) if target == "emr" and not dry_run else None
+    batches = list(batches)
+    for index, args in enumerate(batches):
         request, files = plan_submission(config, config_path, target, job, args, archive, name)
         if dry_run:
             runs.append({"request": request, "uploads": [{"from": f, "to": u} for f, u in files]})
+            if target == "emr":
+                runs[-1]["aws_cli"] = req.add_steps_command(request)
             continue
+        if room is not None and not room.take(request["JobFlowId"]):
+            message = room.full_message(request["JobFlowId"], len(batches) - index)
+            say(message)
+            return {"ok": False, "dry_run": False, "target": target, "job": job, "runs": runs, "message": message}
         upload(files)
         run = start(target, request)
         runs.append(run.describe())

@@ -458,3 +458,70 @@ def test_package_upload_puts_the_wheel_and_a_bootstrap_action_where_emr_installs
     actions = clients["emr"].list_bootstrap_actions(ClusterId=created["JobFlowId"])["BootstrapActions"]
     assert [a["ScriptPath"] for a in actions] == [script_uri]
     assert script_uri in report["commands"]["emr_on_ec2"]
+
+
+def test_emr_steps_run_as_a_runtime_role_print_as_the_cli_takes_them_and_respect_the_active_step_limit(
+    aws, tmp_path, monkeypatch
+):
+    clients, roles, app, cluster = aws
+    role = roles["lakehouse-ops-jobs"]
+    config = write_config(tmp_path, roles, app, cluster, emr={"cluster_id": cluster, "execution_role_arn": role})
+    result, dry = invoke(
+        "--config",
+        config,
+        "submit",
+        "--target",
+        "emr",
+        "--job",
+        "maintain",
+        "--dry-run",
+        "--json",
+        "--",
+        "--report",
+        "s3://r/m.json",
+    )
+    assert result.exit_code == 0, result.output
+    run = dry["runs"][0]
+    assert run["request"]["ExecutionRoleArn"] == role
+    cli = run["aws_cli"]
+    assert cli["command"] == "aws emr add-steps --cluster-id %s --steps file://steps.json --execution-role-arn %s" % (
+        cluster,
+        role,
+    )
+    step = run["request"]["Steps"][0]
+    assert cli["steps.json"] == [
+        {
+            "Type": "CUSTOM_JAR",
+            "Name": step["Name"],
+            "ActionOnFailure": "CONTINUE",
+            "Jar": "command-runner.jar",
+            "Args": step["HadoopJarStep"]["Args"],
+        }
+    ]
+    # A fan-out over more runs than the cluster takes: EMR's limit of active steps (here 2, moto leaves steps
+    # pending) is never passed; what could not be submitted is said, and nothing beyond the limit is added.
+    from lakehouse_ops.config import load_config
+
+    monkeypatch.setattr(sub, "EMR_ACTIVE_STEPS", 2 + _active_steps(clients, cluster))
+    monkeypatch.setattr(sub, "STEP_ROOM_WAIT_S", 0.2)
+    said = []
+    report = sub.submit_runs(
+        load_config(config),
+        config,
+        "emr",
+        "maintain",
+        [["t1"], ["t2"], ["t3"], ["t4"]],
+        poll_seconds=0.1,
+        say=said.append,
+    )
+    assert not report["ok"] and len(report["runs"]) == 2
+    assert "2 run(s) not submitted" in report["message"] and "limit" in report["message"]
+    assert any("waiting" in line for line in said)
+    assert _active_steps(clients, cluster) == sub.EMR_ACTIVE_STEPS
+    added = clients["emr"].describe_step(ClusterId=cluster, StepId=report["runs"][0]["id"])["Step"]
+    assert added["Config"]["Args"][-1] == "t1"
+
+
+def _active_steps(clients, cluster):
+    steps = clients["emr"].list_steps(ClusterId=cluster, StepStates=["PENDING", "RUNNING"])["Steps"]
+    return len(steps)
