@@ -95,7 +95,7 @@ def register_file_list(
             "CAST(`%s` AS STRING) AS file_path" % source.file_path_column,
             "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column,
         )
-    df = df.where(under_sql("file_path", location))
+    df = df.where(under_sql("file_path", location)).where("NOT (%s)" % unaddressable_sql("file_path"))
     for inner in nested:
         df = df.where("NOT (%s)" % under_sql("file_path", inner))
     return temp_view(df.selectExpr("%s AS file_path" % as_location_sql("file_path", location), "last_modified")), found
@@ -218,6 +218,13 @@ def refuse_near_others(table: str, location: str, shared_with: Sequence[str], un
 # `?` and `#` end a key for S3FileIO; `//`, `.` and `..` segments are tidied away by the path checks, moves and
 # restores (paths.normalize), which would then reach another key: such a file is never taken.
 _UNADDRESSABLE = re.compile(r"[?#]|//|(?:^|/)\.{1,2}(?=/|$)")
+
+
+def unaddressable_sql(column: str) -> str:
+    """SQL: whether the path in `column` is unaddressable (`_unaddressable`), checked on the path as listed,
+    before the list's paths are spelled as the location spells them (which tidies such segments away)."""
+    key = "regexp_replace(%s, %s, '')" % (column, quote_string(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*/|^file:/+|^/+"))
+    return "%s RLIKE %s" % (key, quote_string(_UNADDRESSABLE.pattern))
 
 
 def _unaddressable(path: str) -> bool:

@@ -106,6 +106,25 @@ def test_external_file_list_limits_what_is_considered(spark, warehouse, small_ta
     assert not os.path.exists(listed) and os.path.exists(unlisted)
 
 
+def test_a_listed_path_with_a_double_slash_or_dot_segment_never_reaches_the_file_it_tidies_to(
+    spark, warehouse, small_table, tmp_path
+):
+    """A list names `data//young.parquet` (and `data/./young.parquet`) as old: tidied, those spell the key of a
+    file written a minute ago and unreferenced (a writer's uncommitted file). Such listed paths are never taken,
+    so the young file is never deleted on the list's word for another key."""
+    table, location = small_table
+    young = plant_orphan(location, "young.parquet", age_hours=0)
+    data = os.path.dirname(young)
+    rows = [(data + "//young.parquet", "2020-01-01 00:00:00"), (data + "/./young.parquet", "2020-01-01 00:00:00")]
+    inventory = str(tmp_path / "aliases")
+    spark.createDataFrame(rows, "key string, modified string").write.parquet(inventory)
+    source = {"path": inventory, "format": "parquet", "file_path_column": "key", "last_modified_column": "modified"}
+    config = make_config(warehouse, defaults={"orphans": {"file_list": source}})
+    _, actions = maintain(spark, config, table, only=["remove_orphan_files"])
+    assert actions["remove_orphan_files"]["status"] in ("done", "skipped"), actions["remove_orphan_files"]
+    assert os.path.exists(young)
+
+
 def test_refuses_under_24_hours_even_if_policy_validation_was_bypassed(spark, warehouse, small_table):
     table, location = small_table
     young = plant_orphan(location, "young.parquet", age_hours=2)
