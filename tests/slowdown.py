@@ -93,9 +93,9 @@ class SlowDownProxy:
                         upstream.close()
                 if failed_keys and answer.status == 200:
                     errors = "".join(
-                        "<Error><Key>%s</Key><Code>SlowDown</Code><Message>Please reduce your request rate."
-                        "</Message></Error>" % key
-                        for key in failed_keys
+                        "<Error><Key>%s</Key>%s<Code>SlowDown</Code><Message>Please reduce your request rate."
+                        "</Message></Error>" % (key, "<VersionId>%s</VersionId>" % version if version else "")
+                        for key, version in failed_keys
                     )
                     payload = payload.replace(b"</DeleteResult>", errors.encode() + b"</DeleteResult>")
                 self.send_response(answer.status)
@@ -148,7 +148,7 @@ class SlowDownProxy:
                 return True
             return False
 
-    def fail_some_keys(self, body: bytes) -> Tuple[bytes, List[str]]:
+    def fail_some_keys(self, body: bytes) -> Tuple[bytes, List[Tuple[str, str]]]:
         """A DeleteObjects body without a share `key_errors` of its keys, and those keys (as the XML spells them).
         A body left with no key keeps one, so that the request stays valid; it is answered per key anyway."""
         objects = re.findall(rb"<Object>.*?</Object>", body, re.S)
@@ -157,7 +157,11 @@ class SlowDownProxy:
             self.key_faults += len(failing)
         for block in failing:
             body = body.replace(block, b"", 1)
-        keys = [re.search(rb"<Key>(.*?)</Key>", block, re.S).group(1).decode() for block in failing]  # type: ignore[union-attr]
+        keys = []
+        for block in failing:  # (key, version id or "") as the XML spells them: S3 answers both per key
+            version = re.search(rb"<VersionId>(.*?)</VersionId>", block, re.S)
+            key = re.search(rb"<Key>(.*?)</Key>", block, re.S).group(1).decode()  # type: ignore[union-attr]
+            keys.append((key, version.group(1).decode() if version else ""))
         return body, keys
 
     def __enter__(self) -> "SlowDownProxy":

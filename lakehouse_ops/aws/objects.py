@@ -187,8 +187,20 @@ def move(s3: Any, source: str, target: str) -> bool:
     copied = stat(s3, target)
     if copied is None or copied[0] != size:
         return False
-    s3.delete_object(Bucket=source_bucket, Key=source_key)
+    try:
+        s3.delete_object(Bucket=source_bucket, Key=source_key)
+    except Exception as exc:
+        raise SourceNotDeleted(source, target) from exc
     return True
+
+
+class SourceNotDeleted(Exception):
+    """A move copied its source to the target (checked) but could not delete the source: the file is in both
+    places until the caller deletes one of them (the error it met is the cause)."""
+
+    def __init__(self, source: str, target: str) -> None:
+        super().__init__("copied to the target, but the source could not be deleted")
+        self.source, self.target = source, target
 
 
 def holds_table_metadata(s3: Any, directory: str) -> bool:

@@ -207,8 +207,22 @@ def move(spark: Any, source: str, target: str) -> bool:
         # filesystem for S3, as EMRFS is), Hadoop's filesystem moves.
         from lakehouse_ops.aws.clients import describe_failure, shared_client
 
+        s3 = shared_client("s3")
         try:
-            return objects.move(shared_client("s3"), source, target)
+            return objects.move(s3, source, target)
+        except objects.SourceNotDeleted as exc:
+            # In both places: Hadoop's filesystem (other credentials, as EMRFS with a runtime role) finishes the
+            # move by deleting the source; where there is none, the copy is taken back, so the file stays where it
+            # was, once.
+            if through_boto3(spark, source) is None:
+                log.warning(
+                    "S3 refused this process's delete: Hadoop's filesystem deletes the moved source",
+                    extra={"error": describe_failure(exc) or str(exc)},
+                )
+                jsource, fs = hadoop_path(spark, source)
+                return bool(fs.delete(jsource, False)) and not fs.exists(jsource)
+            _take_back(s3, exc)
+            raise
         except Exception as exc:
             reason = describe_failure(exc)
             if reason is None or through_boto3(spark, source) is not None:
@@ -220,6 +234,17 @@ def move(spark: Any, source: str, target: str) -> bool:
         return False
     fs.mkdirs(jtarget.getParent())
     return bool(fs.rename(jsource, jtarget))
+
+
+def _take_back(s3: Any, failed: "objects.SourceNotDeleted") -> None:
+    """Delete the copy a move made before its source could not be deleted (if S3 lets this process)."""
+    from lakehouse_ops.aws.s3 import split_uri
+
+    bucket, key = split_uri(failed.target)
+    try:
+        s3.delete_object(Bucket=bucket, Key=key)
+    except Exception as exc:  # the same refusal, most likely: the copy stays, and the caller reports the move failed
+        log.warning("a moved copy could not be taken back", extra={"error": str(exc)[:200]})
 
 
 def list_directories(spark: Any, location: str) -> List[str]:

@@ -11,7 +11,7 @@ named, and orphan removal refuses to run where it could reach.
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
-from lakehouse_ops.paths import normalize
+from lakehouse_ops.paths import normalize, same_location, within
 
 DATA_PATHS = ("write.data.path", "write.metadata.path", "write.object-storage.path", "write.folder-storage.path")
 
@@ -28,6 +28,21 @@ def own_directories(location: str, properties: Dict[str, str]) -> Tuple[str, ...
 class Reach:
     prefixes: Dict[str, Tuple[str, ...]] = field(default_factory=dict)  # table -> its location first, then others
     unknown: Dict[str, str] = field(default_factory=dict)  # table -> why its reach is not known
+
+
+def nested_in(reach: "Reach", table: str, location: str) -> Tuple[str, ...]:
+    """Where the catalog's other tables keep files strictly inside `location` (tables nested in `table`'s)."""
+    return tuple(
+        sorted(
+            {
+                pre
+                for name, prefixes in reach.prefixes.items()
+                if name != table
+                for pre in prefixes
+                if within(pre, location) and not same_location(pre, location)
+            }
+        )
+    )
 
 
 def _parent_of_metadata(path: str) -> str:

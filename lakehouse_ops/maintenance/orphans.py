@@ -30,7 +30,7 @@ from lakehouse_ops.engine.fs import stat_many, through_boto3
 from lakehouse_ops.engine.procedures import call
 from lakehouse_ops.engine.tables import current_metadata, delete_files, jvm_table
 from lakehouse_ops.errors import SafetyError
-from lakehouse_ops.health.reach import Reach, own_directories
+from lakehouse_ops.health.reach import Reach, nested_in, own_directories
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance import orphan_lists as lists
@@ -90,20 +90,12 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
     now_ms = _now_ms() if now_ms is None else now_ms
     source = "the file list at %s" % o.file_list.path if o.file_list else "a listing of the table location"
     fate = "; moved to %s/ and kept %g days" % (o.trash.prefix, o.trash.keep_days) if o.trash.enabled else ""
+    dry = "; dry run only" if o.dry_run else ""
     return Plan(
         action=NAME,
         run=True,
-        reason="find files older than %g h in %s that no snapshot references, using %s; budget %d files / "
-        "%s%s%s"
-        % (
-            o.older_than_hours,
-            health.location,
-            source,
-            o.max_files,
-            human_bytes(o.max_bytes),
-            fate,
-            "; dry run only" if o.dry_run else "",
-        ),
+        reason="find files older than %g h in %s that no snapshot references, using %s; budget %d files / %s%s%s"
+        % (o.older_than_hours, health.location, source, o.max_files, human_bytes(o.max_bytes), fate, dry),
         params=OrphanParams(
             older_than_ms=now_ms - int(o.older_than_hours * HOUR_MS),
             now_ms=now_ms,
@@ -131,16 +123,7 @@ def with_neighbors(plan: Plan, table: str, reach: Reach, ignore: Sequence[str] =
     against its references; a table whose reach cannot be read makes it refuse, unless `ignore` names it."""
     p = params_of(plan, OrphanParams)
     others = sorted((name, prefixes) for name, prefixes in reach.prefixes.items() if name != table)
-    nested = tuple(
-        sorted(
-            {
-                pre
-                for _, prefixes in others
-                for pre in prefixes
-                if within(pre, p.location) and not same_location(pre, p.location)
-            }
-        )
-    )
+    nested = nested_in(reach, table, p.location)
     shared = tuple(
         "%s (%s)" % (name, prefixes[0])
         for name, prefixes in others
@@ -244,7 +227,7 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         if p.trash_prefix:
             purged = trash.purge_into(outputs, spark, p.location, p.trash_prefix, p.now_ms, p.trash_keep_ms, p.dry_run)
         moved = int(outputs.get("deleted_files") or 0) + int(outputs.get("trashed_files") or 0) + purged
-        outputs.update(after_deletes(p.location, p.versioned_deletes, moved))
+        outputs.update(after_deletes(p.location, p.versioned_deletes, moved, skip=p.nested))
         return outputs
     finally:
         for view in views:
@@ -293,8 +276,13 @@ def summarize(outputs: Dict[str, Any]) -> str:
             outputs["candidates"],
             human_bytes(outputs["candidate_bytes"]),
         )
+    checked = (
+        "verified"
+        if outputs.get("verified")
+        else "not verified: %d left behind" % ((outputs.get("left_behind") or {}).get("files", 0))
+    )
     if "trash_batch" in outputs:
-        moved = (outputs["trashed_files"], human_bytes(outputs["trashed_bytes"]), outputs["trash_batch"])
-        return "moved %d orphan file(s), %s, to %s; verified" % moved
-    deleted = (outputs.get("deleted_files", 0), human_bytes(outputs.get("deleted_bytes", 0)))
-    return "deleted %d orphan file(s), %s; verified" % deleted
+        moved = (outputs["trashed_files"], human_bytes(outputs["trashed_bytes"]), outputs["trash_batch"], checked)
+        return "moved %d orphan file(s), %s, to %s; %s" % moved
+    deleted = (outputs.get("deleted_files", 0), human_bytes(outputs.get("deleted_bytes", 0)), checked)
+    return "deleted %d orphan file(s), %s; %s" % deleted

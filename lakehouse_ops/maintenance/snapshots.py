@@ -3,11 +3,13 @@
 Iceberg never expires the head of a branch or tag; gc.enabled=false tables are left alone.
 """
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from lakehouse_ops.config.policy import TablePolicy
 from lakehouse_ops.engine.procedures import call
+from lakehouse_ops.health.reach import Reach, nested_in
 from lakehouse_ops.health.scan import TableHealth
 from lakehouse_ops.maintenance.base import Params, Plan, params_of, skip
 from lakehouse_ops.maintenance.storage import after_deletes
@@ -29,6 +31,7 @@ class ExpireParams(Params):
     verify_deletions: bool = True
     location: str = ""  # the table's location: on a versioned bucket, what the deletes left is removed or reported
     versioned_deletes: bool = False
+    nested: Tuple[str, ...] = ()  # tables nested in the location: their versions are theirs to remove
 
 
 def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None) -> Plan:
@@ -64,6 +67,16 @@ def plan(policy: TablePolicy, health: TableHealth, now_ms: Optional[int] = None)
     )
 
 
+def needs_neighbors(plan: Plan) -> bool:
+    """Only versioned deletes reach beyond the table's own files: they must know the tables nested in it."""
+    return params_of(plan, ExpireParams).versioned_deletes
+
+
+def with_neighbors(plan: Plan, table: str, reach: Reach, ignore: Sequence[str] = ()) -> Plan:
+    p = params_of(plan, ExpireParams)
+    return dataclasses.replace(plan, params=dataclasses.replace(p, nested=nested_in(reach, table, p.location)))
+
+
 def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
     p = params_of(plan, ExpireParams)
     args = {
@@ -85,7 +98,7 @@ def execute(spark: Any, catalog: str, table: str, plan: Plan) -> Dict[str, Any]:
         if left_behind:
             outputs["left_behind"] = left_behind
     deleted = sum(int(outputs.get(key) or 0) for key in DELETED_COUNTS.values())
-    outputs.update(after_deletes(p.location, p.versioned_deletes, deleted))
+    outputs.update(after_deletes(p.location, p.versioned_deletes, deleted, skip=p.nested))
     return outputs
 
 

@@ -6,14 +6,16 @@ a data file twice; a rewritten `version-hint.text` leaves old versions that no o
 is reported: the files' bytes keep their storage until a `NoncurrentVersionExpiration` rule removes them.
 """
 
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 from lakehouse_ops.aws.versions import bucket_copies, left_behind, remove, s3_location
 
 
-def after_deletes(location: str, versioned_deletes: bool, deleted: int, s3: Any = None) -> Dict[str, Any]:
+def after_deletes(
+    location: str, versioned_deletes: bool, deleted: int, s3: Any = None, skip: Sequence[str] = ()
+) -> Dict[str, Any]:
     """Outputs for an action that deleted `deleted` files under `location` ({} when it is not on a versioned
-    bucket)."""
+    bucket). `skip`: the locations of tables nested in this one, whose versions their own policies decide."""
     where = s3_location(location)
     if where is None or not deleted:
         return {}
@@ -34,7 +36,8 @@ def after_deletes(location: str, versioned_deletes: bool, deleted: int, s3: Any 
             "lifecycle rule removes them (or set storage.versioned_deletes: true)" % (bucket, deleted)
         )
         return out
-    versions = left_behind(s3, bucket, prefix)
+    nested = [where[1] for where in map(s3_location, skip) if where is not None and where[0] == bucket]
+    versions = [v for v in left_behind(s3, bucket, prefix) if not any(v.key.startswith(n) for n in nested)]
     failed = remove(s3, bucket, versions)
     out.update(
         noncurrent_versions_removed=len(versions) - failed,

@@ -10,6 +10,7 @@ import calendar
 import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from lakehouse_ops.aws.clients import describe_failure
 from lakehouse_ops.engine.fs import (
     LISTING_THREADS,
     FileInfo,
@@ -20,7 +21,7 @@ from lakehouse_ops.engine.fs import (
     stat_many,
 )
 from lakehouse_ops.engine.tables import current_metadata
-from lakehouse_ops.errors import SafetyError
+from lakehouse_ops.errors import SafetyError, first_line
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.maintenance.orphan_lists import referenced
 from lakehouse_ops.paths import normalize
@@ -75,15 +76,25 @@ def since(names: List[str], since_ms: float) -> List[str]:
     return sorted(name for name, at in _batches(names).items() if at >= since_ms)
 
 
-def _move_all(spark: Any, pairs: List[Tuple[str, str]]) -> List[bool]:
+def _move_all(spark: Any, pairs: List[Tuple[str, str]]) -> Tuple[List[bool], List[str]]:
+    """(moved or not, per pair; the distinct reasons moves failed for, as AWS names them where it does)."""
+    reasons: List[str] = []
+
     def one(pair: Tuple[str, str]) -> bool:
         try:
             return move(spark, pair[0], pair[1])
-        except Exception as exc:  # permissions, throttling: reported below, the file stays where it was
-            log.warning("a move failed", extra={"error": str(exc)[:200]})
+        except Exception as exc:  # permissions, throttling: reported below
+            reason = describe_failure(exc) or first_line(exc)
+            log.warning("a move failed", extra={"error": reason[:200]})
+            if reason not in reasons and len(reasons) < 3:
+                reasons.append(reason)
             return False
 
-    return each_then_again(one, pairs, LISTING_THREADS)
+    return each_then_again(one, pairs, LISTING_THREADS), reasons
+
+
+def _why(reasons: List[str]) -> str:
+    return "; ".join(reasons) if reasons else "see the log"
 
 
 def move_to_trash(spark: Any, sizes: Mapping[str, int], location: str, prefix: str, now_ms: int) -> Dict[str, Any]:
@@ -91,24 +102,30 @@ def move_to_trash(spark: Any, sizes: Mapping[str, int], location: str, prefix: s
     and gone from where it was. What did not move is named (`left_behind`); nothing is deleted here."""
     batch = "%s/%s" % (trash_root(location, prefix), batch_name(now_ms))
     pairs = [(path, "%s/%s" % (batch, relative_to(path, location))) for path in sorted(sizes)]
-    _move_all(spark, pairs)
+    _, reasons = _move_all(spark, pairs)
     arrived = stat_many(spark, [target for _, target in pairs])
     still = stat_many(spark, [source for source, _ in pairs])
     moved = [s for s, t in pairs if t in arrived and arrived[t].size == sizes[s] and s not in still]
+    gone = [s for s, t in pairs if t not in arrived and s not in still]  # deleted by someone else meanwhile
     outputs: Dict[str, Any] = {
         "trashed_files": len(moved),
         "trashed_bytes": sum(sizes[s] for s in moved),
         "trash_batch": batch,
-        "verified": len(moved) == len(pairs),
+        "verified": len(moved) + len(gone) == len(pairs),
     }
-    if len(moved) < len(pairs):
-        left = sorted(set(sizes) - set(moved))
+    if gone:
+        outputs["gone_meanwhile"] = {"files": len(gone), "sample": gone[:SAMPLE]}
+    left = [s for s, _ in pairs if s in still]
+    if left:
+        both = [s for s, t in pairs if s in still and t in arrived]
         outputs["left_behind"] = {
             "files": len(left),
             "sample": left[:SAMPLE],
-            "reason": "%d of %d orphan file(s) did not move to the trash (see the log); they stay where they "
-            "were and the next run takes them" % (len(left), len(pairs)),
+            "reason": "%d of %d orphan file(s) did not move to the trash (%s); they stay where they were and the "
+            "next run takes them" % (len(left), len(pairs), _why(reasons)),
         }
+        if both:  # copied, the source not deleted, the copy not taken back: the trash holds a second copy
+            outputs["left_behind"]["also_in_the_trash"] = len(both)
     return outputs
 
 
@@ -201,7 +218,7 @@ def restore(spark: Any, location: str, prefix: str, since_ms: float, dry_run: bo
     if dry_run:
         report["sample"] = [target for _, target in pairs[:SAMPLE]]
         return report
-    results = _move_all(spark, pairs)
+    results, reasons = _move_all(spark, pairs)
     conflicts = [target for (_, target), ok in zip(pairs, results) if not ok]
     for name in names:
         if not list_files(spark, "%s/%s" % (root, name)):
@@ -209,8 +226,8 @@ def restore(spark: Any, location: str, prefix: str, since_ms: float, dry_run: bo
     report.update(ok=not conflicts, restored_files=len(pairs) - len(conflicts), conflicts=len(conflicts))
     if conflicts:
         report["conflict_sample"] = conflicts[:SAMPLE]
-        report["reason"] = (
-            "%d file(s) stayed in the trash: their place is taken again or the move failed (see the log)"
-            % len(conflicts)
+        report["reason"] = "%d file(s) stayed in the trash: their place is taken again or the move failed (%s)" % (
+            len(conflicts),
+            _why(reasons),
         )
     return report

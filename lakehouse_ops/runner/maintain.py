@@ -201,7 +201,8 @@ class MaintenanceRunner:
         self, module: Action, table: str, policy: TablePolicy, health: TableHealth, dry_run: bool, failed_earlier: bool
     ) -> Result:
         plan = plan_one(module, policy, health, self.clock())
-        if plan.run and hasattr(module, "with_neighbors"):  # an action that must know the catalog's other tables
+        # An action that must know the catalog's other tables (for this plan).
+        if plan.run and hasattr(module, "with_neighbors") and getattr(module, "needs_neighbors", bool)(plan):
             try:
                 plan = module.with_neighbors(plan, table, self._reaches(), policy.orphans.ignore_tables)
             except Exception as exc:  # without them it cannot run safely

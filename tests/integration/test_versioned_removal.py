@@ -46,3 +46,27 @@ def test_a_version_that_cannot_be_removed_keeps_its_delete_marker(aws_env):
         s3.put_object_legal_hold(
             Bucket=bucket, Key=held, VersionId=made[held]["VersionId"], LegalHold={"Status": "OFF"}
         )
+
+
+def test_versioned_deletes_leave_a_nested_tables_versions_to_its_own_policy(aws_env):
+    """A table nested in the location (its own policy may keep versions as its backup): what an orphan run of the
+    outer table removes by version id stops at the nested table's location, and at a sibling sharing the name."""
+    from lakehouse_ops.aws.clients import client
+
+    s3 = client("s3")
+    bucket = "nested-%s" % uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    versions._facts.clear()
+    for key in ("t/data/orphan.parquet", "t/data/inner/data/gone.parquet", "t_v2/data/gone.parquet"):
+        s3.put_object(Bucket=bucket, Key=key, Body=b"bytes")
+        s3.delete_object(Bucket=bucket, Key=key)
+    out = after_deletes("s3://%s/t" % bucket, True, 1, s3=s3, skip=["s3://%s/t/data/inner" % bucket])
+    assert out["noncurrent_versions_removed"] == 2, out  # the outer orphan's bytes and its marker
+    left = {(v.key, v.marker) for v in versions.left_behind(s3, bucket, "")}
+    assert left == {
+        ("t/data/inner/data/gone.parquet", False),
+        ("t/data/inner/data/gone.parquet", True),
+        ("t_v2/data/gone.parquet", False),
+        ("t_v2/data/gone.parquet", True),
+    }

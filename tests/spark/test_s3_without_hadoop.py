@@ -158,3 +158,53 @@ def test_expiry_orphan_removal_and_the_trash_under_slowdown_lose_nothing(
         assert sorted(r.id for r in spark.table(ref).collect()) == list(range(100, 300))
     assert proxy.faults > 5, (proxy.faults, proxy.s3_requests)  # SlowDown was met, often
     assert not set(orphans) & set(_keys(lake, prefix))
+
+
+def _stray_orphans(spark, lake, short, tmp_path):
+    """A table with three unreferenced objects in its data directory, and a file list that dates them long ago."""
+    ref = "%s.%s.%s" % (lake.catalog, lake.namespace, short)
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS %s.%s" % (lake.catalog, lake.namespace))
+    spark.sql("CREATE TABLE %s (id BIGINT) USING iceberg" % ref)
+    spark.sql("INSERT INTO %s SELECT id FROM range(0, 10)" % ref)
+    location = spark.sql("DESCRIBE TABLE EXTENDED %s" % ref).where("col_name = 'Location'").collect()[0].data_type
+    prefix = location.split("/", 3)[3] + "/"
+    orphans = [prefix + "data/orphan-%d.parquet" % i for i in range(3)]
+    for key in orphans:
+        lake.s3.put_object(Bucket=lake.bucket, Key=key, Body=b"PAR1 not referenced")
+    rows = [("s3://%s/%s" % (lake.bucket, key), "2020-01-01 00:00:00") for key in _keys(lake, prefix)]
+    listing = str(tmp_path / ("listing-" + short))
+    spark.createDataFrame(rows, "file_path string, last_modified string").write.parquet(listing)
+    policy = {"orphans": {"trash": {"enabled": True, "keep_days": 5}, "file_list": {"path": listing}}}
+    return "%s.%s" % (lake.namespace, short), prefix, orphans, policy
+
+
+@pytest.mark.parametrize("hadoop", ["with Hadoop's S3 filesystem", "without"])
+def test_trash_moves_when_s3_refuses_this_process_deletes(
+    spark, glue_lake, moto_server, monkeypatch, tmp_path, request, hadoop
+):
+    """The run's own S3 credentials may copy but not delete (an EMR runtime role grants what EMRFS uses, the
+    instance profile less). With Hadoop's filesystem (EMRFS, S3A) the move is finished there: verified, each
+    orphan in the trash once. Without one the copy cannot be taken back either: nothing is lost, the report says
+    the files stayed, why (the refusal, named), and that the trash holds a second copy of each."""
+    from slowdown import SlowDownProxy
+
+    if hadoop == "without":
+        request.getfixturevalue("no_hadoop_s3")
+    lake = glue_lake
+    name, prefix, orphans, policy = _stray_orphans(spark, lake, "refused_%s" % hadoop[:4], tmp_path)
+    with SlowDownProxy(moto_server, share=0.0, deny="DELETE") as proxy:
+        monkeypatch.setenv("LAKEHOUSE_OPS_AWS_ENDPOINT_URL", proxy.url)
+        report = MaintenanceRunner(lake.config(defaults=policy), spark=spark, only=["remove_orphan_files"]).run([name])
+    action = report["tables"][0]["actions"][0]
+    keys = _keys(lake, prefix)
+    trashed = [k for k in keys if ".lakehouse-trash/" in k]
+    if hadoop == "without":
+        assert action["status"] == "partial", action
+        left = action["outputs"]["left_behind"]
+        assert left["files"] == 3 and left["also_in_the_trash"] == 3 and "AccessDenied" in left["reason"], left
+        assert "not verified" in action["reason"]
+        assert set(orphans) <= set(keys) and len(trashed) == 3  # nothing lost: each still where it was
+    else:
+        assert action["status"] == "done" and action["outputs"]["trashed_files"] == 3, action
+        assert action["outputs"]["verified"] is True
+        assert not set(orphans) & set(keys) and len(trashed) == 3

@@ -222,6 +222,21 @@ def test_orphans_know_the_tables_around_them():
     assert orphans.with_neighbors(plan, "db.t", hidden, ["sales.*"]).params.unknown == ()
 
 
+def test_versioned_expiry_knows_the_tables_nested_in_it_and_no_other_expiry_asks():
+    """Expiry's versioned deletes remove what deletes left under the table location: never under a table nested
+    in it (its own policy decides its versions). Only then does expiry need the catalog's other tables."""
+    from lakehouse_ops.health.reach import Reach
+
+    old = health([], snapshots=40, oldest_snapshot_age_hours=24 * 9)
+    plain = snapshots.plan(policy(snapshots={"max_age_days": 7, "retain_last": 2}), old, NOW)
+    assert not snapshots.needs_neighbors(plain)
+    versioned = policy(snapshots={"max_age_days": 7, "retain_last": 2}, storage={"versioned_deletes": True})
+    plan = snapshots.plan(versioned, old, NOW)
+    assert snapshots.needs_neighbors(plan)
+    reach = Reach({"db.t": ("/tmp/wh/db/t",), "db.inner": ("/tmp/wh/db/t/data/inner",), "db.t2": ("/tmp/wh/db/t2",)})
+    assert snapshots.with_neighbors(plan, "db.t", reach).params.nested == ("/tmp/wh/db/t/data/inner",)
+
+
 def test_a_tables_reach_holds_its_data_paths_and_old_locations():
     from types import SimpleNamespace
 
