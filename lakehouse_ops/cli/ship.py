@@ -184,3 +184,36 @@ def schedule(
 
     report = manage(load(ctx), ctx.obj["config_path"], archive, list_only, delete_names, prune, dry_run)
     emit(report, as_json, None, print_json)
+
+
+@cli.command("airflow-tasks", context_settings={"ignore_unknown_options": True})
+@click.option("--target", type=click.Choice(["emr-serverless", "emr"]), required=True)
+@click.option("--out", required=True, metavar="FILE", help="The tasks file the DAG loads (JSON); updated in place.")
+@click.option("--archive", metavar="PATH|S3URI", help="The packed environment the runs use (EMR Serverless).")
+@click.option("--task", "task_name", metavar="NAME", help="One task (with --job and JOB_ARGS), added to --out.")
+@click.option("--job", type=click.Choice(list(JOBS)), help="The task's job (with --task).")
+@click.option("--dry-run", is_flag=True, help="Print the file and the uploads; write and upload nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.argument("job_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+@handles_errors
+def airflow_tasks(
+    ctx: click.Context,
+    target: str,
+    out: str,
+    archive: Optional[str],
+    task_name: Optional[str],
+    job: Optional[str],
+    dry_run: bool,
+    as_json: bool,
+    job_args: Tuple[str, ...],
+) -> None:
+    """Write the operator arguments of Airflow tasks (Amazon MWAA) as JSON for a DAG that needs no lakehouse-ops
+    install: one task per ship.schedules entry, or the one named by --task/--job (JOB_ARGS after --)."""
+    from lakehouse_ops.ship.airflow import write_tasks
+
+    if bool(task_name) != bool(job):
+        raise ConfigError("--task and --job go together (one task), or neither (the config's ship.schedules)")
+    single = (task_name, job, list(job_args)) if task_name and job else None
+    report = write_tasks(load(ctx), ctx.obj["config_path"], target, out, archive, single, dry_run)
+    emit(report, as_json or dry_run, None, print_json)

@@ -5,7 +5,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.jobs import JOBS
@@ -209,13 +209,25 @@ def add_steps_command(request: Mapping[str, Any]) -> Dict[str, Any]:
 # Airflow renders the templated fields of an operator with Jinja, and reads a string ending in one of the operator's
 # template extensions (EmrAddStepsOperator: .json) as the path of a template file. Such an argument, or one holding
 # Jinja's own delimiters, is wrapped in a raw block: Jinja renders it back to exactly the same text.
-_JINJA_READS = (".json", "{{", "{%", "{#")
+_JINJA_MARKS = ("{{", "{%", "{#")
+STEPS_TEMPLATE_EXT = (".json",)  # EmrAddStepsOperator's template_ext
 
 
-def jinja_safe(value: str) -> str:
-    """`value` as a templated Airflow field renders it to itself."""
-    if value.endswith(".json") or any(mark in value for mark in _JINJA_READS[1:]):
+def jinja_safe(value: str, template_ext: Sequence[str] = STEPS_TEMPLATE_EXT) -> str:
+    """`value` as a templated Airflow field of an operator with these template extensions renders it to itself."""
+    if value.endswith(tuple(template_ext)) or any(mark in value for mark in _JINJA_MARKS):
         return "{%% raw %%}%s{%% endraw %%}" % value
+    return value
+
+
+def jinja_safe_tree(value: Any, template_ext: Sequence[str] = STEPS_TEMPLATE_EXT) -> Any:
+    """Every string in `value` (dicts and lists, as Airflow renders them) made `jinja_safe`."""
+    if isinstance(value, str):
+        return jinja_safe(value, template_ext)
+    if isinstance(value, dict):
+        return {key: jinja_safe_tree(item, template_ext) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jinja_safe_tree(item, template_ext) for item in value]
     return value
 
 

@@ -14,6 +14,7 @@ from lakehouse_ops.ship import requests as req
 log = get_logger("ship.submit")
 TARGETS = ("emr-serverless", "emr")
 Uploads = List[Tuple[str, str]]  # (local path, s3 URI)
+NEED_ARCHIVE = "EMR Serverless runs need the packed environment: pass --archive (built by `lakehouse-ops package`)"
 
 
 class SubmitError(LakehouseOpsError):
@@ -43,9 +44,7 @@ def plan_submission(
     if target not in TARGETS:
         raise ConfigError("target must be one of %s" % ", ".join(TARGETS))
     if target == "emr-serverless" and not archive:
-        raise ConfigError(
-            "EMR Serverless runs need the packed environment: pass --archive (built by `lakehouse-ops package`)"
-        )
+        raise ConfigError(NEED_ARCHIVE)
     artifacts = req.artifacts_for(config.section("ship"), job, config_path, archive)
     if target == "emr-serverless":
         request = req.start_job_run(config, job, artifacts, list(job_args), name=name, client_token=str(uuid.uuid4()))

@@ -525,3 +525,108 @@ def test_emr_steps_run_as_a_runtime_role_print_as_the_cli_takes_them_and_respect
 def _active_steps(clients, cluster):
     steps = clients["emr"].list_steps(ClusterId=cluster, StepStates=["PENDING", "RUNNING"])["Steps"]
     return len(steps)
+
+
+def test_airflow_tasks_are_written_as_json_a_dag_loads_without_lakehouse_ops(aws, tmp_path):
+    """MWAA cannot install lakehouse-ops under Airflow's constraints: `airflow-tasks` writes each task's operator
+    arguments as JSON. Checked: what Airflow's templating makes of them is exactly the request `submit` sends
+    (Airflow's own rule: a string ending in a template extension is read as a file; the rest is rendered by
+    Jinja), the EMR Serverless arguments form a valid StartJobRun, and the file loads in a Python with no
+    third-party package at all."""
+    import subprocess
+    import sys
+
+    import botocore.session
+    import jinja2
+    from botocore.validate import ParamValidator
+
+    clients, roles, app, cluster = aws
+    config = write_config(tmp_path, roles, app, cluster)
+    archive = "s3://artifacts-bucket/envs/airflow-%s.tar.gz" % os.urandom(4).hex()
+    clients["s3"].put_object(Bucket="artifacts-bucket", Key=archive.split("/", 3)[3], Body=b"packed env")
+    out = str(tmp_path / "lakehouse_ops_tasks.json")
+    result, report = invoke(
+        "--config", config, "airflow-tasks", "--target", "emr-serverless", "--archive", archive, "--out", out, "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert report["tasks"] == ["compaction-hourly", "orphans-weekly"]
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            "import json,sys; d=json.load(open(sys.argv[1])); print(sorted(d['tasks']))",
+            out,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip() == "['compaction-hourly', 'orphans-weekly']"
+    document = json.loads(open(out).read())
+    assert document["operator"] == "EmrServerlessStartJobOperator"
+    shape = (
+        botocore.session.get_session().get_service_model("emr-serverless").operation_model("StartJobRun").input_shape
+    )
+    for kwargs in document["tasks"].values():
+        run = {
+            "applicationId": kwargs["application_id"],
+            "executionRoleArn": kwargs["execution_role_arn"],
+            "jobDriver": kwargs["job_driver"],
+            "name": kwargs["name"],
+            "configurationOverrides": kwargs["configuration_overrides"],
+            **kwargs["config"],
+            "clientToken": "the operator's client_request_token",
+        }
+        checked = ParamValidator().validate(run, shape)
+        assert not checked.has_errors(), checked.generate_report()
+        entry = run["jobDriver"]["sparkSubmit"]["entryPoint"]
+        assert clients["s3"].head_object(Bucket=entry.split("/")[2], Key=entry.split("/", 3)[3])  # uploaded
+    assert document["tasks"]["compaction-hourly"]["job_driver"]["sparkSubmit"]["entryPointArguments"][-2:] == [
+        "--only",
+        "compaction",
+    ]
+
+    # EMR on EC2: one task added to its own file; every step argument renders to what submit would send.
+    steps_out = str(tmp_path / "steps.json")
+    args = ["--task", "nightly", "--job", "maintain", "--", "--report", "s3://reports/{{ds}}/maintenance.json"]
+    result, _ = invoke("--config", config, "airflow-tasks", "--target", "emr", "--out", steps_out, "--json", *args)
+    assert result.exit_code == 0, result.output
+    task = json.loads(open(steps_out).read())["tasks"]["nightly"]
+    _, dry = invoke(
+        "--config",
+        config,
+        "submit",
+        "--target",
+        "emr",
+        "--job",
+        "maintain",
+        "--dry-run",
+        "--json",
+        "--",
+        "--report",
+        "s3://reports/{{ds}}/maintenance.json",
+    )
+    sent = dry["runs"][0]["request"]["Steps"][0]["HadoopJarStep"]["Args"]
+    rendered = []
+    for arg in task["steps"][0]["HadoopJarStep"]["Args"]:
+        assert not arg.endswith(".json")  # Airflow would read it as a template file
+        rendered.append(jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(arg).render())
+    assert rendered == sent and task["job_flow_id"] == cluster
+    again, _ = invoke(
+        "--config",
+        config,
+        "airflow-tasks",
+        "--target",
+        "emr-serverless",
+        "--archive",
+        archive,
+        "--out",
+        steps_out,
+        "--task",
+        "x",
+        "--job",
+        "maintain",
+    )
+    assert again.exit_code != 0 and "holds tasks for emr" in again.output
