@@ -108,13 +108,39 @@ class EmrServerlessTarget(Model):
     execution_timeout_minutes: int = Field(240, ge=1, le=1440)
 
 
+class TransientCluster(Model):
+    """A cluster `submit --transient` creates for its steps (RunJobFlow) and that ends when they have run."""
+
+    release_label: str = Field(pattern=r"^emr-(\d+\.\d+\.\d+|spark-\d+\.\d+\.\d+)$")
+    service_role: str = "EMR_DefaultRole"
+    instance_profile: str = "EMR_EC2_DefaultRole"  # the nodes' instance profile (JobFlowRole)
+    instance_type: str = "m7g.xlarge"
+    core_instances: int = Field(2, ge=0, le=500)
+    log_uri: Optional[str] = Field(None, pattern=r"^s3://[^/]+/.*")
+    subnet_id: Optional[str] = None
+    security_configuration: Optional[str] = None  # needed for runtime roles (execution_role_arn)
+    # What `package --upload` printed as bootstrap_action: installs lakehouse-ops on every node (needed for
+    # deploy_mode client; cluster mode runs from the archive).
+    bootstrap_action: Optional[str] = Field(None, pattern=r"^s3://[^/]+/.*")
+    # The cluster ends this long after it fell idle, whatever happened to its steps (a safety net: no idle cluster
+    # keeps billing).
+    idle_timeout_minutes: int = Field(30, ge=1, le=10080)
+
+
 class EmrTarget(Model):
-    cluster_id: str
+    cluster_id: Optional[str] = None  # the long-running cluster steps are added to (or `transient`)
+    transient: Optional[TransientCluster] = None
     action_on_failure: Literal["CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"] = "CONTINUE"
     deploy_mode: Literal["cluster", "client"] = "cluster"
     # EMR on EC2 runtime roles: the IAM role each step runs as (the cluster's security configuration must enable
     # them); None: the cluster's instance profile.
     execution_role_arn: Optional[str] = Field(None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+")
+
+    @model_validator(mode="after")
+    def _a_cluster(self) -> "EmrTarget":
+        if not self.cluster_id and self.transient is None:
+            raise ValueError("name the cluster (cluster_id) or how to create one for each submit (transient)")
+        return self
 
 
 class Schedule(Model):

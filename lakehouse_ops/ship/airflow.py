@@ -4,7 +4,7 @@ constraints of its version, which pyarrow and pyiceberg, dependencies of lakehou
 
 One task per entry of `ship.schedules` (its name, job and arguments; Airflow decides when), or one named task
 added to the file. For EMR Serverless the arguments of `EmrServerlessStartJobOperator`, for EMR on EC2 those of
-`EmrAddStepsOperator` (with every argument safe from Airflow's templating, `requests.jinja_safe`). The files a run
+`EmrAddStepsOperator` (with every argument safe from Airflow's templating, `jinja_safe`). The files a run
 needs are uploaded first, as `submit` uploads them."""
 
 import json
@@ -14,8 +14,75 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ship import requests as req
+from lakehouse_ops.ship import steps
 from lakehouse_ops.ship import submit as sub
 from lakehouse_ops.version import __version__
+
+# Airflow renders the templated fields of an operator with Jinja, and reads a string ending in one of the operator's
+# template extensions (EmrAddStepsOperator: .json) as the path of a template file. Such an argument, or one holding
+# Jinja's own delimiters, is wrapped in a raw block: Jinja renders it back to exactly the same text.
+_JINJA_MARKS = ("{{", "{%", "{#")
+STEPS_TEMPLATE_EXT = (".json",)  # EmrAddStepsOperator's template_ext
+
+
+def jinja_safe(value: str, template_ext: Sequence[str] = STEPS_TEMPLATE_EXT) -> str:
+    """`value` as a templated Airflow field of an operator with these template extensions renders it to itself."""
+    if value.endswith(tuple(template_ext)) or any(mark in value for mark in _JINJA_MARKS):
+        return "{%% raw %%}%s{%% endraw %%}" % value
+    return value
+
+
+def jinja_safe_tree(value: Any, template_ext: Sequence[str] = STEPS_TEMPLATE_EXT) -> Any:
+    """Every string in `value` (dicts and lists, as Airflow renders them) made `jinja_safe`."""
+    if isinstance(value, str):
+        return jinja_safe(value, template_ext)
+    if isinstance(value, dict):
+        return {key: jinja_safe_tree(item, template_ext) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jinja_safe_tree(item, template_ext) for item in value]
+    return value
+
+
+def airflow_add_steps_kwargs(
+    config: Any,
+    job: str,
+    job_args: List[str],
+    config_uri: str,
+    archive_uri: Optional[str] = None,
+    name: Optional[str] = None,
+) -> Dict[str, Any]:
+    """Keyword arguments for the Amazon provider's EmrAddStepsOperator (Airflow / MWAA), from the same request
+    `submit --target emr` sends, with every argument safe from Jinja (`jinja_safe`)."""
+    artifacts = req.artifacts_for(config.ship, job, config_uri, archive_uri)
+    request = steps.add_job_flow_steps(config, job, artifacts, job_args, name=name)
+    safe = []
+    for step in request["Steps"]:
+        jar = dict(step["HadoopJarStep"], Args=[jinja_safe(a) for a in step["HadoopJarStep"]["Args"]])
+        safe.append(dict(step, HadoopJarStep=jar))
+    kwargs: Dict[str, Any] = {"job_flow_id": request["JobFlowId"], "steps": safe}
+    if request.get("ExecutionRoleArn"):
+        kwargs["execution_role_arn"] = request["ExecutionRoleArn"]
+    return kwargs
+
+
+def airflow_start_job_run_kwargs(
+    config: Any, job: str, job_args: List[str], config_uri: str, archive_uri: str, name: Optional[str] = None
+) -> Dict[str, Any]:
+    """Keyword arguments for the Amazon provider's EmrServerlessStartJobOperator (Airflow / MWAA), from the same
+    request `submit` sends; the artifacts must already be in S3 (upload them once with `submit` or `schedule`)."""
+    artifacts = req.artifacts_for(config.ship, job, config_uri, archive_uri)
+    request = req.start_job_run(config, job, artifacts, job_args, name=name)
+    kwargs = {
+        "application_id": request["applicationId"],
+        "execution_role_arn": request["executionRoleArn"],
+        "job_driver": request["jobDriver"],
+        "name": request["name"],
+        "configuration_overrides": request.get("configurationOverrides") or {},
+        # The operator's `config`: further StartJobRun parameters, passed to boto3 as they are.
+        "config": {"executionTimeoutMinutes": request["executionTimeoutMinutes"], "tags": request["tags"]},
+    }
+    return kwargs
+
 
 FORMAT = 1  # the file's layout: {"format", "lakehouse_ops", "target", "tasks": {name: operator arguments}}
 OPERATORS = {"emr-serverless": "EmrServerlessStartJobOperator", "emr": "EmrAddStepsOperator"}
@@ -30,9 +97,9 @@ def task_arguments(
             raise ConfigError(
                 "EMR Serverless runs need the packed environment: pass --archive (`lakehouse-ops package`)"
             )
-        kwargs = req.airflow_start_job_run_kwargs(config, job, job_args, config_uri, archive_uri, name=name)
-        return dict(req.jinja_safe_tree(kwargs, template_ext=()))
-    return req.airflow_add_steps_kwargs(config, job, job_args, config_uri, archive_uri, name=name)
+        kwargs = airflow_start_job_run_kwargs(config, job, job_args, config_uri, archive_uri, name=name)
+        return dict(jinja_safe_tree(kwargs, template_ext=()))
+    return airflow_add_steps_kwargs(config, job, job_args, config_uri, archive_uri, name=name)
 
 
 def tasks_of(config: Config, single: Optional[Tuple[str, str, Sequence[str]]]) -> List[Tuple[str, str, List[str]]]:

@@ -5,7 +5,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.jobs import JOBS
@@ -127,7 +127,7 @@ def start_job_run(
 ) -> Dict[str, Any]:
     """The EMR Serverless StartJobRun request."""
     ship = config.ship
-    target = _need(config, "emr_serverless")
+    target = need_target(config, "emr_serverless")
     request = {
         "applicationId": target.application_id,
         "executionRoleArn": target.execution_role_arn,
@@ -154,108 +154,7 @@ def start_job_run(
     return request
 
 
-def add_job_flow_steps(
-    config: Any, job: str, artifacts: Artifacts, job_args: List[str], name: Optional[str] = None
-) -> Dict[str, Any]:
-    """The EMR on EC2 AddJobFlowSteps request: command-runner.jar running spark-submit."""
-    target = _need(config, "emr")
-    if target.deploy_mode == "client" and artifacts.archive:
-        # In client mode the driver runs on the primary node, outside YARN: the archive is unpacked only in the
-        # containers, so the driver would run the system Python without lakehouse-ops.
-        raise ConfigError(
-            "emr.deploy_mode: client cannot run the job from an archive (%s): the driver runs on the primary node, "
-            "where the archive is not unpacked. Use emr.deploy_mode: cluster, or install lakehouse-ops on the "
-            "cluster with the bootstrap action (docs/emr-step.md) and submit without --archive" % artifacts.archive
-        )
-    args: List[str] = ["spark-submit", "--deploy-mode", target.deploy_mode]
-    settings: Dict[str, str] = spark_settings(config, "emr", artifacts.archive)
-    for key in sorted(settings):
-        args += ["--conf", "%s=%s" % (key, settings[key])]
-    args += [artifacts.entry_point] + job_arguments(artifacts, job_args)
-    request: Dict[str, Any] = {
-        "JobFlowId": target.cluster_id,
-        "Steps": [
-            {
-                "Name": name or run_name(job),
-                "ActionOnFailure": target.action_on_failure,
-                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": args},
-            }
-        ],
-    }
-    if target.execution_role_arn:
-        request["ExecutionRoleArn"] = target.execution_role_arn
-    return request
-
-
-def add_steps_command(request: Mapping[str, Any]) -> Dict[str, Any]:
-    """The same AddJobFlowSteps request as the AWS CLI takes it (`aws emr add-steps` wants each step's
-    `Type`/`Jar`/`Args`, not the API's `HadoopJarStep`): the steps file's content and the command that uses it."""
-    steps = [
-        {
-            "Type": "CUSTOM_JAR",
-            "Name": step["Name"],
-            "ActionOnFailure": step["ActionOnFailure"],
-            "Jar": step["HadoopJarStep"]["Jar"],
-            "Args": list(step["HadoopJarStep"]["Args"]),
-        }
-        for step in request["Steps"]
-    ]
-    command = "aws emr add-steps --cluster-id %s --steps file://steps.json" % request["JobFlowId"]
-    if request.get("ExecutionRoleArn"):
-        command += " --execution-role-arn %s" % request["ExecutionRoleArn"]
-    return {"command": command, "steps.json": steps}
-
-
-# Airflow renders the templated fields of an operator with Jinja, and reads a string ending in one of the operator's
-# template extensions (EmrAddStepsOperator: .json) as the path of a template file. Such an argument, or one holding
-# Jinja's own delimiters, is wrapped in a raw block: Jinja renders it back to exactly the same text.
-_JINJA_MARKS = ("{{", "{%", "{#")
-STEPS_TEMPLATE_EXT = (".json",)  # EmrAddStepsOperator's template_ext
-
-
-def jinja_safe(value: str, template_ext: Sequence[str] = STEPS_TEMPLATE_EXT) -> str:
-    """`value` as a templated Airflow field of an operator with these template extensions renders it to itself."""
-    if value.endswith(tuple(template_ext)) or any(mark in value for mark in _JINJA_MARKS):
-        return "{%% raw %%}%s{%% endraw %%}" % value
-    return value
-
-
-def jinja_safe_tree(value: Any, template_ext: Sequence[str] = STEPS_TEMPLATE_EXT) -> Any:
-    """Every string in `value` (dicts and lists, as Airflow renders them) made `jinja_safe`."""
-    if isinstance(value, str):
-        return jinja_safe(value, template_ext)
-    if isinstance(value, dict):
-        return {key: jinja_safe_tree(item, template_ext) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jinja_safe_tree(item, template_ext) for item in value]
-    return value
-
-
-def airflow_add_steps_kwargs(
-    config: Any,
-    job: str,
-    job_args: List[str],
-    config_uri: str,
-    archive_uri: Optional[str] = None,
-    name: Optional[str] = None,
-) -> Dict[str, Any]:
-    """Keyword arguments for the Amazon provider's EmrAddStepsOperator (Airflow / MWAA), from the same request
-    `submit --target emr` sends, with every argument safe from Jinja (`jinja_safe`)."""
-    artifacts = artifacts_for(config.ship, job, config_uri, archive_uri)
-    request = add_job_flow_steps(config, job, artifacts, job_args, name=name)
-    steps = [
-        dict(
-            step, HadoopJarStep=dict(step["HadoopJarStep"], Args=[jinja_safe(a) for a in step["HadoopJarStep"]["Args"]])
-        )
-        for step in request["Steps"]
-    ]
-    kwargs: Dict[str, Any] = {"job_flow_id": request["JobFlowId"], "steps": steps}
-    if request.get("ExecutionRoleArn"):
-        kwargs["execution_role_arn"] = request["ExecutionRoleArn"]
-    return kwargs
-
-
-def _need(config: Any, target: str) -> Any:
+def need_target(config: Any, target: str) -> Any:
     section = getattr(config.section("ship"), target)
     if section is None:
         raise ConfigError(
@@ -263,22 +162,3 @@ def _need(config: Any, target: str) -> Any:
             % (target, "emr-serverless" if target == "emr_serverless" else "emr-step")
         )
     return section
-
-
-def airflow_start_job_run_kwargs(
-    config: Any, job: str, job_args: List[str], config_uri: str, archive_uri: str, name: Optional[str] = None
-) -> Dict[str, Any]:
-    """Keyword arguments for the Amazon provider's EmrServerlessStartJobOperator (Airflow / MWAA), from the same
-    request `submit` sends; the artifacts must already be in S3 (upload them once with `submit` or `schedule`)."""
-    artifacts = artifacts_for(config.ship, job, config_uri, archive_uri)
-    request = start_job_run(config, job, artifacts, job_args, name=name)
-    kwargs = {
-        "application_id": request["applicationId"],
-        "execution_role_arn": request["executionRoleArn"],
-        "job_driver": request["jobDriver"],
-        "name": request["name"],
-        "configuration_overrides": request.get("configurationOverrides") or {},
-        # The operator's `config`: further StartJobRun parameters, passed to boto3 as they are.
-        "config": {"executionTimeoutMinutes": request["executionTimeoutMinutes"], "tags": request["tags"]},
-    }
-    return kwargs

@@ -10,6 +10,7 @@ from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.logs import get_logger
 from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import requests as req
+from lakehouse_ops.ship import steps
 
 log = get_logger("ship.submit")
 TARGETS = ("emr-serverless", "emr")
@@ -49,7 +50,7 @@ def plan_submission(
     if target == "emr-serverless":
         request = req.start_job_run(config, job, artifacts, list(job_args), name=name, client_token=str(uuid.uuid4()))
     else:
-        request = req.add_job_flow_steps(config, job, artifacts, list(job_args), name=name)
+        request = steps.add_job_flow_steps(config, job, artifacts, list(job_args), name=name)
     return request, uploads(artifacts, job, config_path, archive)
 
 
@@ -191,7 +192,7 @@ def wait(
     return follow_mod.follow(run.state, done, run.cancel, report, poll_seconds=poll_seconds, sleep=sleep or time.sleep)
 
 
-EMR_ACTIVE_STEPS = 256  # EMR's limit of PENDING and RUNNING steps on one cluster
+EMR_ACTIVE_STEPS = steps.EMR_MAX_STEPS  # EMR's limit of PENDING and RUNNING steps on one cluster
 STEP_ROOM_WAIT_S = 3600.0  # how long a fan-out waits for a full cluster to take another step
 
 
@@ -258,7 +259,7 @@ def submit_runs(
         if dry_run:
             runs.append({"request": request, "uploads": [{"from": f, "to": u} for f, u in files]})
             if target == "emr":
-                runs[-1]["aws_cli"] = req.add_steps_command(request)
+                runs[-1]["aws_cli"] = steps.add_steps_command(request)
             continue
         if room is not None and not room.take(request["JobFlowId"]):
             message = room.full_message(request["JobFlowId"], len(batches) - index)

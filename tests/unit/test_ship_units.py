@@ -9,6 +9,7 @@ import pytest
 from lakehouse_ops.config import config_from_dict
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.runner.fleet import select
+from lakehouse_ops.ship import airflow, steps
 from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import requests as req
 from lakehouse_ops.ship.schedule import EXECUTION_ID, TARGET_ARN, _same, desired
@@ -112,7 +113,7 @@ def test_start_job_run_request_is_what_emr_serverless_expects(tmp_path):
 def test_emr_step_request_runs_spark_submit_through_command_runner():
     cfg = config()
     artifacts = req.artifacts_for(cfg.ship, "erase", "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz")
-    request = req.add_job_flow_steps(cfg, "erase", artifacts, ["--subjects-file", "s3://req/1.txt"], name="erase-1")
+    request = steps.add_job_flow_steps(cfg, "erase", artifacts, ["--subjects-file", "s3://req/1.txt"], name="erase-1")
     step = request["Steps"][0]
     assert request["JobFlowId"] == "j-ABC" and step["ActionOnFailure"] == "CANCEL_AND_WAIT"
     assert step["Name"] == "erase-1" and step["HadoopJarStep"]["Jar"] == "command-runner.jar"
@@ -135,7 +136,7 @@ def test_emr_step_request_runs_spark_submit_through_command_runner():
 
 def test_missing_sections_and_bad_values_are_named():
     with pytest.raises(ConfigError, match="ship.emr is not configured"):
-        req.add_job_flow_steps(config(emr=None), "maintain", req.Artifacts("s3://a/e.py", "s3://a/c.yaml"), [])
+        steps.add_job_flow_steps(config(emr=None), "maintain", req.Artifacts("s3://a/e.py", "s3://a/c.yaml"), [])
     with pytest.raises(ConfigError, match="unknown job 'compact'"):
         req.artifacts_for(config().ship, "compact", "c.yaml")
     with pytest.raises(ConfigError, match="holds a space"):
@@ -241,7 +242,7 @@ def test_schedules_start_job_runs_with_a_fresh_token_each_time():
 
 def test_airflow_operator_kwargs_carry_the_submitted_request():
     cfg = config()
-    kwargs = req.airflow_start_job_run_kwargs(
+    kwargs = airflow.airflow_start_job_run_kwargs(
         cfg,
         "maintain",
         ["--only", "expire_snapshots"],
@@ -338,10 +339,10 @@ def test_client_mode_with_an_archive_is_refused_with_the_ways_that_work():
     cfg = config(emr={"cluster_id": "j-ABC", "deploy_mode": "client"})
     artifacts = req.artifacts_for(cfg.ship, "maintain", "s3://cfg-bucket/prod.yaml", "s3://envs/env.tar.gz")
     with pytest.raises(ConfigError, match="deploy_mode: client") as refused:
-        req.add_job_flow_steps(cfg, "maintain", artifacts, [])
+        steps.add_job_flow_steps(cfg, "maintain", artifacts, [])
     assert "deploy_mode: cluster" in str(refused.value) and "bootstrap" in str(refused.value)
     plain = req.artifacts_for(cfg.ship, "maintain", "s3://cfg-bucket/prod.yaml")
-    step = req.add_job_flow_steps(cfg, "maintain", plain, [])["Steps"][0]  # no archive: the cluster's own Python
+    step = steps.add_job_flow_steps(cfg, "maintain", plain, [])["Steps"][0]  # no archive: the cluster's own Python
     assert step["HadoopJarStep"]["Args"][:3] == ["spark-submit", "--deploy-mode", "client"]
 
 
@@ -374,7 +375,7 @@ def test_step_arguments_render_to_themselves_in_airflow(value):
     neither read as files nor changed by rendering (Airflow's own rule, with Airflow's template engine)."""
     import jinja2
 
-    from lakehouse_ops.ship.requests import jinja_safe
+    from lakehouse_ops.ship.airflow import jinja_safe
 
     safe = jinja_safe(value)
     assert not safe.endswith(".json")  # Airflow would look for a template file of that name
