@@ -97,6 +97,7 @@ def _print_package(report: Mapping[str, Any]) -> None:
 )
 @click.option("--per-table", is_flag=True, help="With --needy: one run per table.")
 @click.option("--wait", is_flag=True, help="Follow the run to its end; Ctrl-C cancels it.")
+@click.option("--transient", is_flag=True, help="EMR on EC2: create a cluster for the run's steps that ends with them.")
 @click.option("--dry-run", is_flag=True, help="Print the exact API request(s) and uploads; send nothing.")
 @click.option("--poll-seconds", default=10.0, show_default=True, type=click.FloatRange(min=0.01))
 @click.option("--json", "as_json", is_flag=True)
@@ -112,6 +113,7 @@ def submit(
     needy: bool,
     per_table: bool,
     wait: bool,
+    transient: bool,
     dry_run: bool,
     poll_seconds: float,
     as_json: bool,
@@ -131,19 +133,19 @@ def submit(
         batches = needy_batches(config, job_args, per_table)
         if not batches:
             emit({"ok": True, "runs": [], "message": "no table needs maintenance"}, as_json, None, print_summary)
-    result = submit_runs(
-        config,
-        ctx.obj["config_path"],
-        target,
-        job,
-        batches,
-        archive,
-        name,
-        wait_for_end=wait,
-        dry_run=dry_run,
-        poll_seconds=poll_seconds,
-        say=lambda text: click.echo(text, err=True),
-    )
+    say = lambda text: click.echo(text, err=True)  # noqa: E731
+    if transient:
+        from lakehouse_ops.ship.transient import submit_transient
+
+        if target != "emr":
+            raise ConfigError("--transient creates an EMR on EC2 cluster: use it with --target emr")
+        result = submit_transient(
+            config, ctx.obj["config_path"], job, batches, archive, name, wait, dry_run, poll_seconds, say
+        )
+    else:
+        result = submit_runs(
+            config, ctx.obj["config_path"], target, job, batches, archive, name, wait, dry_run, poll_seconds, say
+        )
     emit(result, as_json or dry_run, None, _print_submit)
 
 

@@ -630,3 +630,53 @@ def test_airflow_tasks_are_written_as_json_a_dag_loads_without_lakehouse_ops(aws
         "maintain",
     )
     assert again.exit_code != 0 and "holds tasks for emr" in again.output
+
+
+def test_a_transient_cluster_is_created_for_the_steps_and_ends_with_them(aws, tmp_path):
+    """`submit --target emr --transient`: one RunJobFlow whose steps are the run's batches, ended when they are
+    (KeepJobFlowAliveWhenNoSteps false) or after falling idle, with the bootstrap action `package --upload` made;
+    with a runtime role the steps are added with it (RunJobFlow's steps cannot carry one)."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from lakehouse_ops.config import load_config
+    from lakehouse_ops.ship.transient import submit_transient
+
+    clients, roles, app, cluster = aws
+    transient = {
+        "release_label": "emr-7.12.0",
+        "log_uri": "s3://logs-bucket/transient/",
+        "bootstrap_action": "s3://artifacts-bucket/bootstrap/0123/install-lakehouse-ops.sh",
+        "idle_timeout_minutes": 20,
+    }
+    config = write_config(tmp_path, roles, app, cluster, emr={"transient": transient})
+    result, dry = invoke(
+        "--config", config, "submit", "--target", "emr", "--transient", "--job", "maintain", "--dry-run", "--", "db.t"
+    )
+    assert result.exit_code == 0, result.output
+    request = dry["runs"][0]["request"]
+    shape = botocore.session.get_session().get_service_model("emr").operation_model("RunJobFlow").input_shape
+    checked = ParamValidator().validate(request, shape)
+    assert not checked.has_errors(), checked.generate_report()
+    assert request["Instances"]["KeepJobFlowAliveWhenNoSteps"] is False
+    assert request["AutoTerminationPolicy"] == {"IdleTimeout": 1200}
+    assert request["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"] == transient["bootstrap_action"]
+    assert request["Steps"][0]["HadoopJarStep"]["Args"][-1] == "db.t"
+
+    loaded = load_config(config)
+    report = submit_transient(loaded, config, "maintain", [["db.a"], ["db.b"]], name="nightly")
+    made = clients["emr"].describe_cluster(ClusterId=report["cluster"])["Cluster"]
+    assert made["ReleaseLabel"] == "emr-7.12.0" and {"Key": "lakehouse-ops", "Value": "transient"} in made["Tags"]
+    listed = clients["emr"].list_steps(ClusterId=report["cluster"])["Steps"]
+    assert sorted(s["Name"] for s in listed) == ["nightly-1", "nightly-2"]
+    assert [r["id"] for r in report["runs"]] == [
+        next(s["Id"] for s in listed if s["Name"] == n) for n in ("nightly-1", "nightly-2")
+    ]
+
+    role = roles["lakehouse-ops-jobs"]
+    with_role = write_config(tmp_path, roles, app, cluster, emr={"transient": transient, "execution_role_arn": role})
+    report = submit_transient(load_config(with_role), with_role, "maintain", [["db.a"]], name="as-role")
+    made = clients["emr"].describe_cluster(ClusterId=report["cluster"])["Cluster"]
+    assert made["AutoTerminate"] is False  # kept alive for the steps added with the role
+    listed = clients["emr"].list_steps(ClusterId=report["cluster"])["Steps"]
+    assert [s["Name"] for s in listed] == ["as-role"]
