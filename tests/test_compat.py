@@ -1,9 +1,10 @@
-"""EMR 7.x runs Python 3.9: library code must parse, import and pass its pure tests there.
+"""EMR 7.x runs Python 3.9, the EMR 8 line (emr-spark-8.x) 3.11 to 3.13: library code must parse, import and pass
+its pure tests under each (3.11 runs the whole suite).
 
-Static: vermin checks every module against 3.9. Dynamic, where a 3.9 interpreter is installed: the wheel is built,
-installed into a fresh 3.9 virtualenv (without pyspark, as on EMR's Python), every module is imported, the CLI
-answers --help, and the pure unit tests run under 3.9. tests/unit therefore holds only tests that need nothing but
-the wheel's own dependencies (no Spark, no moto).
+Static: vermin checks every module against 3.9. Dynamic, for each of 3.9, 3.12 and 3.13 installed here: the wheel
+is built, installed into a fresh virtualenv of that Python (without pyspark, as on EMR's Python), every module is
+imported, the CLI answers --help, and the pure unit tests run. tests/unit therefore holds only tests that need
+nothing but the wheel's own dependencies (no Spark, no moto).
 """
 
 import glob
@@ -19,16 +20,18 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def find_python39():
-    """A working 3.9 interpreter: pyenv's installs first (its shims may refuse to run), then PATH."""
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3.9")))
-    candidates += ["/usr/bin/python3.9", "/usr/local/bin/python3.9", shutil.which("python3.9")]
+def find_python(version):
+    """A working interpreter of `version` ("3.9"): pyenv's installs first (its shims may refuse to run), then
+    PATH."""
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/%s*/bin/python%s" % (version, version))))
+    candidates += ["/usr/bin/python" + version, "/usr/local/bin/python" + version, shutil.which("python" + version)]
+    wanted = "(%s, %s)" % tuple(version.split("."))
     for candidate in candidates:
         if candidate and os.path.isfile(candidate):
             probe = subprocess.run(
                 [candidate, "-c", "import sys, venv; print(sys.version_info[:2])"], capture_output=True, text=True
             )
-            if probe.returncode == 0 and "(3, 9)" in probe.stdout:
+            if probe.returncode == 0 and wanted in probe.stdout:
                 return candidate
     return None
 
@@ -100,15 +103,16 @@ def test_wheel_in_a_fresh_virtualenv(wheel, tmp_path):
     check_entry_points(venv)
 
 
-def test_imports_and_pure_tests_under_python_39(wheel, tmp_path):
-    python39 = find_python39()
-    if python39 is None:
-        pytest.skip("no Python 3.9 interpreter on this machine (vermin still checked the code statically)")
-    venv = str(tmp_path / "venv39")
-    run([python39, "-m", "venv", venv])
+@pytest.mark.parametrize("version", ["3.9", "3.12", "3.13"])
+def test_imports_and_pure_tests_under_each_emr_python(wheel, tmp_path, version):
+    python = find_python(version)
+    if python is None:
+        pytest.skip("no Python %s interpreter on this machine (vermin still checked 3.9 statically)" % version)
+    venv = str(tmp_path / ("venv" + version))
+    run([python, "-m", "venv", venv])
     py = os.path.join(venv, "bin", "python")
     run([py, "-m", "pip", "install", "--quiet", wheel, "pytest"], timeout=900)
-    run([py, "-c", "import sys; assert sys.version_info[:2] == (3, 9)"])
+    run([py, "-c", "import sys; assert sys.version_info[:2] == (%s)" % version.replace(".", ", ")])
     importer = (
         "import importlib, pkgutil, lakehouse_ops\n"
         "for m in pkgutil.walk_packages(lakehouse_ops.__path__, 'lakehouse_ops.'):\n"
