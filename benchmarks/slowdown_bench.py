@@ -93,18 +93,25 @@ def run(endpoint, mode, objects, workers, share, seed, rate):
     }
 
 
-def run_moves(endpoint, mode, objects, workers, share, seed, rate):
-    """Move `objects` files into a trash prefix on `workers` threads, as orphan removal does through boto3."""
-    from lakehouse_ops.aws import objects as s3_objects
+def orphans_in_a_bucket(endpoint, objects):
+    """(direct client, a new bucket, the uris of `objects` orphan files written in its table's data directory)."""
     from lakehouse_ops.aws.clients import client
-    from lakehouse_ops.retry import each_then_again
 
     bucket = "bench-%s" % uuid.uuid4().hex[:8]
     direct = client("s3", endpoint=endpoint)
     direct.create_bucket(Bucket=bucket)
-    sources = ["s3://%s/t/data/f-%05d.parquet" % (bucket, i) for i in range(objects)]
-    for uri in sources:
+    uris = ["s3://%s/t/data/f-%05d.parquet" % (bucket, i) for i in range(objects)]
+    for uri in uris:
         direct.put_object(Bucket=bucket, Key=uri.split("/", 3)[3], Body=b"PAR1 orphan")
+    return direct, bucket, uris
+
+
+def run_moves(endpoint, mode, objects, workers, share, seed, rate):
+    """Move `objects` files into a trash prefix on `workers` threads, as orphan removal does through boto3."""
+    from lakehouse_ops.aws import objects as s3_objects
+    from lakehouse_ops.retry import each_then_again
+
+    direct, bucket, sources = orphans_in_a_bucket(endpoint, objects)
     pairs = [(uri, uri.replace("/t/data/", "/t/.trash/b1/data/")) for uri in sources]
     failures = []
     with SlowDownProxy(endpoint, share=share, burst=3, seed=seed, rate=rate) as proxy:
@@ -140,14 +147,8 @@ def run_moves(endpoint, mode, objects, workers, share, seed, rate):
 def run_deletes(endpoint, mode, objects, workers, share, seed, rate, batch):
     """Delete `objects` files with `workers` multi-object delete requests at once, as orphan removal does on S3."""
     from lakehouse_ops.aws import objects as s3_objects
-    from lakehouse_ops.aws.clients import client
 
-    bucket = "bench-%s" % uuid.uuid4().hex[:8]
-    direct = client("s3", endpoint=endpoint)
-    direct.create_bucket(Bucket=bucket)
-    uris = ["s3://%s/t/data/f-%05d.parquet" % (bucket, i) for i in range(objects)]
-    for uri in uris:
-        direct.put_object(Bucket=bucket, Key=uri.split("/", 3)[3], Body=b"PAR1 orphan")
+    direct, bucket, uris = orphans_in_a_bucket(endpoint, objects)
     direct.put_object(Bucket=bucket, Key="t/data/live.parquet", Body=b"PAR1 live")
     s3_objects.DELETE_BATCH = batch
     with SlowDownProxy(endpoint, share=share, burst=3, seed=seed, rate=rate) as proxy:

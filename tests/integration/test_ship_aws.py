@@ -466,20 +466,7 @@ def test_emr_steps_run_as_a_runtime_role_print_as_the_cli_takes_them_and_respect
     clients, roles, app, cluster = aws
     role = roles["lakehouse-ops-jobs"]
     config = write_config(tmp_path, roles, app, cluster, emr={"cluster_id": cluster, "execution_role_arn": role})
-    result, dry = invoke(
-        "--config",
-        config,
-        "submit",
-        "--target",
-        "emr",
-        "--job",
-        "maintain",
-        "--dry-run",
-        "--json",
-        "--",
-        "--report",
-        "s3://r/m.json",
-    )
+    result, dry = _emr_dry_run(config, "--report", "s3://r/m.json")
     assert result.exit_code == 0, result.output
     run = dry["runs"][0]
     assert run["request"]["ExecutionRoleArn"] == role
@@ -520,6 +507,13 @@ def test_emr_steps_run_as_a_runtime_role_print_as_the_cli_takes_them_and_respect
     assert _active_steps(clients, cluster) == sub.EMR_ACTIVE_STEPS
     added = clients["emr"].describe_step(ClusterId=cluster, StepId=report["runs"][0]["id"])["Step"]
     assert added["Config"]["Args"][-1] == "t1"
+
+
+def _emr_dry_run(config, *job_args):
+    """`submit --target emr --job maintain --dry-run --json -- JOB_ARGS`: (result, report)."""
+    return invoke(
+        "--config", config, "submit", "--target", "emr", "--job", "maintain", "--dry-run", "--json", "--", *job_args
+    )
 
 
 def _active_steps(clients, cluster):
@@ -594,20 +588,7 @@ def test_airflow_tasks_are_written_as_json_a_dag_loads_without_lakehouse_ops(aws
     result, _ = invoke("--config", config, "airflow-tasks", "--target", "emr", "--out", steps_out, "--json", *args)
     assert result.exit_code == 0, result.output
     task = json.loads(open(steps_out).read())["tasks"]["nightly"]
-    _, dry = invoke(
-        "--config",
-        config,
-        "submit",
-        "--target",
-        "emr",
-        "--job",
-        "maintain",
-        "--dry-run",
-        "--json",
-        "--",
-        "--report",
-        "s3://reports/{{ds}}/maintenance.json",
-    )
+    _, dry = _emr_dry_run(config, "--report", "s3://reports/{{ds}}/maintenance.json")
     sent = dry["runs"][0]["request"]["Steps"][0]["HadoopJarStep"]["Args"]
     rendered = []
     for arg in task["steps"][0]["HadoopJarStep"]["Args"]:
