@@ -10,7 +10,7 @@ import hashlib
 import os
 import tempfile
 import urllib.request
-from typing import List, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
@@ -19,17 +19,66 @@ log = get_logger("engine.jars")
 
 Coordinate = Tuple[str, str, str]  # group, artifact, version
 REPOSITORY = "https://repo1.maven.org/maven2"
-# Iceberg's Spark runtime for local Spark 3.5 (Scala 2.12); it holds the SQL extensions, GlueCatalog and S3FileIO.
-# On EMR the runtime's own Iceberg is used instead.
-ICEBERG_RUNTIME: Coordinate = ("org.apache.iceberg", "iceberg-spark-runtime-3.5_2.12", "1.10.2")
-# Hadoop's S3 filesystem for pyspark 3.5 (its Hadoop client is 3.3.4) and the AWS SDK v1 bundle it was built with.
-HADOOP_AWS: Sequence[Coordinate] = (
-    ("org.apache.hadoop", "hadoop-aws", "3.3.4"),
-    ("com.amazonaws", "aws-java-sdk-bundle", "1.12.262"),
-)
-# The AWS SDK v2 Iceberg's GlueCatalog and S3FileIO need (its runtime jar holds them, not the SDK). 1.10.1 is the
-# newest bundle published for the 1.10 line (EMR's emr-spark-8.0.0 runs 1.10.1).
-ICEBERG_AWS: Sequence[Coordinate] = (("org.apache.iceberg", "iceberg-aws-bundle", "1.10.1"),)
+ICEBERG_VERSION_ENV = "LAKEHOUSE_OPS_ICEBERG_VERSION"  # another Iceberg release for local Spark (1.10.0, 1.11.0)
+
+
+class SparkLine(NamedTuple):
+    iceberg_artifact: str
+    iceberg_version: str  # the default here
+    hadoop_aws: Tuple[Coordinate, ...]
+
+
+# Per Spark line, as EMR runs them (7.x: Spark 3.5 and Scala 2.12; the EMR 8 line, emr-spark-8.x: Spark 4.0 and
+# Scala 2.13): Iceberg's Spark runtime (it holds the SQL extensions, GlueCatalog and S3FileIO; on EMR the runtime's
+# own Iceberg is used instead) and its default version here; Hadoop's S3 filesystem for pyspark's Hadoop client
+# (3.3.4 in pyspark 3.5, 3.4.1 in pyspark 4.0) with the AWS SDK bundle it was built with.
+SPARK_LINES: Dict[str, SparkLine] = {
+    "3.5": SparkLine(
+        "iceberg-spark-runtime-3.5_2.12",
+        "1.10.2",
+        (("org.apache.hadoop", "hadoop-aws", "3.3.4"), ("com.amazonaws", "aws-java-sdk-bundle", "1.12.262")),
+    ),
+    "4.0": SparkLine(
+        "iceberg-spark-runtime-4.0_2.13",
+        "1.10.1",
+        (("org.apache.hadoop", "hadoop-aws", "3.4.1"), ("software.amazon.awssdk", "bundle", "2.24.6")),
+    ),
+}
+# The AWS SDK v2 Iceberg's GlueCatalog and S3FileIO need (its runtime jar holds them, not the SDK), of the Iceberg
+# release in use; 1.10.1 is the newest bundle published for the 1.10 line (emr-spark-8.0.0 runs 1.10.1).
+ICEBERG_AWS_DEFAULT = "1.10.1"
+
+
+def spark_line(spark_version: str) -> str:
+    """ "3.5" or "4.0" for a pyspark version; another line is refused, naming the ones that run here."""
+    line = ".".join(spark_version.split(".")[:2])
+    if line not in SPARK_LINES:
+        raise EngineError(
+            "local Spark %s: lakehouse-ops runs local Spark %s (EMR 7.x and the EMR 8 line)"
+            % (spark_version, " or ".join(sorted(SPARK_LINES)))
+        )
+    return line
+
+
+def iceberg_runtime(spark_version: str) -> Coordinate:
+    line = SPARK_LINES[spark_line(spark_version)]
+    return ("org.apache.iceberg", line.iceberg_artifact, os.environ.get(ICEBERG_VERSION_ENV) or line.iceberg_version)
+
+
+def hadoop_aws(spark_version: str) -> Sequence[Coordinate]:
+    return SPARK_LINES[spark_line(spark_version)].hadoop_aws
+
+
+def iceberg_aws() -> Sequence[Coordinate]:
+    version = os.environ.get(ICEBERG_VERSION_ENV)
+    bundled = ICEBERG_AWS_DEFAULT if not version or version.startswith("1.10.") else version
+    return (("org.apache.iceberg", "iceberg-aws-bundle", bundled),)
+
+
+# The local default (pyspark 3.5), as the README's commands run it.
+ICEBERG_RUNTIME: Coordinate = iceberg_runtime("3.5")
+HADOOP_AWS: Sequence[Coordinate] = hadoop_aws("3.5")
+ICEBERG_AWS: Sequence[Coordinate] = iceberg_aws()
 
 
 def cache_dir() -> str:

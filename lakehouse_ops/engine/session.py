@@ -11,7 +11,7 @@ import sys
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from lakehouse_ops.aws.clients import catalog_endpoint_properties, endpoint_url
-from lakehouse_ops.engine.jars import HADOOP_AWS, ICEBERG_AWS, ICEBERG_RUNTIME, jars
+from lakehouse_ops.engine.jars import hadoop_aws, iceberg_aws, iceberg_runtime, jars
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
 
@@ -79,9 +79,16 @@ def _warehouse_uri(warehouse: str) -> str:
     return os.path.abspath(warehouse)
 
 
+def local_spark_version() -> str:
+    """The installed pyspark's version (the local Spark a session starts)."""
+    import pyspark
+
+    return str(pyspark.__version__)
+
+
 def iceberg_jars() -> List[str]:
-    """The Iceberg runtime jar local Spark runs with (jars.ICEBERG_RUNTIME, from Maven Central or its cache)."""
-    return jars([ICEBERG_RUNTIME])
+    """The Iceberg runtime jar local Spark runs with (for its Spark line, from Maven Central or its cache)."""
+    return jars([iceberg_runtime(local_spark_version())])
 
 
 def check_java() -> None:
@@ -105,7 +112,8 @@ def session_conf(config: Any, mode: Optional[str] = None, submitted: bool = Fals
     if mode == "local":
         conf.update(LOCAL_DEFAULTS)
         aws = config.spark.local_s3 or config.catalog.type == "glue"
-        local_jars = iceberg_jars() + (jars(list(HADOOP_AWS) + list(ICEBERG_AWS)) if aws else [])
+        aws_jars = list(hadoop_aws(local_spark_version())) + list(iceberg_aws())
+        local_jars = iceberg_jars() + (jars(aws_jars) if aws else [])
         conf["spark.jars"] = ",".join(local_jars)
         conf["spark.pyspark.python"] = sys.executable
         if config.spark.local_s3:

@@ -95,7 +95,7 @@ def register_file_list(
             "CAST(`%s` AS STRING) AS file_path" % source.file_path_column,
             "CAST(`%s` AS TIMESTAMP) AS last_modified" % source.last_modified_column,
         )
-    df = df.where(under_sql("file_path", location)).where("NOT (%s)" % unaddressable_sql("file_path"))
+    df = df.where(under_sql("file_path", location)).where("NOT (%s)" % tidied_sql("file_path"))
     for inner in nested:
         df = df.where("NOT (%s)" % under_sql("file_path", inner))
     return temp_view(df.selectExpr("%s AS file_path" % as_location_sql("file_path", location), "last_modified")), found
@@ -217,14 +217,16 @@ def refuse_near_others(table: str, location: str, shared_with: Sequence[str], un
 
 # `?` and `#` end a key for S3FileIO; `//`, `.` and `..` segments are tidied away by the path checks, moves and
 # restores (paths.normalize), which would then reach another key: such a file is never taken.
-_UNADDRESSABLE = re.compile(r"[?#]|//|(?:^|/)\.{1,2}(?=/|$)")
+_TIDIED = r"//|(?:^|/)\.{1,2}(?=/|$)"
+_UNADDRESSABLE = re.compile(r"[?#]|" + _TIDIED)
 
 
-def unaddressable_sql(column: str) -> str:
-    """SQL: whether the path in `column` is unaddressable (`_unaddressable`), checked on the path as listed,
-    before the list's paths are spelled as the location spells them (which tidies such segments away)."""
+def tidied_sql(column: str) -> str:
+    """SQL: whether the path in `column` holds a `//`, `.` or `..` segment, checked on the path as listed, before
+    the list's paths are spelled as the location spells them (which tidies such segments into another key; `?` and
+    `#` are left to `own_candidates`, which names them)."""
     key = "regexp_replace(%s, %s, '')" % (column, quote_string(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/]*/|^file:/+|^/+"))
-    return "%s RLIKE %s" % (key, quote_string(_UNADDRESSABLE.pattern))
+    return "%s RLIKE %s" % (key, quote_string(_TIDIED))
 
 
 def _unaddressable(path: str) -> bool:
