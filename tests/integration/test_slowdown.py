@@ -11,7 +11,7 @@ from lakehouse_ops.conditional import S3Store
 from lakehouse_ops.ingest.claims import Claims
 
 
-@pytest.mark.parametrize("faults", [{"share": 0.2, "burst": 3}, {"rate": 40}], ids=["bursts", "over-a-rate"])
+@pytest.mark.parametrize("faults", [{"share": 0.2, "burst": 3}, {"rate": 15}], ids=["bursts", "over-a-rate"])
 def test_claims_of_several_workers_under_slowdown_take_each_object_once(aws_env, faults):
     from lakehouse_ops.aws.clients import client
 
@@ -39,7 +39,8 @@ def test_claims_of_several_workers_under_slowdown_take_each_object_once(aws_env,
         for thread in threads:
             thread.join(120)
     assert errors == []
-    assert proxy.faults > 5, (proxy.faults, proxy.s3_requests)  # SlowDown was met, often
+    # SlowDown was met, often: in bursts by the seed; above the rate however fast this machine sends.
+    assert proxy.faults > (5 if "share" in faults else 2), (proxy.faults, proxy.s3_requests)
     owners = {}
     for owner, result in results.items():
         for identity in result.taken:
