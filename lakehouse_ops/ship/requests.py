@@ -5,7 +5,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.jobs import JOBS
@@ -107,6 +107,25 @@ def submit_parameters(conf: Dict[str, str]) -> str:
                 "spark setting %s=%r holds a space, which sparkSubmitParameters cannot carry" % (key, value)
             )
     return " ".join("--conf %s=%s" % (k, conf[k]) for k in sorted(conf))
+
+
+# The Pythons each runtime line's images run: EMR 7.x 3.9; the EMR 8 line (emr-spark-8.x) 3.11 to 3.13.
+RELEASE_PYTHONS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("emr-7.", ("3.9",)),
+    ("emr-spark-8.", ("3.11", "3.12", "3.13")),
+)
+
+
+def check_release_python(release_label: str, python: str, where: str) -> None:
+    """An archive built for `python` (ship.python) must match a Python the release's images run: its packages
+    (pyarrow, cryptography) are built for one Python only. Releases of other lines are not checked."""
+    for prefix, pythons in RELEASE_PYTHONS:
+        if release_label.startswith(prefix) and python not in pythons:
+            raise ConfigError(
+                "%s runs %s, whose images have Python %s, but ship.python is %s: build the archive for one of them "
+                "(`lakehouse-ops package --target-python %s`) and set ship.python to it"
+                % (where, release_label, " or ".join(pythons), python, pythons[0])
+            )
 
 
 def run_name(job: str, now: Optional[float] = None) -> str:

@@ -87,6 +87,20 @@ def check_archive(archive: Optional[str], s3: Any = None) -> None:
         )
 
 
+def check_application_python(config: Config) -> None:
+    """The EMR Serverless application's release runs the Python the archive was built for (ship.python)."""
+    from lakehouse_ops.aws.clients import client
+
+    ship = config.section("ship")
+    app = req.need_target(config, "emr_serverless").application_id
+    try:
+        label = client("emr-serverless").get_application(applicationId=app)["application"]["releaseLabel"]
+    except Exception as exc:  # the run itself will say what is wrong with the application or the access to it
+        log.warning("the application's release could not be read", extra={"error": str(exc)[:200]})
+        return
+    req.check_release_python(label, ship.python, "EMR Serverless application %s" % app)
+
+
 class Run:
     """A started run: how to read its state, cancel it, and where its logs and UI are."""
 
@@ -252,6 +266,8 @@ def submit_runs(
     runs: List[Dict[str, Any]] = []
     if not dry_run:
         check_archive(archive)
+        if target == "emr-serverless" and archive:
+            check_application_python(config)
     room = StepRoom(say, poll_seconds) if target == "emr" and not dry_run else None
     batches = list(batches)
     for index, args in enumerate(batches):

@@ -20,6 +20,8 @@ def plan_cluster(
 ) -> Dict[str, Any]:
     """{request (RunJobFlow), add_steps (for a runtime role, else None), steps, uploads}."""
     target = req.need_target(config, "emr")
+    if archive and target.transient is not None:
+        req.check_release_python(target.transient.release_label, config.section("ship").python, "the transient cluster")
     artifacts = req.artifacts_for(config.section("ship"), job, config_path, archive)
     names = [name] if len(batches) == 1 else ["%s-%d" % (name, i + 1) for i in range(len(batches))]
     step_list = [steps.emr_step(config, job, artifacts, list(args), n) for n, args in zip(names, batches)]

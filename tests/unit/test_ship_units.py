@@ -363,3 +363,13 @@ def test_an_endpoint_override_reaches_a_submitted_run_only_when_the_config_asks(
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
     shipped = req.spark_settings(asked, "emr-serverless")
     assert shipped["spark.sql.catalog.glue_catalog.s3.endpoint"] == "https://vpce-0abc.s3.eu-west-1.vpce.amazonaws.com"
+
+
+def test_an_archive_for_another_python_than_the_release_runs_is_refused_naming_both():
+    req.check_release_python("emr-7.12.0", "3.9", "app x")
+    req.check_release_python("emr-spark-8.0.0", "3.12", "app x")
+    req.check_release_python("emr-6.15.0", "3.7", "app x")  # another line: not checked
+    with pytest.raises(ConfigError, match=r"app x runs emr-spark-8.1.0, whose images have Python 3.11 or 3.12 or 3"):
+        req.check_release_python("emr-spark-8.1.0", "3.9", "app x")
+    with pytest.raises(ConfigError, match=r"--target-python 3.9"):
+        req.check_release_python("emr-7.13.0", "3.11", "the transient cluster")
