@@ -88,3 +88,28 @@ def test_a_large_move_is_copied_in_parts_and_never_over_an_object_written_meanwh
     assert objects._copy(s3, source, head["ETag"], len(body), target) is False
     assert s3.get_object(Bucket=bucket, Key="t/data/big.parquet")["Body"].read() == b"WRITER"
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_source_deleted_by_someone_else_during_the_trash_move_is_counted_apart(aws_env):
+    """Orphan removal moves its checked orphans into the trash; one of them is deleted by another cleaner
+    meanwhile. It is neither moved nor left behind: counted apart (`gone_meanwhile`), and the run verifies."""
+    import uuid
+
+    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.maintenance.trash import move_to_trash
+
+    s3 = client("s3")
+    bucket = "gone-%s" % uuid.uuid4().hex[:8]
+    s3.create_bucket(Bucket=bucket)
+    location = "s3://%s/wh/db/t" % bucket
+    sizes = {}
+    for name in ("a", "b", "c"):
+        s3.put_object(Bucket=bucket, Key="wh/db/t/data/%s.parquet" % name, Body=b"PAR1 orphan")
+        sizes["%s/data/%s.parquet" % (location, name)] = len(b"PAR1 orphan")
+    s3.delete_object(Bucket=bucket, Key="wh/db/t/data/b.parquet")  # the other cleaner, after the check
+    out = move_to_trash(None, sizes, location, ".lakehouse-trash", 1765000000000)
+    assert out["trashed_files"] == 2 and out["gone_meanwhile"]["files"] == 1, out
+    assert out["verified"] is True and "left_behind" not in out
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert not {k for k in keys if k.startswith("wh/db/t/data/")}
+    assert len([k for k in keys if "/.lakehouse-trash/" in k]) == 2
