@@ -176,6 +176,15 @@ class ScheduleRetry(Model):
     max_event_age_minutes: int = Field(60, ge=1, le=1440)
 
 
+class Alerts(Model):
+    """Failed or cancelled runs of the config's targets sent to an SNS topic by EventBridge rules `schedule`
+    creates (ship/alerts.py)."""
+
+    topic_arn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+    # The rules are named <rule_prefix>-serverless-failures and <rule_prefix>-step-failures.
+    rule_prefix: str = Field("lakehouse-ops", pattern=r"^[0-9a-zA-Z\-_.]{1,40}$")
+
+
 class RunBudget(Model):
     """What one maintenance run over several tables may take on."""
 
@@ -208,6 +217,8 @@ class ShipConfig(Model):
         None, pattern=r"^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[\w-]{1,80}(\.fifo)?$"
     )
 
+    alerts: Optional[Alerts] = None
+
     @model_validator(mode="after")
     def _consistent(self) -> "ShipConfig":
         names = [s.name for s in self.schedules]
@@ -215,4 +226,6 @@ class ShipConfig(Model):
             raise ValueError("schedule names must be unique")
         if self.schedules and (self.emr_serverless is None or not self.scheduler_role_arn):
             raise ValueError("schedules start EMR Serverless job runs: they need emr_serverless and scheduler_role_arn")
+        if self.alerts is not None and self.emr_serverless is None and (self.emr is None or not self.emr.cluster_id):
+            raise ValueError("alerts watch the runs of emr_serverless or emr.cluster_id: neither is configured")
         return self

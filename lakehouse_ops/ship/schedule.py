@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.ship import alerts
 from lakehouse_ops.ship import requests as req
 
 log = get_logger("ship.schedule")
@@ -210,8 +211,12 @@ def manage(
     report: Dict[str, Any] = {"ok": True, "group": group, "dry_run": dry_run}
     if not ship.schedule_dead_letter_arn:
         report["dead_letter"] = "none: a run Scheduler cannot start is only counted in its CloudWatch metrics"
+    if not ship.alerts:
+        report["alerts"] = "none: a failed run alerts nobody (ship.alerts names an SNS topic)"
     if dry_run:
         report["results"] = _dry_run(scheduler, wanted, group, prune)
+        if ship.alerts:
+            report["alerts"] = _alerts_dry_run(ship)
         return report
     files = []
     for job in artifacts:
@@ -222,7 +227,23 @@ def manage(
     sub.check_archive(any_artifacts.archive)
     with scheduler_errors("applying schedules to group %s" % group):
         report["results"] = apply(scheduler, wanted, group, prune=prune)
+    if ship.alerts:
+        with scheduler_errors("applying the alert rules to EventBridge"):
+            report["alerts"] = alerts.apply_rules(client("events"), alerts.wanted_rules(ship))
     return report
+
+
+def _alerts_dry_run(ship: Any) -> List[Outcome]:
+    """The alert rules a run would create or update; offline, every request as it would be sent."""
+    from lakehouse_ops.aws.clients import client, describe_failure
+
+    rules = alerts.wanted_rules(ship)
+    try:
+        return alerts.apply_rules(client("events"), rules, dry_run=True)
+    except Exception as exc:
+        if describe_failure(exc) is None:
+            raise ScheduleError("reading the alert rules failed: %s" % first_line(exc)) from None
+    return [{"name": r["Name"], "action": "would create or update", "rule": dict(r)} for r in rules]
 
 
 def _dry_run(scheduler: Any, wanted: Mapping[str, Request], group: str, prune: bool) -> List[Outcome]:

@@ -677,3 +677,81 @@ def test_a_job_run_whose_archive_is_for_another_python_than_the_application_runs
     assert result.exit_code != 0, result.output
     assert "runs emr-7.2.0, whose images have Python 3.9, but ship.python is 3.11" in result.output
     assert job_runs(clients, app) == before
+
+
+def _state_change(app=None, cluster=None, state="FAILED"):
+    """A PutEvents entry shaped as EMR Serverless's job run or EMR's step state change event."""
+    if app is not None:
+        kind, source = "EMR Serverless Job Run State Change", "aws.emr-serverless"
+        detail = {"jobRunId": "00f0000000000001", "applicationId": app, "state": state, "previousState": "RUNNING"}
+    else:
+        kind, source = "EMR Step Status Change", "aws.emr"
+        detail = {"stepId": "s-0000000001", "clusterId": cluster, "state": state, "name": "maintain"}
+    return {"Source": source, "DetailType": kind, "Detail": json.dumps(detail)}
+
+
+def test_failed_runs_reach_an_sns_topic_through_the_rules_schedule_creates(aws, tmp_path):
+    """`ship.alerts`: `schedule` creates one EventBridge rule per target (the application's job runs, the cluster's
+    steps) that sends failed and cancelled runs to the topic, idempotently, keeping targets a user added. The
+    rules' patterns are proven on moto's EventBridge: state-change events, as EMR sends them, reach a probe queue
+    added to each rule only when they are failures of this application or cluster."""
+    clients, roles, app, cluster = aws
+    from lakehouse_ops.aws.clients import client
+
+    events, sqs = client("events"), client("sqs")
+    topic = client("sns").create_topic(Name="lakehouse-ops-alerts")["TopicArn"]
+    config = write_config(tmp_path, roles, app, cluster, alerts={"topic_arn": topic, "rule_prefix": "lo-alerts"})
+    archive = "s3://artifacts-bucket/envs/alerts-%s.tar.gz" % os.urandom(4).hex()
+    clients["s3"].put_object(Bucket="artifacts-bucket", Key=archive.split("/", 3)[3], Body=b"packed env")
+    dry_result, dry = invoke("--config", config, "schedule", "--archive", archive, "--dry-run", "--json")
+    assert dry_result.exit_code == 0, dry_result.output
+    assert sorted((a["name"], a["action"]) for a in dry["alerts"]) == [
+        ("lo-alerts-serverless-failures", "would create"),
+        ("lo-alerts-step-failures", "would create"),
+    ]
+    with pytest.raises(Exception):  # a dry run creates nothing
+        events.describe_rule(Name="lo-alerts-serverless-failures")
+    result, first = invoke("--config", config, "schedule", "--archive", archive, "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(a["action"] for a in first["alerts"]) == ["created", "created"]
+    queue = sqs.create_queue(QueueName="alert-probe-%s" % os.urandom(3).hex())["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for name in ("lo-alerts-serverless-failures", "lo-alerts-step-failures"):
+        targets = events.list_targets_by_rule(Rule=name)["Targets"]
+        assert [(t["Id"], t["Arn"]) for t in targets] == [("lakehouse-ops-alerts", topic)]
+        events.put_targets(Rule=name, Targets=[{"Id": "probe", "Arn": queue_arn}])
+    _, again = invoke("--config", config, "schedule", "--archive", archive, "--json")
+    assert [a["action"] for a in again["alerts"]] == ["unchanged", "unchanged"]
+    assert len(events.list_targets_by_rule(Rule="lo-alerts-step-failures")["Targets"]) == 2  # the probe stays
+
+    # moto's EventBridge delivers to SQS but not to SNS: the topic's target is taken off for the probe, and the next
+    # `schedule` puts it back.
+    for name in ("lo-alerts-serverless-failures", "lo-alerts-step-failures"):
+        events.remove_targets(Rule=name, Ids=["lakehouse-ops-alerts"])
+    sent = [
+        _state_change(app=app, state="FAILED"),
+        _state_change(app=app, state="CANCELLED"),
+        _state_change(app=app, state="SUCCESS"),
+        _state_change(app="00fanotherapp01", state="FAILED"),
+        _state_change(cluster=cluster, state="FAILED"),
+        _state_change(cluster=cluster, state="COMPLETED"),
+        _state_change(cluster="j-ANOTHERCLUSTER", state="FAILED"),
+    ]
+    assert events.put_events(Entries=sent)["FailedEntryCount"] == 0
+    arrived = []
+    for _ in range(5):
+        answer = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        arrived += [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+    seen = sorted(
+        (e["source"], e["detail"].get("applicationId") or e["detail"]["clusterId"], e["detail"]["state"])
+        for e in arrived
+    )
+    assert seen == [
+        ("aws.emr", cluster, "FAILED"),
+        ("aws.emr-serverless", app, "CANCELLED"),
+        ("aws.emr-serverless", app, "FAILED"),
+    ]
+    _, repaired = invoke("--config", config, "schedule", "--archive", archive, "--json")
+    assert [a["action"] for a in repaired["alerts"]] == ["updated", "updated"]
+    targets = events.list_targets_by_rule(Rule="lo-alerts-serverless-failures")["Targets"]
+    assert sorted((t["Id"], t["Arn"]) for t in targets) == [("lakehouse-ops-alerts", topic), ("probe", queue_arn)]

@@ -373,3 +373,22 @@ def test_an_archive_for_another_python_than_the_release_runs_is_refused_naming_b
         req.check_release_python("emr-spark-8.1.0", "3.9", "app x")
     with pytest.raises(ConfigError, match=r"--target-python 3.9"):
         req.check_release_python("emr-7.13.0", "3.11", "the transient cluster")
+
+
+def test_alert_rules_watch_the_configured_targets_failures_and_are_refused_without_one():
+    from lakehouse_ops.ship.alerts import wanted_rules
+
+    topic = "arn:aws:sns:eu-west-1:123456789012:lakehouse-ops-alerts"
+    rules = {r["Name"]: r for r in wanted_rules(config(alerts={"topic_arn": topic}).ship)}
+    assert sorted(rules) == ["lakehouse-ops-serverless-failures", "lakehouse-ops-step-failures"]
+    serverless = rules["lakehouse-ops-serverless-failures"]["EventPattern"]
+    assert serverless["source"] == ["aws.emr-serverless"]
+    assert serverless["detail"] == {"applicationId": ["00fabc"], "state": ["FAILED", "CANCELLED"]}
+    assert rules["lakehouse-ops-step-failures"]["EventPattern"]["detail"]["clusterId"] == ["j-ABC"]
+    assert wanted_rules(config().ship) == []
+    only_serverless = config(alerts={"topic_arn": topic}, emr=None)
+    assert [r["Name"] for r in wanted_rules(only_serverless.ship)] == ["lakehouse-ops-serverless-failures"]
+    with pytest.raises(ConfigError, match="alerts watch the runs of emr_serverless or emr.cluster_id"):
+        config(alerts={"topic_arn": topic}, emr_serverless=None, schedules=[], emr=None)
+    with pytest.raises(ConfigError, match="topic_arn"):
+        config(alerts={"topic_arn": "arn:aws:sqs:eu-west-1:123456789012:not-a-topic"})
