@@ -163,6 +163,14 @@ class CommitPolicy(Model):
     max_seconds: float = Field(1800.0, gt=0, le=24 * 3600)
 
 
+class BreakerPolicy(Model):
+    """An action that failed on the table in `after_failures` maintain runs in a row (run history) is suspended
+    for `cooldown_hours` after its last failure, then tried once more. 0: never suspended."""
+
+    after_failures: int = Field(3, ge=0, le=100)
+    cooldown_hours: float = Field(24.0, gt=0, le=24 * 90)
+
+
 class StatisticsPolicy(Model):
     """Column statistics (NDV sketches in Puffin files, `compute_table_stats`) and partition statistics
     (`compute_partition_stats`) for query planners such as Trino, Athena and Spark's CBO."""
@@ -218,6 +226,7 @@ class StoragePolicy(Model):
 class TablePolicy(Model):
     target_file_size: Size = Field(512 * MB, ge=MB, le=64 * GB)
     commits: CommitPolicy = Field(default_factory=CommitPolicy)
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
     compaction: CompactionPolicy = Field(default_factory=CompactionPolicy)
     position_deletes: PositionDeletesPolicy = Field(default_factory=PositionDeletesPolicy)
     manifests: ManifestPolicy = Field(default_factory=ManifestPolicy)

@@ -172,3 +172,21 @@ def record_run(
         report["history"] = {"table": config.history.table, "rows": 0, "skipped": "nothing ran: Spark not started"}
         return
     report["history"] = record(spark(), config.catalog.name, config.history.table, kind, report)
+
+
+COLUMNS = ("run_id", "kind", "started_at", "finished_at", "duration_s", "table_name", "ok", "actions", "metrics")
+
+
+def read_history(catalog_tables: Any, table: str, since_s: float) -> List[Dict[str, Any]]:
+    """History rows that started since `since_s` (epoch seconds), times as aware datetimes; CatalogError when
+    the table does not exist yet."""
+    history = catalog_tables.load(table)
+    # Epoch microseconds: pyiceberg compares them with the timestamp column as they are (and prunes by day).
+    scan = history.scan(row_filter="started_at >= %d" % int(since_s * 1_000_000), selected_fields=COLUMNS)
+    rows: List[Dict[str, Any]] = scan.to_arrow().to_pylist()
+    for row in rows:
+        for key in ("started_at", "finished_at"):
+            if row[key] is not None and row[key].tzinfo is None:
+                row[key] = row[key].replace(tzinfo=timezone.utc)
+        row["metrics"] = dict(row["metrics"] or [])  # Arrow gives a map as (key, value) pairs
+    return rows

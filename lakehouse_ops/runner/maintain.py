@@ -24,6 +24,7 @@ from lakehouse_ops.maintenance import ORDER, plan_one
 from lakehouse_ops.maintenance.base import DONE, FAILED, PARTIAL, SKIPPED, Action, Plan, Result
 from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
 from lakehouse_ops.runner.completion import complete
+from lakehouse_ops.runner.past import PastRuns
 from lakehouse_ops.units import iso_seconds as _iso
 from lakehouse_ops.units import now_ms
 
@@ -47,6 +48,15 @@ def resolve_tables(config: Config, catalog_tables: Tables, patterns: Optional[Se
         else:
             names.append(config.table_name(pattern))
     return list(dict.fromkeys(names))
+
+
+def _planned(action: str, plan: Plan) -> Result:
+    outputs = {
+        "params": plan.to_dict()["params"],
+        "partitions": list(plan.partitions),
+        "estimated_bytes": plan.estimated_bytes,
+    }
+    return Result(action, PLANNED, plan.reason, outputs=outputs)
 
 
 class MaintenanceRunner:
@@ -77,6 +87,7 @@ class MaintenanceRunner:
         # The instant health and plans are judged at (epoch ms): tests set time instead of sleeping.
         self.clock = clock
         self._table_reaches: Optional[Reach] = None
+        self.past = PastRuns(config, self.catalog_tables)  # the circuit breaker's view of earlier runs
 
     def _policy(self, table: str) -> TablePolicy:
         policy = self.config.policy_for(table)
@@ -122,6 +133,8 @@ class MaintenanceRunner:
             entry = self._leased(table, dry_run)
             report["tables"].append(entry)
             report["ok"] = report["ok"] and entry["ok"]
+        if self.past.note:
+            report["breaker"] = self.past.note
         report["finished_at"] = _iso(time.time())
         report["duration_s"] = round(time.time() - started, 3)
         if report["tables"]:
@@ -211,17 +224,11 @@ class MaintenanceRunner:
                 )
         if not plan.run:
             return Result(module.NAME, SKIPPED, plan.reason)
+        held = self.past.suspension(table, module.NAME, policy.breaker, self.clock())
+        if held is not None:
+            return Result(module.NAME, SKIPPED, held.reason())
         if dry_run:
-            return Result(
-                module.NAME,
-                PLANNED,
-                plan.reason,
-                outputs={
-                    "params": plan.to_dict()["params"],
-                    "partitions": list(plan.partitions),
-                    "estimated_bytes": plan.estimated_bytes,
-                },
-            )
+            return _planned(module.NAME, plan)
         if module.DELETES_FILES and failed_earlier:
             return Result(module.NAME, SKIPPED, "not run: an earlier action on this table failed")
         started = time.time()

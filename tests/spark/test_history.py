@@ -95,3 +95,53 @@ def test_maintain_runs_are_recorded_and_the_fleet_page_renders_in_chromium(spark
     assert re.search(r'<div class="trend" data-table="%s">.*?<polyline' % re.escape(table_name), dom)
     assert dom.count('<tr class="run">') == 2 and '<svg id="durations"' in dom and "compaction" in dom
     assert os.path.getsize(shot) > 10000
+
+
+def test_an_action_that_failed_three_runs_in_a_row_is_suspended_then_tried_after_the_cooldown(
+    spark, warehouse, table_name
+):
+    """The circuit breaker reads the run history: three maintain runs whose compaction of the table failed
+    suspend it (plan and maintain say until when, and the last failure), other actions still run; after the
+    cooldown it is tried once, and its success closes the breaker."""
+    import time
+
+    from lakehouse_ops.engine.history import record
+    from lakehouse_ops.units import iso_seconds
+
+    namespace = table_name.split(".")[0]
+    history = "%s_ops.run_history" % namespace
+    settings = {
+        "defaults": {"compaction": {"min_input_files": 2}, "orphans": {"enabled": False}},
+        "history": {"enabled": True, "table": history},
+    }
+    config = make_config(warehouse, **settings)
+    create_streaming_table(spark, "lake", table_name, days=1, commits=6, rows_per_commit=40, files_per_commit=2)
+    now = time.time()
+    for hours_ago in (30, 20, 10):
+        failed = {"action": "compaction", "status": "failed", "reason": "java.lang.OutOfMemoryError: Java heap space"}
+        started = now - hours_ago * 3600
+        report = {
+            "started_at": iso_seconds(started),
+            "finished_at": iso_seconds(started + 60),
+            "tables": [{"table": table_name, "ok": False, "actions": [failed]}],
+        }
+        assert record(spark, "lake", history, "maintain", report) == {"table": history, "rows": 1}
+
+    def actions(report):
+        return {a["action"]: a for a in report["tables"][0]["actions"]}
+
+    planned = actions(MaintenanceRunner(config, spark=spark).run([table_name], dry_run=True))
+    compaction = planned["compaction"]
+    assert compaction["status"] == "skipped" and compaction["reason"].startswith("suspended until ")
+    assert "failed in the last 3 runs in a row" in compaction["reason"] and "Java heap space" in compaction["reason"]
+    before = spark.sql("SELECT count(*) FROM %s.files" % ref(table_name)).first()[0]
+    suspended = MaintenanceRunner(config, spark=spark, only=["compaction"]).run([table_name])
+    assert actions(suspended)["compaction"]["status"] == "skipped"
+    assert spark.sql("SELECT count(*) FROM %s.files" % ref(table_name)).first()[0] == before  # nothing rewritten
+
+    later = int((now + 15 * 3600) * 1000)  # past the 24 h cooldown after the last failure (10 h ago)
+    tried = MaintenanceRunner(config, spark=spark, only=["compaction"], clock=lambda: later).run([table_name])
+    assert actions(tried)["compaction"]["status"] == "done", actions(tried)["compaction"]
+    assert spark.sql("SELECT count(*) FROM %s.files" % ref(table_name)).first()[0] < before
+    again = actions(MaintenanceRunner(config, spark=spark).run([table_name], dry_run=True))
+    assert not again["compaction"]["reason"].startswith("suspended")  # the success closed the breaker
