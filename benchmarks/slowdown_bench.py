@@ -33,11 +33,11 @@ def s3_client(mode, url):
     import boto3
     from botocore.config import Config
 
-    from lakehouse_ops.aws.clients import client
+    from lakehouse_ops.aws.clients import S3_ATTEMPTS, client
 
     if mode == "adaptive":
         return client("s3", endpoint=url)
-    config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=16)
+    config = Config(retries={"max_attempts": S3_ATTEMPTS, "mode": "standard"}, max_pool_connections=16)
     return boto3.session.Session().client("s3", endpoint_url=url, config=config)
 
 

@@ -25,6 +25,7 @@ SLOW_DOWN = (
 )
 
 
+REFUSED = b'{"__type": "ValidationException", "message": "Runtime roles are not enabled on this cluster"}'
 ACCESS_DENIED = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message>'
     b"<RequestId>slowdown-proxy</RequestId></Error>"
@@ -41,10 +42,12 @@ class SlowDownProxy:
         rate: Optional[float] = None,
         deny: Optional[str] = None,
         key_errors: float = 0.0,
+        refuse_target: Optional[str] = None,
     ) -> None:
         parsed = urlparse(target)
         self.target = (parsed.hostname, parsed.port)
         self.share, self.burst, self.rate, self.deny, self.key_errors = share, burst, rate, deny, key_errors
+        self.refuse_target = refuse_target  # a JSON API operation ("ElasticMapReduce.AddJobFlowSteps") refused
         self.key_faults = 0  # keys of multi-object deletes answered SlowDown
         self.recent: Deque[float] = collections.deque()  # when the S3 requests of the last second were answered
         self.rng = random.Random(seed)
@@ -66,6 +69,9 @@ class SlowDownProxy:
                 authorization = self.headers.get("Authorization", "")
                 if proxy.deny == self.command and "/s3/aws4_request" in authorization:
                     self._answer(403, ACCESS_DENIED)
+                    return
+                if proxy.refuse_target and self.headers.get("X-Amz-Target") == proxy.refuse_target:
+                    self._answer(400, REFUSED, "application/x-amz-json-1.1")
                     return
                 if proxy.slow_down(authorization):
                     self._answer(503, SLOW_DOWN)
@@ -109,9 +115,9 @@ class SlowDownProxy:
                 if self.command != "HEAD":
                     self.wfile.write(payload)
 
-            def _answer(self, status, body):
+            def _answer(self, status, body, content_type="application/xml"):
                 self.send_response(status)
-                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":

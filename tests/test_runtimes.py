@@ -101,7 +101,9 @@ def spark_and_iceberg(python, iceberg=None):
         env["LAKEHOUSE_OPS_ICEBERG_VERSION"] = iceberg
     probe = (
         "from lakehouse_ops.engine.session import local_spark_version, iceberg_jars\n"
-        "import os; print(local_spark_version(), [os.path.basename(j) for j in iceberg_jars()])\n"
+        "from lakehouse_ops.engine.diagnose import what_is_missing\n"
+        "import os; print(local_spark_version(), [os.path.basename(j) for j in iceberg_jars()],\n"
+        "    what_is_missing(RuntimeError('No FileSystem for scheme \"s3a\"')))\n"
     )
     return run([python, "-c", probe], timeout=300, env=env).strip()
 
@@ -109,6 +111,7 @@ def spark_and_iceberg(python, iceberg=None):
 def test_emr_spark_8_0_spark_4_with_iceberg_1_10_1(spark4_python):
     versions = spark_and_iceberg(spark4_python)
     assert versions.startswith("4.0.") and "iceberg-spark-runtime-4.0_2.13-1.10.1.jar" in versions, versions
+    assert "hadoop-aws:3.4.1 and software.amazon.awssdk:bundle:2.24.6" in versions  # what a failure advises
     everything = MAINTENANCE_EVERY_ACTION + INGEST_EVERY_SHAPE + WHAT_SPARK_4_CHANGES + PSEUDO_AND_ERASURE
     run_tier(spark4_python, everything)
 

@@ -18,6 +18,9 @@ from lakehouse_ops.errors import first_line
 ENDPOINT_ENV, REGION_DEFAULT = "LAKEHOUSE_OPS_AWS_ENDPOINT_URL", "us-east-1"
 CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 3, 60
 _DEFAULT_RETRIES = {"max_attempts": 4, "mode": "adaptive"}
+# S3 answers a busy prefix with 503 SlowDown for longer than four attempts cover (a claim failed so on a loaded
+# machine): its requests take eight, as pyiceberg's S3 FileIO does here (aws/s3retry.py).
+S3_ATTEMPTS = 8
 MAX_POOL_CONNECTIONS = 32  # a shared client serves a pool of threads: one connection each, kept alive
 
 
@@ -49,7 +52,7 @@ def client(service: str, region_name: Optional[str] = None, endpoint: Optional[s
         region_name=region_name or region(),
         endpoint_url=endpoint or endpoint_url(),
         config=BotoConfig(
-            retries=_DEFAULT_RETRIES,
+            retries=dict(_DEFAULT_RETRIES, max_attempts=S3_ATTEMPTS) if service == "s3" else _DEFAULT_RETRIES,
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=READ_TIMEOUT_S,
             max_pool_connections=MAX_POOL_CONNECTIONS,

@@ -4,9 +4,11 @@ burst of S3's 503 SlowDown on a busy prefix. pyiceberg builds it from its class 
 
 from pyarrow.fs import AwsDefaultS3RetryStrategy
 
+from lakehouse_ops.aws.clients import S3_ATTEMPTS
+
 S3_RETRY_PROPERTY = "s3.retry-strategy-impl"
 S3_READ_RETRIES = "lakehouse_ops.aws.s3retry.PatientS3Retries"
-ATTEMPTS = 8
+ATTEMPTS = S3_ATTEMPTS
 
 
 class PatientS3Retries(AwsDefaultS3RetryStrategy):

@@ -140,6 +140,11 @@ class EmrTarget(Model):
     def _a_cluster(self) -> "EmrTarget":
         if not self.cluster_id and self.transient is None:
             raise ValueError("name the cluster (cluster_id) or how to create one for each submit (transient)")
+        if self.execution_role_arn and self.transient is not None and not self.transient.security_configuration:
+            raise ValueError(
+                "steps as a runtime role (execution_role_arn) need a security configuration that enables runtime "
+                "roles on the cluster: set transient.security_configuration"
+            )
         return self
 
 

@@ -7,7 +7,7 @@ import re
 from typing import Callable, List, Optional, Pattern, Tuple, Union
 
 from lakehouse_ops.aws.clients import describe_failure
-from lakehouse_ops.engine.jars import HADOOP_AWS, ICEBERG_AWS, Coordinate
+from lakehouse_ops.engine.jars import Coordinate, hadoop_aws, iceberg_aws, installed_spark_version
 
 _Answer = Union[str, Callable[["re.Match[str]"], str]]
 
@@ -34,16 +34,18 @@ _FOUND: List[Tuple[Pattern[str], _Answer]] = [
         re.compile(
             r"(ClassNotFound|NoClassDefFound)\w*:? (org[./]apache[./]iceberg[./]aws|software[./]amazon[./]awssdk)"
         ),
-        "Iceberg's GlueCatalog and S3FileIO need the AWS SDK v2 on Spark's classpath: add %s to spark.jars (EMR's "
-        "runtime has it when Iceberg is enabled; local mode adds it for a glue catalog or spark.local_s3)"
-        % _coordinates(tuple(ICEBERG_AWS)),
+        lambda m: (
+            "Iceberg's GlueCatalog and S3FileIO need the AWS SDK v2 on Spark's classpath: add %s to spark.jars "
+            "(EMR's runtime has it when Iceberg is enabled; local mode adds it for a glue catalog or spark.local_s3)"
+            % _coordinates(tuple(iceberg_aws()))
+        ),
     ),
     (
         re.compile(r'No FileSystem for scheme "?(s3[an]?)"?'),
         lambda m: (
             "this Spark's Hadoop has no filesystem for %s:// (EMR's EMRFS has one): add %s to spark.jars and "
             "set spark.hadoop.fs.%s.impl=org.apache.hadoop.fs.s3a.S3AFileSystem (local mode: spark.local_s3: true)"
-            % (m.group(1), _coordinates(tuple(HADOOP_AWS)), m.group(1))
+            % (m.group(1), _coordinates(tuple(hadoop_aws(installed_spark_version()))), m.group(1))
         ),
     ),
     (

@@ -8,9 +8,11 @@ job's `--json` report goes.
 
 import hashlib
 import os
+import re
 import tempfile
+import urllib.error
 import urllib.request
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from lakehouse_ops.errors import EngineError
 from lakehouse_ops.logs import get_logger
@@ -60,9 +62,18 @@ def spark_line(spark_version: str) -> str:
     return line
 
 
+def chosen_iceberg() -> Optional[str]:
+    """The Iceberg release LAKEHOUSE_OPS_ICEBERG_VERSION asks for (None: the line's default); one that is no
+    release number is refused, naming the variable."""
+    version = (os.environ.get(ICEBERG_VERSION_ENV) or "").strip()
+    if version and not re.match(r"^\d+\.\d+\.\d+$", version):
+        raise EngineError("%s=%r is no Iceberg release (e.g. 1.10.1)" % (ICEBERG_VERSION_ENV, version))
+    return version or None
+
+
 def iceberg_runtime(spark_version: str) -> Coordinate:
     line = SPARK_LINES[spark_line(spark_version)]
-    return ("org.apache.iceberg", line.iceberg_artifact, os.environ.get(ICEBERG_VERSION_ENV) or line.iceberg_version)
+    return ("org.apache.iceberg", line.iceberg_artifact, chosen_iceberg() or line.iceberg_version)
 
 
 def hadoop_aws(spark_version: str) -> Sequence[Coordinate]:
@@ -70,15 +81,18 @@ def hadoop_aws(spark_version: str) -> Sequence[Coordinate]:
 
 
 def iceberg_aws() -> Sequence[Coordinate]:
-    version = os.environ.get(ICEBERG_VERSION_ENV)
+    version = chosen_iceberg()
     bundled = ICEBERG_AWS_DEFAULT if not version or version.startswith("1.10.") else version
     return (("org.apache.iceberg", "iceberg-aws-bundle", bundled),)
 
 
-# The local default (pyspark 3.5), as the README's commands run it.
-ICEBERG_RUNTIME: Coordinate = iceberg_runtime("3.5")
-HADOOP_AWS: Sequence[Coordinate] = hadoop_aws("3.5")
-ICEBERG_AWS: Sequence[Coordinate] = iceberg_aws()
+def installed_spark_version() -> str:
+    """The installed pyspark's version ("3.5.x" where none is installed: the default line)."""
+    try:
+        import pyspark
+    except ImportError:
+        return "3.5.0"
+    return str(pyspark.__version__)
 
 
 def cache_dir() -> str:
@@ -129,6 +143,15 @@ def jar(coordinate: Coordinate) -> str:
         log.info("fetching a jar", extra={"jar": ":".join(coordinate), "from": repository})
         try:
             _download("%s/%s" % (repository, relative), cached)
+        except urllib.error.HTTPError as exc:
+            chosen = chosen_iceberg()
+            why = (
+                " (%s=%s chose this Iceberg release: it has no build of %s)"
+                % (ICEBERG_VERSION_ENV, chosen, coordinate[1])
+                if exc.code == 404 and chosen and coordinate[0] == "org.apache.iceberg"
+                else ""
+            )
+            raise EngineError("cannot fetch %s from %s (%s)%s" % (":".join(coordinate), repository, exc, why)) from None
         except OSError as exc:
             raise EngineError(
                 "cannot fetch %s from %s (%s): local Spark needs it; reach Maven Central, set "

@@ -19,7 +19,7 @@ log = get_logger("engine")
 
 EXTENSIONS = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
 
-# Hadoop's S3 filesystem for local runs that read s3:// (spark.local_s3; jars.HADOOP_AWS). On EMR, EMRFS reads
+# Hadoop's S3 filesystem for local runs that read s3:// (spark.local_s3; jars.hadoop_aws). On EMR, EMRFS reads
 # s3:// and none of this applies.
 S3A = "org.apache.hadoop.fs.s3a.S3AFileSystem"
 

@@ -13,8 +13,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError
+from lakehouse_ops.ship import checks, steps
 from lakehouse_ops.ship import requests as req
-from lakehouse_ops.ship import steps
 from lakehouse_ops.ship import submit as sub
 from lakehouse_ops.version import __version__
 
@@ -27,6 +27,8 @@ STEPS_TEMPLATE_EXT = (".json",)  # EmrAddStepsOperator's template_ext
 
 def jinja_safe(value: str, template_ext: Sequence[str] = STEPS_TEMPLATE_EXT) -> str:
     """`value` as a templated Airflow field of an operator with these template extensions renders it to itself."""
+    if "endraw" in value:  # a raw block would end inside it: a Jinja string literal instead (ASCII escapes)
+        return "{{ %s }}" % json.dumps(value)
     if value.endswith(tuple(template_ext)) or any(mark in value for mark in _JINJA_MARKS):
         return "{%% raw %%}%s{%% endraw %%}" % value
     return value
@@ -55,11 +57,7 @@ def airflow_add_steps_kwargs(
     `submit --target emr` sends, with every argument safe from Jinja (`jinja_safe`)."""
     artifacts = req.artifacts_for(config.ship, job, config_uri, archive_uri)
     request = steps.add_job_flow_steps(config, job, artifacts, job_args, name=name)
-    safe = []
-    for step in request["Steps"]:
-        jar = dict(step["HadoopJarStep"], Args=[jinja_safe(a) for a in step["HadoopJarStep"]["Args"]])
-        safe.append(dict(step, HadoopJarStep=jar))
-    kwargs: Dict[str, Any] = {"job_flow_id": request["JobFlowId"], "steps": safe}
+    kwargs: Dict[str, Any] = {"job_flow_id": request["JobFlowId"], "steps": jinja_safe_tree(request["Steps"])}
     if request.get("ExecutionRoleArn"):
         kwargs["execution_role_arn"] = request["ExecutionRoleArn"]
     return kwargs
@@ -134,7 +132,9 @@ def write_tasks(
         )
         for name, job, args in wanted
     }
-    document = _existing(out, target) if single is not None else {}
+    document = _existing(out, target)
+    if single is None:  # the schedules are all the file's tasks
+        document["tasks"] = {}
     document.update(format=FORMAT, lakehouse_ops=__version__, target=target, operator=OPERATORS[target])
     document["tasks"] = dict(document.get("tasks") or {}, **tasks)
     report: Dict[str, Any] = {"ok": True, "out": out, "dry_run": dry_run, "tasks": sorted(tasks)}
@@ -143,7 +143,8 @@ def write_tasks(
         report["uploads"] = [{"from": f, "to": u} for f, u in dict(files).items()]
         return report
     sub.upload(dict(files).items())
-    sub.check_archive(next(iter(artifacts.values())).archive)
+    checks.check_archive(next(iter(artifacts.values())).archive)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as handle:
         json.dump(document, handle, indent=2, sort_keys=True)
         handle.write("\n")
@@ -159,6 +160,8 @@ def _existing(path: str, target: str) -> Dict[str, Any]:
             document = json.load(handle)
         except ValueError as exc:
             raise ConfigError("%s is no tasks file (%s): remove it or choose another --out" % (path, exc)) from None
+    if not isinstance(document, dict) or "tasks" not in document or "target" not in document:
+        raise ConfigError("%s is no lakehouse-ops tasks file: remove it or choose another --out" % path)
     if document.get("format") != FORMAT or document.get("target") != target:
         raise ConfigError(
             "%s holds tasks for %s (format %s): write %s tasks to another file"

@@ -19,6 +19,7 @@ SERVERLESS_STATES = (
 )
 SERVERLESS_DONE = {"SUCCESS": True, "FAILED": False, "CANCELLED": False}
 STEP_STATES = ("PENDING", "CANCEL_PENDING", "RUNNING", "COMPLETED", "CANCELLED", "FAILED", "INTERRUPTED")
+CANCEL_REQUESTED = "CANCEL_REQUESTED"  # what `report` hears when Ctrl-C asks the run to be cancelled
 STEP_DONE = {"COMPLETED": True, "CANCELLED": False, "FAILED": False, "INTERRUPTED": False}
 
 
@@ -57,7 +58,7 @@ def follow(
                 report("STOPPED_FOLLOWING", "the run is being cancelled; not following it any more", clock() - started)
                 return last or "UNKNOWN", False
             cancelled = True
-            report("CANCEL_REQUESTED", "Ctrl-C: cancelling the run", clock() - started)
+            report(CANCEL_REQUESTED, "Ctrl-C: cancelling the run", clock() - started)
             try:
                 cancel()
             except Exception as exc:  # the run goes on: say so, in one line, and stop following

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError, first_line
 from lakehouse_ops.logs import get_logger
-from lakehouse_ops.ship import alerts
+from lakehouse_ops.ship import alerts, checks
 from lakehouse_ops.ship import requests as req
 
 log = get_logger("ship.schedule")
@@ -215,6 +215,8 @@ def manage(
         report["alerts"] = "none: a failed run alerts nobody (ship.alerts names an SNS topic)"
     if dry_run:
         report["results"] = _dry_run(scheduler, wanted, group, prune)
+        report["archive"] = _archive_in_dry_run(any_artifacts.archive)
+        report["ok"] = not report["archive"].startswith("missing")
         if ship.alerts:
             report["alerts"] = _alerts_dry_run(ship)
         return report
@@ -224,13 +226,29 @@ def manage(
     sub.upload(dict(files).items())
     # The archive every scheduled run unpacks must be there, as submit checks before a run (the entry points and
     # the config were just uploaded): a schedule naming a missing one would fail each time it fires.
-    sub.check_archive(any_artifacts.archive)
+    checks.check_archive(any_artifacts.archive)
     with scheduler_errors("applying schedules to group %s" % group):
         report["results"] = apply(scheduler, wanted, group, prune=prune)
     if ship.alerts:
         with scheduler_errors("applying the alert rules to EventBridge"):
             report["alerts"] = alerts.apply_rules(client("events"), alerts.wanted_rules(ship))
     return report
+
+
+def _archive_in_dry_run(archive: Optional[str]) -> str:
+    """Whether the archive the schedules name is there, as far as a dry run can tell (a local one is uploaded by
+    the real run; offline, S3 cannot be asked)."""
+    from lakehouse_ops.aws.clients import describe_failure
+
+    if not archive or not archive.startswith("s3://"):
+        return "uploaded by the run"
+    try:
+        checks.check_archive(archive)
+    except ConfigError as exc:
+        return "missing: %s; schedule would refuse" % exc
+    except Exception as exc:
+        return "not checked: %s" % (describe_failure(exc) or first_line(exc))
+    return "present"
 
 
 def _alerts_dry_run(ship: Any) -> List[Outcome]:

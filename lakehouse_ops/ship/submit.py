@@ -8,9 +8,9 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from lakehouse_ops.config import Config
 from lakehouse_ops.errors import ConfigError, LakehouseOpsError
 from lakehouse_ops.logs import get_logger
+from lakehouse_ops.ship import checks, steps
 from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import requests as req
-from lakehouse_ops.ship import steps
 
 log = get_logger("ship.submit")
 TARGETS = ("emr-serverless", "emr")
@@ -71,34 +71,6 @@ def upload(files: Iterable[Tuple[str, str]], s3: Any = None) -> None:
         except Exception as exc:  # credentials, bucket, permissions: say which upload and why
             raise SubmitError("could not upload %s to %s: %s" % (path, uri, first_line(exc))) from None
         log.info("uploaded", extra={"file": os.path.basename(path), "to": uri})
-
-
-def check_archive(archive: Optional[str], s3: Any = None) -> None:
-    """An s3:// archive must be there before a run starts (a run that cannot unpack it fails minutes later)."""
-    if not archive or not archive.startswith("s3://"):
-        return
-    from lakehouse_ops.aws.clients import client
-    from lakehouse_ops.aws.s3 import object_exists, split_uri
-
-    bucket, key = split_uri(archive)
-    if not object_exists(s3 or client("s3"), bucket, key):
-        raise ConfigError(
-            "archive %s does not exist: upload it (`lakehouse-ops package --upload`) or fix the URI" % archive
-        )
-
-
-def check_application_python(config: Config) -> None:
-    """The EMR Serverless application's release runs the Python the archive was built for (ship.python)."""
-    from lakehouse_ops.aws.clients import client
-
-    ship = config.section("ship")
-    app = req.need_target(config, "emr_serverless").application_id
-    try:
-        label = client("emr-serverless").get_application(applicationId=app)["application"]["releaseLabel"]
-    except Exception as exc:  # the run itself will say what is wrong with the application or the access to it
-        log.warning("the application's release could not be read", extra={"error": str(exc)[:200]})
-        return
-    req.check_release_python(label, ship.python, "EMR Serverless application %s" % app)
 
 
 class Run:
@@ -200,10 +172,19 @@ def wait(
     report: Callable[[str, str, float], None],
     poll_seconds: float = 10.0,
     sleep: Optional[Callable[[float], None]] = None,
-) -> Tuple[str, bool]:
-    """Follow `run` to its end: (final state, success)."""
+) -> Tuple[str, bool, bool]:
+    """Follow `run` to its end: (final state, success, interrupted: the user pressed Ctrl-C while following)."""
     done = follow_mod.SERVERLESS_DONE if run.target == "emr-serverless" else follow_mod.STEP_DONE
-    return follow_mod.follow(run.state, done, run.cancel, report, poll_seconds=poll_seconds, sleep=sleep or time.sleep)
+    heard: List[str] = []
+
+    def hear(state: str, details: str, seconds: float) -> None:
+        heard.append(state)
+        report(state, details, seconds)
+
+    state, success = follow_mod.follow(
+        run.state, done, run.cancel, hear, poll_seconds=poll_seconds, sleep=sleep or time.sleep
+    )
+    return state, success, follow_mod.CANCEL_REQUESTED in heard
 
 
 EMR_ACTIVE_STEPS = steps.EMR_MAX_STEPS  # EMR's limit of PENDING and RUNNING steps on one cluster
@@ -247,6 +228,22 @@ class StepRoom:
         )
 
 
+def _stopped(
+    target: str, job: str, runs: List[Dict[str, Any]], message: str, left: Sequence[Sequence[str]]
+) -> Dict[str, Any]:
+    """The report of a fan-out that stopped before its end: what ran, why it stopped, the arguments not submitted."""
+    not_submitted = [list(args) for args in left]
+    return {
+        "ok": False,
+        "dry_run": False,
+        "target": target,
+        "job": job,
+        "runs": runs,
+        "message": message,
+        "not_submitted": not_submitted,
+    }
+
+
 def submit_runs(
     config: Config,
     config_path: str,
@@ -265,9 +262,11 @@ def submit_runs(
     say = say or log.info
     runs: List[Dict[str, Any]] = []
     if not dry_run:
-        check_archive(archive)
+        checks.check_archive(archive)
         if target == "emr-serverless" and archive:
-            check_application_python(config)
+            checks.check_application_python(config)
+        if target == "emr" and archive:
+            checks.check_cluster_python(config)
     room = StepRoom(say, poll_seconds) if target == "emr" and not dry_run else None
     batches = list(batches)
     for index, args in enumerate(batches):
@@ -280,7 +279,7 @@ def submit_runs(
         if room is not None and not room.take(request["JobFlowId"]):
             message = room.full_message(request["JobFlowId"], len(batches) - index)
             say(message)
-            return {"ok": False, "dry_run": False, "target": target, "job": job, "runs": runs, "message": message}
+            return _stopped(target, job, runs, message, batches[index:])
         upload(files)
         run = start(target, request)
         runs.append(run.describe())
@@ -290,8 +289,12 @@ def submit_runs(
             def report(state: str, details: str, seconds: float) -> None:
                 say("%7.0f s  %s%s" % (seconds, state, "  (%s)" % details if details else ""))
 
-            state, success = wait(run, report, poll_seconds)
+            state, success, interrupted = wait(run, report, poll_seconds)
             runs[-1].update(state=state, ok=success)
             for key, value in run.where().items():
                 say("%s: %s" % (key, value))
+            if interrupted and index + 1 < len(batches):  # Ctrl-C stops the fan-out, not only the run
+                message = "Ctrl-C: %d run(s) not submitted" % (len(batches) - index - 1)
+                say(message)
+                return _stopped(target, job, runs, message, batches[index + 1 :])
     return {"ok": all(r.get("ok", True) for r in runs), "dry_run": dry_run, "target": target, "job": job, "runs": runs}

@@ -10,8 +10,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from lakehouse_ops.config import Config
 from lakehouse_ops.errors import first_line
+from lakehouse_ops.ship import checks, steps
 from lakehouse_ops.ship import requests as req
-from lakehouse_ops.ship import steps
 from lakehouse_ops.ship import submit as sub
 
 
@@ -68,30 +68,66 @@ def submit_transient(
         uploads = [{"from": f, "to": u} for f, u in planned["uploads"]]
         report["runs"] = [{"request": planned["request"], "add_steps": planned["add_steps"], "uploads": uploads}]
         return report
-    sub.check_archive(archive)
+    checks.check_archive(archive)
     sub.upload(planned["uploads"])
     emr = client("emr")
+    cluster = None
     try:
         cluster = emr.run_job_flow(**planned["request"])["JobFlowId"]
         if planned["add_steps"]:
             emr.add_job_flow_steps(JobFlowId=cluster, **planned["add_steps"])
     except Exception as exc:
-        raise sub.SubmitError("could not start the transient cluster's run: %s" % first_line(exc)) from None
+        ended = "; cluster %s %s" % (cluster, _end(emr, cluster)) if cluster else ""
+        raise sub.SubmitError("could not start the transient cluster's run: %s%s" % (first_line(exc), ended)) from None
     say("created transient cluster %s" % cluster)
+    report["cluster"] = cluster
+    try:
+        _follow(emr, cluster, planned, report, wait_for_end, poll_seconds, say)
+    except Exception as exc:  # a cluster kept alive for a role's steps must not outlive the run
+        ended = _end(emr, cluster) if planned["add_steps"] else "left to its auto-termination policy"
+        raise sub.SubmitError(
+            "following transient cluster %s failed: %s; the cluster %s" % (cluster, first_line(exc), ended)
+        ) from None
+    return report
+
+
+def _end(emr: Any, cluster: str) -> str:
+    """Terminate the cluster; what happened, in words."""
+    try:
+        emr.terminate_job_flows(JobFlowIds=[cluster])
+        return "terminated"
+    except Exception as exc:
+        return "NOT terminated (%s): terminate it yourself" % first_line(exc)
+
+
+def _follow(
+    emr: Any,
+    cluster: str,
+    planned: Dict[str, Any],
+    report: Dict[str, Any],
+    wait_for_end: bool,
+    poll_seconds: float,
+    say: Callable[[str], None],
+) -> None:
     ids = _step_ids(emr, cluster, [s["Name"] for s in planned["steps"]])
     runs = [
         sub.Run("emr", {"JobFlowId": cluster, "Steps": [s]}, {"StepIds": [i]}, {"emr": emr})
         for s, i in zip(planned["steps"], ids)
     ]
-    report.update(cluster=cluster, runs=[run.describe() for run in runs])
-    if wait_for_end:
-        for run, described in zip(runs, report["runs"]):
-            state, success = sub.wait(
-                run, lambda s, d, t: say("%7.0f s  %s %s%s" % (t, run.id, s, "  (%s)" % d if d else "")), poll_seconds
-            )
-            described.update(state=state, ok=success)
+    report["runs"] = [run.describe() for run in runs]
+    if not wait_for_end:
+        return
+    for run, described in zip(runs, report["runs"]):
+        state, success, interrupted = sub.wait(
+            run, lambda s, d, t: say("%7.0f s  %s %s%s" % (t, run.id, s, "  (%s)" % d if d else "")), poll_seconds
+        )
+        described.update(state=state, ok=success)
+        if interrupted:  # Ctrl-C: the run is over, and so is the cluster made for it
+            report["message"] = "Ctrl-C: the cluster's other steps were not followed; cluster %s" % _end(emr, cluster)
+            say(report["message"])
+            break
+    else:
         if planned["add_steps"]:  # kept alive for the role's steps: ended now that they have
             emr.terminate_job_flows(JobFlowIds=[cluster])
-        report["cluster_state"] = emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]["State"]
-        report["ok"] = all(r.get("ok", True) for r in report["runs"])
-    return report
+    report["cluster_state"] = emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]["State"]
+    report["ok"] = all(r.get("ok", True) for r in report["runs"]) and "message" not in report

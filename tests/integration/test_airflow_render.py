@@ -6,7 +6,16 @@ import pytest
 
 @pytest.mark.parametrize(
     "value",
-    ["s3://bucket/reports/maintenance.json", "--report=s3://b/x.json", "a {{ ds }} b", "{% if %}", "{# c #}", "plain"],
+    [
+        "s3://bucket/reports/maintenance.json",
+        "--report=s3://b/x.json",
+        "a {{ ds }} b",
+        "{% if %}",
+        "{# c #}",
+        "plain",
+        "{% endraw %}",
+        'x {% raw %} "q" \\ \u00fc {% endraw %}.json',
+    ],
 )
 def test_step_arguments_render_to_themselves_in_airflow(value):
     """Airflow renders an operator's templated fields with Jinja and reads a string ending in the operator's

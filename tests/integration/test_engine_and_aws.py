@@ -68,7 +68,34 @@ def test_a_jar_that_cannot_be_fetched_says_how_to_fix_it(monkeypatch, tmp_path):
     monkeypatch.setenv("LAKEHOUSE_OPS_MAVEN_REPOSITORY", "http://127.0.0.1:9/maven2")
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.m2 either
     with pytest.raises(EngineError, match="cannot fetch org.apache.iceberg:iceberg-spark-runtime.*LAKEHOUSE_OPS_MAVEN"):
-        jars.jar(jars.ICEBERG_RUNTIME)
+        jars.jar(jars.iceberg_runtime("3.5"))
+
+
+def test_an_iceberg_release_that_is_not_one_or_has_no_build_for_the_spark_line_is_named(monkeypatch, tmp_path):
+    """LAKEHOUSE_OPS_ICEBERG_VERSION: spaces around it are taken away; a value that is no release number is refused
+    naming the variable; a release Maven Central has no build of for this Spark line says the variable chose it."""
+    import http.server
+    import threading
+
+    from lakehouse_ops.engine import jars
+
+    monkeypatch.setenv("LAKEHOUSE_OPS_ICEBERG_VERSION", " 1.10.0 ")
+    assert jars.iceberg_runtime("4.0.2")[2] == "1.10.0"
+    for wrong in ("1.10", "latest", "1.10.0-amzn-0"):
+        monkeypatch.setenv("LAKEHOUSE_OPS_ICEBERG_VERSION", wrong)
+        with pytest.raises(EngineError, match="LAKEHOUSE_OPS_ICEBERG_VERSION=.* is no Iceberg release"):
+            jars.iceberg_runtime("3.5.1")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("LAKEHOUSE_OPS_ICEBERG_VERSION", "1.9.2")
+        monkeypatch.setenv("LAKEHOUSE_OPS_JAR_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("LAKEHOUSE_OPS_MAVEN_REPOSITORY", "http://127.0.0.1:%d/empty" % server.server_port)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        with pytest.raises(EngineError, match=r"404.*LAKEHOUSE_OPS_ICEBERG_VERSION=1.9.2 chose this Iceberg release"):
+            jars.jar(jars.iceberg_runtime("4.0.2"))
+    finally:
+        server.shutdown()
 
 
 def test_missing_java_says_how_to_fix_it(monkeypatch):

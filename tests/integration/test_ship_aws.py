@@ -6,8 +6,11 @@ import os
 import pytest
 import yaml
 from click.testing import CliRunner
+from slowdown import SlowDownProxy
 
+from lakehouse_ops.aws.clients import ENDPOINT_ENV
 from lakehouse_ops.cli import cli
+from lakehouse_ops.errors import ConfigError
 from lakehouse_ops.ship import follow as follow_mod
 from lakehouse_ops.ship import requests as req
 from lakehouse_ops.ship import submit as sub
@@ -258,6 +261,9 @@ def test_schedules_are_idempotent_listed_updated_pruned_and_deleted(aws, tmp_pat
     archive = "s3://artifacts-bucket/envs/env-%s.tar.gz" % os.urandom(4).hex()
     missing, _ = invoke("--config", config, "schedule", "--archive", archive, "--json")
     assert missing.exit_code != 0 and "archive %s does not exist" % archive in missing.output, missing.output
+    dry_missing, shown = invoke("--config", config, "schedule", "--archive", archive, "--dry-run", "--json")
+    assert dry_missing.exit_code != 0 and shown["ok"] is False  # the dry run says what the run would refuse
+    assert shown["archive"].startswith("missing: archive %s does not exist" % archive)
     with pytest.raises(Exception):  # nothing scheduled with an archive that is not there
         clients["scheduler"].get_schedule(Name="compaction-hourly", GroupName="lakehouse-ops")
     clients["s3"].put_object(Bucket="artifacts-bucket", Key=archive.split("/", 3)[3], Body=b"packed env")
@@ -611,9 +617,43 @@ def test_airflow_tasks_are_written_as_json_a_dag_loads_without_lakehouse_ops(aws
         "maintain",
     )
     assert again.exit_code != 0 and "holds tasks for emr" in again.output
+    # The schedules' tasks never replace another target's file either; a file that is no tasks file is named.
+    schedules, _ = invoke(
+        "--config", config, "airflow-tasks", "--target", "emr-serverless", "--archive", archive, "--out", steps_out
+    )
+    assert schedules.exit_code != 0 and "holds tasks for emr" in schedules.output
+    assert "nightly" in json.loads(open(steps_out).read())["tasks"]
+    for content in ("[1, 2]", "null", '{"foo": 1}'):
+        (tmp_path / "other.json").write_text(content)
+        args = ["--out", str(tmp_path / "other.json"), "--task", "t", "--job", "maintain"]
+        odd, _ = invoke("--config", config, "airflow-tasks", "--target", "emr", *args)
+        assert odd.exit_code == 2 and "is no lakehouse-ops tasks file" in odd.output, odd.output
+    # A step whose name would be read as a template file (task "x.json") renders to itself too; the directory of
+    # --out is made when it is not there (the docs' `dags/`).
+    fresh = tmp_path / "new-dags" / "steps.json"
+    named, _ = invoke(
+        "--config",
+        config,
+        "airflow-tasks",
+        "--target",
+        "emr",
+        "--out",
+        str(fresh),
+        "--task",
+        "x.json",
+        "--job",
+        "maintain",
+    )
+    assert named.exit_code == 0, named.output
+    step = json.loads(fresh.read_text())["tasks"]["x.json"]["steps"][0]
+    assert not step["Name"].endswith(".json")
+    assert (
+        jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(step["Name"]).render()
+        == "lakehouse-ops-x.json"
+    )
 
 
-def test_a_transient_cluster_is_created_for_the_steps_and_ends_with_them(aws, tmp_path):
+def test_a_transient_cluster_is_created_for_the_steps_and_ends_with_them(aws, aws_env, tmp_path, monkeypatch):
     """`submit --target emr --transient`: one RunJobFlow whose steps are the run's batches, ended when they are
     (KeepJobFlowAliveWhenNoSteps false) or after falling idle, with the bootstrap action `package --upload` made;
     with a runtime role the steps are added with it (RunJobFlow's steps cannot carry one)."""
@@ -655,12 +695,30 @@ def test_a_transient_cluster_is_created_for_the_steps_and_ends_with_them(aws, tm
     ]
 
     role = roles["lakehouse-ops-jobs"]
+    no_security = write_config(tmp_path, roles, app, cluster, emr={"transient": transient, "execution_role_arn": role})
+    with pytest.raises(ConfigError, match="transient.security_configuration"):
+        load_config(no_security)  # runtime roles need a security configuration that enables them
+    transient["security_configuration"] = "runtime-roles"
     with_role = write_config(tmp_path, roles, app, cluster, emr={"transient": transient, "execution_role_arn": role})
     report = submit_transient(load_config(with_role), with_role, "maintain", [["db.a"]], name="as-role")
     made = clients["emr"].describe_cluster(ClusterId=report["cluster"])["Cluster"]
     assert made["AutoTerminate"] is False  # kept alive for the steps added with the role
     listed = clients["emr"].list_steps(ClusterId=report["cluster"])["Steps"]
     assert [s["Name"] for s in listed] == ["as-role"]
+
+    # EMR refuses the role's steps after the cluster was created: the cluster is ended, and named.
+    with SlowDownProxy(aws_env, share=0.0, refuse_target="ElasticMapReduce.AddJobFlowSteps") as proxy:
+        monkeypatch.setenv(ENDPOINT_ENV, proxy.url)
+        with pytest.raises(sub.SubmitError) as refused:
+            submit_transient(load_config(with_role), with_role, "maintain", [["db.a"]], name="refused")
+    monkeypatch.setenv(ENDPOINT_ENV, aws_env)
+    message = str(refused.value)
+    assert "Runtime roles are not enabled" in message and message.endswith("terminated")
+    left = message.split("cluster ")[-1].split(" ")[0]
+    assert clients["emr"].describe_cluster(ClusterId=left)["Cluster"]["Status"]["State"] in (
+        "TERMINATING",
+        "TERMINATED",
+    )
 
 
 def test_a_job_run_whose_archive_is_for_another_python_than_the_application_runs_is_refused(aws, tmp_path):
@@ -677,6 +735,14 @@ def test_a_job_run_whose_archive_is_for_another_python_than_the_application_runs
     assert result.exit_code != 0, result.output
     assert "runs emr-7.2.0, whose images have Python 3.9, but ship.python is 3.11" in result.output
     assert job_runs(clients, app) == before
+    # A step on a long-running cluster: its release is read the same way.
+    steps_before = len(clients["emr"].list_steps(ClusterId=cluster)["Steps"])
+    on_cluster, _ = invoke("--config", config, "submit", "--target", "emr", "--job", "maintain", "--archive", archive)
+    assert on_cluster.exit_code != 0
+    assert "EMR cluster %s runs emr-7.2.0, whose images have Python 3.9, but ship.python is 3.11" % cluster in (
+        on_cluster.output
+    )
+    assert len(clients["emr"].list_steps(ClusterId=cluster)["Steps"]) == steps_before
 
 
 def _state_change(app=None, cluster=None, state="FAILED"):
@@ -755,3 +821,37 @@ def test_failed_runs_reach_an_sns_topic_through_the_rules_schedule_creates(aws, 
     assert [a["action"] for a in repaired["alerts"]] == ["updated", "updated"]
     targets = events.list_targets_by_rule(Rule="lo-alerts-serverless-failures")["Targets"]
     assert sorted((t["Id"], t["Arn"]) for t in targets) == [("lakehouse-ops-alerts", topic), ("probe", queue_arn)]
+
+
+def test_ctrl_c_while_following_a_fan_out_cancels_the_run_and_submits_no_more(aws, tmp_path):
+    """`submit --per-table --wait`: Ctrl-C asks for the run being followed to be cancelled (moto's EMR refuses to
+    cancel a step: the report says so), and the runs not yet started are not started; the report names them."""
+    import signal
+    import threading
+
+    from lakehouse_ops.config import load_config
+
+    clients, roles, app, cluster = aws
+    config = write_config(tmp_path, roles, app, cluster)
+    before = len(clients["emr"].list_steps(ClusterId=cluster)["Steps"])
+    timer = threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    lines = []
+    try:
+        report = sub.submit_runs(
+            load_config(config),
+            config,
+            "emr",
+            "maintain",
+            [["db.a"], ["db.b"], ["db.c"]],
+            wait_for_end=True,
+            poll_seconds=0.2,
+            say=lines.append,
+        )
+    finally:
+        timer.cancel()
+    assert report["ok"] is False and report["message"] == "Ctrl-C: 2 run(s) not submitted", report
+    assert report["not_submitted"] == [["db.b"], ["db.c"]]
+    assert len(report["runs"]) == 1 and report["runs"][0]["ok"] is False
+    assert any("CANCEL_REQUESTED" in line for line in lines)
+    assert len(clients["emr"].list_steps(ClusterId=cluster)["Steps"]) == before + 1
