@@ -26,6 +26,7 @@ from lakehouse_ops.config.sections import (
     ErasureConfig,
     HealthConfig,
     HistoryConfig,
+    MetricsConfig,
     ShipConfig,
     SparkConfig,
 )
@@ -38,6 +39,7 @@ SECTIONS: Dict[str, Type[BaseModel]] = {
     "spark": SparkConfig,
     "health": HealthConfig,
     "history": HistoryConfig,
+    "metrics": MetricsConfig,
     "defaults": TablePolicy,
 }
 # Sections that may be left out entirely; validated only when present.
@@ -53,6 +55,7 @@ TOP_LEVEL_KEYS = (
     "spark",
     "health",
     "history",
+    "metrics",
     "defaults",
     "tables",
     "ingest",
@@ -214,6 +217,7 @@ def config_from_dict(
         defaults=sections["defaults"],
         health=sections["health"],
         history=sections["history"],
+        metrics=sections["metrics"],
         rules=tuple(rules),
         ingest=sections.get("ingest"),
         pseudonymization=sections.get("pseudonymization"),

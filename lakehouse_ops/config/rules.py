@@ -13,6 +13,7 @@ from lakehouse_ops.config.sections import (
     ErasureConfig,
     HealthConfig,
     HistoryConfig,
+    MetricsConfig,
     ShipConfig,
     SparkConfig,
 )
@@ -61,6 +62,7 @@ class Config:
     ship: Optional[ShipConfig] = None
     health: HealthConfig = field(default_factory=HealthConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     aws: AwsConfig = field(default_factory=AwsConfig)
     defaults_raw: Dict[str, Any] = field(default_factory=dict)
     env_keys: Dict[str, str] = field(default_factory=dict)

@@ -78,6 +78,30 @@ class HistoryConfig(Model):
     table: str = Field("lakehouse_ops.run_history", pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class MetricsConfig(Model):
+    """CloudWatch Embedded Metric Format lines (on stderr, with the logs) from every job: per maintenance action,
+    per ingest batch, per pseudonymize and erase run (docs/metrics.md)."""
+
+    emf: bool = False
+    namespace: str = Field("lakehouse-ops", pattern=r"^[A-Za-z0-9._/#-][A-Za-z0-9 ._/#:-]{0,254}$")
+    # Fixed dimensions added to every line's own (Job, Table, Action), e.g. {Environment: prod}.
+    dimensions: Dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimensions(cls, value: Dict[str, str]) -> Dict[str, str]:
+        if len(value) > 27:
+            raise ValueError("at most 27 dimensions (CloudWatch takes 30, three are the job's own)")
+        for key, text in value.items():
+            if not key or key.startswith(":") or len(key) > 250 or not text or len(text) > 1024:
+                raise ValueError(
+                    "dimension %r: a name of 1-250 characters not starting with ':', a value of 1-1024 characters" % key
+                )
+            if key in ("Job", "Table", "Action", "Target"):
+                raise ValueError("dimension %s is set by each job itself" % key)
+        return value
+
+
 class ErasureTable(Model):
     """A table that holds subject data, in one or more columns (a row matching any of them is erased)."""
 

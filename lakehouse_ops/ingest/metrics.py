@@ -2,11 +2,10 @@
 
 import contextlib
 import datetime
-import json
-import sys
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from lakehouse_ops import emf
 from lakehouse_ops.logs import get_logger
 
 log = get_logger("ingest.metrics")
@@ -116,28 +115,12 @@ def alarm_fields(metrics: Dict[str, Any], queue: Any, oldest_sent: int, emf_targ
         "bytes_per_s": round(metrics.get("bytes", 0) / seconds, 1) if seconds > 0 else 0.0,
     }
     if emf_target is not None:
-        sys.stderr.write(emf_line(emf_target, dict(metrics, **fields), now_ms) + "\n")
-        sys.stderr.flush()
+        emf.emit([emf_record(emf_target, dict(metrics, **fields), now_ms)])
     return fields
 
 
-def emf_line(target: str, metrics: Dict[str, Any], now_ms: int) -> str:
-    """One CloudWatch Embedded Metric Format line for a batch (metrics by target table): printed where CloudWatch
-    Logs collects it (EMR Serverless with CloudWatch logging), it becomes metrics to alarm on."""
-    present = [(name, unit) for name, unit in ALARM_METRICS if isinstance(metrics.get(name), (int, float))]
-    record: Dict[str, Any] = {
-        "_aws": {
-            "Timestamp": now_ms,
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": EMF_NAMESPACE,
-                    "Dimensions": [["Target"]],
-                    "Metrics": [{"Name": name, "Unit": unit} for name, unit in present],
-                }
-            ],
-        },
-        "Target": target,
-        "batch_id": metrics.get("batch_id"),
-    }
-    record.update({name: metrics[name] for name, _ in present})
-    return json.dumps(record, sort_keys=True)
+def emf_record(target: str, metrics: Dict[str, Any], now_ms: int) -> Optional[Dict[str, Any]]:
+    """The CloudWatch Embedded Metric Format document of a batch (metrics by target table): printed where
+    CloudWatch Logs collects it (EMR Serverless with CloudWatch logging), it becomes metrics to alarm on."""
+    present = [(name, metrics.get(name), unit) for name, unit in ALARM_METRICS]
+    return emf.document(EMF_NAMESPACE, {"Target": target}, present, now_ms, {"batch_id": metrics.get("batch_id")})

@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from lakehouse_ops.config import Config, TablePolicy
+from lakehouse_ops.emf import emit
 from lakehouse_ops.engine.diagnose import what_is_missing
 from lakehouse_ops.engine.history import record_run
 from lakehouse_ops.errors import CatalogError, LakehouseOpsError
@@ -24,6 +25,7 @@ from lakehouse_ops.maintenance import ORDER, plan_one
 from lakehouse_ops.maintenance.base import DONE, FAILED, PARTIAL, SKIPPED, Action, Plan, Result
 from lakehouse_ops.maintenance.commits import retry_policy, with_commit_retries
 from lakehouse_ops.runner.completion import complete
+from lakehouse_ops.runner.metrics import maintain_documents
 from lakehouse_ops.runner.past import PastRuns
 from lakehouse_ops.units import iso_seconds as _iso
 from lakehouse_ops.units import now_ms
@@ -135,6 +137,8 @@ class MaintenanceRunner:
             report["ok"] = report["ok"] and entry["ok"]
         if self.past.note:
             report["breaker"] = self.past.note
+        if self.config.metrics.emf and not dry_run:
+            report["emf_lines"] = emit(maintain_documents(self.config, report))
         report["finished_at"] = _iso(time.time())
         report["duration_s"] = round(time.time() - started, 3)
         if report["tables"]:

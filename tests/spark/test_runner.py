@@ -377,3 +377,28 @@ def test_a_lease_taken_over_during_a_run_stops_the_tables_remaining_actions(spar
     assert all(a["status"] == "skipped" and "taken over" in a["reason"] for a in actions[stopped[0] :]), actions
     assert store.read(table_name + ".json")[0]["owner"] == "other-run"  # this run's release left it alone
     theirs.release(table_name)
+
+
+def test_maintain_with_emf_prints_one_metric_line_per_action_that_ran_and_keeps_stdout_one_document(
+    spark, warehouse, table_name, tmp_path
+):
+    create_streaming_table(spark, CATALOG, table_name, days=2, commits=6, rows_per_commit=100, files_per_commit=2)
+    extra = "metrics: {emf: true, namespace: data/lakehouse, dimensions: {Environment: test}}"
+    config = _config_file(tmp_path, warehouse, extra)
+    result = CliRunner().invoke(cli, ["--config", config, "maintain", table_name, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # the report alone
+    ran = [a for a in report["tables"][0]["actions"] if a["status"] in ("done", "partial", "failed")]
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{") and '"_aws"' in line]
+    assert report["emf_lines"] == len(lines) == len(ran) >= 2
+    assert [line["Action"] for line in lines] == [a["action"] for a in ran]
+    for line, action in zip(lines, ran):
+        directive = line["_aws"]["CloudWatchMetrics"][0]
+        assert directive["Namespace"] == "data/lakehouse"
+        assert directive["Dimensions"] == [["Environment", "Job", "Table", "Action"]]
+        assert (line["Job"], line["Table"], line["Environment"]) == ("maintain", table_name, "test")
+        assert line["Duration"] == action["duration_s"] and line["Failed"] == 0
+    compaction = next(line for line in lines if line["Action"] == "compaction")
+    done = next(a for a in ran if a["action"] == "compaction")["outputs"]
+    assert compaction["FilesRewritten"] == done["rewritten_data_files_count"] > 0
+    assert compaction["BytesRewritten"] == done["rewritten_bytes_count"] > 0
