@@ -40,13 +40,18 @@ def _chromium(args, profile):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
-def test_maintain_runs_are_recorded_and_the_fleet_page_renders_in_chromium(spark, warehouse, table_name, tmp_path):
-    namespace = table_name.split(".")[0]
-    history = "%s_ops.run_history" % namespace
+def _history_settings(table_name):
+    """(history table, config sections): a run history of the test's own, compaction of 2 files or more."""
+    history = "%s_ops.run_history" % table_name.split(".")[0]
     settings = {
         "defaults": {"compaction": {"min_input_files": 2}, "orphans": {"enabled": False}},
         "history": {"enabled": True, "table": history},
     }
+    return history, settings
+
+
+def test_maintain_runs_are_recorded_and_the_fleet_page_renders_in_chromium(spark, warehouse, table_name, tmp_path):
+    history, settings = _history_settings(table_name)
     config = make_config(warehouse, **settings)
     create_streaming_table(spark, "lake", table_name, days=1, commits=6, rows_per_commit=40, files_per_commit=2)
     first = MaintenanceRunner(config, spark=spark).run([table_name])
@@ -108,12 +113,7 @@ def test_an_action_that_failed_three_runs_in_a_row_is_suspended_then_tried_after
     from lakehouse_ops.engine.history import record
     from lakehouse_ops.units import iso_seconds
 
-    namespace = table_name.split(".")[0]
-    history = "%s_ops.run_history" % namespace
-    settings = {
-        "defaults": {"compaction": {"min_input_files": 2}, "orphans": {"enabled": False}},
-        "history": {"enabled": True, "table": history},
-    }
+    history, settings = _history_settings(table_name)
     config = make_config(warehouse, **settings)
     create_streaming_table(spark, "lake", table_name, days=1, commits=6, rows_per_commit=40, files_per_commit=2)
     now = time.time()
